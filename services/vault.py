@@ -1,0 +1,172 @@
+"""Encryption of the users' devsms tokens at rest.
+
+Master keys are Fernet keys. The first one encrypts, all of them decrypt, so a key is
+rotated by putting a new one in front, re-encrypting (`rotate`) and later dropping the old.
+Each ciphertext is bound to its Telegram user: the Fernet key actually used is derived from
+the master key and the user id (HKDF-SHA256), so a row copied onto another user's row does
+not decrypt there.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+logger = logging.getLogger(__name__)
+
+_INFO_PREFIX: Final = b"devsms-token:"
+_KEY_BYTES: Final = 32
+_FILE_MODE: Final = 0o600
+
+
+class VaultError(Exception):
+    """A stored token cannot be decrypted (wrong key, other user's row, or tampering)."""
+
+
+def _key_bytes(key: str) -> bytes:
+    """The 32 raw bytes of a Fernet key; ValueError (without the key) when it is not one."""
+    try:
+        # Stricter than Fernet itself, which skips stray characters: a mangled copy-paste
+        # should be reported, not half-accepted.
+        raw = base64.b64decode(key.encode("ascii"), altchars=b"-_", validate=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        raise ValueError("not url-safe base64") from None
+    if len(raw) != _KEY_BYTES:
+        raise ValueError(f"decodes to {len(raw)} bytes instead of {_KEY_BYTES}")
+    return raw
+
+
+def parse_keys(value: str) -> list[str]:
+    """Splits a comma-separated list of Fernet keys; the first one encrypts.
+
+    Errors name the key's position (1-based), never the key itself.
+    """
+    keys = [part.strip() for part in value.split(",")]
+    if keys == [""]:
+        raise ValueError("no encryption key given")
+    for position, key in enumerate(keys, start=1):
+        if not key:
+            raise ValueError(f"encryption key #{position} is empty")
+        try:
+            _key_bytes(key)
+        except ValueError as exc:
+            raise ValueError(
+                f"encryption key #{position} is not a Fernet key ({exc}); "
+                "make one with TokenVault.generate_key()"
+            ) from None
+    return keys
+
+
+class TokenVault:
+    def __init__(self, keys: Sequence[str]) -> None:
+        if isinstance(keys, str):
+            # A bare string is a sequence too; it would be read character by character.
+            raise TypeError("TokenVault takes a list of keys; use parse_keys() on a setting")
+        if not keys:
+            raise ValueError("TokenVault needs at least one key")
+        masters: list[bytes] = []
+        for position, key in enumerate(keys, start=1):
+            try:
+                masters.append(_key_bytes(key))
+            except ValueError as exc:
+                raise ValueError(
+                    f"encryption key #{position} is not a Fernet key ({exc})"
+                ) from None
+        self._masters: Final = tuple(masters)
+
+    def __repr__(self) -> str:
+        return f"<TokenVault with {len(self._masters)} key(s)>"
+
+    __str__ = __repr__
+
+    @staticmethod
+    def generate_key() -> str:
+        return Fernet.generate_key().decode("ascii")
+
+    def _fernet(self, user_id: int) -> MultiFernet:
+        info = _INFO_PREFIX + str(user_id).encode("ascii")
+        return MultiFernet(
+            [
+                Fernet(
+                    base64.urlsafe_b64encode(
+                        HKDF(
+                            algorithm=hashes.SHA256(), length=_KEY_BYTES, salt=None, info=info
+                        ).derive(master)
+                    )
+                )
+                for master in self._masters
+            ]
+        )
+
+    def encrypt(self, user_id: int, token: str) -> bytes:
+        return self._fernet(user_id).encrypt(token.encode("utf-8"))
+
+    def decrypt(self, user_id: int, blob: bytes) -> str:
+        try:
+            return self._fernet(user_id).decrypt(blob).decode("utf-8")
+        except (InvalidToken, UnicodeDecodeError, TypeError):
+            raise VaultError(
+                f"stored token of user {user_id} does not decrypt with the configured keys"
+            ) from None
+
+    def rotate(self, user_id: int, blob: bytes) -> bytes:
+        """Re-encrypts under the first key; VaultError when no key decrypts it."""
+        try:
+            return self._fernet(user_id).rotate(blob)
+        except (InvalidToken, TypeError):
+            raise VaultError(
+                f"stored token of user {user_id} does not decrypt with the configured keys"
+            ) from None
+
+
+def load_or_create_key_file(path: Path) -> tuple[str, bool]:
+    """Reads the key kept in `path`, or creates the file with a new key (mode 0600).
+
+    Returns (key, created). The file appears complete or not at all, and two processes
+    starting at once end up with the same key: the new file is written under a temporary
+    name and then hard-linked into place, which fails if the other one was first.
+    """
+    try:
+        return _read_key_file(path), False
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = TokenVault.generate_key()
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
+    try:
+        os.fchmod(fd, _FILE_MODE)  # exactly 0600, whatever the umask took away
+        with os.fdopen(fd, "w", encoding="ascii") as file:
+            file.write(key + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return _read_key_file(path), False
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+    logger.warning("created a new encryption key in %s: back it up", path)
+    return key, True
+
+
+def _read_key_file(path: Path) -> str:
+    key = path.read_text(encoding="ascii").strip()
+    try:
+        _key_bytes(key)
+    except ValueError as exc:
+        raise ValueError(f"{path} does not hold a Fernet key ({exc})") from None
+    if path.stat().st_mode & 0o077:
+        logger.warning("%s is readable by other users; run: chmod 600 %s", path, path)
+    return key

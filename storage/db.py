@@ -1,0 +1,165 @@
+"""One aiosqlite connection shared by every repository, with serialised transactions."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import aiosqlite
+
+from storage.migrations import migrate
+
+logger = logging.getLogger(__name__)
+
+MEMORY: Final = ":memory:"
+
+# WAL lets readers (e.g. a backup) work while the bot writes; NORMAL is safe under WAL and
+# skips an fsync per commit; busy_timeout covers the short moments a second process
+# (a maintenance script) holds the write lock.
+_PRAGMAS: Final = (
+    "PRAGMA foreign_keys = ON",
+    "PRAGMA busy_timeout = 5000",
+    "PRAGMA synchronous = NORMAL",
+)
+
+Params = Iterable[Any]
+
+
+def utc_now() -> str:
+    """The current time as stored in every `*_at` column: ISO-8601 UTC, whole seconds."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class Database:
+    """Wraps ONE aiosqlite connection.
+
+    The connection runs in autocommit mode: a lone statement commits at once, and
+    `transaction()` opens an explicit BEGIN IMMEDIATE. All tasks share the connection, so
+    statements and transactions are serialised by one lock; otherwise a statement of task B
+    would silently become part of (and be rolled back with) task A's open transaction.
+    """
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+        self._lock = asyncio.Lock()
+        self._owner: asyncio.Task[Any] | None = None
+        self._depth = 0
+
+    @classmethod
+    async def open(cls, path: str | Path) -> Database:
+        """Connects, sets the pragmas and brings the schema up to date."""
+        if str(path) != MEMORY:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: sqlite3 must not open transactions behind our back.
+        conn = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            conn.row_factory = sqlite3.Row
+            async with conn.execute("PRAGMA journal_mode = WAL") as cursor:
+                row = await cursor.fetchone()
+            mode = str(row[0]) if row is not None else ""
+            if str(path) != MEMORY and mode.lower() != "wal":
+                logger.warning("SQLite refused WAL mode (got %s); continuing without it", mode)
+            for pragma in _PRAGMAS:
+                await conn.execute(pragma)
+            version = await migrate(conn)
+        except BaseException:
+            await conn.close()
+            raise
+        logger.info("database %s ready at schema version %s", path, version)
+        return cls(conn)
+
+    @property
+    def conn(self) -> aiosqlite.Connection:
+        return self._conn
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._conn.close()
+
+    def _holds_lock(self) -> bool:
+        return self._owner is not None and self._owner is asyncio.current_task()
+
+    @asynccontextmanager
+    async def _exclusive(self) -> AsyncIterator[None]:
+        """Runs a lone statement outside other tasks' transactions (inside our own one)."""
+        if self._holds_lock():
+            yield
+            return
+        async with self._lock:
+            yield
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Runs one statement; returns the number of rows it changed."""
+        async with self._exclusive(), self._conn.execute(sql, params) as cursor:
+            return cursor.rowcount
+
+    async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+        # Closing the cursor resets the statement, which matters for INSERT ... RETURNING:
+        # the implicit transaction only ends when the statement does.
+        async with self._exclusive(), self._conn.execute(sql, params) as cursor:
+            row: sqlite3.Row | None = await cursor.fetchone()
+            return row
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        async with self._exclusive(), self._conn.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK when the block raises.
+
+        A transaction opened inside another one by the same task becomes a SAVEPOINT, so
+        repository methods that use transactions can be combined. A task started from inside
+        a transaction must not use the database until the transaction ends (it would wait
+        for the lock the transaction holds).
+        """
+        if self._holds_lock():
+            async with self._savepoint():
+                yield
+            return
+        async with self._lock:
+            self._owner = asyncio.current_task()
+            self._depth = 1
+            try:
+                # IMMEDIATE takes the write lock now: a deferred transaction that reads
+                # first and writes later can fail with SQLITE_BUSY halfway through.
+                await self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield
+                    await self._conn.execute("COMMIT")
+                except BaseException:
+                    await self._rollback()
+                    raise
+            finally:
+                self._owner = None
+                self._depth = 0
+
+    @asynccontextmanager
+    async def _savepoint(self) -> AsyncIterator[None]:
+        name = f"sp{self._depth}"
+        self._depth += 1
+        try:
+            await self._conn.execute(f"SAVEPOINT {name}")
+            try:
+                yield
+            except BaseException:
+                await self._conn.execute(f"ROLLBACK TO {name}")
+                await self._conn.execute(f"RELEASE {name}")
+                raise
+            await self._conn.execute(f"RELEASE {name}")
+        finally:
+            self._depth -= 1
+
+    async def _rollback(self) -> None:
+        try:
+            await self._conn.execute("ROLLBACK")
+        except sqlite3.OperationalError:
+            # The COMMIT went through after all (e.g. the task was cancelled while it ran),
+            # or SQLite already rolled back on its own: nothing is left open.
+            logger.debug("ROLLBACK found no open transaction")

@@ -1,0 +1,125 @@
+"""aiogram FSM storage in the `fsm` table, so dialogs survive a restart.
+
+State and data are stored as JSON, never pickle: a database row must never be able to run
+code, and a developer reading the table should see plain values.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any, Final
+
+from aiogram.exceptions import DataNotDictLikeError
+from aiogram.fsm.state import State
+from aiogram.fsm.storage.base import BaseStorage, StateType, StorageKey
+
+from storage.db import Database, utc_now
+
+logger = logging.getLogger(__name__)
+
+_EMPTY: Final = "{}"
+
+
+def build_key(key: StorageKey) -> str:
+    """`bot:chat:user:thread:business_connection:destiny`.
+
+    bot, chat and user are integers and come first, so `fsm_key_ids()` can split them off
+    unambiguously whatever the later fields hold.
+    """
+    return (
+        f"{key.bot_id}:{key.chat_id}:{key.user_id}:{key.thread_id or ''}:"
+        f"{key.business_connection_id or ''}:{key.destiny}"
+    )
+
+
+def fsm_key_ids(key: str) -> tuple[int, int] | None:
+    """(chat_id, user_id) of a key made by `build_key()`, or None for a foreign key."""
+    parts = key.split(":", 3)
+    if len(parts) < 4:
+        return None
+    try:
+        return int(parts[1]), int(parts[2])
+    except ValueError:
+        return None
+
+
+def _to_json(data: Mapping[str, Any]) -> str:
+    try:
+        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"FSM data must be JSON-serialisable: {exc}") from None
+    # json.dumps quietly turns tuples into lists and int keys into strings; the handler
+    # would then read back something else than it stored. Refuse that at once.
+    if json.loads(text) != data:
+        changed = ", ".join(
+            repr(k) for k, v in data.items() if json.loads(json.dumps({k: v})) != {k: v}
+        )
+        raise TypeError(
+            "FSM data must survive a JSON round trip unchanged (str keys; lists, not "
+            f"tuples); offending top-level keys: {changed}"
+        )
+    return text
+
+
+class SQLiteStorage(BaseStorage):
+    """Persists FSM state and data in the shared Database; `close()` leaves it open."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def set_state(self, key: StorageKey, state: StateType = None) -> None:
+        value = state.state if isinstance(state, State) else state
+        row_key = build_key(key)
+        async with self._db.transaction():
+            await self._db.execute(
+                "INSERT INTO fsm (key, state, data, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET state = excluded.state, "
+                "updated_at = excluded.updated_at",
+                (row_key, value, _EMPTY, utc_now()),
+            )
+            await self._delete_if_empty(row_key)
+
+    async def get_state(self, key: StorageKey) -> str | None:
+        row = await self._db.fetchone("SELECT state FROM fsm WHERE key = ?", (build_key(key),))
+        return None if row is None else row["state"]
+
+    async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
+        if not isinstance(data, dict):
+            msg = f"Data must be a dict or dict-like object, got {type(data).__name__}"
+            raise DataNotDictLikeError(msg)
+        text = _to_json(data)
+        row_key = build_key(key)
+        async with self._db.transaction():
+            await self._db.execute(
+                "INSERT INTO fsm (key, state, data, updated_at) VALUES (?, NULL, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET data = excluded.data, "
+                "updated_at = excluded.updated_at",
+                (row_key, text, utc_now()),
+            )
+            await self._delete_if_empty(row_key)
+
+    async def get_data(self, key: StorageKey) -> dict[str, Any]:
+        row = await self._db.fetchone("SELECT data FROM fsm WHERE key = ?", (build_key(key),))
+        if row is None:
+            return {}
+        data: dict[str, Any] = json.loads(row["data"])
+        return data
+
+    async def update_data(self, key: StorageKey, data: Mapping[str, Any]) -> dict[str, Any]:
+        # One transaction, so two concurrent updates cannot lose each other's keys.
+        async with self._db.transaction():
+            current = await self.get_data(key)
+            current.update(data)
+            await self.set_data(key, current)
+        return current.copy()
+
+    async def close(self) -> None:
+        # The Database is shared with the repositories; the application closes it.
+        pass
+
+    async def _delete_if_empty(self, row_key: str) -> None:
+        await self._db.execute(
+            "DELETE FROM fsm WHERE key = ? AND state IS NULL AND data = ?", (row_key, _EMPTY)
+        )

@@ -1,0 +1,111 @@
+"""Schema migrations, numbered by `PRAGMA user_version`.
+
+MIGRATIONS[0] takes a database from version 0 to 1, MIGRATIONS[1] from 1 to 2, and so on.
+Never edit a script that has shipped: append a new one.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from typing import Final
+
+import aiosqlite
+
+logger = logging.getLogger(__name__)
+
+_V1: Final = """
+CREATE TABLE users (
+    id INTEGER PRIMARY KEY,  -- the Telegram user id
+    language TEXT NULL,
+    first_name TEXT,
+    username TEXT,
+    created_at TEXT NOT NULL,
+    last_seen_at TEXT NOT NULL
+);
+CREATE TABLE credentials (
+    user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+    token_encrypted BLOB NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('valid', 'invalid')),
+    created_at TEXT,
+    updated_at TEXT
+);
+CREATE TABLE fsm (
+    key TEXT PRIMARY KEY,
+    state TEXT,
+    data TEXT NOT NULL DEFAULT '{}',
+    updated_at TEXT
+);
+"""
+
+_V2: Final = """
+ALTER TABLE users ADD COLUMN sender TEXT NULL;  -- the user's default sender name
+ALTER TABLE users ADD COLUMN is_active INTEGER NOT NULL DEFAULT 1;
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    phone TEXT NOT NULL,
+    message TEXT NOT NULL,
+    sender TEXT,
+    state TEXT NOT NULL
+        CHECK (state IN ('pending', 'sent', 'failed', 'unknown', 'not_sent')),
+    sms_id INTEGER,
+    request_id TEXT,
+    status TEXT,
+    parts_count INTEGER,
+    total_cost TEXT,
+    error TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX outbox_user_recent ON outbox (user_id, id DESC);
+CREATE INDEX outbox_sms_id ON outbox (sms_id);
+CREATE INDEX outbox_request_id ON outbox (request_id);
+"""
+
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2)
+LATEST_VERSION: Final = len(MIGRATIONS)
+
+
+class MigrationError(RuntimeError):
+    """The database cannot be brought to the schema this code expects."""
+
+
+async def schema_version(conn: aiosqlite.Connection) -> int:
+    async with conn.execute("PRAGMA user_version") as cursor:
+        row = await cursor.fetchone()
+    return int(row[0]) if row is not None else 0
+
+
+async def migrate(conn: aiosqlite.Connection, *, target: int | None = None) -> int:
+    """Applies the missing migrations in order, up to `target` (default: the latest).
+
+    Each script runs in one transaction together with its version bump, so a failure
+    leaves the database at the previous version. Returns the final version.
+    """
+    scripts = MIGRATIONS
+    goal = len(scripts) if target is None else target
+    if not 0 <= goal <= len(scripts):
+        raise ValueError(f"target version {goal} is outside 0..{len(scripts)}")
+    version = await schema_version(conn)
+    if version > len(scripts):
+        # An older build must not write into a schema it does not understand.
+        raise MigrationError(
+            f"database schema version {version} is newer than this code knows "
+            f"({len(scripts)}); run a newer version of the bot"
+        )
+    for number in range(version + 1, goal + 1):
+        # executescript() commits any open transaction before it starts, so the
+        # transaction has to live inside the script itself.
+        script = (
+            f"BEGIN IMMEDIATE;\n{scripts[number - 1]}\nPRAGMA user_version = {number};\nCOMMIT;"
+        )
+        try:
+            await conn.executescript(script)
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                await conn.execute("ROLLBACK")
+            raise MigrationError(f"migration to schema version {number} failed: {exc}") from exc
+        logger.info("database schema migrated to version %s", number)
+        version = number
+    return version

@@ -1,0 +1,177 @@
+"""Every SMS a user asked to send, written down BEFORE the gateway is called.
+
+devsms has no idempotency key, so a send whose answer was lost must never be retried
+blindly: the row stays 'unknown' until the history shows whether it went out.
+
+    pending --> sent | failed | unknown
+    unknown --> sent | not_sent
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Final
+
+from storage.db import Database, utc_now
+
+logger = logging.getLogger(__name__)
+
+
+class OutboxState(StrEnum):
+    PENDING = "pending"  # recorded, gateway not answered yet
+    SENT = "sent"  # the gateway accepted it; `status` follows delivery
+    FAILED = "failed"  # the gateway refused it: not sent, not charged
+    UNKNOWN = "unknown"  # the request may have reached the gateway; reconcile via history
+    NOT_SENT = "not_sent"  # reconciled: it never went out
+
+
+_COLUMNS: Final = (
+    "id, user_id, phone, message, sender, state, sms_id, request_id, status, "
+    "parts_count, total_cost, error, created_at, updated_at"
+)
+_OPEN: Final = (OutboxState.PENDING, OutboxState.UNKNOWN)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    id: int
+    user_id: int
+    phone: str
+    message: str
+    sender: str | None
+    state: OutboxState
+    sms_id: int | None
+    request_id: str | None
+    status: str | None  # the gateway's delivery status, verbatim
+    parts_count: int | None
+    total_cost: str | None  # verbatim: the gateway sends both 50 and "$0.005"
+    error: str | None
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> OutboxRow:
+        values = dict(zip(row.keys(), tuple(row), strict=True))
+        values["state"] = OutboxState(values["state"])
+        return cls(**values)
+
+
+class OutboxRepo:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create_pending(
+        self, user_id: int, phone: str, message: str, sender: str | None
+    ) -> int:
+        """Records the SMS and commits at once, before the gateway is called."""
+        now = utc_now()
+        row = await self._db.fetchone(
+            "INSERT INTO outbox (user_id, phone, message, sender, state, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (user_id, phone, message, sender, OutboxState.PENDING.value, now, now),
+        )
+        assert row is not None  # INSERT ... RETURNING always yields the row
+        return int(row["id"])
+
+    async def mark_sent(
+        self,
+        id: int,
+        sms_id: int | None,
+        request_id: str | None,
+        status: str | None,
+        parts_count: int | None,
+        total_cost: str | None,
+    ) -> bool:
+        """The gateway accepted the SMS. Also used when history proves an 'unknown' one went out.
+
+        Returns False (and changes nothing) when the row is not pending/unknown any more,
+        e.g. a second click already settled it.
+        """
+        return await self._transition(
+            id,
+            _OPEN,
+            OutboxState.SENT,
+            sms_id=sms_id,
+            request_id=request_id,
+            status=status,
+            parts_count=parts_count,
+            total_cost=total_cost,
+            error=None,
+        )
+
+    async def mark_failed(self, id: int, error: str) -> bool:
+        """The gateway refused the SMS for certain, so nothing went out."""
+        return await self._transition(id, _OPEN, OutboxState.FAILED, error=error)
+
+    async def mark_unknown(self, id: int, error: str) -> bool:
+        """The request may have reached the gateway (timeout, dropped connection)."""
+        return await self._transition(id, (OutboxState.PENDING,), OutboxState.UNKNOWN, error=error)
+
+    async def mark_not_sent(self, id: int) -> bool:
+        """Reconciled: the gateway has no trace of it."""
+        return await self._transition(id, _OPEN, OutboxState.NOT_SENT)
+
+    async def update_status(self, id: int, status: str) -> bool:
+        """Stores the latest delivery status (DELIVERED, REJECTED, ...) verbatim."""
+        changed = await self._db.execute(
+            "UPDATE outbox SET status = ?, updated_at = ? WHERE id = ?",
+            (status, utc_now(), id),
+        )
+        return changed > 0
+
+    async def _transition(
+        self,
+        id: int,
+        allowed_from: Iterable[OutboxState],
+        to: OutboxState,
+        **columns: Any,
+    ) -> bool:
+        allowed = [state.value for state in allowed_from]
+        # Column names come from the keyword arguments above, never from user input.
+        assignments = "".join(f", {name} = ?" for name in columns)
+        changed = await self._db.execute(
+            f"UPDATE outbox SET state = ?, updated_at = ?{assignments} "
+            f"WHERE id = ? AND state IN ({', '.join('?' * len(allowed))})",
+            (to.value, utc_now(), *columns.values(), id, *allowed),
+        )
+        if not changed:
+            logger.info("outbox %s: not moved to %s (missing or already settled)", id, to)
+        return changed > 0
+
+    async def get(self, id: int, *, user_id: int | None = None) -> OutboxRow | None:
+        """Pass `user_id` when the id came from a button: callback data can be forged."""
+        if user_id is None:
+            row = await self._db.fetchone(f"SELECT {_COLUMNS} FROM outbox WHERE id = ?", (id,))
+        else:
+            row = await self._db.fetchone(
+                f"SELECT {_COLUMNS} FROM outbox WHERE id = ? AND user_id = ?", (id, user_id)
+            )
+        return None if row is None else OutboxRow.from_row(row)
+
+    async def by_sms_id(self, user_id: int, sms_id: int) -> OutboxRow | None:
+        row = await self._db.fetchone(
+            f"SELECT {_COLUMNS} FROM outbox WHERE user_id = ? AND sms_id = ? "
+            "ORDER BY id DESC LIMIT 1",
+            (user_id, sms_id),
+        )
+        return None if row is None else OutboxRow.from_row(row)
+
+    async def unknown_for_user(self, user_id: int) -> list[OutboxRow]:
+        """The user's sends whose fate is not known yet, oldest first."""
+        rows = await self._db.fetchall(
+            f"SELECT {_COLUMNS} FROM outbox WHERE user_id = ? AND state = ? ORDER BY id",
+            (user_id, OutboxState.UNKNOWN.value),
+        )
+        return [OutboxRow.from_row(row) for row in rows]
+
+    async def recent(self, user_id: int, limit: int, offset: int = 0) -> list[OutboxRow]:
+        """Newest first."""
+        rows = await self._db.fetchall(
+            f"SELECT {_COLUMNS} FROM outbox WHERE user_id = ? ORDER BY id DESC LIMIT ? OFFSET ?",
+            (user_id, limit, offset),
+        )
+        return [OutboxRow.from_row(row) for row in rows]
