@@ -1,0 +1,569 @@
+"""A fake devsms.uz gateway on aiohttp.web, for tests on 127.0.0.1.
+
+It follows /work/shared/devsms-api.md: Bearer tokens per account, Uzbek error texts, charging
+parts × price per send, history newest first with limit/offset/status, status by ``sms_id`` or
+``request_id``, balance with statistics. Tests steer it with ``fail_next`` (status, body, drop,
+hang), ``latency``, ``failure_rate``, ``set_status`` and ``history_shape``, and read back
+``sent`` and ``requests``.
+
+A slow or hanging answer is produced *after* the request was processed: a send that "hangs" is
+recorded and charged, like a gateway that got the SMS but answered too late. That is how tests
+prove the bot never sends twice.
+
+Manual run: ``python -m tests.fakes.fake_devsms --port 8081 --token T``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import random
+import re
+import signal
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Final
+
+from aiohttp import web
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX: Final = "/api"
+SEND: Final = "/send_sms.php"
+HISTORY: Final = "/get_history.php"
+BALANCE: Final = "/get_balance.php"
+STATUS: Final = "/get_status.php"
+
+DEFAULT_SENDER: Final = "4546"
+# The longest wait_sent/wait_requests wait: a test that waits for something that never comes
+# fails in seconds instead of at pytest's global timeout.
+WAIT_LIMIT: Final = 10.0
+HISTORY_DEFAULT_LIMIT: Final = 50
+HISTORY_MAX_LIMIT: Final = 200
+HISTORY_SHAPES: Final = ("list", "sms", "items", "history", "messages", "data", "paginated")
+FAILURE_MODES: Final = ("500", "503", "429", "html", "garbage", "success_false", "drop", "hang")
+
+# Texts as the Uzbek gateway writes them.
+ERR_TOKEN: Final = "Token noto'g'ri"
+ERR_JSON: Final = "So'rov formati noto'g'ri: JSON kutilmoqda"
+ERR_PHONE: Final = "Telefon raqami noto'g'ri formatda. Namuna: 998901234567"
+ERR_MESSAGE: Final = "Xabar matni bo'sh bo'lishi mumkin emas"
+ERR_SENDER: Final = "Yuboruvchi nomi noto'g'ri"
+ERR_CALLBACK: Final = "callback_url noto'g'ri"
+ERR_BALANCE: Final = "Balans yetarli emas"
+ERR_PARAMS: Final = "So'rov parametrlari noto'g'ri"
+ERR_ID_NEEDED: Final = "sms_id yoki request_id kiritilishi shart"
+ERR_NOT_FOUND: Final = "SMS topilmadi"
+ERR_SERVER: Final = "Ichki server xatosi"
+ERR_TOO_MANY: Final = "So'rovlar soni juda ko'p"
+OK_SENT: Final = "SMS muvaffaqiyatli yuborildi"
+
+_UZ_PHONE: Final = re.compile(r"998[0-9]{9}")
+_INTL_PHONE: Final = re.compile(r"[1-9][0-9]{7,14}")
+# A handful of prefixes for the "country" the later docs revision returns on international sends.
+_COUNTRIES: Final = {"7": ("Russia", "RU"), "1": ("USA", "US"), "44": ("United Kingdom", "GB")}
+
+# Rough GSM-7 alphabet: enough to tell Latin texts from the rest for the fake's billing.
+_GSM_BASIC: Final = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNO"
+    "PQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM_EXTENSION: Final = frozenset("\f^{}\\[~]|€")
+
+
+def count_parts(text: str) -> int:
+    """Billed parts, roughly: GSM-7 160/153, otherwise UCS-2 70/67 UTF-16 units."""
+    if all(char in _GSM_BASIC or char in _GSM_EXTENSION for char in text):
+        units = sum(2 if char in _GSM_EXTENSION else 1 for char in text)
+        single, per_part = 160, 153
+    else:
+        units = len(text.encode("utf-16-le")) // 2
+        single, per_part = 70, 67
+    return 1 if units <= single else math.ceil(units / per_part)
+
+
+@dataclass
+class SentSms:
+    sms_id: int
+    request_id: str
+    token: str
+    phone: str
+    message: str
+    sender: str
+    status: str
+    parts_count: int
+    cost: Decimal
+    created_at: datetime
+    callback_url: str | None = None
+
+
+@dataclass
+class Account:
+    token: str
+    balance: Decimal
+    sms_price: Decimal
+    currency: str = "UZS"
+    sent: list[SentSms] = field(default_factory=list)
+    total_sms: int = 0
+    total_spent: Decimal = Decimal(0)
+    today_sms: int = 0
+    today_spent: Decimal = Decimal(0)
+    month_sms: int = 0
+    month_spent: Decimal = Decimal(0)
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    """Relative to the API root, e.g. "/send_sms.php"."""
+    query: dict[str, str]
+    json: Any
+    """The parsed JSON body, or None when there was none (or it was not JSON)."""
+    token: str | None
+    """The Bearer token as sent, or None without an Authorization header."""
+
+
+@dataclass
+class _Fault:
+    status: int
+    body: str | None
+    path: str | None
+    hang: float | None
+    drop: bool
+    process: bool
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _relative(path: str) -> str:
+    path = "/" + path.lstrip("/")
+    return path.removeprefix(API_PREFIX) if path.startswith(API_PREFIX + "/") else path
+
+
+def _error(status: int, text: str) -> web.Response:
+    return web.json_response({"success": False, "error": text}, status=status)
+
+
+def _raw(status: int, body: str) -> web.Response:
+    try:
+        json.loads(body)
+    except ValueError:
+        content_type = "text/html"
+    else:
+        content_type = "application/json"
+    return web.Response(status=status, text=body, content_type=content_type)
+
+
+class FakeDevsms:
+    def __init__(self, *, seed: int = 0) -> None:
+        self.accounts: dict[str, Account] = {}
+        self.sent: list[SentSms] = []
+        self.requests: list[RecordedRequest] = []
+        self.latency: float = 0.0
+        self.failure_rate: float = 0.0
+        self.failure_mode: str = "500"
+        self.failure_hang: float = 30.0
+        self.history_shape: str = "sms"
+        self.random = random.Random(seed)
+        self._faults: list[_Fault] = []
+        self._next_id = 1001
+        self._runner: web.AppRunner | None = None
+        self._url: str | None = None
+        self._stopping = asyncio.Event()
+        self._changed = asyncio.Condition()
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        if self._url is None:
+            raise RuntimeError("FakeDevsms is not started")
+        return self._url
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        self._stopping.clear()
+        app = web.Application(middlewares=[self._middleware])
+        app.router.add_post(API_PREFIX + SEND, self._send)
+        app.router.add_get(API_PREFIX + HISTORY, self._history)
+        app.router.add_get(API_PREFIX + BALANCE, self._balance)
+        app.router.add_get(API_PREFIX + STATUS, self._status)
+        # Hanging handlers end as soon as stop() is called, so a short shutdown suffices.
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        bound_host, bound_port = self._runner.addresses[0][:2]
+        self._url = f"http://{bound_host}:{bound_port}{API_PREFIX}"
+        return self._url
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeDevsms:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    # --- steering ----------------------------------------------------------------------------
+
+    def add_account(
+        self,
+        token: str,
+        *,
+        balance: int | Decimal | str = 10000,
+        sms_price: int | Decimal | str = 50,
+        currency: str = "UZS",
+    ) -> Account:
+        """Money in so'm, or in dollars with currency="USD" (pass Decimal("0.005") or "0.005");
+        USD accounts answer with strings like "$0.005" as in the English docs."""
+        if currency not in ("UZS", "USD"):
+            raise ValueError(currency)
+        account = Account(token, Decimal(balance), Decimal(sms_price), currency)
+        self.accounts[token] = account
+        return account
+
+    def fail_next(
+        self,
+        n: int = 1,
+        *,
+        status: int = 500,
+        body: str | None = None,
+        path: str | None = None,
+        hang: float | None = None,
+        drop: bool = False,
+        process: bool = False,
+    ) -> None:
+        """The next ``n`` requests (to ``path`` only, if given) fail.
+
+        - default: answered with ``status`` and ``body`` (a JSON error when body is None),
+          without being processed, unless ``process`` (then a send is recorded and charged
+          first, like a gateway that failed after doing the work);
+        - ``hang``: processed normally, answered ``hang`` seconds later;
+        - ``drop``: processed when ``process``, then the connection is closed unanswered.
+        """
+        fault = _Fault(status, body, _relative(path) if path else None, hang, drop, process)
+        self._faults.extend([fault] * n)
+
+    def set_status(self, sms_id: int, status: str) -> None:
+        self.find(sms_id).status = status
+
+    def find(self, sms_id: int) -> SentSms:
+        for sms in self.sent:
+            if sms.sms_id == sms_id:
+                return sms
+        raise KeyError(sms_id)
+
+    async def wait_sent(self, count: int = 1) -> list[SentSms]:
+        """Wait until at least ``count`` SMS were accepted.
+
+        Gives up with TimeoutError after WAIT_LIMIT seconds; wrap the call in
+        ``asyncio.timeout()`` for a shorter deadline.
+        """
+        async with asyncio.timeout(WAIT_LIMIT), self._changed:
+            await self._changed.wait_for(lambda: len(self.sent) >= count)
+        return list(self.sent)
+
+    async def wait_requests(
+        self, count: int = 1, *, path: str | None = None
+    ) -> list[RecordedRequest]:
+        """Wait until at least ``count`` requests (to ``path``, if given) arrived; same deadline
+        as :meth:`wait_sent`."""
+
+        def matching() -> list[RecordedRequest]:
+            return self.requests if path is None else self.requests_to(path)
+
+        async with asyncio.timeout(WAIT_LIMIT), self._changed:
+            await self._changed.wait_for(lambda: len(matching()) >= count)
+        return list(matching())
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    def requests_to(self, path: str) -> list[RecordedRequest]:
+        path = _relative(path)
+        return [request for request in self.requests if request.path == path]
+
+    # --- request pipeline ----------------------------------------------------------------------
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        path = _relative(request.path)
+        self.requests.append(await self._record(request, path))
+        await self._notify()
+        fault = self._take_fault(path)
+        if fault is not None and fault.hang is None and not fault.drop:
+            if fault.process:
+                await handler(request)
+            return self._fault_response(fault)
+        if fault is not None and fault.drop:
+            if fault.process:
+                await handler(request)
+            return self._drop(request)
+        response = await handler(request)
+        delay = self.latency + (fault.hang if fault is not None and fault.hang else 0.0)
+        if delay > 0:
+            await self._sleep(delay)
+        return response
+
+    async def _record(self, request: web.Request, path: str) -> RecordedRequest:
+        raw = await request.read()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        auth = request.headers.get("Authorization")
+        token = auth[7:] if auth is not None and auth[:7].lower() == "bearer " else None
+        return RecordedRequest(request.method, path, dict(request.query), body, token)
+
+    def _take_fault(self, path: str) -> _Fault | None:
+        for index, fault in enumerate(self._faults):
+            if fault.path is None or fault.path == path:
+                return self._faults.pop(index)
+        if self.failure_rate > 0 and self.random.random() < self.failure_rate:
+            return self._random_fault()
+        return None
+
+    def _random_fault(self) -> _Fault:
+        mode = self.failure_mode
+        if mode == "hang":
+            return _Fault(200, None, None, self.failure_hang, drop=False, process=False)
+        if mode == "drop":
+            return _Fault(200, None, None, None, drop=True, process=False)
+        bodies = {
+            "html": (200, "<html><body><h1>502 Bad Gateway</h1></body></html>"),
+            "garbage": (200, '{"success": tru'),
+            "success_false": (200, json.dumps({"success": False, "error": ERR_SERVER})),
+        }
+        status, body = bodies.get(mode, (int(mode), None))
+        return _Fault(status, body, None, None, drop=False, process=False)
+
+    @staticmethod
+    def _fault_response(fault: _Fault) -> web.Response:
+        if fault.body is not None:
+            return _raw(fault.status, fault.body)
+        text = ERR_TOO_MANY if fault.status == 429 else ERR_SERVER
+        return _error(fault.status, text)
+
+    @staticmethod
+    def _drop(request: web.Request) -> web.Response:
+        # Close the socket with nothing written: the client sees the connection die mid-request.
+        if request.transport is not None:
+            request.transport.close()
+        return web.Response(status=200)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    def _account(self, request: web.Request) -> Account | None:
+        auth = request.headers.get("Authorization", "")
+        if auth[:7].lower() != "bearer ":
+            return None
+        return self.accounts.get(auth[7:].strip())
+
+    # --- money in answers ----------------------------------------------------------------------
+
+    @staticmethod
+    def _money(account: Account, amount: Decimal) -> int | str:
+        if account.currency == "USD":
+            text = format(abs(amount).normalize(), "f")
+            return f"{'-' if amount < 0 else ''}${text}"
+        return int(amount) if amount == amount.to_integral_value() else str(amount)
+
+    def _sms_json(self, account: Account, sms: SentSms, *, id_key: str, cost_key: str) -> Any:
+        return {
+            id_key: sms.sms_id,
+            "request_id": sms.request_id,
+            "phone": sms.phone,
+            "message": sms.message,
+            "from": sms.sender,
+            "status": sms.status,
+            "parts_count": sms.parts_count,
+            cost_key: self._money(account, sms.cost),
+            "created_at": sms.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+        }
+
+    # --- endpoints -----------------------------------------------------------------------------
+
+    async def _send(self, request: web.Request) -> web.Response:
+        account = self._account(request)
+        if account is None:
+            return _error(401, ERR_TOKEN)
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return _error(400, ERR_JSON)
+        phone, message = body.get("phone"), body.get("message")
+        sender, callback_url = body.get("from", DEFAULT_SENDER), body.get("callback_url")
+        if not isinstance(phone, str) or not (
+            _UZ_PHONE.fullmatch(phone)
+            or (not phone.startswith("998") and _INTL_PHONE.fullmatch(phone))
+        ):
+            return _error(400, ERR_PHONE)
+        if not isinstance(message, str) or not message.strip():
+            return _error(400, ERR_MESSAGE)
+        if not isinstance(sender, str) or not sender.strip():
+            return _error(400, ERR_SENDER)
+        if callback_url is not None and not (
+            isinstance(callback_url, str) and callback_url.startswith(("http://", "https://"))
+        ):
+            return _error(400, ERR_CALLBACK)
+        parts = count_parts(message)
+        cost = account.sms_price * parts
+        if account.balance < cost:
+            return _error(400, ERR_BALANCE)
+
+        account.balance -= cost
+        for counter in ("total", "today", "month"):
+            setattr(account, f"{counter}_sms", getattr(account, f"{counter}_sms") + 1)
+            setattr(account, f"{counter}_spent", getattr(account, f"{counter}_spent") + cost)
+        sms = SentSms(
+            sms_id=self._next_id,
+            request_id=str(uuid.uuid4()),
+            token=account.token,
+            phone=phone,
+            message=message,
+            sender=sender,
+            status="waiting",
+            parts_count=parts,
+            cost=cost,
+            created_at=datetime.now().replace(microsecond=0),
+            callback_url=callback_url,
+        )
+        self._next_id += 1
+        account.sent.append(sms)
+        self.sent.append(sms)
+        await self._notify()
+        data: dict[str, Any] = {
+            "sms_id": sms.sms_id,
+            "request_id": sms.request_id,
+            "status": sms.status,
+            "parts_count": parts,
+            "total_cost": self._money(account, cost),
+            "balance": self._money(account, account.balance),
+        }
+        if not phone.startswith("998"):
+            prefix = next((p for p in ("44", "7", "1") if phone.startswith(p)), None)
+            country, code = _COUNTRIES.get(prefix or "", ("Unknown", "XX"))
+            data |= {"country": country, "country_code": code}
+        return web.json_response({"success": True, "message": OK_SENT, "data": data})
+
+    async def _history(self, request: web.Request) -> web.Response:
+        account = self._account(request)
+        if account is None:
+            return _error(401, ERR_TOKEN)
+        try:
+            limit = int(request.query.get("limit", HISTORY_DEFAULT_LIMIT))
+            offset = int(request.query.get("offset", 0))
+        except ValueError:
+            return _error(400, ERR_PARAMS)
+        if limit < 1 or offset < 0:
+            return _error(400, ERR_PARAMS)
+        limit = min(limit, HISTORY_MAX_LIMIT)
+        wanted = request.query.get("status")
+        matching = [
+            sms
+            for sms in reversed(account.sent)
+            if wanted is None or sms.status.lower() == wanted.lower()
+        ]
+        page = matching[offset : offset + limit]
+        shape = self.history_shape
+        id_key, cost_key = ("id", "cost") if shape == "list" else ("sms_id", "total_cost")
+        items = [self._sms_json(account, sms, id_key=id_key, cost_key=cost_key) for sms in page]
+        data: Any
+        if shape == "list":
+            data = items
+        elif shape == "paginated":
+            pagination = {"total": len(matching), "limit": limit, "offset": offset}
+            data = {"items": items, "pagination": pagination}
+        elif shape == "history":
+            data = {"history": items, "count": len(matching)}
+        elif shape in HISTORY_SHAPES:
+            data = {shape: items, "total": len(matching)}
+        else:
+            raise ValueError(f"unknown history_shape {shape!r}")
+        return web.json_response({"success": True, "data": data})
+
+    async def _balance(self, request: web.Request) -> web.Response:
+        account = self._account(request)
+        if account is None:
+            return _error(401, ERR_TOKEN)
+        statistics = {
+            "total_sms": account.total_sms,
+            "total_spent": self._money(account, account.total_spent),
+            "today_sms": account.today_sms,
+            "today_spent": self._money(account, account.today_spent),
+            "month_sms": account.month_sms,
+            "month_spent": self._money(account, account.month_spent),
+        }
+        data = {
+            "balance": self._money(account, account.balance),
+            "sms_price": self._money(account, account.sms_price),
+            "statistics": statistics,
+        }
+        return web.json_response({"success": True, "data": data})
+
+    async def _status(self, request: web.Request) -> web.Response:
+        account = self._account(request)
+        if account is None:
+            return _error(401, ERR_TOKEN)
+        sms_id, request_id = request.query.get("sms_id"), request.query.get("request_id")
+        if sms_id is None and request_id is None:
+            return _error(400, ERR_ID_NEEDED)
+        if sms_id is not None and not sms_id.isdigit():
+            return _error(400, ERR_PARAMS)
+        for sms in account.sent:  # only this account's SMS: another's is "not found"
+            if (sms_id is not None and str(sms.sms_id) == sms_id) or (
+                sms_id is None and sms.request_id == request_id
+            ):
+                data = self._sms_json(account, sms, id_key="sms_id", cost_key="total_cost")
+                return web.json_response({"success": True, "data": data})
+        return _error(404, ERR_NOT_FOUND)
+
+
+async def _serve(host: str, port: int, tokens: list[str], balance: int, price: int) -> None:
+    fake = FakeDevsms()
+    for token in tokens:
+        fake.add_account(token, balance=balance, sms_price=price)
+    url = await fake.start(host, port)
+    print(f"fake devsms on {url}; tokens: {', '.join(tokens) or '(none)'}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await fake.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Fake devsms.uz gateway for manual testing.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--token", action="append", default=[], help="account token (repeat)")
+    parser.add_argument("--balance", type=int, default=10000, help="so'm per account")
+    parser.add_argument("--price", type=int, default=50, help="so'm per SMS part")
+    args = parser.parse_args()
+    asyncio.run(_serve(args.host, args.port, args.token, args.balance, args.price))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,585 @@
+"""DevsmsClient against the fake gateway on 127.0.0.1: answers, errors, retries, never-resend."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from collections.abc import AsyncIterator
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.devsms import (
+    BALANCE_PATH,
+    HISTORY_PATH,
+    SEND_PATH,
+    STATUS_PATH,
+    DevsmsBadRequest,
+    DevsmsClient,
+    DevsmsError,
+    DevsmsForbidden,
+    DevsmsGatewayError,
+    DevsmsNotFound,
+    DevsmsRateLimited,
+    DevsmsSendUnknown,
+    DevsmsUnauthorized,
+    DevsmsUnavailable,
+    HistoryPage,
+    SmsRecord,
+    is_final_status,
+    parse_history,
+)
+from services.money import Money
+from tests.fakes.fake_devsms import FakeDevsms
+
+TOKEN = "tok-SECRET-8f2c1d"
+OTHER_TOKEN = "tok-OTHER-55aa"
+PHONE = "998901234567"
+TEXT = "Kodingiz: 4821"
+GET_RETRIES = 2
+
+
+def uzs(amount: int | str) -> Money:
+    return Money(Decimal(amount), "UZS")
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeDevsms]:
+    fake = FakeDevsms()
+    fake.add_account(TOKEN, balance=1000, sms_price=50)
+    fake.add_account(OTHER_TOKEN, balance=500, sms_price=40)
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def client(fake: FakeDevsms) -> AsyncIterator[DevsmsClient]:
+    client = DevsmsClient(fake.url, timeout=2.0, get_retries=GET_RETRIES, backoff=0.01)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def impatient(fake: FakeDevsms) -> AsyncIterator[DevsmsClient]:
+    """A client whose timeout runs out long before a hanging fake answers."""
+    client = DevsmsClient(fake.url, timeout=0.3, get_retries=1, backoff=0.01)
+    yield client
+    await client.close()
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/api"
+
+
+# --- the happy paths ----------------------------------------------------------------------------
+
+
+async def test_balance_reports_money_and_statistics(
+    fake: FakeDevsms, client: DevsmsClient
+) -> None:
+    await client.send_sms(TOKEN, PHONE, TEXT)
+
+    balance = await client.get_balance(TOKEN)
+
+    assert balance.balance == uzs(950)
+    assert balance.sms_price == uzs(50)
+    assert balance.statistics.today_sms == 1
+    assert balance.statistics.total_spent == uzs(50)
+    assert fake.requests_to(BALANCE_PATH)[0].token == TOKEN
+
+
+async def test_balance_in_dollar_strings(fake: FakeDevsms, client: DevsmsClient) -> None:
+    fake.add_account("usd-token", balance=Decimal("12.5"), sms_price="0.005", currency="USD")
+
+    balance = await client.get_balance("usd-token")
+
+    assert balance.balance == Money(Decimal("12.5"), "USD")
+    assert str(balance.sms_price) == "$0.005"
+
+
+async def test_send_charges_and_reports_the_sms(fake: FakeDevsms, client: DevsmsClient) -> None:
+    result = await client.send_sms(TOKEN, PHONE, TEXT)
+
+    assert [(sms.phone, sms.message, sms.sender) for sms in fake.sent] == [(PHONE, TEXT, "4546")]
+    assert result.sms_id == fake.sent[0].sms_id
+    assert result.request_id == fake.sent[0].request_id
+    assert result.status == "waiting"
+    assert result.parts_count == 1
+    assert result.total_cost == uzs(50)
+    assert result.balance == uzs(950)
+    assert fake.requests_to(SEND_PATH)[0].json == {"phone": PHONE, "message": TEXT}
+
+
+async def test_send_passes_sender_and_callback_only_when_given(
+    fake: FakeDevsms, client: DevsmsClient
+) -> None:
+    long_cyrillic = "Привет! " * 20  # UCS-2, 160 characters: 3 parts of 67
+    result = await client.send_sms(
+        TOKEN, "79161234567", long_cyrillic, sender="MyShop", callback_url="https://x.uz/cb"
+    )
+
+    assert fake.requests_to(SEND_PATH)[0].json == {
+        "phone": "79161234567",
+        "message": long_cyrillic,
+        "from": "MyShop",
+        "callback_url": "https://x.uz/cb",
+    }
+    assert result.parts_count == 3
+    assert result.total_cost == uzs(150)
+    assert (result.country, result.country_code) == ("Russia", "RU")
+
+
+async def test_history_newest_first_with_paging_and_filter(
+    fake: FakeDevsms, client: DevsmsClient
+) -> None:
+    ids = [(await client.send_sms(TOKEN, PHONE, f"SMS {n}")).sms_id for n in range(3)]
+    await client.send_sms(OTHER_TOKEN, PHONE, "not yours")
+    assert ids[1] is not None
+    fake.set_status(ids[1], "DELIVERED")
+
+    first_page = await client.get_history(TOKEN, limit=2)
+    second_page = await client.get_history(TOKEN, limit=2, offset=2)
+    delivered = await client.get_history(TOKEN, status="DELIVERED")
+
+    assert [item.message for item in first_page.items] == ["SMS 2", "SMS 1"]
+    assert [item.message for item in second_page.items] == ["SMS 0"]
+    assert first_page.total == 3
+    assert [item.sms_id for item in delivered.items] == [ids[1]]
+    assert fake.requests_to(HISTORY_PATH)[0].query == {"limit": "2", "offset": "0"}
+
+
+@pytest.mark.parametrize(
+    ("shape", "total"),
+    [
+        ("list", None),
+        ("sms", 2),
+        ("items", 2),
+        ("history", 2),
+        ("messages", 2),
+        ("data", 2),
+        ("paginated", 2),
+    ],
+)
+async def test_history_reads_every_answer_shape(
+    fake: FakeDevsms, client: DevsmsClient, shape: str, total: int | None
+) -> None:
+    await client.send_sms(TOKEN, PHONE, "first", sender="Shop")
+    await client.send_sms(TOKEN, "998911112233", "second")
+    fake.history_shape = shape
+
+    page = await client.get_history(TOKEN)
+
+    assert page.total == total
+    newest = page.items[0]
+    assert (newest.phone, newest.message, newest.sender) == ("998911112233", "second", "4546")
+    assert newest.sms_id == fake.sent[1].sms_id
+    assert newest.cost == uzs(50)
+    assert isinstance(newest.created_at, datetime)
+    assert page.items[1].sender == "Shop"
+
+
+async def test_status_by_sms_id_and_by_request_id(fake: FakeDevsms, client: DevsmsClient) -> None:
+    sent = await client.send_sms(TOKEN, PHONE, TEXT)
+    assert sent.sms_id is not None and sent.request_id is not None
+    fake.set_status(sent.sms_id, "DELIVERED")
+
+    by_id = await client.get_status(TOKEN, sms_id=sent.sms_id)
+    by_request = await client.get_status(TOKEN, request_id=sent.request_id)
+
+    assert by_id == by_request
+    assert by_id.status == "DELIVERED" and by_id.is_final
+    assert by_id.message == TEXT
+
+
+async def test_status_of_another_accounts_sms_is_not_found(
+    fake: FakeDevsms, client: DevsmsClient
+) -> None:
+    sent = await client.send_sms(OTHER_TOKEN, PHONE, TEXT)
+
+    with pytest.raises(DevsmsNotFound) as caught:
+        await client.get_status(TOKEN, sms_id=sent.sms_id)
+
+    assert caught.value.http_status == 404
+    assert caught.value.gateway_text == "SMS topilmadi"
+    assert len(fake.requests_to(STATUS_PATH)) == 1  # 404 is an answer, not a fault to retry
+
+
+async def test_status_needs_exactly_one_id(client: DevsmsClient) -> None:
+    with pytest.raises(ValueError):
+        await client.get_status(TOKEN)
+    with pytest.raises(ValueError):
+        await client.get_status(TOKEN, sms_id=1, request_id="x")
+
+
+# --- refusals -----------------------------------------------------------------------------------
+
+
+async def test_unknown_token_is_unauthorized_without_retries(
+    fake: FakeDevsms, client: DevsmsClient
+) -> None:
+    with pytest.raises(DevsmsUnauthorized) as caught:
+        await client.get_balance("wrong-token")
+
+    assert caught.value.http_status == 401
+    assert caught.value.gateway_text == "Token noto'g'ri"
+    assert len(fake.requests) == 1
+
+
+async def test_malformed_token_is_refused_before_any_request(
+    fake: FakeDevsms, client: DevsmsClient
+) -> None:
+    for token in ("", "   ", "abc\r\nX-Evil: 1", "токен"):
+        with pytest.raises(DevsmsUnauthorized):
+            await client.get_balance(token)
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize(
+    ("phone", "message", "text"),
+    [
+        ("+998 90 123", TEXT, "Telefon raqami noto'g'ri formatda. Namuna: 998901234567"),
+        (PHONE, "   ", "Xabar matni bo'sh bo'lishi mumkin emas"),
+        (PHONE, "x" * 400, "Balans yetarli emas"),  # 3 parts × 50 > 100 left
+    ],
+)
+async def test_send_refused_by_the_gateway_carries_its_text(
+    fake: FakeDevsms, client: DevsmsClient, phone: str, message: str, text: str
+) -> None:
+    fake.accounts[TOKEN].balance = Decimal(100)
+
+    with pytest.raises(DevsmsBadRequest) as caught:
+        await client.send_sms(TOKEN, phone, message)
+
+    assert caught.value.http_status == 400
+    assert caught.value.gateway_text == text
+    assert text in str(caught.value)
+    assert fake.sent == []
+    assert fake.accounts[TOKEN].balance == 100
+
+
+async def test_403_is_forbidden_and_a_bad_request(fake: FakeDevsms, client: DevsmsClient) -> None:
+    fake.fail_next(1, status=403, body=json.dumps({"success": False, "error": "Ruxsat yo'q"}))
+
+    with pytest.raises(DevsmsForbidden) as caught:
+        await client.get_balance(TOKEN)
+
+    assert isinstance(caught.value, DevsmsBadRequest)
+    assert caught.value.gateway_text == "Ruxsat yo'q"
+
+
+async def test_success_false_with_http_200_is_a_refusal(
+    fake: FakeDevsms, client: DevsmsClient
+) -> None:
+    refusal = json.dumps({"success": False, "error": "Yuboruvchi nomi tasdiqlanmagan"})
+    fake.fail_next(1, status=200, body=refusal, path=SEND_PATH)
+
+    with pytest.raises(DevsmsBadRequest) as caught:
+        await client.send_sms(TOKEN, PHONE, TEXT, sender="Unknown")
+
+    assert caught.value.gateway_text == "Yuboruvchi nomi tasdiqlanmagan"
+    assert caught.value.http_status == 200
+
+
+async def test_long_gateway_text_is_trimmed(fake: FakeDevsms, client: DevsmsClient) -> None:
+    fake.fail_next(1, status=400, body=json.dumps({"success": False, "error": "xato " * 200}))
+
+    with pytest.raises(DevsmsBadRequest) as caught:
+        await client.get_balance(TOKEN)
+
+    assert caught.value.gateway_text is not None
+    assert len(caught.value.gateway_text) <= 300
+
+
+# --- faults and retries -------------------------------------------------------------------------
+
+
+async def test_get_retries_5xx_then_gives_up(fake: FakeDevsms, client: DevsmsClient) -> None:
+    fake.fail_next(10, status=500)
+
+    with pytest.raises(DevsmsGatewayError) as caught:
+        await client.get_balance(TOKEN)
+
+    assert caught.value.http_status == 500
+    assert len(fake.requests) == GET_RETRIES + 1
+
+
+async def test_get_recovers_when_a_retry_succeeds(fake: FakeDevsms, client: DevsmsClient) -> None:
+    fake.fail_next(1, status=503)
+    fake.fail_next(1, status=429)
+
+    balance = await client.get_balance(TOKEN)
+
+    assert balance.balance == uzs(1000)
+    assert len(fake.requests) == 3
+
+
+async def test_lasting_429_is_rate_limited(fake: FakeDevsms, client: DevsmsClient) -> None:
+    fake.fail_next(10, status=429)
+
+    with pytest.raises(DevsmsRateLimited):
+        await client.get_history(TOKEN)
+
+    assert len(fake.requests) == GET_RETRIES + 1
+
+
+async def test_4xx_is_not_retried(fake: FakeDevsms, client: DevsmsClient) -> None:
+    fake.fail_next(1, status=400)
+
+    with pytest.raises(DevsmsBadRequest):
+        await client.get_history(TOKEN)
+
+    assert len(fake.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "<html><body><h1>502 Bad Gateway</h1></body></html>",
+        '{"success": true, "data": {"bal',
+        "[1, 2, 3]",
+        "",
+    ],
+    ids=["html", "truncated-json", "json-array", "empty"],
+)
+async def test_unreadable_answer_to_a_get_is_a_gateway_error(
+    fake: FakeDevsms, client: DevsmsClient, body: str
+) -> None:
+    fake.fail_next(1, status=200, body=body)
+
+    with pytest.raises(DevsmsGatewayError) as caught:
+        await client.get_balance(TOKEN)
+
+    assert caught.value.gateway_text is None
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (500, None),
+        (502, "<html>Bad Gateway</html>"),
+        (429, None),
+        (200, "<html>oops</html>"),
+        (200, '{"success": tr'),
+    ],
+)
+async def test_send_without_usable_answer_is_unknown_and_never_retried(
+    fake: FakeDevsms, client: DevsmsClient, status: int, body: str | None
+) -> None:
+    fake.fail_next(1, status=status, body=body, path=SEND_PATH)
+
+    with pytest.raises(DevsmsSendUnknown):
+        await client.send_sms(TOKEN, PHONE, TEXT)
+
+    assert len(fake.requests_to(SEND_PATH)) == 1
+
+
+async def test_send_timeout_is_unknown_and_the_gateway_got_it_exactly_once(
+    fake: FakeDevsms, impatient: DevsmsClient
+) -> None:
+    fake.fail_next(1, hang=10.0, path=SEND_PATH)
+
+    with pytest.raises(DevsmsSendUnknown):
+        await impatient.send_sms(TOKEN, PHONE, TEXT)
+
+    assert len(fake.requests_to(SEND_PATH)) == 1
+    assert [sms.message for sms in fake.sent] == [TEXT]
+    # The next call works normally: the hanging exchange did not poison the client.
+    assert (await impatient.get_balance(TOKEN)).balance == uzs(950)
+
+
+async def test_send_dropped_mid_request_is_unknown(fake: FakeDevsms, client: DevsmsClient) -> None:
+    fake.fail_next(1, drop=True, process=True, path=SEND_PATH)
+
+    with pytest.raises(DevsmsSendUnknown):
+        await client.send_sms(TOKEN, PHONE, TEXT)
+
+    assert len(fake.requests_to(SEND_PATH)) == 1
+    assert len(fake.sent) == 1
+
+
+async def test_get_timeout_is_retried_then_unavailable(
+    fake: FakeDevsms, impatient: DevsmsClient
+) -> None:
+    fake.fail_next(5, hang=10.0)
+
+    with pytest.raises(DevsmsUnavailable):
+        await impatient.get_history(TOKEN)
+
+    assert len(fake.requests) == 2  # get_retries=1
+
+
+async def test_connection_refused_is_unavailable_for_gets_and_sends() -> None:
+    async with DevsmsClient(closed_port_url(), timeout=1.0, get_retries=1, backoff=0.01) as client:
+        with pytest.raises(DevsmsUnavailable):
+            await client.get_balance(TOKEN)
+        # Refused before anything left: definitely not sent, so not "unknown".
+        with pytest.raises(DevsmsUnavailable):
+            await client.send_sms(TOKEN, PHONE, TEXT)
+
+
+async def test_closed_client_is_unavailable(fake: FakeDevsms) -> None:
+    client = DevsmsClient(fake.url, timeout=1.0, backoff=0.01)
+    await client.get_balance(TOKEN)
+    await client.close()
+
+    with pytest.raises(DevsmsUnavailable):
+        await client.get_balance(TOKEN)
+    assert len(fake.requests) == 1
+
+
+async def test_a_shared_session_is_used_and_left_open(fake: FakeDevsms) -> None:
+    async with aiohttp.ClientSession() as session:
+        client = DevsmsClient(fake.url, session=session)
+        await client.get_balance(TOKEN)
+        await client.close()
+        assert not session.closed
+
+
+# --- secrets stay secret ------------------------------------------------------------------------
+
+
+async def test_token_and_sms_text_never_reach_exceptions_or_logs(
+    fake: FakeDevsms, impatient: DevsmsClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    echo = json.dumps({"success": False, "error": f"Token {TOKEN} noto'g'ri"})
+    fake.fail_next(1, status=401, body=echo)
+    fake.fail_next(1, status=500, body=echo, path=SEND_PATH)
+    fake.fail_next(1, hang=10.0, path=SEND_PATH)
+    fake.fail_next(2, status=503, path=HISTORY_PATH)
+    calls = [
+        impatient.get_balance(TOKEN),
+        impatient.send_sms(TOKEN, PHONE, TEXT),
+        impatient.send_sms(TOKEN, PHONE, TEXT),
+        impatient.get_history(TOKEN),
+        impatient.get_status(TOKEN, sms_id=999_999),
+    ]
+    errors: list[DevsmsError] = []
+    for call in calls:
+        with pytest.raises(DevsmsError) as caught:
+            await call
+        errors.append(caught.value)
+
+    assert [type(error) for error in errors] == [
+        DevsmsUnauthorized,
+        DevsmsSendUnknown,
+        DevsmsSendUnknown,
+        DevsmsGatewayError,
+        DevsmsNotFound,
+    ]
+    assert errors[0].gateway_text == "Token *** noto'g'ri"
+    for error in errors:
+        assert TOKEN not in str(error) and TOKEN not in repr(error)
+        assert TOKEN not in (error.gateway_text or "")
+    assert "GET /get_balance.php -> 401" in caplog.text
+    assert TOKEN not in caplog.text
+    assert TEXT not in caplog.text
+    assert "Bearer" not in caplog.text
+
+
+# --- pure parsing -------------------------------------------------------------------------------
+
+SMS = {"id": 7, "phone": "998901234567", "message": "Salom", "status": "DELIVERED", "cost": 50}
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"success": True, "data": [SMS]},
+        [SMS],
+        {"sms": [SMS], "total": 1},
+        {"history": [SMS], "count": 1},
+        {"items": [SMS], "pagination": {"total": 1}},
+        {"messages": [SMS], "total": "1"},
+        {"data": {"data": [SMS], "total": 1}},
+        {"success": True, "data": {"list": [SMS]}, "total": 1},
+        {"rows": [SMS, "junk", None, 5, [1]]},
+    ],
+)
+def test_parse_history_finds_the_list(payload: object) -> None:
+    page = parse_history(payload)
+
+    assert page.items == [
+        SmsRecord(
+            sms_id=7, phone="998901234567", message="Salom", status="DELIVERED", cost=uzs(50)
+        )
+    ]
+    assert page.total in (None, 1)
+
+
+@pytest.mark.parametrize(
+    "payload", [None, 5, "text", True, {}, {"data": None}, {"data": {"total": 3}}, {"sms": "x"}]
+)
+def test_parse_history_of_nonsense_is_an_empty_page(payload: object) -> None:
+    assert parse_history(payload) == HistoryPage(items=[], total=None)
+
+
+def test_sms_record_tolerates_odd_field_types() -> None:
+    page = parse_history(
+        [
+            {
+                "sms_id": "12",
+                "request_id": 345,
+                "phone": 998901234567,
+                "parts_count": "2",
+                "total_cost": "$0.01",
+                "created_at": "2024-05-01T10:00:00+05:00",
+            },
+            {"sms_id": True, "parts_count": 1.5, "total_cost": "lots", "created_at": "yesterday"},
+        ]
+    )
+
+    first, second = page.items
+    assert (first.sms_id, first.request_id, first.phone) == (12, "345", "998901234567")
+    assert first.parts_count == 2
+    assert first.cost == Money(Decimal("0.01"), "USD")
+    assert isinstance(first.created_at, datetime) and first.created_at.utcoffset() is not None
+    assert (second.sms_id, second.parts_count, second.cost) == (None, None, None)
+    assert second.created_at == "yesterday"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
+    max_leaves=30,
+)
+history_like = st.dictionaries(
+    st.sampled_from(["data", "sms", "items", "total", "count", "id", "status", "created_at"]),
+    json_values,
+)
+
+
+@given(json_values | history_like | st.lists(history_like))
+def test_parse_history_never_raises(payload: Any) -> None:
+    page = parse_history(payload)
+    assert all(isinstance(item, SmsRecord) for item in page.items)
+
+
+@pytest.mark.parametrize(
+    ("status", "final"),
+    [
+        ("DELIVERED", True),
+        ("delivered", True),
+        ("REJECTED", True),
+        ("UNDELIVERABLE", True),
+        ("EXPIRED", True),
+        ("waiting", False),
+        ("sent", False),
+        ("ACCEPTED", False),
+        ("PARTDELIVERED", False),
+        ("SOMETHING_NEW", False),
+        (None, False),
+    ],
+)
+def test_is_final_status(status: str | None, final: bool) -> None:
+    assert is_final_status(status) is final
