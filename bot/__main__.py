@@ -1,0 +1,49 @@
+"""`python -m bot`: read settings, open what the bot shares, poll Telegram until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from pydantic import ValidationError
+
+from bot.config import Settings
+from bot.factory import create_bot, create_dispatcher, open_services
+from bot.logging_setup import setup_logging
+
+logger = logging.getLogger("bot")
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()  # type: ignore[call-arg]  # BOT_TOKEN comes from the environment
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"]).upper() or "settings"
+            if error["type"] == "missing":
+                reason = "is not set"
+            else:
+                reason = error["msg"].removeprefix("Value error, ")
+            print(
+                f"Configuration error: {field} {reason}. "
+                "Set it in the environment or in .env (see .env.example).",
+                file=sys.stderr,
+            )
+        raise SystemExit(2) from None
+
+
+async def main() -> None:
+    settings = load_settings()
+    setup_logging(settings.log_level, secrets=(settings.bot_token.get_secret_value(),))
+    services = await open_services(settings)
+    bot = create_bot(settings)
+    dp = create_dispatcher(services)
+    try:
+        await dp.start_polling(bot, allowed_updates=dp.resolve_used_update_types())
+    finally:
+        await bot.session.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,40 @@
+"""The command menu, registered in every language at start-up."""
+
+from __future__ import annotations
+
+from aiogram import Bot
+from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats
+from aiogram.utils.i18n import I18n
+
+from bot.config import LANGUAGES
+from handlers.keyboards import N_
+
+COMMANDS = (
+    ("send", N_("Send an SMS")),
+    ("balance", N_("Balance and spending")),
+    ("history", N_("Sent SMS")),
+    ("status", N_("Status of one SMS")),
+    ("settings", N_("Settings")),
+    ("language", N_("Language")),
+    ("token", N_("Connect another token")),
+    ("logout", N_("Delete my token and data")),
+    ("help", N_("What the bot can do")),
+    ("cancel", N_("Leave the current dialog")),
+)
+
+
+def commands_for(i18n: I18n, language: str) -> list[BotCommand]:
+    return [
+        BotCommand(command=name, description=i18n.gettext(text, locale=language))
+        for name, text in COMMANDS
+    ]
+
+
+async def set_commands(bot: Bot, i18n: I18n, default_language: str) -> None:
+    scope = BotCommandScopeAllPrivateChats()
+    for language in LANGUAGES:
+        await bot.set_my_commands(
+            commands_for(i18n, language), scope=scope, language_code=language
+        )
+    # Users whose Telegram language is none of ours see the default language.
+    await bot.set_my_commands(commands_for(i18n, default_language), scope=scope)

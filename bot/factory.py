@@ -1,0 +1,122 @@
+"""Composition root: the one place that builds the Bot, the Dispatcher and what they share."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.fsm.storage.memory import SimpleEventIsolation
+from aiogram.utils.i18n import I18n
+
+from bot.commands import set_commands
+from bot.config import Settings
+from bot.i18n import UserLocaleMiddleware, create_i18n
+from bot.middlewares import RetryRequestMiddleware, UserMiddleware
+from handlers import build_router
+from services.accounts import Accounts
+from services.devsms import DevsmsClient
+from services.vault import TokenVault, load_or_create_key_file, parse_keys
+from storage import CredentialRepo, Database, OutboxRepo, SQLiteStorage, UserRepo
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """Everything opened once per process and closed on shutdown."""
+
+    settings: Settings
+    db: Database
+    devsms: DevsmsClient
+    vault: TokenVault
+    users: UserRepo
+    credentials: CredentialRepo
+    outbox: OutboxRepo
+    accounts: Accounts
+    i18n: I18n
+
+    async def close(self) -> None:
+        await self.devsms.close()
+        await self.db.close()
+
+
+def load_vault(settings: Settings) -> TokenVault:
+    if settings.encryption_key is not None:
+        return TokenVault(parse_keys(settings.encryption_key.get_secret_value()))
+    key, created = load_or_create_key_file(settings.key_file)
+    if created:
+        logger.warning(
+            "ENCRYPTION_KEY is not set: generated one into %s. Back it up: without it the "
+            "stored tokens cannot be read.",
+            settings.key_file,
+        )
+    return TokenVault([key])
+
+
+async def open_services(settings: Settings) -> Services:
+    vault = load_vault(settings)
+    db = await Database.open(settings.database_path)
+    devsms = DevsmsClient(
+        settings.devsms_api_url,
+        timeout=settings.devsms_timeout,
+        get_retries=settings.devsms_retries,
+        backoff=settings.devsms_retry_backoff,
+    )
+    users, credentials = UserRepo(db), CredentialRepo(db)
+    return Services(
+        settings=settings,
+        db=db,
+        devsms=devsms,
+        vault=vault,
+        users=users,
+        credentials=credentials,
+        outbox=OutboxRepo(db),
+        accounts=Accounts(credentials, vault, devsms),
+        i18n=create_i18n(settings.default_language),
+    )
+
+
+def create_bot(settings: Settings) -> Bot:
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    session.middleware(RetryRequestMiddleware())
+    return Bot(
+        token=settings.bot_token.get_secret_value(),
+        session=session,
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
+    )
+
+
+def create_dispatcher(services: Services) -> Dispatcher:
+    settings = services.settings
+    dp = Dispatcher(
+        storage=SQLiteStorage(services.db),
+        # One update at a time per user: a double tap is handled after the first, never beside it.
+        events_isolation=SimpleEventIsolation(),
+        settings=settings,
+        services=services,
+        accounts=services.accounts,
+        users=services.users,
+        outbox=services.outbox,
+        devsms=services.devsms,
+    )
+    dp.update.outer_middleware(UserMiddleware(services.users))
+    UserLocaleMiddleware(services.i18n, settings).setup(dp)
+    dp.include_router(build_router())
+
+    async def on_startup(bot: Bot) -> None:
+        await set_commands(bot, services.i18n, settings.default_language)
+        me = await bot.get_me()
+        logger.info("bot @%s started", me.username)
+
+    async def on_shutdown() -> None:
+        await services.close()
+        logger.info("bot stopped")
+
+    dp.startup.register(on_startup)
+    dp.shutdown.register(on_shutdown)
+    return dp

@@ -1,0 +1,92 @@
+"""Per-update middlewares and the bounded retry for outgoing Bot API calls."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Final
+
+from aiogram import BaseMiddleware
+from aiogram.client.session.middlewares.base import (
+    BaseRequestMiddleware,
+    NextRequestMiddlewareType,
+)
+from aiogram.exceptions import TelegramNetworkError, TelegramRetryAfter, TelegramServerError
+from aiogram.methods import AnswerCallbackQuery, GetUpdates
+from aiogram.types import TelegramObject, User
+
+from storage import UserRepo
+
+if TYPE_CHECKING:
+    from aiogram import Bot
+    from aiogram.methods import Response, TelegramMethod
+    from aiogram.methods.base import TelegramType
+
+logger = logging.getLogger(__name__)
+
+
+class UserMiddleware(BaseMiddleware):
+    """Records the user (first seen / last seen) and hands their row to handlers as `user_row`."""
+
+    def __init__(self, users: UserRepo) -> None:
+        self._users = users
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        user: User | None = data.get("event_from_user")
+        if user is not None and not user.is_bot:
+            data["user_row"] = await self._users.upsert_seen(
+                user.id, user.first_name, user.username
+            )
+        return await handler(event, data)
+
+
+class RetryRequestMiddleware(BaseRequestMiddleware):
+    """aiogram never retries; this waits out 429 `retry_after` and backs off on 5xx/network errors.
+
+    answerCallbackQuery is not retried: Telegram forgets the query after ~15 s, and a late
+    answer only produces "query is too old". getUpdates has the poller's own backoff.
+    """
+
+    NO_RETRY: Final = (AnswerCallbackQuery, GetUpdates)
+
+    def __init__(
+        self, attempts: int = 5, base_delay: float = 0.5, max_delay: float = 30.0
+    ) -> None:
+        self.attempts = attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        attempt = 1
+        while True:
+            try:
+                return await make_request(bot, method)
+            except TelegramRetryAfter as exc:
+                if isinstance(method, self.NO_RETRY) or attempt >= self.attempts:
+                    raise
+                delay = min(float(exc.retry_after), self.max_delay)
+                logger.warning("%s: flood control, waiting %.1f s", type(method).__name__, delay)
+            except (TelegramServerError, TelegramNetworkError) as exc:
+                if isinstance(method, self.NO_RETRY) or attempt >= self.attempts:
+                    raise
+                delay = min(self.base_delay * 2 ** (attempt - 1), self.max_delay)
+                logger.warning(
+                    "%s failed (%s), retry %d in %.1f s",
+                    type(method).__name__,
+                    type(exc).__name__,
+                    attempt,
+                    delay,
+                )
+            await asyncio.sleep(delay)
+            attempt += 1

@@ -1,0 +1,112 @@
+"""/start, /help, /cancel and /language: available with or without a token."""
+
+from __future__ import annotations
+
+from aiogram import F, Router, html
+from aiogram.filters import Command, CommandStart
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+
+from handlers.callbacks import LanguageCb
+from handlers.filters import LANGUAGES
+from handlers.keyboards import LANGUAGE_NAMES, language_keyboard, main_menu
+from handlers.states import TokenForm
+from services.accounts import Accounts
+from storage import UserRepo
+
+
+def ask_token_text() -> str:
+    return _(
+        "Send me your devsms.uz API token (devsms.uz → profile → API). "
+        "I delete the message with the token from this chat at once and keep it encrypted."
+    )
+
+
+async def start(message: Message, state: FSMContext, accounts: Accounts) -> None:
+    assert message.from_user is not None
+    name = html.quote(message.from_user.first_name)
+    if await accounts.has_token(message.from_user.id):
+        await state.clear()
+        await message.answer(
+            _("Welcome back, {name}! Choose what to do in the menu below.").format(name=name),
+            reply_markup=main_menu(),
+        )
+        return
+    await state.set_state(TokenForm.token)
+    await message.answer(
+        _(
+            "Hello, {name}! I send SMS through devsms.uz right from this chat:\n"
+            "cost preview before sending, history, delivery status and balance alerts."
+        ).format(name=name)
+        + "\n\n"
+        + ask_token_text(),
+        reply_markup=ReplyKeyboardRemove(),
+    )
+
+
+async def help_command(message: Message) -> None:
+    await message.answer(
+        _(
+            "<b>What I can do</b>\n"
+            "/send — send an SMS (preview and cost first)\n"
+            "/balance — balance, SMS price and spending\n"
+            "/history — sent SMS and their status\n"
+            "/status — status of one SMS by its id\n"
+            "/settings — sender name and other settings\n"
+            "/language — O'zbekcha, Русский, English\n"
+            "/token — connect another devsms token\n"
+            "/logout — delete your token and all your data\n"
+            "/cancel — leave the current dialog"
+        )
+    )
+
+
+async def cancel(message: Message, state: FSMContext, accounts: Accounts) -> None:
+    assert message.from_user is not None
+    had_state = await state.get_state() is not None
+    await state.clear()
+    has_token = await accounts.has_token(message.from_user.id)
+    text = _("Cancelled.") if had_state else _("There is nothing to cancel.")
+    if not has_token:
+        text += "\n" + _("Send /start when you are ready to connect your devsms token.")
+    await message.answer(text, reply_markup=main_menu() if has_token else ReplyKeyboardRemove())
+
+
+async def language(message: Message) -> None:
+    await message.answer(
+        "Tilni tanlang · Выберите язык · Choose your language", reply_markup=language_keyboard()
+    )
+
+
+async def language_chosen(
+    query: CallbackQuery,
+    callback_data: LanguageCb,
+    users: UserRepo,
+    accounts: Accounts,
+    i18n: I18n,
+) -> None:
+    await users.set_language(query.from_user.id, callback_data.code)
+    with i18n.use_locale(callback_data.code):
+        await query.answer()
+        done = _("Language: {name}").format(name=LANGUAGE_NAMES[callback_data.code])
+        if isinstance(query.message, Message):
+            await query.message.edit_text(done)
+        if await accounts.has_token(query.from_user.id):
+            # Reply keyboards cannot be edited: a fresh one in the new language replaces it.
+            await query.bot.send_message(  # type: ignore[union-attr]
+                query.from_user.id,
+                _("The menu is now in this language."),
+                reply_markup=main_menu(),
+            )
+
+
+def create_router() -> Router:
+    router = Router(name="common")
+    router.message.register(start, CommandStart())
+    router.message.register(help_command, Command("help"))
+    router.message.register(cancel, Command("cancel"))
+    router.message.register(language, Command("language"))
+    router.callback_query.register(language_chosen, LanguageCb.filter(F.code.in_(LANGUAGES)))
+    return router

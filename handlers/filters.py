@@ -1,0 +1,35 @@
+"""Filters shared by the feature routers."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aiogram.filters import Filter
+from aiogram.types import CallbackQuery, Message, User
+from aiogram.utils.i18n import I18n
+
+from services.accounts import Accounts
+
+LANGUAGES: Final = ("uz", "ru", "en")
+
+
+class MenuButton(Filter):
+    """Matches a reply-keyboard button in any language: a keyboard sent before a language
+    switch (or before a restart) keeps working."""
+
+    def __init__(self, msgid: str) -> None:
+        self.msgid = msgid
+
+    async def __call__(self, message: Message, i18n: I18n) -> bool:
+        if not message.text:
+            return False
+        return message.text in {i18n.gettext(self.msgid, locale=lang) for lang in LANGUAGES}
+
+
+class HasToken(Filter):
+    """Lets the update through only for a user with a working devsms token."""
+
+    async def __call__(
+        self, event: Message | CallbackQuery, accounts: Accounts, event_from_user: User
+    ) -> bool:
+        return await accounts.has_token(event_from_user.id)

@@ -1,0 +1,62 @@
+"""A user's devsms connection: the encrypted token and the calls made with it."""
+
+from __future__ import annotations
+
+import logging
+
+from services.devsms import Balance, DevsmsClient, DevsmsUnauthorized
+from services.vault import TokenVault, VaultError
+from storage import CredentialRepo
+
+logger = logging.getLogger(__name__)
+
+
+class NoToken(Exception):
+    """The user has no working devsms token: lead them to connect one."""
+
+
+class Accounts:
+    def __init__(
+        self, credentials: CredentialRepo, vault: TokenVault, devsms: DevsmsClient
+    ) -> None:
+        self._credentials = credentials
+        self._vault = vault
+        self.devsms = devsms
+
+    async def connect(self, user_id: int, token: str) -> Balance:
+        """Checks the token against the gateway, then stores it encrypted.
+
+        Nothing is stored unless the gateway accepted the token; its errors propagate.
+        """
+        balance = await self.devsms.get_balance(token)
+        await self._credentials.save(user_id, self._vault.encrypt(user_id, token))
+        logger.info("user %s connected a devsms token", user_id)
+        return balance
+
+    async def has_token(self, user_id: int) -> bool:
+        row = await self._credentials.get(user_id)
+        return row is not None and row.state == "valid"
+
+    async def token_for(self, user_id: int) -> str:
+        row = await self._credentials.get(user_id)
+        if row is None or row.state != "valid":
+            raise NoToken
+        try:
+            return self._vault.decrypt(user_id, row.token_encrypted)
+        except VaultError:
+            # A key was removed from ENCRYPTION_KEY or the row was tampered with.
+            logger.error("stored token of user %s cannot be decrypted", user_id)
+            await self._credentials.mark_invalid(user_id)
+            raise NoToken from None
+
+    async def balance(self, user_id: int) -> Balance:
+        token = await self.token_for(user_id)
+        try:
+            return await self.devsms.get_balance(token)
+        except DevsmsUnauthorized:
+            await self.token_rejected(user_id)
+            raise
+
+    async def token_rejected(self, user_id: int) -> None:
+        logger.info("devsms rejected the token of user %s; marked invalid", user_id)
+        await self._credentials.mark_invalid(user_id)

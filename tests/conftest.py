@@ -1,0 +1,59 @@
+"""Fixtures shared by the whole suite."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from bot.config import Settings
+from bot.factory import create_dispatcher, open_services
+from tests.fakes.fake_devsms import FakeDevsms
+from tests.support.harness import BOT_TOKEN, Harness, make_bot
+from tests.support.recording import RecordingSession
+
+GOOD_TOKEN = "devsms-good-token-0001"
+OTHER_TOKEN = "devsms-other-token-0002"
+
+
+@pytest.fixture
+async def devsms() -> AsyncIterator[FakeDevsms]:
+    fake = FakeDevsms()
+    fake.add_account(GOOD_TOKEN, balance=10_000, sms_price=50)
+    fake.add_account(OTHER_TOKEN, balance=500, sms_price=50)
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+def make_settings(tmp_path: Path, devsms_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "bot_token": BOT_TOKEN,
+        "devsms_api_url": devsms_url,
+        "devsms_timeout": 2.0,
+        "devsms_retries": 1,
+        "devsms_retry_backoff": 0.01,
+        "database_path": tmp_path / "bot.sqlite3",
+        "encryption_key": Fernet.generate_key().decode(),
+        "telegram_api_url": "http://127.0.0.1:9",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def settings(tmp_path: Path, devsms: FakeDevsms) -> Settings:
+    return make_settings(tmp_path, devsms.url)
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[Harness]:
+    """The app's own Dispatcher, built by the same factory `python -m bot` uses."""
+    services = await open_services(settings)
+    dp = create_dispatcher(services)
+    session = RecordingSession()
+    harness = Harness(dp=dp, bot=make_bot(session), session=session, services=services)
+    yield harness
+    await services.close()

@@ -1,0 +1,110 @@
+"""Dispatcher-level harness: the app's own Dispatcher fed with Updates, Telegram recorded."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.methods import AnswerCallbackQuery
+from aiogram.types import CallbackQuery, Chat, Contact, Message, Sticker, Update, User
+
+from bot.factory import Services
+from tests.support.recording import BOT_USER, RecordingSession, SentMessage
+
+BOT_TOKEN = f"{BOT_USER.id}:" + "T" * 35
+
+
+@dataclass
+class Harness:
+    dp: Dispatcher
+    bot: Bot
+    session: RecordingSession
+    services: Services
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def user(self, user_id: int, lang: str | None) -> User:
+        return User(id=user_id, is_bot=False, first_name=f"User<{user_id}>", language_code=lang)
+
+    async def feed(self, **update: Any) -> list[SentMessage]:
+        """Feeds one update; returns the messages the bot sent or edited while handling it."""
+        before = {key: (m.text, m.edits) for key, m in self.session.messages.items()}
+        await self.dp.feed_update(self.bot, Update(update_id=next(self._ids), **update))
+        return [
+            m for key, m in self.session.messages.items() if before.get(key) != (m.text, m.edits)
+        ]
+
+    def message(self, user_id: int = 1, lang: str | None = "en", **fields: Any) -> Message:
+        return Message(
+            message_id=next(self._ids),
+            date=dt.datetime.now(dt.UTC),
+            chat=Chat(id=user_id, type="private"),
+            from_user=self.user(user_id, lang),
+            **fields,
+        )
+
+    async def send(
+        self, text: str, user_id: int = 1, lang: str | None = "en"
+    ) -> list[SentMessage]:
+        return await self.feed(message=self.message(user_id, lang, text=text))
+
+    async def send_contact(
+        self, phone: str, user_id: int = 1, lang: str | None = "en"
+    ) -> list[SentMessage]:
+        contact = Contact(phone_number=phone, first_name="Friend")
+        return await self.feed(message=self.message(user_id, lang, contact=contact))
+
+    async def send_sticker(self, user_id: int = 1, lang: str | None = "en") -> list[SentMessage]:
+        sticker = Sticker(
+            file_id="s",
+            file_unique_id="s",
+            type="regular",
+            width=1,
+            height=1,
+            is_animated=False,
+            is_video=False,
+        )
+        return await self.feed(message=self.message(user_id, lang, sticker=sticker))
+
+    async def tap(
+        self,
+        sent: SentMessage,
+        label: str,
+        user_id: int = 1,
+        lang: str | None = "en",
+        query_id: str | None = None,
+    ) -> list[SentMessage]:
+        """Taps the inline button whose label contains `label` on a message the bot sent."""
+        data = next((d for text, d in sent.buttons() if label in text), None)
+        assert data is not None, f"no button {label!r} in {sent.buttons()}"
+        return await self.tap_data(sent, data, user_id, lang, query_id)
+
+    async def tap_data(
+        self,
+        sent: SentMessage,
+        data: str,
+        user_id: int = 1,
+        lang: str | None = "en",
+        query_id: str | None = None,
+    ) -> list[SentMessage]:
+        query = CallbackQuery(
+            id=query_id or f"q{next(self._ids)}",
+            from_user=self.user(user_id, lang),
+            chat_instance="ci",
+            data=data,
+            message=self.session._as_message(sent),
+        )
+        return await self.feed(callback_query=query)
+
+    def answers(self) -> list[AnswerCallbackQuery]:
+        return self.session.of(AnswerCallbackQuery)
+
+    def last(self, chat_id: int = 1) -> SentMessage:
+        return self.session.chat(chat_id)[-1]
+
+
+def make_bot(session: RecordingSession) -> Bot:
+    return Bot(BOT_TOKEN, session=session, default=DefaultBotProperties(parse_mode="HTML"))
