@@ -15,3 +15,30 @@ class LanguageCb(CallbackData, prefix="lng"):
 
 class LogoutCb(CallbackData, prefix="out"):
     confirm: bool
+
+
+class SendCb(CallbackData, prefix="snd"):
+    """Buttons under a send preview. `draft` ties the tap to one preview, so an old
+    preview's buttons cannot act on a newer draft."""
+
+    action: str  # see SendAction
+    draft: int
+
+
+class HistoryCb(CallbackData, prefix="hst"):
+    """History paging and filters: `page` from 0, `flt` a HistoryFilter code."""
+
+    page: int
+    flt: str
+
+
+class SmsCb(CallbackData, prefix="sms"):
+    """Details / refresh of one SMS: by the gateway's sms_id, or by our outbox row id."""
+
+    sms_id: int = 0
+    outbox_id: int = 0
+    refresh: bool = False
+
+
+class SettingsCb(CallbackData, prefix="set"):
+    action: str

@@ -7,3 +7,13 @@ from aiogram.fsm.state import State, StatesGroup
 
 class TokenForm(StatesGroup):
     token = State()
+
+
+class SendForm(StatesGroup):
+    phone = State()
+    text = State()
+    preview = State()
+
+
+class SettingsForm(StatesGroup):
+    sender = State()

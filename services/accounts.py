@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
-from services.devsms import Balance, DevsmsClient, DevsmsUnauthorized
+from services.devsms import (
+    Balance,
+    DevsmsClient,
+    DevsmsUnauthorized,
+    HistoryPage,
+    SendResult,
+    SmsRecord,
+)
 from services.vault import TokenVault, VaultError
 from storage import CredentialRepo
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class NoToken(Exception):
@@ -49,13 +59,41 @@ class Accounts:
             await self._credentials.mark_invalid(user_id)
             raise NoToken from None
 
-    async def balance(self, user_id: int) -> Balance:
+    async def _call(self, user_id: int, call: Callable[[str], Awaitable[T]]) -> T:
+        """Runs one gateway call with the user's token; a 401 marks the token invalid."""
         token = await self.token_for(user_id)
         try:
-            return await self.devsms.get_balance(token)
+            return await call(token)
         except DevsmsUnauthorized:
             await self.token_rejected(user_id)
             raise
+
+    async def balance(self, user_id: int) -> Balance:
+        return await self._call(user_id, self.devsms.get_balance)
+
+    async def history(
+        self, user_id: int, *, limit: int = 10, offset: int = 0, status: str | None = None
+    ) -> HistoryPage:
+        return await self._call(
+            user_id,
+            lambda token: self.devsms.get_history(
+                token, limit=limit, offset=offset, status=status
+            ),
+        )
+
+    async def status(
+        self, user_id: int, *, sms_id: int | None = None, request_id: str | None = None
+    ) -> SmsRecord:
+        return await self._call(
+            user_id,
+            lambda token: self.devsms.get_status(token, sms_id=sms_id, request_id=request_id),
+        )
+
+    async def send(self, user_id: int, phone: str, message: str, sender: str | None) -> SendResult:
+        """One POST, never retried: see DevsmsClient.send_sms."""
+        return await self._call(
+            user_id, lambda token: self.devsms.send_sms(token, phone, message, sender=sender)
+        )
 
     async def token_rejected(self, user_id: int) -> None:
         logger.info("devsms rejected the token of user %s; marked invalid", user_id)
