@@ -20,6 +20,7 @@ from bot.middlewares import RetryRequestMiddleware, UserMiddleware
 from handlers import build_router
 from services.accounts import Accounts
 from services.devsms import DevsmsClient
+from services.sending import SmsSender
 from services.vault import TokenVault, load_or_create_key_file, parse_keys
 from storage import CredentialRepo, Database, OutboxRepo, SQLiteStorage, UserRepo
 
@@ -103,6 +104,7 @@ def create_dispatcher(services: Services) -> Dispatcher:
         users=services.users,
         outbox=services.outbox,
         devsms=services.devsms,
+        sms_sender=SmsSender(services.accounts, services.outbox),
     )
     dp.update.outer_middleware(UserMiddleware(services.users))
     UserLocaleMiddleware(services.i18n, settings).setup(dp)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiogram import F, Router
 
-from handlers import balance, common, errors, fallback, soon, token
+from handlers import balance, common, errors, fallback, send, settings, soon, token
 from handlers.filters import HasToken
 
 
@@ -18,7 +18,12 @@ def build_router() -> Router:
     gated = Router(name="gated")
     gated.message.filter(HasToken())
     gated.callback_query.filter(HasToken())
-    gated.include_routers(balance.create_router(), soon.create_router())
+    gated.include_routers(
+        send.create_router(),
+        settings.create_router(),
+        balance.create_router(),
+        soon.create_router(),
+    )
 
     root.include_routers(
         errors.create_router(),

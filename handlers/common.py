@@ -16,6 +16,9 @@ from handlers.states import TokenForm
 from services.accounts import Accounts
 from storage import UserRepo
 
+# Shown before the user has chosen: in all three languages at once.
+LANGUAGE_PROMPT = "Tilni tanlang · Выберите язык · Choose your language"
+
 
 def ask_token_text() -> str:
     return _(
@@ -75,9 +78,7 @@ async def cancel(message: Message, state: FSMContext, accounts: Accounts) -> Non
 
 
 async def language(message: Message) -> None:
-    await message.answer(
-        "Tilni tanlang · Выберите язык · Choose your language", reply_markup=language_keyboard()
-    )
+    await message.answer(LANGUAGE_PROMPT, reply_markup=language_keyboard())
 
 
 async def language_chosen(

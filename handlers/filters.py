@@ -8,6 +8,7 @@ from aiogram.filters import Filter
 from aiogram.types import CallbackQuery, Message, User
 from aiogram.utils.i18n import I18n
 
+from handlers.keyboards import MENU_BUTTONS
 from services.accounts import Accounts
 
 LANGUAGES: Final = ("uz", "ru", "en")
@@ -33,3 +34,16 @@ class HasToken(Filter):
         self, event: Message | CallbackQuery, accounts: Accounts, event_from_user: User
     ) -> bool:
         return await accounts.has_token(event_from_user.id)
+
+
+class AnyMenuButton(Filter):
+    """True for any reply-keyboard label: dialogs waiting for free text let these through."""
+
+    async def __call__(self, message: Message, i18n: I18n) -> bool:
+        if not message.text:
+            return False
+        return any(
+            message.text == i18n.gettext(msgid, locale=lang)
+            for msgid in MENU_BUTTONS
+            for lang in LANGUAGES
+        )

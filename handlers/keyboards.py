@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Final
 
-from aiogram.types import InlineKeyboardMarkup, ReplyKeyboardMarkup
+from aiogram.types import InlineKeyboardMarkup, KeyboardButton, ReplyKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder, ReplyKeyboardBuilder
 
-from handlers.callbacks import BalanceCb, LanguageCb, LogoutCb
+from handlers.callbacks import BalanceCb, LanguageCb, LogoutCb, SendCb, SettingsCb, SmsCb
 
 
 def N_(msgid: str) -> str:
@@ -22,6 +22,10 @@ BTN_BALANCE: Final = N_("💰 Balance")
 BTN_HISTORY: Final = N_("📜 History")
 BTN_STATUS: Final = N_("🔎 Status")
 BTN_SETTINGS: Final = N_("⚙️ Settings")
+
+BTN_CANCEL: Final = N_("✖️ Cancel")
+BTN_MY_NUMBER: Final = N_("📱 My own number")
+MENU_BUTTONS: Final = (BTN_SEND, BTN_BALANCE, BTN_HISTORY, BTN_STATUS, BTN_SETTINGS, BTN_CANCEL)
 
 LANGUAGE_NAMES: Final = {"uz": "🇺🇿 O'zbekcha", "ru": "🇷🇺 Русский", "en": "🇬🇧 English"}
 
@@ -55,5 +59,46 @@ def logout_keyboard() -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     builder.button(text=_("Yes, delete everything"), callback_data=LogoutCb(confirm=True))
     builder.button(text=_("No, keep it"), callback_data=LogoutCb(confirm=False))
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def phone_keyboard() -> ReplyKeyboardMarkup:
+    builder = ReplyKeyboardBuilder()
+    builder.add(KeyboardButton(text=_(BTN_MY_NUMBER), request_contact=True))
+    builder.button(text=_(BTN_CANCEL))
+    builder.adjust(1)
+    return builder.as_markup(resize_keyboard=True, one_time_keyboard=True)
+
+
+def preview_keyboard(draft: int, *, cheaper: bool, can_send: bool) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    if can_send:
+        builder.button(text=_("✅ Send"), callback_data=SendCb(action="send", draft=draft))
+    if cheaper:
+        builder.button(
+            text=_("🪶 Cheaper spelling"), callback_data=SendCb(action="cheap", draft=draft)
+        )
+    builder.button(text=_("✏️ Change text"), callback_data=SendCb(action="text", draft=draft))
+    builder.button(text=_("📞 Change number"), callback_data=SendCb(action="phone", draft=draft))
+    builder.button(text=_("✖️ Cancel"), callback_data=SendCb(action="cancel", draft=draft))
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def sent_keyboard(sms_id: int | None) -> InlineKeyboardMarkup | None:
+    if sms_id is None:
+        return None
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("🔄 Refresh status"), callback_data=SmsCb(sms_id=sms_id, refresh=True))
+    return builder.as_markup()
+
+
+def settings_keyboard(has_own_sender: bool) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("✏️ Change sender"), callback_data=SettingsCb(action="sender"))
+    if has_own_sender:
+        builder.button(text=_("↩️ Default sender"), callback_data=SettingsCb(action="reset"))
+    builder.button(text=_("🌐 Language"), callback_data=SettingsCb(action="lang"))
     builder.adjust(1)
     return builder.as_markup()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -32,6 +33,7 @@ class Accounts:
         self._credentials = credentials
         self._vault = vault
         self.devsms = devsms
+        self._balances: dict[int, tuple[float, Balance]] = {}
 
     async def connect(self, user_id: int, token: str) -> Balance:
         """Checks the token against the gateway, then stores it encrypted.
@@ -69,7 +71,20 @@ class Accounts:
             raise
 
     async def balance(self, user_id: int) -> Balance:
-        return await self._call(user_id, self.devsms.get_balance)
+        balance = await self._call(user_id, self.devsms.get_balance)
+        self._balances[user_id] = (time.monotonic(), balance)
+        return balance
+
+    async def recent_balance(self, user_id: int, max_age: float = 60.0) -> Balance:
+        """The balance seen at most `max_age` seconds ago: previews need the price, and a user
+        editing a draft should not cost a gateway call per keystroke."""
+        cached = self._balances.get(user_id)
+        if cached is not None and time.monotonic() - cached[0] <= max_age:
+            return cached[1]
+        return await self.balance(user_id)
+
+    def forget_balance(self, user_id: int) -> None:
+        self._balances.pop(user_id, None)
 
     async def history(
         self, user_id: int, *, limit: int = 10, offset: int = 0, status: str | None = None

@@ -78,9 +78,7 @@ class Harness:
         query_id: str | None = None,
     ) -> list[SentMessage]:
         """Taps the inline button whose label contains `label` on a message the bot sent."""
-        data = next((d for text, d in sent.buttons() if label in text), None)
-        assert data is not None, f"no button {label!r} in {sent.buttons()}"
-        return await self.tap_data(sent, data, user_id, lang, query_id)
+        return await self.tap_data(sent, button_data(sent, label), user_id, lang, query_id)
 
     async def tap_data(
         self,
@@ -104,6 +102,14 @@ class Harness:
 
     def last(self, chat_id: int = 1) -> SentMessage:
         return self.session.chat(chat_id)[-1]
+
+
+def button_data(sent: SentMessage, label: str) -> str:
+    """The callback data of a button as it is now: keep it to tap the button after it is gone
+    (a user with an old copy of the message, or a double tap)."""
+    data = next((d for text, d in sent.buttons() if label in text), None)
+    assert data is not None, f"no button {label!r} in {sent.buttons()}"
+    return data
 
 
 def make_bot(session: RecordingSession) -> Bot:
