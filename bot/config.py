@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Final, Literal
 
@@ -40,6 +41,16 @@ class Settings(BaseSettings):
     # Administration
     admin_ids: Annotated[tuple[int, ...], NoDecode] = ()
     admin_chat_id: int | None = None
+
+    # Background work
+    low_balance_threshold: Decimal = Field(default=Decimal(10_000), ge=0)
+    balance_check_interval: float = Field(default=600.0, gt=0)
+    balance_check_concurrency: int = Field(default=10, ge=1, le=200)
+    gateway_outage_after: int = Field(default=5, ge=1)
+    notify_rate: float = Field(default=25.0, gt=0)
+
+    # Access
+    access_mode: Literal["open", "allowlist"] = "open"
 
     # Behaviour
     default_language: Language = "uz"

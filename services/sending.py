@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Final
 
 from services.accounts import Accounts
 from services.devsms import (
@@ -14,11 +16,20 @@ from services.devsms import (
     DevsmsUnauthorized,
     DevsmsUnavailable,
     SendResult,
+    is_final_status,
 )
 from services.phones import mask_phone
 from storage import OutboxRepo
 
 logger = logging.getLogger(__name__)
+
+FIRST_CHECK_AFTER: Final = dt.timedelta(seconds=30)
+
+
+def first_check_at(now: dt.datetime | None = None) -> str:
+    """When delivery tracking first looks at a fresh SMS (see services/tracker.py)."""
+    moment = (now or dt.datetime.now(dt.UTC)) + FIRST_CHECK_AFTER
+    return moment.isoformat(timespec="seconds")
 
 
 class Outcome(StrEnum):
@@ -76,5 +87,7 @@ class SmsSender:
             result.parts_count,
             result.total_cost.format() if result.total_cost else None,
         )
+        if result.sms_id is not None and not is_final_status(result.status):
+            await self._outbox.schedule_check(outbox_id, first_check_at(), checks=0)
         logger.info("send %s to %s: sms_id %s", outbox_id, mask_phone(phone), result.sms_id)
         return SendOutcome(Outcome.SENT, outbox_id, result)

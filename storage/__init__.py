@@ -5,6 +5,7 @@ Imports nothing else of ours: services and handlers depend on storage, never the
 
 from __future__ import annotations
 
+from storage.alerts import AlertPrefs, AlertRepo, WatchTarget
 from storage.credentials import CredentialRepo, CredentialRow, CredentialState
 from storage.db import Database, utc_now
 from storage.fsm import SQLiteStorage
@@ -14,6 +15,8 @@ from storage.users import UserRepo, UserRow
 
 __all__ = [
     "LATEST_VERSION",
+    "AlertPrefs",
+    "AlertRepo",
     "CredentialRepo",
     "CredentialRow",
     "CredentialState",
@@ -25,6 +28,7 @@ __all__ = [
     "SQLiteStorage",
     "UserRepo",
     "UserRow",
+    "WatchTarget",
     "migrate",
     "utc_now",
 ]

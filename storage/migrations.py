@@ -63,7 +63,33 @@ CREATE INDEX outbox_sms_id ON outbox (sms_id);
 CREATE INDEX outbox_request_id ON outbox (request_id);
 """
 
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2)
+_V3: Final = """
+-- Access control (ACCESS_MODE=allowlist): pending until an admin allows or denies.
+ALTER TABLE users ADD COLUMN access TEXT NOT NULL DEFAULT 'pending'
+    CHECK (access IN ('pending', 'allowed', 'denied'));
+ALTER TABLE users ADD COLUMN access_asked INTEGER NOT NULL DEFAULT 0;
+-- What a user wants to be told, and what the watcher last saw (hysteresis survives restarts).
+CREATE TABLE alert_prefs (
+    user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+    threshold_unit TEXT NOT NULL DEFAULT 'som' CHECK (threshold_unit IN ('som', 'sms')),
+    threshold_value TEXT NULL,  -- NULL: LOW_BALANCE_THRESHOLD
+    balance_alerts INTEGER NOT NULL DEFAULT 1,
+    delivery_notify TEXT NOT NULL DEFAULT 'failures'
+        CHECK (delivery_notify IN ('all', 'failures', 'off')),
+    below INTEGER NOT NULL DEFAULT 0,
+    last_balance TEXT,
+    checked_at TEXT,
+    alerted_at TEXT,
+    invalid_notified INTEGER NOT NULL DEFAULT 0
+);
+-- Delivery tracking of sent SMS, with growing intervals.
+ALTER TABLE outbox ADD COLUMN next_check_at TEXT;
+ALTER TABLE outbox ADD COLUMN checks INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE outbox ADD COLUMN result_notified INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX outbox_tracking ON outbox (next_check_at) WHERE next_check_at IS NOT NULL;
+"""
+
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3)
 LATEST_VERSION: Final = len(MIGRATIONS)
 
 

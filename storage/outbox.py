@@ -31,7 +31,8 @@ class OutboxState(StrEnum):
 
 _COLUMNS: Final = (
     "id, user_id, phone, message, sender, state, sms_id, request_id, status, "
-    "parts_count, total_cost, error, created_at, updated_at"
+    "parts_count, total_cost, error, created_at, updated_at, next_check_at, checks, "
+    "result_notified"
 )
 _OPEN: Final = (OutboxState.PENDING, OutboxState.UNKNOWN)
 
@@ -52,11 +53,15 @@ class OutboxRow:
     error: str | None
     created_at: str
     updated_at: str
+    next_check_at: str | None = None  # when delivery tracking looks again; None: not tracked
+    checks: int = 0
+    result_notified: bool = False
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> OutboxRow:
         values = dict(zip(row.keys(), tuple(row), strict=True))
         values["state"] = OutboxState(values["state"])
+        values["result_notified"] = bool(values["result_notified"])
         return cls(**values)
 
 
@@ -175,3 +180,46 @@ class OutboxRepo:
             (user_id, limit, offset),
         )
         return [OutboxRow.from_row(row) for row in rows]
+
+    # --- delivery tracking ---------------------------------------------------------------------
+
+    async def schedule_check(self, id: int, at: str | None, checks: int) -> None:
+        """Sets when tracking looks at this SMS next; `at=None` stops tracking it."""
+        await self._db.execute(
+            "UPDATE outbox SET next_check_at = ?, checks = ? WHERE id = ?", (at, checks, id)
+        )
+
+    async def due_checks(self, now: str, limit: int = 100) -> list[OutboxRow]:
+        """Sent SMS whose next status check is due, most overdue first."""
+        rows = await self._db.fetchall(
+            f"SELECT {_COLUMNS} FROM outbox WHERE next_check_at IS NOT NULL "
+            "AND next_check_at <= ? AND state = ? ORDER BY next_check_at LIMIT ?",
+            (now, OutboxState.SENT.value, limit),
+        )
+        return [OutboxRow.from_row(row) for row in rows]
+
+    async def mark_result_notified(self, id: int) -> bool:
+        """True only the first time: a delivery result is reported once."""
+        changed = await self._db.execute(
+            "UPDATE outbox SET result_notified = 1 WHERE id = ? AND result_notified = 0", (id,)
+        )
+        return changed > 0
+
+    async def totals(self, since: str) -> tuple[int, int]:
+        """(SMS sent through the bot since `since`, parts of them) — for the admin summary."""
+        row = await self._db.fetchone(
+            "SELECT COUNT(*) AS n, COALESCE(SUM(parts_count), 0) AS parts FROM outbox "
+            "WHERE state = ? AND created_at >= ?",
+            (OutboxState.SENT.value, since),
+        )
+        assert row is not None
+        return int(row["n"]), int(row["parts"])
+
+    async def costs_since(self, since: str) -> list[str]:
+        """The verbatim total_cost of each SMS sent since `since` (so'm or "$..." strings)."""
+        rows = await self._db.fetchall(
+            "SELECT total_cost FROM outbox WHERE state = ? AND created_at >= ? "
+            "AND total_cost IS NOT NULL",
+            (OutboxState.SENT.value, since),
+        )
+        return [str(row["total_cost"]) for row in rows]

@@ -30,9 +30,10 @@ async def columns(conn: aiosqlite.Connection, table: str) -> set[str]:
 
 
 async def test_fresh_database_reaches_latest_version(raw: aiosqlite.Connection) -> None:
-    assert await migrate(raw) == LATEST_VERSION == 2
+    assert await migrate(raw) == LATEST_VERSION == 3
     assert await schema_version(raw) == LATEST_VERSION
-    assert {"sender", "is_active"} <= await columns(raw, "users")
+    assert {"sender", "is_active", "access"} <= await columns(raw, "users")
+    assert {"next_check_at", "checks", "result_notified"} <= await columns(raw, "outbox")
     assert "request_id" in await columns(raw, "outbox")
     # A second run has nothing to do and must not fail on existing tables.
     assert await migrate(raw) == LATEST_VERSION
@@ -60,12 +61,13 @@ async def test_v1_database_with_data_upgrades_and_keeps_it(
     # The application opens the old file the ordinary way.
     db = await Database.open(tmp_path / "bot.sqlite3")
     try:
-        assert await schema_version(db.conn) == 2
+        assert await schema_version(db.conn) == LATEST_VERSION
         user = await db.fetchone("SELECT * FROM users WHERE id = 42")
         assert user is not None
         assert (user["language"], user["first_name"], user["username"]) == ("uz", "Ali", "ali")
         assert user["sender"] is None
         assert user["is_active"] == 1  # existing users count as active
+        assert user["access"] == "pending"
         credential = await db.fetchone("SELECT * FROM credentials WHERE user_id = 42")
         assert credential is not None
         assert (bytes(credential["token_encrypted"]), credential["state"]) == (
@@ -103,10 +105,10 @@ async def test_failing_migration_leaves_previous_version(
 ) -> None:
     broken = "CREATE TABLE extra (id INTEGER);\nINSERT INTO missing_table VALUES (1);"
     monkeypatch.setattr(migrations, "MIGRATIONS", (*migrations.MIGRATIONS, broken))
-    with pytest.raises(MigrationError, match="version 3"):
+    with pytest.raises(MigrationError, match=f"version {LATEST_VERSION + 1}"):
         await migrate(raw)
-    # v1 and v2 were committed; v3 was rolled back as a whole, its table included.
-    assert await schema_version(raw) == 2
+    # The known versions were committed; the broken one was rolled back whole, its table too.
+    assert await schema_version(raw) == LATEST_VERSION
     assert not raw.in_transaction
     names = {row["name"] for row in await raw.execute_fetchall("SELECT name FROM sqlite_master")}
     assert "outbox" in names

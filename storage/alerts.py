@@ -1,0 +1,138 @@
+"""Alert preferences and the balance watcher's memory, one row per user (created on demand)."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from storage.db import Database, utc_now
+
+ThresholdUnit = Literal["som", "sms"]
+DeliveryNotify = Literal["all", "failures", "off"]
+_PREF_COLUMNS: Final = (
+    "threshold_unit, threshold_value, balance_alerts, delivery_notify, below, last_balance, "
+    "checked_at, alerted_at, invalid_notified"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertPrefs:
+    threshold_unit: ThresholdUnit = "som"
+    threshold_value: str | None = None  # None: the configured default
+    balance_alerts: bool = True
+    delivery_notify: DeliveryNotify = "failures"
+    below: bool = False  # below the threshold at the last check (alert already sent)
+    last_balance: str | None = None
+    checked_at: str | None = None
+    alerted_at: str | None = None
+    invalid_notified: bool = False
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row | None) -> AlertPrefs:
+        if row is None:
+            return cls()
+        return cls(
+            threshold_unit=row["threshold_unit"],
+            threshold_value=row["threshold_value"],
+            balance_alerts=bool(row["balance_alerts"]),
+            delivery_notify=row["delivery_notify"],
+            below=bool(row["below"]),
+            last_balance=row["last_balance"],
+            checked_at=row["checked_at"],
+            alerted_at=row["alerted_at"],
+            invalid_notified=bool(row["invalid_notified"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class WatchTarget:
+    """A user whose balance the watcher checks: a valid token and a bot they have not blocked."""
+
+    user_id: int
+    token_encrypted: bytes
+    language: str | None
+    first_name: str | None
+    username: str | None
+    prefs: AlertPrefs
+
+
+class AlertRepo:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def get(self, user_id: int) -> AlertPrefs:
+        row = await self._db.fetchone(
+            f"SELECT {_PREF_COLUMNS} FROM alert_prefs WHERE user_id = ?", (user_id,)
+        )
+        return AlertPrefs.from_row(row)
+
+    async def _set(self, user_id: int, column: str, value: object) -> None:
+        # `column` is one of the literal names below, never user input.
+        await self._db.execute(
+            f"INSERT INTO alert_prefs (user_id, {column}) VALUES (?, ?) "
+            f"ON CONFLICT (user_id) DO UPDATE SET {column} = excluded.{column}",
+            (user_id, value),
+        )
+
+    async def set_threshold(self, user_id: int, unit: ThresholdUnit, value: str | None) -> None:
+        async with self._db.transaction():
+            await self._set(user_id, "threshold_unit", unit)
+            await self._set(user_id, "threshold_value", value)
+
+    async def set_balance_alerts(self, user_id: int, enabled: bool) -> None:
+        await self._set(user_id, "balance_alerts", int(enabled))
+
+    async def set_delivery_notify(self, user_id: int, mode: DeliveryNotify) -> None:
+        await self._set(user_id, "delivery_notify", mode)
+
+    async def record_check(self, user_id: int, balance: str | None, *, below: bool) -> bool:
+        """Stores what the watcher saw. Returns True when the user just crossed below the
+        threshold (the one moment an alert is due); the flag is reset once above again."""
+        async with self._db.transaction():
+            before = await self.get(user_id)
+            now = utc_now()
+            crossed = below and not before.below
+            await self._db.execute(
+                "INSERT INTO alert_prefs (user_id, below, last_balance, checked_at, alerted_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET "
+                "below = excluded.below, last_balance = excluded.last_balance, "
+                "checked_at = excluded.checked_at, "
+                "alerted_at = COALESCE(excluded.alerted_at, alert_prefs.alerted_at)",
+                (user_id, int(below), balance, now, now if crossed else None),
+            )
+        return crossed
+
+    async def set_invalid_notified(self, user_id: int, notified: bool) -> bool:
+        """Returns True when the flag changed (so a 'token invalid' notice goes out once)."""
+        async with self._db.transaction():
+            before = await self.get(user_id)
+            if before.invalid_notified == notified:
+                return False
+            await self._set(user_id, "invalid_notified", int(notified))
+        return True
+
+    async def watch_targets(self, after_user_id: int = 0, limit: int = 500) -> list[WatchTarget]:
+        """One page of users to check, in user id order (keyset paging scales to many users)."""
+        rows = await self._db.fetchall(
+            "SELECT u.id, u.language, u.first_name, u.username, c.token_encrypted, "
+            f"{', '.join('p.' + c for c in _PREF_COLUMNS.split(', '))} "
+            "FROM users u JOIN credentials c ON c.user_id = u.id "
+            "LEFT JOIN alert_prefs p ON p.user_id = u.id "
+            "WHERE c.state = 'valid' AND u.is_active = 1 AND u.id > ? "
+            "ORDER BY u.id LIMIT ?",
+            (after_user_id, limit),
+        )
+        return [
+            WatchTarget(
+                user_id=row["id"],
+                token_encrypted=row["token_encrypted"],
+                language=row["language"],
+                first_name=row["first_name"],
+                username=row["username"],
+                prefs=AlertPrefs.from_row(row)
+                if row["threshold_unit"] is not None
+                else AlertPrefs(),
+            )
+            for row in rows
+        ]
