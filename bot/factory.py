@@ -22,7 +22,7 @@ from services.accounts import Accounts
 from services.devsms import DevsmsClient
 from services.sending import SmsSender
 from services.vault import TokenVault, load_or_create_key_file, parse_keys
-from storage import CredentialRepo, Database, OutboxRepo, SQLiteStorage, UserRepo
+from storage import AlertRepo, CredentialRepo, Database, OutboxRepo, SQLiteStorage, UserRepo
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ class Services:
     users: UserRepo
     credentials: CredentialRepo
     outbox: OutboxRepo
+    alerts: AlertRepo
     accounts: Accounts
     i18n: I18n
 
@@ -77,6 +78,7 @@ async def open_services(settings: Settings) -> Services:
         users=users,
         credentials=credentials,
         outbox=OutboxRepo(db),
+        alerts=AlertRepo(db),
         accounts=Accounts(credentials, vault, devsms),
         i18n=create_i18n(settings.default_language),
     )
@@ -103,6 +105,7 @@ def create_dispatcher(services: Services) -> Dispatcher:
         accounts=services.accounts,
         users=services.users,
         outbox=services.outbox,
+        alerts=services.alerts,
         devsms=services.devsms,
         sms_sender=SmsSender(services.accounts, services.outbox),
     )

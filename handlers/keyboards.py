@@ -94,11 +94,17 @@ def sent_keyboard(sms_id: int | None) -> InlineKeyboardMarkup | None:
     return builder.as_markup()
 
 
-def settings_keyboard(has_own_sender: bool) -> InlineKeyboardMarkup:
+def settings_keyboard(has_own_sender: bool, *, alerts_on: bool) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     builder.button(text=_("✏️ Change sender"), callback_data=SettingsCb(action="sender"))
     if has_own_sender:
         builder.button(text=_("↩️ Default sender"), callback_data=SettingsCb(action="reset"))
+    builder.button(text=_("🔔 Alert threshold"), callback_data=SettingsCb(action="threshold"))
+    builder.button(
+        text=_("🔕 Turn alerts off") if alerts_on else _("🔔 Turn alerts on"),
+        callback_data=SettingsCb(action="alerts"),
+    )
+    builder.button(text=_("📬 Delivery results"), callback_data=SettingsCb(action="notify"))
     builder.button(text=_("🌐 Language"), callback_data=SettingsCb(action="lang"))
     builder.adjust(1)
     return builder.as_markup()

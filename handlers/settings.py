@@ -1,14 +1,15 @@
-"""/settings: the default sender name and the language."""
+"""/settings: sender name, low-balance alerts, delivery results, language."""
 
 from __future__ import annotations
 
 import re
+from decimal import Decimal, InvalidOperation
 from typing import Final
 
 from aiogram import F, Router, html
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 
 from bot.config import Settings
@@ -16,30 +17,70 @@ from handlers.callbacks import SettingsCb
 from handlers.common import LANGUAGE_PROMPT
 from handlers.filters import AnyMenuButton, MenuButton
 from handlers.keyboards import BTN_SETTINGS, language_keyboard, settings_keyboard
+from handlers.render import count, money
 from handlers.states import SettingsForm
 from handlers.utils import edit_or_keep
-from storage import UserRepo
+from services.money import Money
+from storage import AlertRepo, UserRepo
+from storage.alerts import DeliveryNotify, ThresholdUnit
 
 # A numeric short code, or an alphanumeric sender id (at most 11 characters in SMS).
 SENDER_RE: Final = re.compile(r"^(?:\d{3,15}|[A-Za-z0-9][A-Za-z0-9 ._-]{1,10})$")
+# "20000", "20 000", "20 000 so'm", "100 sms", "100 смс", "100 ta sms".
+THRESHOLD_RE: Final = re.compile(
+    r"^\s*(?P<n>\d[\d\s\u00a0]*)\s*(?:(?P<sms>(?:ta\s*)?(?:sms|смс))|so['ʻ‘’`]?m|сум|sum|uzs)?\s*$",
+    re.IGNORECASE,
+)
+THRESHOLD_MAX: Final = Decimal(10) ** 12
+NEXT_NOTIFY: Final[dict[str, DeliveryNotify]] = {
+    "failures": "all",
+    "all": "off",
+    "off": "failures",
+}
 
 
-async def settings_text(user_id: int, users: UserRepo, settings: Settings) -> tuple[str, bool]:
+async def render(
+    user_id: int, users: UserRepo, alerts: AlertRepo, settings: Settings
+) -> tuple[str, InlineKeyboardMarkup]:
     user = await users.get(user_id)
+    prefs = await alerts.get(user_id)
     own = user.sender if user else None
     sender = html.quote(own or settings.default_sender)
-    line = (
+    lines = [_("⚙️ <b>Settings</b>"), ""]
+    lines.append(
         _("Sender: {sender}").format(sender=sender)
         if own
         else _("Sender: {sender} (default)").format(sender=sender)
     )
-    return "\n".join([_("⚙️ <b>Settings</b>"), "", line]), own is not None
+    if not prefs.balance_alerts:
+        lines.append(_("Low-balance alert: off"))
+    elif prefs.threshold_unit == "sms" and prefs.threshold_value is not None:
+        lines.append(
+            _("Low-balance alert: when fewer than {n} SMS are left").format(
+                n=count(int(prefs.threshold_value))
+            )
+        )
+    else:
+        amount = Decimal(prefs.threshold_value or settings.low_balance_threshold)
+        lines.append(
+            _("Low-balance alert: below {amount}").format(amount=money(Money(amount, "UZS")))
+        )
+    mode = {
+        "all": _("every result"),
+        "failures": _("failures only"),
+        "off": _("off"),
+    }[prefs.delivery_notify]
+    lines.append(_("Delivery results: {mode}").format(mode=mode))
+    keyboard = settings_keyboard(own is not None, alerts_on=prefs.balance_alerts)
+    return "\n".join(lines), keyboard
 
 
-async def show_settings(message: Message, users: UserRepo, settings: Settings) -> None:
+async def show_settings(
+    message: Message, users: UserRepo, alerts: AlertRepo, settings: Settings
+) -> None:
     assert message.from_user is not None
-    text, own = await settings_text(message.from_user.id, users, settings)
-    await message.answer(text, reply_markup=settings_keyboard(own))
+    text, keyboard = await render(message.from_user.id, users, alerts, settings)
+    await message.answer(text, reply_markup=keyboard)
 
 
 async def settings_button(
@@ -48,10 +89,13 @@ async def settings_button(
     message: Message,
     state: FSMContext,
     users: UserRepo,
+    alerts: AlertRepo,
     settings: Settings,
 ) -> None:
+    user_id = query.from_user.id
+    action = callback_data.action
     await query.answer()
-    if callback_data.action == "sender":
+    if action == "sender":
         await state.set_state(SettingsForm.sender)
         await message.answer(
             _(
@@ -61,16 +105,35 @@ async def settings_button(
             + "\n"
             + _("/cancel keeps the current one.")
         )
-    elif callback_data.action == "reset":
-        await users.set_sender(query.from_user.id, None)
-        text, own = await settings_text(query.from_user.id, users, settings)
-        await edit_or_keep(message, text, settings_keyboard(own))
-    elif callback_data.action == "lang":
+        return
+    if action == "threshold":
+        await state.set_state(SettingsForm.threshold)
+        await message.answer(
+            _(
+                "When should I warn you? Send an amount in so'm (e.g. 20000) "
+                "or a number of SMS (e.g. 100 sms)."
+            )
+            + "\n"
+            + _("/cancel keeps the current one.")
+        )
+        return
+    if action == "lang":
         await message.answer(LANGUAGE_PROMPT, reply_markup=language_keyboard())
+        return
+    if action == "reset":
+        await users.set_sender(user_id, None)
+    elif action == "alerts":
+        prefs = await alerts.get(user_id)
+        await alerts.set_balance_alerts(user_id, not prefs.balance_alerts)
+    elif action == "notify":
+        prefs = await alerts.get(user_id)
+        await alerts.set_delivery_notify(user_id, NEXT_NOTIFY[prefs.delivery_notify])
+    text, keyboard = await render(user_id, users, alerts, settings)
+    await edit_or_keep(message, text, keyboard)
 
 
 async def sender_received(
-    message: Message, state: FSMContext, users: UserRepo, settings: Settings
+    message: Message, state: FSMContext, users: UserRepo, alerts: AlertRepo, settings: Settings
 ) -> None:
     assert message.text is not None and message.from_user is not None
     sender = message.text.strip()
@@ -89,22 +152,56 @@ async def sender_received(
     await message.answer(
         _("Saved: SMS will go out from {sender}.").format(sender=html.quote(sender))
     )
-    await show_settings(message, users, settings)
+    await show_settings(message, users, alerts, settings)
 
 
-async def sender_not_text(message: Message) -> None:
+def parse_threshold(text: str) -> tuple[ThresholdUnit, Decimal] | None:
+    match = THRESHOLD_RE.match(text)
+    if match is None:
+        return None
+    try:
+        number = Decimal(re.sub(r"\D", "", match["n"]))
+    except InvalidOperation:
+        return None
+    if not 0 < number < THRESHOLD_MAX:
+        return None
+    return ("sms" if match["sms"] else "som"), number
+
+
+async def threshold_received(
+    message: Message, state: FSMContext, users: UserRepo, alerts: AlertRepo, settings: Settings
+) -> None:
+    assert message.text is not None and message.from_user is not None
+    parsed = parse_threshold(message.text)
+    if parsed is None:
+        await message.answer(
+            _("Send a whole number: an amount in so'm like 20000, or SMS like 100 sms.")
+            + "\n"
+            + _("/cancel keeps the current one.")
+        )
+        return
+    unit, number = parsed
+    await alerts.set_threshold(message.from_user.id, unit, str(number))
+    await alerts.set_balance_alerts(message.from_user.id, True)
+    await state.clear()
+    await message.answer(_("Saved."))
+    await show_settings(message, users, alerts, settings)
+
+
+async def not_text(message: Message) -> None:
     await message.answer(
-        _("Send the sender name as text.") + "\n" + _("/cancel keeps the current one.")
+        _("Please send it as a text message.") + "\n" + _("/cancel keeps the current one.")
     )
 
 
 def create_router() -> Router:
     router = Router(name="settings")
+    free_text = (F.text, ~F.text.startswith("/"), ~AnyMenuButton())
     router.message.register(show_settings, Command("settings"))
     router.message.register(show_settings, MenuButton(BTN_SETTINGS))
-    router.message.register(
-        sender_received, SettingsForm.sender, F.text, ~F.text.startswith("/"), ~AnyMenuButton()
-    )
-    router.message.register(sender_not_text, SettingsForm.sender, ~F.text)
+    router.message.register(sender_received, SettingsForm.sender, *free_text)
+    router.message.register(threshold_received, SettingsForm.threshold, *free_text)
+    router.message.register(not_text, SettingsForm.sender, ~F.text)
+    router.message.register(not_text, SettingsForm.threshold, ~F.text)
     router.callback_query.register(settings_button, SettingsCb.filter(), F.message.as_("message"))
     return router

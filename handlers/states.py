@@ -17,3 +17,4 @@ class SendForm(StatesGroup):
 
 class SettingsForm(StatesGroup):
     sender = State()
+    threshold = State()
