@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from aiogram import F, Router
 
-from handlers import balance, common, errors, fallback, send, settings, soon, token
+from handlers import (
+    balance,
+    common,
+    errors,
+    fallback,
+    history,
+    send,
+    settings,
+    status,
+    token,
+)
 from handlers.filters import HasToken
 
 
@@ -22,7 +32,8 @@ def build_router() -> Router:
         send.create_router(),
         settings.create_router(),
         balance.create_router(),
-        soon.create_router(),
+        history.create_router(),
+        status.create_router(),
     )
 
     root.include_routers(

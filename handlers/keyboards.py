@@ -86,11 +86,16 @@ def preview_keyboard(draft: int, *, cheaper: bool, can_send: bool) -> InlineKeyb
     return builder.as_markup()
 
 
-def sent_keyboard(sms_id: int | None) -> InlineKeyboardMarkup | None:
-    if sms_id is None:
-        return None
+def sent_keyboard(sms_id: int | None, outbox_id: int) -> InlineKeyboardMarkup:
+    """Under a send result: refresh by the gateway's id, or look the outbox row up when the
+    gateway's answer was lost (the status handler reconciles it through the history)."""
     builder = InlineKeyboardBuilder()
-    builder.button(text=_("🔄 Refresh status"), callback_data=SmsCb(sms_id=sms_id, refresh=True))
+    if sms_id is not None:
+        builder.button(
+            text=_("🔄 Refresh status"), callback_data=SmsCb(sms_id=sms_id, refresh=True)
+        )
+    else:
+        builder.button(text=_("🔎 Check status"), callback_data=SmsCb(outbox_id=outbox_id))
     return builder.as_markup()
 
 

@@ -373,7 +373,11 @@ async def confirm_send(
     ctx.accounts.forget_balance(ctx.user_id)  # it changed, or may have
     await message.edit_text(
         result_text(phone, data["text"], outcome),
-        reply_markup=sent_keyboard(outcome.result.sms_id if outcome.result else None),
+        reply_markup=sent_keyboard(
+            outcome.result.sms_id if outcome.result else None, outcome.outbox_id
+        )
+        if outcome.outcome in (Outcome.SENT, Outcome.UNKNOWN)
+        else None,
     )
 
 

@@ -304,3 +304,18 @@ async def test_own_sender_from_settings_is_used(app: Harness, devsms: FakeDevsms
     assert devsms.sent[0].sender == "MyShop"
     [reset] = await app.tap(shown, "Default sender")
     assert "Sender: 4546 (default)" in reset.text
+
+
+async def test_unknown_send_can_be_checked_later_and_is_reconciled(
+    app: Harness, devsms: FakeDevsms
+) -> None:
+    await connect(app)
+    preview = await preview_for(app, "901234567", "Did it go?")
+    devsms.fail_next(1, path=SEND, hang=5)
+    [result] = await app.tap(preview, "Send")
+    assert labels(result) == ["🔎 Check status"]
+    replies = await app.tap(result, "Check status")
+    assert any(str(devsms.sent[0].sms_id) in m.text for m in replies)
+    [row] = await app.services.outbox.recent(1, 10)
+    assert (row.state, row.sms_id) == ("sent", devsms.sent[0].sms_id)
+    assert len(devsms.requests_to(SEND)) == 1
