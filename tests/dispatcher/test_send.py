@@ -319,3 +319,35 @@ async def test_unknown_send_can_be_checked_later_and_is_reconciled(
     [row] = await app.services.outbox.recent(1, 10)
     assert (row.state, row.sms_id) == ("sent", devsms.sent[0].sms_id)
     assert len(devsms.requests_to(SEND)) == 1
+
+
+async def test_whole_send_dialog_in_russian(app: Harness, devsms: FakeDevsms) -> None:
+    await connect(app, lang="ru")
+    [ask] = await app.send("📤 Отправить SMS", lang="ru")
+    assert "Кому отправить?" in ask.text
+    assert "📱 Мой номер" in ask.reply_buttons()
+    [bad] = await app.send("12345", lang="ru")
+    assert "слишком короткий" in bad.text
+    [ask_text] = await app.send("90 123 45 67", lang="ru")
+    assert "Теперь отправьте текст SMS" in ask_text.text
+    [preview] = await app.send("Привет", lang="ru")
+    assert "Проверьте перед отправкой" in preview.text
+    assert "Стоимость: 1 × 50 сум = 50 сум" in preview.text
+    assert labels(preview)[0] == "✅ Отправить"
+    [result] = await app.tap(preview, "Отправить", lang="ru")
+    assert "Отправлено." in result.text
+    assert [s.message for s in devsms.sent] == ["Привет"]
+
+
+async def test_whole_send_dialog_in_uzbek(app: Harness, devsms: FakeDevsms) -> None:
+    await connect(app, lang="uz")
+    [ask] = await app.send("/send", lang="uz")
+    assert "Kimga yuboramiz?" in ask.text
+    await app.send("+998901234567", lang="uz")
+    text = "Hurmatli mijoz, doʻkonimizga yangi mahsulotlar keldi. Marhamat, tashrif buyuring!"
+    [preview] = await app.send(text, lang="uz")
+    assert "Yuborishdan oldin tekshiring" in preview.text
+    assert "🪶 Arzonroq yozilish" in labels(preview)
+    [cancelled] = await app.tap(preview, "Bekor qilish", lang="uz")
+    assert "Hech narsa yuborilmadi" in cancelled.text
+    assert devsms.sent == []
