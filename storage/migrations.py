@@ -89,7 +89,62 @@ ALTER TABLE outbox ADD COLUMN result_notified INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX outbox_tracking ON outbox (next_check_at) WHERE next_check_at IS NOT NULL;
 """
 
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3)
+_V4: Final = """
+-- Message templates with {column} placeholders, per user.
+CREATE TABLE templates (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    UNIQUE (user_id, name)
+);
+-- Bulk jobs: every row's state is written before and after its request, so a job resumes
+-- after a crash at the first row never sent, and a row caught mid-request becomes 'unknown'.
+CREATE TABLE bulk_jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    state TEXT NOT NULL
+        CHECK (state IN ('ready', 'running', 'paused', 'cancelled', 'done')),
+    pause_reason TEXT,
+    file_name TEXT,
+    file_format TEXT NOT NULL DEFAULT 'csv',
+    template TEXT NOT NULL,
+    sender TEXT,
+    total INTEGER NOT NULL DEFAULT 0,
+    parts_total INTEGER NOT NULL DEFAULT 0,
+    chat_id INTEGER,
+    progress_message_id INTEGER,
+    created_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT,
+    updated_at TEXT NOT NULL,
+    summary_sent INTEGER NOT NULL DEFAULT 0,
+    delivery_reported INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX bulk_jobs_user ON bulk_jobs (user_id, id DESC);
+CREATE INDEX bulk_jobs_state ON bulk_jobs (state);
+CREATE TABLE bulk_rows (
+    job_id INTEGER NOT NULL REFERENCES bulk_jobs(id) ON DELETE CASCADE,
+    row_no INTEGER NOT NULL,  -- the line/row number in the user's file
+    phone TEXT NOT NULL,
+    message TEXT NOT NULL,
+    parts INTEGER NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending'
+        CHECK (state IN ('pending', 'sending', 'sent', 'failed', 'unknown', 'not_sent')),
+    sms_id INTEGER,
+    request_id TEXT,
+    status TEXT,
+    cost TEXT,
+    error TEXT,
+    updated_at TEXT,
+    PRIMARY KEY (job_id, row_no)
+) WITHOUT ROWID;
+CREATE INDEX bulk_rows_state ON bulk_rows (job_id, state, row_no);
+"""
+
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4)
 LATEST_VERSION: Final = len(MIGRATIONS)
 
 

@@ -30,10 +30,11 @@ async def columns(conn: aiosqlite.Connection, table: str) -> set[str]:
 
 
 async def test_fresh_database_reaches_latest_version(raw: aiosqlite.Connection) -> None:
-    assert await migrate(raw) == LATEST_VERSION == 3
+    assert await migrate(raw) == LATEST_VERSION == 4
     assert await schema_version(raw) == LATEST_VERSION
     assert {"sender", "is_active", "access"} <= await columns(raw, "users")
     assert {"next_check_at", "checks", "result_notified"} <= await columns(raw, "outbox")
+    assert {"job_id", "row_no", "state", "sms_id"} <= await columns(raw, "bulk_rows")
     assert "request_id" in await columns(raw, "outbox")
     # A second run has nothing to do and must not fail on existing tables.
     assert await migrate(raw) == LATEST_VERSION

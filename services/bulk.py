@@ -1,0 +1,400 @@
+"""Bulk jobs in the background: paced, bounded, resumable, and never sending a row twice.
+
+Each row is claimed ('sending', committed) immediately before its one request and settled
+right after it. A process killed in between leaves the row 'sending'; at the next start it
+becomes 'unknown' and is matched against the gateway's history, never resent blindly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final
+
+from services.accounts import Accounts, NoToken
+from services.devsms import (
+    DevsmsBadRequest,
+    DevsmsError,
+    DevsmsSendUnknown,
+    DevsmsUnauthorized,
+    DevsmsUnavailable,
+    SmsRecord,
+)
+from services.reconcile import CLOCK_SKEW, cost_text
+from storage import BulkRepo, BulkRow, JobCounts, JobRow
+
+logger = logging.getLogger(__name__)
+
+# The gateway has no error codes (see devsms-api.md): an exhausted balance is recognised by
+# its text, in the languages it answers in.
+_NO_BALANCE: Final = re.compile(
+    r"balans|balance|yetarli emas|недостат|insufficient|mablag", re.IGNORECASE
+)
+PAUSE_BALANCE: Final = "balance"
+PAUSE_GATEWAY: Final = "gateway"
+PAUSE_TOKEN: Final = "token"
+PAUSE_USER: Final = "user"
+HISTORY_PAGE: Final = 200
+HISTORY_PAGES_MAX: Final = 60
+
+ProgressHook = Callable[[JobRow, JobCounts], Awaitable[None]]
+
+
+class RateLimiter:
+    """Spaces calls `1/rate` seconds apart (no bursts: the gateway publishes no limits)."""
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval = 1.0 / rate
+        self._clock = clock
+        self._next = 0.0
+
+    async def wait(self) -> None:
+        now = self._clock()
+        delay = self._next - now
+        self._next = max(now, self._next) + self._interval
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+@dataclass
+class _JobControl:
+    task: asyncio.Task[None]
+    stop: asyncio.Event
+
+
+class BulkRunner:
+    def __init__(
+        self,
+        bulk: BulkRepo,
+        accounts: Accounts,
+        *,
+        rate: float = 5.0,
+        concurrency: int = 4,
+        pause_after_errors: int = 3,
+        progress_every: float = 3.0,
+        on_progress: ProgressHook | None = None,
+        on_finished: ProgressHook | None = None,
+        on_paused: ProgressHook | None = None,
+    ) -> None:
+        self._bulk = bulk
+        self._accounts = accounts
+        self.rate = rate
+        self.concurrency = concurrency
+        self.pause_after_errors = pause_after_errors
+        self.progress_every = progress_every
+        self.on_progress = on_progress
+        self.on_finished = on_finished
+        self.on_paused = on_paused
+        self._jobs: dict[int, _JobControl] = {}
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Settles what a previous process left behind, then resumes running jobs."""
+        orphans = await self._bulk.orphans_to_unknown()
+        if orphans:
+            logger.warning("%s bulk rows were mid-request when the bot stopped: unknown", orphans)
+        for job in await self._bulk.jobs_in(("running",)):
+            logger.info("resuming bulk job %s", job.id)
+            self._spawn(job.id)
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Lets requests in flight finish (up to `grace` s) so their rows are settled."""
+        for control in self._jobs.values():
+            control.stop.set()
+        tasks = [control.task for control in self._jobs.values()]
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        self._jobs.clear()
+
+    def is_running(self, job_id: int) -> bool:
+        control = self._jobs.get(job_id)
+        return control is not None and not control.task.done()
+
+    # --- commands ----------------------------------------------------------------------------
+
+    async def begin(self, job_id: int) -> bool:
+        """ready → running; False if the job was not ready (a double tap on Start)."""
+        if not await self._bulk.set_job_state(job_id, "running", allowed_from=("ready",)):
+            return False
+        self._spawn(job_id)
+        return True
+
+    async def pause(self, job_id: int, reason: str = PAUSE_USER) -> bool:
+        changed = await self._bulk.set_job_state(
+            job_id, "paused", allowed_from=("running",), reason=reason
+        )
+        self._signal_stop(job_id)
+        return changed
+
+    async def resume(self, job_id: int) -> bool:
+        if self.is_running(job_id):
+            return False
+        if not await self._bulk.set_job_state(job_id, "running", allowed_from=("paused",)):
+            return False
+        self._spawn(job_id)
+        return True
+
+    async def cancel(self, job_id: int) -> bool:
+        changed = await self._bulk.set_job_state(
+            job_id, "cancelled", allowed_from=("ready", "running", "paused")
+        )
+        self._signal_stop(job_id)
+        return changed
+
+    def _signal_stop(self, job_id: int) -> None:
+        control = self._jobs.get(job_id)
+        if control is not None:
+            control.stop.set()
+
+    def _spawn(self, job_id: int) -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(self._run(job_id, stop), name=f"bulk-{job_id}")
+        self._jobs[job_id] = _JobControl(task, stop)
+        task.add_done_callback(lambda _t: self._forget(job_id, task))
+
+    def _forget(self, job_id: int, task: asyncio.Task[None]) -> None:
+        control = self._jobs.get(job_id)
+        if control is not None and control.task is task:
+            del self._jobs[job_id]
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("bulk job %s crashed", job_id, exc_info=task.exception())
+
+    # --- the job -------------------------------------------------------------------------------
+
+    async def _run(self, job_id: int, stop: asyncio.Event) -> None:
+        job = await self._bulk.get_job(job_id)
+        if job is None:
+            return
+        try:
+            token = await self._accounts.token_for(job.user_id)
+        except NoToken:
+            await self._pause(job, PAUSE_TOKEN)
+            return
+        run = _Run(self, job, token, stop)
+        await run.send_all()
+        job = await self._bulk.get_job(job_id)
+        if job is None:
+            return
+        if run.pause_reason is not None:
+            await self._pause(job, run.pause_reason)
+            return
+        if job.state != "running":
+            await self._report(self.on_progress, job)  # paused or cancelled by the user
+            return
+        await self.reconcile(job)
+        if await self._bulk.set_job_state(job_id, "done", allowed_from=("running",)):
+            job = await self._bulk.get_job(job_id)
+            assert job is not None
+            await self._report(self.on_finished, job)
+
+    async def _pause(self, job: JobRow, reason: str) -> None:
+        if await self._bulk.set_job_state(
+            job.id, "paused", allowed_from=("running",), reason=reason
+        ):
+            logger.warning("bulk job %s paused: %s", job.id, reason)
+            paused = await self._bulk.get_job(job.id)
+            assert paused is not None
+            await self._report(self.on_paused, paused)
+
+    async def _report(self, hook: ProgressHook | None, job: JobRow) -> None:
+        if hook is None:
+            return
+        try:
+            await hook(job, await self._bulk.counts(job.id))
+        except Exception:
+            # A failed progress edit must never stop the sending.
+            logger.exception("bulk job %s: progress report failed", job.id)
+
+    # --- reconciliation ------------------------------------------------------------------------
+
+    async def reconcile(self, job: JobRow) -> int:
+        """Settles the job's 'unknown' rows from the gateway's history: the same phone and text,
+        sent after the job started, each gateway SMS used once. Unmatched rows become
+        'not_sent' only once the history reaches back past the job's start."""
+        unknown = await self._bulk.rows_in(job.id, ("unknown",))
+        if not unknown:
+            return 0
+        try:
+            records, complete = await self._history_since(job)
+        except DevsmsError as exc:
+            logger.warning("bulk job %s: history unavailable (%s)", job.id, type(exc).__name__)
+            return 0
+        taken = {row.sms_id for row in await self._bulk.rows_in(job.id, ("sent",)) if row.sms_id}
+        pool: dict[tuple[str, str], list[SmsRecord]] = {}
+        for record in reversed(records):  # oldest first
+            if record.sms_id in taken or record.phone is None or record.message is None:
+                continue
+            key = (re.sub(r"\D", "", record.phone), record.message)
+            pool.setdefault(key, []).append(record)
+        settled = 0
+        for row in unknown:
+            matches = pool.get((row.phone, row.message))
+            if matches:
+                record = matches.pop(0)
+                await self._bulk.finish_row(
+                    job.id,
+                    row.row_no,
+                    "sent",
+                    sms_id=record.sms_id,
+                    request_id=record.request_id,
+                    status=record.status,
+                    cost=cost_text(record.cost),
+                    error=None,
+                )
+                settled += 1
+            elif complete:
+                await self._bulk.finish_row(job.id, row.row_no, "not_sent", error=row.error)
+                settled += 1
+        return settled
+
+    async def _history_since(self, job: JobRow) -> tuple[list[SmsRecord], bool]:
+        """History newest first, back to the job's start; `complete` when it got that far."""
+        since = _parse_time(job.started_at or job.created_at)
+        records: list[SmsRecord] = []
+        for page in range(HISTORY_PAGES_MAX):
+            chunk = await self._accounts.history(
+                job.user_id, limit=HISTORY_PAGE, offset=page * HISTORY_PAGE
+            )
+            records.extend(chunk.items)
+            if len(chunk.items) < HISTORY_PAGE:
+                return records, True
+            oldest = chunk.items[-1].created_at
+            if isinstance(oldest, datetime) and since is not None:
+                moment = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
+                if moment < since - CLOCK_SKEW:
+                    return records, True
+        return records, False
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    with contextlib.suppress(ValueError):
+        return datetime.fromisoformat(value)
+    return None
+
+
+class _Run:
+    """One pass over a job's pending rows: a paced producer and `concurrency` workers."""
+
+    def __init__(self, runner: BulkRunner, job: JobRow, token: str, stop: asyncio.Event) -> None:
+        self.runner = runner
+        self.bulk = runner._bulk
+        self.job = job
+        self.token = token
+        self.stop = stop
+        self.pause_reason: str | None = None
+        self.errors_in_row = 0
+        self.last_progress = 0.0
+
+    def halt(self, reason: str) -> None:
+        if self.pause_reason is None:
+            self.pause_reason = reason
+        self.stop.set()
+
+    async def send_all(self) -> None:
+        queue: asyncio.Queue[BulkRow | None] = asyncio.Queue(maxsize=self.runner.concurrency)
+        workers = [asyncio.create_task(self.worker(queue)) for _ in range(self.runner.concurrency)]
+        limiter = RateLimiter(self.runner.rate)
+        try:
+            while not self.stop.is_set():
+                batch = await self.bulk.next_pending(self.job.id, limit=100)
+                if not batch:
+                    break
+                for row in batch:
+                    await limiter.wait()
+                    if self.stop.is_set():
+                        break
+                    await queue.put(row)
+                # Rows handed out must be settled before the next batch is read.
+                await queue.join()
+        finally:
+            for _ in workers:
+                await queue.put(None)
+            await asyncio.gather(*workers, return_exceptions=True)
+
+    async def worker(self, queue: asyncio.Queue[BulkRow | None]) -> None:
+        while True:
+            row = await queue.get()
+            try:
+                if row is None:
+                    return
+                if not self.stop.is_set():
+                    await self.send_row(row)
+                    await self.maybe_progress()
+            finally:
+                queue.task_done()
+
+    async def send_row(self, row: BulkRow) -> None:
+        if not await self.bulk.claim(self.job.id, row.row_no):
+            return
+        devsms = self.runner._accounts.devsms
+        try:
+            result = await devsms.send_sms(self.token, row.phone, row.message, self.job.sender)
+        except DevsmsUnauthorized:
+            await self.bulk.release(self.job.id, row.row_no)
+            await self.runner._accounts.token_rejected(self.job.user_id)
+            self.halt(PAUSE_TOKEN)
+        except DevsmsUnavailable:
+            # The connection was never made: the row goes back, untouched.
+            await self.bulk.release(self.job.id, row.row_no)
+            self.count_error()
+        except DevsmsSendUnknown as exc:
+            await self.bulk.finish_row(
+                self.job.id, row.row_no, "unknown", error=exc.gateway_text or type(exc).__name__
+            )
+            self.count_error()
+        except DevsmsBadRequest as exc:
+            if exc.gateway_text and _NO_BALANCE.search(exc.gateway_text):
+                await self.bulk.release(self.job.id, row.row_no)
+                self.halt(PAUSE_BALANCE)
+                return
+            await self.bulk.finish_row(
+                self.job.id, row.row_no, "failed", error=exc.gateway_text or "refused"
+            )
+            self.errors_in_row = 0
+        except DevsmsError as exc:
+            await self.bulk.finish_row(
+                self.job.id, row.row_no, "failed", error=exc.gateway_text or type(exc).__name__
+            )
+        except BaseException:
+            # Cancelled mid-request: it may have gone out.
+            await asyncio.shield(
+                self.bulk.finish_row(self.job.id, row.row_no, "unknown", error="interrupted")
+            )
+            raise
+        else:
+            self.errors_in_row = 0
+            await self.bulk.finish_row(
+                self.job.id,
+                row.row_no,
+                "sent",
+                sms_id=result.sms_id,
+                request_id=result.request_id,
+                status=result.status,
+                cost=cost_text(result.total_cost),
+            )
+
+    def count_error(self) -> None:
+        self.errors_in_row += 1
+        if self.errors_in_row >= self.runner.pause_after_errors:
+            self.halt(PAUSE_GATEWAY)
+
+    async def maybe_progress(self) -> None:
+        now = time.monotonic()
+        if now - self.last_progress < self.runner.progress_every:
+            return
+        self.last_progress = now
+        job = await self.bulk.get_job(self.job.id)
+        if job is not None:
+            await self.runner._report(self.runner.on_progress, job)

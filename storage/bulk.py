@@ -1,0 +1,308 @@
+"""Bulk jobs and their rows. Every row's state is written before and after its request.
+
+row:  pending --> sending --> sent | failed | unknown
+      sending --(process died mid-request, found at start-up)--> unknown
+      unknown --(reconciled against the history)--> sent | not_sent
+job:  ready --> running <--> paused;  running | paused --> cancelled | done
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from storage.db import Database, utc_now
+
+JobState = Literal["ready", "running", "paused", "cancelled", "done"]
+RowState = Literal["pending", "sending", "sent", "failed", "unknown", "not_sent"]
+
+_JOB_COLUMNS: Final = (
+    "id, user_id, state, pause_reason, file_name, file_format, template, sender, total, "
+    "parts_total, chat_id, progress_message_id, created_at, started_at, finished_at, "
+    "updated_at, summary_sent, delivery_reported"
+)
+_ROW_COLUMNS: Final = (
+    "job_id, row_no, phone, message, parts, state, sms_id, request_id, status, cost, error, "
+    "updated_at"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class JobRow:
+    id: int
+    user_id: int
+    state: JobState
+    pause_reason: str | None
+    file_name: str | None
+    file_format: str
+    template: str
+    sender: str | None
+    total: int
+    parts_total: int
+    chat_id: int | None
+    progress_message_id: int | None
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    updated_at: str
+    summary_sent: bool
+    delivery_reported: bool
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> JobRow:
+        values = {key: row[key] for key in row.keys()}  # noqa: SIM118 (sqlite3.Row)
+        values["summary_sent"] = bool(values["summary_sent"])
+        values["delivery_reported"] = bool(values["delivery_reported"])
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class BulkRow:
+    job_id: int
+    row_no: int
+    phone: str
+    message: str
+    parts: int
+    state: RowState
+    sms_id: int | None
+    request_id: str | None
+    status: str | None
+    cost: str | None
+    error: str | None
+    updated_at: str | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> BulkRow:
+        return cls(**{key: row[key] for key in row.keys()})  # noqa: SIM118 (sqlite3.Row)
+
+
+@dataclass(frozen=True, slots=True)
+class JobCounts:
+    pending: int = 0
+    sending: int = 0
+    sent: int = 0
+    failed: int = 0
+    unknown: int = 0
+    not_sent: int = 0
+
+    @property
+    def done(self) -> int:
+        return self.sent + self.failed + self.unknown + self.not_sent
+
+    @property
+    def left(self) -> int:
+        return self.pending + self.sending
+
+
+class BulkRepo:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    # --- jobs ------------------------------------------------------------------------------
+
+    async def create_job(
+        self,
+        user_id: int,
+        *,
+        template: str,
+        sender: str | None,
+        file_name: str | None,
+        file_format: str,
+        rows: Iterable[tuple[int, str, str, int]],
+    ) -> int:
+        """Stores a job in state 'ready' with its rows (row_no, phone, message, parts), in one
+        transaction: a job exists whole or not at all."""
+        now = utc_now()
+        async with self._db.transaction():
+            row = await self._db.fetchone(
+                "INSERT INTO bulk_jobs (user_id, state, template, sender, file_name, "
+                "file_format, created_at, updated_at) VALUES (?, 'ready', ?, ?, ?, ?, ?, ?) "
+                "RETURNING id",
+                (user_id, template, sender, file_name, file_format, now, now),
+            )
+            assert row is not None
+            job_id = int(row["id"])
+            await self._db.conn.executemany(
+                "INSERT INTO bulk_rows (job_id, row_no, phone, message, parts) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (
+                    (job_id, row_no, phone, message, parts)
+                    for row_no, phone, message, parts in rows
+                ),
+            )
+            await self._db.execute(
+                "UPDATE bulk_jobs SET total = (SELECT COUNT(*) FROM bulk_rows WHERE job_id = ?), "
+                "parts_total = (SELECT COALESCE(SUM(parts), 0) FROM bulk_rows WHERE job_id = ?) "
+                "WHERE id = ?",
+                (job_id, job_id, job_id),
+            )
+        return job_id
+
+    async def get_job(self, job_id: int, *, user_id: int | None = None) -> JobRow | None:
+        """Pass `user_id` when the id came from a button: callback data can be forged."""
+        sql = f"SELECT {_JOB_COLUMNS} FROM bulk_jobs WHERE id = ?"
+        params: tuple[int, ...] = (job_id,)
+        if user_id is not None:
+            sql += " AND user_id = ?"
+            params = (job_id, user_id)
+        row = await self._db.fetchone(sql, params)
+        return None if row is None else JobRow.from_row(row)
+
+    async def jobs_of(self, user_id: int, limit: int = 20, offset: int = 0) -> list[JobRow]:
+        rows = await self._db.fetchall(
+            f"SELECT {_JOB_COLUMNS} FROM bulk_jobs WHERE user_id = ? "
+            "ORDER BY id DESC LIMIT ? OFFSET ?",
+            (user_id, limit, offset),
+        )
+        return [JobRow.from_row(row) for row in rows]
+
+    async def jobs_in(self, states: Sequence[JobState]) -> list[JobRow]:
+        marks = ", ".join("?" * len(states))
+        rows = await self._db.fetchall(
+            f"SELECT {_JOB_COLUMNS} FROM bulk_jobs WHERE state IN ({marks}) ORDER BY id",
+            tuple(states),
+        )
+        return [JobRow.from_row(row) for row in rows]
+
+    async def count_active(self, user_id: int) -> int:
+        row = await self._db.fetchone(
+            "SELECT COUNT(*) AS n FROM bulk_jobs WHERE user_id = ? "
+            "AND state IN ('running', 'paused')",
+            (user_id,),
+        )
+        assert row is not None
+        return int(row["n"])
+
+    async def set_job_state(
+        self,
+        job_id: int,
+        state: JobState,
+        *,
+        allowed_from: Sequence[JobState],
+        reason: str | None = None,
+    ) -> bool:
+        """Moves the job only from one of `allowed_from`; False when it was elsewhere (a double
+        tap, or a job that finished meanwhile)."""
+        now = utc_now()
+        marks = ", ".join("?" * len(allowed_from))
+        extra = ""
+        if state == "running":
+            extra = ", started_at = COALESCE(started_at, ?)"
+        elif state in ("done", "cancelled"):
+            extra = ", finished_at = ?"
+        params: tuple[object, ...] = (state, reason, now) + ((now,) if extra else ())
+        changed = await self._db.execute(
+            f"UPDATE bulk_jobs SET state = ?, pause_reason = ?, updated_at = ?{extra} "
+            f"WHERE id = ? AND state IN ({marks})",
+            (*params, job_id, *allowed_from),
+        )
+        return changed > 0
+
+    async def set_progress_message(self, job_id: int, chat_id: int, message_id: int) -> None:
+        await self._db.execute(
+            "UPDATE bulk_jobs SET chat_id = ?, progress_message_id = ? WHERE id = ?",
+            (chat_id, message_id, job_id),
+        )
+
+    async def mark_summary_sent(self, job_id: int) -> bool:
+        changed = await self._db.execute(
+            "UPDATE bulk_jobs SET summary_sent = 1 WHERE id = ? AND summary_sent = 0", (job_id,)
+        )
+        return changed > 0
+
+    async def mark_delivery_reported(self, job_id: int) -> bool:
+        changed = await self._db.execute(
+            "UPDATE bulk_jobs SET delivery_reported = 1 WHERE id = ? AND delivery_reported = 0",
+            (job_id,),
+        )
+        return changed > 0
+
+    # --- rows ------------------------------------------------------------------------------
+
+    async def counts(self, job_id: int) -> JobCounts:
+        rows = await self._db.fetchall(
+            "SELECT state, COUNT(*) AS n FROM bulk_rows WHERE job_id = ? GROUP BY state",
+            (job_id,),
+        )
+        return JobCounts(**{row["state"]: int(row["n"]) for row in rows})
+
+    async def costs(self, job_id: int) -> list[str]:
+        rows = await self._db.fetchall(
+            "SELECT cost FROM bulk_rows WHERE job_id = ? AND cost IS NOT NULL", (job_id,)
+        )
+        return [str(row["cost"]) for row in rows]
+
+    async def next_pending(self, job_id: int, limit: int) -> list[BulkRow]:
+        rows = await self._db.fetchall(
+            f"SELECT {_ROW_COLUMNS} FROM bulk_rows WHERE job_id = ? AND state = 'pending' "
+            "ORDER BY row_no LIMIT ?",
+            (job_id, limit),
+        )
+        return [BulkRow.from_row(row) for row in rows]
+
+    async def claim(self, job_id: int, row_no: int) -> bool:
+        """pending → sending, committed BEFORE the request leaves. False if someone else has it."""
+        changed = await self._db.execute(
+            "UPDATE bulk_rows SET state = 'sending', updated_at = ? "
+            "WHERE job_id = ? AND row_no = ? AND state = 'pending'",
+            (utc_now(), job_id, row_no),
+        )
+        return changed > 0
+
+    async def finish_row(
+        self,
+        job_id: int,
+        row_no: int,
+        state: RowState,
+        *,
+        sms_id: int | None = None,
+        request_id: str | None = None,
+        status: str | None = None,
+        cost: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        await self._db.execute(
+            "UPDATE bulk_rows SET state = ?, sms_id = ?, request_id = ?, status = ?, cost = ?, "
+            "error = ?, updated_at = ? WHERE job_id = ? AND row_no = ?",
+            (state, sms_id, request_id, status, cost, error, utc_now(), job_id, row_no),
+        )
+
+    async def release(self, job_id: int, row_no: int) -> None:
+        """sending → pending, only when the request certainly never left (connection refused)."""
+        await self._db.execute(
+            "UPDATE bulk_rows SET state = 'pending', updated_at = ? "
+            "WHERE job_id = ? AND row_no = ? AND state = 'sending'",
+            (utc_now(), job_id, row_no),
+        )
+
+    async def orphans_to_unknown(self) -> int:
+        """At start-up: rows left 'sending' by a process that died mid-request become
+        'unknown' (they may have gone out); they are reconciled, never resent blindly."""
+        return await self._db.execute(
+            "UPDATE bulk_rows SET state = 'unknown', error = 'interrupted', updated_at = ? "
+            "WHERE state = 'sending'",
+            (utc_now(),),
+        )
+
+    async def rows_in(self, job_id: int, states: Sequence[RowState]) -> list[BulkRow]:
+        marks = ", ".join("?" * len(states))
+        rows = await self._db.fetchall(
+            f"SELECT {_ROW_COLUMNS} FROM bulk_rows WHERE job_id = ? AND state IN ({marks}) "
+            "ORDER BY row_no",
+            (job_id, *states),
+        )
+        return [BulkRow.from_row(row) for row in rows]
+
+    async def all_rows(self, job_id: int) -> list[BulkRow]:
+        rows = await self._db.fetchall(
+            f"SELECT {_ROW_COLUMNS} FROM bulk_rows WHERE job_id = ? ORDER BY row_no", (job_id,)
+        )
+        return [BulkRow.from_row(row) for row in rows]
+
+    async def set_row_status(self, job_id: int, row_no: int, status: str) -> None:
+        await self._db.execute(
+            "UPDATE bulk_rows SET status = ?, updated_at = ? WHERE job_id = ? AND row_no = ?",
+            (status, utc_now(), job_id, row_no),
+        )

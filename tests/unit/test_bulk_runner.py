@@ -1,0 +1,190 @@
+"""The bulk runner against the fake gateway: exactly once, pacing, pauses, resume, reconcile."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from services.accounts import Accounts
+from services.bulk import PAUSE_BALANCE, PAUSE_GATEWAY, BulkRunner, RateLimiter
+from services.devsms import DevsmsClient
+from services.vault import TokenVault
+from storage import BulkRepo, CredentialRepo, Database, JobCounts, JobRow, UserRepo
+from tests.fakes.fake_devsms import FakeDevsms
+
+TOKEN = "bulk-token-0001"
+USER = 7
+SEND = "/send_sms.php"
+
+
+class Env:
+    def __init__(self, db: Database, fake: FakeDevsms, accounts: Accounts) -> None:
+        self.db = db
+        self.fake = fake
+        self.accounts = accounts
+        self.bulk = BulkRepo(db)
+        self.finished: asyncio.Queue[tuple[JobRow, JobCounts]] = asyncio.Queue()
+        self.paused: asyncio.Queue[tuple[JobRow, JobCounts]] = asyncio.Queue()
+
+    def runner(self, **kwargs: object) -> BulkRunner:
+        async def finished(job: JobRow, counts: JobCounts) -> None:
+            await self.finished.put((job, counts))
+
+        async def paused(job: JobRow, counts: JobCounts) -> None:
+            await self.paused.put((job, counts))
+
+        options: dict[str, object] = {"rate": 200.0, "concurrency": 4}
+        options.update(kwargs)
+        return BulkRunner(
+            self.bulk,
+            self.accounts,
+            on_finished=finished,
+            on_paused=paused,
+            **options,  # type: ignore[arg-type]
+        )
+
+    async def job(self, n: int, start: int = 901000000) -> int:
+        rows = [(i + 2, f"998{start + i}", f"Hello {i}", 1) for i in range(n)]
+        return await self.bulk.create_job(
+            USER,
+            template="Hello {n}",
+            sender=None,
+            file_name="x.csv",
+            file_format="csv",
+            rows=rows,
+        )
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[Env]:
+    fake = FakeDevsms()
+    fake.add_account(TOKEN, balance=1_000_000, sms_price=50)
+    await fake.start()
+    db = await Database.open(tmp_path / "bot.sqlite3")
+    await UserRepo(db).upsert_seen(USER, "Ali", None)
+    vault = TokenVault([Fernet.generate_key().decode()])
+    client = DevsmsClient(fake.url, timeout=1.0, get_retries=1, backoff=0.01)
+    credentials = CredentialRepo(db)
+    await credentials.save(USER, vault.encrypt(USER, TOKEN))
+    yield Env(db, fake, Accounts(credentials, vault, client))
+    await client.close()
+    await db.close()
+    await fake.stop()
+
+
+async def wait(queue: asyncio.Queue[tuple[JobRow, JobCounts]]) -> tuple[JobRow, JobCounts]:
+    return await asyncio.wait_for(queue.get(), timeout=15)
+
+
+async def test_every_row_reaches_the_gateway_exactly_once(env: Env) -> None:
+    job_id = await env.job(60)
+    runner = env.runner()
+    assert await runner.begin(job_id)
+    assert not await runner.begin(job_id)  # a second Start does nothing
+    job, counts = await wait(env.finished)
+    assert job.state == "done"
+    assert (counts.sent, counts.left) == (60, 0)
+    phones = [sms.phone for sms in env.fake.sent]
+    assert len(phones) == len(set(phones)) == 60
+    rows = await env.bulk.all_rows(job_id)
+    assert all(row.sms_id is not None and row.cost == "50" for row in rows)
+
+
+async def test_pacing_follows_the_rate() -> None:
+    limiter = RateLimiter(50.0)
+    started = time.monotonic()
+    for _ in range(26):
+        await limiter.wait()
+    # 25 intervals of 20 ms: never faster than the rate (an upper bound would be a timed test).
+    assert time.monotonic() - started >= 0.48
+
+
+async def test_a_refused_row_fails_and_the_job_goes_on(env: Env) -> None:
+    job_id = await env.job(10)
+    env.fake.fail_next(
+        1, status=400, body='{"success": false, "error": "Raqam bloklangan"}', path=SEND
+    )
+    await env.runner().begin(job_id)
+    _, counts = await wait(env.finished)
+    assert (counts.sent, counts.failed) == (9, 1)
+    [failed] = await env.bulk.rows_in(job_id, ("failed",))
+    assert failed.error == "Raqam bloklangan"
+
+
+async def test_exhausted_balance_pauses_and_resume_finishes_without_duplicates(env: Env) -> None:
+    env.fake.accounts[TOKEN].balance = Decimal(50 * 5)
+    job_id = await env.job(12)
+    runner = env.runner(concurrency=1)
+    await runner.begin(job_id)
+    job, counts = await wait(env.paused)
+    assert job.pause_reason == PAUSE_BALANCE
+    assert counts.sent == 5 and counts.pending == 7
+    env.fake.accounts[TOKEN].balance = Decimal(1_000_000)
+    assert await runner.resume(job_id)
+    _, counts = await wait(env.finished)
+    assert counts.sent == 12
+    assert len(env.fake.requests_to(SEND)) == 13  # 12 sent + the one refused for balance
+    assert len({sms.phone for sms in env.fake.sent}) == 12
+
+
+async def test_repeated_gateway_errors_pause_and_unknown_rows_are_reconciled(env: Env) -> None:
+    job_id = await env.job(8)
+    # The gateway takes the SMS but answers 502: the bot cannot know it went out.
+    env.fake.fail_next(3, status=502, body="<html>bad gateway</html>", path=SEND, process=True)
+    runner = env.runner(concurrency=1)
+    await runner.begin(job_id)
+    job, counts = await wait(env.paused)
+    assert job.pause_reason == PAUSE_GATEWAY
+    assert counts.unknown == 3
+    await runner.resume(job_id)
+    _, counts = await wait(env.finished)
+    # The three reappear in the history and are settled as sent; nothing was sent twice.
+    assert (counts.sent, counts.unknown, counts.not_sent) == (8, 0, 0)
+    assert len(env.fake.sent) == 8
+
+
+async def test_unknown_rows_that_never_arrived_become_not_sent(env: Env) -> None:
+    job_id = await env.job(4)
+    env.fake.fail_next(1, status=500, path=SEND)  # answered 500 without processing
+    await env.runner(concurrency=1).begin(job_id)
+    _, counts = await wait(env.finished)
+    assert (counts.sent, counts.not_sent) == (3, 1)
+    assert len(env.fake.sent) == 3
+
+
+async def test_restart_turns_rows_caught_mid_request_into_unknown_and_resumes(env: Env) -> None:
+    job_id = await env.job(10)
+    # As if a previous process claimed two rows, sent one of them, and was killed.
+    await env.bulk.set_job_state(job_id, "running", allowed_from=("ready",))
+    [first, second] = await env.bulk.next_pending(job_id, 2)
+    await env.bulk.claim(job_id, first.row_no)
+    await env.bulk.claim(job_id, second.row_no)
+    await env.accounts.devsms.send_sms(TOKEN, first.phone, first.message)
+
+    runner = env.runner()
+    await runner.start()
+    _, counts = await wait(env.finished)
+    assert (counts.sent, counts.not_sent) == (9, 1)
+    assert len(env.fake.sent) == 9
+    assert len({sms.phone for sms in env.fake.sent}) == 9  # the first row was not sent again
+
+
+async def test_cancel_stops_sending(env: Env) -> None:
+    job_id = await env.job(200)
+    runner = env.runner(rate=20.0, concurrency=1)
+    await runner.begin(job_id)
+    await env.fake.wait_sent(3)
+    assert await runner.cancel(job_id)
+    await runner.stop()
+    job = await env.bulk.get_job(job_id)
+    assert job is not None and job.state == "cancelled"
+    counts = await env.bulk.counts(job_id)
+    assert counts.pending > 150
+    assert counts.sending == 0
+    assert len(env.fake.sent) == counts.sent
