@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     gateway_outage_after: int = Field(default=5, ge=1)
     notify_rate: float = Field(default=25.0, gt=0)
 
+    # Bulk sending
+    bulk_max_rows: int = Field(default=50_000, ge=1)
+    bulk_rate: float = Field(default=5.0, gt=0)
+    bulk_concurrency: int = Field(default=4, ge=1, le=50)
+    bulk_jobs_per_user: int = Field(default=1, ge=1)
+
     # Access
     access_mode: Literal["open", "allowlist"] = "open"
 
