@@ -16,6 +16,7 @@ from aiogram.exceptions import TelegramNetworkError, TelegramRetryAfter, Telegra
 from aiogram.methods import AnswerCallbackQuery, GetUpdates
 from aiogram.types import TelegramObject, User
 
+from services.notifier import SELF_PACED
 from storage import UserRepo
 
 if TYPE_CHECKING:
@@ -68,6 +69,8 @@ class RetryRequestMiddleware(BaseRequestMiddleware):
         bot: Bot,
         method: TelegramMethod[TelegramType],
     ) -> Response[TelegramType]:
+        if SELF_PACED.get():
+            return await make_request(bot, method)
         attempt = 1
         while True:
             try:
