@@ -173,6 +173,15 @@ class OutboxRepo:
         )
         return [OutboxRow.from_row(row) for row in rows]
 
+    async def unknown_older_than(self, cutoff: str) -> list[OutboxRow]:
+        """Every user's 'unknown' sends created at or before `cutoff`, by user, oldest first."""
+        rows = await self._db.fetchall(
+            f"SELECT {_COLUMNS} FROM outbox WHERE state = ? AND created_at <= ? "
+            "ORDER BY user_id, id",
+            (OutboxState.UNKNOWN.value, cutoff),
+        )
+        return [OutboxRow.from_row(row) for row in rows]
+
     async def recent(self, user_id: int, limit: int, offset: int = 0) -> list[OutboxRow]:
         """Newest first."""
         rows = await self._db.fetchall(

@@ -1,0 +1,344 @@
+"""Delivery results: following each sent SMS until the gateway reports a final status.
+
+A sent SMS gets its first status check 30 s after the send (services/sending.py), then at
+growing intervals (services/alert_rules.next_check_delay) for at most 24 hours. The final
+status is reported to the user once (OutboxRepo.mark_result_notified), if their
+delivery_notify preference asks for it.
+
+Sends whose answer was lost ("unknown", see storage/outbox.py) are settled here too: the
+first history page is compared with them, and what is still unmatched 24 hours after the send
+is declared not sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+from aiogram import html
+from aiogram.utils.i18n import I18n
+
+from services.accounts import Accounts, NoToken
+from services.alert_rules import (
+    N_,
+    TRACK_FOR,
+    Translate,
+    next_check_delay,
+    translator,
+    worth_telling,
+)
+from services.devsms import (
+    HISTORY_MAX_LIMIT,
+    DevsmsError,
+    DevsmsGatewayError,
+    DevsmsUnauthorized,
+    DevsmsUnavailable,
+    is_final_status,
+)
+from services.health import GatewayHealth, Notify
+from services.phones import InvalidPhone, normalize_phone
+from services.reconcile import reconcile_unknown
+from services.watcher import Person, button
+from storage.alerts import AlertRepo
+from storage.outbox import OutboxRepo, OutboxRow
+from storage.users import UserRepo
+
+logger = logging.getLogger(__name__)
+
+BATCH: Final = 100
+CONCURRENCY: Final = 5
+# A send that timed out is often still being processed: give the gateway's history a moment.
+RECONCILE_AFTER: Final = timedelta(minutes=2)
+RECONCILE_EVERY: Final = 60.0
+
+# Final statuses (services/devsms.FINAL_STATUSES) as users read them; the same msgids as the
+# history and status screens.
+_FINAL_LABELS: Final = {
+    "DELIVERED": ("✅", N_("delivered")),
+    "REJECTED": ("❌", N_("rejected")),
+    "UNDELIVERABLE": ("❌", N_("undeliverable")),
+    "EXPIRED": ("❌", N_("expired")),
+}
+
+TokenRejected = Callable[[Person], Awaitable[object]]
+
+
+def sms_details_callback(sms_id: int) -> str:
+    """What handlers.callbacks.SmsCb(sms_id=sms_id).pack() gives; services do not import
+    handlers, and a test keeps the two equal."""
+    return f"sms:{sms_id}:0:0"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def stamp(moment: datetime) -> str:
+    """The format of every `*_at` column (storage.db.utc_now), so string comparison works."""
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+class DeliveryTracker:
+    def __init__(
+        self,
+        outbox: OutboxRepo,
+        alerts: AlertRepo,
+        accounts: Accounts,
+        notifier: Notify,
+        i18n: I18n,
+        users: UserRepo,
+        health: GatewayHealth,
+        *,
+        default_language: str,
+        now: Callable[[], datetime] = utc_now,
+        on_token_rejected: TokenRejected | None = None,
+        details_callback: Callable[[int], str] = sms_details_callback,
+        batch: int = BATCH,
+        concurrency: int = CONCURRENCY,
+        reconcile_every: float = RECONCILE_EVERY,
+    ) -> None:
+        if batch < 1 or concurrency < 1:
+            raise ValueError("batch and concurrency must be positive")
+        self._outbox = outbox
+        self._alerts = alerts
+        self._accounts = accounts
+        self._notifier = notifier
+        self._i18n = i18n
+        self._users = users
+        self._health = health
+        self._default_language = default_language
+        self._now = now
+        self._on_token_rejected = on_token_rejected
+        self._details_callback = details_callback
+        self._batch = batch
+        self._concurrency = concurrency
+        self._reconcile_every = reconcile_every
+
+    # --- the loop --------------------------------------------------------------------------
+
+    async def run(self, poll: float = 5.0) -> None:
+        """Checks due SMS every `poll` seconds and reconciles 'unknown' sends every minute.
+        Cancel the task to stop it."""
+        last_reconcile = float("-inf")
+        while True:
+            processed = 0
+            try:
+                processed = await self.tick()
+            except Exception:
+                logger.exception("delivery tracking failed; retrying in %.0f s", poll)
+            if time.monotonic() - last_reconcile >= self._reconcile_every:
+                last_reconcile = time.monotonic()
+                try:
+                    await self.reconcile_unknown_rows()
+                except Exception:
+                    logger.exception("reconciling unknown sends failed")
+            # A full batch means more may be due right now.
+            await asyncio.sleep(0 if processed >= self._batch else poll)
+
+    async def tick(self) -> int:
+        """Checks the SMS whose next check is due (one batch); returns how many."""
+        now = self._now()
+        rows = await self._outbox.due_checks(stamp(now), self._batch)
+        if not rows:
+            return 0
+        gate = asyncio.Semaphore(self._concurrency)
+
+        async def check(row: OutboxRow) -> None:
+            async with gate:
+                await self._check_one(row, now)
+
+        await asyncio.gather(*(check(row) for row in rows))
+        return len(rows)
+
+    # --- one SMS ---------------------------------------------------------------------------
+
+    async def _check_one(self, row: OutboxRow, now: datetime) -> None:
+        try:
+            await self._check(row, now)
+        except Exception:
+            logger.exception("status check of outbox %s failed", row.id)
+            # Rescheduled, so the row is neither lost nor retried in a tight loop.
+            await self._advance(row, now)
+
+    async def _check(self, row: OutboxRow, now: datetime) -> None:
+        if row.sms_id is None:
+            await self._outbox.schedule_check(row.id, None, row.checks)
+            return
+        try:
+            record = await self._accounts.status(row.user_id, sms_id=row.sms_id)
+        except DevsmsUnauthorized:
+            await self._outbox.schedule_check(row.id, None, row.checks)
+            await self._token_rejected(row.user_id)
+            return
+        except NoToken:
+            # Logged out or the token is invalid: nothing to ask the gateway with.
+            await self._outbox.schedule_check(row.id, None, row.checks)
+            return
+        except (DevsmsGatewayError, DevsmsUnavailable) as exc:
+            logger.info("status of outbox %s: %s", row.id, type(exc).__name__)
+            await self._health.record_failure()
+            await self._advance(row, now)
+            return
+        except DevsmsError as exc:
+            # 404 included: a fresh SMS may not be in the gateway's records yet.
+            logger.info("status of outbox %s refused: %s", row.id, type(exc).__name__)
+            await self._advance(row, now)
+            return
+        await self._health.record_success()
+        status = record.status
+        if status is not None and status != row.status:
+            await self._outbox.update_status(row.id, status)
+        if is_final_status(status):
+            await self._outbox.schedule_check(row.id, None, row.checks + 1)
+            await self._report(row, status)
+        else:
+            await self._advance(row, now)
+
+    async def _advance(self, row: OutboxRow, now: datetime) -> None:
+        checks = row.checks + 1
+        delay = next_check_delay(checks, now - _created(row))
+        if delay is None:
+            logger.info("outbox %s: no final status within %s; tracking stops", row.id, TRACK_FOR)
+        at = None if delay is None else stamp(now + delay)
+        await self._outbox.schedule_check(row.id, at, checks)
+
+    async def _report(self, row: OutboxRow, status: str | None) -> None:
+        if not await self._outbox.mark_result_notified(row.id):
+            return
+        prefs = await self._alerts.get(row.user_id)
+        if not worth_telling(prefs.delivery_notify, status):
+            return
+        _ = await self._recipient_translator(row.user_id)
+        if _ is None:
+            return
+        symbol, label = _status_label(status, _)
+        text = _("{symbol} SMS to {phone}: {status}").format(
+            symbol=symbol, phone=_phone(row.phone), status=label
+        )
+        markup = None
+        if row.sms_id is not None:
+            text += "\n" + _("SMS id: {sms_id}").format(sms_id=row.sms_id)
+            markup = button(_("Details"), self._details_callback(row.sms_id))
+        await self._notifier.send(row.user_id, text, reply_markup=markup)
+
+    # --- unknown sends ---------------------------------------------------------------------
+
+    async def reconcile_unknown_rows(self) -> int:
+        """Settles 'unknown' sends older than two minutes; returns how many were settled."""
+        now = self._now()
+        rows = await self._outbox.unknown_older_than(stamp(now - RECONCILE_AFTER))
+        by_user: defaultdict[int, list[OutboxRow]] = defaultdict(list)
+        for row in rows:
+            by_user[row.user_id].append(row)
+        settled = 0
+        for user_id, user_rows in by_user.items():
+            try:
+                settled += await self._reconcile_user(user_id, user_rows, now)
+            except Exception:
+                logger.exception("reconciling the sends of user %s failed", user_id)
+        return settled
+
+    async def _reconcile_user(self, user_id: int, rows: Sequence[OutboxRow], now: datetime) -> int:
+        try:
+            page = await self._accounts.history(user_id, limit=HISTORY_MAX_LIMIT)
+        except DevsmsUnauthorized:
+            await self._token_rejected(user_id)
+            return 0
+        except NoToken:
+            return 0
+        except (DevsmsGatewayError, DevsmsUnavailable) as exc:
+            logger.info("history of user %s: %s", user_id, type(exc).__name__)
+            await self._health.record_failure()
+            return 0
+        except DevsmsError as exc:
+            logger.warning("history of user %s refused: %s", user_id, type(exc).__name__)
+            return 0
+        await self._health.record_success()
+
+        resolved = await reconcile_unknown(self._outbox, user_id, page.items)
+        for row_id in resolved:
+            row = await self._outbox.get(row_id)
+            if row is None:
+                continue
+            if is_final_status(row.status):
+                await self._report(row, row.status)
+                continue
+            delay = next_check_delay(0, now - _created(row))
+            if row.sms_id is not None and delay is not None:
+                await self._outbox.schedule_check(row.id, stamp(now + delay), 0)
+
+        # Only after a history that was actually read: an unreachable gateway proves nothing.
+        not_sent = 0
+        for row in rows:
+            if row.id in resolved or now - _created(row) < TRACK_FOR:
+                continue
+            if await self._outbox.mark_not_sent(row.id):
+                logger.info("outbox %s of user %s: no trace after 24 h, not sent", row.id, user_id)
+                not_sent += 1
+                await self._report_not_sent(row)
+        return len(resolved) + not_sent
+
+    async def _report_not_sent(self, row: OutboxRow) -> None:
+        if not await self._outbox.mark_result_notified(row.id):
+            return
+        prefs = await self._alerts.get(row.user_id)
+        if prefs.delivery_notify == "off":
+            return
+        _ = await self._recipient_translator(row.user_id)
+        if _ is None:
+            return
+        await self._notifier.send(
+            row.user_id,
+            _(
+                "✖️ Your SMS to {phone} did not go out: a day later, devsms still shows no "
+                "trace of it. Send it again if it is still needed."
+            ).format(phone=_phone(row.phone)),
+        )
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    async def _recipient_translator(self, user_id: int) -> Translate | None:
+        """The user's `_`, or None when they are gone or blocked the bot."""
+        user = await self._users.get(user_id)
+        if user is None or not user.is_active:
+            return None
+        return translator(self._i18n, user.language or self._default_language)
+
+    async def _token_rejected(self, user_id: int) -> None:
+        if self._on_token_rejected is None:
+            return
+        user = await self._users.get(user_id)
+        if user is None:
+            return
+        await self._on_token_rejected(
+            Person(user.id, user.language, user.first_name, user.username)
+        )
+
+
+def _created(row: OutboxRow) -> datetime:
+    try:
+        moment = datetime.fromisoformat(row.created_at)
+    except ValueError:
+        # Unreadable: treat it as brand new, so it is tracked rather than dropped.
+        return utc_now()
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _status_label(status: str | None, _: Translate) -> tuple[str, str]:
+    known = _FINAL_LABELS.get((status or "").strip().upper())
+    if known is None:
+        return "❔", html.quote(status or "—")
+    symbol, msgid = known
+    return symbol, _(msgid)
+
+
+def _phone(digits: str) -> str:
+    try:
+        return html.quote(normalize_phone(digits).international)
+    except InvalidPhone:
+        return html.quote(digits)

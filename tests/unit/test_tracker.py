@@ -1,0 +1,291 @@
+"""Delivery tracking and 'unknown' sends, against the fake gateway and a real database."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from aiogram.utils.i18n import I18n
+from cryptography.fernet import Fernet
+
+from bot.i18n import create_i18n
+from handlers.callbacks import SmsCb
+from services.sending import SmsSender
+from services.tracker import DeliveryTracker, sms_details_callback, stamp
+from services.vault import TokenVault
+from services.watcher import TOKEN_CALLBACK
+from storage import OutboxRepo, OutboxRow, OutboxState
+from tests.fakes.fake_devsms import FakeDevsms
+from tests.unit.test_watcher import World
+
+PHONE = "998901234567"
+SHOWN_PHONE = "+998 90 123 45 67"
+
+
+class Clock:
+    def __init__(self) -> None:
+        # Whole seconds, like every stored time.
+        self.start = datetime.now(UTC).replace(microsecond=0)
+        self.now = self.start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def at(self, delta: timedelta) -> None:
+        self.now = self.start + delta
+
+
+@pytest.fixture(scope="module")
+def i18n() -> I18n:
+    return create_i18n("en")
+
+
+@pytest.fixture
+async def devsms() -> AsyncIterator[FakeDevsms]:
+    async with FakeDevsms() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def world(tmp_path: Path, devsms: FakeDevsms, i18n: I18n) -> AsyncIterator[World]:
+    vault = TokenVault([Fernet.generate_key().decode()])
+    opened = await World(tmp_path / "bot.sqlite3", devsms, vault, i18n).open()
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def make_tracker(world: World, clock: Clock, **kwargs: object) -> DeliveryTracker:
+    watcher = world.watcher()  # also sets world.health
+    return DeliveryTracker(
+        OutboxRepo(world.db),
+        world.alerts,
+        world.accounts,
+        world.notify,
+        world.i18n,
+        world.users,
+        world.health,
+        default_language="en",
+        now=clock,
+        on_token_rejected=watcher.token_rejected,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+async def send(world: World, user_id: int, text: str = "Hello") -> tuple[int, int]:
+    """A real send through the app's sender: (outbox id, sms_id)."""
+    outcome = await SmsSender(world.accounts, OutboxRepo(world.db)).send(
+        user_id, PHONE, text, None
+    )
+    assert outcome.result is not None and outcome.result.sms_id is not None
+    return outcome.outbox_id, outcome.result.sms_id
+
+
+async def row(world: World, outbox_id: int) -> OutboxRow:
+    found = await OutboxRepo(world.db).get(outbox_id)
+    assert found is not None
+    return found
+
+
+def test_details_button_is_what_the_status_handler_listens_to() -> None:
+    assert sms_details_callback(1042) == SmsCb(sms_id=1042).pack()
+
+
+async def test_rejected_sms_is_reported_once(
+    world: World, devsms: FakeDevsms, clock: Clock
+) -> None:
+    await world.add_user(1, "tok-1")
+    outbox_id, sms_id = await send(world, 1)
+    tracker = make_tracker(world, clock)
+
+    # Not due before the first 30 s.
+    assert await tracker.tick() == 0
+    devsms.set_status(sms_id, "REJECTED")
+    clock.at(timedelta(seconds=31))
+    assert await tracker.tick() == 1
+
+    [report] = world.notify.to(1)
+    assert report.text == f"❌ SMS to {SHOWN_PHONE}: rejected\nSMS id: {sms_id}"
+    assert report.buttons() == [("Details", f"sms:{sms_id}:0:0")]
+    tracked = await row(world, outbox_id)
+    assert (tracked.status, tracked.next_check_at, tracked.result_notified) == (
+        "REJECTED",
+        None,
+        True,
+    )
+
+    clock.at(timedelta(hours=2))
+    assert await tracker.tick() == 0
+    assert len(world.notify.to(1)) == 1
+
+
+async def test_delivered_is_told_only_to_those_who_want_everything(
+    world: World, devsms: FakeDevsms, clock: Clock
+) -> None:
+    await world.add_user(1, "tok-1")  # default: failures only
+    await world.add_user(2, "tok-2")
+    await world.alerts.set_delivery_notify(2, "all")
+    await world.add_user(3, "tok-3")
+    await world.alerts.set_delivery_notify(3, "off")
+    for user_id in (1, 2, 3):
+        _, sms_id = await send(world, user_id)
+        devsms.set_status(sms_id, "DELIVERED")
+
+    clock.at(timedelta(minutes=1))
+    assert await make_tracker(world, clock).tick() == 3
+    assert world.notify.to(1) == [] and world.notify.to(3) == []
+    [report] = world.notify.to(2)
+    assert report.text.startswith(f"✅ SMS to {SHOWN_PHONE}: delivered")
+
+
+async def test_schedule_advances_and_stops_after_a_day(
+    world: World, devsms: FakeDevsms, clock: Clock
+) -> None:
+    await world.add_user(1, "tok-1")
+    outbox_id, _ = await send(world, 1)
+    tracker = make_tracker(world, clock)
+
+    gaps = []
+    moment = timedelta(seconds=31)
+    for _ in range(6):
+        clock.at(moment)
+        assert await tracker.tick() == 1
+        tracked = await row(world, outbox_id)
+        assert tracked.next_check_at is not None
+        next_at = datetime.fromisoformat(tracked.next_check_at)
+        gaps.append(next_at - clock.now)
+        moment = next_at - clock.start
+        # Just before it is due, nothing happens.
+        clock.now = next_at - timedelta(seconds=1)
+        assert await tracker.tick() == 0
+    assert gaps == [
+        timedelta(minutes=1),
+        timedelta(minutes=2),
+        timedelta(minutes=5),
+        timedelta(minutes=15),
+        timedelta(hours=1),
+        timedelta(hours=1),
+    ]
+    assert (await row(world, outbox_id)).checks == 6
+
+    clock.at(timedelta(hours=25))
+    assert await tracker.tick() == 1
+    tracked = await row(world, outbox_id)
+    assert tracked.next_check_at is None
+    assert world.notify.messages == []
+
+
+async def test_gateway_error_keeps_the_sms_tracked(
+    world: World, devsms: FakeDevsms, clock: Clock
+) -> None:
+    await world.add_user(1, "tok-1")
+    outbox_id, sms_id = await send(world, 1)
+    tracker = make_tracker(world, clock)
+    devsms.set_status(sms_id, "UNDELIVERABLE")
+    devsms.fail_next(1, status=503, path="/get_status.php")
+
+    clock.at(timedelta(seconds=31))
+    assert await tracker.tick() == 1
+    tracked = await row(world, outbox_id)
+    assert tracked.next_check_at is not None and tracked.status == "waiting"
+    assert world.health.consecutive_failures == 1
+    assert world.notify.messages == []
+
+    clock.at(timedelta(minutes=2))
+    assert await tracker.tick() == 1
+    assert "undeliverable" in world.notify.to(1)[0].text
+    assert world.health.consecutive_failures == 0
+
+
+async def test_revoked_token_stops_tracking_and_tells_the_user_once(
+    world: World, devsms: FakeDevsms, clock: Clock
+) -> None:
+    await world.add_user(1, "tok-1")
+    first, _ = await send(world, 1, "one")
+    second, _ = await send(world, 1, "two")
+    del devsms.accounts["tok-1"]
+
+    clock.at(timedelta(minutes=1))
+    assert await make_tracker(world, clock).tick() == 2
+    [notice] = world.notify.to(1)
+    assert notice.buttons()[0][1] == TOKEN_CALLBACK
+    assert (await row(world, first)).next_check_at is None
+    assert (await row(world, second)).next_check_at is None
+
+
+async def unknown_row(world: World, user_id: int, text: str) -> int:
+    outbox = OutboxRepo(world.db)
+    outbox_id = await outbox.create_pending(user_id, PHONE, text, None)
+    await outbox.mark_unknown(outbox_id, "timeout")
+    return outbox_id
+
+
+async def test_unknown_send_found_in_history_is_settled_and_tracked(
+    world: World, devsms: FakeDevsms, clock: Clock
+) -> None:
+    await world.add_user(1, "tok-1")
+    outbox_id = await unknown_row(world, 1, "Lost answer")
+    # The gateway did get it: it is in the history.
+    result = await world.client.send_sms("tok-1", PHONE, "Lost answer")
+    tracker = make_tracker(world, clock)
+
+    # Too fresh: the gateway may still be working on it.
+    assert await tracker.reconcile_unknown_rows() == 0
+    clock.at(timedelta(minutes=3))
+    assert await tracker.reconcile_unknown_rows() == 1
+    settled = await row(world, outbox_id)
+    assert (settled.state, settled.sms_id) == (OutboxState.SENT, result.sms_id)
+    assert settled.next_check_at == stamp(clock.now + timedelta(seconds=30))
+
+    # From there on it is tracked like any other send.
+    assert result.sms_id is not None
+    devsms.set_status(result.sms_id, "EXPIRED")
+    clock.at(timedelta(minutes=4))
+    assert await tracker.tick() == 1
+    assert "expired" in world.notify.to(1)[0].text
+
+
+async def test_unknown_send_without_a_trace_is_not_sent_after_a_day(
+    world: World, devsms: FakeDevsms, clock: Clock
+) -> None:
+    await world.add_user(1, "tok-1")
+    outbox_id = await unknown_row(world, 1, "Never arrived")
+    tracker = make_tracker(world, clock)
+
+    clock.at(timedelta(hours=23))
+    assert await tracker.reconcile_unknown_rows() == 0
+    assert (await row(world, outbox_id)).state is OutboxState.UNKNOWN
+
+    # While the gateway is down, nothing is concluded.
+    devsms.fail_next(1, status=500, path="/get_history.php")
+    clock.at(timedelta(hours=25))
+    assert await tracker.reconcile_unknown_rows() == 0
+    assert (await row(world, outbox_id)).state is OutboxState.UNKNOWN
+
+    assert await tracker.reconcile_unknown_rows() == 1
+    assert (await row(world, outbox_id)).state is OutboxState.NOT_SENT
+    [notice] = world.notify.to(1)
+    assert notice.text.startswith(f"✖️ Your SMS to {SHOWN_PHONE} did not go out")
+    assert await tracker.reconcile_unknown_rows() == 0
+    assert len(world.notify.to(1)) == 1
+
+
+async def test_unknown_older_than_lists_only_old_unknown_rows(world: World) -> None:
+    await world.add_user(2, "tok-2")
+    await world.add_user(1, "tok-1")
+    outbox = OutboxRepo(world.db)
+    later_user = await unknown_row(world, 2, "b")
+    earlier_user = await unknown_row(world, 1, "a")
+    sent = await outbox.create_pending(1, PHONE, "c", None)
+    await outbox.mark_sent(sent, 5, None, "waiting", 1, "50")
+
+    now = datetime.now(UTC)
+    found = await outbox.unknown_older_than(stamp(now + timedelta(seconds=2)))
+    assert [r.id for r in found] == [earlier_user, later_user]
+    assert await outbox.unknown_older_than(stamp(now - timedelta(minutes=1))) == []

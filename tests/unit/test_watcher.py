@@ -1,0 +1,352 @@
+"""The balance watcher against the fake devsms gateway, a real database and real Accounts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiogram.types import InlineKeyboardMarkup
+from aiogram.utils.i18n import I18n
+from cryptography.fernet import Fernet
+
+from bot.i18n import create_i18n
+from handlers.callbacks import BalanceCb
+from services.accounts import Accounts
+from services.devsms import DevsmsClient
+from services.health import GatewayHealth
+from services.vault import TokenVault
+from services.watcher import BALANCE_CALLBACK, TOKEN_CALLBACK, BalanceWatcher
+from storage import AlertRepo, CredentialRepo, Database, UserRepo, WatchTarget
+from tests.fakes.fake_devsms import FakeDevsms
+
+THRESHOLD = Decimal(5_000)
+WAIT_LIMIT = 5.0
+
+
+@dataclass
+class Sent:
+    chat_id: int | None  # None: the admin group
+    text: str
+    reply_markup: InlineKeyboardMarkup | None
+
+    def buttons(self) -> list[tuple[str, str | None]]:
+        if self.reply_markup is None:
+            return []
+        return [
+            (b.text, b.callback_data) for row in self.reply_markup.inline_keyboard for b in row
+        ]
+
+
+@dataclass
+class RecordingNotify:
+    """Stands in for services/notifier.Notifier: records instead of calling Telegram."""
+
+    messages: list[Sent] = field(default_factory=list)
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def send(
+        self, chat_id: int, text: str, *, reply_markup: InlineKeyboardMarkup | None = None
+    ) -> str:
+        self.messages.append(Sent(chat_id, text, reply_markup))
+        async with self.changed:
+            self.changed.notify_all()
+        return "delivered"
+
+    async def wait_for(self, chat_id: int) -> None:
+        """Until a message to `chat_id` was recorded (TimeoutError after WAIT_LIMIT)."""
+        async with asyncio.timeout(WAIT_LIMIT), self.changed:
+            await self.changed.wait_for(lambda: bool(self.to(chat_id)))
+
+    async def to_admins(
+        self, text: str, *, reply_markup: InlineKeyboardMarkup | None = None
+    ) -> str:
+        self.messages.append(Sent(None, text, reply_markup))
+        return "delivered"
+
+    def to(self, chat_id: int) -> list[Sent]:
+        return [m for m in self.messages if m.chat_id == chat_id]
+
+    @property
+    def admin(self) -> list[Sent]:
+        return self.to(None)  # type: ignore[arg-type]
+
+
+class World:
+    """The bot's storage and gateway client over one database file; reopen = restart."""
+
+    def __init__(self, path: Path, devsms: FakeDevsms, vault: TokenVault, i18n: I18n) -> None:
+        self.path, self.devsms, self.vault, self.i18n = path, devsms, vault, i18n
+        self.notify = RecordingNotify()
+
+    async def open(self) -> World:
+        self.db = await Database.open(self.path)
+        self.users = UserRepo(self.db)
+        self.credentials = CredentialRepo(self.db)
+        self.alerts = AlertRepo(self.db)
+        self.client = DevsmsClient(self.devsms.url, timeout=2.0, get_retries=0, backoff=0.01)
+        self.accounts = Accounts(self.credentials, self.vault, self.client)
+        return self
+
+    async def close(self) -> None:
+        await self.client.close()
+        await self.db.close()
+
+    async def restart(self) -> None:
+        await self.close()
+        await self.open()
+
+    async def add_user(
+        self,
+        user_id: int,
+        token: str,
+        *,
+        balance: int = 20_000,
+        language: str | None = None,
+        first_name: str = "Ali",
+        username: str | None = None,
+    ) -> None:
+        self.devsms.add_account(token, balance=balance, sms_price=50)
+        await self.users.upsert_seen(user_id, first_name, username)
+        await self.users.set_language(user_id, language)
+        await self.credentials.save(user_id, self.vault.encrypt(user_id, token))
+
+    def watcher(
+        self, *, concurrency: int = 4, outage_after: int = 3, **kwargs: Any
+    ) -> BalanceWatcher:
+        self.health = GatewayHealth(outage_after, self.notify)
+        return BalanceWatcher(
+            self.alerts,
+            self.accounts,
+            self.notify,
+            self.i18n,
+            default_language="en",
+            default_threshold=THRESHOLD,
+            interval=kwargs.pop("interval", 600.0),
+            concurrency=concurrency,
+            health=self.health,
+            **kwargs,
+        )
+
+
+@pytest.fixture(scope="module")
+def i18n() -> I18n:
+    return create_i18n("en")
+
+
+@pytest.fixture
+async def devsms() -> AsyncIterator[FakeDevsms]:
+    async with FakeDevsms() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def world(tmp_path: Path, devsms: FakeDevsms, i18n: I18n) -> AsyncIterator[World]:
+    vault = TokenVault([Fernet.generate_key().decode()])
+    opened = await World(tmp_path / "bot.sqlite3", devsms, vault, i18n).open()
+    yield opened
+    await opened.close()
+
+
+def test_balance_button_is_what_the_balance_handler_listens_to() -> None:
+    assert BalanceCb().pack() == BALANCE_CALLBACK
+
+
+async def test_alert_once_per_fall_below_even_across_a_restart(
+    world: World, devsms: FakeDevsms
+) -> None:
+    await world.add_user(1, "tok-ali", balance=20_000, language="ru", first_name="<Ali & Co>")
+    account = devsms.accounts["tok-ali"]
+    account.today_spent = Decimal(1_000)
+
+    report = await world.watcher().check_all()
+    assert (report.checked, report.alerts_sent) == (1, 0)
+    assert world.notify.messages == []
+
+    account.balance = Decimal(4_000)
+    report = await world.watcher().check_all()
+    assert report.alerts_sent == 1
+    [alert] = world.notify.to(1)
+    # In the user's language (Russian), with the amount, the SMS left and the days left.
+    assert "4\u00a0000" in alert.text
+    assert "Хватит примерно на 80 SMS" in alert.text
+    assert [data for _, data in alert.buttons()] == ["bal"]
+    [admin] = world.notify.admin
+    assert "&lt;Ali &amp; Co&gt;" in admin.text and "<code>1</code>" in admin.text
+    assert "4\u00a0000 so'm" in admin.text  # admins read the default language
+    assert "about 4 more days" in admin.text
+
+    # Still low: nothing new, neither in the next round nor after a restart.
+    await world.watcher().check_all()
+    await world.restart()
+    await world.watcher().check_all()
+    assert len(world.notify.to(1)) == 1
+    assert len(world.notify.admin) == 1
+
+    # Topped up, then low again: a second alert.
+    account.balance = Decimal(30_000)
+    await world.watcher().check_all()
+    assert len(world.notify.to(1)) == 1
+    account.balance = Decimal(1_000)
+    await world.watcher().check_all()
+    assert len(world.notify.to(1)) == 2
+    assert len(world.notify.admin) == 2
+
+
+async def test_threshold_in_sms_follows_the_price(world: World, devsms: FakeDevsms) -> None:
+    await world.add_user(2, "tok-bob", balance=6_000)
+    await world.alerts.set_threshold(2, "sms", "100")  # 100 × 50 = 5 000 so'm
+    await world.watcher().check_all()
+    assert world.notify.messages == []
+
+    devsms.accounts["tok-bob"].balance = Decimal(4_950)
+    await world.watcher().check_all()
+    [alert] = world.notify.to(2)
+    assert "Enough for about 99 SMS" in alert.text
+    assert "Alert threshold: 5\u00a0000 so'm" in alert.text
+
+
+async def test_no_alert_when_switched_off_or_not_comparable(
+    world: World, devsms: FakeDevsms
+) -> None:
+    await world.add_user(3, "tok-off", balance=1_000)
+    await world.alerts.set_balance_alerts(3, False)
+    devsms.add_account(
+        "tok-usd", balance=Decimal("0.5"), sms_price=Decimal("0.005"), currency="USD"
+    )
+    await world.users.upsert_seen(4, "Dollar", None)
+    await world.credentials.save(4, world.vault.encrypt(4, "tok-usd"))
+
+    report = await world.watcher().check_all()
+    assert (report.checked, report.alerts_sent) == (2, 0)
+    assert world.notify.messages == []
+
+
+async def test_rejected_token_is_reported_once(world: World, devsms: FakeDevsms) -> None:
+    await world.add_user(5, "tok-old", first_name="Vali", username="vali")
+    del devsms.accounts["tok-old"]  # revoked at devsms
+
+    report = await world.watcher().check_all()
+    assert report.invalid == 1
+    [notice] = world.notify.to(5)
+    assert [data for _, data in notice.buttons()] == [TOKEN_CALLBACK]
+    [admin] = world.notify.admin
+    assert "Vali (@vali, id <code>5</code>)" in admin.text
+    assert not await world.accounts.has_token(5)
+
+    report = await world.watcher().check_all()
+    assert report.invalid == 0
+    assert len(world.notify.messages) == 2
+
+    # The user connects a working token; when that one is revoked too, they hear again.
+    devsms.add_account("tok-new")
+    await world.credentials.save(5, world.vault.encrypt(5, "tok-new"))
+    await world.watcher().check_all()
+    assert len(world.notify.to(5)) == 1
+    del devsms.accounts["tok-new"]
+    await world.watcher().check_all()
+    assert len(world.notify.to(5)) == 2
+
+
+async def test_one_failing_user_does_not_stop_the_round(world: World, devsms: FakeDevsms) -> None:
+    for user_id in range(10, 15):
+        await world.add_user(user_id, f"tok-{user_id}", balance=1_000)
+    devsms.fail_next(1, status=500, path="/get_balance.php")
+
+    report = await world.watcher().check_all()
+    assert (report.checked, report.failed, report.alerts_sent) == (4, 1, 4)
+    # Four alerts in one round: admins get them as one digest.
+    [digest] = world.notify.admin
+    assert digest.text.startswith("⚠️ 4 users need attention:")
+    assert digest.text.count("\n• ") == 4
+
+
+async def test_gateway_outage_is_reported_once_and_so_is_the_recovery(
+    world: World, devsms: FakeDevsms
+) -> None:
+    for user_id in range(20, 25):
+        await world.add_user(user_id, f"tok-{user_id}")
+    watcher = world.watcher(outage_after=3)
+    devsms.failure_rate = 1.0
+
+    report = await watcher.check_all()
+    assert report.failed == 5
+    await watcher.check_all()
+    assert [m.text for m in world.notify.admin if "not answering" in m.text] == [
+        "🚨 The devsms gateway is not answering: 3 requests in a row failed. "
+        "Balance checks and delivery tracking continue and will catch up."
+    ]
+
+    devsms.failure_rate = 0.0
+    await watcher.check_all()
+    await watcher.check_all()
+    recovered = [m.text for m in world.notify.admin if "answers again" in m.text]
+    assert len(recovered) == 1
+    assert len(world.notify.admin) == 2
+
+
+async def test_two_hundred_users_with_bounded_concurrency(
+    world: World, devsms: FakeDevsms
+) -> None:
+    users = 200
+    for user_id in range(1_000, 1_000 + users):
+        await world.add_user(user_id, f"tok-{user_id}")
+    devsms.latency = 0.05
+    watcher = world.watcher(concurrency=10, page_size=64)
+
+    report = await watcher.check_all()
+    print(f"\n{users} users, 50 ms latency, concurrency 10: round took {report.elapsed:.2f} s")
+    assert report.checked == users
+    assert len(devsms.requests_to("/get_balance.php")) == users
+    # 200 × 0.05 s / 10 = 1 s at best: much faster would mean more than 10 at once.
+    assert 0.9 <= report.elapsed < 3.0
+
+
+async def test_run_survives_a_broken_round_and_stops_when_cancelled(
+    world: World, devsms: FakeDevsms, caplog: pytest.LogCaptureFixture
+) -> None:
+    await world.add_user(30, "tok-30", balance=1_000)
+    rounds = 0
+    real_page = world.alerts.watch_targets
+
+    async def flaky_page(after_user_id: int = 0, limit: int = 500) -> list[WatchTarget]:
+        nonlocal rounds
+        rounds += 1
+        if rounds == 1:
+            raise RuntimeError("database is locked")
+        return await real_page(after_user_id, limit)
+
+    world.alerts.watch_targets = flaky_page  # type: ignore[method-assign]
+    task = asyncio.create_task(world.watcher(interval=0.01).run())
+    await world.notify.wait_for(30)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    failed = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert failed and failed[0].exc_info is not None
+    assert len(world.notify.to(30)) == 1
+
+
+async def test_health_tells_admins_once_per_outage_with_its_length() -> None:
+    notify = RecordingNotify()
+    now = [1_000.0]
+    health = GatewayHealth(2, notify, clock=lambda: now[0])
+
+    await health.record_failure()
+    await health.record_success()  # one failure alone is no outage
+    for _ in range(4):
+        await health.record_failure()
+    assert health.is_down
+    now[0] += 125
+    await health.record_success()
+    await health.record_success()
+
+    assert [m.text.split(":")[0] for m in notify.admin] == [
+        "🚨 The devsms gateway is not answering",
+        "✅ The devsms gateway answers again. It was down for about 2 min.",
+    ]
