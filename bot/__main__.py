@@ -24,7 +24,7 @@ def load_settings() -> Settings:
             if error["type"] == "missing":
                 reason = "is not set"
             else:
-                reason = error["msg"].removeprefix("Value error, ")
+                reason = error["msg"].removeprefix("Value error, ").removeprefix(f"{field} ")
             print(
                 f"Configuration error: {field} {reason}. "
                 "Set it in the environment or in .env (see .env.example).",
