@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     balance_check_concurrency: int = Field(default=10, ge=1, le=200)
     gateway_outage_after: int = Field(default=5, ge=1)
     notify_rate: float = Field(default=25.0, gt=0)
+    delivery_first_check: float = Field(default=30.0, ge=0)
+    delivery_poll: float = Field(default=5.0, gt=0)
 
     # Bulk sending
     bulk_max_rows: int = Field(default=50_000, ge=1)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
-from aiogram import Bot, Dispatcher
+from aiogram import Bot, Dispatcher, Router
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
@@ -13,16 +14,28 @@ from aiogram.enums import ParseMode
 from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.utils.i18n import I18n
 
+from bot.background import Background
 from bot.commands import set_commands
 from bot.config import Settings
 from bot.i18n import UserLocaleMiddleware, create_i18n
 from bot.middlewares import RetryRequestMiddleware, UserMiddleware
 from handlers import build_router
+from handlers.bulk import JobReporter
 from services.accounts import Accounts
+from services.bulk import BulkRunner
 from services.devsms import DevsmsClient
 from services.sending import SmsSender
 from services.vault import TokenVault, load_or_create_key_file, parse_keys
-from storage import AlertRepo, CredentialRepo, Database, OutboxRepo, SQLiteStorage, UserRepo
+from storage import (
+    AlertRepo,
+    BulkRepo,
+    CredentialRepo,
+    Database,
+    OutboxRepo,
+    SQLiteStorage,
+    TemplateRepo,
+    UserRepo,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +54,8 @@ class Services:
     alerts: AlertRepo
     accounts: Accounts
     i18n: I18n
+    bulk: BulkRepo
+    templates: TemplateRepo
 
     async def close(self) -> None:
         await self.devsms.close()
@@ -81,6 +96,8 @@ async def open_services(settings: Settings) -> Services:
         alerts=AlertRepo(db),
         accounts=Accounts(credentials, vault, devsms),
         i18n=create_i18n(settings.default_language),
+        bulk=BulkRepo(db),
+        templates=TemplateRepo(db),
     )
 
 
@@ -107,21 +124,60 @@ def create_dispatcher(services: Services) -> Dispatcher:
         outbox=services.outbox,
         alerts=services.alerts,
         devsms=services.devsms,
-        sms_sender=SmsSender(services.accounts, services.outbox),
+        sms_sender=SmsSender(
+            services.accounts,
+            services.outbox,
+            first_check=timedelta(seconds=settings.delivery_first_check),
+        ),
+        bulk=services.bulk,
+        templates=services.templates,
+        # Exists before start-up so handlers (and tests) have it; its hooks need the Bot,
+        # which only start-up knows.
+        bulk_runner=BulkRunner(
+            services.bulk,
+            services.accounts,
+            rate=settings.bulk_rate,
+            concurrency=settings.bulk_concurrency,
+        ),
     )
     dp.update.outer_middleware(UserMiddleware(services.users))
     UserLocaleMiddleware(services.i18n, settings).setup(dp)
     dp.include_router(build_router())
+    background = Background(
+        settings,
+        users=services.users,
+        alerts=services.alerts,
+        outbox=services.outbox,
+        accounts=services.accounts,
+        i18n=services.i18n,
+    )
 
     async def on_startup(bot: Bot) -> None:
         await set_commands(bot, services.i18n, settings.default_language)
+        dp["notifier"] = await background.start(bot)
         me = await bot.get_me()
         logger.info("bot @%s started", me.username)
 
     async def on_shutdown() -> None:
+        # Runs last (see `closing` below): feature routers stop their work while the
+        # database and the notifier are still there.
+        await background.stop()
         await services.close()
         logger.info("bot stopped")
 
+    async def start_bulk(bot: Bot) -> None:
+        runner: BulkRunner = dp["bulk_runner"]
+        JobReporter(bot, services.i18n, services.users, services.bulk, settings).attach(runner)
+        await runner.start()  # resumes the jobs a previous process left running
+
+    async def stop_bulk() -> None:
+        # Before the database closes (the closing router runs last): rows in flight settle.
+        await dp["bulk_runner"].stop()
+
     dp.startup.register(on_startup)
-    dp.shutdown.register(on_shutdown)
+    dp.startup.register(start_bulk)
+    dp.shutdown.register(stop_bulk)
+    closing = Router(name="closing")
+    closing.shutdown.register(on_shutdown)
+    dp.include_router(closing)
     return dp

@@ -5,7 +5,10 @@ from __future__ import annotations
 from aiogram import F, Router
 
 from handlers import (
+    access,
+    admin,
     balance,
+    bulk,
     common,
     errors,
     fallback,
@@ -13,6 +16,7 @@ from handlers import (
     send,
     settings,
     status,
+    templates,
     token,
 )
 from handlers.filters import HasToken
@@ -34,13 +38,21 @@ def build_router() -> Router:
         balance.create_router(),
         history.create_router(),
         status.create_router(),
+        templates.create_router(),
+        bulk.create_router(),
     )
 
     root.include_routers(
         errors.create_router(),
+        # ACCESS_MODE=allowlist: takes every update of a user nobody approved.
+        access.create_router(),
         common.create_router(),
         token.create_router(),
         gated,
         fallback.create_router(),
     )
-    return root
+
+    top = Router(name="top")
+    # Admins also work in the admin group, so their router sits outside the private-only root.
+    top.include_routers(admin.create_router(), root)
+    return top

@@ -42,3 +42,28 @@ class SmsCb(CallbackData, prefix="sms"):
 
 class SettingsCb(CallbackData, prefix="set"):
     action: str
+
+
+class BulkCb(CallbackData, prefix="blk"):
+    """Buttons of the bulk dialog before a job exists: `draft` ties a tap to one dry run;
+    `tpl` is a template id for action "tpl"."""
+
+    action: str  # "tpl" | "start" | "cancel"
+    draft: int
+    tpl: int = 0
+
+
+class JobCb(CallbackData, prefix="job"):
+    """Buttons of one bulk job; the handler checks the job belongs to the tapping user."""
+
+    action: str  # "open" | "pause" | "resume" | "cancel" | "file"
+    job_id: int
+
+
+class TemplateCb(CallbackData, prefix="tpl"):
+    action: str  # "list" | "new" | "open" | "send" | "rename" | "edit" | "delete" | "drop"
+    tpl: int = 0
+
+
+class TokenCb(CallbackData, prefix="tok"):
+    """ "Connect a new token" under the notice that devsms stopped accepting the old one."""

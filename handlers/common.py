@@ -54,6 +54,9 @@ async def help_command(message: Message) -> None:
         _(
             "<b>What I can do</b>\n"
             "/send — send an SMS (preview and cost first)\n"
+            "/bulk — send to a list of numbers from a CSV/Excel file\n"
+            "/jobs — your bulk sending jobs\n"
+            "/templates — saved SMS texts\n"
             "/balance — balance, SMS price and spending\n"
             "/history — sent SMS and their status\n"
             "/status — status of one SMS by its id\n"

@@ -8,7 +8,17 @@ from aiogram.types import InlineKeyboardMarkup, KeyboardButton, ReplyKeyboardMar
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder, ReplyKeyboardBuilder
 
-from handlers.callbacks import BalanceCb, LanguageCb, LogoutCb, SendCb, SettingsCb, SmsCb
+from handlers.callbacks import (
+    BalanceCb,
+    BulkCb,
+    JobCb,
+    LanguageCb,
+    LogoutCb,
+    SendCb,
+    SettingsCb,
+    SmsCb,
+    TemplateCb,
+)
 
 
 def N_(msgid: str) -> str:
@@ -112,4 +122,100 @@ def settings_keyboard(has_own_sender: bool, *, alerts_on: bool) -> InlineKeyboar
     builder.button(text=_("📬 Delivery results"), callback_data=SettingsCb(action="notify"))
     builder.button(text=_("🌐 Language"), callback_data=SettingsCb(action="lang"))
     builder.adjust(1)
+    return builder.as_markup()
+
+
+# --- templates and bulk sending ----------------------------------------------------------------
+
+
+def templates_keyboard(templates: list[tuple[int, str]], *, can_add: bool) -> InlineKeyboardMarkup:
+    """One button per (id, name), then "New template"."""
+    builder = InlineKeyboardBuilder()
+    for template_id, name in templates:
+        builder.button(text=f"📄 {name}", callback_data=TemplateCb(action="open", tpl=template_id))
+    if can_add:
+        builder.button(text=_("➕ New template"), callback_data=TemplateCb(action="new"))
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def template_keyboard(template_id: int, *, can_send: bool) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    if can_send:
+        builder.button(
+            text=_("📤 Send with this text"),
+            callback_data=TemplateCb(action="send", tpl=template_id),
+        )
+    builder.button(text=_("✏️ Rename"), callback_data=TemplateCb(action="rename", tpl=template_id))
+    builder.button(
+        text=_("📝 Edit text"), callback_data=TemplateCb(action="edit", tpl=template_id)
+    )
+    builder.button(text=_("🗑 Delete"), callback_data=TemplateCb(action="delete", tpl=template_id))
+    builder.button(text=_("⬅️ All templates"), callback_data=TemplateCb(action="list"))
+    if can_send:
+        builder.adjust(1, 2, 1, 1)
+    else:
+        builder.adjust(2, 1, 1)
+    return builder.as_markup()
+
+
+def template_delete_keyboard(template_id: int) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("Yes, delete"), callback_data=TemplateCb(action="drop", tpl=template_id))
+    builder.button(text=_("No, keep it"), callback_data=TemplateCb(action="open", tpl=template_id))
+    builder.adjust(2)
+    return builder.as_markup()
+
+
+def bulk_templates_keyboard(draft: int, templates: list[tuple[int, str]]) -> InlineKeyboardMarkup:
+    """Saved templates to pick as the text of a bulk send."""
+    builder = InlineKeyboardBuilder()
+    for template_id, name in templates:
+        builder.button(
+            text=f"📄 {name}", callback_data=BulkCb(action="tpl", draft=draft, tpl=template_id)
+        )
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def bulk_review_keyboard(draft: int, *, can_start: bool) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    if can_start:
+        builder.button(text=_("🚀 Start"), callback_data=BulkCb(action="start", draft=draft))
+    builder.button(text=_("✖️ Cancel"), callback_data=BulkCb(action="cancel", draft=draft))
+    builder.adjust(2)
+    return builder.as_markup()
+
+
+def job_keyboard(job_id: int, state: str) -> InlineKeyboardMarkup | None:
+    """Buttons for a job in `state`: none while it waits to start."""
+    builder = InlineKeyboardBuilder()
+    if state == "running":
+        builder.button(text=_("⏸ Pause"), callback_data=JobCb(action="pause", job_id=job_id))
+        builder.button(text=_("✖️ Cancel"), callback_data=JobCb(action="cancel", job_id=job_id))
+    elif state == "paused":
+        builder.button(text=_("▶️ Resume"), callback_data=JobCb(action="resume", job_id=job_id))
+        builder.button(text=_("✖️ Cancel"), callback_data=JobCb(action="cancel", job_id=job_id))
+    elif state in ("done", "cancelled"):
+        builder.button(text=_("📎 Result file"), callback_data=JobCb(action="file", job_id=job_id))
+    else:
+        return None
+    builder.adjust(2)
+    return builder.as_markup()
+
+
+def open_job_keyboard(job_id: int) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(
+        text=_("📦 Open job #{id}").format(id=job_id),
+        callback_data=JobCb(action="open", job_id=job_id),
+    )
+    return builder.as_markup()
+
+
+def jobs_keyboard(job_ids: list[int]) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for job_id in job_ids:
+        builder.button(text=f"#{job_id}", callback_data=JobCb(action="open", job_id=job_id))
+    builder.adjust(5)
     return builder.as_markup()

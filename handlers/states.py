@@ -18,3 +18,16 @@ class SendForm(StatesGroup):
 class SettingsForm(StatesGroup):
     sender = State()
     threshold = State()
+
+
+class BulkForm(StatesGroup):
+    source = State()  # waiting for a file or a pasted list of numbers
+    text = State()  # waiting for the SMS text or a saved template
+    review = State()  # the dry-run report is shown: Start or Cancel
+
+
+class TemplateForm(StatesGroup):
+    name = State()  # a new template's name
+    body = State()  # a new template's text
+    rename = State()  # a new name for `template_id`
+    edit = State()  # a new text for `template_id`

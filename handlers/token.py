@@ -10,15 +10,18 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
+from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
-from handlers.callbacks import LogoutCb
+from handlers.access import announce_token
+from handlers.callbacks import LogoutCb, TokenCb
 from handlers.common import ask_token_text
 from handlers.keyboards import balance_keyboard, logout_keyboard, main_menu
 from handlers.render import balance_text
 from handlers.states import TokenForm
 from services.accounts import Accounts
 from services.devsms import DevsmsBadRequest, DevsmsError, DevsmsUnauthorized
+from services.notifier import Notifier
 from storage import UserRepo
 
 logger = logging.getLogger(__name__)
@@ -39,7 +42,13 @@ async def replace_token(message: Message, state: FSMContext, accounts: Accounts)
         await message.answer(ask_token_text())
 
 
-async def token_received(message: Message, state: FSMContext, accounts: Accounts) -> None:
+async def token_received(
+    message: Message,
+    state: FSMContext,
+    accounts: Accounts,
+    i18n: I18n,
+    notifier: Notifier | None = None,
+) -> None:
     assert message.from_user is not None and message.text is not None
     token = message.text.strip()
     # First of all: the token must not stay in the chat history.
@@ -80,12 +89,21 @@ async def token_received(message: Message, state: FSMContext, accounts: Accounts
     await state.clear()
     await message.answer(_("✅ Token connected and stored encrypted."), reply_markup=main_menu())
     await message.answer(balance_text(balance), reply_markup=balance_keyboard())
+    await announce_token(notifier, i18n, message.from_user)
 
 
 async def token_not_text(message: Message) -> None:
     await message.answer(
         _("Please send the token as a text message.") + "\n" + _("/cancel leaves this dialog.")
     )
+
+
+async def connect_again(query: CallbackQuery, state: FSMContext) -> None:
+    """The button under "devsms no longer accepts your token"."""
+    await query.answer()
+    await state.set_state(TokenForm.token)
+    if isinstance(query.message, Message):
+        await query.message.answer(ask_token_text())
 
 
 async def logout(message: Message) -> None:
@@ -126,4 +144,5 @@ def create_router() -> Router:
     router.message.register(token_not_text, TokenForm.token, ~F.text)
     router.message.register(logout, Command("logout"))
     router.callback_query.register(logout_answer, LogoutCb.filter())
+    router.callback_query.register(connect_again, TokenCb.filter())
     return router

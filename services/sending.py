@@ -26,9 +26,9 @@ logger = logging.getLogger(__name__)
 FIRST_CHECK_AFTER: Final = dt.timedelta(seconds=30)
 
 
-def first_check_at(now: dt.datetime | None = None) -> str:
+def first_check_at(now: dt.datetime | None = None, after: dt.timedelta = FIRST_CHECK_AFTER) -> str:
     """When delivery tracking first looks at a fresh SMS (see services/tracker.py)."""
-    moment = (now or dt.datetime.now(dt.UTC)) + FIRST_CHECK_AFTER
+    moment = (now or dt.datetime.now(dt.UTC)) + after
     return moment.isoformat(timespec="seconds")
 
 
@@ -49,9 +49,15 @@ class SendOutcome:
 
 
 class SmsSender:
-    def __init__(self, accounts: Accounts, outbox: OutboxRepo) -> None:
+    def __init__(
+        self,
+        accounts: Accounts,
+        outbox: OutboxRepo,
+        first_check: dt.timedelta = FIRST_CHECK_AFTER,
+    ) -> None:
         self._accounts = accounts
         self._outbox = outbox
+        self._first_check = first_check
 
     async def send(
         self, user_id: int, phone: str, message: str, sender: str | None
@@ -88,6 +94,8 @@ class SmsSender:
             result.total_cost.format() if result.total_cost else None,
         )
         if result.sms_id is not None and not is_final_status(result.status):
-            await self._outbox.schedule_check(outbox_id, first_check_at(), checks=0)
+            await self._outbox.schedule_check(
+                outbox_id, first_check_at(after=self._first_check), checks=0
+            )
         logger.info("send %s to %s: sms_id %s", outbox_id, mask_phone(phone), result.sms_id)
         return SendOutcome(Outcome.SENT, outbox_id, result)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Final
 
 from storage.db import Database, utc_now
@@ -37,6 +38,49 @@ class UserRow:
             is_active=bool(row["is_active"]),
             created_at=row["created_at"],
             last_seen_at=row["last_seen_at"],
+        )
+
+
+class Access(StrEnum):
+    """Who may use the bot when ACCESS_MODE=allowlist (ignored in open mode)."""
+
+    PENDING = "pending"
+    ALLOWED = "allowed"
+    DENIED = "denied"
+
+
+@dataclass(frozen=True, slots=True)
+class UserCounts:
+    total: int
+    blocked: int  # is_active = 0: the bot's messages bounce
+    valid_tokens: int
+    waiting: int  # asked for access, nobody decided yet
+    allowed: int
+    denied: int
+
+
+@dataclass(frozen=True, slots=True)
+class UserListEntry:
+    """One line of the admins' user list."""
+
+    id: int
+    first_name: str | None
+    username: str | None
+    language: str | None
+    is_active: bool
+    access: Access
+    token_state: str | None  # 'valid' / 'invalid', None without a token
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> UserListEntry:
+        return cls(
+            id=row["id"],
+            first_name=row["first_name"],
+            username=row["username"],
+            language=row["language"],
+            is_active=bool(row["is_active"]),
+            access=Access(row["access"]),
+            token_state=row["token_state"],
         )
 
 
@@ -115,3 +159,68 @@ class UserRepo:
     async def count(self) -> int:
         row = await self._db.fetchone("SELECT COUNT(*) FROM users")
         return 0 if row is None else int(row[0])
+
+    # --- Administration -------------------------------------------------------------------
+
+    async def get_access(self, user_id: int) -> Access | None:
+        """None when the user never wrote to the bot."""
+        row = await self._db.fetchone("SELECT access FROM users WHERE id = ?", (user_id,))
+        return None if row is None else Access(row["access"])
+
+    async def set_access(self, user_id: int, access: Access) -> None:
+        """Allows or denies a user; an admin may allow someone before they first write,
+        so a missing row is created."""
+        now = utc_now()
+        await self._db.execute(
+            "INSERT INTO users (id, created_at, last_seen_at, access) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET access = excluded.access",
+            (user_id, now, now, Access(access).value),
+        )
+
+    async def mark_access_asked(self, user_id: int) -> bool:
+        """True only the first time: the admins hear about a user's request once."""
+        changed = await self._db.execute(
+            "UPDATE users SET access_asked = 1 WHERE id = ? AND access_asked = 0", (user_id,)
+        )
+        return changed > 0
+
+    async def counts(self) -> UserCounts:
+        row = await self._db.fetchone(
+            "SELECT COUNT(*) AS total, "
+            "COALESCE(SUM(is_active = 0), 0) AS blocked, "
+            "COALESCE(SUM(access = 'pending' AND access_asked = 1), 0) AS waiting, "
+            "COALESCE(SUM(access = 'allowed'), 0) AS allowed, "
+            "COALESCE(SUM(access = 'denied'), 0) AS denied, "
+            "(SELECT COUNT(*) FROM credentials WHERE state = 'valid') AS valid_tokens "
+            "FROM users"
+        )
+        assert row is not None  # an aggregate always yields one row
+        return UserCounts(
+            total=int(row["total"]),
+            blocked=int(row["blocked"]),
+            valid_tokens=int(row["valid_tokens"]),
+            waiting=int(row["waiting"]),
+            allowed=int(row["allowed"]),
+            denied=int(row["denied"]),
+        )
+
+    async def list_page(self, offset: int, limit: int) -> list[UserListEntry]:
+        """Users in the order they first came: a newcomer lands on the last page and does
+        not shift the pages an admin is reading."""
+        rows = await self._db.fetchall(
+            "SELECT u.id, u.first_name, u.username, u.language, u.is_active, u.access, "
+            "c.state AS token_state FROM users AS u "
+            "LEFT JOIN credentials AS c ON c.user_id = u.id "
+            "ORDER BY u.created_at, u.id LIMIT ? OFFSET ?",
+            (limit, offset),
+        )
+        return [UserListEntry.from_row(row) for row in rows]
+
+    async def broadcast_targets(self) -> list[tuple[int, Access]]:
+        """(id, access) of every user who has not blocked the bot and has a valid token."""
+        rows = await self._db.fetchall(
+            "SELECT u.id, u.access FROM users AS u "
+            "JOIN credentials AS c ON c.user_id = u.id "
+            "WHERE u.is_active = 1 AND c.state = 'valid' ORDER BY u.id"
+        )
+        return [(int(row["id"]), Access(row["access"])) for row in rows]

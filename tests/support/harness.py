@@ -10,7 +10,16 @@ from typing import Any
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.methods import AnswerCallbackQuery
-from aiogram.types import CallbackQuery, Chat, Contact, Message, Sticker, Update, User
+from aiogram.types import (
+    CallbackQuery,
+    Chat,
+    Contact,
+    Document,
+    Message,
+    Sticker,
+    Update,
+    User,
+)
 
 from bot.factory import Services
 from tests.support.recording import BOT_USER, RecordingSession, SentMessage
@@ -57,6 +66,29 @@ class Harness:
         contact = Contact(phone_number=phone, first_name="Friend")
         return await self.feed(message=self.message(user_id, lang, contact=contact))
 
+    async def send_document(
+        self,
+        file_name: str,
+        content: bytes,
+        user_id: int = 1,
+        lang: str | None = "en",
+        *,
+        file_size: int | None = None,
+        mime_type: str | None = None,
+    ) -> list[SentMessage]:
+        """A user uploads a file; the bot can download it (`file_size` may claim more bytes
+        than `content` holds, to try the size limit without building a huge file)."""
+        file_id = f"doc{next(self._ids)}"
+        self.session.upload(file_id, content)
+        document = Document(
+            file_id=file_id,
+            file_unique_id=f"u-{file_id}",
+            file_name=file_name,
+            mime_type=mime_type,
+            file_size=len(content) if file_size is None else file_size,
+        )
+        return await self.feed(message=self.message(user_id, lang, document=document))
+
     async def send_sticker(self, user_id: int = 1, lang: str | None = "en") -> list[SentMessage]:
         sticker = Sticker(
             file_id="s",
@@ -96,6 +128,11 @@ class Harness:
             message=self.session._as_message(sent),
         )
         return await self.feed(callback_query=query)
+
+    async def state_of(self, user_id: int = 1) -> str | None:
+        """The FSM state of the user's private chat with the bot."""
+        context = self.dp.fsm.get_context(self.bot, chat_id=user_id, user_id=user_id)
+        return await context.get_state()
 
     def answers(self) -> list[AnswerCallbackQuery]:
         return self.session.of(AnswerCallbackQuery)

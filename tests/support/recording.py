@@ -20,6 +20,7 @@ from aiogram.methods import (
     DeleteMessage,
     EditMessageReplyMarkup,
     EditMessageText,
+    GetFile,
     GetMe,
     SendChatAction,
     SendDocument,
@@ -27,8 +28,9 @@ from aiogram.methods import (
     SetMyCommands,
     TelegramMethod,
 )
-from aiogram.types import Chat, InlineKeyboardMarkup, Message, User
+from aiogram.types import Chat, File, InlineKeyboardMarkup, Message, User
 
+FILE_PREFIX = "documents/file_"
 BOT_USER = User(id=123456, is_bot=True, first_name="SMS bot", username="test_bot")
 
 
@@ -60,6 +62,8 @@ class RecordingSession(BaseSession):
     messages: dict[tuple[int, int], SentMessage] = field(default_factory=dict)
     deleted_user_messages: set[tuple[int, int]] = field(default_factory=set)
     blocked_chats: set[int] = field(default_factory=set)
+    # Files users "uploaded" (file_id → bytes), served by GetFile + stream_content.
+    files: dict[str, bytes] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         super().__init__()
@@ -68,9 +72,24 @@ class RecordingSession(BaseSession):
     async def close(self) -> None:
         return None
 
-    async def stream_content(self, *args: Any, **kwargs: Any) -> AsyncGenerator[bytes, None]:
-        raise NotImplementedError
-        yield b""  # pragma: no cover
+    def upload(self, file_id: str, content: bytes) -> None:
+        """Makes `content` downloadable under `file_id`, as Telegram keeps a user's upload."""
+        self.files[file_id] = content
+
+    async def stream_content(
+        self,
+        url: str,
+        headers: dict[str, Any] | None = None,
+        timeout: int = 30,  # noqa: ASYNC109 (BaseSession API)
+        chunk_size: int = 65536,
+        raise_for_status: bool = True,
+    ) -> AsyncGenerator[bytes, None]:
+        # bot.download_file asks for <server>/file/bot<token>/<file_path>; file_path is
+        # FILE_PREFIX + file_id (see GetFile below).
+        file_id = url.rpartition(FILE_PREFIX)[2]
+        content = self.files[file_id]
+        for start in range(0, len(content), chunk_size):
+            yield content[start : start + chunk_size]
 
     async def make_request(
         self,
@@ -115,6 +134,16 @@ class RecordingSession(BaseSession):
             return True
         if isinstance(method, GetMe):
             return BOT_USER
+        if isinstance(method, GetFile):
+            content = self.files.get(method.file_id)
+            if content is None:
+                raise TelegramBadRequest(method, "Bad Request: invalid file_id")
+            return File(
+                file_id=method.file_id,
+                file_unique_id=f"u-{method.file_id}",
+                file_size=len(content),
+                file_path=FILE_PREFIX + method.file_id,
+            )
         return True
 
     def _as_message(self, sent: SentMessage) -> Message:

@@ -1,0 +1,106 @@
+"""Everything the bot does on its own: the paced notifier, balance watcher, delivery tracker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from importlib.metadata import PackageNotFoundError, version
+
+from aiogram import Bot
+from aiogram.utils.i18n import I18n
+
+from bot.config import Settings
+from services.accounts import Accounts
+from services.health import GatewayHealth
+from services.notifier import Notifier
+from services.tracker import DeliveryTracker
+from services.watcher import BalanceWatcher
+from storage import AlertRepo, OutboxRepo, UserRepo
+
+logger = logging.getLogger(__name__)
+
+
+def app_version() -> str:
+    try:
+        return version("devsms-bot")
+    except PackageNotFoundError:
+        return "0.1.0"
+
+
+class Background:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        users: UserRepo,
+        alerts: AlertRepo,
+        outbox: OutboxRepo,
+        accounts: Accounts,
+        i18n: I18n,
+    ) -> None:
+        self._settings = settings
+        self._users = users
+        self._alerts = alerts
+        self._outbox = outbox
+        self._accounts = accounts
+        self._i18n = i18n
+        self._tasks: list[asyncio.Task[None]] = []
+        self.notifier: Notifier | None = None
+
+    async def start(self, bot: Bot) -> Notifier:
+        settings = self._settings
+        notifier = Notifier(
+            bot, self._users, admin_chat_id=settings.admin_chat_id, rate=settings.notify_rate
+        )
+        await notifier.start()
+        self.notifier = notifier
+        language = settings.default_language
+        health = GatewayHealth(
+            settings.gateway_outage_after, notifier, i18n=self._i18n, language=language
+        )
+        watcher = BalanceWatcher(
+            self._alerts,
+            self._accounts,
+            notifier,
+            self._i18n,
+            default_language=language,
+            default_threshold=settings.low_balance_threshold,
+            interval=settings.balance_check_interval,
+            concurrency=settings.balance_check_concurrency,
+            health=health,
+        )
+        tracker = DeliveryTracker(
+            self._outbox,
+            self._alerts,
+            self._accounts,
+            notifier,
+            self._i18n,
+            self._users,
+            health,
+            default_language=language,
+            on_token_rejected=watcher.token_rejected,
+        )
+        self._tasks = [
+            asyncio.create_task(watcher.run(), name="balance-watcher"),
+            asyncio.create_task(tracker.run(settings.delivery_poll), name="delivery-tracker"),
+        ]
+        await notifier.to_admins(
+            self._i18n.gettext("🟢 Bot started, version {version}.", locale=language).format(
+                version=app_version()
+            )
+        )
+        return notifier
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self.notifier is not None:
+            language = self._settings.default_language
+            await self.notifier.to_admins(self._i18n.gettext("🔴 Bot stopped.", locale=language))
+            await self.notifier.stop()
+            self.notifier = None

@@ -1,0 +1,518 @@
+"""Admin commands (/admin, /users, /broadcast, /allow, /deny) and leaving foreign groups.
+
+This router sits in front of the private-chat-only routers: admins work in a private chat
+and in the admin group (ADMIN_CHAT_ID). Anyone else asking for an admin command gets the
+unknown-command answer, so the commands do not advertise themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Final
+
+from aiogram import Bot, F, Router, html
+from aiogram.enums import ChatType
+from aiogram.exceptions import TelegramAPIError
+from aiogram.filters import (
+    IS_MEMBER,
+    ChatMemberUpdatedFilter,
+    Command,
+    CommandObject,
+    StateFilter,
+)
+from aiogram.filters.callback_data import CallbackData
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import (
+    CallbackQuery,
+    ChatMemberUpdated,
+    ForceReply,
+    InlineKeyboardMarkup,
+    Message,
+)
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from bot.config import Settings
+from handlers.access import AccessCb, AdminPlace, IsAdmin, user_label
+from handlers.utils import edit_or_keep
+from services.money import UZS, Money, parse_money
+from services.notifier import Delivery, Notifier
+from storage import OutboxRepo
+from storage.users import Access, UserListEntry, UserRepo
+
+logger = logging.getLogger(__name__)
+
+ADMIN_COMMANDS: Final = ("admin", "users", "broadcast", "allow", "deny")
+PAGE_SIZE: Final = 20
+# Names are cut so that a page of 20 lines stays far below Telegram's 4096 characters.
+NAME_LIMIT: Final = 32
+# Editing one message more often than this runs into Telegram's flood limits.
+PROGRESS_EVERY: Final = 3.0
+# Messages of one broadcast waiting in the notifier at once. The notifier paces them; a short
+# queue lets alerts and other users' notices slip in between instead of waiting behind all.
+BROADCAST_WORKERS: Final = 10
+
+
+class BroadcastForm(StatesGroup):
+    text = State()
+    confirm = State()
+
+
+class UsersCb(CallbackData, prefix="usr"):
+    page: int
+
+
+class BroadcastCb(CallbackData, prefix="bc"):
+    """`draft` ties the tap to one preview: an older preview cannot send a newer text."""
+
+    action: str  # "send" or "cancel"
+    draft: int
+
+
+# --- /admin -------------------------------------------------------------------------------
+
+
+def period_starts(now: datetime) -> tuple[str, str]:
+    """Start of today and of this month (UTC), in the format of the `*_at` columns."""
+    today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    month = today.replace(day=1)
+    return today.isoformat(timespec="seconds"), month.isoformat(timespec="seconds")
+
+
+def total_cost(costs: list[str]) -> str:
+    """Sums the verbatim costs per currency: so'm and dollars cannot be added together."""
+    sums: dict[str, Money] = {}
+    for raw in costs:
+        money = parse_money(raw)
+        if money is None:
+            logger.warning("outbox cost %r is not money; left out of the summary", raw)
+            continue
+        sums[money.currency] = sums.get(money.currency, Money.zero(money.currency)) + money
+    if not sums:
+        return Money.zero().format()
+    return " + ".join(sums[currency].format() for currency in sorted(sums, key=lambda c: c != UZS))
+
+
+async def summary(
+    message: Message, users: UserRepo, outbox: OutboxRepo, settings: Settings
+) -> None:
+    counts = await users.counts()
+    today, month = period_starts(datetime.now(UTC))
+    lines = [
+        _("<b>📊 Bot summary</b>"),
+        _("Users: {total}, of them blocked the bot: {blocked}").format(
+            total=counts.total, blocked=counts.blocked
+        ),
+        _("Valid devsms tokens: {n}").format(n=counts.valid_tokens),
+    ]
+    if settings.access_mode == "allowlist":
+        lines.append(
+            _("Access: allowed {allowed}, waiting {waiting}, denied {denied}").format(
+                allowed=counts.allowed, waiting=counts.waiting, denied=counts.denied
+            )
+        )
+    lines.append("")
+    lines.append(_("SMS sent through the bot (days in UTC):"))
+    for label, since in ((_("today"), today), (_("this month"), month)):
+        sent, parts = await outbox.totals(since)
+        cost = total_cost(await outbox.costs_since(since))
+        lines.append(
+            _("{period}: {sent} SMS, {parts} parts, cost {cost}").format(
+                period=label, sent=sent, parts=parts, cost=cost
+            )
+        )
+    await message.answer("\n".join(lines))
+
+
+# --- /users -------------------------------------------------------------------------------
+
+
+def user_line(entry: UserListEntry, show_access: bool) -> str:
+    name = entry.first_name or "—"
+    if len(name) > NAME_LIMIT:
+        name = name[: NAME_LIMIT - 1] + "…"
+    parts = [f"<code>{entry.id}</code> {html.quote(name)}"]
+    if entry.username:
+        parts[0] += f" @{html.quote(entry.username)}"
+    parts.append(entry.language or "—")
+    if entry.token_state == "valid":
+        parts.append(_("token valid"))
+    elif entry.token_state is not None:
+        parts.append(_("token invalid"))
+    else:
+        parts.append(_("no token"))
+    parts.append(_("active") if entry.is_active else _("blocked the bot"))
+    if show_access:
+        parts.append(
+            {
+                Access.ALLOWED: _("allowed"),
+                Access.DENIED: _("denied"),
+                Access.PENDING: _("not approved"),
+            }[entry.access]
+        )
+    return " · ".join(parts)
+
+
+def users_keyboard(page: int, has_next: bool) -> InlineKeyboardMarkup | None:
+    builder = InlineKeyboardBuilder()
+    if page > 0:
+        builder.button(text="◀", callback_data=UsersCb(page=page - 1))
+    if has_next:
+        builder.button(text="▶", callback_data=UsersCb(page=page + 1))
+    return builder.as_markup() if page > 0 or has_next else None
+
+
+async def users_page(
+    page: int, users: UserRepo, settings: Settings
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    total = (await users.counts()).total
+    if total == 0:
+        return _("Nobody has written to the bot yet."), None
+    # An old button may point past the end after users deleted themselves.
+    page = max(0, min(page, (total - 1) // PAGE_SIZE))
+    entries = await users.list_page(page * PAGE_SIZE, PAGE_SIZE)
+    first = page * PAGE_SIZE + 1
+    header = _("<b>Users</b> {first}–{last} of {total}").format(
+        first=first, last=first + len(entries) - 1, total=total
+    )
+    show_access = settings.access_mode == "allowlist"
+    lines = [user_line(entry, show_access) for entry in entries]
+    has_next = first - 1 + len(entries) < total
+    return "\n".join([header, "", *lines]), users_keyboard(page, has_next)
+
+
+async def list_users(message: Message, users: UserRepo, settings: Settings) -> None:
+    text, keyboard = await users_page(0, users, settings)
+    await message.answer(text, reply_markup=keyboard)
+
+
+async def turn_users_page(
+    query: CallbackQuery,
+    callback_data: UsersCb,
+    message: Message,
+    users: UserRepo,
+    settings: Settings,
+) -> None:
+    text, keyboard = await users_page(callback_data.page, users, settings)
+    await edit_or_keep(message, text, keyboard)
+    await query.answer()
+
+
+# --- /allow, /deny and the Approve / Deny buttons -----------------------------------------
+
+
+async def decide(
+    user_id: int, access: Access, users: UserRepo, notifier: Notifier, i18n: I18n
+) -> None:
+    """Stores the decision and tells the user, unless nothing changed for them."""
+    before = await users.get_access(user_id)
+    await users.set_access(user_id, access)
+    logger.info("access of user %s: %s -> %s", user_id, before, access)
+    # Telegram does not let a bot write first to someone who never wrote to it.
+    if before is None or before == access:
+        return
+    row = await users.get(user_id)
+    with i18n.use_locale((row.language if row else None) or i18n.default_locale):
+        if access == Access.ALLOWED:
+            text = _("✅ An administrator gave you access. Send /start to begin.")
+        else:
+            text = _("Sorry, the administrators did not allow you to use this bot.")
+    await notifier.send(user_id, text)
+
+
+async def access_command(
+    message: Message,
+    command: CommandObject,
+    users: UserRepo,
+    notifier: Notifier,
+    i18n: I18n,
+    settings: Settings,
+) -> None:
+    args = (command.args or "").strip()
+    if not args.isdigit():
+        await message.answer(
+            _("Add the user's id: /{command} 123456789").format(command=command.command)
+        )
+        return
+    user_id = int(args)
+    allow = command.command == "allow"
+    await decide(user_id, Access.ALLOWED if allow else Access.DENIED, users, notifier, i18n)
+    if allow:
+        text = _("✅ User {id} may use the bot.").format(id=user_id)
+    else:
+        text = _("⛔ User {id} may not use the bot.").format(id=user_id)
+    if settings.access_mode == "open":
+        text += "\n" + _("ACCESS_MODE is open, so this only takes effect in allowlist mode.")
+    await message.answer(text)
+
+
+async def access_button(
+    query: CallbackQuery,
+    callback_data: AccessCb,
+    message: Message,
+    users: UserRepo,
+    notifier: Notifier,
+    i18n: I18n,
+) -> None:
+    user_id = callback_data.user_id
+    access = Access.ALLOWED if callback_data.allow else Access.DENIED
+    await decide(user_id, access, users, notifier, i18n)
+    await query.answer()
+    admin = html.quote(query.from_user.first_name)
+    if callback_data.allow:
+        verdict = _("✅ Allowed by {admin}").format(admin=admin)
+    else:
+        verdict = _("⛔ Denied by {admin}").format(admin=admin)
+    row = await users.get(user_id)
+    who = user_label(user_id, row.first_name if row else None, row.username if row else None)
+    # Rendered afresh rather than from message.html_text: the notice is ours to rebuild.
+    text = _("🙋 A new user asks for access: {user}").format(user=who) + "\n\n" + verdict
+    await edit_or_keep(message, text)
+
+
+# --- /broadcast ---------------------------------------------------------------------------
+
+
+async def recipients(users: UserRepo, settings: Settings) -> list[int]:
+    """Active users with a valid token; in allowlist mode only the approved ones (and admins)."""
+    targets = await users.broadcast_targets()
+    if settings.access_mode == "open":
+        return [user_id for user_id, _access in targets]
+    return [
+        user_id
+        for user_id, access in targets
+        if access == Access.ALLOWED or user_id in settings.admin_ids
+    ]
+
+
+def broadcast_keyboard(draft: int) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("📣 Send"), callback_data=BroadcastCb(action="send", draft=draft))
+    builder.button(text=_("✖️ Cancel"), callback_data=BroadcastCb(action="cancel", draft=draft))
+    builder.adjust(2)
+    return builder.as_markup()
+
+
+def tally_text(tally: Counter[Delivery]) -> str:
+    # SKIPPED means the user was marked inactive meanwhile: they blocked the bot.
+    return _("Delivered: {delivered}, blocked the bot: {blocked}, failed: {failed}").format(
+        delivered=tally[Delivery.DELIVERED],
+        blocked=tally[Delivery.BLOCKED] + tally[Delivery.SKIPPED],
+        failed=tally[Delivery.FAILED],
+    )
+
+
+async def broadcast_start(message: Message, state: FSMContext) -> None:
+    await state.set_state(BroadcastForm.text)
+    # In a group with privacy mode on, the bot sees replies to itself but not plain messages.
+    force_reply = ForceReply(selective=True) if message.chat.type != ChatType.PRIVATE else None
+    await message.answer(
+        _("Send the text of the broadcast. It goes out exactly as you write it, formatting too.")
+        + "\n"
+        + _("/cancel stops here."),
+        reply_markup=force_reply,
+    )
+
+
+async def broadcast_text(
+    message: Message, state: FSMContext, users: UserRepo, settings: Settings
+) -> None:
+    count = len(await recipients(users, settings))
+    if count == 0:
+        await state.clear()
+        await message.answer(_("Nobody would get it: no active user has a valid token."))
+        return
+    draft = secrets.randbelow(2**31)
+    text = message.html_text
+    await state.set_state(BroadcastForm.confirm)
+    await state.update_data(broadcast_text=text, broadcast_draft=draft)
+    # The exact message users will get, then the question under it.
+    await message.answer(text)
+    await message.answer(
+        _("☝️ This will go to {n} users. Send it?").format(n=count),
+        reply_markup=broadcast_keyboard(draft),
+    )
+
+
+async def broadcast_not_text(message: Message) -> None:
+    await message.answer(
+        _("Send the broadcast as a text message.") + "\n" + _("/cancel stops here.")
+    )
+
+
+async def broadcast_cancel(message: Message, state: FSMContext) -> None:
+    await state.clear()
+    await message.answer(_("Broadcast cancelled."))
+
+
+class Broadcasts:
+    """Runs broadcasts in the background, so the admin's update returns at once.
+
+    The tasks are kept here: the event loop holds only weak references to tasks.
+    """
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._started: set[int] = set()
+
+    async def on_button(
+        self,
+        query: CallbackQuery,
+        callback_data: BroadcastCb,
+        message: Message,
+        state: FSMContext,
+        bot: Bot,
+        users: UserRepo,
+        notifier: Notifier,
+        settings: Settings,
+    ) -> None:
+        data = await state.get_data()
+        current = await state.get_state() == BroadcastForm.confirm.state
+        draft = callback_data.draft
+        if not current or data.get("broadcast_draft") != draft or draft in self._started:
+            await query.answer(_("This button is no longer active."))
+            return
+        await state.clear()
+        if callback_data.action != "send":
+            await query.answer()
+            await edit_or_keep(message, _("Broadcast cancelled."))
+            return
+        # Marked before the first await that could let a second tap in.
+        self._started.add(draft)
+        text = str(data["broadcast_text"])
+        targets = await recipients(users, settings)
+        await query.answer(_("Broadcast started."))
+        await edit_or_keep(message, self._progress(Counter(), 0, len(targets)))
+        logger.info("user %s started a broadcast to %s users", query.from_user.id, len(targets))
+        task = asyncio.create_task(
+            self._run(bot, notifier, (message.chat.id, message.message_id), text, targets)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    def _progress(tally: Counter[Delivery], done: int, total: int) -> str:
+        return (
+            _("📣 Broadcast in progress: {done} of {total}").format(done=done, total=total)
+            + "\n"
+            + tally_text(tally)
+        )
+
+    async def _run(
+        self,
+        bot: Bot,
+        notifier: Notifier,
+        report: tuple[int, int],
+        text: str,
+        targets: list[int],
+    ) -> None:
+        tally: Counter[Delivery] = Counter()
+        pending = iter(targets)
+        last_edit = time.monotonic()
+
+        async def worker() -> None:
+            nonlocal last_edit
+            for user_id in pending:
+                # The notifier marks users who blocked the bot inactive itself.
+                tally[await notifier.send(user_id, text)] += 1
+                done = sum(tally.values())
+                if time.monotonic() - last_edit >= PROGRESS_EVERY and done < len(targets):
+                    last_edit = time.monotonic()
+                    await self._edit(bot, report, self._progress(tally, done, len(targets)))
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _worker in range(min(BROADCAST_WORKERS, len(targets))):
+                    group.create_task(worker())
+        except Exception:
+            logger.exception("broadcast stopped after %s messages", sum(tally.values()))
+            final = _("📣 Broadcast stopped by an error after {done} of {total}").format(
+                done=sum(tally.values()), total=len(targets)
+            )
+        else:
+            logger.info("broadcast finished: %s", dict(tally))
+            final = _("📣 Broadcast finished: {total} users").format(total=len(targets))
+        await self._edit(bot, report, final + "\n" + tally_text(tally))
+
+    @staticmethod
+    async def _edit(bot: Bot, report: tuple[int, int], text: str) -> None:
+        # The report is a courtesy: failing to update it must not stop the broadcast.
+        chat_id, message_id = report
+        try:
+            await bot.edit_message_text(text=text, chat_id=chat_id, message_id=message_id)
+        except TelegramAPIError as exc:
+            logger.warning("could not update the broadcast report: %s", exc)
+
+    async def close(self) -> None:
+        """Cancels running broadcasts (dispatcher shutdown)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+# --- Everyone else, and foreign groups ----------------------------------------------------
+
+
+async def not_for_you(message: Message) -> None:
+    # Exactly the unknown-command answer: admin commands do not reveal that they exist.
+    await message.answer(_("I do not know this command. /help lists what I can do."))
+
+
+async def button_not_for_you(query: CallbackQuery) -> None:
+    await query.answer(_("Only administrators can use this button."), show_alert=True)
+
+
+async def bot_added(event: ChatMemberUpdated, bot: Bot, settings: Settings) -> None:
+    if event.chat.id == settings.admin_chat_id:
+        return
+    logger.info("added to %s %s: leaving", event.chat.type, event.chat.id)
+    try:
+        await bot.leave_chat(event.chat.id)
+    except TelegramAPIError as exc:
+        logger.warning("could not leave chat %s: %s", event.chat.id, exc)
+
+
+def create_router() -> Router:
+    """Goes before the private-chat routers: it also serves the admin group."""
+    router = Router(name="admin")
+    router.message.filter(AdminPlace())
+    router.callback_query.filter(AdminPlace())
+    broadcasts = Broadcasts()
+    router.shutdown.register(broadcasts.close)
+
+    router.message.register(summary, Command("admin"), IsAdmin())
+    router.message.register(list_users, Command("users"), IsAdmin())
+    router.message.register(broadcast_start, Command("broadcast"), IsAdmin())
+    router.message.register(access_command, Command("allow", "deny"), IsAdmin())
+    router.message.register(
+        broadcast_cancel, Command("cancel"), StateFilter(BroadcastForm), IsAdmin()
+    )
+    router.message.register(
+        broadcast_text, BroadcastForm.text, F.text, ~F.text.startswith("/"), IsAdmin()
+    )
+    router.message.register(broadcast_not_text, BroadcastForm.text, ~F.text, IsAdmin())
+    router.message.register(not_for_you, Command(*ADMIN_COMMANDS))
+
+    router.callback_query.register(
+        turn_users_page, UsersCb.filter(), F.message.as_("message"), IsAdmin()
+    )
+    router.callback_query.register(
+        broadcasts.on_button, BroadcastCb.filter(), F.message.as_("message"), IsAdmin()
+    )
+    router.callback_query.register(
+        access_button, AccessCb.filter(), F.message.as_("message"), IsAdmin()
+    )
+    for admin_buttons in (UsersCb, BroadcastCb, AccessCb):
+        router.callback_query.register(button_not_for_you, admin_buttons.filter())
+
+    router.my_chat_member.register(
+        bot_added, F.chat.type != ChatType.PRIVATE, ChatMemberUpdatedFilter(IS_MEMBER)
+    )
+    return router

@@ -1,0 +1,361 @@
+"""/templates: named SMS texts per user. `{column}` placeholders are filled in /bulk; a template
+without them can start /send with its text filled in."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import suppress
+from typing import Final
+
+from aiogram import F, Router, html
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.filters import Command, StateFilter
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.i18n import gettext as _
+
+from bot.config import Settings
+from handlers.callbacks import TemplateCb
+from handlers.filters import AnyMenuButton
+from handlers.keyboards import (
+    phone_keyboard,
+    template_delete_keyboard,
+    template_keyboard,
+    templates_keyboard,
+)
+from handlers.send import ask_phone_text, quote_cut
+from handlers.states import SendForm, TemplateForm
+from handlers.utils import edit_or_keep
+from services.sms_parts import count_sms
+from services.templating import (
+    TEMPLATE_NAME_MAX,
+    TemplateError,
+    placeholders,
+    valid_template_name,
+)
+from storage import TemplateRepo, TemplateRow
+
+logger = logging.getLogger(__name__)
+
+# One message lists them all as buttons; Telegram allows 100 buttons under a message.
+MAX_TEMPLATES: Final = 50
+BODY_SHOWN: Final = 3000
+EXAMPLE_PLACEHOLDER: Final = "{name}"
+# SQLite integers are 64-bit: a forged id beyond that must not reach a query.
+ID_MAX: Final = 2**63 - 1
+# A tap on a message Telegram no longer shows the bot (InaccessibleMessage, e.g. older than
+# 48 h) can edit nothing: such taps fall through to the "no longer active" answer.
+ACCESSIBLE: Final = F.message.func(lambda message: isinstance(message, Message))
+
+
+# --- texts shared with /bulk ----------------------------------------------------------------
+
+
+def template_error_text(exc: TemplateError) -> str:
+    problems = {
+        "unclosed": _("an opening brace without a closing one"),
+        "unopened": _("a closing brace without an opening one"),
+        "empty": _("empty braces"),
+    }
+    return _(
+        "The text has {problem} at character {position}. Placeholders look like {example}; "
+        "to write a brace itself, double it: {braces}."
+    ).format(
+        problem=problems.get(exc.problem, exc.problem),
+        position=exc.position + 1,
+        example=EXAMPLE_PLACEHOLDER,
+        braces="{{ }}",
+    )
+
+
+def body_problem(body: str, max_parts: int) -> str | None:
+    """Why `body` cannot be a template, or None."""
+    if not body:
+        return _("The text cannot be empty. Send the text.")
+    try:
+        placeholders(body)
+    except TemplateError as exc:
+        return template_error_text(exc)
+    parts = count_sms(body).parts
+    if parts > max_parts:
+        return _(
+            "This text needs {parts} SMS parts; at most {limit} are allowed. Send a shorter text."
+        ).format(parts=parts, limit=max_parts)
+    return None
+
+
+# --- views ----------------------------------------------------------------------------------
+
+
+async def list_view(templates: TemplateRepo, user_id: int) -> tuple[str, InlineKeyboardMarkup]:
+    rows = await templates.list(user_id)
+    if rows:
+        text = (
+            _("📄 <b>Your templates</b> ({n})").format(n=len(rows))
+            + "\n"
+            + _("Tap one to see, change or use it.")
+        )
+    else:
+        text = _(
+            "📄 You have no templates yet. A template is a saved SMS text; placeholders such as "
+            "{example} are filled from spreadsheet columns in /bulk."
+        ).format(example=EXAMPLE_PLACEHOLDER)
+    keyboard = templates_keyboard(
+        [(row.id, row.name) for row in rows], can_add=len(rows) < MAX_TEMPLATES
+    )
+    return text, keyboard
+
+
+def template_view(row: TemplateRow) -> tuple[str, InlineKeyboardMarkup]:
+    names = placeholders(row.body)
+    lines = [
+        _("📄 <b>{name}</b>").format(name=html.quote(row.name)),
+        f"<blockquote>{quote_cut(row.body, BODY_SHOWN)}</blockquote>",
+    ]
+    if names:
+        lines.append(
+            _("Placeholders: {names}").format(
+                names=", ".join(html.quote("{" + name + "}") for name in names)
+            )
+        )
+        lines.append(_("Use it in /bulk: pick it after sending the spreadsheet."))
+    else:
+        count = count_sms(row.body)
+        lines.append(
+            _("{encoding} · {characters} characters · {parts} part(s)").format(
+                encoding=count.encoding, characters=count.characters, parts=count.parts
+            )
+        )
+    return "\n".join(lines), template_keyboard(row.id, can_send=not names)
+
+
+# --- handlers -------------------------------------------------------------------------------
+
+
+async def show_templates(message: Message, state: FSMContext, templates: TemplateRepo) -> None:
+    assert message.from_user is not None
+    await state.clear()
+    text, keyboard = await list_view(templates, message.from_user.id)
+    await message.answer(text, reply_markup=keyboard)
+
+
+async def template_button(
+    query: CallbackQuery,
+    callback_data: TemplateCb,
+    message: Message,
+    state: FSMContext,
+    templates: TemplateRepo,
+) -> None:
+    user_id = query.from_user.id
+    action = callback_data.action
+    if action == "list":
+        await query.answer()
+        await edit_or_keep(message, *await list_view(templates, user_id))
+        return
+    if action == "new":
+        if len(await templates.list(user_id)) >= MAX_TEMPLATES:
+            await query.answer(
+                _("You have {n} templates, the most I keep. Delete one first.").format(
+                    n=MAX_TEMPLATES
+                ),
+                show_alert=True,
+            )
+            return
+        await query.answer()
+        await state.set_state(TemplateForm.name)
+        await message.answer(ask_name_text())
+        return
+    row = await templates.get(user_id, callback_data.tpl)
+    if row is None:
+        # Deleted meanwhile, a button from before /logout, or a forged id.
+        await query.answer(_("This template no longer exists."))
+        with suppress(TelegramBadRequest):
+            await edit_or_keep(message, *await list_view(templates, user_id))
+        return
+    if action == "open":
+        await query.answer()
+        await edit_or_keep(message, *template_view(row))
+    elif action == "send":
+        await use_in_send(query, message, state, row)
+    elif action == "rename":
+        await query.answer()
+        await state.set_state(TemplateForm.rename)
+        await state.update_data(tpl=row.id)
+        await message.answer(
+            _("Send the new name for «{name}».").format(name=html.quote(row.name))
+            + "\n"
+            + _("/cancel keeps the current one.")
+        )
+    elif action == "edit":
+        await query.answer()
+        await state.set_state(TemplateForm.edit)
+        await state.update_data(tpl=row.id)
+        await message.answer(
+            _("Send the new text for «{name}».").format(name=html.quote(row.name))
+            + "\n"
+            + _("/cancel keeps the current one.")
+        )
+    elif action == "delete":
+        await query.answer()
+        await edit_or_keep(
+            message,
+            _("Delete the template «{name}»?").format(name=html.quote(row.name)),
+            template_delete_keyboard(row.id),
+        )
+    elif action == "drop":
+        await templates.delete(user_id, row.id)
+        await query.answer(_("Template deleted."))
+        await edit_or_keep(message, *await list_view(templates, user_id))
+    else:
+        await query.answer()
+
+
+async def use_in_send(
+    query: CallbackQuery, message: Message, state: FSMContext, row: TemplateRow
+) -> None:
+    if placeholders(row.body):
+        await query.answer(
+            _("This template has placeholders: use it in /bulk with a spreadsheet."),
+            show_alert=True,
+        )
+        return
+    await query.answer()
+    # The send dialog shows the preview right after the number when FSM data has a text.
+    await state.clear()
+    await state.set_state(SendForm.phone)
+    await state.update_data(text=row.body)
+    await message.answer(ask_phone_text(), reply_markup=phone_keyboard())
+
+
+def ask_name_text() -> str:
+    return (
+        _(
+            "Send a name for the new template: up to {n} letters or digits; spaces, _ and - "
+            "are allowed."
+        ).format(n=TEMPLATE_NAME_MAX)
+        + "\n"
+        + _("/cancel stops.")
+    )
+
+
+def name_problem(name: str, taken: list[TemplateRow], own_id: int | None = None) -> str | None:
+    if not valid_template_name(name):
+        return _(
+            "A name is up to {n} letters or digits; spaces, _ and - are allowed. Try another."
+        ).format(n=TEMPLATE_NAME_MAX)
+    if any(row.name.casefold() == name.casefold() and row.id != own_id for row in taken):
+        return _("You already have a template named «{name}». Choose another name.").format(
+            name=html.quote(name)
+        )
+    return None
+
+
+async def name_received(message: Message, state: FSMContext, templates: TemplateRepo) -> None:
+    assert message.text is not None and message.from_user is not None
+    name = message.text.strip()
+    problem = name_problem(name, await templates.list(message.from_user.id))
+    if problem is not None:
+        await message.answer(problem + "\n" + _("/cancel stops."))
+        return
+    await state.set_state(TemplateForm.body)
+    await state.update_data(name=name)
+    await message.answer(
+        _(
+            "Now send the text of «{name}». Placeholders such as {example} are filled from "
+            "the spreadsheet columns in /bulk."
+        ).format(name=html.quote(name), example=EXAMPLE_PLACEHOLDER)
+        + "\n"
+        + _("/cancel stops.")
+    )
+
+
+async def body_received(
+    message: Message, state: FSMContext, templates: TemplateRepo, settings: Settings
+) -> None:
+    assert message.text is not None and message.from_user is not None
+    body = message.text.strip()
+    problem = body_problem(body, settings.sms_max_parts)
+    if problem is not None:
+        await message.answer(problem + "\n" + _("/cancel stops."))
+        return
+    name = (await state.get_data()).get("name")
+    if not isinstance(name, str):
+        await state.clear()
+        await message.answer(_("Let's start again: /templates"))
+        return
+    row = await templates.save(message.from_user.id, name, body)
+    await state.clear()
+    text, keyboard = template_view(row)
+    await message.answer(_("✅ Template saved.") + "\n\n" + text, reply_markup=keyboard)
+
+
+async def rename_received(message: Message, state: FSMContext, templates: TemplateRepo) -> None:
+    assert message.text is not None and message.from_user is not None
+    user_id = message.from_user.id
+    row = await templates.get(user_id, int((await state.get_data()).get("tpl", 0)))
+    if row is None:
+        await state.clear()
+        await message.answer(_("This template no longer exists."))
+        return
+    name = message.text.strip()
+    problem = name_problem(name, await templates.list(user_id), own_id=row.id)
+    if problem is None and not await templates.rename(user_id, row.id, name):
+        problem = _("You already have a template named «{name}». Choose another name.").format(
+            name=html.quote(name)
+        )
+    if problem is not None:
+        await message.answer(problem + "\n" + _("/cancel keeps the current one."))
+        return
+    await state.clear()
+    await show_saved(message, templates, user_id, row.id)
+
+
+async def edit_received(
+    message: Message, state: FSMContext, templates: TemplateRepo, settings: Settings
+) -> None:
+    assert message.text is not None and message.from_user is not None
+    user_id = message.from_user.id
+    template_id = int((await state.get_data()).get("tpl", 0))
+    body = message.text.strip()
+    problem = body_problem(body, settings.sms_max_parts)
+    if problem is not None:
+        await message.answer(problem + "\n" + _("/cancel keeps the current one."))
+        return
+    await state.clear()
+    if not await templates.update_body(user_id, template_id, body):
+        await message.answer(_("This template no longer exists."))
+        return
+    await show_saved(message, templates, user_id, template_id)
+
+
+async def show_saved(
+    message: Message, templates: TemplateRepo, user_id: int, template_id: int
+) -> None:
+    row = await templates.get(user_id, template_id)
+    if row is None:
+        await message.answer(_("This template no longer exists."))
+        return
+    text, keyboard = template_view(row)
+    await message.answer(_("✅ Template saved.") + "\n\n" + text, reply_markup=keyboard)
+
+
+async def not_text(message: Message) -> None:
+    await message.answer(_("Send it as a text message, or /cancel."))
+
+
+def create_router() -> Router:
+    router = Router(name="templates")
+    router.message.register(show_templates, Command("templates"))
+    free_text = (F.text, ~F.text.startswith("/"), ~AnyMenuButton())
+    router.message.register(name_received, TemplateForm.name, *free_text)
+    router.message.register(body_received, TemplateForm.body, *free_text)
+    router.message.register(rename_received, TemplateForm.rename, *free_text)
+    router.message.register(edit_received, TemplateForm.edit, *free_text)
+    router.message.register(not_text, StateFilter(TemplateForm), ~F.text)
+    router.callback_query.register(
+        template_button,
+        TemplateCb.filter((F.tpl >= 0) & (F.tpl <= ID_MAX)),
+        ACCESSIBLE,
+        F.message.as_("message"),
+    )
+    return router

@@ -1,0 +1,474 @@
+"""Admin commands, broadcasts, ACCESS_MODE=allowlist and foreign groups, through the Dispatcher."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError
+from aiogram.methods import LeaveChat
+from aiogram.types import (
+    CallbackQuery,
+    Chat,
+    ChatMemberAdministrator,
+    ChatMemberBanned,
+    ChatMemberLeft,
+    ChatMemberMember,
+    ChatMemberUpdated,
+    ForceReply,
+    InlineKeyboardMarkup,
+    Message,
+    User,
+)
+
+from bot.factory import create_dispatcher, open_services
+from handlers.access import announce_token
+from handlers.admin import period_starts, total_cost
+from services.notifier import Delivery
+from tests.conftest import GOOD_TOKEN, make_settings
+from tests.fakes.fake_devsms import FakeDevsms
+from tests.support.harness import Harness, button_data, make_bot
+from tests.support.recording import BOT_USER, RecordingSession, SentMessage
+
+ADMIN = 999_000  # above the seeded users' ids: the admin's row sorts after them
+GROUP = -100_500  # ADMIN_CHAT_ID
+FOREIGN = -100_777
+UNKNOWN_COMMAND = "I do not know this command. /help lists what I can do."
+POLITE = "This bot is private; your request was sent to the administrators."
+
+
+@dataclass
+class FakeNotifier:
+    """Sends at once through the recorded bot; `gate` can hold every send to look mid-way."""
+
+    bot: Bot
+    admin_chat_id: int | None
+    sent: list[tuple[int, str]] = field(default_factory=list)
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.gate.set()
+
+    async def send(
+        self, chat_id: int, text: str, *, reply_markup: InlineKeyboardMarkup | None = None
+    ) -> Delivery:
+        await self.gate.wait()
+        self.sent.append((chat_id, text))
+        try:
+            await self.bot.send_message(chat_id, text, reply_markup=reply_markup)
+        except TelegramForbiddenError:
+            return Delivery.BLOCKED
+        except TelegramAPIError:
+            return Delivery.FAILED
+        return Delivery.DELIVERED
+
+    async def to_admins(
+        self, text: str, *, reply_markup: InlineKeyboardMarkup | None = None
+    ) -> Delivery:
+        if self.admin_chat_id is None:
+            return Delivery.SKIPPED
+        return await self.send(self.admin_chat_id, text, reply_markup=reply_markup)
+
+
+@dataclass
+class AdminApp:
+    app: Harness
+    notifier: FakeNotifier
+
+    async def group(
+        self, text: str, user_id: int = ADMIN, chat_id: int = GROUP
+    ) -> list[SentMessage]:
+        message = Message(
+            message_id=next(self.app._ids),
+            date=dt.datetime.now(dt.UTC),
+            chat=Chat(id=chat_id, type="supergroup", title="Some group"),
+            from_user=self.app.user(user_id, "en"),
+            text=text,
+        )
+        return await self.app.feed(message=message)
+
+    async def tap_in_group(self, sent: SentMessage, label: str, user_id: int) -> list[SentMessage]:
+        # The harness's taps come from private chats; this one comes from the group.
+        message = Message(
+            message_id=sent.message_id,
+            date=dt.datetime.now(dt.UTC),
+            chat=Chat(id=sent.chat_id, type="supergroup", title="Admins"),
+            from_user=BOT_USER,
+            text=sent.text,
+            reply_markup=sent.reply_markup,
+        )
+        query = CallbackQuery(
+            id=f"q{next(self.app._ids)}",
+            from_user=self.app.user(user_id, "en"),
+            chat_instance="ci",
+            data=button_data(sent, label),
+            message=message,
+        )
+        return await self.app.feed(callback_query=query)
+
+    async def connect(self, user_id: int) -> None:
+        await self.app.send("/start", user_id)
+        await self.app.send(GOOD_TOKEN, user_id)
+
+
+AppFactory = Callable[..., AbstractAsyncContextManager[AdminApp]]
+
+
+@pytest.fixture
+def make_app(tmp_path: Path, devsms: FakeDevsms) -> AppFactory:
+    @asynccontextmanager
+    async def build(**overrides: Any) -> AsyncIterator[AdminApp]:
+        # Admin notices speak DEFAULT_LANGUAGE; English keeps these assertions readable.
+        values: dict[str, Any] = {
+            "admin_ids": (ADMIN,),
+            "admin_chat_id": GROUP,
+            "default_language": "en",
+        }
+        values.update(overrides)
+        services = await open_services(make_settings(tmp_path, devsms.url, **values))
+        dp = create_dispatcher(services)
+        session = RecordingSession()
+        bot = make_bot(session)
+        notifier = FakeNotifier(bot, values["admin_chat_id"])
+        dp["notifier"] = notifier
+        try:
+            yield AdminApp(Harness(dp=dp, bot=bot, session=session, services=services), notifier)
+        finally:
+            notifier.gate.set()
+            await dp.emit_shutdown(bot=bot)
+
+    return build
+
+
+@pytest.fixture
+async def admin(make_app: AppFactory) -> AsyncIterator[AdminApp]:
+    async with make_app() as built:
+        yield built
+
+
+@pytest.fixture
+async def closed(make_app: AppFactory) -> AsyncIterator[AdminApp]:
+    async with make_app(access_mode="allowlist") as built:
+        yield built
+
+
+async def eventually(check: Callable[[], bool], within: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+def labels(message: SentMessage) -> list[str]:
+    return [label for label, _ in message.buttons()]
+
+
+# --- Pure helpers -------------------------------------------------------------------------
+
+
+def test_costs_are_summed_per_currency_and_garbage_is_left_out() -> None:
+    assert total_cost([]) == "0 so'm"
+    assert total_cost(["50", "1 200", "$0.005", "$0.010", "n/a"]) == "1 250 so'm + $0.015"
+    assert total_cost(["$0.005"]) == "$0.005"
+
+
+def test_periods_start_at_utc_midnight_and_the_first_of_the_month() -> None:
+    now = dt.datetime(2024, 5, 17, 2, 30, tzinfo=dt.timezone(dt.timedelta(hours=5)))
+    assert period_starts(now) == ("2024-05-16T00:00:00+00:00", "2024-05-01T00:00:00+00:00")
+
+
+# --- Who may use admin commands -----------------------------------------------------------
+
+
+async def test_summary_for_an_admin_in_private_and_in_the_admin_group(admin: AdminApp) -> None:
+    app = admin.app
+    await admin.connect(1)
+    await app.send("/start", user_id=2)
+    await app.services.users.set_active(2, False)
+    outbox = app.services.outbox
+    for cost in ("50", "100", "$0.005"):
+        row_id = await outbox.create_pending(1, "998901234567", "Hi", None)
+        await outbox.mark_sent(row_id, 1, None, "DELIVERED", 1, cost)
+    await outbox.mark_failed(await outbox.create_pending(1, "998901234567", "x", None), "no")
+
+    [private] = await app.send("/admin", user_id=ADMIN)
+    assert private.chat_id == ADMIN
+    assert "Users: 3, of them blocked the bot: 1" in private.text  # 1, 2 and the admin
+    assert "Valid devsms tokens: 1" in private.text
+    assert "today: 3 SMS, 3 parts, cost 150 so'm + $0.005" in private.text
+    assert "this month: 3 SMS, 3 parts, cost 150 so'm + $0.005" in private.text
+    assert "Access:" not in private.text  # open mode
+
+    [in_group] = await admin.group("/admin@test_bot")
+    assert in_group.chat_id == GROUP
+    assert in_group.text == private.text
+
+    [prompt] = await admin.group("/broadcast")
+    # Privacy mode hides plain group messages from bots, but not replies to them.
+    assert isinstance(prompt.reply_markup, ForceReply)
+
+
+async def test_non_admins_get_the_unknown_command_answer_and_foreign_groups_nothing(
+    admin: AdminApp,
+) -> None:
+    app = admin.app
+    await admin.connect(1)
+    for command in ("/admin", "/users", "/broadcast", "/allow 5", "/deny 5"):
+        [reply] = await app.send(command, user_id=1)
+        assert reply.text == UNKNOWN_COMMAND, command
+        [reply] = await admin.group(command, user_id=1)
+        assert (reply.chat_id, reply.text) == (GROUP, UNKNOWN_COMMAND)
+        assert await admin.group(command, user_id=1, chat_id=FOREIGN) == []
+        assert await admin.group(command, user_id=ADMIN, chat_id=FOREIGN) == []
+    assert await app.services.users.get_access(5) is None  # /allow did nothing
+    # Not left in a broadcast dialog either: a plain text gets the usual answer.
+    [reply] = await app.send("hello", user_id=1)
+    assert "Use the menu below" in reply.text
+
+
+# --- /users -------------------------------------------------------------------------------
+
+
+async def test_users_are_listed_twenty_per_page(admin: AdminApp) -> None:
+    app = admin.app
+    users = app.services.users
+    await users.upsert_seen(1000, "<b>Bold</b> & co", "bold_one")
+    for user_id in range(1001, 1044):
+        await users.upsert_seen(user_id, f"Name{user_id}", None)
+    await app.services.accounts.connect(1000, GOOD_TOKEN)
+    await users.set_active(1001, False)
+    await users.set_language(1000, "ru")
+
+    [page] = await app.send("/users", user_id=ADMIN)
+    assert page.text.startswith("<b>Users</b> 1–20 of 45")
+    lines = page.text.split("\n")[2:]
+    assert len(lines) == 20
+    assert lines[0] == (
+        "<code>1000</code> &lt;b&gt;Bold&lt;/b&gt; &amp; co @bold_one · ru · token valid · active"
+    )
+    assert lines[1] == "<code>1001</code> Name1001 · — · no token · blocked the bot"
+    assert labels(page) == ["▶"]
+
+    [page] = await app.tap(page, "▶", user_id=ADMIN)
+    assert page.text.startswith("<b>Users</b> 21–40 of 45")
+    assert "<code>1020</code>" in page.text and "<code>1019</code>" not in page.text
+    assert labels(page) == ["◀", "▶"]
+
+    [page] = await app.tap(page, "▶", user_id=ADMIN)
+    assert page.text.startswith("<b>Users</b> 41–45 of 45")
+    assert page.text.endswith(f"<code>{ADMIN}</code> User&lt;{ADMIN}&gt; · — · no token · active")
+    assert labels(page) == ["◀"]
+
+    [page] = await app.tap(page, "◀", user_id=ADMIN)
+    assert page.text.startswith("<b>Users</b> 21–40 of 45")
+    # Somebody else cannot page the admins' list.
+    assert await app.tap(page, "▶", user_id=1000) == []
+    # ... and is told so in the language they chose.
+    assert app.answers()[-1].text == "Этой кнопкой могут пользоваться только администраторы."
+
+
+# --- /broadcast ---------------------------------------------------------------------------
+
+
+async def test_broadcast_preview_send_report_and_no_second_start(admin: AdminApp) -> None:
+    app, notifier = admin.app, admin.notifier
+    for user_id in (1, 2, 3):
+        await admin.connect(user_id)
+    # Each connected token was announced to the admin group once.
+    notices = [text for chat, text in notifier.sent if chat == GROUP]
+    assert len(notices) == 3 and all("connected a devsms token" in t for t in notices)
+    notifier.sent.clear()
+    await app.send("/start", user_id=4)  # no token: not a recipient
+    await app.services.users.set_active(3, False)  # blocked the bot earlier
+    app.session.blocked_chats.add(2)  # blocks it now
+
+    [ask] = await app.send("/broadcast", user_id=ADMIN)
+    assert "Send the text of the broadcast" in ask.text
+    copy, confirm = await app.send("News & updates", user_id=ADMIN)
+    assert copy.text == "News &amp; updates"  # exactly what users will get
+    assert "This will go to 2 users" in confirm.text
+    assert labels(confirm) == ["📣 Send", "✖️ Cancel"]
+    assert notifier.sent == []
+
+    send = button_data(confirm, "Send")
+    notifier.gate.clear()  # hold the sends: the tap must return while they wait
+    await asyncio.wait_for(app.tap_data(confirm, send, user_id=ADMIN), timeout=5)
+    assert app.answers()[-1].text == "Broadcast started."
+    report = app.session.messages[(ADMIN, confirm.message_id)]
+    assert report.text.startswith("📣 Broadcast in progress: 0 of 2")
+    assert report.buttons() == []
+
+    notifier.gate.set()
+    await eventually(lambda: "finished" in report.text)
+    assert sorted(notifier.sent) == [(1, "News &amp; updates"), (2, "News &amp; updates")]
+    assert report.text == (
+        "📣 Broadcast finished: 2 users\nDelivered: 1, blocked the bot: 1, failed: 0"
+    )
+
+    await app.tap_data(confirm, send, user_id=ADMIN)
+    assert app.answers()[-1].text == "This button is no longer active."
+    await asyncio.sleep(0.05)  # a second broadcast would have started sending by now
+    assert len(notifier.sent) == 2
+
+
+async def test_broadcast_can_be_cancelled_at_both_steps(admin: AdminApp) -> None:
+    app, notifier = admin.app, admin.notifier
+    await admin.connect(1)
+    notifier.sent.clear()  # the admin notice of the new token
+    await app.send("/broadcast", user_id=ADMIN)
+    [cancelled] = await app.send("/cancel", user_id=ADMIN)
+    assert cancelled.text == "Broadcast cancelled."
+
+    await app.send("/broadcast", user_id=ADMIN)
+    _, confirm = await app.send("Never mind", user_id=ADMIN)
+    send = button_data(confirm, "Send")
+    [edited] = await app.tap(confirm, "Cancel", user_id=ADMIN)
+    assert edited.text == "Broadcast cancelled."
+    await app.tap_data(confirm, send, user_id=ADMIN)
+    assert app.answers()[-1].text == "This button is no longer active."
+    assert notifier.sent == []
+
+
+# --- ACCESS_MODE=allowlist ----------------------------------------------------------------
+
+
+async def test_unknown_user_is_told_politely_admins_hear_once_and_allow_lets_in(
+    closed: AdminApp,
+) -> None:
+    app = closed.app
+    reply, notice = await app.send("/start", user_id=7)
+    assert reply.text.startswith(POLITE)
+    assert notice.chat_id == GROUP
+    assert "A new user asks for access: User&lt;7&gt; (id <code>7</code>)" in notice.text
+    assert labels(notice) == ["✅ Approve", "⛔ Deny"]
+
+    [again] = await app.send("let me in", user_id=7)
+    assert again.text.startswith(POLITE)
+    assert len(app.session.chat(GROUP)) == 1  # admins are told once
+
+    # Admins need no approval.
+    [hello] = await app.send("/start", user_id=ADMIN)
+    assert "Hello, User&lt;999000&gt;!" in hello.text
+
+    told, done = await app.send("/allow 7", user_id=ADMIN)
+    assert (told.chat_id, told.text) == (
+        7,
+        "✅ An administrator gave you access. Send /start to begin.",
+    )
+    assert (done.chat_id, done.text) == (ADMIN, "✅ User 7 may use the bot.")
+    # Allowing again tells nobody anything new.
+    [done] = await app.send("/allow 7", user_id=ADMIN)
+    assert done.chat_id == ADMIN
+    [welcome] = await app.send("/start", user_id=7)
+    assert "Hello, User&lt;7&gt;!" in welcome.text
+
+
+async def test_approve_button_in_the_admin_group(closed: AdminApp) -> None:
+    app = closed.app
+    _, notice = await app.send("/start", user_id=8)
+
+    assert await closed.tap_in_group(notice, "Approve", user_id=9) == []
+    assert app.answers()[-1].text == "Only administrators can use this button."
+    assert (await app.send("/start", user_id=8))[0].text.startswith(POLITE)
+
+    edited, told = await closed.tap_in_group(notice, "Approve", user_id=ADMIN)
+    assert (told.chat_id, edited.message_id) == (8, notice.message_id)
+    assert "gave you access" in told.text
+    assert edited.text.endswith("✅ Allowed by User&lt;999000&gt;")
+    assert edited.buttons() == []
+    [welcome] = await app.send("/start", user_id=8)
+    assert "Hello, User&lt;8&gt;!" in welcome.text
+
+
+async def test_denied_user_stays_out(closed: AdminApp) -> None:
+    app = closed.app
+    first, notice = await app.send("/start", user_id=10)
+    edited, told = await closed.tap_in_group(notice, "Deny", user_id=ADMIN)
+    assert edited.text.endswith("⛔ Denied by User&lt;999000&gt;")
+    assert (told.chat_id, told.text) == (
+        10,
+        "Sorry, the administrators did not allow you to use this bot.",
+    )
+
+    [reply] = await app.send("/start", user_id=10)
+    assert reply.text == "This bot is private, and the administrators did not allow you."
+    # Old buttons do nothing for them either.
+    await app.tap_data(first, "lng:en", user_id=10)
+    assert app.answers()[-1].text == "This bot is private."
+    assert len(app.session.chat(GROUP)) == 1
+
+    _, done = await closed.group("/allow 10")
+    assert (done.chat_id, done.text) == (GROUP, "✅ User 10 may use the bot.")
+    [welcome] = await app.send("/start", user_id=10)
+    assert "Hello, User&lt;10&gt;!" in welcome.text
+
+
+async def test_without_an_admin_group_requests_go_to_each_admin(make_app: AppFactory) -> None:
+    async with make_app(access_mode="allowlist", admin_chat_id=None, admin_ids=(ADMIN, 55)) as a:
+        await a.app.send("/start", user_id=7)
+        assert [chat for chat, _ in a.notifier.sent] == [ADMIN, 55]
+        [notice] = a.app.session.chat(55)
+        assert labels(notice) == ["✅ Approve", "⛔ Deny"]
+
+
+async def test_token_connection_notice_goes_to_the_admin_group(admin: AdminApp) -> None:
+    i18n = admin.app.services.i18n
+    user = User(id=5, is_bot=False, first_name="Ann & Bo", username="annbo")
+    with i18n.context():
+        await announce_token(admin.notifier, i18n, user)
+        await announce_token(None, i18n, user)  # no notifier wired: nothing happens
+    [notice] = admin.app.session.chat(GROUP)
+    assert notice.text == ("🔑 Ann &amp; Bo (@annbo, id <code>5</code>) connected a devsms token.")
+
+
+# --- Groups -------------------------------------------------------------------------------
+
+
+def added(chat: Chat, new: Any, old: Any | None = None) -> ChatMemberUpdated:
+    return ChatMemberUpdated(
+        chat=chat,
+        from_user=User(id=ADMIN, is_bot=False, first_name="Admin"),
+        date=dt.datetime.now(dt.UTC),
+        old_chat_member=old or ChatMemberLeft(user=BOT_USER),
+        new_chat_member=new,
+    )
+
+
+async def test_bot_leaves_foreign_groups_and_channels_but_not_the_admin_group(
+    admin: AdminApp,
+) -> None:
+    app = admin.app
+    member = ChatMemberMember(user=BOT_USER)
+    channel_admin = ChatMemberAdministrator(
+        user=BOT_USER,
+        can_be_edited=False,
+        is_anonymous=False,
+        can_manage_chat=True,
+        can_delete_messages=True,
+        can_manage_video_chats=False,
+        can_restrict_members=False,
+        can_promote_members=False,
+        can_change_info=False,
+        can_invite_users=False,
+        can_post_stories=False,
+        can_edit_stories=False,
+        can_delete_stories=False,
+        can_send_welcome_messages=False,
+    )
+    await app.feed(my_chat_member=added(Chat(id=GROUP, type="supergroup"), member))
+    await app.feed(my_chat_member=added(Chat(id=FOREIGN, type="supergroup"), member))
+    await app.feed(my_chat_member=added(Chat(id=-42, type="group"), member))
+    await app.feed(my_chat_member=added(Chat(id=-100_900, type="channel"), channel_admin))
+    # A user blocking the bot is a my_chat_member update in a private chat: nothing to leave.
+    blocked = ChatMemberBanned(user=BOT_USER, until_date=0)
+    await app.feed(my_chat_member=added(Chat(id=1, type="private"), blocked, member))
+
+    left = [call.chat_id for call in app.session.of(LeaveChat)]
+    assert left == [FOREIGN, -42, -100_900]

@@ -1,0 +1,125 @@
+"""/templates: save, list, rename, change, delete; use one in /send and in /bulk."""
+
+from __future__ import annotations
+
+from tests.conftest import GOOD_TOKEN
+from tests.fakes.fake_devsms import FakeDevsms
+from tests.support.harness import Harness, button_data
+from tests.support.recording import SentMessage
+
+
+async def connect(app: Harness, user_id: int = 1) -> None:
+    await app.send("/start", user_id)
+    await app.send(GOOD_TOKEN, user_id)
+
+
+def labels(message: SentMessage) -> list[str]:
+    return [label for label, _ in message.buttons()]
+
+
+async def create(app: Harness, name: str, body: str) -> SentMessage:
+    [listing] = await app.send("/templates")
+    await app.tap(listing, "New template")
+    await app.send(name)
+    [saved] = await app.send(body)
+    return saved
+
+
+async def test_save_list_rename_edit_delete(app: Harness) -> None:
+    await connect(app)
+    [empty] = await app.send("/templates")
+    assert "You have no templates yet" in empty.text
+    assert labels(empty) == ["➕ New template"]
+    [ask_name] = await app.tap(empty, "New template")
+    assert "Send a name for the new template" in ask_name.text
+    [ask_body] = await app.send("Greeting")
+    assert "Now send the text of «Greeting»" in ask_body.text
+    [saved] = await app.send("Hello {name}, your code is {code} <b>")
+    assert "✅ Template saved." in saved.text
+    assert "📄 <b>Greeting</b>" in saved.text
+    assert "Hello {name}, your code is {code} &lt;b&gt;" in saved.text
+    assert "Placeholders: {name}, {code}" in saved.text
+    # Placeholders need a spreadsheet: no "Send with this text" here.
+    assert labels(saved) == ["✏️ Rename", "📝 Edit text", "🗑 Delete", "⬅️ All templates"]
+
+    [listing] = await app.send("/templates")
+    assert "Your templates</b> (1)" in listing.text
+    assert labels(listing) == ["📄 Greeting", "➕ New template"]
+
+    [opened] = await app.tap(listing, "Greeting")
+    await app.tap(opened, "Rename")
+    [renamed] = await app.send("Welcome")
+    assert "📄 <b>Welcome</b>" in renamed.text
+    await app.tap(renamed, "Edit text")
+    [changed] = await app.send("Welcome aboard!")
+    assert "Welcome aboard!" in changed.text
+    assert labels(changed)[0] == "📤 Send with this text"
+
+    [confirm] = await app.tap(changed, "Delete")
+    assert "Delete the template «Welcome»?" in confirm.text
+    [after] = await app.tap(confirm, "Yes, delete")
+    assert "You have no templates yet" in after.text
+    assert await app.services.templates.list(1) == []
+
+
+async def test_bad_names_and_texts_are_explained(app: Harness) -> None:
+    await connect(app)
+    await create(app, "Promo", "Sale today")
+    [listing] = await app.send("/templates")
+    await app.tap(listing, "New template")
+    [bad] = await app.send("Promo! <2025>")
+    assert "A name is up to 32 letters or digits" in bad.text
+    [taken] = await app.send("promo")
+    assert "You already have a template named «promo»" in taken.text
+    await app.send("Reminder")
+    [unclosed] = await app.send("Pay {sum until Friday")
+    assert "an opening brace without a closing one at character 5" in unclosed.text
+    [empty] = await app.send("Pay {} now")
+    assert "empty braces at character 5" in empty.text
+    [saved] = await app.send("Pay {sum} until Friday, {{VIP}}")
+    assert "✅ Template saved." in saved.text
+    assert "Placeholders: {sum}" in saved.text
+    assert [t.name for t in await app.services.templates.list(1)] == ["Promo", "Reminder"]
+
+
+async def test_template_starts_send_with_its_text(app: Harness, devsms: FakeDevsms) -> None:
+    await connect(app)
+    saved = await create(app, "Hours", "We are open 9-18")
+    [ask_phone] = await app.tap(saved, "Send with this text")
+    assert "Whom to send to?" in ask_phone.text
+    [preview] = await app.send("+998 90 123 45 67")
+    assert "We are open 9-18" in preview.text
+    assert "To: +998 90 123 45 67" in preview.text
+    await app.tap(preview, "Send")
+    assert [(s.phone, s.message) for s in devsms.sent] == [("998901234567", "We are open 9-18")]
+
+
+async def test_template_with_placeholders_is_offered_in_bulk(
+    app: Harness, devsms: FakeDevsms
+) -> None:
+    await connect(app)
+    await create(app, "Debt", "{name}, please pay {sum}")
+    await create(app, "Typo", "{nmae}, hello")
+    await app.send("/bulk")
+    [ask_text] = await app.send_document("d.csv", b"name,phone,sum\nAli,901234567,100\n")
+    assert labels(ask_text) == ["📄 Debt", "📄 Typo"]
+    [refused] = await app.tap(ask_text, "Typo")
+    assert "These placeholders match no column: {nmae}." in refused.text
+    [review] = await app.tap(ask_text, "Debt")
+    assert "Ali, please pay 100" in review.text
+    assert "✅ To send: 1" in review.text
+
+
+async def test_another_users_template_is_not_reachable(app: Harness) -> None:
+    await connect(app, user_id=1)
+    await connect(app, user_id=2)
+    saved = await create(app, "Secret", "Only mine")
+    delete, send = button_data(saved, "Delete"), button_data(saved, "Send with this text")
+    # User 2 forges user 1's template id into callback data.
+    await app.tap_data(saved, delete, user_id=2)
+    assert app.answers()[-1].text == "This template no longer exists."
+    await app.tap_data(saved, send, user_id=2)
+    assert app.answers()[-1].text == "This template no longer exists."
+    assert await app.state_of(2) is None
+    assert [t.name for t in await app.services.templates.list(1)] == ["Secret"]
+    assert await app.services.templates.list(2) == []
