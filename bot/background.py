@@ -12,11 +12,12 @@ from aiogram.utils.i18n import I18n
 
 from bot.config import Settings
 from services.accounts import Accounts
+from services.bulk_delivery import BulkDeliveryReporter
 from services.health import GatewayHealth
 from services.notifier import Notifier
 from services.tracker import DeliveryTracker
 from services.watcher import BalanceWatcher
-from storage import AlertRepo, OutboxRepo, UserRepo
+from storage import AlertRepo, BulkRepo, OutboxRepo, UserRepo
 
 logger = logging.getLogger(__name__)
 
@@ -36,10 +37,12 @@ class Background:
         users: UserRepo,
         alerts: AlertRepo,
         outbox: OutboxRepo,
+        bulk: BulkRepo,
         accounts: Accounts,
         i18n: I18n,
     ) -> None:
         self._settings = settings
+        self._bulk = bulk
         self._users = users
         self._alerts = alerts
         self._outbox = outbox
@@ -81,8 +84,17 @@ class Background:
             default_language=language,
             on_token_rejected=watcher.token_rejected,
         )
+        bulk_delivery = BulkDeliveryReporter(
+            self._bulk,
+            self._accounts,
+            self._users,
+            notifier,
+            self._i18n,
+            default_language=language,
+        )
         self._tasks = [
             asyncio.create_task(watcher.run(), name="balance-watcher"),
+            asyncio.create_task(bulk_delivery.run(), name="bulk-delivery"),
             asyncio.create_task(tracker.run(settings.delivery_poll), name="delivery-tracker"),
         ]
         await notifier.to_admins(

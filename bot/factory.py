@@ -148,6 +148,7 @@ def create_dispatcher(services: Services) -> Dispatcher:
         users=services.users,
         alerts=services.alerts,
         outbox=services.outbox,
+        bulk=services.bulk,
         accounts=services.accounts,
         i18n=services.i18n,
     )

@@ -1,0 +1,118 @@
+"""Delivery results of bulk jobs: tracked like single SMS, reported once per job.
+
+Asking the status of every SMS of a 10,000-row job would cost 10,000 requests per round;
+the history answers 200 at a time, so the job's rows are updated from it instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+from aiogram.utils.i18n import I18n
+
+from services.accounts import Accounts, NoToken
+from services.alert_rules import N_, count_text, translator
+from services.bulk import HISTORY_PAGE, HISTORY_PAGES_MAX
+from services.devsms import DevsmsError, is_final_status
+from services.health import Notify
+from storage import BulkRepo, JobRow, UserRepo
+
+logger = logging.getLogger(__name__)
+
+REPORT_AFTER: Final = timedelta(hours=24)  # give up waiting for the slowest operators
+CHECK_EVERY: Final = 300.0
+
+_REPORT: Final = N_(
+    "📬 <b>Bulk job #{id}: delivery results</b>\n"
+    "Delivered: {delivered}\nNot delivered: {failed}\nStill waiting: {waiting}"
+)
+
+
+class BulkDeliveryReporter:
+    def __init__(
+        self,
+        bulk: BulkRepo,
+        accounts: Accounts,
+        users: UserRepo,
+        notifier: Notify,
+        i18n: I18n,
+        *,
+        default_language: str,
+        report_after: timedelta = REPORT_AFTER,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._bulk = bulk
+        self._accounts = accounts
+        self._users = users
+        self._notifier = notifier
+        self._i18n = i18n
+        self._default_language = default_language
+        self._report_after = report_after
+        self._now = now
+
+    async def run(self, every: float = CHECK_EVERY) -> None:
+        while True:
+            try:
+                await self.tick()
+            except Exception:
+                logger.exception("bulk delivery round failed")
+            await asyncio.sleep(every)
+
+    async def tick(self) -> int:
+        """Updates the statuses of finished jobs not reported yet; returns reports sent."""
+        reported = 0
+        for job in await self._bulk.jobs_in(("done", "cancelled")):
+            if job.delivery_reported:
+                continue
+            try:
+                if await self._check(job):
+                    reported += 1
+            except (DevsmsError, NoToken) as exc:
+                logger.info("bulk job %s: statuses not available (%s)", job.id, type(exc).__name__)
+        return reported
+
+    async def _check(self, job: JobRow) -> bool:
+        rows = await self._bulk.rows_in(job.id, ("sent",))
+        if not rows:
+            await self._bulk.mark_delivery_reported(job.id)  # nothing went out: nothing to say
+            return False
+        waiting = {
+            row.sms_id: row for row in rows if row.sms_id and not is_final_status(row.status)
+        }
+        if waiting:
+            for page in range(HISTORY_PAGES_MAX):
+                chunk = await self._accounts.history(
+                    job.user_id, limit=HISTORY_PAGE, offset=page * HISTORY_PAGE
+                )
+                for record in chunk.items:
+                    row = waiting.get(record.sms_id) if record.sms_id else None
+                    if row is not None and record.status and record.status != row.status:
+                        await self._bulk.set_row_status(job.id, row.row_no, record.status)
+                if len(chunk.items) < HISTORY_PAGE:
+                    break
+            rows = await self._bulk.rows_in(job.id, ("sent",))
+        still = sum(1 for row in rows if not is_final_status(row.status))
+        finished = datetime.fromisoformat(job.finished_at or job.updated_at)
+        if still and self._now() - finished < self._report_after:
+            return False
+        if not await self._bulk.mark_delivery_reported(job.id):
+            return False
+        delivered = sum(1 for row in rows if (row.status or "").upper() == "DELIVERED")
+        user = await self._users.get(job.user_id)
+        if user is None or not user.is_active:
+            return False
+        _ = translator(self._i18n, user.language or self._default_language)
+        await self._notifier.send(
+            job.user_id,
+            _(_REPORT).format(
+                id=job.id,
+                delivered=count_text(delivered),
+                failed=count_text(len(rows) - delivered - still),
+                waiting=count_text(still),
+            ),
+        )
+        return True

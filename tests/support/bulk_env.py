@@ -1,0 +1,80 @@
+"""A bulk-job environment: the fake gateway, a real database and Accounts with one token."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from services.accounts import Accounts
+from services.bulk import BulkRunner
+from services.devsms import DevsmsClient
+from services.vault import TokenVault
+from storage import BulkRepo, CredentialRepo, Database, JobCounts, JobRow, UserRepo
+from tests.fakes.fake_devsms import FakeDevsms
+
+TOKEN = "bulk-token-0001"
+USER = 7
+SEND = "/send_sms.php"
+
+
+class Env:
+    def __init__(self, db: Database, fake: FakeDevsms, accounts: Accounts) -> None:
+        self.db = db
+        self.fake = fake
+        self.accounts = accounts
+        self.bulk = BulkRepo(db)
+        self.finished: asyncio.Queue[tuple[JobRow, JobCounts]] = asyncio.Queue()
+        self.paused: asyncio.Queue[tuple[JobRow, JobCounts]] = asyncio.Queue()
+
+    def runner(self, **kwargs: object) -> BulkRunner:
+        async def finished(job: JobRow, counts: JobCounts) -> None:
+            await self.finished.put((job, counts))
+
+        async def paused(job: JobRow, counts: JobCounts) -> None:
+            await self.paused.put((job, counts))
+
+        options: dict[str, object] = {"rate": 200.0, "concurrency": 4}
+        options.update(kwargs)
+        return BulkRunner(
+            self.bulk,
+            self.accounts,
+            on_finished=finished,
+            on_paused=paused,
+            **options,  # type: ignore[arg-type]
+        )
+
+    async def job(self, n: int, start: int = 901000000) -> int:
+        rows = [(i + 2, f"998{start + i}", f"Hello {i}", 1) for i in range(n)]
+        return await self.bulk.create_job(
+            USER,
+            template="Hello {n}",
+            sender=None,
+            file_name="x.csv",
+            file_format="csv",
+            rows=rows,
+        )
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[Env]:
+    fake = FakeDevsms()
+    fake.add_account(TOKEN, balance=1_000_000, sms_price=50)
+    await fake.start()
+    db = await Database.open(tmp_path / "bot.sqlite3")
+    await UserRepo(db).upsert_seen(USER, "Ali", None)
+    vault = TokenVault([Fernet.generate_key().decode()])
+    client = DevsmsClient(fake.url, timeout=1.0, get_retries=1, backoff=0.01)
+    credentials = CredentialRepo(db)
+    await credentials.save(USER, vault.encrypt(USER, TOKEN))
+    yield Env(db, fake, Accounts(credentials, vault, client))
+    await client.close()
+    await db.close()
+    await fake.stop()
+
+
+async def wait(queue: asyncio.Queue[tuple[JobRow, JobCounts]]) -> tuple[JobRow, JobCounts]:
+    return await asyncio.wait_for(queue.get(), timeout=15)
