@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from bot.config import Settings
-from tests.fakes.fake_devsms import FakeDevsms
+from tests.fakes.fake_devsms import FakeDevsms, RecordedRequest
 from tests.fakes.fake_telegram import ChatMessage, FakeTelegram, JsonDict
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
@@ -388,3 +388,46 @@ class ChatUser:
             return current
 
         return await self.telegram.wait_for(edited, timeout)
+
+
+# --- helpers shared by the e2e test modules ---------------------------------------------------
+
+
+async def connect_token(user: ChatUser, token: str) -> ChatMessage:
+    """/start and the devsms token, as a new user does; returns the balance shown after it."""
+    await user.ask("/start", "API token")
+    token_message = user.send(token)
+    connected = await user.reply_after(token_message, "Token connected")
+    return await user.reply_after(connected.message_id, "Balance:")
+
+
+def messages_containing(telegram: FakeTelegram, chat_id: int, text: str) -> list[ChatMessage]:
+    """The bot's messages in the chat whose current text contains ``text``."""
+    return [m for m in telegram.chat_messages(chat_id) if text in (m.text or "")]
+
+
+def gateway_requests(
+    devsms: FakeDevsms, path: str, token: str | None = None
+) -> list[RecordedRequest]:
+    """Requests that reached the fake gateway at ``path``, made with ``token`` if given."""
+    return [r for r in devsms.requests_to(path) if token is None or r.token == token]
+
+
+async def wait_gateway_requests(
+    devsms: FakeDevsms,
+    count: int,
+    *,
+    path: str,
+    token: str | None = None,
+    timeout: float = REPLY_TIMEOUT,  # noqa: ASYNC109
+) -> list[RecordedRequest]:
+    """Waits until at least ``count`` such requests arrived (e.g. one per balance round of a
+    background loop); fails after ``timeout`` s with what did arrive."""
+    deadline = time.monotonic() + timeout
+    while len(found := gateway_requests(devsms, path, token)) < count:
+        if time.monotonic() >= deadline:
+            raise AssertionError(
+                f"{len(found)} of {count} requests to {path} arrived within {timeout} s"
+            )
+        await asyncio.sleep(POLL_INTERVAL)
+    return found
