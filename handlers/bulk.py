@@ -15,13 +15,13 @@ import hashlib
 import logging
 import secrets
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Final
 
-from aiogram import BaseMiddleware, Bot, F, Router, html
+from aiogram import Bot, F, Router, html
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.filters import Command, StateFilter
 from aiogram.fsm.context import FSMContext
@@ -29,7 +29,6 @@ from aiogram.types import (
     BufferedInputFile,
     CallbackQuery,
     Message,
-    TelegramObject,
 )
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
@@ -49,7 +48,7 @@ from handlers.render import MISSING, count, money
 from handlers.send import quote_cut
 from handlers.states import BulkForm
 from handlers.templates import ACCESSIBLE, EXAMPLE_PLACEHOLDER, ID_MAX, template_error_text
-from handlers.utils import edit_or_keep
+from handlers.utils import ContextMiddleware, edit_or_keep
 from services.accounts import Accounts
 from services.bulk import PAUSE_BALANCE, PAUSE_GATEWAY, PAUSE_TOKEN, BulkRunner
 from services.devsms import Balance
@@ -255,17 +254,9 @@ class BulkContext:
     user_id: int
 
 
-class BulkContextMiddleware(BaseMiddleware):
-    def __init__(self, sources: SourceCache) -> None:
-        self._sources = sources
-
-    async def __call__(
-        self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-        event: TelegramObject,
-        data: dict[str, Any],
-    ) -> Any:
-        data["ctx"] = BulkContext(
+def bulk_context(sources: SourceCache) -> Callable[[dict[str, Any]], BulkContext]:
+    def build(data: dict[str, Any]) -> BulkContext:
+        return BulkContext(
             bot=data["bot"],
             accounts=data["accounts"],
             users=data["users"],
@@ -274,10 +265,11 @@ class BulkContextMiddleware(BaseMiddleware):
             runner=data["bulk_runner"],
             settings=data["settings"],
             state=data["state"],
-            sources=self._sources,
+            sources=sources,
             user_id=data["event_from_user"].id,
         )
-        return await handler(event, data)
+
+    return build
 
 
 # --- step 1: the list ----------------------------------------------------------------------------
@@ -966,7 +958,7 @@ async def list_jobs(message: Message, ctx: BulkContext) -> None:
 
 def create_router() -> Router:
     router = Router(name="bulk")
-    middleware = BulkContextMiddleware(SourceCache())
+    middleware = ContextMiddleware(bulk_context(SourceCache()))
     router.message.middleware(middleware)
     router.callback_query.middleware(middleware)
     router.message.register(start_bulk, Command("bulk"))

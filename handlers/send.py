@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
-from aiogram import BaseMiddleware, F, Router, html
+from aiogram import F, Router, html
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, CommandObject
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, Message, TelegramObject
+from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
 from bot.config import Settings
@@ -29,6 +28,7 @@ from handlers.keyboards import (
 )
 from handlers.render import MISSING, money
 from handlers.states import SendForm
+from handlers.utils import ContextMiddleware
 from services.accounts import Accounts
 from services.devsms import Balance
 from services.phones import InvalidPhone, PhoneError, PhoneNumber, normalize_phone
@@ -70,24 +70,15 @@ class SendContext:
     user_id: int
 
 
-class SendContextMiddleware(BaseMiddleware):
-    """Bundles what every step of the dialog needs, so helpers take one typed argument."""
-
-    async def __call__(
-        self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-        event: TelegramObject,
-        data: dict[str, Any],
-    ) -> Any:
-        data["ctx"] = SendContext(
-            accounts=data["accounts"],
-            users=data["users"],
-            settings=data["settings"],
-            sender=data["sms_sender"],
-            state=data["state"],
-            user_id=data["event_from_user"].id,
-        )
-        return await handler(event, data)
+def send_context(data: dict[str, Any]) -> SendContext:
+    return SendContext(
+        accounts=data["accounts"],
+        users=data["users"],
+        settings=data["settings"],
+        sender=data["sms_sender"],
+        state=data["state"],
+        user_id=data["event_from_user"].id,
+    )
 
 
 # --- steps ---------------------------------------------------------------------------------
@@ -423,8 +414,8 @@ def result_text(phone: PhoneNumber, text: str, outcome: SendOutcome) -> str:
 
 def create_router() -> Router:
     router = Router(name="send")
-    router.message.middleware(SendContextMiddleware())
-    router.callback_query.middleware(SendContextMiddleware())
+    router.message.middleware(ContextMiddleware(send_context))
+    router.callback_query.middleware(ContextMiddleware(send_context))
     router.message.register(start_send, Command("send"))
     router.message.register(start_send, MenuButton(BTN_SEND))
     router.message.register(cancel_button, MenuButton(BTN_CANCEL))
