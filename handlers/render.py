@@ -8,30 +8,17 @@ from typing import Final
 from aiogram.utils.i18n import gettext as _
 
 from services.devsms import Balance
-from services.money import Money
+from services.money import Money, grouped, spoken
 
 MISSING: Final = "—"
 
 
 def money(value: Money | None) -> str:
-    if value is None:
-        return MISSING
-    if value.currency == "USD":
-        return f"${_number(value.amount, decimals=4)}"
-    return _("{amount} so'm").format(amount=_number(value.amount, decimals=2))
-
-
-def _number(amount: Decimal, decimals: int) -> str:
-    if amount == amount.to_integral_value():
-        text = f"{int(amount):,}"
-    else:
-        text = f"{amount:,.{decimals}f}".rstrip("0").rstrip(".")
-    # A no-break space keeps "1 250 so'm" on one line in Telegram.
-    return text.replace(",", "\u00a0")
+    return spoken(value, _, MISSING)
 
 
 def count(value: int | None) -> str:
-    return MISSING if value is None else _number(Decimal(value), 0)
+    return MISSING if value is None else grouped(Decimal(value))
 
 
 def sms_affordable(balance: Money | None, price: Money | None) -> int | None:

@@ -14,7 +14,7 @@ from typing import Final
 from aiogram.utils.i18n import I18n
 
 from services.devsms import Statistics
-from services.money import USD, UZS, Money
+from services.money import USD, UZS, Money, grouped, spoken
 from storage.alerts import AlertPrefs, DeliveryNotify
 
 logger = logging.getLogger(__name__)
@@ -128,25 +128,12 @@ def worth_telling(mode: DeliveryNotify, status: str | None) -> bool:
 
 def money_text(value: Money | None, _: Translate) -> str:
     """'1 250 so'm' (in the user's language) or '$0.005'; '—' when unknown."""
-    if value is None:
-        return "—"
-    if value.currency == USD:
-        return value.format()
-    return _("{amount} so'm").format(amount=_grouped(value.amount))
+    return spoken(value, _)
 
 
 def count_text(n: int) -> str:
     """'12 500' with a no-break space, like the amounts."""
-    return _grouped(Decimal(n))
-
-
-def _grouped(amount: Decimal) -> str:
-    if amount == amount.to_integral_value():
-        text = f"{int(amount):,}"
-    else:
-        text = f"{amount:,.2f}".rstrip("0").rstrip(".")
-    # A no-break space keeps "1 250 so'm" on one line in Telegram.
-    return text.replace(",", "\u00a0")
+    return grouped(Decimal(n))
 
 
 def _positive(value: Money | None, currency: str) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Final
@@ -260,3 +261,29 @@ def _normalise_separators(text: str) -> str | None:
     if not all(group.isdigit() for group in groups):
         return None
     return "".join(groups) + ("." + fraction if fraction else "")
+
+
+def N_(msgid: str) -> str:
+    """Marks a msgid for extraction (pybabel -k N_); callers translate it."""
+    return msgid
+
+
+SOM_MSGID: Final = N_("{amount} so'm")
+
+
+def grouped(amount: Decimal) -> str:
+    """'12 500' or '1 250.5', grouped with no-break spaces so Telegram never wraps a number."""
+    if amount == amount.to_integral_value():
+        text = f"{int(amount):,}"
+    else:
+        text = f"{amount:,.4f}".rstrip("0").rstrip(".")
+    return text.replace(",", "\u00a0")
+
+
+def spoken(value: Money | None, translate: Callable[[str], str], missing: str = "—") -> str:
+    """Money for a person, in their language: "1 250 so'm" / "1 250 сум", or "$0.005"."""
+    if value is None:
+        return missing
+    if value.currency == USD:
+        return value.format()
+    return translate(SOM_MSGID).format(amount=grouped(value.amount))
