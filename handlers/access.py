@@ -18,6 +18,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.config import Settings
+from handlers.callbacks import Id
 from services.notifier import Delivery, Notifier
 from storage.users import Access, UserRepo
 
@@ -27,7 +28,7 @@ logger = logging.getLogger(__name__)
 class AccessCb(CallbackData, prefix="acc"):
     """Approve / Deny under the admins' notice of a new user."""
 
-    user_id: int
+    user_id: Id
     allow: bool
 
 

@@ -41,6 +41,8 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.config import Settings
 from handlers.access import AccessCb, AdminPlace, IsAdmin, user_label
+from handlers.callbacks import Id, Page
+from handlers.filters import Accessible
 from handlers.utils import edit_or_keep
 from services.money import UZS, Money, parse_money
 from services.notifier import Delivery, Notifier
@@ -66,14 +68,14 @@ class BroadcastForm(StatesGroup):
 
 
 class UsersCb(CallbackData, prefix="usr"):
-    page: int
+    page: Page
 
 
 class BroadcastCb(CallbackData, prefix="bc"):
     """`draft` ties the tap to one preview: an older preview cannot send a newer text."""
 
     action: str  # "send" or "cancel"
-    draft: int
+    draft: Id
 
 
 # --- /admin -------------------------------------------------------------------------------
@@ -236,7 +238,8 @@ async def access_command(
     settings: Settings,
 ) -> None:
     args = (command.args or "").strip()
-    if not args.isdigit():
+    # ASCII digits only ("²".isdigit() is True), and a Telegram id fits SQLite's integer.
+    if not (args.isascii() and args.isdigit()) or not 0 < int(args) < 2**63:
         await message.answer(
             _("Add the user's id: /{command} 123456789").format(command=command.command)
         )
@@ -500,15 +503,11 @@ def create_router() -> Router:
     router.message.register(broadcast_not_text, BroadcastForm.text, ~F.text, IsAdmin())
     router.message.register(not_for_you, Command(*ADMIN_COMMANDS))
 
+    router.callback_query.register(turn_users_page, UsersCb.filter(), Accessible(), IsAdmin())
     router.callback_query.register(
-        turn_users_page, UsersCb.filter(), F.message.as_("message"), IsAdmin()
+        broadcasts.on_button, BroadcastCb.filter(), Accessible(), IsAdmin()
     )
-    router.callback_query.register(
-        broadcasts.on_button, BroadcastCb.filter(), F.message.as_("message"), IsAdmin()
-    )
-    router.callback_query.register(
-        access_button, AccessCb.filter(), F.message.as_("message"), IsAdmin()
-    )
+    router.callback_query.register(access_button, AccessCb.filter(), Accessible(), IsAdmin())
     for admin_buttons in (UsersCb, BroadcastCb, AccessCb):
         router.callback_query.register(button_not_for_you, admin_buttons.filter())
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
 from handlers.callbacks import BalanceCb
-from handlers.filters import MenuButton
+from handlers.filters import Accessible, MenuButton
 from handlers.keyboards import BTN_BALANCE, balance_keyboard
 from handlers.render import balance_text
 from handlers.utils import edit_or_keep
@@ -32,5 +32,5 @@ def create_router() -> Router:
     router = Router(name="balance")
     router.message.register(show_balance, Command("balance"))
     router.message.register(show_balance, MenuButton(BTN_BALANCE))
-    router.callback_query.register(refresh_balance, BalanceCb.filter(), F.message.as_("message"))
+    router.callback_query.register(refresh_balance, BalanceCb.filter(), Accessible())
     return router

@@ -35,7 +35,7 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.config import LANGUAGES, Settings
 from handlers.callbacks import BulkCb, JobCb
-from handlers.filters import AnyMenuButton
+from handlers.filters import Accessible, AnyMenuButton
 from handlers.keyboards import (
     N_,
     bulk_review_keyboard,
@@ -972,7 +972,7 @@ def create_router() -> Router:
     router.message.register(text_received, BulkForm.review, *free_text)
     router.message.register(text_not_understood, BulkForm.text, ~F.text)
     router.message.register(text_not_understood, BulkForm.review, ~F.text)
-    on_message = (ACCESSIBLE, F.message.as_("message"))
+    on_message = (ACCESSIBLE, Accessible())
     router.callback_query.register(
         template_picked,
         BulkCb.filter((F.action == "tpl") & (F.tpl >= 0) & (F.tpl <= ID_MAX)),

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from aiogram.filters.callback_data import CallbackData
+from pydantic import Field
+
+# Database ids travel in callback data, which a client can forge: out-of-range values
+# fail unpacking (the button then counts as stale) instead of overflowing SQLite.
+Id = Annotated[int, Field(ge=0, le=2**63 - 1)]
+Page = Annotated[int, Field(ge=-1, le=1_000_000)]
 
 
 class BalanceCb(CallbackData, prefix="bal"):
@@ -22,21 +30,21 @@ class SendCb(CallbackData, prefix="snd"):
     preview's buttons cannot act on a newer draft."""
 
     action: str  # see SendAction
-    draft: int
+    draft: Id
 
 
 class HistoryCb(CallbackData, prefix="hst"):
     """History paging and filters: `page` from 0, `flt` a HistoryFilter code."""
 
-    page: int
+    page: Page
     flt: str
 
 
 class SmsCb(CallbackData, prefix="sms"):
     """Details / refresh of one SMS: by the gateway's sms_id, or by our outbox row id."""
 
-    sms_id: int = 0
-    outbox_id: int = 0
+    sms_id: Id = 0
+    outbox_id: Id = 0
     refresh: bool = False
 
 
@@ -49,20 +57,20 @@ class BulkCb(CallbackData, prefix="blk"):
     `tpl` is a template id for action "tpl"."""
 
     action: str  # "tpl" | "start" | "cancel"
-    draft: int
-    tpl: int = 0
+    draft: Id
+    tpl: Id = 0
 
 
 class JobCb(CallbackData, prefix="job"):
     """Buttons of one bulk job; the handler checks the job belongs to the tapping user."""
 
     action: str  # "open" | "pause" | "resume" | "cancel" | "file"
-    job_id: int
+    job_id: Id
 
 
 class TemplateCb(CallbackData, prefix="tpl"):
     action: str  # "list" | "new" | "open" | "send" | "rename" | "edit" | "delete" | "drop"
-    tpl: int = 0
+    tpl: Id = 0
 
 
 class TokenCb(CallbackData, prefix="tok"):

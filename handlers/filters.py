@@ -47,3 +47,16 @@ class AnyMenuButton(Filter):
             for msgid in MENU_BUTTONS
             for lang in LANGUAGES
         )
+
+
+class Accessible(Filter):
+    """The tapped button's message as `message`, when the bot can still edit it.
+
+    Telegram sends an InaccessibleMessage for messages too old or deleted; their buttons are
+    left to the fallback router, which answers "no longer active".
+    """
+
+    async def __call__(self, query: CallbackQuery) -> bool | dict[str, Message]:
+        if isinstance(query.message, Message):
+            return {"message": query.message}
+        return False

@@ -14,7 +14,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from handlers.callbacks import HistoryCb, SmsCb
-from handlers.filters import MenuButton
+from handlers.filters import Accessible, MenuButton
 from handlers.keyboards import BTN_HISTORY, N_
 from handlers.sms_render import sms_list
 from handlers.utils import edit_or_keep
@@ -175,6 +175,6 @@ def create_router() -> Router:
     router.callback_query.register(
         turn_page,
         HistoryCb.filter(F.flt.in_(set(HistoryFilter))),
-        F.message.as_("message"),
+        Accessible(),
     )
     return router

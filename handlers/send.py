@@ -17,7 +17,7 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.config import Settings
 from handlers.callbacks import SendCb
-from handlers.filters import AnyMenuButton, MenuButton
+from handlers.filters import Accessible, AnyMenuButton, MenuButton
 from handlers.keyboards import (
     BTN_CANCEL,
     BTN_SEND,
@@ -426,5 +426,5 @@ def create_router() -> Router:
     router.message.register(text_received, SendForm.text, *free_text)
     router.message.register(text_not_understood, SendForm.text, ~F.text)
     router.message.register(preview_waiting, SendForm.preview, *free_text)
-    router.callback_query.register(preview_button, SendCb.filter(), F.message.as_("message"))
+    router.callback_query.register(preview_button, SendCb.filter(), Accessible())
     return router

@@ -15,7 +15,7 @@ from aiogram.utils.i18n import gettext as _
 from bot.config import Settings
 from handlers.callbacks import SettingsCb
 from handlers.common import LANGUAGE_PROMPT
-from handlers.filters import AnyMenuButton, MenuButton
+from handlers.filters import Accessible, AnyMenuButton, MenuButton
 from handlers.keyboards import BTN_SETTINGS, language_keyboard, settings_keyboard
 from handlers.render import count, money
 from handlers.states import SettingsForm
@@ -203,5 +203,5 @@ def create_router() -> Router:
     router.message.register(threshold_received, SettingsForm.threshold, *free_text)
     router.message.register(not_text, SettingsForm.sender, ~F.text)
     router.message.register(not_text, SettingsForm.threshold, ~F.text)
-    router.callback_query.register(settings_button, SettingsCb.filter(), F.message.as_("message"))
+    router.callback_query.register(settings_button, SettingsCb.filter(), Accessible())
     return router

@@ -22,7 +22,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from handlers.callbacks import SmsCb
-from handlers.filters import MenuButton
+from handlers.filters import Accessible, MenuButton
 from handlers.keyboards import BTN_STATUS
 from handlers.sms_render import clip, one_line, sms_details, status_label
 from handlers.utils import edit_or_keep
@@ -248,6 +248,6 @@ def create_router() -> Router:
     router.callback_query.register(
         sms_button,
         SmsCb.filter((F.sms_id > 0) | (F.outbox_id > 0)),
-        F.message.as_("message"),
+        Accessible(),
     )
     return router

@@ -16,7 +16,7 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.config import Settings
 from handlers.callbacks import TemplateCb
-from handlers.filters import AnyMenuButton
+from handlers.filters import Accessible, AnyMenuButton
 from handlers.keyboards import (
     phone_keyboard,
     template_delete_keyboard,
@@ -45,7 +45,7 @@ EXAMPLE_PLACEHOLDER: Final = "{name}"
 ID_MAX: Final = 2**63 - 1
 # A tap on a message Telegram no longer shows the bot (InaccessibleMessage, e.g. older than
 # 48 h) can edit nothing: such taps fall through to the "no longer active" answer.
-ACCESSIBLE: Final = F.message.func(lambda message: isinstance(message, Message))
+ACCESSIBLE: Final = Accessible()
 
 
 # --- texts shared with /bulk ----------------------------------------------------------------
@@ -356,6 +356,6 @@ def create_router() -> Router:
         template_button,
         TemplateCb.filter((F.tpl >= 0) & (F.tpl <= ID_MAX)),
         ACCESSIBLE,
-        F.message.as_("message"),
+        Accessible(),
     )
     return router

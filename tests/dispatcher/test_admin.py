@@ -6,13 +6,11 @@ import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiogram import Bot
-from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError
 from aiogram.methods import LeaveChat
 from aiogram.types import (
     CallbackQuery,
@@ -23,7 +21,6 @@ from aiogram.types import (
     ChatMemberMember,
     ChatMemberUpdated,
     ForceReply,
-    InlineKeyboardMarkup,
     Message,
     User,
 )
@@ -31,10 +28,10 @@ from aiogram.types import (
 from bot.factory import create_dispatcher, open_services
 from handlers.access import announce_token
 from handlers.admin import period_starts, total_cost
-from services.notifier import Delivery
 from tests.conftest import GOOD_TOKEN, make_settings
 from tests.fakes.fake_devsms import FakeDevsms
 from tests.support.harness import Harness, button_data, make_bot
+from tests.support.notifiers import ImmediateNotifier
 from tests.support.recording import BOT_USER, RecordingSession, SentMessage
 
 ADMIN = 999_000  # above the seeded users' ids: the admin's row sorts after them
@@ -45,42 +42,9 @@ POLITE = "This bot is private; your request was sent to the administrators."
 
 
 @dataclass
-class FakeNotifier:
-    """Sends at once through the recorded bot; `gate` can hold every send to look mid-way."""
-
-    bot: Bot
-    admin_chat_id: int | None
-    sent: list[tuple[int, str]] = field(default_factory=list)
-    gate: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def __post_init__(self) -> None:
-        self.gate.set()
-
-    async def send(
-        self, chat_id: int, text: str, *, reply_markup: InlineKeyboardMarkup | None = None
-    ) -> Delivery:
-        await self.gate.wait()
-        self.sent.append((chat_id, text))
-        try:
-            await self.bot.send_message(chat_id, text, reply_markup=reply_markup)
-        except TelegramForbiddenError:
-            return Delivery.BLOCKED
-        except TelegramAPIError:
-            return Delivery.FAILED
-        return Delivery.DELIVERED
-
-    async def to_admins(
-        self, text: str, *, reply_markup: InlineKeyboardMarkup | None = None
-    ) -> Delivery:
-        if self.admin_chat_id is None:
-            return Delivery.SKIPPED
-        return await self.send(self.admin_chat_id, text, reply_markup=reply_markup)
-
-
-@dataclass
 class AdminApp:
     app: Harness
-    notifier: FakeNotifier
+    notifier: ImmediateNotifier
 
     async def group(
         self, text: str, user_id: int = ADMIN, chat_id: int = GROUP
@@ -136,7 +100,7 @@ def make_app(tmp_path: Path, devsms: FakeDevsms) -> AppFactory:
         dp = create_dispatcher(services)
         session = RecordingSession()
         bot = make_bot(session)
-        notifier = FakeNotifier(bot, values["admin_chat_id"])
+        notifier = ImmediateNotifier(bot, values["admin_chat_id"])
         dp["notifier"] = notifier
         try:
             yield AdminApp(Harness(dp=dp, bot=bot, session=session, services=services), notifier)
