@@ -24,6 +24,7 @@ from handlers.bulk import JobReporter
 from services.accounts import Accounts
 from services.bulk import BulkRunner
 from services.devsms import DevsmsClient
+from services.key_rotation import rotate_all
 from services.sending import SmsSender
 from services.vault import TokenVault, load_or_create_key_file, parse_keys
 from storage import (
@@ -85,6 +86,10 @@ async def open_services(settings: Settings) -> Services:
         backoff=settings.devsms_retry_backoff,
     )
     users, credentials = UserRepo(db), CredentialRepo(db)
+    if vault.key_count > 1:
+        # A new key stands first: re-encrypt every token under it before any update arrives,
+        # so the old key can be dropped from ENCRYPTION_KEY afterwards.
+        await rotate_all(credentials, vault)
     return Services(
         settings=settings,
         db=db,

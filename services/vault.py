@@ -84,6 +84,10 @@ class TokenVault:
                 ) from None
         self._masters: Final = tuple(masters)
 
+    @property
+    def key_count(self) -> int:
+        return len(self._masters)
+
     def __repr__(self) -> str:
         return f"<TokenVault with {len(self._masters)} key(s)>"
 
