@@ -47,7 +47,7 @@ extract: $(BIN)/.dev
 	$(BIN)/pybabel update -i locales/messages.pot -d locales -D messages --no-fuzzy-matching --ignore-obsolete
 
 bench: $(BIN)/.dev catalogues
-	$(BIN)/python -m scripts.bench
+	$(BIN)/python -m scripts.bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) locales/*/LC_MESSAGES/*.mo

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sys
 
@@ -39,6 +40,10 @@ async def main() -> None:
     services = await open_services(settings)
     bot = create_bot(settings)
     dp = create_dispatcher(services)
+    # aiogram's types are thousands of long-lived objects: keeping them out of the garbage
+    # collector's full passes removes its pauses of a few hundred ms from the event loop.
+    gc.collect()
+    gc.freeze()
     try:
         await dp.start_polling(bot, allowed_updates=dp.resolve_used_update_types())
     finally:

@@ -258,3 +258,16 @@ async def test_language_choice_is_kept_and_old_menu_buttons_still_work(app: Harn
     # A keyboard sent before the switch still works.
     [balance] = await app.send("💰 Balance", lang="en")
     assert "Balans: 10\u00a0000 so'm" in balance.text
+
+
+def test_no_filter_is_left_for_a_thread(app: Harness) -> None:
+    """Every filter runs on the event loop (see handlers.run_sync_filters_inline)."""
+    left = [
+        (each.name, name, flt.callback)
+        for each in app.dp.chain_tail
+        for name, observer in each.observers.items()
+        for handler in observer.handlers
+        for flt in handler.filters or ()
+        if not flt.awaitable
+    ]
+    assert left == []
