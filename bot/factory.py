@@ -86,6 +86,9 @@ async def open_services(settings: Settings) -> Services:
         backoff=settings.devsms_retry_backoff,
     )
     users, credentials = UserRepo(db), CredentialRepo(db)
+    outbox = OutboxRepo(db)
+    if orphans := await outbox.orphans_to_unknown():
+        logger.warning("%s sends were mid-request when the bot stopped: unknown", orphans)
     if vault.key_count > 1:
         # A new key stands first: re-encrypt every token under it before any update arrives,
         # so the old key can be dropped from ENCRYPTION_KEY afterwards.
@@ -97,7 +100,7 @@ async def open_services(settings: Settings) -> Services:
         vault=vault,
         users=users,
         credentials=credentials,
-        outbox=OutboxRepo(db),
+        outbox=outbox,
         alerts=AlertRepo(db),
         accounts=Accounts(credentials, vault, devsms),
         i18n=create_i18n(settings.default_language),
@@ -145,7 +148,7 @@ def create_dispatcher(services: Services) -> Dispatcher:
             concurrency=settings.bulk_concurrency,
         ),
     )
-    dp.update.outer_middleware(UserMiddleware(services.users))
+    dp.update.outer_middleware(UserMiddleware(services.users, settings))
     UserLocaleMiddleware(services.i18n, settings).setup(dp)
     dp.include_router(build_router())
     background = Background(

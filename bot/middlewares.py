@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final
 
 from aiogram import BaseMiddleware
@@ -16,6 +17,8 @@ from aiogram.exceptions import TelegramNetworkError, TelegramRetryAfter, Telegra
 from aiogram.methods import AnswerCallbackQuery, GetUpdates
 from aiogram.types import TelegramObject, User
 
+from bot.config import Settings
+from bot.i18n import language_for
 from services.notifier import SELF_PACED
 from storage import UserRepo
 
@@ -28,10 +31,15 @@ logger = logging.getLogger(__name__)
 
 
 class UserMiddleware(BaseMiddleware):
-    """Records the user (first seen / last seen) and hands their row to handlers as `user_row`."""
+    """Records the user (first seen / last seen) and hands their row to handlers as `user_row`.
 
-    def __init__(self, users: UserRepo) -> None:
+    A new user's language is settled from Telegram's at first contact and kept, so what the
+    bot sends on its own later (alerts, delivery results) speaks the language of the chat.
+    """
+
+    def __init__(self, users: UserRepo, settings: Settings) -> None:
         self._users = users
+        self._settings = settings
 
     async def __call__(
         self,
@@ -41,9 +49,12 @@ class UserMiddleware(BaseMiddleware):
     ) -> Any:
         user: User | None = data.get("event_from_user")
         if user is not None and not user.is_bot:
-            data["user_row"] = await self._users.upsert_seen(
-                user.id, user.first_name, user.username
-            )
+            row = await self._users.upsert_seen(user.id, user.first_name, user.username)
+            if row.language is None:
+                language = language_for(user.language_code, self._settings)
+                await self._users.set_language(user.id, language)
+                row = replace(row, language=language)
+            data["user_row"] = row
         return await handler(event, data)
 
 

@@ -17,6 +17,7 @@ from typing import Final
 
 from services.devsms import SmsRecord
 from services.money import USD, Money
+from services.sending import first_check_at
 from storage.outbox import OutboxRepo, OutboxRow
 
 logger = logging.getLogger(__name__)
@@ -66,6 +67,9 @@ async def reconcile_unknown(
                 "outbox %s of user %s reconciled with sms %s", row.id, user_id, match.sms_id
             )
             resolved.append(row.id)
+            if match.sms_id is not None:
+                # From here it is tracked like any sent SMS, its delivery result reported once.
+                await outbox.schedule_check(row.id, first_check_at(after=timedelta(0)), 0)
     return resolved
 
 

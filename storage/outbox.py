@@ -232,3 +232,11 @@ class OutboxRepo:
             (OutboxState.SENT.value, since),
         )
         return [str(row["total_cost"]) for row in rows]
+
+    async def orphans_to_unknown(self) -> int:
+        """At start-up: sends left 'pending' by a process that died mid-request may have gone
+        out; they become 'unknown' and are reconciled against the history, never resent."""
+        return await self._db.execute(
+            "UPDATE outbox SET state = ?, error = 'interrupted', updated_at = ? WHERE state = ?",
+            (OutboxState.UNKNOWN.value, utc_now(), OutboxState.PENDING.value),
+        )

@@ -227,7 +227,7 @@ async def test_users_are_listed_twenty_per_page(admin: AdminApp) -> None:
 
     [page] = await app.tap(page, "▶", user_id=ADMIN)
     assert page.text.startswith("<b>Users</b> 41–45 of 45")
-    assert page.text.endswith(f"<code>{ADMIN}</code> User&lt;{ADMIN}&gt; · — · no token · active")
+    assert page.text.endswith(f"<code>{ADMIN}</code> User&lt;{ADMIN}&gt; · en · no token · active")
     assert labels(page) == ["◀"]
 
     [page] = await app.tap(page, "◀", user_id=ADMIN)

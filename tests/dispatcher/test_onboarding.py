@@ -271,3 +271,12 @@ def test_no_filter_is_left_for_a_thread(app: Harness) -> None:
         if not flt.awaitable
     ]
     assert left == []
+
+
+async def test_first_contact_settles_the_language_background_messages_will_use(
+    app: Harness,
+) -> None:
+    await app.send("/start", user_id=31, lang="ru")
+    await app.send("/start", user_id=32, lang="de")
+    assert (await app.services.users.get(31)).language == "ru"  # type: ignore[union-attr]
+    assert (await app.services.users.get(32)).language == "en"  # type: ignore[union-attr]

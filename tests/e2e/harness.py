@@ -19,6 +19,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -431,3 +432,52 @@ async def wait_gateway_requests(
             )
         await asyncio.sleep(POLL_INTERVAL)
     return found
+
+
+# --- fault tests: did every user get an answer, did anything go out twice ----------------------
+
+# A traceback, or the errors router's catch-all (handlers/errors.py: "unhandled error in
+# update ..."): an error no handler was written for.
+UNHANDLED_MARKERS: Final = ("Traceback", "unhandled error")
+
+
+def unhandled_errors(bot: BotProcess) -> list[str]:
+    """The bot's log lines that show an error nobody handled, over all its launches."""
+    return [
+        line
+        for line in bot.log_text().splitlines()
+        if any(marker in line for marker in UNHANDLED_MARKERS)
+    ]
+
+
+def unanswered_messages(telegram: FakeTelegram, chat_id: int) -> list[ChatMessage]:
+    """The user's messages in the chat that no bot message followed before the user's next one.
+
+    Meant for users who wait for an answer before they write again, as the fault tests' users
+    do; deleted messages (a token the bot removed) count too.
+    """
+    messages = telegram.chat_messages(chat_id, include_user=True)
+    return [
+        message
+        for message, following in zip(messages, [*messages[1:], None], strict=True)
+        if not message.from_bot and (following is None or not following.from_bot)
+    ]
+
+
+def repeated_texts(telegram: FakeTelegram, chat_id: int) -> dict[str, int]:
+    """Texts the bot posted into the chat more than once, with how often."""
+    counts = Counter(message.text or "" for message in telegram.chat_messages(chat_id))
+    return {text: n for text, n in counts.items() if n > 1}
+
+
+def repeated_sends(devsms: FakeDevsms) -> dict[tuple[str, str], int]:
+    """(phone, text) pairs the gateway was asked to send more than once, with how often.
+
+    Counts requests, not accepted SMS: a second POST is a resend even when it failed.
+    """
+    counts = Counter(
+        (str(request.json.get("phone")), str(request.json.get("message")))
+        for request in devsms.requests_to("/send_sms.php")
+        if isinstance(request.json, dict)
+    )
+    return {pair: n for pair, n in counts.items() if n > 1}

@@ -349,7 +349,7 @@ class FakeDevsms:
             "garbage": (200, '{"success": tru'),
             "success_false": (200, json.dumps({"success": False, "error": ERR_SERVER})),
         }
-        status, body = bodies.get(mode, (int(mode), None))
+        status, body = bodies[mode] if mode in bodies else (int(mode), None)
         return _Fault(status, body, None, None, drop=False, process=False)
 
     @staticmethod
