@@ -1,0 +1,1 @@
+"""Developer scripts: `make bench` (scripts/bench.py) and the helpers it starts."""

@@ -1,0 +1,1283 @@
+"""`make bench`: how fast, how steady and how big the bot is, next to a reference measured in the
+same run.
+
+Everything runs on 127.0.0.1: the fake Telegram and the fake devsms gateway (tests/fakes) serve
+from this process, the bot runs as a real ``python -m bot`` process (tests/e2e/harness.py), and
+the reference for throughput, latency, start-up and memory is a bare aiogram echo bot
+(scripts/echo_bot.py) started the same way against the same fake. Background work (balance
+rounds, bulk jobs) runs in scripts/background_probe.py, a process of its own that measures the
+event loop's lag with the same service code the bot runs.
+
+    python -m scripts.bench [--quick] [--json out.json] [--only 1,4] [--profile-bot out.prof]
+
+Sections (--quick scales every count down):
+1. /balance throughput of 200 users sending back to back, with the gateway answering in 0 and
+   50 ms, against the echo bot; the latency the bot adds (answer at the fake Telegram minus
+   message injected, minus the gateway's latency), also for 50 users who each write about once
+   a second, which is where the 20 ms target applies;
+2. event-loop lag during a 10,000-user balance round and a 10,000-row bulk job, and one
+   interactive user's /balance during them against idle (in the probe, and in the real bot
+   process during its own start-up round);
+3. the time of that 10,000-user round against N × latency / concurrency;
+4. the local outbox history query with 1,000,000 rows, and the database size;
+5. start-up time and memory of the bot against the echo bot, and its memory after a round over
+   10,000 users.
+
+The machine is reported with the results, and so is how much CPU other processes took
+meanwhile: on a shared machine, times stretch, while CPU per update stays comparable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+import math
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import aiogram
+from aiohttp import web
+
+from bot.config import Settings
+from services.vault import TokenVault
+from storage import Database, OutboxRepo, utc_now
+from tests.e2e.harness import (
+    BOT_TOKEN,
+    ENCRYPTION_KEY,
+    REPO_ROOT,
+    BotProcess,
+    _die_with_parent,
+)
+from tests.fakes.fake_devsms import FakeDevsms, RecordedRequest
+from tests.fakes.fake_telegram import FakeTelegram, JsonDict
+
+logger = logging.getLogger("scripts.bench")
+
+T = TypeVar("T")
+
+# devsms tokens of the fake accounts. The balance is far above LOW_BALANCE_THRESHOLD, so no
+# round ever sends an alert: the bench measures checking, not the notifier's 25 messages/s.
+LOAD_TOKEN: Final = "bench-load-token-000000000001"
+WATCH_TOKEN: Final = "bench-watch-token-00000000002"
+INTERACTIVE_TOKEN: Final = "bench-interactive-token-00003"
+BALANCE: Final = 1_000_000_000
+SMS_PRICE: Final = 50
+
+# Telegram user ids of the seeded users, one range per purpose.
+LOAD_USERS_FROM: Final = 5_000_001
+INTERACTIVE_USER: Final = 6_000_001
+WATCH_USERS_FROM: Final = 7_000_001
+STORAGE_USERS_FROM: Final = 8_000_001
+
+LATENCY_P99_TARGET: Final = 0.020
+THROUGHPUT_RATIO_TARGET: Final = 0.6
+LAG_P99_TARGET: Final = 0.050
+INTERACTIVE_SLOWDOWN_TARGET: Final = 2.0
+SCALE_RATIO_TARGET: Final = 1.3
+PAGE_TARGET: Final = 0.005
+STARTUP_TARGET: Final = 1.5
+IDLE_RSS_TARGET_MB: Final = 80.0
+
+# Other processes' average use of one core above which the figures are flagged as disturbed.
+CONTENTION_WARNING: Final = 0.15
+REPLY_TIMEOUT: Final = 30.0
+ROUND_TIMEOUT: Final = 240.0
+INTERACTIVE_PAUSE: Final = 0.1
+CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")
+DEFAULT_CHECK_CONCURRENCY: Final = Settings.model_fields["balance_check_concurrency"].default
+BOT_ARGV: Final = ("-m", "bot")
+ECHO_ARGV: Final = ("-m", "scripts.echo_bot")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The sizes of one run: the defaults take about 4 minutes on 2 cores, --quick about 1."""
+
+    users: int = 200
+    latency_users: int = 50
+    think_seconds: float = 1.0
+    pass_seconds: float = 10.0
+    warmup_seconds: float = 1.5
+    gateway_latency: float = 0.050
+    background_users: int = 10_000
+    bulk_rows: int = 10_000
+    bulk_rate: float = 1000.0
+    bulk_concurrency: int = 4  # BULK_CONCURRENCY's default
+    idle_seconds: float = 3.0
+    scale_concurrency: int = 50
+    outbox_rows: int = 1_000_000
+    outbox_users: int = 1_000
+    page_queries: int = 200
+    startups: int = 1  # in section 5; every other start of the run counts too
+
+
+QUICK: Final = Profile(
+    users=50,
+    latency_users=20,
+    pass_seconds=4.0,
+    warmup_seconds=0.5,
+    background_users=2_000,
+    bulk_rows=2_000,
+    idle_seconds=1.5,
+    outbox_rows=100_000,
+    outbox_users=100,
+)
+
+
+# --- results -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    section: str
+    measure: str
+    value: str
+    reference: str
+    verdict: str  # "ok", "MISSED", or "—" for a figure without a target
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def verdict(met: bool) -> str:
+    return "ok" if met else "MISSED"
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """Nearest-rank percentile; NaN for no values (shown as "n/a")."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def ms(seconds: float) -> str:
+    if math.isnan(seconds):
+        return "n/a"
+    return f"{seconds * 1000:.1f} ms"
+
+
+def pair_ms(values: Sequence[float]) -> str:
+    return f"p50 {ms(percentile(values, 50))} / p99 {ms(percentile(values, 99))}"
+
+
+def lag_text(values: Sequence[float]) -> str:
+    if not values:
+        return "n/a"
+    return f"{pair_ms(values)} / max {ms(max(values))}"
+
+
+def summary(values: Sequence[float]) -> dict[str, float]:
+    return {
+        "count": len(values),
+        "p50": percentile(values, 50),
+        "p99": percentile(values, 99),
+        "max": max(values) if values else math.nan,
+    }
+
+
+# --- the machine ------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    ram_gb = math.nan
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                ram_gb = int(line.split()[1]) / 1024 / 1024
+    return {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "ram_gb": round(ram_gb, 1),
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "os": platform.platform(),
+        "aiogram": aiogram.__version__,
+    }
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a live process (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def machine_busy() -> float:
+    """CPU seconds all cores spent on anything (every process, the kernel, steal) so far."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+
+
+def own_cpu() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def family_cpu() -> float:
+    """This process and its children that have been waited for (every bot, every probe)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def memory_mb(pid: int) -> dict[str, float]:
+    """VmRSS (now) and VmHWM (peak) in MB."""
+    values: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = int(rest.split()[0]) / 1024
+    return values
+
+
+# --- fakes and processes ----------------------------------------------------------------------
+
+
+class BenchTelegram(FakeTelegram):
+    """FakeTelegram that also tells a waiting user the moment the bot's answer arrived.
+
+    The e2e helpers (wait_for_message) poll every 50 ms, which is coarser than what is measured
+    here; a future per chat is resolved by the sendMessage handler itself instead.
+    """
+
+    def __init__(self, token: str) -> None:
+        super().__init__(token)
+        self.waiters: dict[int, asyncio.Future[tuple[float, str]]] = {}
+
+    def _send_message(self, params: JsonDict) -> JsonDict:
+        arrived = time.monotonic()
+        result = super()._send_message(params)
+        waiter = self.waiters.pop(int(result["chat"]["id"]), None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result((arrived, str(result.get("text", ""))))
+        return result
+
+    def forget_history(self) -> None:
+        """Drops recorded calls and chat contents between passes: a pass makes ~10^5 of them,
+        and the bench keeps none of them."""
+        self.calls.clear()
+        self._messages.clear()
+
+    async def ask(self, user_id: int, text: str) -> tuple[float, float, str]:
+        """Sends ``text`` as the user; returns (sent, answered, answer text)."""
+        future: asyncio.Future[tuple[float, str]] = asyncio.get_running_loop().create_future()
+        self.waiters[user_id] = future
+        sent = time.monotonic()
+        self.send_text(user_id, text)
+        try:
+            answered, reply = await asyncio.wait_for(future, REPLY_TIMEOUT)
+        finally:
+            self.waiters.pop(user_id, None)
+        return sent, answered, reply
+
+
+class CountingDevsms(FakeDevsms):
+    """FakeDevsms that counts requests per token without a scan of its request log."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.per_token: dict[str | None, int] = {}
+
+    async def _record(self, request: web.Request, path: str) -> RecordedRequest:
+        recorded = await super()._record(request, path)
+        self.per_token[recorded.token] = self.per_token.get(recorded.token, 0) + 1
+        return recorded
+
+    def forget_history(self) -> None:
+        self.requests.clear()
+        self.sent.clear()
+        for account in self.accounts.values():
+            account.sent.clear()
+
+
+class ModuleProcess(BotProcess):
+    """BotProcess with another command line after the interpreter (the echo bot, or the bot
+    under cProfile), started the same way: same environment, working directory and log."""
+
+    def __init__(self, workdir: Path, *, argv: Sequence[str], **options: Any) -> None:
+        super().__init__(workdir, **options)
+        self.argv = list(argv)
+
+    def launch(self) -> None:
+        if self.running:
+            raise RuntimeError(f"{self.name} is already running")
+        self._launches += 1
+        with self.log_path.open("ab") as log:
+            log.write(f"--- harness: launch #{self._launches} ---\n".encode())
+            log.flush()
+            self._process = subprocess.Popen(
+                [sys.executable, *self.argv],
+                cwd=self.workdir,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+
+
+def bot_env(**extra: str) -> dict[str, str]:
+    # The harness logs at DEBUG (aiosqlite then writes two lines per statement): production
+    # runs at INFO. Only the start-up round runs; the timeout covers a saturated bot.
+    env = {"LOG_LEVEL": "INFO", "BALANCE_CHECK_INTERVAL": "86400", "DEVSMS_TIMEOUT": "20"}
+    env.update(extra)
+    return env
+
+
+# --- seeding ----------------------------------------------------------------------------------
+
+
+async def seed_users(path: Path, user_ids: Iterable[int], token: str) -> None:
+    """Users with a connected token, as /start + token would leave them (faster: one
+    transaction, the same vault and key the bot is started with)."""
+    vault = TokenVault([ENCRYPTION_KEY])
+    db = await Database.open(path)
+    try:
+        now = utc_now()
+        ids = list(user_ids)
+        async with db.transaction():
+            await db.conn.executemany(
+                "INSERT INTO users (id, first_name, created_at, last_seen_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                ((user_id, f"User {user_id}", now, now) for user_id in ids),
+            )
+            await db.conn.executemany(
+                "INSERT INTO credentials (user_id, token_encrypted, state, created_at, "
+                "updated_at) VALUES (?, ?, 'valid', ?, ?)",
+                ((user_id, vault.encrypt(user_id, token), now, now) for user_id in ids),
+            )
+    finally:
+        await db.close()
+
+
+def copy_database(template: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Database.close() checkpointed the WAL into the main file: copying it alone is enough.
+    shutil.copyfile(template, target)
+
+
+# --- measuring helpers ------------------------------------------------------------------------
+
+
+class LagTicker:
+    """The bench process's own loop lag: when it is high, the fakes (not the bot) are slow."""
+
+    def __init__(self) -> None:
+        self.points: list[tuple[float, float]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(0.01)
+            self.points.append((time.monotonic(), time.monotonic() - before - 0.01))
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def between(self, start: float, end: float) -> list[float]:
+        return [lag for moment, lag in self.points if start <= moment <= end]
+
+
+async def wait_until(predicate: Callable[[], T | None], limit: float, what: str) -> T:
+    """Polls ``predicate`` every 20 ms until it returns something truthy."""
+    deadline = time.monotonic() + limit
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {limit:.0f} s")
+        await asyncio.sleep(0.02)
+
+
+@dataclass
+class PassResult:
+    label: str
+    users: int
+    seconds: float
+    answered: int
+    wrong: int
+    timeouts: int
+    latencies: list[float]
+    gateway_latency: float
+    bot_cpu: float  # fraction of one core
+    bench_cpu: float
+    other_cpu: float  # everything else on the machine (other people's tests, say)
+    bench_lag: list[float]
+    polls: int
+
+    @property
+    def rate(self) -> float:
+        return self.answered / self.seconds
+
+    @property
+    def cpu_per_update(self) -> float:
+        """Seconds of the bot's CPU per answered update."""
+        return self.bot_cpu * self.seconds / self.answered if self.answered else math.nan
+
+    @property
+    def added(self) -> list[float]:
+        return [latency - self.gateway_latency for latency in self.latencies]
+
+    def data(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "users": self.users,
+            "seconds": self.seconds,
+            "answered": self.answered,
+            "updates_per_second": self.rate,
+            "wrong_answers": self.wrong,
+            "timeouts": self.timeouts,
+            "gateway_latency": self.gateway_latency,
+            "latency": summary(self.latencies),
+            "bot_added_latency": summary(self.added),
+            "bot_cpu_of_one_core": self.bot_cpu,
+            "bot_cpu_per_update": self.cpu_per_update,
+            "bench_cpu_of_one_core": self.bench_cpu,
+            "other_cpu_of_one_core": self.other_cpu,
+            "bench_loop_lag": summary(self.bench_lag),
+            "get_updates_calls": self.polls,
+            "updates_per_get_updates": self.answered / self.polls if self.polls else math.nan,
+        }
+
+
+async def load_pass(
+    label: str,
+    telegram: BenchTelegram,
+    process: BotProcess,
+    user_ids: Sequence[int],
+    *,
+    expected: str,
+    seconds: float,
+    warmup: float,
+    gateway_latency: float,
+    ticker: LagTicker,
+    think: float = 0.0,
+) -> PassResult:
+    """Closed loop: every user sends /balance, waits for the answer, sends again at once, or
+    after a pause of 0.5-1.5 × ``think`` seconds (then the users offer about users / think
+    updates per second, and latency shows the bot's own work rather than queueing).
+
+    Only answers to messages sent inside the measuring window count (the warm-up lets
+    connections open and caches fill); an answer whose text differs from ``expected`` is
+    counted as wrong, not as throughput.
+    """
+    telegram.forget_history()
+    loop = asyncio.get_running_loop()
+    begin = loop.time()
+    window_start, window_end = begin + warmup, begin + warmup + seconds
+    latencies: list[float] = []
+    counts = {"answered": 0, "wrong": 0, "timeouts": 0}
+    marks: dict[str, float] = {}
+    rng = random.Random(user_ids[0])
+
+    async def user(user_id: int) -> None:
+        if think:
+            await asyncio.sleep(rng.uniform(0, think))  # no lockstep between users
+        while loop.time() < window_end:
+            in_window = loop.time() >= window_start
+            try:
+                sent, answered, reply = await telegram.ask(user_id, "/balance")
+            except TimeoutError:
+                counts["timeouts"] += 1
+                continue
+            if not in_window:
+                continue
+            if reply != expected:
+                counts["wrong"] += 1
+                continue
+            counts["answered"] += 1
+            latencies.append(answered - sent)
+            if think:
+                await asyncio.sleep(rng.uniform(0.5, 1.5) * think)
+
+    async def meter() -> None:
+        await asyncio.sleep(max(0.0, window_start - loop.time()))
+        marks["start"] = time.monotonic()
+        assert process.pid is not None
+        marks["bot_cpu"], marks["bench_cpu"] = process_cpu(process.pid), own_cpu()
+        marks["busy"] = machine_busy()
+        await asyncio.sleep(max(0.0, window_end - loop.time()))
+        marks["end"] = time.monotonic()
+        marks["bot_cpu"] = process_cpu(process.pid) - marks["bot_cpu"]
+        marks["bench_cpu"] = own_cpu() - marks["bench_cpu"]
+        marks["busy"] = machine_busy() - marks["busy"]
+
+    await asyncio.gather(meter(), *(user(user_id) for user_id in user_ids))
+    polls = [
+        call
+        for call in telegram.calls_of("getUpdates")
+        if marks["start"] <= call.at <= marks["end"]
+    ]
+    duration = marks["end"] - marks["start"]
+    return PassResult(
+        label=label,
+        users=len(user_ids),
+        seconds=seconds,
+        answered=counts["answered"],
+        wrong=counts["wrong"],
+        timeouts=counts["timeouts"],
+        latencies=latencies,
+        gateway_latency=gateway_latency,
+        bot_cpu=marks["bot_cpu"] / duration,
+        bench_cpu=marks["bench_cpu"] / duration,
+        other_cpu=max(0.0, marks["busy"] - marks["bot_cpu"] - marks["bench_cpu"]) / duration,
+        bench_lag=ticker.between(marks["start"], marks["end"]),
+        polls=len(polls),
+    )
+
+
+async def probe_answer(telegram: BenchTelegram, user_id: int) -> str:
+    """The answer every /balance must get (same account, so the same text every time)."""
+    *_, reply = await telegram.ask(user_id, "/balance")
+    return reply
+
+
+async def run_probe(config: dict[str, Any]) -> dict[str, Any]:
+    """Runs scripts/background_probe.py and returns what it printed."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "scripts.background_probe",
+        json.dumps(config),
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=_die_with_parent,
+    )
+    try:
+        out, err = await asyncio.wait_for(child.communicate(), ROUND_TIMEOUT)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+        await child.wait()
+        raise
+    if child.returncode != 0:
+        raise RuntimeError(
+            f"background probe failed ({child.returncode}):\n{err.decode(errors='replace')}"
+        )
+    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    return result
+
+
+# --- the bench --------------------------------------------------------------------------------
+
+
+class Bench:
+    def __init__(self, profile: Profile, root: Path, say: Callable[[str], None]) -> None:
+        self.profile = profile
+        self.root = root
+        self.say = say
+        self.rows: list[Row] = []
+        self.details: dict[str, Any] = {}
+        self.processes: list[BotProcess] = []
+        self._template: Path | None = None
+        # Section 1's bot; --profile-bot puts it under cProfile (slower: for finding why).
+        self.load_bot_argv: Sequence[str] = BOT_ARGV
+        # Seconds to the first getUpdates of every start in the run, for section 5.
+        self.starts: dict[str, list[float]] = {"bot": [], "echo": []}
+
+    def add(
+        self, section: str, measure: str, value: str, reference: str, result: str, **data: Any
+    ) -> None:
+        self.rows.append(Row(section, measure, value, reference, result, data))
+
+    async def stop_all(self) -> None:
+        for process in self.processes:
+            if process.running:
+                with contextlib.suppress(Exception):
+                    await process.stop()
+            process.kill()
+
+    async def start_process(
+        self,
+        name: str,
+        telegram: FakeTelegram,
+        devsms: FakeDevsms,
+        *,
+        argv: Sequence[str] = BOT_ARGV,
+        env: dict[str, str] | None = None,
+        database: Path | None = None,
+    ) -> BotProcess:
+        workdir = self.root / name
+        process: BotProcess
+        options: dict[str, Any] = {
+            "telegram": telegram,
+            "devsms_url": devsms.url,
+            "extra_env": env or bot_env(),
+            "name": name,
+        }
+        if list(argv) == list(BOT_ARGV):
+            process = BotProcess(workdir, **options)
+        else:
+            process = ModuleProcess(workdir, argv=argv, **options)
+        if database is not None:
+            copy_database(database, process.database_path)
+        self.processes.append(process)
+        seconds = await process.start()
+        kind = {tuple(BOT_ARGV): "bot", tuple(ECHO_ARGV): "echo"}.get(tuple(argv))
+        if kind is not None:
+            self.starts[kind].append(seconds)
+        return process
+
+    async def template(self) -> Path:
+        """A database with the background users (each with a token) and the interactive user."""
+        if self._template is None:
+            path = self.root / "template" / "bot.sqlite3"
+            started = time.monotonic()
+            await seed_users(
+                path,
+                range(WATCH_USERS_FROM, WATCH_USERS_FROM + self.profile.background_users),
+                WATCH_TOKEN,
+            )
+            await seed_users(path, [INTERACTIVE_USER], INTERACTIVE_TOKEN)
+            self.say(
+                f"  seeded {self.profile.background_users} users with tokens in "
+                f"{time.monotonic() - started:.1f} s"
+            )
+            self._template = path
+        return self._template
+
+    @staticmethod
+    async def fakes() -> tuple[BenchTelegram, CountingDevsms]:
+        telegram = BenchTelegram(BOT_TOKEN)
+        await telegram.start()
+        devsms = CountingDevsms()
+        for token in (LOAD_TOKEN, WATCH_TOKEN, INTERACTIVE_TOKEN):
+            devsms.add_account(token, balance=BALANCE, sms_price=SMS_PRICE)
+        await devsms.start()
+        return telegram, devsms
+
+    # --- 1 -------------------------------------------------------------------------------------
+
+    async def throughput(self) -> None:
+        p = self.profile
+        self.say(f"1. throughput: {p.users} users, {p.pass_seconds:.0f} s per pass")
+        telegram, devsms = await self.fakes()
+        ticker = LagTicker()
+        ticker.start()
+        users = list(range(LOAD_USERS_FROM, LOAD_USERS_FROM + p.users))
+        few = users[: p.latency_users]
+        passes: dict[str, PassResult] = {}
+
+        async def measure(
+            label: str,
+            process: BotProcess,
+            group: list[int],
+            expected: str,
+            latency: float,
+            think: float = 0.0,
+        ) -> None:
+            devsms.latency = latency
+            result = await load_pass(
+                label,
+                telegram,
+                process,
+                group,
+                expected=expected,
+                seconds=p.pass_seconds,
+                warmup=p.warmup_seconds,
+                gateway_latency=latency,
+                ticker=ticker,
+                think=think,
+            )
+            passes[label] = result
+            self.say(
+                f"  {label}: {result.rate:.0f} updates/s, {ms(result.cpu_per_update)} bot CPU "
+                f"per update, others on the machine {result.other_cpu:.0%} of a core"
+            )
+
+        try:
+            echo = await self.start_process("echo", telegram, devsms, argv=ECHO_ARGV)
+            await measure("echo", echo, users, "/balance", 0.0)
+            await measure("echo-paced", echo, few, "/balance", 0.0, p.think_seconds)
+            await echo.stop()
+
+            database = self.root / "load-seed" / "bot.sqlite3"
+            await seed_users(database, users, LOAD_TOKEN)
+            bot = await self.start_process(
+                "load", telegram, devsms, database=database, argv=self.load_bot_argv
+            )
+            # The start-up balance round must be over before measuring.
+            await wait_until(
+                lambda: "balance round:" in bot.output(), ROUND_TIMEOUT, "start-up round"
+            )
+            expected = await probe_answer(telegram, users[0])
+            await measure("bot-0ms", bot, users, expected, 0.0)
+            await measure("bot-latency", bot, users, expected, p.gateway_latency)
+            await measure(
+                "bot-paced", bot, few, expected, p.gateway_latency, think=p.think_seconds
+            )
+            await bot.stop()
+        finally:
+            await ticker.stop()
+            await self.stop_all()
+            await telegram.stop()
+            await devsms.stop()
+        self.details["throughput"] = {label: result.data() for label, result in passes.items()}
+
+        echo_all, echo_paced = passes["echo"], passes["echo-paced"]
+        gateway_ms = f"{p.gateway_latency * 1000:.0f} ms"
+        for label, latency_text in (("bot-0ms", "0 ms"), ("bot-latency", gateway_ms)):
+            result = passes[label]
+            ratio = result.rate / echo_all.rate if echo_all.rate else math.nan
+            self.add(
+                "1",
+                f"/balance throughput, {p.users} users, gateway {latency_text}",
+                f"{result.rate:.0f} upd/s (ratio {ratio:.2f})",
+                f"echo {echo_all.rate:.0f} upd/s; ratio ≥ {THROUGHPUT_RATIO_TARGET}",
+                verdict(ratio >= THROUGHPUT_RATIO_TARGET),
+                rate=result.rate,
+                echo_rate=echo_all.rate,
+                ratio=ratio,
+            )
+        bot_0ms = passes["bot-0ms"]
+        self.add(
+            "1",
+            "bot CPU per answered update, gateway 0 ms",
+            ms(bot_0ms.cpu_per_update),
+            f"echo {ms(echo_all.cpu_per_update)}",
+            "—",
+            bot=bot_0ms.cpu_per_update,
+            echo=echo_all.cpu_per_update,
+        )
+        for label, latency_text in (("bot-0ms", "0 ms"), ("bot-latency", gateway_ms)):
+            result = passes[label]
+            self.add(
+                "1",
+                f"bot-added latency, {p.users} users back to back, gateway {latency_text}",
+                pair_ms(result.added),
+                f"echo {pair_ms(echo_all.latencies)}",
+                "—",
+                **summary(result.added),
+            )
+        paced = passes["bot-paced"]
+        p99 = percentile(paced.added, 99)
+        self.add(
+            "1",
+            f"bot-added latency, {p.latency_users} users each every ~{p.think_seconds:.0f} s, "
+            f"gateway {gateway_ms}",
+            pair_ms(paced.added) + f" ({paced.rate:.0f} upd/s)",
+            f"p99 ≤ {ms(LATENCY_P99_TARGET)}; echo {pair_ms(echo_paced.latencies)}",
+            verdict(p99 <= LATENCY_P99_TARGET),
+            **summary(paced.added),
+        )
+        order = ("echo", "bot-0ms", "bot-latency", "echo-paced", "bot-paced")
+        cpu = ", ".join(f"{label} {passes[label].bot_cpu:.0%}" for label in order)
+        fakes = ", ".join(f"{passes[label].bench_cpu:.0%}" for label in order)
+        others = ", ".join(f"{passes[label].other_cpu:.0%}" for label in order)
+        self.add(
+            "1",
+            "CPU of one core: bot process per pass",
+            cpu,
+            f"fakes+load (this process): {fakes}; other processes: {others}",
+            "—",
+        )
+        batches = ", ".join(
+            f"{label} {passes[label].data()['updates_per_get_updates']:.1f}" for label in order
+        )
+        lag99 = ", ".join(f"{ms(percentile(passes[label].bench_lag, 99))}" for label in order)
+        self.add(
+            "1",
+            "updates per getUpdates (limit 100)",
+            batches,
+            f"fakes' loop lag p99: {lag99}",
+            "—",
+        )
+        problems = {
+            label: (result.wrong, result.timeouts)
+            for label, result in passes.items()
+            if result.wrong or result.timeouts
+        }
+        if problems:
+            self.add("1", "wrong answers / timeouts", str(problems), "none expected", "MISSED")
+
+    # --- 2 and 3 -------------------------------------------------------------------------------
+
+    async def background(self) -> None:
+        p = self.profile
+        template = await self.template()
+        telegram, devsms = await self.fakes()
+        base = {
+            "devsms_url": devsms.url,
+            "encryption_key": ENCRYPTION_KEY,
+            "interactive_user": INTERACTIVE_USER,
+            "idle_seconds": p.idle_seconds,
+        }
+        ideal = p.background_users * p.gateway_latency / p.scale_concurrency
+        try:
+            self.say(
+                f"2. loop lag: bulk job of {p.bulk_rows} rows "
+                f"(rate {p.bulk_rate:.0f}/s, concurrency {p.bulk_concurrency}, gateway 0 ms)"
+            )
+            database = self.root / "bulk" / "bot.sqlite3"
+            copy_database(template, database)
+            bulk = await run_probe(
+                {
+                    **base,
+                    "mode": "bulk",
+                    "database": str(database),
+                    "bulk_user": INTERACTIVE_USER,
+                    "rows": p.bulk_rows,
+                    "rate": p.bulk_rate,
+                    "concurrency": p.bulk_concurrency,
+                }
+            )
+            self.say(f"  job took {bulk['elapsed']:.1f} s: {bulk.get('counts')}")
+            devsms.forget_history()
+
+            self.say(
+                f"2+3. balance round: {p.background_users} users, "
+                f"gateway {p.gateway_latency * 1000:.0f} ms, "
+                f"concurrency {p.scale_concurrency} (ideal {ideal:.1f} s)"
+            )
+            devsms.latency = p.gateway_latency
+            database = self.root / "scale" / "bot.sqlite3"
+            copy_database(template, database)
+            watch = await run_probe(
+                {
+                    **base,
+                    "mode": "watcher",
+                    "database": str(database),
+                    "concurrency": p.scale_concurrency,
+                }
+            )
+            self.say(f"  round took {watch['report']['elapsed']:.1f} s")
+        finally:
+            await telegram.stop()
+            await devsms.stop()
+        series = ("lag_idle", "lag_work", "interactive_idle", "interactive_work")
+        self.details["background"] = {
+            key: {name: summary(value) if name in series else value for name, value in run.items()}
+            for key, run in (("bulk", bulk), ("round", watch))
+        }
+
+        lag_idle = watch["lag_idle"] + bulk["lag_idle"]
+        self.add("2", "loop lag, idle (reference)", lag_text(lag_idle), "", "—")
+        for label, result in (
+            (f"balance round over {p.background_users:,} users (as in 3)", watch),
+            (f"bulk job of {p.bulk_rows:,} rows, gateway 0 ms", bulk),
+        ):
+            lag = result["lag_work"]
+            self.add(
+                "2",
+                f"loop lag during {label}",
+                lag_text(lag),
+                f"p99 ≤ {ms(LAG_P99_TARGET)}",
+                verdict(percentile(lag, 99) <= LAG_P99_TARGET),
+                **summary(lag),
+            )
+        for label, result, latency in (
+            ("balance round", watch, p.gateway_latency),
+            ("bulk job", bulk, 0.0),
+        ):
+            idle, busy = result["interactive_idle"], result["interactive_work"]
+            idle99, busy99 = percentile(idle, 99), percentile(busy, 99)
+            errors = result["interactive_errors"]
+            self.add(
+                "2",
+                f"/balance service path during the {label} "
+                f"(same loop, gateway {latency * 1000:.0f} ms)",
+                pair_ms(busy) + (f"; {len(errors)} errors" if errors else ""),
+                f"idle {pair_ms(idle)}; p99 ≤ 2× idle",
+                verdict(busy99 <= INTERACTIVE_SLOWDOWN_TARGET * idle99 and not errors),
+                idle=summary(idle),
+                busy=summary(busy),
+            )
+        actual = float(watch["report"]["elapsed"])
+        ratio = actual / ideal
+        checked = watch["report"]["checked"]
+        self.add(
+            "3",
+            f"balance round: N={p.background_users:,}, latency {p.gateway_latency * 1000:.0f} ms, "
+            f"concurrency {p.scale_concurrency}",
+            f"{actual:.1f} s ({ratio:.2f}× ideal; {checked} checked)",
+            f"ideal {ideal:.1f} s; ≤ {SCALE_RATIO_TARGET}×",
+            verdict(ratio <= SCALE_RATIO_TARGET and checked == p.background_users + 1),
+            actual=actual,
+            ideal=ideal,
+            ratio=ratio,
+        )
+        self.add(
+            "3",
+            "CPU of the background process during that round",
+            f"{watch['cpu_seconds']:.1f} s CPU in {watch['work_seconds']:.1f} s",
+            f"bulk job: {bulk['cpu_seconds']:.1f} s CPU in {bulk['work_seconds']:.1f} s",
+            "—",
+        )
+
+    # --- 4 -------------------------------------------------------------------------------------
+
+    async def storage(self) -> None:
+        p = self.profile
+        self.say(f"4. storage: {p.outbox_rows} outbox rows over {p.outbox_users} users")
+        path = self.root / "storage" / "bot.sqlite3"
+        rng = random.Random(7)
+        users = range(STORAGE_USERS_FROM, STORAGE_USERS_FROM + p.outbox_users)
+        now = utc_now()
+
+        def outbox_row(number: int) -> tuple[Any, ...]:
+            # Rows spread over the users in turn, as interleaved traffic leaves them.
+            return (
+                STORAGE_USERS_FROM + number % p.outbox_users,
+                f"99890{rng.randrange(10_000_000):07d}",
+                f"Hurmatli mijoz, buyurtmangiz #{number} tayyor. Rahmat!",
+                "4546",
+                "sent",
+                100_000 + number,
+                f"{rng.getrandbits(128):032x}",  # the gateway's request ids are random
+                "DELIVERED",
+                1,
+                "50",
+                now,
+                now,
+            )
+
+        sample = [outbox_row(number) for number in range(1, 1001)]
+        raw_per_row = sum(len(str(value)) for row in sample for value in row) / len(sample)
+
+        db = await Database.open(path)
+        try:
+            # Filling the table is not what is measured: a big page cache only makes it faster.
+            await db.conn.execute("PRAGMA cache_size = -262144")
+            started = time.monotonic()
+            async with db.transaction():
+                await db.conn.executemany(
+                    "INSERT INTO users (id, created_at, last_seen_at) VALUES (?, ?, ?)",
+                    ((user_id, now, now) for user_id in users),
+                )
+                await db.conn.executemany(
+                    "INSERT INTO outbox (user_id, phone, message, sender, state, sms_id, "
+                    "request_id, status, parts_count, total_cost, created_at, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (outbox_row(number) for number in range(1, p.outbox_rows + 1)),
+                )
+            inserted = time.monotonic() - started
+        finally:
+            # Closing checkpoints the WAL: the queries below read a settled database, as the
+            # bot does between its (small) writes, not one 1,000,000-row transaction's WAL.
+            await db.close()
+        self.say(f"  inserted in {inserted:.1f} s")
+        size = path.stat().st_size
+        db = await Database.open(path)
+        try:
+            outbox = OutboxRepo(db)
+            timings: list[float] = []
+            for _ in range(p.page_queries):
+                user_id = rng.choice(users)
+                offset = rng.randrange(0, 101)
+                before = time.perf_counter()
+                page = await outbox.recent(user_id, 10, offset)
+                timings.append(time.perf_counter() - before)
+                if len(page) != 10:
+                    raise AssertionError(f"user {user_id} offset {offset}: {len(page)} rows")
+        finally:
+            await db.close()
+        per_100k = size / p.outbox_rows * 100_000 / 1e6
+        self.add(
+            "4",
+            f"OutboxRepo.recent(user, 10, offset ≤ 100), {p.outbox_rows:,} rows",
+            pair_ms(timings),
+            f"p99 ≤ {ms(PAGE_TARGET)}",
+            verdict(percentile(timings, 99) <= PAGE_TARGET),
+            **summary(timings),
+        )
+        self.add(
+            "4",
+            "database size per 100,000 SMS",
+            f"{per_100k:.1f} MB",
+            f"raw column text {raw_per_row * 100_000 / 1e6:.1f} MB",
+            "—",
+            file_bytes=size,
+            rows=p.outbox_rows,
+        )
+        self.add(
+            "4",
+            "bulk insert (executemany, one transaction)",
+            f"{p.outbox_rows / inserted:,.0f} rows/s",
+            f"{inserted:.1f} s in all",
+            "—",
+        )
+
+    # --- 5 -------------------------------------------------------------------------------------
+
+    async def footprint(self) -> None:
+        p = self.profile
+        self.say(f"5. footprint: idle bots, then a round over {p.background_users} users")
+        telegram, devsms = await self.fakes()
+        rss: dict[str, list[float]] = {"echo": [], "bot": []}
+        try:
+            for kind, argv in (("echo", ECHO_ARGV), ("bot", BOT_ARGV)):
+                for attempt in range(p.startups):
+                    # A fresh installation each time: the bot creates its database.
+                    name = f"{kind}-start-{attempt + 1}"
+                    process = await self.start_process(name, telegram, devsms, argv=argv)
+                    # Settled: start-up work (migrations, the first round over no users) done.
+                    await asyncio.sleep(p.idle_seconds)
+                    assert process.pid is not None
+                    rss[kind].append(memory_mb(process.pid)["VmRSS"])
+                    await process.stop()
+                    self.say(
+                        f"  {name}: {self.starts[kind][-1]:.2f} s to getUpdates, "
+                        f"{rss[kind][-1]:.0f} MB idle"
+                    )
+            big = await self.footprint_round(telegram, devsms)
+        finally:
+            await self.stop_all()
+            await telegram.stop()
+            await devsms.stop()
+        self.details["footprint"] = {"starts": self.starts, "idle_rss": rss, "round": big}
+        bot_starts, echo_starts = self.starts["bot"], self.starts["echo"]
+        startup = statistics.median(bot_starts)
+        self.add(
+            "5",
+            f"start-up to first getUpdates (median of {len(bot_starts)} starts in this run)",
+            f"{startup:.2f} s",
+            f"≤ {STARTUP_TARGET} s; echo {statistics.median(echo_starts):.2f} s "
+            f"(median of {len(echo_starts)})",
+            verdict(startup <= STARTUP_TARGET),
+            bot=bot_starts,
+            echo=echo_starts,
+        )
+        idle = statistics.median(rss["bot"])
+        self.add(
+            "5",
+            "idle RSS (VmRSS)",
+            f"{idle:.0f} MB",
+            f"≤ {IDLE_RSS_TARGET_MB:.0f} MB; echo {statistics.median(rss['echo']):.0f} MB",
+            verdict(idle <= IDLE_RSS_TARGET_MB),
+        )
+        self.add(
+            "5",
+            f"RSS after a round over {p.background_users:,} users",
+            f"{big['rss']:.0f} MB (peak {big['hwm']:.0f} MB)",
+            f"idle {idle:.0f} MB",
+            "—",
+        )
+        during, idle_lat = big["during"], big["idle"]
+        during99, idle99 = percentile(during, 99), percentile(idle_lat, 99)
+        self.add(
+            "2",
+            f"/balance (bot process) during its own round over {p.background_users:,} users "
+            f"(concurrency {DEFAULT_CHECK_CONCURRENCY}, gateway 0 ms)",
+            pair_ms(during) + f" (n={len(during)})",
+            f"idle {pair_ms(idle_lat)}; p99 ≤ 2× idle",
+            verdict(during99 <= INTERACTIVE_SLOWDOWN_TARGET * idle99),
+            during=summary(during),
+            idle=summary(idle_lat),
+            round_seconds=big["round_seconds"],
+        )
+
+    async def footprint_round(
+        self, telegram: BenchTelegram, devsms: CountingDevsms
+    ) -> dict[str, Any]:
+        """The bot with footprint_users users: its start-up round, one interactive user's
+        /balance during it and after it, and its memory once the round is over."""
+        p = self.profile
+        template = await self.template()
+        devsms.latency = 0.0
+        bot = await self.start_process("round", telegram, devsms, database=template, env=bot_env())
+        stop = asyncio.Event()
+        samples: list[tuple[float, float]] = []
+        expected: list[str] = []
+
+        async def interactive() -> None:
+            while not stop.is_set():
+                sent, answered, reply = await telegram.ask(INTERACTIVE_USER, "/balance")
+                if not expected:
+                    expected.append(reply)
+                elif reply != expected[0]:
+                    raise AssertionError(f"unexpected /balance answer: {reply!r}")
+                samples.append((sent, answered - sent))
+                await asyncio.sleep(INTERACTIVE_PAUSE)
+
+        user = asyncio.create_task(interactive())
+        try:
+            started = time.monotonic()
+            await wait_until(
+                lambda: devsms.per_token.get(WATCH_TOKEN, 0) >= p.background_users,
+                ROUND_TIMEOUT,
+                "balance round",
+            )
+            round_end = time.monotonic()
+            await wait_until(
+                lambda: re.search(r"balance round: .* in [\d.]+ s", bot.output()),
+                ROUND_TIMEOUT,
+                "balance round log line",
+            )
+            await asyncio.sleep(p.idle_seconds * 2)
+            stop.set()
+            await user
+            assert bot.pid is not None
+            memory = memory_mb(bot.pid)
+        finally:
+            user.cancel()
+            with contextlib.suppress(asyncio.CancelledError, AssertionError):
+                await user
+        found = re.search(r"balance round: (.*) in ([\d.]+) s", bot.output())
+        await bot.stop()
+        self.say(f"  round: {found.group(0) if found else '?'}; RSS {memory['VmRSS']:.0f} MB")
+        return {
+            "rss": memory["VmRSS"],
+            "hwm": memory["VmHWM"],
+            "round_seconds": float(found.group(2)) if found else math.nan,
+            "round_seen_seconds": round_end - started,
+            # A request answered after the round ended but sent during it counts as during.
+            "during": [latency for sent, latency in samples if sent < round_end],
+            "idle": [latency for sent, latency in samples if sent > round_end + 0.5],
+        }
+
+
+# --- output -----------------------------------------------------------------------------------
+
+
+def json_safe(value: Any) -> Any:
+    """NaN (a percentile of no samples) becomes null: JSON has no NaN."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    return value
+
+
+def render_table(rows: Sequence[Row]) -> str:
+    header = ("#", "measure", "value", "reference/target", "verdict")
+    cells = [header] + [(r.section, r.measure, r.value, r.reference, r.verdict) for r in rows]
+    widths = [max(len(row[column]) for row in cells) for column in range(len(header))]
+
+    def line(values: Sequence[str]) -> str:
+        return "| " + " | ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)) + " |"
+
+    divider = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(header), divider, *(line(row) for row in cells[1:])])
+
+
+SECTIONS: Final[dict[str, Callable[[Bench], Awaitable[None]]]] = {
+    "1": Bench.throughput,
+    "2": Bench.background,  # also section 3
+    "4": Bench.storage,
+    "5": Bench.footprint,
+}
+
+
+async def run(
+    profile: Profile, only: set[str], say: Callable[[str], None], profile_to: Path | None
+) -> Bench:
+    busy, ours = machine_busy(), family_cpu()
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="devsms-bench-") as tmp:
+        bench = Bench(profile, Path(tmp), say)
+        if profile_to is not None:
+            bench.load_bot_argv = ("-m", "scripts.profile_bot", str(profile_to))
+        try:
+            for key, section in SECTIONS.items():
+                if key in only or (key == "2" and "3" in only):
+                    await section(bench)
+        finally:
+            await bench.stop_all()
+    elapsed = time.monotonic() - started
+    others = (machine_busy() - busy) - (family_cpu() - ours)
+    bench.details["other_processes_cpu_of_one_core"] = max(0.0, others) / elapsed
+    return bench
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller counts (about a minute)")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write results as JSON")
+    parser.add_argument(
+        "--only", default="1,2,3,4,5", help="comma-separated sections to run (default: all)"
+    )
+    parser.add_argument(
+        "--profile-bot",
+        type=Path,
+        metavar="PATH",
+        help="run section 1's bot under cProfile (scripts/profile_bot.py) and write its stats "
+        "there; the profiler slows the bot down, so its figures are not comparable",
+    )
+    args = parser.parse_args(argv)
+    profile = QUICK if args.quick else Profile()
+    only = {part.strip() for part in args.only.split(",") if part.strip()}
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    info = machine()
+    print(
+        f"devsms bot bench — {info['date']}\n"
+        f"machine: {info['cores']} cores ({info['cpu']}), {info['ram_gb']} GB RAM, "
+        f"{info['implementation']} {info['python']}, aiogram {info['aiogram']}, {info['os']}\n"
+        f"profile: {'quick' if args.quick else 'full'}\n",
+        flush=True,
+    )
+
+    def say(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    started = time.monotonic()
+    profile_to = args.profile_bot.resolve() if args.profile_bot is not None else None
+    bench = asyncio.run(run(profile, only, say, profile_to))
+    elapsed = time.monotonic() - started
+    rows = sorted(bench.rows, key=lambda row: row.section)
+    print(render_table(rows))
+    missed = [row for row in rows if row.verdict == "MISSED"]
+    print(f"\n{len(missed)} target(s) missed; bench took {elapsed:.0f} s.")
+    others = bench.details["other_processes_cpu_of_one_core"]
+    print(
+        f"Other processes on this machine used {others:.0%} of one core on average meanwhile"
+        + (
+            " — the machine was shared, so times are longer than on an idle one "
+            "(CPU per update is the steadier figure)."
+            if others > CONTENTION_WARNING
+            else "."
+        )
+    )
+    if args.json is not None:
+        payload = {
+            "machine": info,
+            "profile": asdict(profile),
+            "elapsed_seconds": elapsed,
+            "rows": [asdict(row) for row in rows],
+            "details": bench.details,
+        }
+        args.json.write_text(json.dumps(json_safe(payload), indent=2, default=str) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
