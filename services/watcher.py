@@ -235,7 +235,7 @@ class BalanceWatcher:
     async def _check(self, target: WatchTarget) -> _Result:
         user_id = target.user_id
         try:
-            balance = await self._accounts.balance(user_id)
+            balance = await self._accounts.balance(user_id, target.token_encrypted)
         except DevsmsUnauthorized:
             # Accounts has marked the token invalid; the next rounds skip this user.
             await self.token_rejected(_person(target))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Final, Literal
 
-from storage.db import Database, utc_now
+from storage.db import Database
 
 ThresholdUnit = Literal["som", "sms"]
 DeliveryNotify = Literal["all", "failures", "off"]
@@ -88,20 +89,24 @@ class AlertRepo:
 
     async def record_check(self, user_id: int, balance: str | None, *, below: bool) -> bool:
         """Stores what the watcher saw. Returns True when the user just crossed below the
-        threshold (the one moment an alert is due); the flag is reset once above again."""
-        async with self._db.transaction():
-            before = await self.get(user_id)
-            now = utc_now()
-            crossed = below and not before.below
-            await self._db.execute(
-                "INSERT INTO alert_prefs (user_id, below, last_balance, checked_at, alerted_at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET "
-                "below = excluded.below, last_balance = excluded.last_balance, "
-                "checked_at = excluded.checked_at, "
-                "alerted_at = COALESCE(excluded.alerted_at, alert_prefs.alerted_at)",
-                (user_id, int(below), balance, now, now if crossed else None),
-            )
-        return crossed
+        threshold (the one moment an alert is due); the flag is reset once above again.
+
+        One statement, so a round over many users does not queue four round trips each on the
+        shared connection: `alerted_at` takes this check's own timestamp (with microseconds,
+        unique per call) only on the crossing, and the caller compares it with its own.
+        """
+        now = datetime.now(UTC).isoformat(timespec="microseconds")
+        row = await self._db.fetchone(
+            "INSERT INTO alert_prefs (user_id, below, last_balance, checked_at, alerted_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET "
+            "below = excluded.below, last_balance = excluded.last_balance, "
+            "checked_at = excluded.checked_at, "
+            "alerted_at = CASE WHEN excluded.below = 1 AND alert_prefs.below = 0 "
+            "THEN excluded.checked_at ELSE alert_prefs.alerted_at END "
+            "RETURNING alerted_at",
+            (user_id, int(below), balance, now, now if below else None),
+        )
+        return row is not None and row["alerted_at"] == now
 
     async def set_invalid_notified(self, user_id: int, notified: bool) -> bool:
         """Returns True when the flag changed (so a 'token invalid' notice goes out once)."""

@@ -364,3 +364,32 @@ async def test_delete_everything_erases_one_user_only(db: Database, users: UserR
 
     # Erasing again finds nothing, and says so.
     assert not await users.delete_everything(ALI)
+
+
+async def test_record_check_reports_each_crossing_below_once(db: Database) -> None:
+    from storage import AlertRepo
+
+    await UserRepo(db).upsert_seen(3, "Ann", None)
+    alerts = AlertRepo(db)
+    seen = [
+        await alerts.record_check(3, balance, below=below)
+        for balance, below in [
+            ("9000", False),
+            ("4000", True),  # crossed
+            ("3000", True),
+            ("3000", True),
+            ("12000", False),
+            ("2000", True),  # crossed again
+        ]
+    ]
+    assert seen == [False, True, False, False, False, True]
+    assert (await alerts.get(3)).last_balance == "2000"
+
+
+async def test_a_first_check_already_below_counts_as_a_crossing(db: Database) -> None:
+    from storage import AlertRepo
+
+    await UserRepo(db).upsert_seen(4, "Bob", None)
+    alerts = AlertRepo(db)
+    assert await alerts.record_check(4, "100", below=True)
+    assert not await alerts.record_check(4, "90", below=True)
