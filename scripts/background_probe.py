@@ -20,6 +20,7 @@ import asyncio
 import json
 import logging
 import os
+import resource
 import sys
 import time
 from dataclasses import asdict
@@ -223,6 +224,8 @@ async def main(config: dict[str, Any]) -> JsonResult:
         "interactive_idle": latency.between(idle_start, work_start),
         "interactive_work": latency.between(work_start, work_end),
         "interactive_errors": errors,
+        # Peak resident memory of this process, in MB (ru_maxrss is in KB on Linux).
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         **result,
     }
 

@@ -919,6 +919,17 @@ class Bench:
                 idle=summary(idle),
                 busy=summary(busy),
             )
+        sent = int((bulk.get("counts") or {}).get("sent", 0))
+        achieved = sent / bulk["work_seconds"] if bulk["work_seconds"] else 0.0
+        self.add(
+            "2",
+            f"bulk job of {p.bulk_rows:,} rows: rate achieved, peak memory",
+            f"{achieved:.0f} SMS/s ({sent:,} sent), peak RSS {bulk['peak_rss_mb']:.0f} MB",
+            f"BULK_RATE {p.bulk_rate:.0f}/s (ratio {achieved / p.bulk_rate:.2f})",
+            "—",
+            achieved=achieved,
+            peak_rss_mb=bulk["peak_rss_mb"],
+        )
         actual = float(watch["report"]["elapsed"])
         ratio = actual / ideal
         checked = watch["report"]["checked"]
