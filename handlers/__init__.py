@@ -69,7 +69,8 @@ def run_sync_filters_inline(router: Router) -> None:
     they run on the event loop instead."""
     for each in router.chain_tail:
         for observer in each.observers.values():
-            for handler in observer.handlers:
+            # Router-level filters (observer.filter(...)) live on the observer's own handler.
+            for handler in (observer._handler, *observer.handlers):
                 for flt in handler.filters or ():
                     if not flt.awaitable:
                         flt.callback = _inline(flt.callback)

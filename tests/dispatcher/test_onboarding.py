@@ -266,7 +266,7 @@ def test_no_filter_is_left_for_a_thread(app: Harness) -> None:
         (each.name, name, flt.callback)
         for each in app.dp.chain_tail
         for name, observer in each.observers.items()
-        for handler in observer.handlers
+        for handler in (observer._handler, *observer.handlers)
         for flt in handler.filters or ()
         if not flt.awaitable
     ]
