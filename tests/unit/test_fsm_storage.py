@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -20,15 +19,6 @@ KEY = StorageKey(bot_id=7, chat_id=1001, user_id=1001)
 class SendForm(StatesGroup):
     phone = State()
     text = State()
-
-
-@pytest.fixture
-async def db() -> AsyncIterator[Database]:
-    database = await Database.open(":memory:")
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 @pytest.fixture

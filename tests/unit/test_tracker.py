@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
-from aiogram.utils.i18n import I18n
-from cryptography.fernet import Fernet
 
-from bot.i18n import create_i18n
 from handlers.callbacks import SmsCb
 from services.sending import SmsSender
 from services.tracker import DeliveryTracker, sms_details_callback, stamp
-from services.vault import TokenVault
 from services.watcher import TOKEN_CALLBACK
 from storage import OutboxRepo, OutboxRow, OutboxState
 from tests.fakes.fake_devsms import FakeDevsms
-from tests.unit.test_watcher import World
+from tests.support.watch_env import World
 
 PHONE = "998901234567"
 SHOWN_PHONE = "+998 90 123 45 67"
@@ -35,25 +29,6 @@ class Clock:
 
     def at(self, delta: timedelta) -> None:
         self.now = self.start + delta
-
-
-@pytest.fixture(scope="module")
-def i18n() -> I18n:
-    return create_i18n("en")
-
-
-@pytest.fixture
-async def devsms() -> AsyncIterator[FakeDevsms]:
-    async with FakeDevsms() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def world(tmp_path: Path, devsms: FakeDevsms, i18n: I18n) -> AsyncIterator[World]:
-    vault = TokenVault([Fernet.generate_key().decode()])
-    opened = await World(tmp_path / "bot.sqlite3", devsms, vault, i18n).open()
-    yield opened
-    await opened.close()
 
 
 @pytest.fixture

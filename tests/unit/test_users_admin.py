@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from storage import CredentialRepo, Database
 from storage.users import Access, UserRepo
 
 ALI, BOB, CAT, DAN = 1001, 2002, 3003, 4004
-
-
-@pytest.fixture
-async def db() -> AsyncIterator[Database]:
-    database = await Database.open(":memory:")
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 @pytest.fixture
