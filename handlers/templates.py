@@ -177,23 +177,17 @@ async def template_button(
         await edit_or_keep(message, *template_view(row))
     elif action == "send":
         await use_in_send(query, message, state, row)
-    elif action == "rename":
+    elif action in ("rename", "edit"):
         await query.answer()
-        await state.set_state(TemplateForm.rename)
+        await state.set_state(TemplateForm.rename if action == "rename" else TemplateForm.edit)
         await state.update_data(tpl=row.id)
-        await message.answer(
-            _("Send the new name for «{name}».").format(name=html.quote(row.name))
-            + "\n"
-            + _("/cancel keeps the current one.")
+        ask = (
+            _("Send the new name for «{name}».")
+            if action == "rename"
+            else _("Send the new text for «{name}».")
         )
-    elif action == "edit":
-        await query.answer()
-        await state.set_state(TemplateForm.edit)
-        await state.update_data(tpl=row.id)
         await message.answer(
-            _("Send the new text for «{name}».").format(name=html.quote(row.name))
-            + "\n"
-            + _("/cancel keeps the current one.")
+            ask.format(name=html.quote(row.name)) + "\n" + _("/cancel keeps the current one.")
         )
     elif action == "delete":
         await query.answer()
