@@ -10,6 +10,8 @@ from typing import Annotated, Final, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from services.user_input import InvalidSender, parse_sender
+
 Language = Literal["uz", "ru", "en"]
 LANGUAGES: Final[tuple[Language, ...]] = ("uz", "ru", "en")
 DEFAULT_DEVSMS_URL: Final = "https://devsms.uz/api"
@@ -87,6 +89,18 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("default_sender")
+    @classmethod
+    def _check_sender(cls, value: str) -> str:
+        # The same rule as a sender typed in /settings: the gateway gets nothing else.
+        try:
+            return parse_sender(value)
+        except InvalidSender:
+            raise ValueError(
+                "DEFAULT_SENDER must be 3-15 digits or 2-11 Latin letters, digits, spaces, "
+                "'.', '_' or '-'"
+            ) from None
 
     @field_validator("log_level")
     @classmethod

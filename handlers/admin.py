@@ -46,6 +46,7 @@ from handlers.filters import Accessible
 from handlers.utils import edit_or_keep
 from services.money import UZS, Money, parse_money
 from services.notifier import Delivery, Notifier
+from services.user_input import InvalidUserId, parse_user_id
 from storage import OutboxRepo
 from storage.users import Access, UserListEntry, UserRepo
 
@@ -237,14 +238,13 @@ async def access_command(
     i18n: I18n,
     settings: Settings,
 ) -> None:
-    args = (command.args or "").strip()
-    # ASCII digits only ("²".isdigit() is True), and a Telegram id fits SQLite's integer.
-    if not (args.isascii() and args.isdigit()) or not 0 < int(args) < 2**63:
+    try:
+        user_id = parse_user_id(command.args or "")
+    except InvalidUserId:
         await message.answer(
             _("Add the user's id: /{command} 123456789").format(command=command.command)
         )
         return
-    user_id = int(args)
     allow = command.command == "allow"
     await decide(user_id, Access.ALLOWED if allow else Access.DENIED, users, notifier, i18n)
     if allow:

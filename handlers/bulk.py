@@ -74,6 +74,7 @@ from services.spreadsheet import (
     write_result,
 )
 from services.templating import TemplateError, check_template, placeholders
+from services.user_input import choose_sender
 from storage import BulkRepo, JobCounts, JobRow, TemplateRepo, UserRepo
 
 logger = logging.getLogger(__name__)
@@ -529,7 +530,7 @@ async def start_job(
     job_id = await ctx.bulk.create_job(
         ctx.user_id,
         template=template,
-        sender=(user.sender if user else None) or ctx.settings.default_sender,
+        sender=choose_sender(user.sender if user else None, ctx.settings.default_sender),
         file_name=source.file_name,
         file_format=source.file_format,
         rows=plan.rows,

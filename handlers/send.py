@@ -35,6 +35,7 @@ from services.phones import InvalidPhone, PhoneError, PhoneNumber, normalize_pho
 from services.phones import extract_phone_and_text as split_quick_form
 from services.sending import Outcome, SendOutcome, SmsSender
 from services.sms_parts import cheaper_spelling, count_sms, describe_char
+from services.user_input import choose_sender
 from storage import UserRepo
 
 logger = logging.getLogger(__name__)
@@ -223,7 +224,7 @@ async def show_preview(message: Message, ctx: SendContext, *, edit: bool = False
     phone = normalize_phone(data["phone"])
     text: str = data["text"]
     user = await ctx.users.get(ctx.user_id)
-    sender = (user.sender if user else None) or ctx.settings.default_sender
+    sender = choose_sender(user.sender if user else None, ctx.settings.default_sender)
     balance = await ctx.accounts.recent_balance(ctx.user_id)
     draft = secrets.randbelow(1_000_000_000)
     body, can_send, cheaper = preview_text(phone, text, sender, balance)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Final
 
 from aiogram import F, Router, html
@@ -21,17 +20,18 @@ from handlers.render import count, money
 from handlers.states import SettingsForm
 from handlers.utils import edit_or_keep
 from services.money import Money
-from storage import AlertRepo, UserRepo
-from storage.alerts import DeliveryNotify, ThresholdUnit
-
-# A numeric short code, or an alphanumeric sender id (at most 11 characters in SMS).
-SENDER_RE: Final = re.compile(r"^(?:\d{3,15}|[A-Za-z0-9][A-Za-z0-9 ._-]{1,10})$")
-# "20000", "20 000", "20 000 so'm", "100 sms", "100 смс", "100 ta sms".
-THRESHOLD_RE: Final = re.compile(
-    r"^\s*(?P<n>\d[\d\s\u00a0]*)\s*(?:(?P<sms>(?:ta\s*)?(?:sms|смс))|so['ʻ‘’`]?m|сум|sum|uzs)?\s*$",
-    re.IGNORECASE,
+from services.user_input import (
+    InvalidSender,
+    InvalidThreshold,
+    SenderProblem,
+    choose_sender,
+    is_valid_sender,
+    parse_sender,
+    parse_threshold,
 )
-THRESHOLD_MAX: Final = Decimal(10) ** 12
+from storage import AlertRepo, UserRepo
+from storage.alerts import DeliveryNotify
+
 NEXT_NOTIFY: Final[dict[str, DeliveryNotify]] = {
     "failures": "all",
     "all": "off",
@@ -44,8 +44,8 @@ async def render(
 ) -> tuple[str, InlineKeyboardMarkup]:
     user = await users.get(user_id)
     prefs = await alerts.get(user_id)
-    own = user.sender if user else None
-    sender = html.quote(own or settings.default_sender)
+    own = user.sender if user and user.sender and is_valid_sender(user.sender) else None
+    sender = html.quote(choose_sender(own, settings.default_sender))
     lines = [_("⚙️ <b>Settings</b>"), ""]
     lines.append(
         _("Sender: {sender}").format(sender=sender)
@@ -132,19 +132,24 @@ async def settings_button(
     await edit_or_keep(message, text, keyboard)
 
 
+def sender_problem_text(problem: SenderProblem) -> str:
+    shape = _(
+        "A sender is 3–15 digits or a Latin name of up to 11 characters, e.g. 4546 or MyShop."
+    )
+    if problem is SenderProblem.NOT_LATIN:
+        return _("Use only Latin letters (A–Z) and the digits 0–9.") + "\n" + shape
+    return shape
+
+
 async def sender_received(
     message: Message, state: FSMContext, users: UserRepo, alerts: AlertRepo, settings: Settings
 ) -> None:
     assert message.text is not None and message.from_user is not None
-    sender = message.text.strip()
-    if not SENDER_RE.match(sender):
+    try:
+        sender = parse_sender(message.text)
+    except InvalidSender as exc:
         await message.answer(
-            _(
-                "A sender is 3–15 digits or a Latin name of up to 11 characters, "
-                "e.g. 4546 or MyShop."
-            )
-            + "\n"
-            + _("/cancel keeps the current one.")
+            sender_problem_text(exc.problem) + "\n" + _("/cancel keeps the current one.")
         )
         return
     await users.set_sender(message.from_user.id, sender)
@@ -155,33 +160,20 @@ async def sender_received(
     await show_settings(message, users, alerts, settings)
 
 
-def parse_threshold(text: str) -> tuple[ThresholdUnit, Decimal] | None:
-    match = THRESHOLD_RE.match(text)
-    if match is None:
-        return None
-    try:
-        number = Decimal(re.sub(r"\D", "", match["n"]))
-    except InvalidOperation:
-        return None
-    if not 0 < number < THRESHOLD_MAX:
-        return None
-    return ("sms" if match["sms"] else "som"), number
-
-
 async def threshold_received(
     message: Message, state: FSMContext, users: UserRepo, alerts: AlertRepo, settings: Settings
 ) -> None:
     assert message.text is not None and message.from_user is not None
-    parsed = parse_threshold(message.text)
-    if parsed is None:
+    try:
+        threshold = parse_threshold(message.text)
+    except InvalidThreshold:
         await message.answer(
             _("Send a whole number: an amount in so'm like 20000, or SMS like 100 sms.")
             + "\n"
             + _("/cancel keeps the current one.")
         )
         return
-    unit, number = parsed
-    await alerts.set_threshold(message.from_user.id, unit, str(number))
+    await alerts.set_threshold(message.from_user.id, threshold.unit, str(threshold.value))
     await alerts.set_balance_alerts(message.from_user.id, True)
     await state.clear()
     await message.answer(_("Saved."))

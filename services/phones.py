@@ -30,6 +30,10 @@ _OLD_TRUNK_PREFIX: Final = "8"
 # Separators people put between digit groups; anything else (letters, "ext", "#") is not ours.
 _SEPARATORS: Final[frozenset[str]] = frozenset(" \t\n\r\u00a0-‐‑‒–—()./")
 
+# Longer than any spelling of a number ("+998 (90) 123-45-67" is 19): refused before reading,
+# so a 4096-character message costs nothing to turn down.
+_RAW_MAX: Final = 64
+
 # How many whitespace-separated tokens the quick form may spend on the phone:
 # "8 ( 90 ) 123 45 67" is the widest realistic spelling.
 _MAX_PHONE_TOKENS: Final = 8
@@ -65,6 +69,9 @@ def _split_plus_and_digits(raw: str) -> tuple[bool, str]:
     text = raw.strip()
     if not text:
         raise InvalidPhone(PhoneError.EMPTY)
+    if len(text) > _RAW_MAX:
+        numeric = all(ch.isdecimal() or ch in _SEPARATORS for ch in text[1:_RAW_MAX])
+        raise InvalidPhone(PhoneError.TOO_LONG if numeric else PhoneError.NOT_A_NUMBER)
     has_plus = text.startswith("+")
     if has_plus:
         text = text[1:]

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
+import time
 
-from handlers.settings import parse_threshold
 from tests.conftest import GOOD_TOKEN
 from tests.support.harness import Harness
 
@@ -12,28 +11,6 @@ from tests.support.harness import Harness
 async def connect(app: Harness, lang: str = "en") -> None:
     await app.send("/start", lang=lang)
     await app.send(GOOD_TOKEN, lang=lang)
-
-
-@pytest.mark.parametrize(
-    ("typed", "expected"),
-    [
-        ("20000", ("som", 20000)),
-        ("20 000 so'm", ("som", 20000)),
-        ("5000 сум", ("som", 5000)),
-        ("100 sms", ("sms", 100)),
-        ("100 ta SMS", ("sms", 100)),
-        ("50 смс", ("sms", 50)),
-    ],
-)
-def test_threshold_parsing(typed: str, expected: tuple[str, int]) -> None:
-    parsed = parse_threshold(typed)
-    assert parsed is not None
-    assert (parsed[0], int(parsed[1])) == expected
-
-
-@pytest.mark.parametrize("typed", ["", "0", "-5", "abc", "12.5", "10 dollars", "9" * 14])
-def test_bad_thresholds_are_refused(typed: str) -> None:
-    assert parse_threshold(typed) is None
 
 
 async def test_settings_show_defaults(app: Harness) -> None:
@@ -86,3 +63,39 @@ async def test_sticker_in_the_threshold_dialog(app: Harness) -> None:
     assert "send it as a text message" in reply.text
     [reply] = await app.send("/cancel")
     assert "Cancelled." in reply.text
+
+
+async def test_sender_with_arabic_indic_digits_is_refused_and_nothing_changes(
+    app: Harness,
+) -> None:
+    await connect(app)
+    [shown] = await app.send("/settings")
+    await app.tap(shown, "Change sender")
+    [refused] = await app.send("٤٥٤٦")
+    assert "Use only Latin letters (A–Z) and the digits 0–9." in refused.text
+    assert "/cancel keeps the current one." in refused.text
+    assert (await app.services.users.get(1)).sender is None
+    saved, again = await app.send(" 4546 ")
+    assert saved.text == "Saved: SMS will go out from 4546."
+    assert "Sender: 4546" in again.text
+
+
+async def test_a_sender_saved_with_unicode_digits_earlier_is_not_used(app: Harness) -> None:
+    # Stored by an older version that took any Unicode digit: the gateway would refuse it.
+    await connect(app)
+    await app.services.users.set_sender(1, "٤٥٤٦")
+    [shown] = await app.send("/settings")
+    assert "Sender: 4546 (default)" in shown.text
+
+
+async def test_a_4096_character_threshold_is_refused_at_once(app: Harness) -> None:
+    await connect(app)
+    [shown] = await app.send("/settings")
+    await app.tap(shown, "Alert threshold")
+    for hostile in ("1" + "\n" * 4094 + "x", "1" + " " * 4094 + "x", "1 " * 2047 + "x"):
+        started = time.thread_time()
+        [refused] = await app.send(hostile)
+        # The old pattern backtracked for about 80 s of CPU on such a message.
+        assert time.thread_time() - started < 1.0
+        assert "Send a whole number" in refused.text
+    assert (await app.services.alerts.get(1)).threshold_value is None
