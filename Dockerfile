@@ -16,7 +16,10 @@ COPY bot/ bot/
 COPY handlers/ handlers/
 COPY services/ services/
 COPY storage/ storage/
-ENV PATH="/venv/bin:$PATH" PYTHONUNBUFFERED=1 DATABASE_PATH=/app/data/bot.sqlite3
+# REQUIRE_ENCRYPTION_KEY: the container refuses to start without ENCRYPTION_KEY rather than
+# generate a key onto the data volume, where one backup would hold both tokens and their key.
+ENV PATH="/venv/bin:$PATH" PYTHONUNBUFFERED=1 DATABASE_PATH=/app/data/bot.sqlite3 \
+    REQUIRE_ENCRYPTION_KEY=1
 USER bot
 VOLUME ["/app/data"]
 CMD ["python", "-m", "bot"]

@@ -22,8 +22,9 @@ locales/%/LC_MESSAGES/messages.mo: locales/%/LC_MESSAGES/messages.po $(BIN)/.run
 
 catalogues: $(MO)
 
+# 0600 from the start: .env holds the bot token and maybe ENCRYPTION_KEY.
 .env:
-	cp .env.example .env
+	install -m 600 .env.example .env
 	@echo "Created .env from .env.example."
 
 run: $(BIN)/.runtime catalogues .env

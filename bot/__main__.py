@@ -21,13 +21,15 @@ def load_settings() -> Settings:
         return Settings()  # type: ignore[call-arg]  # BOT_TOKEN comes from the environment
     except ValidationError as exc:
         for error in exc.errors():
-            field = ".".join(str(part) for part in error["loc"]).upper() or "settings"
+            field = ".".join(str(part) for part in error["loc"]).upper()
             if error["type"] == "missing":
                 reason = "is not set"
             else:
                 reason = error["msg"].removeprefix("Value error, ").removeprefix(f"{field} ")
+            # A rule across settings has no field of its own; its message names them.
+            problem = f"{field} {reason}" if field else reason
             print(
-                f"Configuration error: {field} {reason}. "
+                f"Configuration error: {problem}. "
                 "Set it in the environment or in .env (see .env.example).",
                 file=sys.stderr,
             )

@@ -7,7 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Final, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from services.user_input import InvalidSender, parse_sender
@@ -16,6 +16,15 @@ Language = Literal["uz", "ru", "en"]
 LANGUAGES: Final[tuple[Language, ...]] = ("uz", "ru", "en")
 DEFAULT_DEVSMS_URL: Final = "https://devsms.uz/api"
 TELEGRAM_API_URL: Final = "https://api.telegram.org"
+# Where earlier versions generated the key: beside the database, so that one backup of the data
+# folder was enough to read every stored token. Still read there; see services/vault.py.
+OLD_KEY_FILE_NAME: Final = "encryption.key"
+
+
+def default_key_file() -> Path:
+    """The per-user configuration folder: outside the data folder and its backups."""
+    return Path.home() / ".config" / "devsms-bot" / "encryption.key"
+
 
 # What @BotFather hands out: "<bot id>:<35 url-safe characters>".
 BOT_TOKEN_RE: Final = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{30,100}$")
@@ -39,6 +48,8 @@ class Settings(BaseSettings):
     # Storage and secrets
     database_path: Path = Path("data/bot.sqlite3")
     encryption_key: SecretStr | None = None
+    key_file: Path = Field(default_factory=default_key_file)
+    require_encryption_key: bool = False
 
     # Administration
     admin_ids: Annotated[tuple[int, ...], NoDecode] = ()
@@ -78,6 +89,38 @@ class Settings(BaseSettings):
             )
         return SecretStr(value.get_secret_value().strip())
 
+    @field_validator("key_file", mode="before")
+    @classmethod
+    def _expand_home(cls, value: object) -> object:
+        if isinstance(value, str):
+            return default_key_file() if not value.strip() else Path(value.strip()).expanduser()
+        return value.expanduser() if isinstance(value, Path) else value
+
+    @model_validator(mode="after")
+    def _check_key_location(self) -> Settings:
+        if self.encryption_key is not None:
+            return self
+        if self.require_encryption_key:
+            # Set in the container image: a key generated inside the container would sit on
+            # the data volume or vanish with the container.
+            raise ValueError(
+                "ENCRYPTION_KEY is not set, and this installation requires it "
+                "(REQUIRE_ENCRYPTION_KEY=1): generate one with "
+                '`python -c "from cryptography.fernet import Fernet; '
+                'print(Fernet.generate_key().decode())"` and keep a copy outside the data volume'
+            )
+        database_folder = self.database_path.parent.resolve()
+        if self.key_file.resolve().is_relative_to(database_folder):
+            raise ValueError(
+                f"KEY_FILE must not be inside the database's folder ({database_folder}): "
+                "a backup of that folder would be enough to read every stored token"
+            )
+        return self
+
+    @property
+    def old_key_file(self) -> Path:
+        return self.database_path.parent / OLD_KEY_FILE_NAME
+
     @field_validator("admin_ids", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:
@@ -113,7 +156,3 @@ class Settings(BaseSettings):
     @property
     def default_language_is_explicit(self) -> bool:
         return "default_language" in self.model_fields_set
-
-    @property
-    def key_file(self) -> Path:
-        return self.database_path.parent / "encryption.key"

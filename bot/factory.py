@@ -26,7 +26,7 @@ from services.bulk import BulkRunner
 from services.devsms import DevsmsClient
 from services.key_rotation import rotate_all
 from services.sending import SmsSender
-from services.vault import TokenVault, load_or_create_key_file, parse_keys
+from services.vault import TokenVault, load_generated_keys, parse_keys
 from storage import (
     AlertRepo,
     BulkRepo,
@@ -66,14 +66,14 @@ class Services:
 def load_vault(settings: Settings) -> TokenVault:
     if settings.encryption_key is not None:
         return TokenVault(parse_keys(settings.encryption_key.get_secret_value()))
-    key, created = load_or_create_key_file(settings.key_file)
+    keys, created = load_generated_keys(settings.key_file, settings.old_key_file)
     if created:
         logger.warning(
-            "ENCRYPTION_KEY is not set: generated one into %s. Back it up: without it the "
-            "stored tokens cannot be read.",
+            "ENCRYPTION_KEY is not set: generated one into %s. Back it up, apart from the "
+            "database: without it the stored tokens cannot be read.",
             settings.key_file,
         )
-    return TokenVault([key])
+    return TokenVault(keys)
 
 
 async def open_services(settings: Settings) -> Services:

@@ -133,6 +133,38 @@ class TokenVault:
             ) from None
 
 
+def load_generated_keys(key_file: Path, old_key_file: Path) -> tuple[list[str], bool]:
+    """The keys of an installation without ENCRYPTION_KEY, and whether one was just created.
+
+    The key lives in `key_file`, created on the first run. Earlier versions generated it
+    beside the database (`old_key_file`), where one backup of the data folder is enough to
+    read every token: such a key is still read, so existing installs keep decrypting, and
+    the operator is told to move it. While both files exist and differ, the old key stays a
+    decrypting one (the start-up rotation re-encrypts its tokens under the new one).
+    """
+    if not key_file.exists() and old_key_file.exists():
+        key = _read_key_file(old_key_file)
+        logger.warning(
+            "the encryption key is in %s, beside the database: a backup of that folder is "
+            "enough to read every stored token. Move the file to %s (KEY_FILE) or put its "
+            "key into ENCRYPTION_KEY",
+            old_key_file,
+            key_file,
+        )
+        return [key], False
+    key, created = load_or_create_key_file(key_file)
+    if not old_key_file.exists():
+        return [key], created
+    old_key = _read_key_file(old_key_file)
+    logger.warning(
+        "an encryption key is still in %s, beside the database: delete it once the bot "
+        "runs with %s",
+        old_key_file,
+        key_file,
+    )
+    return ([key] if old_key == key else [key, old_key]), created
+
+
 def load_or_create_key_file(path: Path) -> tuple[str, bool]:
     """Reads the key kept in `path`, or creates the file with a new key (mode 0600).
 

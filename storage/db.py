@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -18,6 +19,9 @@ from storage.migrations import migrate
 logger = logging.getLogger(__name__)
 
 MEMORY: Final = ":memory:"
+# The database holds phone numbers, texts and the encrypted tokens: for the bot's user only.
+_FILE_MODE: Final = 0o600
+_FOLDER_MODE: Final = 0o700
 
 # WAL lets readers (e.g. a backup) work while the bot writes; NORMAL is safe under WAL and
 # skips an fsync per commit; busy_timeout covers the short moments a second process
@@ -34,6 +38,23 @@ Params = Iterable[Any]
 def utc_now() -> str:
     """The current time as stored in every `*_at` column: ISO-8601 UTC, whole seconds."""
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def create_private_file(path: Path) -> None:
+    """Creates `path` empty and 0600 (its folder 0700) unless it exists.
+
+    SQLite gives the -wal and -shm files it creates later the mode of the database file, so
+    creating that one private first keeps all three private, whatever the umask.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=_FOLDER_MODE)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(fd, _FILE_MODE)  # the umask may have taken more than group and others
+    finally:
+        os.close(fd)
 
 
 class Database:
@@ -55,7 +76,7 @@ class Database:
     async def open(cls, path: str | Path) -> Database:
         """Connects, sets the pragmas and brings the schema up to date."""
         if str(path) != MEMORY:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            create_private_file(Path(path))
         # isolation_level=None: sqlite3 must not open transactions behind our back.
         conn = await aiosqlite.connect(path, isolation_level=None)
         try:

@@ -101,7 +101,14 @@ class BotProcess:
 
     @property
     def key_file(self) -> Path:
-        """Where the bot generates its key when ENCRYPTION_KEY is not set."""
+        """Where the bot generates its key when ENCRYPTION_KEY is not set (KEY_FILE): in the
+        installation's own folder, never the real user's ~/.config, and not beside the
+        database."""
+        return self.workdir / "config" / "encryption.key"
+
+    @property
+    def old_key_file(self) -> Path:
+        """Where earlier versions generated the key: beside the database."""
         return self.database_path.parent / "encryption.key"
 
     @property
@@ -115,6 +122,7 @@ class BotProcess:
             TELEGRAM_API_URL=self.telegram.url,
             DEVSMS_API_URL=self.devsms_url,
             DATABASE_PATH=str(self.database_path),
+            KEY_FILE=str(self.key_file),
             LOG_LEVEL="DEBUG",
             DEVSMS_TIMEOUT="2",
             DEVSMS_RETRIES="1",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import stat
 from urllib.parse import urlsplit
 
 import pytest
@@ -103,8 +104,10 @@ async def test_token_dialog_survives_a_restart_and_a_crash_with_a_generated_key_
     bots: BotLauncher, user: ChatUser
 ) -> None:
     bot = await bots.started(encryption_key=None)
-    # No ENCRYPTION_KEY: a key is generated beside the database, private, and announced.
-    assert bot.key_file.parent == bot.database_path.parent
+    # No ENCRYPTION_KEY: a key is generated into KEY_FILE, away from the database (a backup of
+    # the data folder must not be enough to read the tokens), private, and announced.
+    assert not bot.key_file.is_relative_to(bot.database_path.parent)
+    assert not bot.old_key_file.exists()
     key = bot.key_file.read_text().strip()
     assert bot.key_file.stat().st_mode & 0o077 == 0
     assert "ENCRYPTION_KEY is not set" in bot.log_text()
@@ -124,6 +127,11 @@ async def test_token_dialog_survives_a_restart_and_a_crash_with_a_generated_key_
     assert user.message(token_message).deleted
     [(user_id, blob, _)] = stored_tokens(bot)
     assert TokenVault([key]).decrypt(user_id, blob) == GOOD_TOKEN
+    # The database and the -wal/-shm files SQLite made beside it are the bot user's only.
+    files = bot.database_files()
+    assert {path.name for path in files} >= {"bot.sqlite3", "bot.sqlite3-wal", "bot.sqlite3-shm"}
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
 
     # A crash (no shutdown hooks, WAL not checkpointed) loses neither the token nor the key.
     bot.kill()
@@ -207,4 +215,20 @@ async def test_missing_or_malformed_bot_token_exits_with_code_2_and_one_clear_li
     assert "BOT_TOKEN is not set." in bots_by_case["missing"].output()
     assert "does not look like a token" in bots_by_case["malformed"].output()
     # Nothing reached "Telegram": the configuration is checked before anything connects.
+    assert telegram.calls == []
+
+
+async def test_the_container_refuses_to_start_without_encryption_key(
+    bots: BotLauncher, telegram: FakeTelegram
+) -> None:
+    # The Dockerfile sets REQUIRE_ENCRYPTION_KEY=1: no key is generated onto the data volume.
+    bot = bots.new(encryption_key=None, extra_env={"REQUIRE_ENCRYPTION_KEY": "1"})
+    assert await bot.run_to_exit() == 2
+    lines = [line for line in bot.output().splitlines() if line.strip()]
+    assert len(lines) == 1, bot.output()
+    assert lines[0].startswith("Configuration error: ENCRYPTION_KEY is not set"), lines[0]
+    assert "Traceback" not in bot.output()
+    assert not bot.key_file.exists()
+    assert not bot.old_key_file.exists()
+    assert not bot.database_path.exists()
     assert telegram.calls == []
