@@ -46,7 +46,14 @@ from handlers.keyboards import (
 from handlers.render import MISSING, count, money
 from handlers.send import quote_cut
 from handlers.states import BulkForm
-from handlers.templates import ACCESSIBLE, EXAMPLE_PLACEHOLDER, ID_MAX, template_error_text
+from handlers.templates import (
+    ACCESSIBLE,
+    EXAMPLE_PLACEHOLDER,
+    ID_MAX,
+    placeholder_list,
+    template_buttons,
+    template_error_text,
+)
 from handlers.utils import ContextMiddleware, edit_or_keep
 from services.accounts import Accounts
 from services.bulk import PAUSE_BALANCE, PAUSE_GATEWAY, PAUSE_TOKEN, BulkRunner
@@ -295,7 +302,7 @@ async def ask_text(message: Message, ctx: BulkContext, source: Source, draft: in
     keyboard = None
     if templates:
         lines.append(_("Or pick a saved template:"))
-        keyboard = bulk_templates_keyboard(draft, [(t.id, t.name) for t in templates])
+        keyboard = bulk_templates_keyboard(draft, template_buttons(templates))
     lines.append(_("/cancel stops."))
     await message.answer("\n".join(lines), reply_markup=keyboard)
 
@@ -359,7 +366,7 @@ async def take_template(message: Message, ctx: BulkContext, template: str) -> No
     if unknown:
         await message.answer(
             _("These placeholders match no column: {names}.").format(
-                names=", ".join(html.quote("{" + name + "}") for name in unknown)
+                names=placeholder_list(unknown)
             )
             + "\n"
             + _("Columns in the file: {columns}.").format(columns=columns_text(source.columns))

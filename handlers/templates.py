@@ -24,6 +24,7 @@ from handlers.keyboards import (
     templates_keyboard,
 )
 from handlers.send import ask_phone_text, quote_cut
+from handlers.sms_render import clip, one_line
 from handlers.states import SendForm, TemplateForm
 from handlers.utils import edit_or_keep
 from services.sms_parts import count_sms
@@ -40,6 +41,9 @@ logger = logging.getLogger(__name__)
 # One message lists them all as buttons; Telegram allows 100 buttons under a message.
 MAX_TEMPLATES: Final = 50
 BODY_SHOWN: Final = 3000
+# Room for the placeholder list beside BODY_SHOWN within Telegram's 4096 characters: a body of
+# "{&&&...}" is one placeholder whose name escapes to five times its length.
+PLACEHOLDERS_SHOWN: Final = 500
 EXAMPLE_PLACEHOLDER: Final = "{name}"
 # SQLite integers are 64-bit: a forged id beyond that must not reach a query.
 ID_MAX: Final = 2**63 - 1
@@ -84,6 +88,34 @@ def body_problem(body: str, max_parts: int) -> str | None:
     return None
 
 
+def shown_name(name: str) -> str:
+    """A template or placeholder name as shown (raw, escape it after): one line, clipped.
+
+    Typed names are capped at TEMPLATE_NAME_MAX already; a row saved otherwise (an older
+    version, a restored database) must still leave every reply and button within limits.
+    """
+    return clip(one_line(name), TEMPLATE_NAME_MAX)
+
+
+def placeholder_list(names: list[str]) -> str:
+    """HTML: "{a}, {b}, …", clipped names, at most PLACEHOLDERS_SHOWN characters in all."""
+    shown: list[str] = []
+    used = 0
+    for name in names:
+        item = html.quote("{" + shown_name(name) + "}")
+        used += len(item) + 2
+        if used > PLACEHOLDERS_SHOWN:
+            shown.append("…")
+            break
+        shown.append(item)
+    return ", ".join(shown)
+
+
+def template_buttons(rows: list[TemplateRow]) -> list[tuple[int, str]]:
+    """(id, name as shown) for the keyboards: the id goes into callback data, never the name."""
+    return [(row.id, shown_name(row.name)) for row in rows]
+
+
 # --- views ----------------------------------------------------------------------------------
 
 
@@ -100,24 +132,18 @@ async def list_view(templates: TemplateRepo, user_id: int) -> tuple[str, InlineK
             "📄 You have no templates yet. A template is a saved SMS text; placeholders such as "
             "{example} are filled from spreadsheet columns in /bulk."
         ).format(example=EXAMPLE_PLACEHOLDER)
-    keyboard = templates_keyboard(
-        [(row.id, row.name) for row in rows], can_add=len(rows) < MAX_TEMPLATES
-    )
+    keyboard = templates_keyboard(template_buttons(rows), can_add=len(rows) < MAX_TEMPLATES)
     return text, keyboard
 
 
 def template_view(row: TemplateRow) -> tuple[str, InlineKeyboardMarkup]:
     names = placeholders(row.body)
     lines = [
-        _("📄 <b>{name}</b>").format(name=html.quote(row.name)),
+        _("📄 <b>{name}</b>").format(name=html.quote(shown_name(row.name))),
         f"<blockquote>{quote_cut(row.body, BODY_SHOWN)}</blockquote>",
     ]
     if names:
-        lines.append(
-            _("Placeholders: {names}").format(
-                names=", ".join(html.quote("{" + name + "}") for name in names)
-            )
-        )
+        lines.append(_("Placeholders: {names}").format(names=placeholder_list(names)))
         lines.append(_("Use it in /bulk: pick it after sending the spreadsheet."))
     else:
         count = count_sms(row.body)
@@ -187,13 +213,15 @@ async def template_button(
             else _("Send the new text for «{name}».")
         )
         await message.answer(
-            ask.format(name=html.quote(row.name)) + "\n" + _("/cancel keeps the current one.")
+            ask.format(name=html.quote(shown_name(row.name)))
+            + "\n"
+            + _("/cancel keeps the current one.")
         )
     elif action == "delete":
         await query.answer()
         await edit_or_keep(
             message,
-            _("Delete the template «{name}»?").format(name=html.quote(row.name)),
+            _("Delete the template «{name}»?").format(name=html.quote(shown_name(row.name))),
             template_delete_keyboard(row.id),
         )
     elif action == "drop":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from handlers.sms_render import TELEGRAM_LIMIT, telegram_length
 from tests.conftest import GOOD_TOKEN
 from tests.fakes.fake_devsms import FakeDevsms
 from tests.support.harness import Harness, button_data
@@ -123,3 +124,60 @@ async def test_another_users_template_is_not_reachable(app: Harness) -> None:
     assert await app.state_of(2) is None
     assert [t.name for t in await app.services.templates.list(1)] == ["Secret"]
     assert await app.services.templates.list(2) == []
+
+
+def assert_within_telegram_limits(message: SentMessage) -> None:
+    assert telegram_length(message.text) <= TELEGRAM_LIMIT, telegram_length(message.text)
+    for label, data in message.buttons():
+        assert telegram_length(label) <= 64, label
+        assert data is not None and len(data.encode()) <= 64, data
+
+
+async def test_a_long_stored_name_is_clipped_in_every_reply_and_button(app: Harness) -> None:
+    # Typed names are capped; this row comes from elsewhere (an older version, a restore).
+    await connect(app)
+    long_name = "Ж" * 3000 + "\n" + "&" * 1000
+    await app.services.templates.save(1, long_name, "Hello")
+    [listing] = await app.send("/templates")
+    [(label, _), _new] = listing.buttons()
+    assert label == "📄 " + "Ж" * 32 + "…"
+    [opened] = await app.tap(listing, "ЖЖЖ")
+    assert f"📄 <b>{'Ж' * 32}…</b>" in opened.text
+    [ask] = await app.tap(opened, "Rename")
+    assert f"Send the new name for «{'Ж' * 32}…»." in ask.text
+    await app.send("/cancel")
+    [confirm] = await app.tap(opened, "Delete")
+    assert f"Delete the template «{'Ж' * 32}…»?" in confirm.text
+    await app.send("/bulk")
+    [ask_text] = await app.send_document("d.csv", b"name,phone\nAli,901234567\n")
+    assert labels(ask_text) == ["📄 " + "Ж" * 32 + "…"]
+    for message in (listing, opened, ask, confirm, ask_text):
+        assert_within_telegram_limits(message)
+
+
+async def test_a_placeholder_that_escapes_long_still_fits_one_message(app: Harness) -> None:
+    # One placeholder of 1500 "&": the name escapes to 7500 characters of HTML.
+    await connect(app)
+    saved = await create(app, "Amp", "{" + "&" * 1500 + "}")
+    assert saved.text.startswith("✅ Template saved.")
+    assert "Placeholders: {" + "&amp;" * 32 + "…}" in saved.text
+    assert_within_telegram_limits(saved)
+    await app.send("/bulk")
+    [ask_text] = await app.send_document("d.csv", b"name,phone\nAli,901234567\n")
+    [refused] = await app.tap(ask_text, "Amp")
+    assert "These placeholders match no column: {" + "&amp;" * 32 + "…}." in refused.text
+    assert_within_telegram_limits(refused)
+
+
+async def test_a_name_longer_than_32_is_refused_with_the_limit(app: Harness) -> None:
+    for user_id, lang, expected in (
+        (1, "en", "A name is up to 32 letters or digits"),
+        (2, "ru", "Название — до 32 букв или цифр"),
+    ):
+        await app.send("/start", user_id, lang=lang)
+        await app.send(GOOD_TOKEN, user_id, lang=lang)
+        [listing] = await app.send("/templates", user_id, lang=lang)
+        await app.tap(listing, "➕", user_id, lang=lang)
+        [refused] = await app.send("N" * 33, user_id, lang=lang)
+        assert expected in refused.text
+        assert await app.services.templates.list(user_id) == []
