@@ -119,3 +119,21 @@ def test_the_bound_catches_catastrophic_backtracking() -> None:
     nested = re.compile(r"^\s*(\d[\d\s]*)\s*(?:ta\s*)?\s*$")
     with pytest.raises(AssertionError, match="nested took"):
         assert_fast("nested", nested.match, (), "1" + "\n" * 800 + "x")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=user_text | st.text(alphabet=st.characters(categories=["Nd", "L"]), max_size=16))
+def test_what_parses_is_what_the_gateway_and_the_alerts_can_take(text: str) -> None:
+    try:
+        sender = parse_sender(text)
+    except InvalidSender:
+        pass
+    else:
+        # ASCII letters, digits and " ._-" only: "\d" and "\w" would let "٤٥٤٦" through.
+        assert sender.isascii() and sender == sender.strip() and 2 <= len(sender) <= 15
+    try:
+        threshold = parse_threshold(text)
+    except InvalidThreshold:
+        pass
+    else:
+        assert threshold.unit in ("som", "sms") and 0 < threshold.value < 10**12
