@@ -6,6 +6,7 @@ Pure logic, no I/O, no user-facing text: handlers translate ``PhoneError`` reaso
 from __future__ import annotations
 
 import enum
+import itertools
 import logging
 import re
 import unicodedata
@@ -196,10 +197,11 @@ def extract_phone_and_text(args: str) -> tuple[PhoneNumber, str] | None:
     reading wins over a foreign one: in "905123456 100 so'm" the shorter "905123456" is
     Uzbek while "905123456100" would be a valid Turkish number, and the text is about money.
     """
-    tokens = list(_TOKEN.finditer(args))
+    # Only the leading tokens can be the phone: the rest of a long text is not even split.
+    tokens = itertools.islice(_TOKEN.finditer(args), _MAX_PHONE_TOKENS)
     uzbek: tuple[PhoneNumber, int] | None = None
     foreign: tuple[PhoneNumber, int] | None = None
-    for match in tokens[:_MAX_PHONE_TOKENS]:
+    for match in tokens:
         end = match.end()
         try:
             phone = normalize_phone(args[:end])
