@@ -50,6 +50,9 @@ def create_private_file(path: Path) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
     except FileExistsError:
+        if path.stat().st_mode & 0o077:
+            # Made by an earlier version under the umask; its -wal/-shm follow its mode.
+            logger.warning("%s is readable by other users; run: chmod 600 %s*", path, path)
         return
     try:
         os.fchmod(fd, _FILE_MODE)  # the umask may have taken more than group and others

@@ -68,16 +68,22 @@ async def test_database_wal_and_shm_are_private_after_writes(tmp_path: Path) -> 
         await db.close()
 
 
-async def test_an_existing_database_is_opened_as_it_is(tmp_path: Path) -> None:
+async def test_an_existing_database_is_opened_as_it_is_and_a_readable_one_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "bot.sqlite3"
     first = await Database.open(path)
     await UserRepo(first).upsert_seen(1, "Ali", None)
     await first.close()
-    again = await Database.open(path)
+    path.chmod(0o644)  # as an earlier version left it under umask 022
+    with caplog.at_level(logging.WARNING, logger="storage.db"):
+        again = await Database.open(path)
     try:
         assert (await UserRepo(again).get(1)) is not None
     finally:
         await again.close()
+    assert f"run: chmod 600 {path}*" in caplog.text
+    assert mode(path) == 0o644  # the operator's to change, not silently altered
 
 
 # --- where the key lives ----------------------------------------------------------------------
