@@ -7,7 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Final, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Language = Literal["uz", "ru", "en"]
@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     devsms_timeout: float = Field(default=15.0, gt=0)
     devsms_retries: int = Field(default=3, ge=0, le=10)
     devsms_retry_backoff: float = Field(default=0.5, ge=0)
+    devsms_connections: int = Field(default=20, ge=1, le=1000)
+    devsms_connections_per_user: int = Field(default=4, ge=1, le=1000)
 
     # Storage and secrets
     database_path: Path = Path("data/bot.sqlite3")
@@ -75,6 +77,12 @@ class Settings(BaseSettings):
                 "BOT_TOKEN does not look like a token from @BotFather (123456:ABC...)"
             )
         return SecretStr(value.get_secret_value().strip())
+
+    @model_validator(mode="after")
+    def _per_user_within_total(self) -> Settings:
+        if self.devsms_connections_per_user > self.devsms_connections:
+            raise ValueError("DEVSMS_CONNECTIONS_PER_USER cannot exceed DEVSMS_CONNECTIONS")
+        return self
 
     @field_validator("admin_ids", mode="before")
     @classmethod

@@ -84,6 +84,8 @@ async def open_services(settings: Settings) -> Services:
         timeout=settings.devsms_timeout,
         get_retries=settings.devsms_retries,
         backoff=settings.devsms_retry_backoff,
+        connections=settings.devsms_connections,
+        per_token=settings.devsms_connections_per_user,
     )
     users, credentials = UserRepo(db), CredentialRepo(db)
     outbox = OutboxRepo(db)
