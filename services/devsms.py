@@ -81,7 +81,9 @@ _PAGINATION_KEYS: Final = ("pagination", "meta", "paging")
 # How deep parse_history looks for the list: {"data": {"data": {"items": [...]}}} at most.
 _HISTORY_MAX_DEPTH: Final = 3
 _CONTROL_CHARS: Final = re.compile(r"[\x00-\x1f\x7f]")
-_INTEGER: Final = re.compile(r"-?[0-9]{1,19}")
+# 40 digits: ids beyond int64 (the gateway's own choice) are still read and shown, while a
+# hostile "9" * 10**6 stays cheap.
+_INTEGER: Final = re.compile(r"-?[0-9]{1,40}")
 
 
 # --- exceptions ------------------------------------------------------------------------------
@@ -210,7 +212,6 @@ def _as_int(value: object) -> int | None:
         return int(value)
     if isinstance(value, str):
         text = value.strip()
-        # Bounded so that a hostile "9" * 10**6 cannot cost seconds of int() parsing.
         if _INTEGER.fullmatch(text):
             return int(text)
     return None
