@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     devsms_timeout: float = Field(default=15.0, gt=0)
     devsms_retries: int = Field(default=3, ge=0, le=10)
     devsms_retry_backoff: float = Field(default=0.5, ge=0)
+    devsms_connections: int = Field(default=20, ge=1, le=1000)
+    devsms_connections_per_user: int = Field(default=4, ge=1, le=1000)
 
     # Storage and secrets
     database_path: Path = Path("data/bot.sqlite3")
@@ -120,6 +122,12 @@ class Settings(BaseSettings):
     @property
     def old_key_file(self) -> Path:
         return self.database_path.parent / OLD_KEY_FILE_NAME
+
+    @model_validator(mode="after")
+    def _per_user_within_total(self) -> Settings:
+        if self.devsms_connections_per_user > self.devsms_connections:
+            raise ValueError("DEVSMS_CONNECTIONS_PER_USER cannot exceed DEVSMS_CONNECTIONS")
+        return self
 
     @field_validator("admin_ids", mode="before")
     @classmethod

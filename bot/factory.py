@@ -84,6 +84,8 @@ async def open_services(settings: Settings) -> Services:
         timeout=settings.devsms_timeout,
         get_retries=settings.devsms_retries,
         backoff=settings.devsms_retry_backoff,
+        connections=settings.devsms_connections,
+        per_token=settings.devsms_connections_per_user,
     )
     users, credentials = UserRepo(db), CredentialRepo(db)
     outbox = OutboxRepo(db)
@@ -183,9 +185,14 @@ def create_dispatcher(services: Services) -> Dispatcher:
         # Before the database closes (the closing router runs last): rows in flight settle.
         await dp["bulk_runner"].stop()
 
+    async def stop_sending() -> None:
+        # Outcomes of sends whose recording is being retried, before the database closes.
+        await dp["sms_sender"].close()
+
     dp.startup.register(on_startup)
     dp.startup.register(start_bulk)
     dp.shutdown.register(stop_bulk)
+    dp.shutdown.register(stop_sending)
     closing = Router(name="closing")
     closing.shutdown.register(on_shutdown)
     dp.include_router(closing)

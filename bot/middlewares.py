@@ -6,16 +6,22 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from aiogram import BaseMiddleware
 from aiogram.client.session.middlewares.base import (
     BaseRequestMiddleware,
     NextRequestMiddlewareType,
 )
-from aiogram.exceptions import TelegramNetworkError, TelegramRetryAfter, TelegramServerError
-from aiogram.methods import AnswerCallbackQuery, GetUpdates
+from aiogram.exceptions import (
+    TelegramBadRequest,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from aiogram.methods import AnswerCallbackQuery, GetUpdates, Response
 from aiogram.types import TelegramObject, User
+from aiohttp import ClientConnectorError, ConnectionTimeoutError
 
 from bot.config import Settings
 from bot.i18n import language_for
@@ -24,7 +30,7 @@ from storage import UserRepo
 
 if TYPE_CHECKING:
     from aiogram import Bot
-    from aiogram.methods import Response, TelegramMethod
+    from aiogram.methods import TelegramMethod
     from aiogram.methods.base import TelegramType
 
 logger = logging.getLogger(__name__)
@@ -58,8 +64,33 @@ class UserMiddleware(BaseMiddleware):
         return await handler(event, data)
 
 
+def _creates_a_message(method: TelegramMethod[Any]) -> bool:
+    """sendMessage, sendDocument, copyMessage, forwardMessage, ...: a repeat shows it twice."""
+    name = method.__api_method__
+    return name.startswith(("send", "copy", "forward")) and name != "sendChatAction"
+
+
+def _never_reached_telegram(exc: TelegramNetworkError) -> bool:
+    """True only when the connection itself failed (refused, DNS, TLS handshake, connect
+    timeout): then no byte of the request reached Telegram. aiogram keeps aiohttp's error
+    as the cause."""
+    return isinstance(exc.__cause__, ClientConnectorError | ConnectionTimeoutError)
+
+
+def _already_done(method: TelegramMethod[Any], exc: TelegramBadRequest) -> bool:
+    return method.__api_method__.startswith("edit") and "message is not modified" in exc.message
+
+
 class RetryRequestMiddleware(BaseRequestMiddleware):
-    """aiogram never retries; this waits out 429 `retry_after` and backs off on 5xx/network errors.
+    """aiogram never retries; this waits out 429 `retry_after` and backs off on 5xx/network
+    errors, repeating only what is safe to repeat.
+
+    - 429: always retried, Telegram did not carry the request out.
+    - 5xx and network errors: edits, deletes, answers and reads are retried (a repeat is
+      harmless: a repeated edit that finds its own work done counts as done); methods that
+      create a message only when the request provably never reached Telegram. A timeout or
+      a 502 after a sendMessage may come after the message was posted, and a retry would
+      show it twice.
 
     answerCallbackQuery is not retried: Telegram forgets the query after ~15 s, and a late
     answer only produces "query is too old". getUpdates has the poller's own backoff.
@@ -86,6 +117,11 @@ class RetryRequestMiddleware(BaseRequestMiddleware):
         while True:
             try:
                 return await make_request(bot, method)
+            except TelegramBadRequest as exc:
+                if attempt > 1 and _already_done(method, exc):
+                    # The lost attempt had made the edit; the repeat only found it done.
+                    return cast("Response[TelegramType]", Response[Any](ok=True, result=True))
+                raise
             except TelegramRetryAfter as exc:
                 if isinstance(method, self.NO_RETRY) or attempt >= self.attempts:
                     raise
@@ -93,6 +129,15 @@ class RetryRequestMiddleware(BaseRequestMiddleware):
                 logger.warning("%s: flood control, waiting %.1f s", type(method).__name__, delay)
             except (TelegramServerError, TelegramNetworkError) as exc:
                 if isinstance(method, self.NO_RETRY) or attempt >= self.attempts:
+                    raise
+                if _creates_a_message(method) and not (
+                    isinstance(exc, TelegramNetworkError) and _never_reached_telegram(exc)
+                ):
+                    logger.warning(
+                        "%s failed (%s) and may have been carried out: not repeated",
+                        type(method).__name__,
+                        type(exc).__name__,
+                    )
                     raise
                 delay = min(self.base_delay * 2 ** (attempt - 1), self.max_delay)
                 logger.warning(

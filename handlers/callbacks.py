@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Final
 
 from aiogram.filters.callback_data import CallbackData
 from pydantic import Field
 
 # Database ids travel in callback data, which a client can forge: out-of-range values
 # fail unpacking (the button then counts as stale) instead of overflowing SQLite.
-Id = Annotated[int, Field(ge=0, le=2**63 - 1)]
+ID_MAX: Final = 2**63 - 1
+Id = Annotated[int, Field(ge=0, le=ID_MAX)]
 Page = Annotated[int, Field(ge=-1, le=1_000_000)]
+
+
+def fits_id(value: int) -> bool:
+    """Whether `value` can travel as an Id: the gateway's sms_id is not bounded by anything
+    we control, and a button built from a larger one would fail after the SMS went out."""
+    return 0 <= value <= ID_MAX
 
 
 class BalanceCb(CallbackData, prefix="bal"):

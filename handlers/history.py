@@ -13,7 +13,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from handlers.callbacks import HistoryCb, SmsCb
+from handlers.callbacks import HistoryCb, SmsCb, fits_id
 from handlers.filters import Accessible, MenuButton
 from handlers.keyboards import BTN_HISTORY, N_
 from handlers.sms_render import sms_list
@@ -107,7 +107,7 @@ def history_view(
     details = [
         (number, record.sms_id)
         for number, record in enumerate(items, start=first)
-        if record.sms_id is not None
+        if record.sms_id is not None and fits_id(record.sms_id)
     ]
     return text, _keyboard(flt, page, details, has_next)
 

@@ -18,6 +18,7 @@ from handlers.callbacks import (
     SettingsCb,
     SmsCb,
     TemplateCb,
+    fits_id,
 )
 
 
@@ -100,7 +101,7 @@ def sent_keyboard(sms_id: int | None, outbox_id: int) -> InlineKeyboardMarkup:
     """Under a send result: refresh by the gateway's id, or look the outbox row up when the
     gateway's answer was lost (the status handler reconciles it through the history)."""
     builder = InlineKeyboardBuilder()
-    if sms_id is not None:
+    if sms_id is not None and fits_id(sms_id):
         builder.button(
             text=_("🔄 Refresh status"), callback_data=SmsCb(sms_id=sms_id, refresh=True)
         )

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiogram import F, Router, html
-from aiogram.exceptions import TelegramBadRequest
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.filters import Command, CommandObject
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 
 from bot.config import Settings
@@ -347,30 +347,49 @@ async def confirm_send(
     # The draft leaves the FSM before the request: a second tap (handled after this one,
     # see SimpleEventIsolation) finds nothing to send.
     await ctx.state.clear()
-    await query.answer(_("Sending…"))
-    with suppress(TelegramBadRequest):
+    # Both only tidy up the preview. An expired query ("query is too old": the tap waited in
+    # a queue) or a network error must not stop the send the user confirmed.
+    with suppress(TelegramAPIError):
+        await query.answer(_("Sending…"))
+    with suppress(TelegramAPIError):
         await message.edit_reply_markup(reply_markup=None)
     phone = normalize_phone(data["phone"])
     outcome = await ctx.sender.send(ctx.user_id, phone.digits, data["text"], data.get("sender"))
     if outcome.outcome is Outcome.NOT_SENT:
         # Certainly not sent, so offering the same draft again is safe.
         await ctx.state.set_data({k: v for k, v in data.items() if k in ("phone", "text")})
-        await message.edit_text(
+        await tell_outcome(
+            message,
             _("⚠️ Could not reach devsms.uz: the SMS was <b>not</b> sent.")
             + "\n"
-            + _("Here is the draft again; try in a minute.")
+            + _("Here is the draft again; try in a minute."),
+            None,
         )
         await show_preview(message, ctx)
         return
     ctx.accounts.forget_balance(ctx.user_id)  # it changed, or may have
-    await message.edit_text(
+    await tell_outcome(
+        message,
         result_text(phone, data["text"], outcome),
-        reply_markup=sent_keyboard(
-            outcome.result.sms_id if outcome.result else None, outcome.outbox_id
-        )
+        sent_keyboard(outcome.result.sms_id if outcome.result else None, outcome.outbox_id)
         if outcome.outcome in (Outcome.SENT, Outcome.UNKNOWN)
         else None,
     )
+
+
+async def tell_outcome(message: Message, text: str, markup: InlineKeyboardMarkup | None) -> None:
+    """The outcome replaces the preview, or comes as a new message when the preview cannot
+    be edited (deleted, too old, a network error): after a send the user must learn what
+    happened, never "something went wrong, try again"."""
+    try:
+        await message.edit_text(text, reply_markup=markup)
+        return
+    except TelegramAPIError as exc:
+        logger.warning("send result: preview not edited (%s), sending it anew", exc)
+    try:
+        await message.answer(text, reply_markup=markup)
+    except TelegramAPIError:
+        logger.exception("send result could not be shown in chat %s", message.chat.id)
 
 
 def result_text(phone: PhoneNumber, text: str, outcome: SendOutcome) -> str:
@@ -406,6 +425,17 @@ def result_text(phone: PhoneNumber, text: str, outcome: SendOutcome) -> str:
         return _(
             "devsms.uz no longer accepts your token, so the SMS was not sent. "
             "Send /token to connect a new one."
+        )
+    if outcome.outcome is Outcome.NO_TOKEN:
+        return "\n".join(
+            [
+                _(
+                    "No devsms token is connected any more (it was removed or cannot be "
+                    "read), so the SMS was <b>not</b> sent."
+                ),
+                summary,
+                _("Connect one with /token, then send it again."),
+            ]
         )
     refused = _("❌ devsms.uz refused this SMS. Nothing was sent or charged.")
     if outcome.gateway_text:

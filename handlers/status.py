@@ -21,7 +21,7 @@ from aiogram.types import (
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from handlers.callbacks import SmsCb
+from handlers.callbacks import SmsCb, fits_id
 from handlers.filters import Accessible, MenuButton
 from handlers.keyboards import BTN_STATUS
 from handlers.sms_render import clip, one_line, sms_details, status_label
@@ -95,7 +95,7 @@ def not_found_text(ref: str) -> str:
 
 
 def _refresh_keyboard(sms_id: int | None, outbox_id: int | None) -> InlineKeyboardMarkup | None:
-    if sms_id is not None:
+    if sms_id is not None and fits_id(sms_id):
         data = SmsCb(sms_id=sms_id, refresh=True)
     elif outbox_id is not None:
         data = SmsCb(outbox_id=outbox_id, refresh=True)

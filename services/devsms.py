@@ -24,9 +24,18 @@ but gave no usable answer
 ==========================================  =====================================
 
 ``send_sms`` is never retried: the gateway has no idempotency key and charges every send, so
-a second attempt could send (and bill) the SMS twice. Only a failure to connect at all proves
-nothing went out (DevsmsUnavailable); everything later is DevsmsSendUnknown, to be reconciled
-through the history.
+a second attempt could send (and bill) the SMS twice. What decides between "not sent"
+(DevsmsUnavailable) and "unknown" (DevsmsSendUnknown) is *when* a failure happened, not the
+exception's class (aiohttp raises RuntimeError, OSError or TimeoutError on both sides): a
+failure before aiohttp handed over a connection (waiting for a slot, DNS, connect, a closed
+session) proves nothing was written; anything after may have reached the gateway.
+
+Timing: waiting for a slot and connecting have their own budgets, and the request's
+``timeout`` starts only once a connection is in hand. A busy bot therefore reports a send
+that waited too long as "not sent", never as "unknown". Slots are shared fairly: at most
+``connections`` requests at once, at most ``per_token`` for one devsms account, and an
+account's second and later concurrent requests leave a quarter of the slots to accounts that
+have none in flight, so one account's bulk job cannot make another's single send queue.
 """
 
 from __future__ import annotations
@@ -40,6 +49,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any, Final
 
 import aiohttp
@@ -71,7 +81,9 @@ _PAGINATION_KEYS: Final = ("pagination", "meta", "paging")
 # How deep parse_history looks for the list: {"data": {"data": {"items": [...]}}} at most.
 _HISTORY_MAX_DEPTH: Final = 3
 _CONTROL_CHARS: Final = re.compile(r"[\x00-\x1f\x7f]")
-_INTEGER: Final = re.compile(r"-?[0-9]{1,19}")
+# 40 digits: ids beyond int64 (the gateway's own choice) are still read and shown, while a
+# hostile "9" * 10**6 stays cheap.
+_INTEGER: Final = re.compile(r"-?[0-9]{1,40}")
 
 
 # --- exceptions ------------------------------------------------------------------------------
@@ -200,7 +212,6 @@ def _as_int(value: object) -> int | None:
         return int(value)
     if isinstance(value, str):
         text = value.strip()
-        # Bounded so that a hostile "9" * 10**6 cannot cost seconds of int() parsing.
         if _INTEGER.fullmatch(text):
             return int(text)
     return None
@@ -368,6 +379,94 @@ class _NoAnswer(Exception):
         self.may_have_arrived = may_have_arrived
 
 
+class _Busy(_NoAnswer):
+    """Internal: no request slot came free in time; nothing was sent."""
+
+    def __init__(self) -> None:
+        super().__init__("busy", may_have_arrived=False)
+
+
+class _Progress:
+    """How far one request got. aiohttp reports (through a trace hook) the moment it has a
+    connection for the request; nothing of the request is written before that moment."""
+
+    __slots__ = ("connected", "deadline", "read_budget")
+
+    def __init__(self, deadline: asyncio.Timeout, read_budget: float) -> None:
+        self.connected = False
+        self.deadline = deadline
+        self.read_budget = read_budget
+
+    def mark_connected(self) -> None:
+        if not self.connected:
+            self.connected = True
+            # The request's own timeout starts now: time spent connecting is not its time.
+            self.deadline.reschedule(asyncio.get_running_loop().time() + self.read_budget)
+
+
+async def _on_connection(
+    session: aiohttp.ClientSession, context: SimpleNamespace, params: object
+) -> None:
+    progress = context.trace_request_ctx
+    if isinstance(progress, _Progress):
+        progress.mark_connected()
+
+
+def _trace_config() -> aiohttp.TraceConfig:
+    config = aiohttp.TraceConfig()
+    config.on_connection_create_end.append(_on_connection)
+    config.on_connection_reuseconn.append(_on_connection)
+    return config
+
+
+class _Slots:
+    """Request slots: ``total`` at once, ``per_key`` for one key (a devsms token).
+
+    A key's first request may take any free slot; its further ones only while more than
+    ``total // 4`` are free. Waiters are woken in arrival order and re-check.
+    """
+
+    def __init__(self, total: int, per_key: int) -> None:
+        self._total = total
+        self._per_key = per_key
+        self._reserve = total // 4
+        self._used = 0
+        self._held: dict[str, int] = {}
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def _can_take(self, key: str) -> bool:
+        held = self._held.get(key, 0)
+        if held >= self._per_key:
+            return False
+        free = self._total - self._used
+        return free > (0 if held == 0 else self._reserve)
+
+    async def acquire(self, key: str, wait: float) -> None:
+        """Takes a slot for ``key``; TimeoutError after ``wait`` seconds without one."""
+        async with asyncio.timeout(wait):
+            while not self._can_take(key):
+                waiter = asyncio.get_running_loop().create_future()
+                self._waiters.append(waiter)
+                try:
+                    await waiter
+                finally:
+                    self._waiters.remove(waiter)
+        self._used += 1
+        self._held[key] = self._held.get(key, 0) + 1
+
+    def release(self, key: str) -> None:
+        # Synchronous, so a cancelled request can never leak its slot.
+        self._used -= 1
+        left = self._held[key] - 1
+        if left:
+            self._held[key] = left
+        else:
+            del self._held[key]
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+
 def _retry_after(headers: Mapping[str, str]) -> float | None:
     raw = headers.get("Retry-After")
     if raw is None:
@@ -394,21 +493,30 @@ class DevsmsClient:
         timeout: float = 10.0,
         get_retries: int = 3,
         backoff: float = 0.5,
-        session: aiohttp.ClientSession | None = None,
+        connections: int = 20,
+        per_token: int = 4,
+        connect_timeout: float | None = None,
+        slot_wait: float | None = None,
     ) -> None:
+        """``timeout`` runs from the moment a connection is in hand to the end of the answer;
+        ``connect_timeout`` (default: half of it) bounds DNS and connecting, ``slot_wait``
+        (default: ``timeout``) the wait for a free slot. See the module docstring."""
         url = URL(base_url)
         if url.scheme not in ("http", "https") or not url.host:
             raise ValueError("devsms base URL must be an absolute http(s) URL")
         if timeout <= 0 or get_retries < 0 or backoff < 0:
             raise ValueError("timeout must be positive, get_retries and backoff not negative")
+        if not 1 <= per_token <= connections:
+            raise ValueError("need 1 <= per_token <= connections")
         self._base_url = base_url.rstrip("/")
-        # The connect phase gets half the budget so that a connect timeout is told apart from
-        # a timeout while the gateway is working: only the first proves a send did not go out.
-        self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=timeout / 2)
+        self._timeout = timeout
+        self._connect_timeout = connect_timeout if connect_timeout is not None else timeout / 2
+        self._slot_wait = slot_wait if slot_wait is not None else timeout
+        self._connections = connections
+        self._slots = _Slots(connections, per_token)
         self._get_retries = get_retries
         self._backoff = backoff
-        self._session = session
-        self._owns_session = session is None
+        self._session: aiohttp.ClientSession | None = None
         self._closed = False
 
     async def __aenter__(self) -> DevsmsClient:
@@ -419,7 +527,7 @@ class DevsmsClient:
 
     async def close(self) -> None:
         self._closed = True
-        if self._owns_session and self._session is not None and not self._session.closed:
+        if self._session is not None and not self._session.closed:
             await self._session.close()
 
     # --- public calls ----------------------------------------------------------------------
@@ -510,8 +618,14 @@ class DevsmsClient:
         if self._closed:
             raise _NoAnswer("client closed", may_have_arrived=False)
         if self._session is None:
-            # Created on first use: aiohttp wants a running event loop.
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            # Created on first use: aiohttp wants a running event loop. The pool is as large
+            # as the slots, so a request holding a slot never waits inside aiohttp.
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._connections),
+                trace_configs=[_trace_config()],
+                # No aiohttp timers: _exchange runs its own, phase by phase.
+                timeout=aiohttp.ClientTimeout(),
+            )
         return self._session
 
     async def _exchange(
@@ -524,32 +638,54 @@ class DevsmsClient:
         json_body: Mapping[str, str] | None = None,
     ) -> _Reply:
         session = self._session_for_call()
-        started = time.monotonic()
+        key = headers["Authorization"]
         try:
-            async with session.request(
-                method,
-                self._base_url + path,
-                headers=headers,
-                params=params,
-                json=json_body,
-                timeout=self._timeout,
-                # A redirected POST turns into a GET without the body: never follow blindly.
-                allow_redirects=method == "GET",
-            ) as response:
-                body = await response.read()
-                reply = _Reply(response.status, body, _retry_after(response.headers))
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-            # Subclasses of ServerTimeoutError/ClientOSError, so checked first: the request
-            # never left this machine.
+            await self._slots.acquire(key, self._slot_wait)
+        except TimeoutError:
+            logger.warning(
+                "devsms %s %s: no free request slot in %.1f s", method, path, self._slot_wait
+            )
+            raise _Busy from None
+        try:
+            return await self._request(session, method, path, headers, params, json_body)
+        finally:
+            self._slots.release(key)
+
+    async def _request(
+        self,
+        session: aiohttp.ClientSession,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        params: Mapping[str, str | int] | None,
+        json_body: Mapping[str, str] | None,
+    ) -> _Reply:
+        started = time.monotonic()
+        progress: _Progress | None = None
+        try:
+            # Until the connection is in hand the deadline is the connect budget; then
+            # _Progress moves it to `timeout` from that moment.
+            async with asyncio.timeout(self._connect_timeout) as deadline:
+                progress = _Progress(deadline, self._timeout)
+                async with session.request(
+                    method,
+                    self._base_url + path,
+                    headers=headers,
+                    params=params,
+                    json=json_body,
+                    # A redirected POST turns into a GET without the body: never follow blindly.
+                    allow_redirects=method == "GET",
+                    trace_request_ctx=progress,
+                ) as response:
+                    body = await response.read()
+                    reply = _Reply(response.status, body, _retry_after(response.headers))
+        except (TimeoutError, aiohttp.ClientError, OSError, RuntimeError) as exc:
+            # aiohttp raises RuntimeError both before anything is sent ("Session is closed")
+            # and after ("Connection closed." while reading the answer): the class says
+            # nothing, the phase does.
             self._log_failure(method, path, started, exc)
-            raise _NoAnswer(_reason(exc), may_have_arrived=False) from None
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            self._log_failure(method, path, started, exc)
-            raise _NoAnswer(_reason(exc), may_have_arrived=True) from None
-        except RuntimeError as exc:
-            # aiohttp raises RuntimeError for a session closed under our feet.
-            self._log_failure(method, path, started, exc)
-            raise _NoAnswer("session closed", may_have_arrived=False) from None
+            arrived = progress is not None and progress.connected
+            raise _NoAnswer(_reason(exc), may_have_arrived=arrived) from None
         logger.debug(
             "devsms %s %s -> %s in %.0f ms",
             method,
@@ -577,6 +713,9 @@ class DevsmsClient:
             retry_after: float | None = None
             try:
                 reply = await self._exchange("GET", path, headers, params=params)
+            except _Busy:
+                # It already waited a full slot_wait: another round would only wait again.
+                raise DevsmsUnavailable(f"devsms: {path} not reached (busy)") from None
             except _NoAnswer as exc:
                 error = DevsmsUnavailable(f"devsms: no answer from {path} ({exc.reason})")
             else:

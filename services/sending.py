@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from services.accounts import Accounts
+from services.accounts import Accounts, NoToken
 from services.devsms import (
     DevsmsError,
     DevsmsGatewayError,
@@ -24,6 +26,10 @@ from storage import OutboxRepo
 logger = logging.getLogger(__name__)
 
 FIRST_CHECK_AFTER: Final = dt.timedelta(seconds=30)
+# Pauses between attempts to write down the outcome of a request that was already made
+# (a locked or full database). After the last one the row stays 'pending', which the next
+# start turns into 'unknown' for reconciliation through the history.
+RECORD_RETRY_DELAYS: Final = (0.2, 1.0, 5.0, 15.0, 60.0)
 
 
 def first_check_at(now: dt.datetime | None = None, after: dt.timedelta = FIRST_CHECK_AFTER) -> str:
@@ -38,6 +44,7 @@ class Outcome(StrEnum):
     NOT_SENT = "not_sent"  # the request never reached the gateway
     UNKNOWN = "unknown"  # it may have gone out: never resend, reconcile through history
     TOKEN_REJECTED = "token_rejected"
+    NO_TOKEN = "no_token"  # the token was gone (logout, undecryptable) before the request
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,37 +61,60 @@ class SmsSender:
         accounts: Accounts,
         outbox: OutboxRepo,
         first_check: dt.timedelta = FIRST_CHECK_AFTER,
+        record_retry: Sequence[float] = RECORD_RETRY_DELAYS,
     ) -> None:
         self._accounts = accounts
         self._outbox = outbox
         self._first_check = first_check
+        self._record_retry = tuple(record_retry)
+        self._recording: set[asyncio.Task[None]] = set()
 
     async def send(
         self, user_id: int, phone: str, message: str, sender: str | None
     ) -> SendOutcome:
         """Exactly one POST. The outbox row is committed before it, so a crash mid-request
-        leaves a 'pending' row to reconcile instead of a forgotten SMS."""
+        leaves a 'pending' row to reconcile instead of a forgotten SMS.
+
+        Once the request was made, the outcome is returned whatever happens to the record of
+        it: a write that fails is retried in the background (see :meth:`close`), because
+        "something went wrong, try again" after an SMS went out would have it sent twice.
+        """
         outbox_id = await self._outbox.create_pending(user_id, phone, message, sender)
         try:
             result = await self._accounts.send(user_id, phone, message, sender)
+        except NoToken:
+            # Raised before any request: the token was removed (/logout elsewhere) or cannot
+            # be read any more since the preview.
+            await self._record(outbox_id, lambda: self._outbox.mark_failed(outbox_id, "no token"))
+            return SendOutcome(Outcome.NO_TOKEN, outbox_id)
         except (DevsmsSendUnknown, DevsmsGatewayError) as exc:
-            await self._outbox.mark_unknown(outbox_id, type(exc).__name__)
+            reason = type(exc).__name__
+            await self._record(outbox_id, lambda: self._outbox.mark_unknown(outbox_id, reason))
             logger.warning("send %s to %s: outcome unknown", outbox_id, mask_phone(phone))
             return SendOutcome(Outcome.UNKNOWN, outbox_id)
         except DevsmsUnauthorized as exc:
-            await self._outbox.mark_failed(outbox_id, "unauthorized")
+            await self._record(
+                outbox_id, lambda: self._outbox.mark_failed(outbox_id, "unauthorized")
+            )
             return SendOutcome(Outcome.TOKEN_REJECTED, outbox_id, gateway_text=exc.gateway_text)
         except DevsmsUnavailable as exc:
-            # On a send this means the connection was never made.
-            await self._outbox.mark_failed(outbox_id, type(exc).__name__)
+            # On a send this means the request was never written.
+            reason = type(exc).__name__
+            await self._record(outbox_id, lambda: self._outbox.mark_failed(outbox_id, reason))
             return SendOutcome(Outcome.NOT_SENT, outbox_id, gateway_text=exc.gateway_text)
         except DevsmsError as exc:
-            await self._outbox.mark_failed(outbox_id, exc.gateway_text or type(exc).__name__)
+            reason = exc.gateway_text or type(exc).__name__
+            await self._record(outbox_id, lambda: self._outbox.mark_failed(outbox_id, reason))
             return SendOutcome(Outcome.REFUSED, outbox_id, gateway_text=exc.gateway_text)
         except BaseException:
             # Cancelled or crashed mid-request: it may have gone out.
             await self._outbox.mark_unknown(outbox_id, "interrupted")
             raise
+        await self._record(outbox_id, lambda: self._record_sent(outbox_id, result))
+        logger.info("send %s to %s: sms_id %s", outbox_id, mask_phone(phone), result.sms_id)
+        return SendOutcome(Outcome.SENT, outbox_id, result)
+
+    async def _record_sent(self, outbox_id: int, result: SendResult) -> None:
         await self._outbox.mark_sent(
             outbox_id,
             result.sms_id,
@@ -97,5 +127,34 @@ class SmsSender:
             await self._outbox.schedule_check(
                 outbox_id, first_check_at(after=self._first_check), checks=0
             )
-        logger.info("send %s to %s: sms_id %s", outbox_id, mask_phone(phone), result.sms_id)
-        return SendOutcome(Outcome.SENT, outbox_id, result)
+
+    async def _record(self, outbox_id: int, write: Callable[[], Awaitable[object]]) -> None:
+        """Writes an outcome now, or keeps trying in the background; never raises."""
+        try:
+            await write()
+        except Exception:
+            logger.exception("outbox %s: could not record the outcome; retrying", outbox_id)
+            task = asyncio.create_task(self._retry(outbox_id, write))
+            self._recording.add(task)
+            task.add_done_callback(self._recording.discard)
+
+    async def _retry(self, outbox_id: int, write: Callable[[], Awaitable[object]]) -> None:
+        for delay in self._record_retry:
+            await asyncio.sleep(delay)
+            try:
+                await write()
+            except Exception as exc:
+                logger.warning("outbox %s: recording failed again (%s)", outbox_id, exc)
+            else:
+                logger.info("outbox %s: outcome recorded after a retry", outbox_id)
+                return
+        # Left 'pending': the next start makes it 'unknown' and reconciles it.
+        logger.error("outbox %s: outcome not recorded; settled at the next start", outbox_id)
+
+    async def close(self) -> None:
+        """At shutdown, before the database closes: lets pending records finish briefly."""
+        if not self._recording:
+            return
+        _, late = await asyncio.wait(set(self._recording), timeout=5.0)
+        for task in late:
+            task.cancel()

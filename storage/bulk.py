@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from storage.db import Database, utc_now
+from storage.db import Database, sqlite_int, utc_now
 
 JobState = Literal["ready", "running", "paused", "cancelled", "done"]
 RowState = Literal["pending", "sending", "sent", "failed", "unknown", "not_sent"]
@@ -266,7 +266,18 @@ class BulkRepo:
         await self._db.execute(
             "UPDATE bulk_rows SET state = ?, sms_id = ?, request_id = ?, status = ?, cost = ?, "
             "error = ?, updated_at = ? WHERE job_id = ? AND row_no = ?",
-            (state, sms_id, request_id, status, cost, error, utc_now(), job_id, row_no),
+            # An sms_id beyond SQLite's range must not turn a sent row into a crash.
+            (
+                state,
+                sqlite_int(sms_id),
+                request_id,
+                status,
+                cost,
+                error,
+                utc_now(),
+                job_id,
+                row_no,
+            ),
         )
 
     async def release(self, job_id: int, row_no: int) -> None:

@@ -23,14 +23,17 @@ MEMORY: Final = ":memory:"
 _FILE_MODE: Final = 0o600
 _FOLDER_MODE: Final = 0o700
 
-# WAL lets readers (e.g. a backup) work while the bot writes; NORMAL is safe under WAL and
-# skips an fsync per commit; busy_timeout covers the short moments a second process
-# (a maintenance script) holds the write lock.
+# WAL lets readers (e.g. a backup) work while the bot writes; busy_timeout covers the short
+# moments a second process (a maintenance script) holds the write lock. FULL syncs the WAL on
+# every commit: under NORMAL a power cut can lose the last commits, and the outbox row written
+# before a send is exactly the commit that must survive (one fsync per send is nothing here).
 _PRAGMAS: Final = (
     "PRAGMA foreign_keys = ON",
     "PRAGMA busy_timeout = 5000",
-    "PRAGMA synchronous = NORMAL",
+    "PRAGMA synchronous = FULL",
 )
+# SQLite's INTEGER is a signed 64-bit number; a larger Python int raises OverflowError.
+SQLITE_INT_MAX: Final = 2**63 - 1
 
 Params = Iterable[Any]
 
@@ -58,6 +61,14 @@ def create_private_file(path: Path) -> None:
         os.fchmod(fd, _FILE_MODE)  # the umask may have taken more than group and others
     finally:
         os.close(fd)
+
+
+def sqlite_int(value: int | None) -> int | None:
+    """`value` when SQLite can store it, else None: an id a remote service hands out (the
+    gateway's sms_id) must not make a write fail after the fact it records has happened."""
+    if value is None or -SQLITE_INT_MAX - 1 <= value <= SQLITE_INT_MAX:
+        return value
+    return None
 
 
 class Database:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
-from storage.db import Database, utc_now
+from storage.db import Database, sqlite_int, utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -94,13 +94,14 @@ class OutboxRepo:
         """The gateway accepted the SMS. Also used when history proves an 'unknown' one went out.
 
         Returns False (and changes nothing) when the row is not pending/unknown any more,
-        e.g. a second click already settled it.
+        e.g. a second click already settled it. An sms_id beyond SQLite's range is kept as
+        NULL (the request_id still finds the SMS): the SMS went out, so the row must say so.
         """
         return await self._transition(
             id,
             _OPEN,
             OutboxState.SENT,
-            sms_id=sms_id,
+            sms_id=sqlite_int(sms_id),
             request_id=request_id,
             status=status,
             parts_count=parts_count,
@@ -158,6 +159,8 @@ class OutboxRepo:
         return None if row is None else OutboxRow.from_row(row)
 
     async def by_sms_id(self, user_id: int, sms_id: int) -> OutboxRow | None:
+        if sqlite_int(sms_id) is None:
+            return None  # never stored (see mark_sent)
         row = await self._db.fetchone(
             f"SELECT {_COLUMNS} FROM outbox WHERE user_id = ? AND sms_id = ? "
             "ORDER BY id DESC LIMIT 1",

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from decimal import Decimal
+from typing import Any
 
+import pytest
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.methods import AnswerCallbackQuery
+
+from storage import OutboxRow
 from tests.conftest import GOOD_TOKEN
 from tests.fakes.fake_devsms import FakeDevsms
 from tests.support.harness import Harness, button_data
@@ -351,3 +358,125 @@ async def test_whole_send_dialog_in_uzbek(app: Harness, devsms: FakeDevsms) -> N
     [cancelled] = await app.tap(preview, "Bekor qilish", lang="uz")
     assert "Hech narsa yuborilmadi" in cancelled.text
     assert devsms.sent == []
+
+
+# --- after the request: the user always learns the true outcome --------------------------------
+
+
+async def wait_for_row_state(app: Harness, state: str) -> OutboxRow:
+    """The user's newest outbox row once it reached `state` (recording may be retried)."""
+    async with asyncio.timeout(5):
+        while True:
+            [row, *_] = await app.services.outbox.recent(1, 1)
+            if row.state == state:
+                return row
+            await asyncio.sleep(0.05)
+
+
+async def test_sent_sms_is_reported_sent_when_recording_it_fails_once(
+    app: Harness, devsms: FakeDevsms, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await connect(app)
+    preview = await preview_for(app, "901234567", "Recorded later")
+    outbox = app.services.outbox
+    real_mark_sent = outbox.mark_sent
+    failures = [sqlite3.OperationalError("database is locked")]
+
+    async def locked_once(*args: Any, **kwargs: Any) -> bool:
+        if failures:
+            raise failures.pop()
+        return await real_mark_sent(*args, **kwargs)
+
+    monkeypatch.setattr(outbox, "mark_sent", locked_once)
+    replies = await app.tap(preview, "Send")
+
+    [sms] = devsms.sent
+    texts = "\n".join(m.text for m in replies)
+    assert "✅ <b>Sent.</b>" in texts and f"SMS id: {sms.sms_id}" in texts
+    assert "Something went wrong" not in texts and "try again" not in texts
+    row = await wait_for_row_state(app, "sent")  # written in the background
+    assert row.sms_id == sms.sms_id
+    assert len(devsms.requests_to(SEND)) == 1
+
+
+@pytest.mark.parametrize("sms_id", [9_300_000_000_000_000_000, 10**20])
+async def test_gateway_id_beyond_sqlite_range_is_still_reported_sent(
+    app: Harness, devsms: FakeDevsms, sms_id: int
+) -> None:
+    await connect(app)
+    devsms._next_id = sms_id
+    preview = await preview_for(app, "901234567", "Huge id")
+    [result] = await app.tap(preview, "Send")
+
+    assert "✅ <b>Sent.</b>" in result.text
+    assert f"SMS id: {sms_id}" in result.text
+    row = await wait_for_row_state(app, "sent")
+    assert (row.sms_id, row.request_id) == (None, devsms.sent[0].request_id)
+    # Its status is found through the request id, without an error.
+    replies = await app.tap(result, "Check status")
+    assert any("Huge id" in m.text for m in replies)
+    assert not any("Something went wrong" in m.text for m in app.session.chat(1))
+    assert len(devsms.requests_to(SEND)) == 1
+
+
+async def test_preview_gone_after_the_send_gets_the_result_as_a_new_message(
+    app: Harness, devsms: FakeDevsms
+) -> None:
+    await connect(app)
+    preview = await preview_for(app, "901234567", "Deleted preview")
+    del app.session.messages[(1, preview.message_id)]  # the user deleted it meanwhile
+    [result] = await app.tap(preview, "Send")
+
+    assert result.message_id != preview.message_id
+    assert "✅ <b>Sent.</b>" in result.text
+    assert f"SMS id: {devsms.sent[0].sms_id}" in result.text
+    assert len(devsms.requests_to(SEND)) == 1
+
+
+async def test_token_gone_between_preview_and_confirm_is_not_sent(
+    app: Harness, devsms: FakeDevsms
+) -> None:
+    await connect(app)
+    preview = await preview_for(app, "901234567", "No token now")
+    # Still "valid", so the tap passes the token gate, but it can no longer be read (its key
+    # left ENCRYPTION_KEY, the row was tampered with): the token is gone at the last moment.
+    await app.services.db.execute(
+        "UPDATE credentials SET token_encrypted = ? WHERE user_id = ?", (b"unreadable", 1)
+    )
+    replies = await app.tap(preview, "Send")
+
+    texts = "\n".join(m.text for m in replies)
+    assert "<b>not</b> sent" in texts
+    assert "/token" in texts
+    assert "may or may not" not in texts
+    assert devsms.requests_to(SEND) == []
+    [row] = await app.services.outbox.recent(1, 10)
+    assert row.state == "failed"  # certainly not sent: nothing to reconcile
+
+
+async def test_expired_callback_query_does_not_stop_the_confirmed_send(
+    app: Harness, devsms: FakeDevsms, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await connect(app)
+    preview = await preview_for(app, "901234567", "Tapped long ago")
+    session = app.session
+    real_request = session.make_request
+
+    async def too_old(bot: Any, method: Any, **kwargs: Any) -> Any:
+        if isinstance(method, AnswerCallbackQuery):
+            session.calls.append(method)
+            raise TelegramBadRequest(
+                method,
+                "Bad Request: query is too old and response timeout expired or query ID is "
+                "invalid",
+            )
+        return await real_request(bot, method, **kwargs)
+
+    monkeypatch.setattr(session, "make_request", too_old)
+    send = button_data(preview, "Send")
+    [result] = await app.tap_data(preview, send)
+    await app.tap_data(preview, send)  # the user taps again: nothing more is sent
+
+    assert [s.message for s in devsms.sent] == ["Tapped long ago"]
+    assert "✅ <b>Sent.</b>" in result.text
+    assert len(devsms.requests_to(SEND)) == 1

@@ -48,7 +48,17 @@ WAIT_LIMIT: Final = 10.0
 HISTORY_DEFAULT_LIMIT: Final = 50
 HISTORY_MAX_LIMIT: Final = 200
 HISTORY_SHAPES: Final = ("list", "sms", "items", "history", "messages", "data", "paginated")
-FAILURE_MODES: Final = ("500", "503", "429", "html", "garbage", "success_false", "drop", "hang")
+FAILURE_MODES: Final = (
+    "500",
+    "503",
+    "429",
+    "html",
+    "garbage",
+    "success_false",
+    "drop",
+    "hang",
+    "cut",
+)
 
 # Texts as the Uzbek gateway writes them.
 ERR_TOKEN: Final = "Token noto'g'ri"
@@ -139,6 +149,7 @@ class _Fault:
     hang: float | None
     drop: bool
     process: bool
+    cut: bool = False
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -246,6 +257,7 @@ class FakeDevsms:
         hang: float | None = None,
         drop: bool = False,
         process: bool = False,
+        cut: bool = False,
     ) -> None:
         """The next ``n`` requests (to ``path`` only, if given) fail.
 
@@ -253,9 +265,11 @@ class FakeDevsms:
           without being processed, unless ``process`` (then a send is recorded and charged
           first, like a gateway that failed after doing the work);
         - ``hang``: processed normally, answered ``hang`` seconds later;
-        - ``drop``: processed when ``process``, then the connection is closed unanswered.
+        - ``drop``: processed when ``process``, then the connection is closed unanswered;
+        - ``cut``: processed, then the answer's status line, headers and half its body are
+          written and the connection is closed (a proxy or gateway dying mid-answer).
         """
-        fault = _Fault(status, body, _relative(path) if path else None, hang, drop, process)
+        fault = _Fault(status, body, _relative(path) if path else None, hang, drop, process, cut)
         self._faults.extend([fault] * n)
 
     def set_status(self, sms_id: int, status: str) -> None:
@@ -306,6 +320,8 @@ class FakeDevsms:
         self.requests.append(await self._record(request, path))
         await self._notify()
         fault = self._take_fault(path)
+        if fault is not None and fault.cut:
+            return await self._cut(request, await handler(request))
         if fault is not None and fault.hang is None and not fault.drop:
             if fault.process:
                 await handler(request)
@@ -344,6 +360,8 @@ class FakeDevsms:
             return _Fault(200, None, None, self.failure_hang, drop=False, process=False)
         if mode == "drop":
             return _Fault(200, None, None, None, drop=True, process=False)
+        if mode == "cut":
+            return _Fault(200, None, None, None, drop=False, process=True, cut=True)
         bodies = {
             "html": (200, "<html><body><h1>502 Bad Gateway</h1></body></html>"),
             "garbage": (200, '{"success": tru'),
@@ -365,6 +383,19 @@ class FakeDevsms:
         if request.transport is not None:
             request.transport.close()
         return web.Response(status=200)
+
+    @staticmethod
+    async def _cut(request: web.Request, answer: web.StreamResponse) -> web.StreamResponse:
+        body = answer.body if isinstance(answer, web.Response) else None
+        payload = body if isinstance(body, bytes) else b'{"success": true}'
+        cut = web.StreamResponse(status=answer.status)
+        cut.content_type = "application/json"
+        cut.content_length = len(payload)
+        await cut.prepare(request)
+        await cut.write(payload[: len(payload) // 2])
+        if request.transport is not None:
+            request.transport.close()
+        return cut
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

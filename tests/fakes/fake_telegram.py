@@ -305,6 +305,7 @@ class _Fault:
     description: str
     retry_after: int | None
     drop_connection: bool
+    processed: bool = False
 
     def matches(self, method: str) -> bool:
         if self.method is None:
@@ -965,12 +966,14 @@ class FakeTelegram:
         description: str = "Too Many Requests: retry after 1",
         retry_after: int | None = 1,
         drop_connection: bool = False,
+        processed: bool = False,
     ) -> None:
         """Answer the next ``n`` matching requests with an error (or drop the connection).
 
         method=None matches every method except getUpdates, which a polling bot calls
         constantly; name getUpdates explicitly to fault polling. retry_after is only sent
-        with error_code 429.
+        with error_code 429. ``processed``: the request is carried out first (the message is
+        posted), then the error or the dropped connection hides that from the bot.
         """
         self._faults.append(
             _Fault(
@@ -980,6 +983,7 @@ class FakeTelegram:
                 description=description,
                 retry_after=retry_after,
                 drop_connection=drop_connection,
+                processed=processed,
             )
         )
 
@@ -1010,6 +1014,11 @@ class FakeTelegram:
             if request.match_info["token"] != self.token:
                 raise ApiError(401, "Unauthorized")
             fault = self._take_fault(canonical)
+            if fault is not None and fault.processed and handler is not None:
+                self._check_chat(canonical, params)
+                done = handler(params)
+                if inspect.isawaitable(done):
+                    await done
             if fault is not None and fault.drop_connection:
                 call.status = -1
                 call.description = "connection dropped"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import socket
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 from decimal import Decimal
@@ -437,12 +439,123 @@ async def test_closed_client_is_unavailable(fake: FakeDevsms) -> None:
     assert len(fake.requests) == 1
 
 
-async def test_a_shared_session_is_used_and_left_open(fake: FakeDevsms) -> None:
-    async with aiohttp.ClientSession() as session:
-        client = DevsmsClient(fake.url, session=session)
-        await client.get_balance(TOKEN)
-        await client.close()
-        assert not session.closed
+# --- "not sent" only when nothing can have left -------------------------------------------------
+
+
+async def test_answer_cut_off_mid_body_is_unknown_and_was_sent_once(
+    fake: FakeDevsms, client: DevsmsClient
+) -> None:
+    fake.fail_next(1, cut=True, path=SEND_PATH)
+
+    with pytest.raises(DevsmsSendUnknown):
+        await client.send_sms(TOKEN, PHONE, TEXT)
+
+    assert len(fake.requests_to(SEND_PATH)) == 1
+    assert [sms.message for sms in fake.sent] == [TEXT]
+
+
+async def test_runtime_error_after_the_request_left_is_unknown(
+    fake: FakeDevsms, client: DevsmsClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What aiohttp's StreamReader raises when the connection is gone while the answer is read.
+    async def connection_closed(self: aiohttp.ClientResponse) -> bytes:
+        raise RuntimeError("Connection closed.")
+
+    monkeypatch.setattr(aiohttp.ClientResponse, "read", connection_closed)
+
+    with pytest.raises(DevsmsSendUnknown):
+        await client.send_sms(TOKEN, PHONE, TEXT)
+    assert len(fake.sent) == 1  # it did go out: "not sent, send again" would charge twice
+
+
+async def test_runtime_error_before_a_connection_is_not_sent(
+    fake: FakeDevsms, client: DevsmsClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def no_connection(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("Session and connector has to use same event loop")
+
+    monkeypatch.setattr(aiohttp.TCPConnector, "connect", no_connection)
+
+    with pytest.raises(DevsmsUnavailable):
+        await client.send_sms(TOKEN, PHONE, TEXT)
+    assert fake.requests == []
+
+
+async def test_session_closed_under_the_client_is_not_sent(
+    fake: FakeDevsms, client: DevsmsClient
+) -> None:
+    await client.get_balance(TOKEN)
+    session = client._session
+    assert session is not None
+    await session.close()  # aiohttp: RuntimeError("Session is closed") before any write
+
+    with pytest.raises(DevsmsUnavailable):
+        await client.send_sms(TOKEN, PHONE, TEXT)
+    assert fake.requests_to(SEND_PATH) == []
+
+
+# --- slots: waiting for one is "not sent yet", and one account cannot take them all -----------
+
+
+async def test_send_waiting_for_a_slot_longer_than_its_timeout_is_sent_not_unknown(
+    fake: FakeDevsms,
+) -> None:
+    # One slot; two slow sends (0.6 s each, under the 1 s timeout) hold it for 1.2 s.
+    fake.fail_next(2, hang=0.6, path=SEND_PATH)
+    async with DevsmsClient(
+        fake.url, timeout=1.0, connections=1, per_token=1, slot_wait=5.0
+    ) as client:
+        slow = [asyncio.create_task(client.send_sms(TOKEN, PHONE, f"slow {n}")) for n in (1, 2)]
+        await fake.wait_requests(1, path=SEND_PATH)
+        started = time.monotonic()
+        result = await client.send_sms(TOKEN, PHONE, "waited")
+        waited = time.monotonic() - started
+        await asyncio.gather(*slow)
+
+    assert waited > 1.0  # longer than the send timeout, and still not "unknown"
+    assert result.sms_id == fake.sent[-1].sms_id
+    assert sorted(sms.message for sms in fake.sent) == ["slow 1", "slow 2", "waited"]
+
+
+async def test_no_slot_in_time_is_not_sent_and_nothing_reaches_the_gateway(
+    fake: FakeDevsms,
+) -> None:
+    fake.fail_next(1, hang=1.0, path=SEND_PATH)
+    async with DevsmsClient(
+        fake.url, timeout=2.0, connections=1, per_token=1, slot_wait=0.2
+    ) as client:
+        slow = asyncio.create_task(client.send_sms(TOKEN, PHONE, "slow"))
+        await fake.wait_requests(1, path=SEND_PATH)
+        with pytest.raises(DevsmsUnavailable):
+            await client.send_sms(OTHER_TOKEN, PHONE, "no slot")
+        with pytest.raises(DevsmsUnavailable):
+            await client.get_balance(OTHER_TOKEN)  # busy: not retried into a longer wait
+        await slow
+
+    assert [request.json["message"] for request in fake.requests_to(SEND_PATH)] == ["slow"]
+    assert fake.requests_to(BALANCE_PATH) == []
+
+
+async def test_one_accounts_burst_does_not_make_another_account_wait(fake: FakeDevsms) -> None:
+    fake.add_account("third-token", balance=1000, sms_price=50)
+    fake.latency = 1.0  # every answer comes a second after the SMS was taken
+    async with DevsmsClient(fake.url, timeout=3.0, connections=4, per_token=2) as client:
+        bursts = [
+            asyncio.create_task(client.send_sms(token, PHONE, f"bulk {token} {n}"))
+            for token in (TOKEN, OTHER_TOKEN)
+            for n in range(4)
+        ]
+        await fake.wait_requests(3, path=SEND_PATH)
+        # Two accounts hold three of four slots; the last one is kept for an account that
+        # has nothing in flight, so a single send goes out at once, not after a second.
+        single = asyncio.create_task(client.send_sms("third-token", PHONE, "single"))
+        async with asyncio.timeout(0.5):
+            requests = await fake.wait_requests(4, path=SEND_PATH)
+        assert requests[-1].token == "third-token"
+        assert not any(task.done() for task in bursts)
+        await asyncio.gather(single, *bursts)
+
+    assert len(fake.sent) == 9
 
 
 # --- secrets stay secret ------------------------------------------------------------------------

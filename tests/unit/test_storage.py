@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from aiogram.fsm.storage.base import StorageKey
 
+from bot.config import Settings
+from bot.factory import open_services
 from storage import (
     CredentialRepo,
     CredentialState,
@@ -44,9 +46,19 @@ async def test_file_database_is_created_with_its_folder_and_pragmas(tmp_path: Pa
         timeout = await db.fetchone("PRAGMA busy_timeout")
         sync = await db.fetchone("PRAGMA synchronous")
         assert mode is not None and keys is not None and timeout is not None and sync is not None
-        assert (mode[0], keys[0], timeout[0], sync[0]) == ("wal", 1, 5000, 1)
+        # synchronous 2 = FULL: a commit survives a power cut (the outbox row before a send).
+        assert (mode[0], keys[0], timeout[0], sync[0]) == ("wal", 1, 5000, 2)
     finally:
         await db.close()
+
+
+async def test_the_apps_database_syncs_every_commit(settings: Settings) -> None:
+    services = await open_services(settings)
+    try:
+        sync = await services.db.fetchone("PRAGMA synchronous")
+        assert sync is not None and sync[0] == 2
+    finally:
+        await services.close()
 
 
 async def test_transaction_rolls_back_when_the_block_raises(db: Database, users: UserRepo) -> None:
