@@ -531,3 +531,92 @@ async def test_stop_without_drain_fails_a_request_in_flight_instead_of_hanging(
 
     assert future.result() == Delivery.FAILED
     assert clock.now == pytest.approx(1.0)
+
+
+# ------------------------------------------------------------- fire and forget, faults
+
+
+async def test_post_returns_at_once_and_the_message_still_goes_out(
+    clock: FakeClock, bot: FakeBot, notifier: Notifier
+) -> None:
+    for n in range(3):
+        notifier.post(-4001, f"notice {n}")  # returns without waiting for the group's pace
+    assert notifier.post_to_admins("to the admins")
+    assert bot.calls == []
+
+    await clock.run(notifier.stop(drain=600))
+
+    assert bot.delivered(-4001) == ["notice 0", "notice 1", "notice 2", "to the admins"]
+
+
+async def test_post_to_admins_without_an_admin_chat_queues_nothing(
+    clock: FakeClock, bot: FakeBot, make_notifier: MakeNotifier
+) -> None:
+    notifier = await make_notifier()
+    assert not notifier.post_to_admins("nobody reads this")
+    await clock.run(notifier.stop(drain=5))
+    assert bot.calls == []
+
+
+async def test_a_bug_in_the_scheduler_is_logged_and_later_messages_still_go_out(
+    clock: FakeClock,
+    bot: FakeBot,
+    notifier: Notifier,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    peek = notifier._peek
+    faults = 0
+
+    def faulty() -> tuple[float, int, int] | None:
+        nonlocal faults
+        if faults == 0:
+            faults += 1
+            raise RuntimeError("injected scheduler bug")
+        return peek()
+
+    monkeypatch.setattr(notifier, "_peek", faulty)
+    assert (
+        await send_all(clock, notifier, [(1, "first"), (2, "second")]) == [Delivery.DELIVERED] * 2
+    )
+    assert "injected scheduler bug" in caplog.text
+    # Not only what was queued when it happened: everything afterwards too.
+    assert await clock.run(notifier.send(3, "later")) == Delivery.DELIVERED
+    assert bot.delivered(3) == ["later"]
+
+
+async def test_a_scheduler_bug_that_repeats_backs_off_instead_of_spinning(
+    clock: FakeClock, bot: FakeBot, notifier: Notifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    peek = notifier._peek
+    faults = 0
+
+    def faulty() -> tuple[float, int, int] | None:
+        nonlocal faults
+        if clock.now < 100.0:  # broken for the first 100 s of (virtual) time
+            faults += 1
+            raise RuntimeError("injected scheduler bug")
+        return peek()
+
+    monkeypatch.setattr(notifier, "_peek", faulty)
+    assert await clock.run(notifier.send(1, "after the bug")) == Delivery.DELIVERED
+    # 1 + 2 + 4 + ... s between tries, capped at a minute: a handful, not thousands.
+    assert 3 <= faults <= 10
+    assert bot.calls[0].at < 100.0 + 60.0 + EPS
+
+
+async def test_a_message_that_trips_a_scheduler_bug_fails_alone(
+    clock: FakeClock, bot: FakeBot, notifier: Notifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    is_active = notifier._is_active
+
+    async def faulty(user_id: int) -> bool:
+        if user_id == 5:
+            raise RuntimeError("injected: this chat breaks the scheduler")
+        return await is_active(user_id)
+
+    monkeypatch.setattr(notifier, "_is_active", faulty)
+    results = await send_all(clock, notifier, [(5, "poison"), (6, "fine"), (5, "poison 2")])
+
+    assert results == [Delivery.FAILED, Delivery.DELIVERED, Delivery.FAILED]
+    assert bot.delivered(6) == ["fine"]
