@@ -69,6 +69,10 @@ class RecordingNotify:
         self.to_admins_count += 1
         return None
 
+    def add(self, notice: object) -> None:
+        """The admin digest's side: admin notices are counted like the rest."""
+        self.to_admins_count += 1
+
 
 class Samples:
     """(moment, value) pairs; a phase is a time window over them."""
@@ -121,6 +125,7 @@ async def run_watcher(config: dict[str, Any], accounts: Accounts, db: Database) 
         accounts,
         notify,
         i18n,
+        admin=notify,
         default_language=DEFAULT_LANGUAGE,
         default_threshold=DEFAULT_THRESHOLD,
         interval=3600.0,

@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 
 from handlers.callbacks import BalanceCb
+from services.admin_digest import AdminDigest
 from services.health import GatewayHealth
 from services.watcher import BALANCE_CALLBACK, TOKEN_CALLBACK
 from storage import WatchTarget
@@ -121,11 +122,14 @@ async def test_one_failing_user_does_not_stop_the_round(world: World, devsms: Fa
         await world.add_user(user_id, f"tok-{user_id}", balance=1_000)
     devsms.fail_next(1, status=500, path="/get_balance.php")
 
+    world.digest = AdminDigest(world.notify, world.i18n, language="en", interval=60)
     report = await world.watcher().check_all()
     assert (report.checked, report.failed, report.alerts_sent) == (4, 1, 4)
+    assert world.notify.admin == []  # the round did not wait for the admins' notices
+    await world.digest.close()  # as at the end of the digest's window
     # Four alerts in one round: admins get them as one digest.
     [digest] = world.notify.admin
-    assert digest.text.startswith("⚠️ 4 users need attention:")
+    assert digest.text.startswith("⚠️ 4 users have a low balance:")
     assert digest.text.count("\n• ") == 4
 
 
