@@ -1,4 +1,4 @@
-"""Admin commands (/admin, /users, /broadcast, /allow, /deny) and leaving foreign groups.
+"""Admin commands (/admin, /users, /broadcast, /allow, /deny, /pending) and leaving foreign groups.
 
 This router sits in front of the private-chat-only routers: admins work in a private chat
 and in the admin group (ADMIN_CHAT_ID). Anyone else asking for an admin command gets the
@@ -211,7 +211,7 @@ async def turn_users_page(
     await query.answer()
 
 
-# --- /allow, /deny and the Approve / Deny buttons -----------------------------------------
+# --- /allow, /deny, /pending and the Approve / Deny buttons -------------------------------
 
 
 async def decide(

@@ -63,11 +63,11 @@ class RecordingNotify:
         self.sent += 1
         return None
 
-    async def to_admins(
+    def post_to_admins(
         self, text: str, *, reply_markup: InlineKeyboardMarkup | None = None
-    ) -> object:
+    ) -> bool:
         self.to_admins_count += 1
-        return None
+        return True
 
     def add(self, notice: object) -> None:
         """The admin digest's side: admin notices are counted like the rest."""

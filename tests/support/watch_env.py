@@ -59,12 +59,6 @@ class RecordingNotify:
         async with asyncio.timeout(WAIT_LIMIT), self.changed:
             await self.changed.wait_for(lambda: bool(self.to(chat_id)))
 
-    async def to_admins(
-        self, text: str, *, reply_markup: InlineKeyboardMarkup | None = None
-    ) -> str:
-        self.messages.append(Sent(None, text, reply_markup))
-        return "delivered"
-
     def post(
         self, chat_id: int, text: str, *, reply_markup: InlineKeyboardMarkup | None = None
     ) -> None:

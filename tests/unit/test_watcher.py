@@ -217,3 +217,23 @@ async def test_health_tells_admins_once_per_outage_with_its_length() -> None:
         "🚨 The devsms gateway is not answering",
         "✅ The devsms gateway answers again. It was down for about 2 min.",
     ]
+
+
+class PacedAdmins(RecordingNotify):
+    """An admin group whose pace never lets a message through: waiting for it is forever."""
+
+    async def to_admins(self, text: str, **_: object) -> str:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_outage_notices_do_not_hold_up_the_worker_that_reports_them() -> None:
+    notify = PacedAdmins()
+    health = GatewayHealth(2, notify)
+
+    async with asyncio.timeout(1):  # the balance round's worker goes on at once
+        for _ in range(2):
+            await health.record_failure()
+        await health.record_success()
+
+    assert [m.text[:2] for m in notify.admin] == ["🚨 ", "✅ "]
