@@ -148,12 +148,12 @@ class AdminDigest:
             self._send(kind, window.notices, window.count)
 
     def _send(self, kind: NoticeKind, notices: list[AdminNotice], count: int) -> None:
-        if count == 1:
-            text, markup = notices[0].text, notices[0].reply_markup
-        else:
-            text, markup = self._digest(kind, notices, count), _rows(notices)
         logger.info("admin notice: %s × %s", kind, count)
         try:
+            if count == 1:
+                text, markup = notices[0].text, notices[0].reply_markup
+            else:
+                text, markup = self._digest(kind, notices, count), _rows(notices)
             if self._notifier.post_to_admins(text, reply_markup=markup) or kind not in ACTIONABLE:
                 return
             for admin_id in self._admin_ids:
