@@ -568,3 +568,20 @@ async def test_a_message_that_trips_a_scheduler_bug_fails_alone(
 
     assert results == [Delivery.FAILED, Delivery.DELIVERED, Delivery.FAILED]
     assert bot.delivered(6) == ["fine"]
+
+
+async def test_posts_before_start_wait_for_it_and_leave_nothing_unretrieved(
+    clock: FakeClock, bot: FakeBot, users: FakeUsers, caplog: pytest.LogCaptureFixture
+) -> None:
+    notifier = Notifier(cast(Bot, bot), cast(UserRepo, users), clock=clock, admin_chat_id=-4001)
+    notifier.post(1, "early")  # a handler during start-up
+    notifier.post_to_admins("early notice")
+    await notifier.start()
+    await clock.run(notifier.stop(drain=10))
+    notifier.post(2, "after stop")  # resolved FAILED at once, with a warning
+
+    assert bot.delivered(1) == ["early"]
+    assert bot.delivered(-4001) == ["early notice"]
+    assert bot.to(2) == []
+    assert "a message was not queued" in caplog.text
+    assert "never retrieved" not in caplog.text
