@@ -1,4 +1,5 @@
-"""Everything the bot does on its own: the paced notifier, balance watcher, delivery tracker."""
+"""Everything the bot does on its own: the paced notifier, admin digests, balance watcher,
+delivery tracker."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from aiogram.utils.i18n import I18n
 
 from bot.config import Settings
 from services.accounts import Accounts
+from services.admin_digest import AdminDigest
 from services.bulk_delivery import BulkDeliveryReporter
 from services.health import GatewayHealth
 from services.notifier import Notifier
@@ -50,8 +52,9 @@ class Background:
         self._i18n = i18n
         self._tasks: list[asyncio.Task[None]] = []
         self.notifier: Notifier | None = None
+        self.admin_digest: AdminDigest | None = None
 
-    async def start(self, bot: Bot) -> Notifier:
+    async def start(self, bot: Bot) -> tuple[Notifier, AdminDigest]:
         settings = self._settings
         notifier = Notifier(
             bot, self._users, admin_chat_id=settings.admin_chat_id, rate=settings.notify_rate
@@ -59,6 +62,14 @@ class Background:
         await notifier.start()
         self.notifier = notifier
         language = settings.default_language
+        digest = AdminDigest(
+            notifier,
+            self._i18n,
+            language=language,
+            interval=settings.admin_digest_interval,
+            admin_ids=settings.admin_ids,
+        )
+        self.admin_digest = digest
         health = GatewayHealth(
             settings.gateway_outage_after, notifier, i18n=self._i18n, language=language
         )
@@ -67,6 +78,7 @@ class Background:
             self._accounts,
             notifier,
             self._i18n,
+            admin=digest,
             default_language=language,
             default_threshold=settings.low_balance_threshold,
             interval=settings.balance_check_interval,
@@ -102,7 +114,7 @@ class Background:
                 version=app_version()
             )
         )
-        return notifier
+        return notifier, digest
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -111,6 +123,10 @@ class Background:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self.admin_digest is not None:
+            # What the digest still collects goes into the notifier's queue, drained below.
+            await self.admin_digest.close()
+            self.admin_digest = None
         if self.notifier is not None:
             language = self._settings.default_language
             await self.notifier.to_admins(self._i18n.gettext("🔴 Bot stopped.", locale=language))

@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     # Administration
     admin_ids: Annotated[tuple[int, ...], NoDecode] = ()
     admin_chat_id: int | None = None
+    admin_digest_interval: float = Field(default=60.0, ge=0)
 
     # Background work
     low_balance_threshold: Decimal = Field(default=Decimal(10_000), ge=0)

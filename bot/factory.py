@@ -165,7 +165,7 @@ def create_dispatcher(services: Services) -> Dispatcher:
 
     async def on_startup(bot: Bot) -> None:
         await set_commands(bot, services.i18n, settings.default_language)
-        dp["notifier"] = await background.start(bot)
+        dp["notifier"], dp["admin_digest"] = await background.start(bot)
         me = await bot.get_me()
         logger.info("bot @%s started", me.username)
 

@@ -7,19 +7,28 @@ every message and button of a user nobody approved, so no feature router ever se
 from __future__ import annotations
 
 import logging
+from typing import Final
 
 from aiogram import Router, html
 from aiogram.enums import ChatType
 from aiogram.filters import Filter
 from aiogram.filters.callback_data import CallbackData
-from aiogram.types import CallbackQuery, Chat, InlineKeyboardMarkup, Message, TelegramObject, User
+from aiogram.types import (
+    CallbackQuery,
+    Chat,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    TelegramObject,
+    User,
+)
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.config import Settings
 from handlers.callbacks import Id
-from services.notifier import Delivery, Notifier
+from services.admin_digest import AdminDigest, AdminNotice, NoticeKind
 from storage.users import Access, UserRepo
 
 logger = logging.getLogger(__name__)
@@ -30,6 +39,18 @@ class AccessCb(CallbackData, prefix="acc"):
 
     user_id: Id
     allow: bool
+
+
+class PendingCb(CallbackData, prefix="pnd"):
+    """Approve / Deny of one user under a list of requests (a digest, /pending): the tap
+    takes only that user's buttons away, the others stay."""
+
+    user_id: Id
+    allow: bool
+
+
+# Button labels carry a name so the admin sees whom a button is for; a long one is cut.
+BUTTON_NAME_LIMIT: Final = 16
 
 
 def is_admin(user: User | None, settings: Settings) -> bool:
@@ -86,26 +107,27 @@ def access_keyboard(user_id: int) -> InlineKeyboardMarkup:
     return builder.as_markup()
 
 
-async def tell_admins(
-    notifier: Notifier,
-    settings: Settings,
-    text: str,
-    reply_markup: InlineKeyboardMarkup | None = None,
-) -> None:
-    """To the admin group; without one (the notifier skips), to each admin's private chat."""
-    if await notifier.to_admins(text, reply_markup=reply_markup) != Delivery.SKIPPED:
-        return
-    for admin_id in settings.admin_ids:
-        await notifier.send(admin_id, text, reply_markup=reply_markup)
+def pending_buttons(user_id: int, first_name: str | None) -> tuple[InlineKeyboardButton, ...]:
+    """One user's ✅ / ⛔ in a list of requests."""
+    name = first_name or str(user_id)
+    if len(name) > BUTTON_NAME_LIMIT:
+        name = name[: BUTTON_NAME_LIMIT - 1] + "…"
+    return (
+        InlineKeyboardButton(
+            text=f"✅ {name}", callback_data=PendingCb(user_id=user_id, allow=True).pack()
+        ),
+        InlineKeyboardButton(
+            text=f"⛔ {name}", callback_data=PendingCb(user_id=user_id, allow=False).pack()
+        ),
+    )
 
 
 async def refuse_message(
     message: Message,
     event_from_user: User,
     users: UserRepo,
-    notifier: Notifier,
+    admin_digest: AdminDigest,
     i18n: I18n,
-    settings: Settings,
 ) -> None:
     if await users.get_access(event_from_user.id) == Access.DENIED:
         await message.answer(_("This bot is private, and the administrators did not allow you."))
@@ -118,30 +140,32 @@ async def refuse_message(
     if not await users.mark_access_asked(event_from_user.id):
         return
     logger.info("user %s asked for access", event_from_user.id)
+    user = event_from_user
+    label = user_label(user.id, user.first_name, user.username)
     # Admins read notices in the bot's default language, not in the asking user's.
     with i18n.use_locale(i18n.default_locale):
-        text = _("🙋 A new user asks for access: {user}").format(
-            user=user_label(
-                event_from_user.id, event_from_user.first_name, event_from_user.username
-            )
+        notice = AdminNotice(
+            NoticeKind.ACCESS_REQUEST,
+            text=_("🙋 A new user asks for access: {user}").format(user=label),
+            line=label,
+            reply_markup=access_keyboard(user.id),
+            buttons=pending_buttons(user.id, user.first_name),
         )
-        keyboard = access_keyboard(event_from_user.id)
-    await tell_admins(notifier, settings, text, keyboard)
+    admin_digest.add(notice)
 
 
 async def refuse_button(query: CallbackQuery) -> None:
     await query.answer(_("This bot is private."), show_alert=True)
 
 
-async def announce_token(notifier: Notifier | None, i18n: I18n, user: User) -> None:
+def announce_token(admin_digest: AdminDigest | None, i18n: I18n, user: User) -> None:
     """Tells the admin group that a user connected a devsms token (after a connect)."""
-    if notifier is None:
+    if admin_digest is None:
         return
+    label = user_label(user.id, user.first_name, user.username)
     with i18n.use_locale(i18n.default_locale):
-        text = _("🔑 {user} connected a devsms token.").format(
-            user=user_label(user.id, user.first_name, user.username)
-        )
-    await notifier.to_admins(text)
+        text = _("🔑 {user} connected a devsms token.").format(user=label)
+    admin_digest.add(AdminNotice(NoticeKind.TOKEN_CONNECTED, text=text, line=label))
 
 
 def create_router() -> Router:

@@ -1,4 +1,4 @@
-"""Admin commands (/admin, /users, /broadcast, /allow, /deny) and leaving foreign groups.
+"""Admin commands (/admin, /users, /broadcast, /allow, /deny, /pending) and leaving foreign groups.
 
 This router sits in front of the private-chat-only routers: admins work in a private chat
 and in the admin group (ADMIN_CHAT_ID). Anyone else asking for an admin command gets the
@@ -10,14 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import time
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Final
 
 from aiogram import Bot, F, Router, html
 from aiogram.enums import ChatType
-from aiogram.exceptions import TelegramAPIError
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.filters import (
     IS_MEMBER,
     ChatMemberUpdatedFilter,
@@ -35,15 +34,23 @@ from aiogram.types import (
     InlineKeyboardMarkup,
     Message,
 )
-from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import I18n, ngettext
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.config import Settings
-from handlers.access import AccessCb, AdminPlace, IsAdmin, user_label
+from handlers.access import (
+    AccessCb,
+    AdminPlace,
+    IsAdmin,
+    PendingCb,
+    pending_buttons,
+    user_label,
+)
 from handlers.callbacks import Id, Page
 from handlers.filters import Accessible
 from handlers.utils import edit_or_keep
+from services.broadcast import run_broadcast
 from services.money import UZS, Money, parse_money
 from services.notifier import Delivery, Notifier
 from services.user_input import InvalidUserId, parse_user_id
@@ -52,15 +59,12 @@ from storage.users import Access, UserListEntry, UserRepo
 
 logger = logging.getLogger(__name__)
 
-ADMIN_COMMANDS: Final = ("admin", "users", "broadcast", "allow", "deny")
+ADMIN_COMMANDS: Final = ("admin", "users", "broadcast", "allow", "deny", "pending")
 PAGE_SIZE: Final = 20
 # Names are cut so that a page of 20 lines stays far below Telegram's 4096 characters.
 NAME_LIMIT: Final = 32
-# Editing one message more often than this runs into Telegram's flood limits.
-PROGRESS_EVERY: Final = 3.0
-# Messages of one broadcast waiting in the notifier at once. The notifier paces them; a short
-# queue lets alerts and other users' notices slip in between instead of waiting behind all.
-BROADCAST_WORKERS: Final = 10
+# Access requests /pending shows, each with its buttons.
+PENDING_SHOWN: Final = 10
 
 
 class BroadcastForm(StatesGroup):
@@ -208,7 +212,7 @@ async def turn_users_page(
     await query.answer()
 
 
-# --- /allow, /deny and the Approve / Deny buttons -----------------------------------------
+# --- /allow, /deny, /pending and the Approve / Deny buttons -------------------------------
 
 
 async def decide(
@@ -227,7 +231,7 @@ async def decide(
             text = _("✅ An administrator gave you access. Send /start to begin.")
         else:
             text = _("Sorry, the administrators did not allow you to use this bot.")
-    await notifier.send(user_id, text)
+    notifier.post(user_id, text)
 
 
 async def access_command(
@@ -278,6 +282,72 @@ async def access_button(
     # Rendered afresh rather than from message.html_text: the notice is ours to rebuild.
     text = _("🙋 A new user asks for access: {user}").format(user=who) + "\n\n" + verdict
     await edit_or_keep(message, text)
+
+
+async def list_pending(message: Message, users: UserRepo, settings: Settings) -> None:
+    """The requests nobody decided on yet, oldest first, each with its buttons."""
+    waiting = (await users.counts()).waiting
+    if waiting == 0:
+        await message.answer(_("No access requests are waiting."))
+        return
+    entries = await users.waiting(PENDING_SHOWN)
+    lines = [
+        ngettext(
+            "🙋 {n} access request is waiting:", "🙋 {n} access requests are waiting:", waiting
+        ).format(n=waiting),
+        *(f"• {user_label(e.id, e.first_name, e.username)}" for e in entries),
+    ]
+    if waiting > len(entries):
+        more = waiting - len(entries)
+        lines.append(ngettext("… and {n} more", "… and {n} more", more).format(n=more))
+        lines.append(_("Decide on these first, or use /allow ID and /deny ID."))
+    if settings.access_mode == "open":
+        lines.append(_("ACCESS_MODE is open, so this only takes effect in allowlist mode."))
+    rows = [list(pending_buttons(e.id, e.first_name)) for e in entries]
+    await message.answer("\n".join(lines), reply_markup=InlineKeyboardMarkup(inline_keyboard=rows))
+
+
+async def pending_button(
+    query: CallbackQuery,
+    callback_data: PendingCb,
+    message: Message,
+    users: UserRepo,
+    notifier: Notifier,
+    i18n: I18n,
+) -> None:
+    """A ✅ / ⛔ under a list of requests: decides for one user and takes away only that
+    user's buttons, so the rest of the list can still be acted on."""
+    user_id = callback_data.user_id
+    if callback_data.allow:
+        await decide(user_id, Access.ALLOWED, users, notifier, i18n)
+        await query.answer(_("✅ User {id} may use the bot.").format(id=user_id))
+    else:
+        await decide(user_id, Access.DENIED, users, notifier, i18n)
+        await query.answer(_("⛔ User {id} may not use the bot.").format(id=user_id))
+    markup = message.reply_markup
+    if markup is None:
+        return
+    rows = [
+        row
+        for row in markup.inline_keyboard
+        if not any(_pending_user(button.callback_data) == user_id for button in row)
+    ]
+    if rows == markup.inline_keyboard:
+        return  # a second tap: that user's buttons are gone already
+    try:
+        await message.edit_reply_markup(
+            reply_markup=InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
+        )
+    except TelegramBadRequest as exc:
+        # Two admins tapping at once: one edit finds the buttons changed already.
+        logger.debug("pending list not edited: %s", exc.message)
+
+
+def _pending_user(data: str | None) -> int | None:
+    try:
+        return PendingCb.unpack(data).user_id if data else None
+    except (TypeError, ValueError):
+        return None
 
 
 # --- /broadcast ---------------------------------------------------------------------------
@@ -417,23 +487,12 @@ class Broadcasts:
         targets: list[int],
     ) -> None:
         tally: Counter[Delivery] = Counter()
-        pending = iter(targets)
-        last_edit = time.monotonic()
 
-        async def worker() -> None:
-            nonlocal last_edit
-            for user_id in pending:
-                # The notifier marks users who blocked the bot inactive itself.
-                tally[await notifier.send(user_id, text)] += 1
-                done = sum(tally.values())
-                if time.monotonic() - last_edit >= PROGRESS_EVERY and done < len(targets):
-                    last_edit = time.monotonic()
-                    await self._edit(bot, report, self._progress(tally, done, len(targets)))
+        async def progress(tally: Counter[Delivery], done: int) -> None:
+            await self._edit(bot, report, self._progress(tally, done, len(targets)))
 
         try:
-            async with asyncio.TaskGroup() as group:
-                for _worker in range(min(BROADCAST_WORKERS, len(targets))):
-                    group.create_task(worker())
+            await run_broadcast(notifier, text, targets, tally, progress)
         except Exception:
             logger.exception("broadcast stopped after %s messages", sum(tally.values()))
             final = _("📣 Broadcast stopped by an error after {done} of {total}").format(
@@ -442,7 +501,10 @@ class Broadcasts:
         else:
             logger.info("broadcast finished: %s", dict(tally))
             final = _("📣 Broadcast finished: {total} users").format(total=len(targets))
-        await self._edit(bot, report, final + "\n" + tally_text(tally))
+        final += "\n" + tally_text(tally)
+        await self._edit(bot, report, final)
+        # An edit makes no sound: the tally also comes as a message of its own.
+        notifier.post(report[0], final)
 
     @staticmethod
     async def _edit(bot: Bot, report: tuple[int, int], text: str) -> None:
@@ -494,6 +556,7 @@ def create_router() -> Router:
     router.message.register(list_users, Command("users"), IsAdmin())
     router.message.register(broadcast_start, Command("broadcast"), IsAdmin())
     router.message.register(access_command, Command("allow", "deny"), IsAdmin())
+    router.message.register(list_pending, Command("pending"), IsAdmin())
     router.message.register(
         broadcast_cancel, Command("cancel"), StateFilter(BroadcastForm), IsAdmin()
     )
@@ -508,7 +571,8 @@ def create_router() -> Router:
         broadcasts.on_button, BroadcastCb.filter(), Accessible(), IsAdmin()
     )
     router.callback_query.register(access_button, AccessCb.filter(), Accessible(), IsAdmin())
-    for admin_buttons in (UsersCb, BroadcastCb, AccessCb):
+    router.callback_query.register(pending_button, PendingCb.filter(), Accessible(), IsAdmin())
+    for admin_buttons in (UsersCb, BroadcastCb, AccessCb, PendingCb):
         router.callback_query.register(button_not_for_you, admin_buttons.filter())
 
     router.my_chat_member.register(

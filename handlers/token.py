@@ -20,8 +20,8 @@ from handlers.keyboards import balance_keyboard, logout_keyboard, main_menu
 from handlers.render import balance_text
 from handlers.states import TokenForm
 from services.accounts import Accounts
+from services.admin_digest import AdminDigest
 from services.devsms import DevsmsBadRequest, DevsmsError, DevsmsUnauthorized
-from services.notifier import Notifier
 from storage import UserRepo
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ async def token_received(
     state: FSMContext,
     accounts: Accounts,
     i18n: I18n,
-    notifier: Notifier | None = None,
+    admin_digest: AdminDigest | None = None,
 ) -> None:
     assert message.from_user is not None and message.text is not None
     token = message.text.strip()
@@ -89,7 +89,7 @@ async def token_received(
     await state.clear()
     await message.answer(_("✅ Token connected and stored encrypted."), reply_markup=main_menu())
     await message.answer(balance_text(balance), reply_markup=balance_keyboard())
-    await announce_token(notifier, i18n, message.from_user)
+    announce_token(admin_digest, i18n, message.from_user)
 
 
 async def token_not_text(message: Message) -> None:

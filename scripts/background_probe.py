@@ -63,11 +63,15 @@ class RecordingNotify:
         self.sent += 1
         return None
 
-    async def to_admins(
+    def post_to_admins(
         self, text: str, *, reply_markup: InlineKeyboardMarkup | None = None
-    ) -> object:
+    ) -> bool:
         self.to_admins_count += 1
-        return None
+        return True
+
+    def add(self, notice: object) -> None:
+        """The admin digest's side: admin notices are counted like the rest."""
+        self.to_admins_count += 1
 
 
 class Samples:
@@ -121,6 +125,7 @@ async def run_watcher(config: dict[str, Any], accounts: Accounts, db: Database) 
         accounts,
         notify,
         i18n,
+        admin=notify,
         default_language=DEFAULT_LANGUAGE,
         default_threshold=DEFAULT_THRESHOLD,
         interval=3600.0,

@@ -21,7 +21,10 @@ Sections (--quick scales every count down):
 3. the time of that 10,000-user round against N × latency / concurrency;
 4. the local outbox history query with 1,000,000 rows, and the database size;
 5. start-up time and memory of the bot against the echo bot, and its memory after a round over
-   10,000 users.
+   10,000 users;
+6. 30 users connect a token at once with an admin group configured (so 30 admin notices at
+   Telegram's 20 a minute), then each sends /balance: its reply time against the same /balance
+   while the bot is idle.
 
 The machine is reported with the results, and so is how much CPU other processes took
 meanwhile: on a shared machine, times stretch, while CPU per update stays comparable.
@@ -63,6 +66,7 @@ from tests.e2e.harness import (
     ENCRYPTION_KEY,
     REPO_ROOT,
     BotProcess,
+    ChatUser,
     _die_with_parent,
 )
 from tests.fakes.fake_devsms import FakeDevsms, RecordedRequest
@@ -85,11 +89,14 @@ LOAD_USERS_FROM: Final = 5_000_001
 INTERACTIVE_USER: Final = 6_000_001
 WATCH_USERS_FROM: Final = 7_000_001
 STORAGE_USERS_FROM: Final = 8_000_001
+CONNECT_USERS_FROM: Final = 9_000_001
+ADMIN_GROUP: Final = -1_009_000_000_001
 
 LATENCY_P99_TARGET: Final = 0.020
 THROUGHPUT_RATIO_TARGET: Final = 0.6
 LAG_P99_TARGET: Final = 0.050
 INTERACTIVE_SLOWDOWN_TARGET: Final = 2.0
+CONNECT_SLOWDOWN_TARGET: Final = 2.0
 SCALE_RATIO_TARGET: Final = 1.3
 PAGE_TARGET: Final = 0.005
 STARTUP_TARGET: Final = 1.5
@@ -126,6 +133,7 @@ class Profile:
     outbox_users: int = 1_000
     page_queries: int = 200
     startups: int = 1  # in section 5; every other start of the run counts too
+    connect_users: int = 30  # section 6: users who connect a token at the same moment
 
 
 QUICK: Final = Profile(
@@ -952,6 +960,90 @@ class Bench:
             "—",
         )
 
+    # --- 6 -------------------------------------------------------------------------------------
+
+    async def connect_burst(self) -> None:
+        """Users connect a token at once with an admin group set, then each sends /balance.
+
+        Every connect makes an admin notice, and Telegram takes 20 a minute in a group: a bot
+        whose handlers waited for that pace would hold each user's chat (updates of one user
+        are handled one at a time) until their notice went out, up to minutes. The reference
+        is the same sequence of /balance while the bot is idle, measured first.
+        """
+        n = self.profile.connect_users
+        self.say(f"6. {n} users connect a token at once (admin group set), then /balance")
+        telegram, devsms = await self.fakes()
+        database = self.root / "connect-seed" / "bot.sqlite3"
+        await seed_users(database, [INTERACTIVE_USER], INTERACTIVE_TOKEN)
+        env = bot_env(ADMIN_CHAT_ID=str(ADMIN_GROUP), DEFAULT_LANGUAGE="en")
+        users = [
+            ChatUser(telegram, user_id=CONNECT_USERS_FROM + k, first_name=f"Bench {k}")
+            for k in range(n)
+        ]
+        idle: list[float] = []
+        after: list[float] = []
+        timeouts = 0
+        try:
+            bot = await self.start_process("connect", telegram, devsms, database=database, env=env)
+            await wait_until(
+                lambda: "balance round:" in bot.output(), ROUND_TIMEOUT, "start-up round"
+            )
+            expected = await probe_answer(telegram, INTERACTIVE_USER)
+            for _ in range(n):
+                sent, answered, _reply = await telegram.ask(INTERACTIVE_USER, "/balance")
+                idle.append(answered - sent)
+                await asyncio.sleep(INTERACTIVE_PAUSE)
+            await asyncio.gather(*(user.ask("/start", "API token") for user in users))
+
+            async def connect(user: ChatUser) -> None:
+                token_message = user.send(LOAD_TOKEN)
+                connected = await user.reply_after(token_message, "Token connected")
+                await user.reply_after(connected.message_id, "Balance:")
+
+            started = time.monotonic()
+            await asyncio.gather(*(connect(user) for user in users))
+            connected_in = time.monotonic() - started
+            # One after another, as in the idle pass: what is measured is whether a user's
+            # chat answers, not how 30 updates at once queue up.
+            for user in users:
+                try:
+                    sent, answered, reply = await telegram.ask(user.user_id, "/balance")
+                except TimeoutError:
+                    timeouts += 1
+                    continue
+                if reply.split("\n")[0] != expected.split("\n")[0]:
+                    raise AssertionError(f"unexpected /balance answer: {reply!r}")
+                after.append(answered - sent)
+            group_messages = len(telegram.chat_messages(ADMIN_GROUP))
+            await bot.stop()
+        finally:
+            await self.stop_all()
+            await telegram.stop()
+            await devsms.stop()
+        self.say(
+            f"  {n} connects answered in {connected_in:.1f} s; admin group got "
+            f"{group_messages} messages meanwhile; {timeouts} /balance timeouts"
+        )
+        self.details["connect_burst"] = {
+            "users": n,
+            "idle": summary(idle),
+            "after_connect": summary(after),
+            "timeouts": timeouts,
+            "connect_seconds": connected_in,
+            "admin_group_messages": group_messages,
+        }
+        idle99, after99 = percentile(idle, 99), percentile(after, 99)
+        self.add(
+            "6",
+            f"/balance of {n} users right after they connected a token at once (admin group set)",
+            pair_ms(after) + f" (n={len(after)}, timeouts {timeouts})",
+            f"idle {pair_ms(idle)}; p99 < {CONNECT_SLOWDOWN_TARGET:g}× idle",
+            verdict(not timeouts and after99 < CONNECT_SLOWDOWN_TARGET * idle99),
+            after=summary(after),
+            idle=summary(idle),
+            timeouts=timeouts,
+        )
+
     # --- 4 -------------------------------------------------------------------------------------
 
     async def storage(self) -> None:
@@ -1205,6 +1297,7 @@ SECTIONS: Final[dict[str, Callable[[Bench], Awaitable[None]]]] = {
     "2": Bench.background,  # also section 3
     "4": Bench.storage,
     "5": Bench.footprint,
+    "6": Bench.connect_burst,
 }
 
 
@@ -1234,7 +1327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller counts (about a minute)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write results as JSON")
     parser.add_argument(
-        "--only", default="1,2,3,4,5", help="comma-separated sections to run (default: all)"
+        "--only", default="1,2,3,4,5,6", help="comma-separated sections to run (default: all)"
     )
     parser.add_argument(
         "--profile-bot",

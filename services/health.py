@@ -26,23 +26,24 @@ _MINUTES_PER_HOUR: Final = 60
 class Notify(Protocol):
     """What background jobs need from the paced notifier (services/notifier.py).
 
-    Both calls wait for the paced delivery and never raise for Telegram errors; what they
-    return (a Delivery) is only logged here.
+    `send` waits for the paced delivery (a user's notices keep their order and pace the job);
+    `post_to_admins` queues and returns: a worker must not wait behind the admin group's
+    20 messages a minute. Neither raises for Telegram errors.
     """
 
     async def send(
         self, chat_id: int, text: str, *, reply_markup: InlineKeyboardMarkup | None = None
     ) -> object: ...
 
-    async def to_admins(
+    def post_to_admins(
         self, text: str, *, reply_markup: InlineKeyboardMarkup | None = None
-    ) -> object: ...
+    ) -> bool: ...
 
 
 class GatewayHealth:
     """Counts consecutive gateway failures across users.
 
-    State changes happen before the notice is awaited, so concurrent workers that fail (or
+    State changes happen before the notice is queued, so concurrent workers that fail (or
     succeed) at the same moment still produce exactly one notice.
     """
 
@@ -80,7 +81,7 @@ class GatewayHealth:
         self._down_since = None
         logger.warning("devsms gateway answers again after %.0f s", down_for)
         _ = self._
-        await self._notify.to_admins(
+        self._notify.post_to_admins(
             _("✅ The devsms gateway answers again. It was down for about {duration}.").format(
                 duration=duration_text(down_for, _)
             )
@@ -93,7 +94,7 @@ class GatewayHealth:
         self._down_since = self._clock()
         logger.warning("devsms gateway: %s failures in a row, reporting an outage", self._failures)
         _ = self._
-        await self._notify.to_admins(
+        self._notify.post_to_admins(
             _(
                 "🚨 The devsms gateway is not answering: {n} requests in a row failed. "
                 "Balance checks and delivery tracking continue and will catch up."

@@ -65,6 +65,10 @@ BACKOFF_MAX: Final = 60.0
 MAX_IN_FLIGHT: Final = 50
 # Idle chats' pacing state is dropped after this long, so the table does not grow forever.
 PRUNE_EVERY: Final = 60.0
+# The scheduler restarts after a bug with this backoff (1, 2, 4 ... s, capped): a bug that
+# repeats on every pass must not spin the event loop.
+RESTART_BASE: Final = 1.0
+RESTART_MAX: Final = 60.0
 
 _NO_PREVIEW: Final = LinkPreviewOptions(is_disabled=True)
 # Errors Telegram would repeat word for word: retrying only delays the chat's later messages.
@@ -131,7 +135,10 @@ class _Chat:
 class Notifier:
     """Paced delivery of bot-initiated messages; see the module docstring for the rules.
 
-    `send()` and `to_admins()` wait for the outcome and never raise for Telegram errors.
+    `send()` and `to_admins()` wait for the outcome and never raise for Telegram errors:
+    for background jobs that want the outcome. `post()` and `post_to_admins()` queue and
+    return at once: for handlers, which must never wait on pacing (a user's updates are
+    handled one at a time, so a handler that waits freezes that user's chat).
     Messages queued before `start()` wait for it.
     """
 
@@ -172,12 +179,14 @@ class Notifier:
         self._unfinished = 0
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._owned: set[int] = set()  # chats whose head message a send task is sending
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self._runner: asyncio.Task[None] | None = None
         self._closing = False
         self._last_prune = -math.inf
+        self._dispatched = 0  # messages handed to a send task: tells a scheduler that works
 
     @property
     def admin_chat_id(self) -> int | None:
@@ -271,19 +280,44 @@ class Notifier:
             return Delivery.SKIPPED
         return await self.send(self._admin_chat_id, text, reply_markup=reply_markup)
 
+    def post(
+        self, chat_id: int, text: str, *, reply_markup: InlineKeyboardMarkup | None = None
+    ) -> None:
+        """Queues a message and returns at once; its outcome is only logged.
+
+        Nobody holds the future, so nobody can withdraw the message, and it always resolves
+        with a result (never an exception): nothing is left unretrieved.
+        """
+        self.submit(chat_id, text, reply_markup=reply_markup).add_done_callback(_log_outcome)
+
+    def post_to_admins(
+        self, text: str, *, reply_markup: InlineKeyboardMarkup | None = None
+    ) -> bool:
+        """Queues a message for the admin chat; False (nothing queued) when there is none."""
+        if self._admin_chat_id is None:
+            return False
+        self.post(self._admin_chat_id, text, reply_markup=reply_markup)
+        return True
+
     # -------------------------------------------------------------------- scheduler
 
     async def _run(self) -> None:
         # Every send task starts from this task's context: the session's own retry steps aside.
         SELF_PACED.set(True)
-        try:
-            await self._schedule_forever()
-        except Exception:
-            # A bug here must not leave every caller of send() waiting forever.
-            self._closing = True
-            # Requests in flight still finish and resolve their own messages.
-            left = self._fail_queued(keep_in_flight=True)
-            logger.exception("notifier scheduler crashed; %s queued messages failed", left)
+        failures = 0
+        while True:
+            dispatched = self._dispatched
+            try:
+                await self._schedule_forever()
+            except Exception:
+                # A bug must not end every later alert: log it, wait, go on. The queues stay
+                # as they are (a message that trips the bug gives up after its attempts).
+                failures = 1 if self._dispatched != dispatched else failures + 1
+                delay = min(RESTART_BASE * 2 ** (failures - 1), RESTART_MAX)
+                logger.exception(
+                    "notifier scheduler failed (%s in a row); going on in %.0f s", failures, delay
+                )
+                await self._clock.sleep(delay)
 
     async def _schedule_forever(self) -> None:
         while True:
@@ -306,7 +340,26 @@ class Notifier:
             heapq.heappop(self._ready)
             chat = self._chats[top[2]]
             chat.key = None
-            await self._dispatch(chat)
+            try:
+                await self._dispatch(chat)
+            except Exception:
+                self._undo_dispatch(chat)
+                raise
+
+    def _undo_dispatch(self, chat: _Chat) -> None:
+        """After a bug in `_dispatch`: the chat is free again unless a send task owns it, and
+        its head message counts one attempt, so a message that trips the bug cannot block
+        its chat for ever."""
+        if chat.chat_id in self._owned:
+            return
+        if chat.queue:
+            job = chat.queue[0]
+            job.attempts += 1
+            if job.attempts >= self._attempts:
+                chat.queue.popleft()
+                logger.warning("message not sent: the scheduler failed on it")
+                self._finish(job, Delivery.FAILED)
+        self._release(chat)
 
     def _peek(self) -> tuple[float, int, int] | None:
         """The ready-heap's first live entry; stale ones are dropped on the way."""
@@ -345,8 +398,10 @@ class Notifier:
                 chat.recent.popleft()
             if len(chat.recent) == self._group_per_minute:
                 chat.next_at = max(chat.next_at, chat.recent[0] + GROUP_WINDOW)
-        self._in_flight += 1
         task = asyncio.create_task(self._deliver(chat, job), name=f"notifier-send-{job.seq}")
+        self._in_flight += 1
+        self._dispatched += 1
+        self._owned.add(chat.chat_id)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -355,6 +410,7 @@ class Notifier:
             await self._attempt(chat, job)
         finally:
             self._in_flight -= 1
+            self._owned.discard(chat.chat_id)
             self._release(chat)
 
     async def _attempt(self, chat: _Chat, job: _Job) -> None:
@@ -573,3 +629,8 @@ class Notifier:
         finally:
             for waiter in waiters:
                 waiter.cancel()
+
+
+def _log_outcome(future: asyncio.Future[Delivery]) -> None:
+    if not future.cancelled():
+        logger.debug("posted message: %s", future.result())

@@ -3,7 +3,8 @@
 A user hears once when their balance falls below their threshold, and again only after it
 rose above it and fell again: the "below" flag lives in alert_prefs (AlertRepo.record_check),
 so a restart does not repeat an alert. A token the gateway rejects is reported once, to the
-user and to the admins.
+user and to the admins. Admin notices go through services/admin_digest.py, which turns a
+round's many low balances into one message.
 
 Thousands of users are walked page by page (keyset paging) and checked by a fixed pool of
 `concurrency` workers, so the gateway never sees more than that many requests at once.
@@ -15,18 +16,19 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from enum import Enum
-from typing import Final
+from typing import Final, Protocol
 
 from aiogram import html
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import I18n
 
 from services.accounts import Accounts, NoToken
+from services.admin_digest import AdminNotice, NoticeKind
 from services.alert_rules import (
     Translate,
     count_text,
@@ -57,10 +59,6 @@ BALANCE_CALLBACK: Final = "bal"
 TOKEN_CALLBACK: Final = "tok"
 
 PAGE_SIZE: Final = 500
-# Telegram lets a bot post about 20 messages a minute into a group: beyond this many notices
-# in one round, admins get one digest instead of a message per user.
-ADMIN_DETAIL_LIMIT: Final = 3
-TELEGRAM_LIMIT: Final = 4096
 # devsms counts "today" and "this month" on Tashkent time (UTC+5, no daylight saving).
 GATEWAY_TZ: Final = timezone(timedelta(hours=5))
 
@@ -78,7 +76,6 @@ class RoundReport:
     """Tokens the gateway rejected during this round."""
     failed: int
     elapsed: float
-    """Seconds, including the admin notices sent at the end."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,12 +96,10 @@ class _Result(Enum):
     SKIPPED = "skipped"  # the token went away since the page was read
 
 
-@dataclass(frozen=True, slots=True)
-class _AdminNote:
-    full: str
-    """The notice on its own."""
-    line: str
-    """One line of a digest."""
+class AdminNotices(Protocol):
+    """services/admin_digest.AdminDigest: takes a notice and returns at once."""
+
+    def add(self, notice: AdminNotice) -> None: ...
 
 
 def button(label: str, callback_data: str) -> InlineKeyboardMarkup:
@@ -128,6 +123,7 @@ class BalanceWatcher:
         notifier: Notify,
         i18n: I18n,
         *,
+        admin: AdminNotices,
         default_language: str,
         default_threshold: Decimal,
         interval: float,
@@ -144,6 +140,7 @@ class BalanceWatcher:
         self._alerts = alerts
         self._accounts = accounts
         self._notifier = notifier
+        self._admin = admin
         self._i18n = i18n
         self._default_language = default_language
         self._default_threshold = default_threshold
@@ -155,8 +152,6 @@ class BalanceWatcher:
         self._page_size = page_size
         self._today = today
         self._clock = clock
-        # Admin notices of the running round, sent when it ends; None between rounds.
-        self._round_notes: list[_AdminNote] | None = None
 
     # --- the loop --------------------------------------------------------------------------
 
@@ -183,7 +178,6 @@ class BalanceWatcher:
         """One round over every user with a valid token."""
         started = self._clock()
         results: Counter[_Result] = Counter()
-        notes: list[_AdminNote] = []
         # Bounded, so paging only runs ahead of the workers by a little.
         queue: asyncio.Queue[WatchTarget | None] = asyncio.Queue(maxsize=self._concurrency * 2)
 
@@ -191,7 +185,6 @@ class BalanceWatcher:
             while (target := await queue.get()) is not None:
                 results[await self._check_one(target)] += 1
 
-        self._round_notes = notes
         workers = [
             asyncio.create_task(worker(), name=f"balance-worker-{n}")
             for n in range(self._concurrency)
@@ -209,11 +202,9 @@ class BalanceWatcher:
                 await queue.put(None)
             await asyncio.gather(*workers)
         finally:
-            self._round_notes = None
             for task in workers:
                 task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
-        await self._send_admin_notes(notes)
         return RoundReport(
             checked=results[_Result.CHECKED] + results[_Result.ALERTED],
             alerts_sent=results[_Result.ALERTED],
@@ -284,17 +275,18 @@ class BalanceWatcher:
         await self._notifier.send(
             person.user_id, text, reply_markup=button(_("💰 Balance"), self._balance_callback)
         )
-        await self._admin(self._low_balance_note(person, balance, amount, threshold))
+        self._admin.add(self._low_balance_note(person, balance, amount, threshold))
 
     def _low_balance_note(
         self, person: Person, balance: Balance, amount: Money, threshold: Money
-    ) -> _AdminNote:
+    ) -> AdminNotice:
         _ = self._translate(None)  # admins read the default language
         summary = _("⚠️ Low balance of {user}: {balance}").format(
             user=user_label(person), balance=money_text(amount, _)
         )
         full = "\n".join([summary, *self._details(balance, amount, threshold, _)])
-        return _AdminNote(full=full, line=summary)
+        line = f"{user_label(person)}: {money_text(amount, _)}"
+        return AdminNotice(NoticeKind.LOW_BALANCE, text=full, line=line)
 
     def _details(
         self, balance: Balance, amount: Money, threshold: Money, _: Translate
@@ -331,33 +323,13 @@ class BalanceWatcher:
             ),
             reply_markup=button(_("🔑 Connect a new token"), self._token_callback),
         )
-        await self._admin(self._token_note(person))
+        self._admin.add(self._token_note(person))
         return True
 
-    def _token_note(self, person: Person) -> _AdminNote:
+    def _token_note(self, person: Person) -> AdminNotice:
         _ = self._translate(None)
         text = _("🔑 devsms rejected the token of {user}.").format(user=user_label(person))
-        return _AdminNote(full=text, line=text)
-
-    # --- admins ----------------------------------------------------------------------------
-
-    async def _admin(self, note: _AdminNote) -> None:
-        # During a round, workers must not wait on the group's slow pace: notes are collected
-        # and go out when the round is over.
-        if self._round_notes is not None:
-            self._round_notes.append(note)
-        else:
-            await self._notifier.to_admins(note.full)
-
-    async def _send_admin_notes(self, notes: Sequence[_AdminNote]) -> None:
-        if len(notes) <= ADMIN_DETAIL_LIMIT:
-            for note in notes:
-                await self._notifier.to_admins(note.full)
-            return
-        _ = self._translate(None)
-        header = _("⚠️ {n} users need attention:").format(n=len(notes))
-        for text in _pack([f"• {note.line}" for note in notes], header):
-            await self._notifier.to_admins(text)
+        return AdminNotice(NoticeKind.TOKEN_REJECTED, text=text, line=user_label(person))
 
     def _translate(self, language: str | None) -> Translate:
         return translator(self._i18n, language or self._default_language)
@@ -365,17 +337,3 @@ class BalanceWatcher:
 
 def _person(target: WatchTarget) -> Person:
     return Person(target.user_id, target.language, target.first_name, target.username)
-
-
-def _pack(lines: Sequence[str], header: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
-    """The lines under `header`, in as few messages under `limit` characters as possible."""
-    messages: list[str] = []
-    current = header
-    for line in lines:
-        if len(current) + 1 + len(line) > limit:
-            messages.append(current)
-            current = line
-        else:
-            current = f"{current}\n{line}"
-    messages.append(current)
-    return messages

@@ -216,6 +216,18 @@ class UserRepo:
         )
         return [UserListEntry.from_row(row) for row in rows]
 
+    async def waiting(self, limit: int) -> list[UserListEntry]:
+        """The oldest `limit` access requests nobody has decided on yet."""
+        rows = await self._db.fetchall(
+            "SELECT u.id, u.first_name, u.username, u.language, u.is_active, u.access, "
+            "c.state AS token_state FROM users AS u "
+            "LEFT JOIN credentials AS c ON c.user_id = u.id "
+            "WHERE u.access = 'pending' AND u.access_asked = 1 "
+            "ORDER BY u.created_at, u.id LIMIT ?",
+            (limit,),
+        )
+        return [UserListEntry.from_row(row) for row in rows]
+
     async def broadcast_targets(self) -> list[tuple[int, Access]]:
         """(id, access) of every user who has not blocked the bot and has a valid token."""
         rows = await self._db.fetchall(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +28,12 @@ from aiogram.types import (
 from bot.factory import create_dispatcher, open_services
 from handlers.access import announce_token
 from handlers.admin import period_starts, total_cost
+from services.admin_digest import AdminDigest
+from services.notifier import Notifier
 from tests.conftest import GOOD_TOKEN, make_settings
 from tests.fakes.fake_devsms import FakeDevsms
 from tests.support.harness import Harness, button_data, make_bot
-from tests.support.notifiers import ImmediateNotifier
+from tests.support.notifiers import ImmediateNotifier, install
 from tests.support.recording import BOT_USER, RecordingSession, SentMessage
 
 ADMIN = 999_000  # above the seeded users' ids: the admin's row sorts after them
@@ -77,9 +79,22 @@ class AdminApp:
         )
         return await self.app.feed(callback_query=query)
 
+    async def settled(self, update: Awaitable[object]) -> list[SentMessage]:
+        """What the bot sent or edited for an update, with the messages it posted meanwhile
+        (they go out after the handler returned)."""
+        session = self.app.session
+        before = {key: (m.text, m.edits) for key, m in session.messages.items()}
+        await update
+        await self.notifier.settle()
+        return [m for key, m in session.messages.items() if before.get(key) != (m.text, m.edits)]
+
+    async def send(self, text: str, user_id: int) -> list[SentMessage]:
+        return await self.settled(self.app.send(text, user_id))
+
     async def connect(self, user_id: int) -> None:
         await self.app.send("/start", user_id)
         await self.app.send(GOOD_TOKEN, user_id)
+        await self.notifier.settle()  # the admin notice, sent after the handler returned
 
 
 AppFactory = Callable[..., AbstractAsyncContextManager[AdminApp]]
@@ -100,8 +115,9 @@ def make_app(tmp_path: Path, devsms: FakeDevsms) -> AppFactory:
         dp = create_dispatcher(services)
         session = RecordingSession()
         bot = make_bot(session)
-        notifier = ImmediateNotifier(bot, values["admin_chat_id"])
-        dp["notifier"] = notifier
+        notifier = install(
+            dp, bot, values["admin_chat_id"], services.i18n, admin_ids=values["admin_ids"]
+        )
         try:
             yield AdminApp(Harness(dp=dp, bot=bot, session=session, services=services), notifier)
         finally:
@@ -271,15 +287,20 @@ async def test_broadcast_preview_send_report_and_no_second_start(admin: AdminApp
 
     notifier.gate.set()
     await eventually(lambda: "finished" in report.text)
-    assert sorted(notifier.sent) == [(1, "News &amp; updates"), (2, "News &amp; updates")]
-    assert report.text == (
-        "📣 Broadcast finished: 2 users\nDelivered: 1, blocked the bot: 1, failed: 0"
-    )
+    tally = "📣 Broadcast finished: 2 users\nDelivered: 1, blocked the bot: 1, failed: 0"
+    assert report.text == tally
+    # The edit makes no sound: the tally also comes as a message, through the notifier.
+    await notifier.settle()
+    assert sorted(notifier.sent) == [
+        (1, "News &amp; updates"),
+        (2, "News &amp; updates"),
+        (ADMIN, tally),
+    ]
 
     await app.tap_data(confirm, send, user_id=ADMIN)
     assert app.answers()[-1].text == "This button is no longer active."
     await asyncio.sleep(0.05)  # a second broadcast would have started sending by now
-    assert len(notifier.sent) == 2
+    assert len(notifier.sent) == 3
 
 
 async def test_broadcast_can_be_cancelled_at_both_steps(admin: AdminApp) -> None:
@@ -307,7 +328,7 @@ async def test_unknown_user_is_told_politely_admins_hear_once_and_allow_lets_in(
     closed: AdminApp,
 ) -> None:
     app = closed.app
-    reply, notice = await app.send("/start", user_id=7)
+    reply, notice = await closed.send("/start", user_id=7)
     assert reply.text.startswith(POLITE)
     assert notice.chat_id == GROUP
     assert "A new user asks for access: User&lt;7&gt; (id <code>7</code>)" in notice.text
@@ -321,14 +342,14 @@ async def test_unknown_user_is_told_politely_admins_hear_once_and_allow_lets_in(
     [hello] = await app.send("/start", user_id=ADMIN)
     assert "Hello, User&lt;999000&gt;!" in hello.text
 
-    told, done = await app.send("/allow 7", user_id=ADMIN)
+    done, told = await closed.send("/allow 7", user_id=ADMIN)
     assert (told.chat_id, told.text) == (
         7,
         "✅ An administrator gave you access. Send /start to begin.",
     )
     assert (done.chat_id, done.text) == (ADMIN, "✅ User 7 may use the bot.")
     # Allowing again tells nobody anything new.
-    [done] = await app.send("/allow 7", user_id=ADMIN)
+    [done] = await closed.send("/allow 7", user_id=ADMIN)
     assert done.chat_id == ADMIN
     [welcome] = await app.send("/start", user_id=7)
     assert "Hello, User&lt;7&gt;!" in welcome.text
@@ -336,13 +357,13 @@ async def test_unknown_user_is_told_politely_admins_hear_once_and_allow_lets_in(
 
 async def test_approve_button_in_the_admin_group(closed: AdminApp) -> None:
     app = closed.app
-    _, notice = await app.send("/start", user_id=8)
+    _, notice = await closed.send("/start", user_id=8)
 
     assert await closed.tap_in_group(notice, "Approve", user_id=9) == []
     assert app.answers()[-1].text == "Only administrators can use this button."
     assert (await app.send("/start", user_id=8))[0].text.startswith(POLITE)
 
-    edited, told = await closed.tap_in_group(notice, "Approve", user_id=ADMIN)
+    edited, told = await closed.settled(closed.tap_in_group(notice, "Approve", user_id=ADMIN))
     assert (told.chat_id, edited.message_id) == (8, notice.message_id)
     assert "gave you access" in told.text
     assert edited.text.endswith("✅ Allowed by User&lt;999000&gt;")
@@ -353,8 +374,8 @@ async def test_approve_button_in_the_admin_group(closed: AdminApp) -> None:
 
 async def test_denied_user_stays_out(closed: AdminApp) -> None:
     app = closed.app
-    first, notice = await app.send("/start", user_id=10)
-    edited, told = await closed.tap_in_group(notice, "Deny", user_id=ADMIN)
+    first, notice = await closed.send("/start", user_id=10)
+    edited, told = await closed.settled(closed.tap_in_group(notice, "Deny", user_id=ADMIN))
     assert edited.text.endswith("⛔ Denied by User&lt;999000&gt;")
     assert (told.chat_id, told.text) == (
         10,
@@ -368,7 +389,7 @@ async def test_denied_user_stays_out(closed: AdminApp) -> None:
     assert app.answers()[-1].text == "This bot is private."
     assert len(app.session.chat(GROUP)) == 1
 
-    _, done = await closed.group("/allow 10")
+    done, _ = await closed.settled(closed.group("/allow 10"))
     assert (done.chat_id, done.text) == (GROUP, "✅ User 10 may use the bot.")
     [welcome] = await app.send("/start", user_id=10)
     assert "Hello, User&lt;10&gt;!" in welcome.text
@@ -376,7 +397,7 @@ async def test_denied_user_stays_out(closed: AdminApp) -> None:
 
 async def test_without_an_admin_group_requests_go_to_each_admin(make_app: AppFactory) -> None:
     async with make_app(access_mode="allowlist", admin_chat_id=None, admin_ids=(ADMIN, 55)) as a:
-        await a.app.send("/start", user_id=7)
+        await a.send("/start", user_id=7)
         assert [chat for chat, _ in a.notifier.sent] == [ADMIN, 55]
         [notice] = a.app.session.chat(55)
         assert labels(notice) == ["✅ Approve", "⛔ Deny"]
@@ -386,10 +407,113 @@ async def test_token_connection_notice_goes_to_the_admin_group(admin: AdminApp) 
     i18n = admin.app.services.i18n
     user = User(id=5, is_bot=False, first_name="Ann & Bo", username="annbo")
     with i18n.context():
-        await announce_token(admin.notifier, i18n, user)
-        await announce_token(None, i18n, user)  # no notifier wired: nothing happens
+        announce_token(admin.app.dp["admin_digest"], i18n, user)
+        announce_token(None, i18n, user)  # no digest wired: nothing happens
+    await admin.notifier.settle()
     [notice] = admin.app.session.chat(GROUP)
     assert notice.text == ("🔑 Ann &amp; Bo (@annbo, id <code>5</code>) connected a devsms token.")
+
+
+# --- Nobody waits on the admins' pace -------------------------------------------------------
+
+
+class FrozenClock:
+    """Time that never moves: whatever the notifier must space out never goes out."""
+
+    def monotonic(self) -> float:
+        return 0.0
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_users_are_answered_while_their_admin_notices_wait_for_the_groups_pace(
+    admin: AdminApp,
+) -> None:
+    app = admin.app
+    # The real paced notifier, on a clock that never lets a second message into the group.
+    notifier = Notifier(app.bot, app.services.users, admin_chat_id=GROUP, clock=FrozenClock())
+    await notifier.start()
+    app.dp["notifier"] = notifier
+    # No window either: every notice goes straight into the notifier's queue.
+    app.dp["admin_digest"] = AdminDigest(notifier, app.services.i18n, language="en", interval=0)
+    users = range(1, 31)
+    try:
+        for user_id in users:
+            await app.send("/start", user_id)
+            async with asyncio.timeout(5):
+                replies = await app.send(GOOD_TOKEN, user_id)
+            connected, balance = [m for m in replies if m.chat_id == user_id]
+            assert connected.text.startswith("✅ Token connected")
+        for user_id in users:
+            async with asyncio.timeout(5):
+                [reply] = await app.send("/balance", user_id)
+            assert reply.text == balance.text
+        # Meanwhile the group got the first notice; the other 29 still wait in the queue.
+        [notice] = app.session.chat(GROUP)
+        assert "User&lt;1&gt;" in notice.text and "connected a devsms token" in notice.text
+    finally:
+        await notifier.stop(drain=0)
+
+
+async def test_a_burst_of_access_requests_is_one_notice_whose_buttons_act_per_user(
+    make_app: AppFactory,
+) -> None:
+    async with make_app(access_mode="allowlist") as closed:
+        app, notifier = closed.app, closed.notifier
+        # A window that only closes when the test says so.
+        digest = AdminDigest(notifier, app.services.i18n, language="en", interval=3600)
+        app.dp["admin_digest"] = digest
+        for user_id in (21, 22, 23):
+            [reply] = await app.send("/start", user_id)
+            assert reply.text.startswith(POLITE)
+        assert app.session.chat(GROUP) == []
+        await digest.close()  # the window's end
+        await notifier.settle()
+
+        [notice] = app.session.chat(GROUP)
+        assert notice.text.split("\n") == [
+            "🙋 3 new users ask for access:",
+            "• User&lt;21&gt; (id <code>21</code>)",
+            "• User&lt;22&gt; (id <code>22</code>)",
+            "• User&lt;23&gt; (id <code>23</code>)",
+            "/pending lists every waiting request.",
+        ]
+        assert labels(notice) == [
+            "✅ User<21>",
+            "⛔ User<21>",
+            "✅ User<22>",
+            "⛔ User<22>",
+            "✅ User<23>",
+            "⛔ User<23>",
+        ]
+
+        edited, told = await closed.settled(closed.tap_in_group(notice, "✅ User<22>", ADMIN))
+        assert app.answers()[-1].text == "✅ User 22 may use the bot."
+        assert (told.chat_id, told.text) == (
+            22,
+            "✅ An administrator gave you access. Send /start to begin.",
+        )
+        # Only that user's buttons are gone: the others can still be decided on.
+        assert edited.message_id == notice.message_id
+        assert labels(edited) == ["✅ User<21>", "⛔ User<21>", "✅ User<23>", "⛔ User<23>"]
+        [welcome] = await app.send("/start", user_id=22)
+        assert "Hello, User&lt;22&gt;!" in welcome.text
+
+        [pending] = await closed.group("/pending")
+        assert pending.text.split("\n")[0] == "🙋 2 access requests are waiting:"
+        assert "id <code>22</code>" not in pending.text
+        assert labels(pending) == ["✅ User<21>", "⛔ User<21>", "✅ User<23>", "⛔ User<23>"]
+        await closed.settled(closed.tap_in_group(pending, "⛔ User<23>", ADMIN))
+        [reply] = await app.send("/start", user_id=23)
+        assert reply.text == "This bot is private, and the administrators did not allow you."
+
+
+async def test_pending_with_nothing_waiting_and_for_non_admins(closed: AdminApp) -> None:
+    [empty] = await closed.group("/pending")
+    assert empty.text == "No access requests are waiting."
+    [reply] = await closed.app.send("/pending", user_id=5)
+    assert reply.text == UNKNOWN_COMMAND
 
 
 # --- Groups -------------------------------------------------------------------------------

@@ -70,7 +70,7 @@ from services.bulk import BulkRunner
 from tests.conftest import GOOD_TOKEN, OTHER_TOKEN, make_settings
 from tests.fakes.fake_devsms import FakeDevsms
 from tests.support.harness import Harness
-from tests.support.notifiers import ImmediateNotifier
+from tests.support.notifiers import install
 from tests.support.recording import BOT_USER, SentMessage
 from tests.support.telegram_html import telegram_html_problems
 
@@ -204,7 +204,7 @@ async def fuzz_app(app: Harness) -> AsyncIterator[Harness]:
     JobReporter(app.bot, services.i18n, services.users, services.bulk, services.settings).attach(
         runner
     )
-    app.dp["notifier"] = ImmediateNotifier(app.bot, ADMIN_GROUP)
+    install(app.dp, app.bot, ADMIN_GROUP, services.i18n)
     yield app
     await runner.stop()
 

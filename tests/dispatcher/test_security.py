@@ -23,7 +23,7 @@ from storage.users import Access
 from tests.conftest import GOOD_TOKEN, OTHER_TOKEN, make_settings
 from tests.fakes.fake_devsms import FakeDevsms
 from tests.support.harness import BOT_TOKEN, Harness, make_bot
-from tests.support.notifiers import ImmediateNotifier
+from tests.support.notifiers import install
 from tests.support.recording import BOT_USER, RecordingSession
 
 ALI, BOB, CARL = 1, 2, 3
@@ -56,7 +56,7 @@ def make_app(tmp_path: Path, devsms: FakeDevsms) -> AppFactory:
         dp = create_dispatcher(services)
         session = RecordingSession()
         bot = make_bot(session)
-        dp["notifier"] = ImmediateNotifier(bot, values["admin_chat_id"])
+        install(dp, bot, values["admin_chat_id"], services.i18n, admin_ids=values["admin_ids"])
         try:
             yield Harness(dp=dp, bot=bot, session=session, services=services)
         finally:
@@ -75,6 +75,7 @@ async def connect(app: Harness, user_id: int) -> None:
     await app.send("/start", user_id)
     replies = await app.send(TOKENS[user_id], user_id)
     assert any("Token connected" in m.text for m in replies if m.chat_id == user_id)
+    await app.dp["notifier"].settle()  # the admin notice goes out after the handler returned
 
 
 def everything_sent(app: Harness) -> str:
@@ -293,8 +294,8 @@ async def test_admin_buttons_forged_by_a_non_admin_do_nothing(
     make_app: AppFactory,
 ) -> None:
     async with make_app(access_mode="allowlist") as app:
-        [polite, _notice] = await app.send("/start", 7)
-        for data in ("acc:7:1", "usr:0", "bc:send:1"):
+        [polite] = await app.send("/start", 7)
+        for data in ("acc:7:1", "pnd:7:1", "usr:0", "bc:send:1"):
             await app.tap_data(polite, data, user_id=7)
             assert app.answers()[-1].text == "Only administrators can use this button."
         assert await app.services.users.get_access(7) in (None, Access.PENDING)

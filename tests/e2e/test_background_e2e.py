@@ -36,7 +36,12 @@ WATCHING: Final = {
     "LOW_BALANCE_THRESHOLD": "5000",
     "DEFAULT_LANGUAGE": "en",
 }
-WITH_ADMINS: Final = {**WATCHING, "ADMIN_CHAT_ID": str(ADMIN_CHAT)}
+# Admin notices wait for the end of a short digest window: a lone one still goes out alone.
+WITH_ADMINS: Final = {
+    **WATCHING,
+    "ADMIN_CHAT_ID": str(ADMIN_CHAT),
+    "ADMIN_DIGEST_INTERVAL": "0.5",
+}
 
 
 async def rounds(devsms: FakeDevsms, token: str, n: int) -> None:

@@ -349,6 +349,8 @@ async def test_bursts_of_429_delay_replies_and_notices_but_lose_or_double_none(
         "BALANCE_CHECK_INTERVAL": "1",
         "LOW_BALANCE_THRESHOLD": "5000",
         "DEFAULT_LANGUAGE": "en",
+        # Each admin notice on its own: this counts them through the 429s, not digests.
+        "ADMIN_DIGEST_INTERVAL": "0",
         "DELIVERY_FIRST_CHECK": "0",
         "DELIVERY_POLL": "0.5",
     }

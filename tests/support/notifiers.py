@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from aiogram import Bot
+from aiogram import Bot, Dispatcher
 from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError
 from aiogram.types import InlineKeyboardMarkup
+from aiogram.utils.i18n import I18n
 
+from services.admin_digest import AdminDigest
 from services.notifier import Delivery
 
 
@@ -17,16 +20,38 @@ class ImmediateNotifier:
     """Sends through the (recorded) bot at once; the real one paces through a queue.
 
     `sent` lists every (chat_id, text) it was given; clearing `gate` holds every send, so a
-    test can look at a broadcast mid-way.
+    test can look at a broadcast mid-way. `post()` sends in a task of its own, as the real
+    one returns before sending: `settle()` waits for those.
     """
 
     bot: Bot
     admin_chat_id: int | None
     sent: list[tuple[int, str]] = field(default_factory=list)
     gate: asyncio.Event = field(default_factory=asyncio.Event)
+    posted: set[asyncio.Task[Delivery]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.gate.set()
+
+    def post(
+        self, chat_id: int, text: str, *, reply_markup: InlineKeyboardMarkup | None = None
+    ) -> None:
+        task = asyncio.create_task(self.send(chat_id, text, reply_markup=reply_markup))
+        self.posted.add(task)
+        task.add_done_callback(self.posted.discard)
+
+    def post_to_admins(
+        self, text: str, *, reply_markup: InlineKeyboardMarkup | None = None
+    ) -> bool:
+        if self.admin_chat_id is None:
+            return False
+        self.post(self.admin_chat_id, text, reply_markup=reply_markup)
+        return True
+
+    async def settle(self) -> None:
+        """Until every posted message went out."""
+        while self.posted:
+            await asyncio.gather(*self.posted)
 
     async def send(
         self, chat_id: int, text: str, *, reply_markup: InlineKeyboardMarkup | None = None
@@ -47,3 +72,22 @@ class ImmediateNotifier:
         if self.admin_chat_id is None:
             return Delivery.SKIPPED
         return await self.send(self.admin_chat_id, text, reply_markup=reply_markup)
+
+
+def install(
+    dp: Dispatcher,
+    bot: Bot,
+    admin_chat_id: int | None,
+    i18n: I18n,
+    *,
+    admin_ids: Iterable[int] = (),
+    language: str = "en",
+) -> ImmediateNotifier:
+    """What start-up puts into the Dispatcher: the notifier and the admin digest (here without
+    a window: each admin notice is posted at once)."""
+    notifier = ImmediateNotifier(bot, admin_chat_id)
+    dp["notifier"] = notifier
+    dp["admin_digest"] = AdminDigest(
+        notifier, i18n, language=language, interval=0, admin_ids=admin_ids
+    )
+    return notifier

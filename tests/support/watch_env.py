@@ -13,6 +13,7 @@ from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import I18n
 
 from services.accounts import Accounts
+from services.admin_digest import AdminDigest
 from services.devsms import DevsmsClient
 from services.health import GatewayHealth
 from services.vault import TokenVault
@@ -58,11 +59,16 @@ class RecordingNotify:
         async with asyncio.timeout(WAIT_LIMIT), self.changed:
             await self.changed.wait_for(lambda: bool(self.to(chat_id)))
 
-    async def to_admins(
+    def post(
+        self, chat_id: int, text: str, *, reply_markup: InlineKeyboardMarkup | None = None
+    ) -> None:
+        self.messages.append(Sent(chat_id, text, reply_markup))
+
+    def post_to_admins(
         self, text: str, *, reply_markup: InlineKeyboardMarkup | None = None
-    ) -> str:
+    ) -> bool:
         self.messages.append(Sent(None, text, reply_markup))
-        return "delivered"
+        return True
 
     def to(self, chat_id: int) -> list[Sent]:
         return [m for m in self.messages if m.chat_id == chat_id]
@@ -78,6 +84,8 @@ class World:
     def __init__(self, path: Path, devsms: FakeDevsms, vault: TokenVault, i18n: I18n) -> None:
         self.path, self.devsms, self.vault, self.i18n = path, devsms, vault, i18n
         self.notify = RecordingNotify()
+        # Each admin notice at once; a test that wants digests puts one with an interval here.
+        self.digest = AdminDigest(self.notify, i18n, language="en", interval=0)
 
     async def open(self) -> World:
         self.db = await Database.open(self.path)
@@ -120,6 +128,7 @@ class World:
             self.accounts,
             self.notify,
             self.i18n,
+            admin=self.digest,
             default_language="en",
             default_threshold=THRESHOLD,
             interval=kwargs.pop("interval", 600.0),

@@ -1,18 +1,15 @@
-"""The paced notifier on virtual time: a fake clock and a fake bot that records each request.
-
-FakeClock.run() drives the event loop and, whenever every task is waiting, jumps the clock to
-the next sleeper's deadline, so minutes of pacing run instantly and always the same way.
+"""The paced notifier on virtual time (tests/support/virtual_time.py) and a fake bot that
+records each request: minutes of pacing run instantly and always the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
 import itertools
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar, cast
+from typing import Any, Final, cast
 
 import pytest
 from aiogram import Bot
@@ -29,59 +26,10 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from services.notifier import Delivery, Notifier
 from storage import UserRepo, UserRow
-
-T = TypeVar("T")
+from tests.support.virtual_time import FakeClock
 
 # Comparisons of virtual times tolerate float rounding of repeated 1/rate steps.
 EPS: Final = 1e-9
-# Event-loop turns that let every woken task run until it waits again.
-SETTLE_TURNS: Final = 50
-
-
-class FakeClock:
-    """Virtual time: sleep() waits until run() moves `now` past the sleeper's deadline."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._order = itertools.count()
-
-    def monotonic(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._sleepers, (self.now + max(seconds, 0.0), next(self._order), future))
-        await future
-
-    async def run(self, awaitable: Awaitable[T], *, limit: float = 3600.0) -> T:
-        """Awaits `awaitable`, jumping to the next deadline whenever nothing else can run."""
-        task = asyncio.ensure_future(awaitable)
-        stuck = 0
-        while not task.done():
-            for _ in range(SETTLE_TURNS):
-                await asyncio.sleep(0)
-            if task.done():
-                break
-            while self._sleepers and self._sleepers[0][2].done():
-                heapq.heappop(self._sleepers)  # a cancelled sleep
-            if not self._sleepers:
-                stuck += 1
-                if stuck > 20:
-                    task.cancel()
-                    raise AssertionError("stuck: nothing sleeps and the awaited task waits")
-                continue
-            stuck = 0
-            deadline = self._sleepers[0][0]
-            if deadline > limit:
-                task.cancel()
-                raise AssertionError(f"still waiting at virtual time {deadline}")
-            self.now = max(self.now, deadline)
-            while self._sleepers and self._sleepers[0][0] <= self.now:
-                future = heapq.heappop(self._sleepers)[2]
-                if not future.done():
-                    future.set_result(None)
-        return task.result()
 
 
 @dataclass(frozen=True)
@@ -531,3 +479,109 @@ async def test_stop_without_drain_fails_a_request_in_flight_instead_of_hanging(
 
     assert future.result() == Delivery.FAILED
     assert clock.now == pytest.approx(1.0)
+
+
+# ------------------------------------------------------------- fire and forget, faults
+
+
+async def test_post_returns_at_once_and_the_message_still_goes_out(
+    clock: FakeClock, bot: FakeBot, notifier: Notifier
+) -> None:
+    for n in range(3):
+        notifier.post(-4001, f"notice {n}")  # returns without waiting for the group's pace
+    assert notifier.post_to_admins("to the admins")
+    assert bot.calls == []
+
+    await clock.run(notifier.stop(drain=600))
+
+    assert bot.delivered(-4001) == ["notice 0", "notice 1", "notice 2", "to the admins"]
+
+
+async def test_post_to_admins_without_an_admin_chat_queues_nothing(
+    clock: FakeClock, bot: FakeBot, make_notifier: MakeNotifier
+) -> None:
+    notifier = await make_notifier()
+    assert not notifier.post_to_admins("nobody reads this")
+    await clock.run(notifier.stop(drain=5))
+    assert bot.calls == []
+
+
+async def test_a_bug_in_the_scheduler_is_logged_and_later_messages_still_go_out(
+    clock: FakeClock,
+    bot: FakeBot,
+    notifier: Notifier,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    peek = notifier._peek
+    faults = 0
+
+    def faulty() -> tuple[float, int, int] | None:
+        nonlocal faults
+        if faults == 0:
+            faults += 1
+            raise RuntimeError("injected scheduler bug")
+        return peek()
+
+    monkeypatch.setattr(notifier, "_peek", faulty)
+    assert (
+        await send_all(clock, notifier, [(1, "first"), (2, "second")]) == [Delivery.DELIVERED] * 2
+    )
+    assert "injected scheduler bug" in caplog.text
+    # Not only what was queued when it happened: everything afterwards too.
+    assert await clock.run(notifier.send(3, "later")) == Delivery.DELIVERED
+    assert bot.delivered(3) == ["later"]
+
+
+async def test_a_scheduler_bug_that_repeats_backs_off_instead_of_spinning(
+    clock: FakeClock, bot: FakeBot, notifier: Notifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    peek = notifier._peek
+    faults = 0
+
+    def faulty() -> tuple[float, int, int] | None:
+        nonlocal faults
+        if clock.now < 100.0:  # broken for the first 100 s of (virtual) time
+            faults += 1
+            raise RuntimeError("injected scheduler bug")
+        return peek()
+
+    monkeypatch.setattr(notifier, "_peek", faulty)
+    assert await clock.run(notifier.send(1, "after the bug")) == Delivery.DELIVERED
+    # 1 + 2 + 4 + ... s between tries, capped at a minute: a handful, not thousands.
+    assert 3 <= faults <= 10
+    assert bot.calls[0].at < 100.0 + 60.0 + EPS
+
+
+async def test_a_message_that_trips_a_scheduler_bug_fails_alone(
+    clock: FakeClock, bot: FakeBot, notifier: Notifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    is_active = notifier._is_active
+
+    async def faulty(user_id: int) -> bool:
+        if user_id == 5:
+            raise RuntimeError("injected: this chat breaks the scheduler")
+        return await is_active(user_id)
+
+    monkeypatch.setattr(notifier, "_is_active", faulty)
+    results = await send_all(clock, notifier, [(5, "poison"), (6, "fine"), (5, "poison 2")])
+
+    assert results == [Delivery.FAILED, Delivery.DELIVERED, Delivery.FAILED]
+    assert bot.delivered(6) == ["fine"]
+
+
+async def test_posts_before_start_wait_for_it_and_leave_nothing_unretrieved(
+    clock: FakeClock, bot: FakeBot, users: FakeUsers, caplog: pytest.LogCaptureFixture
+) -> None:
+    notifier = Notifier(cast(Bot, bot), cast(UserRepo, users), clock=clock, admin_chat_id=-4001)
+    notifier.post(1, "early")  # a handler during start-up
+    notifier.post_to_admins("early notice")
+    await notifier.start()
+    await clock.run(notifier.stop(drain=10))
+    notifier.post(2, "after stop")  # resolved FAILED at once, with a warning
+
+    assert bot.delivered(1) == ["early"]
+    assert bot.delivered(-4001) == ["early notice"]
+    assert bot.to(2) == []
+    assert "a message was not queued" in caplog.text
+    assert "never retrieved" not in caplog.text

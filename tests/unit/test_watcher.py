@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 
 from handlers.callbacks import BalanceCb
+from services.admin_digest import AdminDigest
 from services.health import GatewayHealth
 from services.watcher import BALANCE_CALLBACK, TOKEN_CALLBACK
 from storage import WatchTarget
@@ -121,11 +122,14 @@ async def test_one_failing_user_does_not_stop_the_round(world: World, devsms: Fa
         await world.add_user(user_id, f"tok-{user_id}", balance=1_000)
     devsms.fail_next(1, status=500, path="/get_balance.php")
 
+    world.digest = AdminDigest(world.notify, world.i18n, language="en", interval=60)
     report = await world.watcher().check_all()
     assert (report.checked, report.failed, report.alerts_sent) == (4, 1, 4)
+    assert world.notify.admin == []  # the round did not wait for the admins' notices
+    await world.digest.close()  # as at the end of the digest's window
     # Four alerts in one round: admins get them as one digest.
     [digest] = world.notify.admin
-    assert digest.text.startswith("⚠️ 4 users need attention:")
+    assert digest.text.startswith("⚠️ 4 users have a low balance:")
     assert digest.text.count("\n• ") == 4
 
 
@@ -213,3 +217,23 @@ async def test_health_tells_admins_once_per_outage_with_its_length() -> None:
         "🚨 The devsms gateway is not answering",
         "✅ The devsms gateway answers again. It was down for about 2 min.",
     ]
+
+
+class PacedAdmins(RecordingNotify):
+    """An admin group whose pace never lets a message through: waiting for it is forever."""
+
+    async def to_admins(self, text: str, **_: object) -> str:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_outage_notices_do_not_hold_up_the_worker_that_reports_them() -> None:
+    notify = PacedAdmins()
+    health = GatewayHealth(2, notify)
+
+    async with asyncio.timeout(1):  # the balance round's worker goes on at once
+        for _ in range(2):
+            await health.record_failure()
+        await health.record_success()
+
+    assert [m.text[:2] for m in notify.admin] == ["🚨 ", "✅ "]
