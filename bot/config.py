@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     bulk_jobs_per_user: int = Field(default=1, ge=1)
     bulk_cache_mb: int = Field(default=256, ge=1)
     upload_memory_mb: int = Field(default=1024, ge=256)
-    upload_time_limit: float = Field(default=60.0, gt=0)
+    upload_time_limit: float = Field(default=120.0, gt=0)
 
     # Access
     access_mode: Literal["open", "allowlist"] = "open"

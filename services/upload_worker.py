@@ -8,7 +8,9 @@ and a parse that outlives its time limit is killed; the next upload gets a fresh
 One child, started on the first upload (idle bots pay nothing) and reused; uploads take turns
 on it. The bot waits for it in a thread, so the event loop serves everyone meanwhile.
 The child is started by forkserver (or spawn): it never inherits the bot's sockets, threads
-or event loop, and it imports only the module of the function it runs.
+or event loop, and it imports only the module of the function it runs. Under `python -m bot`
+the main module is not imported again; a script that runs the bot in its own process needs
+the usual `if __name__ == "__main__":` guard, as every script in scripts/ has.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEFAULT_MEMORY_LIMIT: Final = 1024 * 1024 * 1024
-DEFAULT_TIME_LIMIT: Final = 60.0
+DEFAULT_TIME_LIMIT: Final = 120.0
 
 _OK: Final = "ok"
 _RAISED: Final = "raised"
