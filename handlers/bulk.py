@@ -5,7 +5,8 @@ file or list → text (typed or a saved template) → dry-run report → Start �
 
 The parsed list stays in memory between the steps (`SourceCache`); FSM data keeps only what
 finds it again (the Telegram file id, or the pasted text), so after a restart the file is
-downloaded and read once more.
+downloaded and read once more. A list dropped from memory to stay within BULK_CACHE_MB is
+asked for again instead. Files are parsed in the upload worker (services.upload_worker).
 """
 
 from __future__ import annotations
@@ -86,8 +87,8 @@ EXAMPLES_SHOWN: Final = 3
 EXAMPLE_LIMIT: Final = 400
 TEMPLATE_SHOWN: Final = 1000
 VALUE_SHOWN: Final = 40
-# Column names (clipped when read, see MAX_COLUMN_NAME) and placeholders in replies, and how
-# much of a reply a list of them may take: with the rest of a reply far below 4096.
+# A column name or placeholder quoted in a reply is cut to NAME_SHOWN characters, a list of
+# them to LIST_SHOWN: the rest of such a reply is short, so it stays within Telegram's 4096.
 NAME_SHOWN: Final = 80
 LIST_SHOWN: Final = 1500
 JOBS_LISTED: Final = 10

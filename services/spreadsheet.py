@@ -1,6 +1,8 @@
 """Recipient lists from CSV, XLSX or pasted text, and result files back out.
 
-Synchronous and CPU-bound on purpose: callers run these through ``asyncio.to_thread``.
+Synchronous and CPU-bound on purpose: the bot reads uploads in its upload worker (a process
+with memory and time limits, services.upload_worker) and writes files through
+``asyncio.to_thread``.
 No user-facing text: handlers translate ``SpreadsheetError.kind`` and ``PhoneError``.
 """
 
