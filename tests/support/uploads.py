@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import io
+import sys
 import time
 import zipfile
 
@@ -81,3 +82,8 @@ def allocate_forever(*_args: object) -> None:
 def parse_slowly(seconds: float) -> str:
     time.sleep(seconds)
     return "done"
+
+
+def loaded_packages(*_args: object) -> set[str]:
+    """The top-level packages imported in the process that runs this."""
+    return {name.partition(".")[0] for name in sys.modules}

@@ -10,7 +10,12 @@ import pytest
 from services.bulk_plan import NoPhoneColumn, parse_source
 from services.spreadsheet import TooLarge, TooManyRows, TooSlow
 from services.upload_worker import UploadWorker
-from tests.support.uploads import allocate_forever, parse_forever, parse_slowly
+from tests.support.uploads import (
+    allocate_forever,
+    loaded_packages,
+    parse_forever,
+    parse_slowly,
+)
 
 CSV = b"name,phone\nAli,998901234567\nVali,901234568\n"
 
@@ -79,3 +84,14 @@ async def test_close_stops_the_child_and_nothing_starts_before_the_first_upload(
     assert worker.pid == pid  # reused
     await worker.close()
     assert worker.pid is None
+
+
+async def test_the_child_imports_what_parsing_needs_and_not_the_bot() -> None:
+    worker = UploadWorker(preload=("services.bulk_plan",))
+    try:
+        packages = await worker.run(loaded_packages)
+    finally:
+        await worker.close()
+
+    assert {"openpyxl", "phonenumbers", "services"} <= packages
+    assert not packages & {"aiogram", "aiohttp", "aiosqlite", "bot", "handlers", "storage"}
