@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     bulk_rate: float = Field(default=5.0, gt=0)
     bulk_concurrency: int = Field(default=4, ge=1, le=50)
     bulk_jobs_per_user: int = Field(default=1, ge=1)
+    bulk_cache_mb: int = Field(default=256, ge=1)
+    upload_memory_mb: int = Field(default=1024, ge=256)
+    upload_time_limit: float = Field(default=120.0, gt=0)
 
     # Access
     access_mode: Literal["open", "allowlist"] = "open"

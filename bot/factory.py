@@ -23,9 +23,11 @@ from handlers import build_router
 from handlers.bulk import JobReporter
 from services.accounts import Accounts
 from services.bulk import BulkRunner
+from services.bulk_plan import SourceCache
 from services.devsms import DevsmsClient
 from services.key_rotation import rotate_all
 from services.sending import SmsSender
+from services.upload_worker import UploadWorker
 from services.vault import TokenVault, load_generated_keys, parse_keys
 from storage import (
     AlertRepo,
@@ -57,8 +59,11 @@ class Services:
     i18n: I18n
     bulk: BulkRepo
     templates: TemplateRepo
+    uploads: UploadWorker
+    """Parses uploaded files in a child process, started on the first upload."""
 
     async def close(self) -> None:
+        await self.uploads.close()
         await self.devsms.close()
         await self.db.close()
 
@@ -108,6 +113,11 @@ async def open_services(settings: Settings) -> Services:
         i18n=create_i18n(settings.default_language),
         bulk=BulkRepo(db),
         templates=TemplateRepo(db),
+        uploads=UploadWorker(
+            memory_limit=settings.upload_memory_mb * 1024 * 1024,
+            time_limit=settings.upload_time_limit,
+            preload=("services.bulk_plan",),
+        ),
     )
 
 
@@ -141,6 +151,8 @@ def create_dispatcher(services: Services) -> Dispatcher:
         ),
         bulk=services.bulk,
         templates=services.templates,
+        uploads=services.uploads,
+        bulk_sources=SourceCache(settings.bulk_cache_mb * 1024 * 1024),
         # Exists before start-up so handlers (and tests) have it; its hooks need the Bot,
         # which only start-up knows.
         bulk_runner=BulkRunner(

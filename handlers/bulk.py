@@ -5,7 +5,8 @@ file or list → text (typed or a saved template) → dry-run report → Start �
 
 The parsed list stays in memory between the steps (`SourceCache`); FSM data keeps only what
 finds it again (the Telegram file id, or the pasted text), so after a restart the file is
-downloaded and read once more.
+downloaded and read once more. A list dropped from memory to stay within BULK_CACHE_MB is
+asked for again instead. Files are parsed in the upload worker (services.upload_worker).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import asyncio
 import hashlib
 import logging
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -81,6 +82,7 @@ from services.spreadsheet import (
     write_result,
 )
 from services.templating import TemplateError, check_template, placeholders
+from services.upload_worker import UploadWorker
 from services.user_input import choose_sender
 from storage import BulkRepo, JobCounts, JobRow, TemplateRepo, UserRepo
 
@@ -93,10 +95,17 @@ EXAMPLES_SHOWN: Final = 3
 EXAMPLE_LIMIT: Final = 400
 TEMPLATE_SHOWN: Final = 1000
 VALUE_SHOWN: Final = 40
+# A column name or placeholder quoted in a reply is cut to NAME_SHOWN characters, a list of
+# them to LIST_SHOWN: the rest of such a reply is short, so it stays within Telegram's 4096.
+NAME_SHOWN: Final = 80
+LIST_SHOWN: Final = 1500
 JOBS_LISTED: Final = 10
 BAR_WIDTH: Final = 10
-# Parsed lists kept between the steps; a 50 000-row list is some megabytes.
 RESULT_HEADER: Final = ("row", "phone", "sms_id", "state", "status", "error")
+# Columns of the result file the bot fills in its own normalised form: the row number, the
+# phone (digits) and the gateway's numeric id stay as they are; status and error come from
+# the gateway and are neutralised like user text (see spreadsheet.neutralise).
+RESULT_OWN_COLUMNS: Final = (0, 1, 2)
 
 _PHONE_REASONS: Final = {
     PhoneError.EMPTY.value: N_("no number"),
@@ -137,25 +146,24 @@ class BulkContext:
     settings: Settings
     state: FSMContext
     sources: SourceCache
+    uploads: UploadWorker
     user_id: int
 
 
-def bulk_context(sources: SourceCache) -> Callable[[dict[str, Any]], BulkContext]:
-    def build(data: dict[str, Any]) -> BulkContext:
-        return BulkContext(
-            bot=data["bot"],
-            accounts=data["accounts"],
-            users=data["users"],
-            bulk=data["bulk"],
-            templates=data["templates"],
-            runner=data["bulk_runner"],
-            settings=data["settings"],
-            state=data["state"],
-            sources=sources,
-            user_id=data["event_from_user"].id,
-        )
-
-    return build
+def bulk_context(data: dict[str, Any]) -> BulkContext:
+    return BulkContext(
+        bot=data["bot"],
+        accounts=data["accounts"],
+        users=data["users"],
+        bulk=data["bulk"],
+        templates=data["templates"],
+        runner=data["bulk_runner"],
+        settings=data["settings"],
+        state=data["state"],
+        sources=data["bulk_sources"],
+        uploads=data["uploads"],
+        user_id=data["event_from_user"].id,
+    )
 
 
 # --- step 1: the list ----------------------------------------------------------------------------
@@ -219,9 +227,7 @@ async def take_source(
 ) -> None:
     key = hashlib.sha256(data).hexdigest()
     try:
-        source = await asyncio.to_thread(
-            parse_source, data, file_name, key, ctx.settings.bulk_max_rows
-        )
+        source = await parse(ctx, data, file_name, key)
     except SpreadsheetError as exc:
         await message.answer(spreadsheet_error_text(exc) + "\n" + _("/cancel stops."))
         return
@@ -254,6 +260,15 @@ async def take_source(
     await ask_text(message, ctx, source, draft)
 
 
+async def parse(ctx: BulkContext, data: bytes, file_name: str, key: str) -> Source:
+    """A file is read in the upload worker (limits on memory and time); a pasted list is one
+    message, small enough for a thread, and starts no process."""
+    max_rows = ctx.settings.bulk_max_rows
+    if file_name == PASTED:
+        return await asyncio.to_thread(parse_source, data, file_name, key, max_rows)
+    return await ctx.uploads.run(parse_source, data, file_name, key, max_rows)
+
+
 def spreadsheet_error_text(exc: SpreadsheetError) -> str:
     if isinstance(exc, TooManyRows):
         return _(
@@ -269,12 +284,34 @@ def spreadsheet_error_text(exc: SpreadsheetError) -> str:
             "I could not read this file: it seems damaged. Save it again as .xlsx or .csv."
         ),
         "encoding": _("I could not read the text of this file. Save it as «CSV UTF-8»."),
+        "too_large": _(
+            "This file unpacks to far more data than a list of numbers needs, so I did not "
+            "read it. Copy just the list into a new .xlsx or .csv file and send that."
+        ),
+        "timeout": _(
+            "Reading this file took too long, so I stopped. Copy just the list into a new "
+            ".xlsx or .csv file and send that."
+        ),
     }
     return texts.get(exc.kind, _("I could not read this file. Save it as .xlsx or .csv."))
 
 
 def columns_text(columns: Sequence[str]) -> str:
-    return ", ".join(f"«{html.quote(name)}»" for name in columns) or MISSING
+    return listed([f"«{quote_cut(name, NAME_SHOWN)}»" for name in columns])
+
+
+def listed(items: Sequence[str], budget: int = LIST_SHOWN) -> str:
+    """Items joined with commas, as many as fit in `budget` characters, then "…": a file may
+    have 64 columns and a text hundreds of placeholders, a message only 4096 characters."""
+    shown: list[str] = []
+    used = 0
+    for item in items:
+        used += len(item) + 2
+        if used > budget:
+            shown.append("…")
+            break
+        shown.append(item)
+    return ", ".join(shown) or MISSING
 
 
 async def ask_text(message: Message, ctx: BulkContext, source: Source, draft: int) -> None:
@@ -356,7 +393,7 @@ async def take_template(message: Message, ctx: BulkContext, template: str) -> No
     data = await ctx.state.get_data()
     source = await load_source(ctx, data)
     if source is None:
-        await lost_source(message, ctx)
+        await lost_source(message, ctx, data)
         return
     try:
         unknown = check_template(template, source.columns)
@@ -489,7 +526,7 @@ async def review_button(
     source = await load_source(ctx, data)
     if source is None:
         await query.answer()
-        await lost_source(message, ctx)
+        await lost_source(message, ctx, data)
         return
     template: str = data["template"]
     plan = await asyncio.to_thread(build_plan, source, template, ctx.settings.sms_max_parts)
@@ -563,6 +600,8 @@ async def load_source(ctx: BulkContext, data: dict[str, Any]) -> Source | None:
     cached = ctx.sources.get(ctx.user_id, found_by["key"])
     if cached is not None:
         return cached
+    if ctx.sources.evicted(ctx.user_id, found_by["key"]):
+        return None  # lost_source asks for the file again
     if "pasted" in found_by:
         content = str(found_by["pasted"]).encode()
     else:
@@ -574,16 +613,29 @@ async def load_source(ctx: BulkContext, data: dict[str, Any]) -> Source | None:
         assert downloaded is not None
         content = downloaded.read()
     try:
-        source = await asyncio.to_thread(
-            parse_source, content, found_by["name"], found_by["key"], ctx.settings.bulk_max_rows
-        )
+        source = await parse(ctx, content, found_by["name"], found_by["key"])
     except (SpreadsheetError, NoPhoneColumn):
         return None  # BULK_MAX_ROWS was lowered meanwhile
     ctx.sources.put(ctx.user_id, source)
     return source
 
 
-async def lost_source(message: Message, ctx: BulkContext) -> None:
+async def lost_source(message: Message, ctx: BulkContext, data: dict[str, Any]) -> None:
+    found_by = data.get("src")
+    if isinstance(found_by, dict) and ctx.sources.evicted(ctx.user_id, found_by.get("key", "")):
+        # Dropped to keep memory within BULK_CACHE_MB while many lists were being prepared.
+        ctx.sources.drop(ctx.user_id)
+        await ctx.state.set_state(BulkForm.source)
+        await ctx.state.set_data({})
+        await message.answer(
+            _(
+                "Many lists were being prepared at once, and yours was set aside to save "
+                "memory. Please send the file or the list again."
+            )
+            + "\n"
+            + _("/cancel stops.")
+        )
+        return
     await ctx.state.clear()
     await message.answer(_("I no longer have the list. Start again with /bulk."))
 
@@ -686,7 +738,9 @@ async def result_file(bulk: BulkRepo, job: JobRow) -> BufferedInputFile:
         for row in await bulk.all_rows(job.id)
     ]
     fmt: ResultFormat = "xlsx" if job.file_format == "xlsx" else "csv"
-    data = await asyncio.to_thread(write_result, fmt, RESULT_HEADER, rows)
+    data = await asyncio.to_thread(
+        write_result, fmt, RESULT_HEADER, rows, own_columns=RESULT_OWN_COLUMNS
+    )
     stem = PurePosixPath(job.file_name).stem if job.file_name else "numbers"
     return BufferedInputFile(data, filename=f"{stem}-result-{job.id}.{fmt}")
 
@@ -844,7 +898,7 @@ async def list_jobs(message: Message, ctx: BulkContext) -> None:
 
 def create_router() -> Router:
     router = Router(name="bulk")
-    middleware = ContextMiddleware(bulk_context(SourceCache()))
+    middleware = ContextMiddleware(bulk_context)
     router.message.middleware(middleware)
     router.callback_query.middleware(middleware)
     router.message.register(start_bulk, Command("bulk"))

