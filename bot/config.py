@@ -6,9 +6,12 @@ import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Final, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from services.devsms import DEFAULT_GATEWAY_TIMEZONE
 
 Language = Literal["uz", "ru", "en"]
 LANGUAGES: Final[tuple[Language, ...]] = ("uz", "ru", "en")
@@ -33,6 +36,8 @@ class Settings(BaseSettings):
     devsms_timeout: float = Field(default=15.0, gt=0)
     devsms_retries: int = Field(default=3, ge=0, le=10)
     devsms_retry_backoff: float = Field(default=0.5, ge=0)
+    # The zone of the gateway's timestamps, which carry no offset (IANA name).
+    gateway_timezone: str = DEFAULT_GATEWAY_TIMEZONE
 
     # Storage and secrets
     database_path: Path = Path("data/bot.sqlite3")
@@ -88,6 +93,18 @@ class Settings(BaseSettings):
     def _empty_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("gateway_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        name = value.strip()
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                "GATEWAY_TIMEZONE must be an IANA time zone name such as Asia/Tashkent"
+            ) from None
+        return name
+
     @field_validator("log_level")
     @classmethod
     def _upper_level(cls, value: str) -> str:
@@ -99,6 +116,10 @@ class Settings(BaseSettings):
     @property
     def default_language_is_explicit(self) -> bool:
         return "default_language" in self.model_fields_set
+
+    @property
+    def gateway_zone(self) -> ZoneInfo:
+        return ZoneInfo(self.gateway_timezone)
 
     @property
     def key_file(self) -> Path:

@@ -84,6 +84,7 @@ async def open_services(settings: Settings) -> Services:
         timeout=settings.devsms_timeout,
         get_retries=settings.devsms_retries,
         backoff=settings.devsms_retry_backoff,
+        timezone=settings.gateway_zone,
     )
     users, credentials = UserRepo(db), CredentialRepo(db)
     outbox = OutboxRepo(db)

@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from enum import Enum
 from typing import Final
@@ -61,12 +61,13 @@ PAGE_SIZE: Final = 500
 # in one round, admins get one digest instead of a message per user.
 ADMIN_DETAIL_LIMIT: Final = 3
 TELEGRAM_LIMIT: Final = 4096
-# devsms counts "today" and "this month" on Tashkent time (UTC+5, no daylight saving).
+# devsms counts "today" and "this month" on Tashkent time (UTC+5, no daylight saving); the
+# client's zone (GATEWAY_TIMEZONE) is used when the watcher is given none.
 GATEWAY_TZ: Final = timezone(timedelta(hours=5))
 
 
-def gateway_today() -> date:
-    return datetime.now(UTC).astimezone(GATEWAY_TZ).date()
+def gateway_today(zone: tzinfo = GATEWAY_TZ) -> date:
+    return datetime.now(UTC).astimezone(zone).date()
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +137,7 @@ class BalanceWatcher:
         balance_callback: str = BALANCE_CALLBACK,
         token_callback: str = TOKEN_CALLBACK,
         page_size: int = PAGE_SIZE,
-        today: Callable[[], date] = gateway_today,
+        today: Callable[[], date] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if concurrency < 1 or page_size < 1 or interval <= 0:
@@ -153,7 +154,8 @@ class BalanceWatcher:
         self._balance_callback = balance_callback
         self._token_callback = token_callback
         self._page_size = page_size
-        self._today = today
+        zone = accounts.devsms.timezone
+        self._today = today if today is not None else lambda: gateway_today(zone)
         self._clock = clock
         # Admin notices of the running round, sent when it ends; None between rounds.
         self._round_notes: list[_AdminNote] | None = None
