@@ -10,7 +10,8 @@ import pytest
 from services.devsms import SmsRecord
 from services.money import parse_money
 from services.reconcile import cost_text, reconcile_unknown
-from storage import Database, OutboxRepo, UserRepo
+from storage import BulkRepo, Database, OutboxRepo, UserRepo
+from storage.bulk import RowState
 from storage.outbox import OutboxState
 
 ALI = 1001
@@ -46,8 +47,8 @@ def record(
     ago: timedelta | None = timedelta(0),
     status: str = "waiting",
 ) -> SmsRecord:
-    # The gateway's naive wall-clock time; here in UTC.
-    created = None if ago is None else datetime.now(UTC).replace(tzinfo=None) - ago
+    # Aware, as the client returns the gateway's times (services/devsms.py).
+    created = None if ago is None else datetime.now(UTC) - ago
     return SmsRecord(
         sms_id=sms_id,
         request_id=f"req-{sms_id}",
@@ -146,6 +147,87 @@ async def test_only_the_users_own_rows_are_settled(outbox: OutboxRepo) -> None:
 async def test_line_endings_and_outer_spaces_do_not_prevent_a_match(outbox: OutboxRepo) -> None:
     row_id = await unknown_row(outbox, "Line one\r\nLine two ")
     assert await reconcile_unknown(outbox, ALI, [record(5, "Line one\nLine two")]) == [row_id]
+
+
+async def bulk_row(
+    outbox: OutboxRepo,
+    text: str,
+    *,
+    state: RowState,
+    sms_id: int | None = None,
+    started_ago: timedelta = timedelta(0),
+    finished_ago: timedelta = timedelta(0),
+) -> tuple[BulkRepo, int]:
+    """A one-row bulk job of Ali's to PHONE, its row 2 left in ``state``."""
+    bulk = BulkRepo(outbox.db)
+    job_id = await bulk.create_job(
+        ALI,
+        template=text,
+        sender=None,
+        file_name="x.csv",
+        file_format="csv",
+        rows=[(2, PHONE, text, 1)],
+    )
+    await bulk.set_job_state(job_id, "running", allowed_from=("ready",))
+    await bulk.claim(job_id, 2)
+    await bulk.finish_row(job_id, 2, state, sms_id=sms_id)
+    now = datetime.now(UTC)
+    await outbox.db.execute(
+        "UPDATE bulk_jobs SET started_at = ? WHERE id = ?",
+        ((now - started_ago).isoformat(timespec="seconds"), job_id),
+    )
+    await outbox.db.execute(
+        "UPDATE bulk_rows SET updated_at = ? WHERE job_id = ?",
+        ((now - finished_ago).isoformat(timespec="seconds"), job_id),
+    )
+    return bulk, job_id
+
+
+async def test_a_bulk_sms_sent_earlier_is_not_claimed_by_a_later_unknown_single_send(
+    outbox: OutboxRepo,
+) -> None:
+    # A bulk job sent "Hello" to the number a minute ago (sms 5); then a single send of the
+    # same text timed out and never reached the gateway.
+    await bulk_row(outbox, "Hello", state="sent", sms_id=5, started_ago=timedelta(minutes=1))
+    row_id = await unknown_row(outbox, "Hello")
+    bulk_sms = record(5, "Hello", ago=timedelta(minutes=1))
+    assert await reconcile_unknown(outbox, ALI, [bulk_sms]) == []
+    row = await outbox.get(row_id)
+    assert row is not None and row.state is OutboxState.UNKNOWN
+    # Its own SMS, once it shows up, is taken.
+    assert await reconcile_unknown(outbox, ALI, [record(6, "Hello"), bulk_sms]) == [row_id]
+
+
+async def test_an_unknown_bulk_row_and_a_later_unknown_single_send_each_get_their_own_sms(
+    outbox: OutboxRepo,
+) -> None:
+    # A bulk row went out 7 minutes ago with a lost answer; a single send of the same text
+    # 3 minutes ago too. Within the clock skew, the older SMS could be either's.
+    bulk, job_id = await bulk_row(
+        outbox,
+        "Hello",
+        state="unknown",
+        started_ago=timedelta(minutes=8),
+        finished_ago=timedelta(minutes=6),
+    )
+    row_id = await unknown_row(outbox, "Hello")
+    await outbox.db.execute(
+        "UPDATE outbox SET created_at = ?, updated_at = ? WHERE id = ?",
+        (
+            (datetime.now(UTC) - timedelta(minutes=3)).isoformat(timespec="seconds"),
+            (datetime.now(UTC) - timedelta(minutes=3)).isoformat(timespec="seconds"),
+            row_id,
+        ),
+    )
+    records = [
+        record(12, "Hello", ago=timedelta(minutes=3)),
+        record(11, "Hello", ago=timedelta(minutes=7)),
+    ]
+    assert await reconcile_unknown(outbox, ALI, records) == [row_id]
+    row = await outbox.get(row_id)
+    assert row is not None and (row.state, row.sms_id) == (OutboxState.SENT, 12)
+    [bulk_settled] = await bulk.all_rows(job_id)
+    assert (bulk_settled.state, bulk_settled.sms_id) == ("sent", 11)
 
 
 def test_cost_is_stored_the_way_the_gateway_writes_it() -> None:
