@@ -248,6 +248,9 @@ class DeliveryTracker:
         by_user: defaultdict[int, list[OutboxRow]] = defaultdict(list)
         for row in rows:
             by_user[row.user_id].append(row)
+        for user_id in self._walks.keys() - by_user.keys():
+            # Nothing left to look for (settled elsewhere, e.g. from /history).
+            del self._walks[user_id]
         settled = 0
         for user_id, user_rows in by_user.items():
             try:
@@ -302,7 +305,7 @@ class DeliveryTracker:
         if not walk.history.finished:
             return len(resolved)  # the bound was hit: on next round
 
-        del self._walks[user_id]
+        self._walks.pop(user_id, None)
         if not walk.history.complete:
             return len(resolved)  # a history that does not page proves nothing
         # Only a walk that reached back past the send may say it is not there, and only for
