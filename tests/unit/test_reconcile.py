@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.devsms import SmsRecord
+from services.devsms import HistoryPage, SmsRecord
 from services.money import parse_money
-from services.reconcile import cost_text, reconcile_unknown
+from services.reconcile import HistoryWalk, cost_text, reconcile_unknown
 from storage import BulkRepo, Database, OutboxRepo, UserRepo
 from storage.bulk import RowState
 from storage.outbox import OutboxState
@@ -238,3 +238,47 @@ def test_cost_is_stored_the_way_the_gateway_writes_it() -> None:
     for value in (50, "$0.005", "1250.50", 0):
         money = parse_money(value)
         assert parse_money(cost_text(money)) == money
+
+
+async def test_sms_ids_held_by_single_and_bulk_sends_are_found_among_many(
+    outbox: OutboxRepo,
+) -> None:
+    single = await outbox.create_pending(ALI, PHONE, "a", None)
+    await outbox.mark_sent(single, 950, "req-950", "waiting", 1, "50")
+    await bulk_row(outbox, "b", state="sent", sms_id=20)
+    bobs = await outbox.create_pending(BOB, PHONE, "c", None)
+    await outbox.mark_sent(bobs, 30, "req-30", "waiting", 1, "50")
+    # More ids than one query binds.
+    assert await outbox.sms_ids_taken(ALI, list(range(1, 1001))) == {20, 950}
+
+
+class PagedHistory:
+    """A gateway's history of ``count`` SMS, newest first, ``cap`` entries a page at most."""
+
+    def __init__(self, count: int, *, cap: int = 200, ignores_offset: bool = False) -> None:
+        self.entries = [record(count - n, f"Text {count - n}") for n in range(count)]
+        self.cap, self.ignores_offset = cap, ignores_offset
+        self.offsets: list[int] = []
+
+    async def history(self, user_id: int, *, limit: int = 10, offset: int = 0) -> HistoryPage:
+        self.offsets.append(offset)
+        start = 0 if self.ignores_offset else offset
+        return HistoryPage(items=self.entries[start : start + min(limit, self.cap)])
+
+
+async def test_a_walk_through_a_gateway_with_smaller_pages_skips_nothing() -> None:
+    gateway = PagedHistory(120, cap=50)
+    walk = HistoryWalk(since=None, started=datetime.now(UTC))
+    wanted = {("998901234567", "Text 1")}
+    assert await walk.advance(gateway, ALI, pages=10, wanted=wanted)  # type: ignore[arg-type]
+    # A short page is not the end: only an empty one is.
+    assert gateway.offsets == [0, 50, 100, 120]
+    assert [r.sms_id for r in walk.records] == [1]
+
+
+async def test_a_gateway_that_ignores_the_offset_never_completes_a_walk() -> None:
+    gateway = PagedHistory(300, ignores_offset=True)
+    walk = HistoryWalk(since=None, started=datetime.now(UTC))
+    assert not await walk.advance(gateway, ALI, pages=10, wanted=set())  # type: ignore[arg-type]
+    assert walk.stuck and not walk.complete
+    assert len(gateway.offsets) == 2
