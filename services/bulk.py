@@ -13,7 +13,6 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Final
 
 from services.accounts import Accounts, NoToken
@@ -250,7 +249,7 @@ class BulkRunner:
         """The history back to the job's start (at most HISTORY_PAGES_MAX pages); `complete`
         when it got that far."""
         since = parse_stamp(job.started_at or job.created_at)
-        walk = HistoryWalk(since=since, started=datetime.now(UTC))
+        walk = HistoryWalk(since=since)
         await walk.advance(self._accounts, job.user_id, pages=HISTORY_PAGES_MAX, wanted=wanted)
         return walk
 

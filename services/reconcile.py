@@ -187,11 +187,9 @@ class HistoryWalk:
     """
 
     since: datetime | None
-    started: datetime
     offset: int = 0
     complete: bool = False
     stuck: bool = False
-    pages: int = 0
     _kept: dict[object, SmsRecord] = field(default_factory=dict)
     _last_first: object = None
 
@@ -212,7 +210,6 @@ class HistoryWalk:
             if self.finished:
                 break
             page = await accounts.history(user_id, limit=HISTORY_PAGE, offset=self.offset)
-            self.pages += 1
             items = page.items
             if not items:
                 self.complete = True  # the end of the history

@@ -263,7 +263,7 @@ class DeliveryTracker:
         walk = self._walks.get(user_id)
         if walk is None:
             oldest = min(_created(row) for row in rows)
-            walk = _Walk(HistoryWalk(since=oldest, started=now), frozenset(r.id for r in rows))
+            walk = _Walk(HistoryWalk(since=oldest), frozenset(r.id for r in rows))
             self._walks[user_id] = walk
         try:
             await walk.history.advance(

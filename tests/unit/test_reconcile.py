@@ -268,7 +268,7 @@ class PagedHistory:
 
 async def test_a_walk_through_a_gateway_with_smaller_pages_skips_nothing() -> None:
     gateway = PagedHistory(120, cap=50)
-    walk = HistoryWalk(since=None, started=datetime.now(UTC))
+    walk = HistoryWalk(since=None)
     wanted = {("998901234567", "Text 1")}
     assert await walk.advance(gateway, ALI, pages=10, wanted=wanted)  # type: ignore[arg-type]
     # A short page is not the end: only an empty one is.
@@ -278,7 +278,7 @@ async def test_a_walk_through_a_gateway_with_smaller_pages_skips_nothing() -> No
 
 async def test_a_gateway_that_ignores_the_offset_never_completes_a_walk() -> None:
     gateway = PagedHistory(300, ignores_offset=True)
-    walk = HistoryWalk(since=None, started=datetime.now(UTC))
+    walk = HistoryWalk(since=None)
     assert not await walk.advance(gateway, ALI, pages=10, wanted=set())  # type: ignore[arg-type]
     assert walk.stuck and not walk.complete
     assert len(gateway.offsets) == 2
