@@ -95,6 +95,7 @@ class Background:
             health,
             default_language=language,
             on_token_rejected=watcher.token_rejected,
+            bulk=self._bulk,
         )
         bulk_delivery = BulkDeliveryReporter(
             self._bulk,

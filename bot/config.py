@@ -6,10 +6,12 @@ import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Final, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from services.devsms import DEFAULT_GATEWAY_TIMEZONE
 from services.user_input import InvalidSender, parse_sender
 
 Language = Literal["uz", "ru", "en"]
@@ -46,6 +48,8 @@ class Settings(BaseSettings):
     devsms_retry_backoff: float = Field(default=0.5, ge=0)
     devsms_connections: int = Field(default=20, ge=1, le=1000)
     devsms_connections_per_user: int = Field(default=4, ge=1, le=1000)
+    # The zone of the gateway's timestamps, which carry no offset (IANA name).
+    gateway_timezone: str = DEFAULT_GATEWAY_TIMEZONE
 
     # Storage and secrets
     database_path: Path = Path("data/bot.sqlite3")
@@ -157,6 +161,18 @@ class Settings(BaseSettings):
                 "'.', '_' or '-'"
             ) from None
 
+    @field_validator("gateway_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        name = value.strip()
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                "GATEWAY_TIMEZONE must be an IANA time zone name such as Asia/Tashkent"
+            ) from None
+        return name
+
     @field_validator("log_level")
     @classmethod
     def _upper_level(cls, value: str) -> str:
@@ -168,3 +184,7 @@ class Settings(BaseSettings):
     @property
     def default_language_is_explicit(self) -> bool:
         return "default_language" in self.model_fields_set
+
+    @property
+    def gateway_zone(self) -> ZoneInfo:
+        return ZoneInfo(self.gateway_timezone)

@@ -91,6 +91,7 @@ async def open_services(settings: Settings) -> Services:
         backoff=settings.devsms_retry_backoff,
         connections=settings.devsms_connections,
         per_token=settings.devsms_connections_per_user,
+        timezone=settings.gateway_zone,
     )
     users, credentials = UserRepo(db), CredentialRepo(db)
     outbox = OutboxRepo(db)

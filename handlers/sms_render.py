@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Final
+from zoneinfo import ZoneInfo
 
 from aiogram import html
 from aiogram.utils.i18n import gettext as _
@@ -87,11 +88,14 @@ def phone_label(phone: str | None, field_chars: int = _CARD_FIELD_CHARS) -> str:
 
 
 def time_label(value: datetime | str | None, field_chars: int = _CARD_FIELD_CHARS) -> str:
-    """HTML. Naive times are the gateway's own clock, shown as given."""
+    """HTML. The gateway's own wall-clock times are shown as it wrote them; times that came
+    with an offset, in UTC."""
     if value is None:
         return MISSING
     if isinstance(value, datetime):
-        if value.tzinfo is None:
+        # The client gives a time written without an offset the gateway's ZoneInfo
+        # (services/devsms.py); its wall clock is what the user knows from devsms itself.
+        if value.tzinfo is None or isinstance(value.tzinfo, ZoneInfo):
             return value.strftime(_TIME_FORMAT)
         return value.astimezone(UTC).strftime(_TIME_FORMAT) + " UTC"
     return html.quote(clip(one_line(value), field_chars))

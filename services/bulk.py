@@ -8,13 +8,11 @@ becomes 'unknown' and is matched against the gateway's history, never resent bli
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Final
 
 from services.accounts import Accounts, NoToken
@@ -24,10 +22,16 @@ from services.devsms import (
     DevsmsSendUnknown,
     DevsmsUnauthorized,
     DevsmsUnavailable,
-    SmsRecord,
 )
-from services.reconcile import CLOCK_SKEW, cost_text
-from storage import BulkRepo, BulkRow, JobCounts, JobRow
+from services.reconcile import (
+    HistoryWalk,
+    SmsKey,
+    cost_text,
+    parse_stamp,
+    settle,
+    wanted_keys,
+)
+from storage import BulkRepo, BulkRow, JobCounts, JobRow, OutboxRepo
 
 logger = logging.getLogger(__name__)
 
@@ -218,70 +222,36 @@ class BulkRunner:
     # --- reconciliation ------------------------------------------------------------------------
 
     async def reconcile(self, job: JobRow) -> int:
-        """Settles the job's 'unknown' rows from the gateway's history: the same phone and text,
-        sent after the job started, each gateway SMS used once. Unmatched rows become
-        'not_sent' only once the history reaches back past the job's start."""
+        """Settles the job's 'unknown' rows from the gateway's history with the one matcher
+        (services/reconcile.py), which weighs every open send of the user, single or bulk, and
+        never takes an SMS another send holds. Unmatched rows become 'not_sent' only once the
+        history reaches back past the job's start."""
         unknown = await self._bulk.rows_in(job.id, ("unknown",))
         if not unknown:
             return 0
+        # A stateless view of the same database: the single sends compete for the same SMS.
+        outbox = OutboxRepo(self._bulk.db)
+        wanted = await wanted_keys(outbox, self._bulk, job.user_id)
         try:
-            records, complete = await self._history_since(job)
-        except DevsmsError as exc:
+            walk = await self._history_since(job, wanted)
+        except (DevsmsError, NoToken) as exc:
             logger.warning("bulk job %s: history unavailable (%s)", job.id, type(exc).__name__)
             return 0
-        taken = {row.sms_id for row in await self._bulk.rows_in(job.id, ("sent",)) if row.sms_id}
-        pool: dict[tuple[str, str], list[SmsRecord]] = {}
-        for record in reversed(records):  # oldest first
-            if record.sms_id in taken or record.phone is None or record.message is None:
-                continue
-            key = (re.sub(r"\D", "", record.phone), record.message)
-            pool.setdefault(key, []).append(record)
-        settled = 0
-        for row in unknown:
-            matches = pool.get((row.phone, row.message))
-            if matches:
-                record = matches.pop(0)
-                await self._bulk.finish_row(
-                    job.id,
-                    row.row_no,
-                    "sent",
-                    sms_id=record.sms_id,
-                    request_id=record.request_id,
-                    status=record.status,
-                    cost=cost_text(record.cost),
-                    error=None,
-                )
-                settled += 1
-            elif complete:
+        found = await settle(outbox, self._bulk, job.user_id, walk.records)
+        settled = sum(1 for job_id, _row_no in found.bulk_rows if job_id == job.id)
+        if walk.complete:
+            for row in await self._bulk.rows_in(job.id, ("unknown",)):
                 await self._bulk.finish_row(job.id, row.row_no, "not_sent", error=row.error)
                 settled += 1
         return settled
 
-    async def _history_since(self, job: JobRow) -> tuple[list[SmsRecord], bool]:
-        """History newest first, back to the job's start; `complete` when it got that far."""
-        since = _parse_time(job.started_at or job.created_at)
-        records: list[SmsRecord] = []
-        for page in range(HISTORY_PAGES_MAX):
-            chunk = await self._accounts.history(
-                job.user_id, limit=HISTORY_PAGE, offset=page * HISTORY_PAGE
-            )
-            records.extend(chunk.items)
-            if len(chunk.items) < HISTORY_PAGE:
-                return records, True
-            oldest = chunk.items[-1].created_at
-            if isinstance(oldest, datetime) and since is not None:
-                moment = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
-                if moment < since - CLOCK_SKEW:
-                    return records, True
-        return records, False
-
-
-def _parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    with contextlib.suppress(ValueError):
-        return datetime.fromisoformat(value)
-    return None
+    async def _history_since(self, job: JobRow, wanted: Collection[SmsKey]) -> HistoryWalk:
+        """The history back to the job's start (at most HISTORY_PAGES_MAX pages); `complete`
+        when it got that far."""
+        since = parse_stamp(job.started_at or job.created_at)
+        walk = HistoryWalk(since=since)
+        await walk.advance(self._accounts, job.user_id, pages=HISTORY_PAGES_MAX, wanted=wanted)
+        return walk
 
 
 class _Run:

@@ -48,9 +48,10 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from types import SimpleNamespace
 from typing import Any, Final
+from zoneinfo import ZoneInfo
 
 import aiohttp
 from yarl import URL
@@ -65,6 +66,10 @@ BALANCE_PATH: Final = "/get_balance.php"
 STATUS_PATH: Final = "/get_status.php"
 
 HISTORY_MAX_LIMIT: Final = 200
+# The zone of the gateway's wall-clock timestamps ("2024-01-31 12:00:00", no offset): its
+# servers are in Uzbekistan. Settings.gateway_timezone overrides it.
+DEFAULT_GATEWAY_TIMEZONE: Final = "Asia/Tashkent"
+_DEFAULT_ZONE: Final = ZoneInfo(DEFAULT_GATEWAY_TIMEZONE)
 FINAL_STATUSES: Final[frozenset[str]] = frozenset(
     {"DELIVERED", "REJECTED", "UNDELIVERABLE", "EXPIRED"}
 )
@@ -181,8 +186,8 @@ class SmsRecord:
     parts_count: int | None = None
     cost: Money | None = None
     created_at: datetime | str | None = None
-    """A datetime when the gateway's text parses (naive: the gateway does not say its zone),
-    else the text as given."""
+    """An aware datetime when the gateway's text parses (a time without an offset is read in
+    the gateway's zone, see DevsmsClient), else the text as given."""
 
     @property
     def is_final(self) -> bool:
@@ -226,7 +231,7 @@ def _as_str(value: object) -> str | None:
     return None
 
 
-def _as_datetime(value: object) -> datetime | str | None:
+def _as_datetime(value: object, zone: tzinfo) -> datetime | str | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         try:
             return datetime.fromtimestamp(value, tz=UTC)
@@ -237,9 +242,12 @@ def _as_datetime(value: object) -> datetime | str | None:
         return None
     try:
         # Python 3.11 reads both ISO 8601 and the MySQL style "2024-01-31 12:00:00".
-        return datetime.fromisoformat(text.strip())
+        moment = datetime.fromisoformat(text.strip())
     except ValueError:
         return text
+    # Without an offset it is the gateway's wall clock: made aware here, at the edge, so no
+    # caller compares it with our UTC times as if it were UTC (or the machine's local time).
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
 
 
 def _first(obj: Mapping[str, Any], *keys: str) -> object:
@@ -250,8 +258,9 @@ def _first(obj: Mapping[str, Any], *keys: str) -> object:
     return None
 
 
-def parse_sms_record(obj: object) -> SmsRecord | None:
-    """One SMS object from history or status; None when ``obj`` is not a JSON object."""
+def parse_sms_record(obj: object, zone: tzinfo = _DEFAULT_ZONE) -> SmsRecord | None:
+    """One SMS object from history or status; None when ``obj`` is not a JSON object.
+    Times without an offset are read in ``zone``, the gateway's."""
     if not isinstance(obj, dict):
         return None
     return SmsRecord(
@@ -263,7 +272,7 @@ def parse_sms_record(obj: object) -> SmsRecord | None:
         status=_as_str(obj.get("status")),
         parts_count=_as_int(_first(obj, "parts_count", "parts")),
         cost=parse_money(_first(obj, "total_cost", "cost", "price")),
-        created_at=_as_datetime(_first(obj, "created_at", "date", "sent_at")),
+        created_at=_as_datetime(_first(obj, "created_at", "date", "sent_at"), zone),
     )
 
 
@@ -294,19 +303,19 @@ def _find_list(node: object, depth: int) -> tuple[list[Any], int | None] | None:
     return None
 
 
-def parse_history(payload: object) -> HistoryPage:
+def parse_history(payload: object, zone: tzinfo = _DEFAULT_ZONE) -> HistoryPage:
     """The history answer, whatever its shape; never raises on any JSON value.
 
     The docs do not show it, so this accepts the whole answer or its ``data``, where the list is
     either ``data`` itself or sits under sms/history/items/messages/data/list/rows, with a
     ``total`` (or ``count``, or ``pagination.total``) beside it. Entries that are not objects
-    are skipped.
+    are skipped. Times without an offset are read in ``zone``, the gateway's.
     """
     found = _find_list(payload, 0)
     if found is None:
         return HistoryPage(items=[], total=None)
     entries, total = found
-    items = [record for entry in entries if (record := parse_sms_record(entry)) is not None]
+    items = [record for entry in entries if (record := parse_sms_record(entry, zone)) is not None]
     return HistoryPage(items=items, total=total)
 
 
@@ -348,7 +357,7 @@ def _parse_send_result(data: object) -> SendResult:
     )
 
 
-def _status_record(data: object) -> SmsRecord | None:
+def _status_record(data: object, zone: tzinfo) -> SmsRecord | None:
     if isinstance(data, list):
         data = next((entry for entry in data if isinstance(entry, dict)), None)
     if isinstance(data, dict) and "status" not in data:
@@ -357,7 +366,7 @@ def _status_record(data: object) -> SmsRecord | None:
             if isinstance(data.get(key), dict):
                 data = data[key]
                 break
-    return parse_sms_record(data)
+    return parse_sms_record(data, zone)
 
 
 # --- transport -------------------------------------------------------------------------------
@@ -484,6 +493,9 @@ class DevsmsClient:
     GETs are retried ``get_retries`` times (so up to ``get_retries + 1`` requests) after
     connection errors, timeouts, 5xx and 429, waiting ``backoff``, ``2 × backoff``, ... (or the
     gateway's Retry-After, if longer); never after other 4xx. ``send_sms`` is never retried.
+
+    ``timezone`` is the zone of the gateway's clock: its timestamps come without an offset and
+    are returned as aware datetimes in that zone.
     """
 
     def __init__(
@@ -497,6 +509,7 @@ class DevsmsClient:
         per_token: int = 4,
         connect_timeout: float | None = None,
         slot_wait: float | None = None,
+        timezone: tzinfo = _DEFAULT_ZONE,
     ) -> None:
         """``timeout`` runs from the moment a connection is in hand to the end of the answer;
         ``connect_timeout`` (default: half of it) bounds DNS and connecting, ``slot_wait``
@@ -518,6 +531,7 @@ class DevsmsClient:
         self._backoff = backoff
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
+        self.timezone = timezone
 
     async def __aenter__(self) -> DevsmsClient:
         return self
@@ -587,7 +601,7 @@ class DevsmsClient:
         if status is not None:
             params["status"] = status
         answer = await self._get(token, HISTORY_PATH, params)
-        return parse_history(answer.get("data"))
+        return parse_history(answer.get("data"), self.timezone)
 
     async def get_status(
         self, token: str, *, sms_id: int | None = None, request_id: str | None = None
@@ -599,7 +613,7 @@ class DevsmsClient:
             {"sms_id": sms_id} if sms_id is not None else {"request_id": str(request_id)}
         )
         answer = await self._get(token, STATUS_PATH, params)
-        record = _status_record(answer.get("data"))
+        record = _status_record(answer.get("data"), self.timezone)
         if record is None:
             raise DevsmsGatewayError(f"devsms: no SMS object in the answer to {STATUS_PATH}")
         return record

@@ -1,76 +1,357 @@
-"""Settling outbox rows left 'unknown' by a send that timed out, from what the gateway shows.
+"""Settling sends left 'unknown' by a lost answer, from what the gateway's history shows.
 
 devsms has no idempotency key (see /work/shared/devsms-api.md, "Send an SMS"), so a send whose
-answer was lost is never retried; its row waits in state 'unknown' until the gateway's history
-or status shows an SMS that must be it: the same phone, the same text, sent no earlier than the
-row was written. Each gateway SMS settles at most one row, so two identical sends that both
-timed out need two SMS in the history.
+answer was lost is never retried; it waits in state 'unknown' until the history shows an SMS
+that must be it. This module is the one place that decides which gateway SMS is which send,
+for single sends (storage/outbox.py) and bulk rows (storage/bulk.py) alike:
+
+- :func:`pair` is the matcher: the same phone (digits), the same text (line endings and outer
+  spaces aside), created while the request could have been in flight (give or take the clock
+  skew), and an SMS already held by any send of the user (single or bulk) is never taken;
+- :class:`HistoryWalk` reads the history back page by page until it passes a moment;
+- :func:`settle` runs the matcher over every open send of the user at once, so an unknown
+  single send never takes a bulk row's SMS nor the other way round, and writes the results.
+
+Only a walk that reached back past a send may conclude that it is not in the history; that
+decision belongs to the callers (services/tracker.py, services/bulk.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
-from collections.abc import Sequence
+import weakref
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Final
 
-from services.devsms import SmsRecord
+from services.accounts import Accounts
+from services.devsms import HISTORY_MAX_LIMIT, SmsRecord
 from services.money import USD, Money
 from services.sending import first_check_at
-from storage.outbox import OutboxRepo, OutboxRow
+from storage.bulk import BulkRepo, BulkRow
+from storage.outbox import OutboxRepo, OutboxRow, OutboxState
 
 logger = logging.getLogger(__name__)
 
 # Our clock and the gateway's need not agree to the second.
 CLOCK_SKEW: Final = timedelta(minutes=5)
+HISTORY_PAGE: Final = HISTORY_MAX_LIMIT
 _NOT_DIGITS: Final = re.compile(r"[^0-9]")
+_NEVER: Final = datetime.max.replace(tzinfo=UTC)
+
+SmsKey = tuple[str, str]
+
+
+class SendKind(StrEnum):
+    OUTBOX = "outbox"
+    BULK = "bulk"
+
+
+@dataclass(frozen=True, slots=True)
+class OpenSend:
+    """An SMS the bot asked for whose gateway record is not known: an outbox row or a bulk row.
+
+    ``earliest`` and ``latest`` bound when the gateway can have created it (our clock, UTC;
+    None when unknown). A send still in flight takes part only to keep its own SMS from the
+    others: its answer, not the history, settles it.
+    """
+
+    kind: SendKind
+    id: int
+    """The outbox id, or the bulk job id."""
+    row_no: int
+    phone: str
+    message: str
+    earliest: datetime | None
+    latest: datetime | None
+    in_flight: bool
+
+    @property
+    def key(self) -> SmsKey:
+        return _digits(self.phone), _text(self.message)
+
+    @classmethod
+    def of_outbox(cls, row: OutboxRow) -> OpenSend:
+        in_flight = row.state is OutboxState.PENDING
+        return cls(
+            SendKind.OUTBOX,
+            row.id,
+            0,
+            row.phone,
+            row.message,
+            earliest=parse_stamp(row.created_at),
+            # Marked unknown when the request was over: the gateway had it by then, if ever.
+            latest=None if in_flight else parse_stamp(row.updated_at),
+            in_flight=in_flight,
+        )
+
+    @classmethod
+    def of_bulk(cls, row: BulkRow, job_started: str | None) -> OpenSend:
+        in_flight = row.state == "sending"
+        return cls(
+            SendKind.BULK,
+            row.job_id,
+            row.row_no,
+            row.phone,
+            row.message,
+            # A row in flight was claimed at updated_at; an unknown one, some time after the
+            # job started.
+            earliest=parse_stamp(row.updated_at if in_flight else job_started),
+            latest=None if in_flight else parse_stamp(row.updated_at),
+            in_flight=in_flight,
+        )
+
+
+@dataclass(slots=True)
+class Settled:
+    outbox_ids: list[int] = field(default_factory=list)
+    bulk_rows: list[tuple[int, int]] = field(default_factory=list)
+    """(job id, row number) of each bulk row settled."""
+
+
+# --- the matcher -------------------------------------------------------------------------------
+
+
+def sms_key(record: SmsRecord) -> SmsKey | None:
+    if record.phone is None or record.message is None:
+        return None
+    return _digits(record.phone), _text(record.message)
+
+
+def pair(
+    sends: Iterable[OpenSend], records: Iterable[SmsRecord], taken: Collection[int] = ()
+) -> list[tuple[OpenSend, SmsRecord]]:
+    """Which record is which send. Each record serves at most one send, and none in ``taken``
+    (SMS already held by a send) serves any.
+
+    Sends are served in the order their window closes, each taking the oldest record that fits
+    it; that pairs identical sends up in order and gives each send the most records it can.
+    """
+    pools: dict[SmsKey, list[SmsRecord]] = {}
+    for record in _oldest_first(records):
+        key = sms_key(record)
+        if key is None or (record.sms_id is not None and record.sms_id in taken):
+            continue
+        pools.setdefault(key, []).append(record)
+    ordered = sorted(
+        sends,
+        key=lambda s: (s.latest or _NEVER, s.earliest or _NEVER, s.kind, s.id, s.row_no),
+    )
+    pairs: list[tuple[OpenSend, SmsRecord]] = []
+    for send in ordered:
+        pool = pools.get(send.key)
+        if not pool:
+            continue
+        index = next((i for i, record in enumerate(pool) if _fits(send, record)), None)
+        if index is not None:
+            pairs.append((send, pool.pop(index)))
+    return pairs
+
+
+def _fits(send: OpenSend, record: SmsRecord) -> bool:
+    """False only when the record was provably created outside the send's window."""
+    created = record.created_at
+    if not isinstance(created, datetime):
+        return True  # no usable time: phone and text decide
+    if created.tzinfo is None:
+        # The client makes the gateway's times aware (services/devsms.py); a naive one comes
+        # from our own records, which are UTC.
+        created = created.replace(tzinfo=UTC)
+    if send.earliest is not None and created < send.earliest - CLOCK_SKEW:
+        return False
+    return send.latest is None or created <= send.latest + CLOCK_SKEW
+
+
+def _oldest_first(records: Iterable[SmsRecord]) -> list[SmsRecord]:
+    # The gateway's ids grow with time. History comes newest first; records without an id
+    # keep their relative order, last.
+    return sorted(records, key=lambda r: (r.sms_id is None, r.sms_id or 0))
+
+
+# --- the history walk --------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class HistoryWalk:
+    """A user's history read back, newest first, a few pages at a time, until it passes
+    ``since`` (less the clock skew) or ends; ``since=None`` reads to the end.
+
+    New SMS sent meanwhile push entries to later offsets, which only makes a page repeat some
+    entries, never skip one: entries are kept once. Only entries some send could be (their
+    phone and text among ``wanted``) are kept, so a long walk stays small.
+    """
+
+    since: datetime | None
+    offset: int = 0
+    complete: bool = False
+    stuck: bool = False
+    _kept: dict[object, SmsRecord] = field(default_factory=dict)
+    _last_first: object = None
+
+    @property
+    def records(self) -> list[SmsRecord]:
+        return list(self._kept.values())
+
+    @property
+    def finished(self) -> bool:
+        return self.complete or self.stuck
+
+    async def advance(
+        self, accounts: Accounts, user_id: int, *, pages: int, wanted: Collection[SmsKey]
+    ) -> bool:
+        """Reads up to ``pages`` more pages; True once the walk is complete. Gateway errors
+        propagate: the walk stays where it was, to go on later."""
+        for _ in range(pages):
+            if self.finished:
+                break
+            page = await accounts.history(user_id, limit=HISTORY_PAGE, offset=self.offset)
+            items = page.items
+            if not items:
+                self.complete = True  # the end of the history
+                break
+            first = _identity(items[0])
+            if first == self._last_first:
+                # The same page again: a gateway that ignores the offset. Nothing can be
+                # concluded from it; the caller starts afresh later.
+                logger.warning("history of user %s does not page; walk abandoned", user_id)
+                self.stuck = True
+                break
+            self._last_first = first
+            self.offset += len(items)
+            for record in items:
+                if sms_key(record) in wanted:
+                    self._kept.setdefault(_identity(record), record)
+            if (page.total is not None and self.offset >= page.total) or self._passed(items):
+                self.complete = True
+        return self.complete
+
+    def _passed(self, items: Sequence[SmsRecord]) -> bool:
+        if self.since is None:
+            return False
+        bound = self.since - CLOCK_SKEW
+        for record in items:
+            created = record.created_at
+            if isinstance(created, datetime):
+                aware = created if created.tzinfo is not None else created.replace(tzinfo=UTC)
+                if aware < bound:
+                    return True
+        return False
+
+
+def _identity(record: SmsRecord) -> object:
+    if record.sms_id is not None:
+        return ("id", record.sms_id)
+    if record.request_id is not None:
+        return ("request", record.request_id)
+    return ("entry", record.phone, record.message, str(record.created_at))
+
+
+# --- settling ----------------------------------------------------------------------------------
+
+
+async def open_sends(outbox: OutboxRepo, bulk: BulkRepo, user_id: int) -> list[OpenSend]:
+    """Every send of the user in flight or of unknown fate, single and bulk."""
+    sends = [OpenSend.of_outbox(row) for row in await outbox.open_for_user(user_id)]
+    sends.extend(
+        OpenSend.of_bulk(row, started) for row, started in await bulk.open_rows_of_user(user_id)
+    )
+    return sends
+
+
+async def wanted_keys(outbox: OutboxRepo, bulk: BulkRepo, user_id: int) -> set[SmsKey]:
+    return {send.key for send in await open_sends(outbox, bulk, user_id)}
+
+
+async def settle(
+    outbox: OutboxRepo, bulk: BulkRepo, user_id: int, records: Sequence[SmsRecord]
+) -> Settled:
+    """Marks sent every unknown send of the user (single or bulk) that ``records`` show."""
+    settled = Settled()
+    if not records:
+        return settled
+    # One at a time per user: two settlements reading the same "free" SMS would both take it.
+    async with _user_lock(user_id):
+        sends = await open_sends(outbox, bulk, user_id)
+        if all(send.in_flight for send in sends):
+            return settled
+        keys = {send.key for send in sends}
+        candidates = [record for record in records if sms_key(record) in keys]
+        ids = sorted({record.sms_id for record in candidates if record.sms_id is not None})
+        taken = await outbox.sms_ids_taken(user_id, ids)
+        for send, record in pair(sends, candidates, taken):
+            if send.in_flight:
+                continue
+            if send.kind is SendKind.OUTBOX:
+                if await _settle_outbox(outbox, send.id, record):
+                    settled.outbox_ids.append(send.id)
+            elif await bulk.settle_unknown(
+                send.id,
+                send.row_no,
+                sms_id=record.sms_id,
+                request_id=record.request_id,
+                status=record.status,
+                cost=cost_text(record.cost),
+            ):
+                settled.bulk_rows.append((send.id, send.row_no))
+            else:
+                continue
+            logger.info(
+                "%s %s/%s of user %s reconciled with sms %s",
+                send.kind,
+                send.id,
+                send.row_no,
+                user_id,
+                record.sms_id,
+            )
+    return settled
 
 
 async def reconcile_unknown(
-    outbox: OutboxRepo, user_id: int, records: Sequence[SmsRecord]
+    outbox: OutboxRepo,
+    user_id: int,
+    records: Sequence[SmsRecord],
+    bulk: BulkRepo | None = None,
 ) -> list[int]:
-    """Marks the user's 'unknown' outbox rows sent when ``records`` show them; returns their ids.
+    """:func:`settle`, for callers that show single sends: the outbox ids it settled. The bulk
+    rows take part whether or not ``bulk`` is given (both live in the same database)."""
+    bulk = bulk if bulk is not None else BulkRepo(outbox.db)
+    return (await settle(outbox, bulk, user_id, records)).outbox_ids
 
-    Rows are taken oldest first and each gets the oldest fitting record, so identical sends pair
-    up in order. A record already tied to an outbox row (by its sms_id) is never reused.
-    """
-    rows = await outbox.unknown_for_user(user_id)
-    if not rows or not records:
-        return []
-    candidates = [
-        record for record in _oldest_first(records) if any(_same_sms(row, record) for row in rows)
-    ]
-    # Checked against the database too: an SMS the bot sent successfully earlier with the same
-    # text to the same phone is that earlier row's, not this one's.
-    free: list[SmsRecord] = []
-    for record in candidates:
-        if record.sms_id is None or await outbox.by_sms_id(user_id, record.sms_id) is None:
-            free.append(record)
 
-    resolved: list[int] = []
-    for row in rows:
-        match = next((record for record in free if _is_this_send(row, record)), None)
-        if match is None:
-            continue
-        free.remove(match)
-        settled = await outbox.mark_sent(
-            row.id,
-            sms_id=match.sms_id,
-            request_id=match.request_id,
-            status=match.status,
-            parts_count=match.parts_count,
-            total_cost=cost_text(match.cost),
-        )
-        if settled:
-            logger.info(
-                "outbox %s of user %s reconciled with sms %s", row.id, user_id, match.sms_id
-            )
-            resolved.append(row.id)
-            if match.sms_id is not None:
-                # From here it is tracked like any sent SMS, its delivery result reported once.
-                await outbox.schedule_check(row.id, first_check_at(after=timedelta(0)), 0)
-    return resolved
+async def _settle_outbox(outbox: OutboxRepo, row_id: int, record: SmsRecord) -> bool:
+    if not await outbox.mark_sent(
+        row_id,
+        sms_id=record.sms_id,
+        request_id=record.request_id,
+        status=record.status,
+        parts_count=record.parts_count,
+        total_cost=cost_text(record.cost),
+    ):
+        return False
+    if record.sms_id is not None:
+        # From here it is tracked like any sent SMS, its delivery result reported once.
+        await outbox.schedule_check(row_id, first_check_at(after=timedelta(0)), 0)
+    return True
+
+
+_locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
+
+
+@asynccontextmanager
+async def _user_lock(user_id: int) -> AsyncIterator[None]:
+    lock = _locks.get(user_id)
+    if lock is None:
+        lock = _locks[user_id] = asyncio.Lock()
+    async with lock:
+        yield
+
+
+# --- small helpers -----------------------------------------------------------------------------
 
 
 def cost_text(cost: Money | None) -> str | None:
@@ -81,41 +362,15 @@ def cost_text(cost: Money | None) -> str | None:
     return f"${amount}" if cost.currency == USD else amount
 
 
-def _oldest_first(records: Sequence[SmsRecord]) -> list[SmsRecord]:
-    # The gateway's ids grow with time and, unlike its timestamps, carry no zone question.
-    # History comes newest first; records without an id keep their relative order, last.
-    return sorted(records, key=lambda r: (r.sms_id is None, r.sms_id or 0))
-
-
-def _is_this_send(row: OutboxRow, record: SmsRecord) -> bool:
-    return _same_sms(row, record) and _not_older(row, record)
-
-
-def _same_sms(row: OutboxRow, record: SmsRecord) -> bool:
-    if record.phone is None or record.message is None:
-        return False
-    return _digits(row.phone) == _digits(record.phone) and _text(row.message) == _text(
-        record.message
-    )
-
-
-def _not_older(row: OutboxRow, record: SmsRecord) -> bool:
-    """False only when the record was provably created before the row (minus clock skew)."""
-    sent_at = record.created_at
-    if not isinstance(sent_at, datetime):
-        return True  # no usable time: phone and text decide
+def parse_stamp(value: str | None) -> datetime | None:
+    """One of our `*_at` columns (UTC ISO 8601, storage.db.utc_now) as an aware datetime."""
+    if not value:
+        return None
     try:
-        row_at = datetime.fromisoformat(row.created_at)
+        moment = datetime.fromisoformat(value)
     except ValueError:
-        return True
-    if row_at.tzinfo is None:
-        row_at = row_at.replace(tzinfo=UTC)
-    if sent_at.tzinfo is None:
-        # The gateway gives local wall-clock time without a zone. Read as UTC, a time from a
-        # zone east of UTC (devsms.uz: Tashkent, UTC+5) only looks later, so a real match is
-        # never refused; the phone, the text and the unused-record rule do the rest.
-        sent_at = sent_at.replace(tzinfo=UTC)
-    return sent_at >= row_at - CLOCK_SKEW
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _digits(phone: str) -> str:

@@ -5,9 +5,11 @@ growing intervals (services/alert_rules.next_check_delay) for at most 24 hours. 
 status is reported to the user once (OutboxRepo.mark_result_notified), if their
 delivery_notify preference asks for it.
 
-Sends whose answer was lost ("unknown", see storage/outbox.py) are settled here too: the
-first history page is compared with them, and what is still unmatched 24 hours after the send
-is declared not sent.
+Sends whose answer was lost ("unknown", see storage/outbox.py) are settled here too: each
+round reads a few more pages of the user's history back (services/reconcile.HistoryWalk), until
+it passes the oldest unknown send, and hands them to the one matcher. A send still unmatched
+when a walk has passed it, 24 hours after it was made, is reported as probably not sent; a walk
+that could not finish (gateway errors, the page bound) concludes nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
@@ -33,7 +36,6 @@ from services.alert_rules import (
     worth_telling,
 )
 from services.devsms import (
-    HISTORY_MAX_LIMIT,
     DevsmsError,
     DevsmsGatewayError,
     DevsmsUnauthorized,
@@ -42,9 +44,10 @@ from services.devsms import (
 )
 from services.health import GatewayHealth, Notify
 from services.phones import InvalidPhone, normalize_phone
-from services.reconcile import reconcile_unknown
+from services.reconcile import HistoryWalk, parse_stamp, settle, wanted_keys
 from services.watcher import Person, button
 from storage.alerts import AlertRepo
+from storage.bulk import BulkRepo
 from storage.outbox import OutboxRepo, OutboxRow
 from storage.users import UserRepo
 
@@ -55,6 +58,9 @@ CONCURRENCY: Final = 5
 # A send that timed out is often still being processed: give the gateway's history a moment.
 RECONCILE_AFTER: Final = timedelta(minutes=2)
 RECONCILE_EVERY: Final = 60.0
+# History pages read per user per round: a busy account's walk back to an old unknown send goes
+# on over several rounds instead of holding the loop (each page may cost a few retried GETs).
+HISTORY_PAGES_PER_ROUND: Final = 5
 
 # Final statuses (services/devsms.FINAL_STATUSES) as users read them; the same msgids as the
 # history and status screens.
@@ -101,10 +107,14 @@ class DeliveryTracker:
         batch: int = BATCH,
         concurrency: int = CONCURRENCY,
         reconcile_every: float = RECONCILE_EVERY,
+        bulk: BulkRepo | None = None,
+        history_pages: int = HISTORY_PAGES_PER_ROUND,
     ) -> None:
-        if batch < 1 or concurrency < 1:
-            raise ValueError("batch and concurrency must be positive")
+        if batch < 1 or concurrency < 1 or history_pages < 1:
+            raise ValueError("batch, concurrency and history_pages must be positive")
         self._outbox = outbox
+        # The bulk rows take part in matching, so neither kind of send takes the other's SMS.
+        self._bulk = bulk if bulk is not None else BulkRepo(outbox.db)
         self._alerts = alerts
         self._accounts = accounts
         self._notifier = notifier
@@ -118,6 +128,9 @@ class DeliveryTracker:
         self._batch = batch
         self._concurrency = concurrency
         self._reconcile_every = reconcile_every
+        self._history_pages = history_pages
+        # Per user, the history walk under way: it goes on where the last round stopped.
+        self._walks: dict[int, _Walk] = {}
 
     # --- the loop --------------------------------------------------------------------------
 
@@ -235,6 +248,9 @@ class DeliveryTracker:
         by_user: defaultdict[int, list[OutboxRow]] = defaultdict(list)
         for row in rows:
             by_user[row.user_id].append(row)
+        for user_id in self._walks.keys() - by_user.keys():
+            # Nothing left to look for (settled elsewhere, e.g. from /history).
+            del self._walks[user_id]
         settled = 0
         for user_id, user_rows in by_user.items():
             try:
@@ -244,14 +260,27 @@ class DeliveryTracker:
         return settled
 
     async def _reconcile_user(self, user_id: int, rows: Sequence[OutboxRow], now: datetime) -> int:
+        walk = self._walks.get(user_id)
+        if walk is None:
+            oldest = min(_created(row) for row in rows)
+            walk = _Walk(HistoryWalk(since=oldest), frozenset(r.id for r in rows))
+            self._walks[user_id] = walk
         try:
-            page = await self._accounts.history(user_id, limit=HISTORY_MAX_LIMIT)
+            await walk.history.advance(
+                self._accounts,
+                user_id,
+                pages=self._history_pages,
+                wanted=await wanted_keys(self._outbox, self._bulk, user_id),
+            )
         except DevsmsUnauthorized:
+            self._walks.pop(user_id, None)
             await self._token_rejected(user_id)
             return 0
         except NoToken:
+            self._walks.pop(user_id, None)
             return 0
         except (DevsmsGatewayError, DevsmsUnavailable) as exc:
+            # The walk stays where it got to and goes on next round.
             logger.info("history of user %s: %s", user_id, type(exc).__name__)
             await self._health.record_failure()
             return 0
@@ -260,7 +289,9 @@ class DeliveryTracker:
             return 0
         await self._health.record_success()
 
-        resolved = await reconcile_unknown(self._outbox, user_id, page.items)
+        resolved = (
+            await settle(self._outbox, self._bulk, user_id, walk.history.records)
+        ).outbox_ids
         for row_id in resolved:
             row = await self._outbox.get(row_id)
             if row is None:
@@ -271,11 +302,19 @@ class DeliveryTracker:
             delay = next_check_delay(0, now - _created(row))
             if row.sms_id is not None and delay is not None:
                 await self._outbox.schedule_check(row.id, stamp(now + delay), 0)
+        if not walk.history.finished:
+            return len(resolved)  # the bound was hit: on next round
 
-        # Only after a history that was actually read: an unreachable gateway proves nothing.
+        self._walks.pop(user_id, None)
+        if not walk.history.complete:
+            return len(resolved)  # a history that does not page proves nothing
+        # Only a walk that reached back past the send may say it is not there, and only for
+        # the sends it was started for (a newer one may sit before where it began).
         not_sent = 0
         for row in rows:
-            if row.id in resolved or now - _created(row) < TRACK_FOR:
+            if row.id in resolved or row.id not in walk.for_ids:
+                continue
+            if now - _created(row) < TRACK_FOR:
                 continue
             if await self._outbox.mark_not_sent(row.id):
                 logger.info("outbox %s of user %s: no trace after 24 h, not sent", row.id, user_id)
@@ -295,8 +334,9 @@ class DeliveryTracker:
         await self._notifier.send(
             row.user_id,
             _(
-                "✖️ Your SMS to {phone} did not go out: a day later, devsms still shows no "
-                "trace of it. Send it again if it is still needed."
+                "❔ Your SMS to {phone}, whose sending was unclear: a day later, devsms shows "
+                "no trace of it, so it was probably not sent. Check /history or ask the "
+                "recipient before sending it again."
             ).format(phone=_phone(row.phone)),
         )
 
@@ -320,13 +360,16 @@ class DeliveryTracker:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class _Walk:
+    history: HistoryWalk
+    for_ids: frozenset[int]
+    """The unknown sends it was started for: only these can it find missing."""
+
+
 def _created(row: OutboxRow) -> datetime:
-    try:
-        moment = datetime.fromisoformat(row.created_at)
-    except ValueError:
-        # Unreadable: treat it as brand new, so it is tracked rather than dropped.
-        return utc_now()
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    # Unreadable: treat it as brand new, so it is tracked rather than dropped.
+    return parse_stamp(row.created_at) or utc_now()
 
 
 def _status_label(status: str | None, _: Translate) -> tuple[str, str]:

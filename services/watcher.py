@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from enum import Enum
 from typing import Final, Protocol
@@ -59,12 +59,13 @@ BALANCE_CALLBACK: Final = "bal"
 TOKEN_CALLBACK: Final = "tok"
 
 PAGE_SIZE: Final = 500
-# devsms counts "today" and "this month" on Tashkent time (UTC+5, no daylight saving).
+# devsms counts "today" and "this month" on Tashkent time (UTC+5, no daylight saving); the
+# client's zone (GATEWAY_TIMEZONE) is used when the watcher is given none.
 GATEWAY_TZ: Final = timezone(timedelta(hours=5))
 
 
-def gateway_today() -> date:
-    return datetime.now(UTC).astimezone(GATEWAY_TZ).date()
+def gateway_today(zone: tzinfo = GATEWAY_TZ) -> date:
+    return datetime.now(UTC).astimezone(zone).date()
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +133,7 @@ class BalanceWatcher:
         balance_callback: str = BALANCE_CALLBACK,
         token_callback: str = TOKEN_CALLBACK,
         page_size: int = PAGE_SIZE,
-        today: Callable[[], date] = gateway_today,
+        today: Callable[[], date] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if concurrency < 1 or page_size < 1 or interval <= 0:
@@ -150,7 +151,8 @@ class BalanceWatcher:
         self._balance_callback = balance_callback
         self._token_callback = token_callback
         self._page_size = page_size
-        self._today = today
+        zone = accounts.devsms.timezone
+        self._today = today if today is not None else lambda: gateway_today(zone)
         self._clock = clock
 
     # --- the loop --------------------------------------------------------------------------

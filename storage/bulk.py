@@ -317,3 +317,47 @@ class BulkRepo:
             "UPDATE bulk_rows SET status = ?, updated_at = ? WHERE job_id = ? AND row_no = ?",
             (status, utc_now(), job_id, row_no),
         )
+
+    # --- reconciliation (services/reconcile.py) ------------------------------------------------
+
+    @property
+    def db(self) -> Database:
+        return self._db
+
+    async def open_rows_of_user(self, user_id: int) -> list[tuple[BulkRow, str]]:
+        """The user's rows whose request is in flight ('sending') or whose fate is unknown,
+        each with its job's start, over all jobs."""
+        rows = await self._db.fetchall(
+            "SELECT r.job_id, r.row_no, r.phone, r.message, r.parts, r.state, r.sms_id, "
+            "r.request_id, r.status, r.cost, r.error, r.updated_at, "
+            "COALESCE(j.started_at, j.created_at) AS job_started "
+            "FROM bulk_jobs j JOIN bulk_rows r ON r.job_id = j.id "
+            "WHERE j.user_id = ? AND r.state IN ('sending', 'unknown') "
+            "ORDER BY r.job_id, r.row_no",
+            (user_id,),
+        )
+        found: list[tuple[BulkRow, str]] = []
+        for row in rows:
+            values = {key: row[key] for key in row.keys() if key != "job_started"}  # noqa: SIM118
+            found.append((BulkRow(**values), str(row["job_started"])))
+        return found
+
+    async def settle_unknown(
+        self,
+        job_id: int,
+        row_no: int,
+        *,
+        sms_id: int | None,
+        request_id: str | None,
+        status: str | None,
+        cost: str | None,
+    ) -> bool:
+        """unknown → sent, found in the history; False when the row is not 'unknown' any more
+        (another reconciliation got there first)."""
+        changed = await self._db.execute(
+            "UPDATE bulk_rows SET state = 'sent', sms_id = ?, request_id = ?, status = ?, "
+            "cost = ?, error = NULL, updated_at = ? "
+            "WHERE job_id = ? AND row_no = ? AND state = 'unknown'",
+            (sms_id, request_id, status, cost, utc_now(), job_id, row_no),
+        )
+        return changed > 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
@@ -35,6 +35,8 @@ _COLUMNS: Final = (
     "result_notified"
 )
 _OPEN: Final = (OutboxState.PENDING, OutboxState.UNKNOWN)
+# SQLite allows 999 bound parameters in older builds; each id is bound twice.
+_IDS_PER_QUERY: Final = 400
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,10 @@ class OutboxRow:
 class OutboxRepo:
     def __init__(self, db: Database) -> None:
         self._db = db
+
+    @property
+    def db(self) -> Database:
+        return self._db
 
     async def create_pending(
         self, user_id: int, phone: str, message: str, sender: str | None
@@ -175,6 +181,30 @@ class OutboxRepo:
             (user_id, OutboxState.UNKNOWN.value),
         )
         return [OutboxRow.from_row(row) for row in rows]
+
+    async def open_for_user(self, user_id: int) -> list[OutboxRow]:
+        """The user's sends in flight ('pending') or of unknown fate, oldest first."""
+        rows = await self._db.fetchall(
+            f"SELECT {_COLUMNS} FROM outbox WHERE user_id = ? AND state IN (?, ?) ORDER BY id",
+            (user_id, *(state.value for state in _OPEN)),
+        )
+        return [OutboxRow.from_row(row) for row in rows]
+
+    async def sms_ids_taken(self, user_id: int, sms_ids: Sequence[int]) -> set[int]:
+        """Those of `sms_ids` that a send of the user already holds: a single send here, or a
+        row of one of their bulk jobs (storage/bulk.py). A gateway SMS is one send's only."""
+        taken: set[int] = set()
+        for start in range(0, len(sms_ids), _IDS_PER_QUERY):
+            chunk = sms_ids[start : start + _IDS_PER_QUERY]
+            marks = ", ".join("?" * len(chunk))
+            rows = await self._db.fetchall(
+                f"SELECT sms_id FROM outbox WHERE user_id = ? AND sms_id IN ({marks}) "
+                "UNION SELECT r.sms_id FROM bulk_jobs j JOIN bulk_rows r ON r.job_id = j.id "
+                f"WHERE j.user_id = ? AND r.sms_id IN ({marks})",
+                (user_id, *chunk, user_id, *chunk),
+            )
+            taken.update(int(row["sms_id"]) for row in rows)
+        return taken
 
     async def unknown_older_than(self, cutoff: str) -> list[OutboxRow]:
         """Every user's 'unknown' sends created at or before `cutoff`, by user, oldest first."""

@@ -27,9 +27,10 @@ import signal
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 from decimal import Decimal
 from typing import Any, Final
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -42,6 +43,8 @@ BALANCE: Final = "/get_balance.php"
 STATUS: Final = "/get_status.php"
 
 DEFAULT_SENDER: Final = "4546"
+# The real gateway most likely keeps Tashkent wall-clock time, without an offset.
+GATEWAY_TIMEZONE: Final = "Asia/Tashkent"
 # The longest wait_sent/wait_requests wait: a test that waits for something that never comes
 # fails in seconds instead of at pytest's global timeout.
 WAIT_LIMIT: Final = 10.0
@@ -111,6 +114,7 @@ class SentSms:
     parts_count: int
     cost: Decimal
     created_at: datetime
+    """Naive, on the gateway's wall clock (FakeDevsms.timezone), as the answers show it."""
     callback_url: str | None = None
 
 
@@ -184,6 +188,8 @@ class FakeDevsms:
         self.failure_mode: str = "500"
         self.failure_hang: float = 30.0
         self.history_shape: str = "sms"
+        # Its clock, never the machine's: a test must not pass or fail by the machine's zone.
+        self.timezone: tzinfo = ZoneInfo(GATEWAY_TIMEZONE)
         self.random = random.Random(seed)
         self._faults: list[_Fault] = []
         self._next_id = 1001
@@ -271,6 +277,10 @@ class FakeDevsms:
         """
         fault = _Fault(status, body, _relative(path) if path else None, hang, drop, process, cut)
         self._faults.extend([fault] * n)
+
+    def now(self) -> datetime:
+        """The gateway's wall-clock time, naive as in its answers."""
+        return datetime.now(self.timezone).replace(tzinfo=None, microsecond=0)
 
     def set_status(self, sms_id: int, status: str) -> None:
         self.find(sms_id).status = status
@@ -475,7 +485,7 @@ class FakeDevsms:
             status="waiting",
             parts_count=parts,
             cost=cost,
-            created_at=datetime.now().replace(microsecond=0),
+            created_at=self.now(),
             callback_url=callback_url,
         )
         self._next_id += 1

@@ -6,7 +6,9 @@ import time
 from decimal import Decimal
 
 from services.bulk import PAUSE_BALANCE, PAUSE_GATEWAY, RateLimiter
-from tests.support.bulk_env import SEND, TOKEN, Env, wait
+from services.sending import SmsSender
+from storage import OutboxRepo
+from tests.support.bulk_env import SEND, TOKEN, USER, Env, wait
 
 
 async def test_every_row_reaches_the_gateway_exactly_once(env: Env) -> None:
@@ -100,6 +102,52 @@ async def test_restart_turns_rows_caught_mid_request_into_unknown_and_resumes(en
     assert (counts.sent, counts.not_sent) == (9, 1)
     assert len(env.fake.sent) == 9
     assert len({sms.phone for sms in env.fake.sent}) == 9  # the first row was not sent again
+
+
+async def test_a_single_sms_sent_earlier_is_not_claimed_by_an_unknown_bulk_row(env: Env) -> None:
+    job_id = await env.job(1)
+    [row] = await env.bulk.next_pending(job_id, 1)
+    # The user sent the same text to the same number on its own, and it went out.
+    outcome = await SmsSender(env.accounts, OutboxRepo(env.db)).send(
+        USER, row.phone, row.message, None
+    )
+    assert outcome.result is not None and outcome.result.sms_id is not None
+    # Then the job's only row was caught mid-request and never reached the gateway.
+    await env.bulk.set_job_state(job_id, "running", allowed_from=("ready",))
+    await env.bulk.claim(job_id, row.row_no)
+    await env.bulk.finish_row(job_id, row.row_no, "unknown", error="timeout")
+    job = await env.bulk.get_job(job_id)
+    assert job is not None
+
+    assert await env.runner().reconcile(job) == 1
+    [settled] = await env.bulk.all_rows(job_id)
+    assert (settled.state, settled.sms_id) == ("not_sent", None)
+    assert len(env.fake.sent) == 1
+
+
+async def test_identical_unknown_bulk_rows_take_the_history_in_order(env: Env) -> None:
+    job_id = await env.job(1)
+    [row] = await env.bulk.next_pending(job_id, 1)
+    more = await env.bulk.create_job(
+        USER,
+        template="x",
+        sender=None,
+        file_name="y.csv",
+        file_format="csv",
+        rows=[(2, row.phone, row.message, 1), (3, row.phone, row.message, 1)],
+    )
+    await env.bulk.set_job_state(more, "running", allowed_from=("ready",))
+    sms_ids = []
+    for row_no in (2, 3):
+        await env.bulk.claim(more, row_no)
+        sent = await env.accounts.devsms.send_sms(TOKEN, row.phone, row.message)
+        sms_ids.append(sent.sms_id)
+        await env.bulk.finish_row(more, row_no, "unknown", error="timeout")
+    job = await env.bulk.get_job(more)
+    assert job is not None
+
+    assert await env.runner().reconcile(job) == 2
+    assert [r.sms_id for r in await env.bulk.all_rows(more)] == sms_ids
 
 
 async def test_cancel_stops_sending(env: Env) -> None:

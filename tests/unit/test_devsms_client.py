@@ -8,15 +8,18 @@ import logging
 import socket
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
+from bot.config import Settings
 from services.devsms import (
     BALANCE_PATH,
     HISTORY_PATH,
@@ -188,6 +191,34 @@ async def test_history_reads_every_answer_shape(
     assert newest.cost == uzs(50)
     assert isinstance(newest.created_at, datetime)
     assert page.items[1].sender == "Shop"
+
+
+@pytest.mark.parametrize("zone", ["Asia/Tashkent", "America/Los_Angeles", "UTC"])
+async def test_gateway_times_without_an_offset_are_read_in_the_gateway_zone(
+    fake: FakeDevsms, zone: str
+) -> None:
+    # Whatever zone the gateway keeps (and whatever the machine's), the moment comes out right.
+    fake.timezone = ZoneInfo(zone)
+    async with DevsmsClient(fake.url, timeout=2.0, timezone=ZoneInfo(zone)) as client:
+        before = datetime.now(UTC).replace(microsecond=0)
+        sent = await client.send_sms(TOKEN, PHONE, TEXT)
+        [entry] = (await client.get_history(TOKEN)).items
+        assert sent.sms_id is not None
+        record = await client.get_status(TOKEN, sms_id=sent.sms_id)
+    for created in (entry.created_at, record.created_at):
+        assert isinstance(created, datetime) and created.tzinfo is not None
+        assert before <= created <= datetime.now(UTC) + timedelta(seconds=1)
+        # Shown on the gateway's own clock.
+        assert created.replace(tzinfo=None) == fake.find(sent.sms_id).created_at
+
+
+def test_the_gateway_zone_is_a_setting_that_refuses_unknown_names(tmp_path: Any) -> None:
+    values: dict[str, Any] = {"bot_token": "123456:" + "A" * 35, "database_path": tmp_path}
+    assert Settings(_env_file=None, **values).gateway_zone == ZoneInfo("Asia/Tashkent")  # type: ignore[call-arg]
+    chosen = Settings(_env_file=None, gateway_timezone="Europe/Moscow", **values)  # type: ignore[call-arg]
+    assert chosen.gateway_zone == ZoneInfo("Europe/Moscow")
+    with pytest.raises(ValidationError, match="GATEWAY_TIMEZONE"):
+        Settings(_env_file=None, gateway_timezone="Mars/Olympus", **values)  # type: ignore[call-arg]
 
 
 async def test_status_by_sms_id_and_by_request_id(fake: FakeDevsms, client: DevsmsClient) -> None:

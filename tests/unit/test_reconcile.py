@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.devsms import SmsRecord
+from services.devsms import HistoryPage, SmsRecord
 from services.money import parse_money
-from services.reconcile import cost_text, reconcile_unknown
-from storage import Database, OutboxRepo, UserRepo
+from services.reconcile import HistoryWalk, cost_text, reconcile_unknown
+from storage import BulkRepo, Database, OutboxRepo, UserRepo
+from storage.bulk import RowState
 from storage.outbox import OutboxState
 
 ALI = 1001
@@ -46,8 +47,8 @@ def record(
     ago: timedelta | None = timedelta(0),
     status: str = "waiting",
 ) -> SmsRecord:
-    # The gateway's naive wall-clock time; here in UTC.
-    created = None if ago is None else datetime.now(UTC).replace(tzinfo=None) - ago
+    # Aware, as the client returns the gateway's times (services/devsms.py).
+    created = None if ago is None else datetime.now(UTC) - ago
     return SmsRecord(
         sms_id=sms_id,
         request_id=f"req-{sms_id}",
@@ -148,6 +149,87 @@ async def test_line_endings_and_outer_spaces_do_not_prevent_a_match(outbox: Outb
     assert await reconcile_unknown(outbox, ALI, [record(5, "Line one\nLine two")]) == [row_id]
 
 
+async def bulk_row(
+    outbox: OutboxRepo,
+    text: str,
+    *,
+    state: RowState,
+    sms_id: int | None = None,
+    started_ago: timedelta = timedelta(0),
+    finished_ago: timedelta = timedelta(0),
+) -> tuple[BulkRepo, int]:
+    """A one-row bulk job of Ali's to PHONE, its row 2 left in ``state``."""
+    bulk = BulkRepo(outbox.db)
+    job_id = await bulk.create_job(
+        ALI,
+        template=text,
+        sender=None,
+        file_name="x.csv",
+        file_format="csv",
+        rows=[(2, PHONE, text, 1)],
+    )
+    await bulk.set_job_state(job_id, "running", allowed_from=("ready",))
+    await bulk.claim(job_id, 2)
+    await bulk.finish_row(job_id, 2, state, sms_id=sms_id)
+    now = datetime.now(UTC)
+    await outbox.db.execute(
+        "UPDATE bulk_jobs SET started_at = ? WHERE id = ?",
+        ((now - started_ago).isoformat(timespec="seconds"), job_id),
+    )
+    await outbox.db.execute(
+        "UPDATE bulk_rows SET updated_at = ? WHERE job_id = ?",
+        ((now - finished_ago).isoformat(timespec="seconds"), job_id),
+    )
+    return bulk, job_id
+
+
+async def test_a_bulk_sms_sent_earlier_is_not_claimed_by_a_later_unknown_single_send(
+    outbox: OutboxRepo,
+) -> None:
+    # A bulk job sent "Hello" to the number a minute ago (sms 5); then a single send of the
+    # same text timed out and never reached the gateway.
+    await bulk_row(outbox, "Hello", state="sent", sms_id=5, started_ago=timedelta(minutes=1))
+    row_id = await unknown_row(outbox, "Hello")
+    bulk_sms = record(5, "Hello", ago=timedelta(minutes=1))
+    assert await reconcile_unknown(outbox, ALI, [bulk_sms]) == []
+    row = await outbox.get(row_id)
+    assert row is not None and row.state is OutboxState.UNKNOWN
+    # Its own SMS, once it shows up, is taken.
+    assert await reconcile_unknown(outbox, ALI, [record(6, "Hello"), bulk_sms]) == [row_id]
+
+
+async def test_an_unknown_bulk_row_and_a_later_unknown_single_send_each_get_their_own_sms(
+    outbox: OutboxRepo,
+) -> None:
+    # A bulk row went out 7 minutes ago with a lost answer; a single send of the same text
+    # 3 minutes ago too. Within the clock skew, the older SMS could be either's.
+    bulk, job_id = await bulk_row(
+        outbox,
+        "Hello",
+        state="unknown",
+        started_ago=timedelta(minutes=8),
+        finished_ago=timedelta(minutes=6),
+    )
+    row_id = await unknown_row(outbox, "Hello")
+    await outbox.db.execute(
+        "UPDATE outbox SET created_at = ?, updated_at = ? WHERE id = ?",
+        (
+            (datetime.now(UTC) - timedelta(minutes=3)).isoformat(timespec="seconds"),
+            (datetime.now(UTC) - timedelta(minutes=3)).isoformat(timespec="seconds"),
+            row_id,
+        ),
+    )
+    records = [
+        record(12, "Hello", ago=timedelta(minutes=3)),
+        record(11, "Hello", ago=timedelta(minutes=7)),
+    ]
+    assert await reconcile_unknown(outbox, ALI, records) == [row_id]
+    row = await outbox.get(row_id)
+    assert row is not None and (row.state, row.sms_id) == (OutboxState.SENT, 12)
+    [bulk_settled] = await bulk.all_rows(job_id)
+    assert (bulk_settled.state, bulk_settled.sms_id) == ("sent", 11)
+
+
 def test_cost_is_stored_the_way_the_gateway_writes_it() -> None:
     assert cost_text(parse_money(50)) == "50"
     assert cost_text(parse_money("$0.005")) == "$0.005"
@@ -156,3 +238,47 @@ def test_cost_is_stored_the_way_the_gateway_writes_it() -> None:
     for value in (50, "$0.005", "1250.50", 0):
         money = parse_money(value)
         assert parse_money(cost_text(money)) == money
+
+
+async def test_sms_ids_held_by_single_and_bulk_sends_are_found_among_many(
+    outbox: OutboxRepo,
+) -> None:
+    single = await outbox.create_pending(ALI, PHONE, "a", None)
+    await outbox.mark_sent(single, 950, "req-950", "waiting", 1, "50")
+    await bulk_row(outbox, "b", state="sent", sms_id=20)
+    bobs = await outbox.create_pending(BOB, PHONE, "c", None)
+    await outbox.mark_sent(bobs, 30, "req-30", "waiting", 1, "50")
+    # More ids than one query binds.
+    assert await outbox.sms_ids_taken(ALI, list(range(1, 1001))) == {20, 950}
+
+
+class PagedHistory:
+    """A gateway's history of ``count`` SMS, newest first, ``cap`` entries a page at most."""
+
+    def __init__(self, count: int, *, cap: int = 200, ignores_offset: bool = False) -> None:
+        self.entries = [record(count - n, f"Text {count - n}") for n in range(count)]
+        self.cap, self.ignores_offset = cap, ignores_offset
+        self.offsets: list[int] = []
+
+    async def history(self, user_id: int, *, limit: int = 10, offset: int = 0) -> HistoryPage:
+        self.offsets.append(offset)
+        start = 0 if self.ignores_offset else offset
+        return HistoryPage(items=self.entries[start : start + min(limit, self.cap)])
+
+
+async def test_a_walk_through_a_gateway_with_smaller_pages_skips_nothing() -> None:
+    gateway = PagedHistory(120, cap=50)
+    walk = HistoryWalk(since=None)
+    wanted = {("998901234567", "Text 1")}
+    assert await walk.advance(gateway, ALI, pages=10, wanted=wanted)  # type: ignore[arg-type]
+    # A short page is not the end: only an empty one is.
+    assert gateway.offsets == [0, 50, 100, 120]
+    assert [r.sms_id for r in walk.records] == [1]
+
+
+async def test_a_gateway_that_ignores_the_offset_never_completes_a_walk() -> None:
+    gateway = PagedHistory(300, ignores_offset=True)
+    walk = HistoryWalk(since=None)
+    assert not await walk.advance(gateway, ALI, pages=10, wanted=set())  # type: ignore[arg-type]
+    assert walk.stuck and not walk.complete
+    assert len(gateway.offsets) == 2

@@ -246,9 +246,80 @@ async def test_unknown_send_without_a_trace_is_not_sent_after_a_day(
     assert await tracker.reconcile_unknown_rows() == 1
     assert (await row(world, outbox_id)).state is OutboxState.NOT_SENT
     [notice] = world.notify.to(1)
-    assert notice.text.startswith(f"✖️ Your SMS to {SHOWN_PHONE} did not go out")
+    assert_unsure_not_sent_notice(notice.text)
     assert await tracker.reconcile_unknown_rows() == 0
     assert len(world.notify.to(1)) == 1
+
+
+def assert_unsure_not_sent_notice(text: str) -> None:
+    """Its fate was never known: the user is told what devsms shows, never to just resend."""
+    assert text.startswith(f"❔ Your SMS to {SHOWN_PHONE}")
+    assert "no trace" in text and "probably not sent" in text
+    assert "/history" in text and "recipient" in text
+    assert "send it again" not in text.lower()
+
+
+async def busy_history(world: World, token: str, count: int) -> None:
+    """``count`` other SMS of the account, sent after whatever is in the history now."""
+    for n in range(count):
+        await world.client.send_sms(token, "998909999999", f"Other {n}")
+
+
+async def test_unknown_send_deep_in_a_busy_history_is_settled_as_sent(
+    world: World, devsms: FakeDevsms, clock: Clock
+) -> None:
+    await world.add_user(1, "tok-1", balance=100_000)
+    outbox_id = await unknown_row(world, 1, "Lost answer")
+    result = await world.client.send_sms("tok-1", PHONE, "Lost answer")
+    # A busy account: the SMS is entry #350 of the history by the time it is looked for.
+    await busy_history(world, "tok-1", 349)
+    tracker = make_tracker(world, clock)
+
+    # A day later, too: a walk that finds it never calls it "not sent".
+    clock.at(timedelta(hours=25))
+    assert await tracker.reconcile_unknown_rows() == 1
+    settled = await row(world, outbox_id)
+    assert (settled.state, settled.sms_id) == (OutboxState.SENT, result.sms_id)
+    assert world.notify.to(1) == []
+
+
+async def test_a_walk_cut_by_a_gateway_error_goes_on_next_round_and_only_then_concludes(
+    world: World, devsms: FakeDevsms, clock: Clock
+) -> None:
+    await world.add_user(1, "tok-1", balance=100_000)
+    outbox_id = await unknown_row(world, 1, "Never arrived")
+    await busy_history(world, "tok-1", 450)  # three pages of 200
+    tracker = make_tracker(world, clock, history_pages=1)
+    clock.at(timedelta(hours=25))
+
+    assert await tracker.reconcile_unknown_rows() == 0  # page 1
+    devsms.fail_next(1, status=500, path="/get_history.php")
+    assert await tracker.reconcile_unknown_rows() == 0  # page 2 fails
+    assert await tracker.reconcile_unknown_rows() == 0  # page 2
+    assert (await row(world, outbox_id)).state is OutboxState.UNKNOWN
+    assert world.notify.to(1) == []
+    offsets = [r.query["offset"] for r in devsms.requests_to("/get_history.php")]
+    assert offsets == ["0", "200", "200"]  # one page per round, and none skipped
+
+    assert await tracker.reconcile_unknown_rows() == 1  # page 3: the walk is complete
+    assert (await row(world, outbox_id)).state is OutboxState.NOT_SENT
+    [notice] = world.notify.to(1)
+    assert_unsure_not_sent_notice(notice.text)
+
+
+async def test_a_walk_stopped_by_its_page_bound_never_concludes_not_sent(
+    world: World, devsms: FakeDevsms, clock: Clock
+) -> None:
+    await world.add_user(1, "tok-1", balance=100_000)
+    outbox_id = await unknown_row(world, 1, "Never arrived")
+    await busy_history(world, "tok-1", 450)
+    tracker = make_tracker(world, clock, history_pages=2)
+    clock.at(timedelta(hours=25))
+
+    assert await tracker.reconcile_unknown_rows() == 0
+    assert len(devsms.requests_to("/get_history.php")) == 2  # the bound per user and round
+    assert (await row(world, outbox_id)).state is OutboxState.UNKNOWN
+    assert world.notify.to(1) == []
 
 
 async def test_unknown_older_than_lists_only_old_unknown_rows(world: World) -> None:
