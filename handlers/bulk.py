@@ -49,7 +49,17 @@ from handlers.states import BulkForm
 from handlers.templates import ACCESSIBLE, EXAMPLE_PLACEHOLDER, ID_MAX, template_error_text
 from handlers.utils import ContextMiddleware, edit_or_keep
 from services.accounts import Accounts
-from services.bulk import PAUSE_BALANCE, PAUSE_GATEWAY, PAUSE_TOKEN, BulkRunner
+from services.bulk import (
+    PAUSE_ACCESS,
+    PAUSE_BALANCE,
+    PAUSE_ERROR,
+    PAUSE_GATEWAY,
+    PAUSE_REFUSED,
+    PAUSE_TOKEN,
+    PAUSE_TOKEN_CHANGED,
+    BulkRunner,
+    ShortOfBalance,
+)
 from services.bulk_plan import (
     EMPTY_TEXT,
     LONG_TEXT,
@@ -85,6 +95,7 @@ EXAMPLES_SHOWN: Final = 3
 EXAMPLE_LIMIT: Final = 400
 TEMPLATE_SHOWN: Final = 1000
 VALUE_SHOWN: Final = 40
+REFUSAL_SHOWN: Final = 200
 JOBS_LISTED: Final = 10
 BAR_WIDTH: Final = 10
 # Parsed lists kept between the steps; a 50 000-row list is some megabytes.
@@ -618,7 +629,9 @@ async def cost_so_far(bulk: BulkRepo, job_id: int) -> Money | None:
     return total
 
 
-def pause_reason_text(reason: str | None) -> str:
+async def pause_text(bulk: BulkRepo, job: JobRow) -> str:
+    """Why the job is paused and what the owner can do about it."""
+    reason = job.pause_reason
     if reason == PAUSE_BALANCE:
         return _("⏸ Paused: the balance ran out. Top up at devsms.uz, then tap Resume.")
     if reason == PAUSE_GATEWAY:
@@ -627,6 +640,25 @@ def pause_reason_text(reason: str | None) -> str:
         return _(
             "⏸ Paused: devsms.uz no longer accepts your token. Connect a new one with /token, "
             "then tap Resume."
+        )
+    if reason == PAUSE_TOKEN_CHANGED:
+        return _(
+            "⏸ Paused: you connected another devsms token. Tap Resume to go on with it "
+            "(the balance is checked first)."
+        )
+    if reason == PAUSE_REFUSED:
+        refusal = await bulk.last_failure(job.id)
+        return _(
+            "⏸ Paused: devsms.uz refused the last SMS one after another, answering: «{text}». "
+            "Fix this (for example, the sender name) and tap Resume; only the rows not sent "
+            "yet are sent."
+        ).format(text=quote_cut(refusal or MISSING, REFUSAL_SHOWN))
+    if reason == PAUSE_ACCESS:
+        return _("⏸ Paused: an administrator withdrew your access to the bot.")
+    if reason == PAUSE_ERROR:
+        return _(
+            "⏸ Paused: something went wrong on our side (it is logged). SMS whose fate is "
+            "unclear are not sent again. Tap Resume to go on."
         )
     return _("⏸ Paused. Tap Resume to go on.")
 
@@ -640,7 +672,7 @@ async def progress_text(bulk: BulkRepo, settings: Settings, job: JobRow, counts:
     if job.state in ("ready", "running"):
         lines.append(_("▶️ Sending…"))
     elif job.state == "paused":
-        lines.append(pause_reason_text(job.pause_reason))
+        lines.append(await pause_text(bulk, job))
     elif job.state == "cancelled":
         lines.append(_("✖️ Cancelled: {n} SMS were not sent.").format(n=count(counts.left)))
     else:
@@ -714,11 +746,13 @@ class JobReporter:
     async def paused(self, job: JobRow, counts: JobCounts) -> None:
         with self.i18n.context(), self.i18n.use_locale(await self.language(job.user_id)):
             await self.edit(job, counts)
+            if job.pause_reason == PAUSE_ACCESS:
+                return  # the denial notice said it; a button they cannot use would not help
             # An edit makes no sound: a short new message tells the user the sending stopped.
             await self.bot.send_message(
                 job.chat_id or job.user_id,
                 _("Bulk job #{id}: {reason}").format(
-                    id=job.id, reason=pause_reason_text(job.pause_reason)
+                    id=job.id, reason=await pause_text(self.bulk, job)
                 ),
                 reply_markup=open_job_keyboard(job.id),
             )
@@ -787,7 +821,17 @@ async def job_button(
         changed = await ctx.runner.pause(job.id)
         note = _("Paused.") if changed else _("This job is not running.")
     elif action == "resume":
-        changed = await ctx.runner.resume(job.id)
+        try:
+            changed = await ctx.runner.resume(job.id)
+        except ShortOfBalance as exc:
+            await query.answer()
+            await message.answer(
+                _(
+                    "⚠️ Not enough balance for the rest of job #{id}: it costs {total}, "
+                    "{missing} more is needed. Top up at devsms.uz, then tap Resume."
+                ).format(id=job.id, total=money(exc.cost.total), missing=money(exc.cost.missing))
+            )
+            return
         note = _("Resuming…") if changed else _("This job cannot be resumed now.")
     elif action == "cancel":
         changed = await ctx.runner.cancel(job.id)

@@ -258,6 +258,10 @@ class FakeDevsms:
         fault = _Fault(status, body, _relative(path) if path else None, hang, drop, process)
         self._faults.extend([fault] * n)
 
+    def clear_faults(self) -> None:
+        """Drops the faults fail_next queued and not used yet: the gateway works again."""
+        self._faults.clear()
+
     def set_status(self, sms_id: int, status: str) -> None:
         self.find(sms_id).status = status
 
