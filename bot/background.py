@@ -11,6 +11,7 @@ from aiogram import Bot
 from aiogram.utils.i18n import I18n
 
 from bot.config import Settings
+from services.access import AccessPolicy
 from services.accounts import Accounts
 from services.bulk_delivery import BulkDeliveryReporter
 from services.health import GatewayHealth
@@ -40,8 +41,10 @@ class Background:
         bulk: BulkRepo,
         accounts: Accounts,
         i18n: I18n,
+        policy: AccessPolicy,
     ) -> None:
         self._settings = settings
+        self._policy = policy
         self._bulk = bulk
         self._users = users
         self._alerts = alerts
@@ -59,6 +62,7 @@ class Background:
         await notifier.start()
         self.notifier = notifier
         language = settings.default_language
+        policy = self._policy
         health = GatewayHealth(
             settings.gateway_outage_after, notifier, i18n=self._i18n, language=language
         )
@@ -72,6 +76,7 @@ class Background:
             interval=settings.balance_check_interval,
             concurrency=settings.balance_check_concurrency,
             health=health,
+            policy=policy,
         )
         tracker = DeliveryTracker(
             self._outbox,
@@ -83,6 +88,7 @@ class Background:
             health,
             default_language=language,
             on_token_rejected=watcher.token_rejected,
+            policy=policy,
         )
         bulk_delivery = BulkDeliveryReporter(
             self._bulk,
@@ -91,6 +97,7 @@ class Background:
             notifier,
             self._i18n,
             default_language=language,
+            policy=policy,
         )
         self._tasks = [
             asyncio.create_task(watcher.run(), name="balance-watcher"),

@@ -21,6 +21,7 @@ from bot.i18n import UserLocaleMiddleware, create_i18n
 from bot.middlewares import RetryRequestMiddleware, UserMiddleware
 from handlers import build_router
 from handlers.bulk import JobReporter
+from services.access import AccessPolicy
 from services.accounts import Accounts
 from services.bulk import BulkRunner
 from services.devsms import DevsmsClient
@@ -121,6 +122,7 @@ def create_bot(settings: Settings) -> Bot:
 
 def create_dispatcher(services: Services) -> Dispatcher:
     settings = services.settings
+    policy = AccessPolicy(settings.access_mode == "allowlist", frozenset(settings.admin_ids))
     dp = Dispatcher(
         storage=SQLiteStorage(services.db),
         # One update at a time per user: a double tap is handled after the first, never beside it.
@@ -139,6 +141,7 @@ def create_dispatcher(services: Services) -> Dispatcher:
         ),
         bulk=services.bulk,
         templates=services.templates,
+        access_policy=policy,
         # Exists before start-up so handlers (and tests) have it; its hooks need the Bot,
         # which only start-up knows.
         bulk_runner=BulkRunner(
@@ -159,6 +162,7 @@ def create_dispatcher(services: Services) -> Dispatcher:
         bulk=services.bulk,
         accounts=services.accounts,
         i18n=services.i18n,
+        policy=policy,
     )
 
     async def on_startup(bot: Bot) -> None:

@@ -26,6 +26,7 @@ from aiogram import html
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import I18n
 
+from services.access import OPEN, AccessPolicy
 from services.accounts import Accounts, NoToken
 from services.alert_rules import (
     Translate,
@@ -133,6 +134,7 @@ class BalanceWatcher:
         interval: float,
         concurrency: int,
         health: GatewayHealth,
+        policy: AccessPolicy = OPEN,
         balance_callback: str = BALANCE_CALLBACK,
         token_callback: str = TOKEN_CALLBACK,
         page_size: int = PAGE_SIZE,
@@ -150,6 +152,7 @@ class BalanceWatcher:
         self._interval = interval
         self._concurrency = concurrency
         self._health = health
+        self._policy = policy
         self._balance_callback = balance_callback
         self._token_callback = token_callback
         self._page_size = page_size
@@ -234,6 +237,8 @@ class BalanceWatcher:
 
     async def _check(self, target: WatchTarget) -> _Result:
         user_id = target.user_id
+        if not self._policy.admits(user_id, target.access):
+            return _Result.SKIPPED  # denied by an administrator: no more alerts
         try:
             balance = await self._accounts.balance(user_id, target.token_encrypted)
         except DevsmsUnauthorized:
