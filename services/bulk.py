@@ -194,10 +194,14 @@ class BulkRunner:
 
     async def pause_jobs_of(self, user_id: int, reason: str) -> list[int]:
         """Pauses every running job of the user (their access was withdrawn); returns their
-        ids. Rows in flight settle; the progress message shows the reason."""
+        ids. Rows in flight settle; the progress message shows the reason. A job just created
+        and not begun yet is paused too, so that its Start cannot slip past."""
         paused = []
-        for job in await self._bulk.jobs_in(("running",), user_id=user_id):
-            if await self.pause(job.id, reason):
+        for job in await self._bulk.jobs_in(("ready", "running"), user_id=user_id):
+            if await self._bulk.set_job_state(
+                job.id, "paused", allowed_from=("ready", "running"), reason=reason
+            ):
+                self._signal_stop(job.id)
                 logger.info("bulk job %s of user %s paused: %s", job.id, user_id, reason)
                 paused.append(job.id)
         return paused
@@ -258,7 +262,13 @@ class BulkRunner:
         if job.state != "running":
             await self._report(self.on_progress, job)  # paused or cancelled by the user
             return
-        await self.reconcile(job)
+        try:
+            await self.reconcile(job)
+        except NoToken:
+            # The history needs the owner's token, gone since the last row: the unknown rows
+            # wait for a new one rather than the job calling itself done or broken.
+            await self._pause(job_id, PAUSE_TOKEN)
+            return
         if await self._bulk.set_job_state(job_id, "done", allowed_from=("running",)):
             job = await self._bulk.get_job(job_id)
             assert job is not None

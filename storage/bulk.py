@@ -5,6 +5,7 @@ row:  pending --> sending --> sent | failed | unknown
       sending --(its result was lost to an error, found when the run ends)--> unknown
       unknown --(reconciled against the history)--> sent | not_sent
 job:  ready --> running <--> paused (pause_reason says why);  running | paused --> cancelled | done
+      ready --> paused (its owner was denied access before it began)
 """
 
 from __future__ import annotations

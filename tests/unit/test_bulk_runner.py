@@ -9,12 +9,14 @@ from typing import Any
 
 import pytest
 
+from services.accounts import NoToken
 from services.bulk import (
     PAUSE_ACCESS,
     PAUSE_BALANCE,
     PAUSE_ERROR,
     PAUSE_GATEWAY,
     PAUSE_REFUSED,
+    PAUSE_TOKEN,
     PAUSE_TOKEN_CHANGED,
     REFUSALS_TO_PAUSE,
     RateLimiter,
@@ -301,3 +303,31 @@ async def test_pausing_a_users_jobs_stops_their_sending(env: Env) -> None:
     counts = await env.bulk.counts(job_id)
     assert counts.pending > 40 and counts.sending == 0
     assert len(env.fake.requests_to(SEND)) == counts.sent
+
+
+async def test_a_job_of_a_denied_user_not_begun_yet_does_not_begin(env: Env) -> None:
+    job_id = await env.job(3)  # created by Start, begin() not called yet
+    runner = env.runner()
+    assert await runner.pause_jobs_of(USER, PAUSE_ACCESS) == [job_id]
+    assert not await runner.begin(job_id)
+    job = await env.bulk.get_job(job_id)
+    assert job is not None and (job.state, job.pause_reason) == ("paused", PAUSE_ACCESS)
+    assert env.fake.requests_to(SEND) == []
+
+
+async def test_a_token_gone_before_reconciling_pauses_for_the_token(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id = await env.job(2)
+    env.fake.fail_next(1, status=500, path=SEND)  # one row unknown: the history is needed
+
+    async def no_token(*args: object, **kwargs: object) -> None:
+        raise NoToken
+
+    monkeypatch.setattr(env.accounts, "history", no_token)
+    runner = env.runner(concurrency=1)
+    await runner.begin(job_id)
+    job, counts = await wait(env.paused)
+    assert job.pause_reason == PAUSE_TOKEN
+    assert (counts.sent, counts.unknown) == (1, 1)
+    assert not runner.is_running(job_id)
