@@ -596,3 +596,18 @@ async def test_a_broken_database_pauses_the_job_and_tells_the_owner(
     await app.tap(paused, "Resume")
     await until(lambda: len(result_files(app)) == 1)
     assert len(devsms.requests_to(SEND)) == 3  # the unclear row was not sent again
+
+
+async def test_logout_stops_the_job_and_its_token(bulk_app: Harness, devsms: FakeDevsms) -> None:
+    app = bulk_app
+    runner: BulkRunner = app.dp["bulk_runner"]
+    await connect(app)
+    devsms.latency = 0.05
+    job = await start_numbers(app, 30, "Hello")
+    await devsms.wait_sent(2)
+    [ask] = await app.send("/logout")
+    await app.tap(ask, "Yes, delete everything")
+    sent_at_logout = len(devsms.requests_to(SEND))
+    await until(lambda: not runner.is_running(job_id_of(job)))
+    assert len(devsms.requests_to(SEND)) <= sent_at_logout + 1  # the one in flight, if any
+    assert await app.services.bulk.jobs_of(1) == []  # erased with everything else
