@@ -376,6 +376,7 @@ class _Run:
         self.refusal: str | None = None
         self.refusals_in_row = 0
         self.last_progress = 0.0
+        self.known_cipher: bytes | None = None  # the stored form of `token`, once seen
 
     def halt(self, reason: str) -> None:
         if self.pause_reason is None:
@@ -429,14 +430,21 @@ class _Run:
     async def token_current(self) -> bool:
         """Whether the owner's token is still the one this run started with: after /token
         or /logout the old one must not send another SMS."""
-        try:
-            token = await self.accounts.token_for(self.job.user_id)
-        except NoToken:
+        stored = await self.accounts.stored_token(self.job.user_id)
+        if stored is not None and stored == self.known_cipher:
+            return True
+        token: str | None = None
+        if stored is not None:
+            with contextlib.suppress(NoToken):  # no longer decrypts: marked invalid
+                token = await self.accounts.token_for(self.job.user_id, stored)
+        if token is None:
             self.halt(PAUSE_TOKEN)
             return False
         if token != self.token:
             self.halt(PAUSE_TOKEN_CHANGED)
             return False
+        # The same token saved again (encrypted anew) is no change.
+        self.known_cipher = stored
         return True
 
     async def send_row(self, row: BulkRow) -> None:

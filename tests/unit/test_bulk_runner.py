@@ -331,3 +331,14 @@ async def test_a_token_gone_before_reconciling_pauses_for_the_token(
     assert job.pause_reason == PAUSE_TOKEN
     assert (counts.sent, counts.unknown) == (1, 1)
     assert not runner.is_running(job_id)
+
+
+async def test_the_same_token_connected_again_is_no_change(env: Env) -> None:
+    env.fake.latency = 0.02
+    job_id = await env.job(20)
+    await env.runner(rate=50.0, concurrency=1).begin(job_id)
+    await env.fake.wait_sent(2)
+    await env.accounts.connect(USER, TOKEN)  # stored encrypted anew
+    job, counts = await wait(env.finished)
+    assert (job.state, counts.sent) == ("done", 20)
+    assert env.paused.empty()
