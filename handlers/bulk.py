@@ -746,8 +746,6 @@ class JobReporter:
     async def paused(self, job: JobRow, counts: JobCounts) -> None:
         with self.i18n.context(), self.i18n.use_locale(await self.language(job.user_id)):
             await self.edit(job, counts)
-            if job.pause_reason == PAUSE_ACCESS:
-                return  # the denial notice said it; a button they cannot use would not help
             # An edit makes no sound: a short new message tells the user the sending stopped.
             await self.bot.send_message(
                 job.chat_id or job.user_id,
