@@ -12,6 +12,7 @@ from aiogram import Bot
 from aiogram.utils.i18n import I18n
 
 from bot.config import Settings
+from services.access import AccessPolicy
 from services.accounts import Accounts
 from services.admin_digest import AdminDigest
 from services.bulk_delivery import BulkDeliveryReporter
@@ -42,8 +43,10 @@ class Background:
         bulk: BulkRepo,
         accounts: Accounts,
         i18n: I18n,
+        policy: AccessPolicy,
     ) -> None:
         self._settings = settings
+        self._policy = policy
         self._bulk = bulk
         self._users = users
         self._alerts = alerts
@@ -70,6 +73,7 @@ class Background:
             admin_ids=settings.admin_ids,
         )
         self.admin_digest = digest
+        policy = self._policy
         health = GatewayHealth(
             settings.gateway_outage_after, notifier, i18n=self._i18n, language=language
         )
@@ -84,6 +88,7 @@ class Background:
             interval=settings.balance_check_interval,
             concurrency=settings.balance_check_concurrency,
             health=health,
+            policy=policy,
         )
         tracker = DeliveryTracker(
             self._outbox,
@@ -96,6 +101,7 @@ class Background:
             default_language=language,
             on_token_rejected=watcher.token_rejected,
             bulk=self._bulk,
+            policy=policy,
         )
         bulk_delivery = BulkDeliveryReporter(
             self._bulk,
@@ -104,6 +110,7 @@ class Background:
             notifier,
             self._i18n,
             default_language=language,
+            policy=policy,
         )
         self._tasks = [
             asyncio.create_task(watcher.run(), name="balance-watcher"),

@@ -21,6 +21,7 @@ from bot.i18n import UserLocaleMiddleware, create_i18n
 from bot.middlewares import RetryRequestMiddleware, UserMiddleware
 from handlers import build_router
 from handlers.bulk import JobReporter
+from services.access import AccessPolicy
 from services.accounts import Accounts
 from services.bulk import BulkRunner
 from services.bulk_plan import SourceCache
@@ -134,6 +135,7 @@ def create_bot(settings: Settings) -> Bot:
 
 def create_dispatcher(services: Services) -> Dispatcher:
     settings = services.settings
+    policy = AccessPolicy(settings.access_mode == "allowlist", frozenset(settings.admin_ids))
     dp = Dispatcher(
         storage=SQLiteStorage(services.db),
         # One update at a time per user: a double tap is handled after the first, never beside it.
@@ -154,6 +156,7 @@ def create_dispatcher(services: Services) -> Dispatcher:
         templates=services.templates,
         uploads=services.uploads,
         bulk_sources=SourceCache(settings.bulk_cache_mb * 1024 * 1024),
+        access_policy=policy,
         # Exists before start-up so handlers (and tests) have it; its hooks need the Bot,
         # which only start-up knows.
         bulk_runner=BulkRunner(
@@ -174,6 +177,7 @@ def create_dispatcher(services: Services) -> Dispatcher:
         bulk=services.bulk,
         accounts=services.accounts,
         i18n=services.i18n,
+        policy=policy,
     )
 
     async def on_startup(bot: Bot) -> None:

@@ -50,7 +50,9 @@ from handlers.access import (
 from handlers.callbacks import Id, Page
 from handlers.filters import Accessible
 from handlers.utils import edit_or_keep
+from services.access import AccessPolicy
 from services.broadcast import run_broadcast
+from services.bulk import PAUSE_ACCESS, BulkRunner
 from services.money import UZS, Money, parse_money
 from services.notifier import Delivery, Notifier
 from services.user_input import InvalidUserId, parse_user_id
@@ -216,15 +218,29 @@ async def turn_users_page(
 
 
 async def decide(
-    user_id: int, access: Access, users: UserRepo, notifier: Notifier, i18n: I18n
-) -> None:
-    """Stores the decision and tells the user, unless nothing changed for them."""
+    user_id: int,
+    access: Access,
+    users: UserRepo,
+    notifier: Notifier,
+    i18n: I18n,
+    bulk_runner: BulkRunner,
+    access_policy: AccessPolicy,
+) -> list[int]:
+    """Stores the decision and tells the user, unless nothing changed for them. Returns the
+    bulk jobs it paused.
+
+    A user no longer admitted stops sending at once: their running bulk jobs are paused (not
+    cancelled, so that an admin who allows them again leaves them free to resume). Balance
+    alerts and delivery reports ask the same policy and stop too."""
     before = await users.get_access(user_id)
     await users.set_access(user_id, access)
     logger.info("access of user %s: %s -> %s", user_id, before, access)
+    paused: list[int] = []
+    if not access_policy.admits(user_id, access):
+        paused = await bulk_runner.pause_jobs_of(user_id, PAUSE_ACCESS)
     # Telegram does not let a bot write first to someone who never wrote to it.
     if before is None or before == access:
-        return
+        return paused
     row = await users.get(user_id)
     with i18n.use_locale((row.language if row else None) or i18n.default_locale):
         if access == Access.ALLOWED:
@@ -232,6 +248,7 @@ async def decide(
         else:
             text = _("Sorry, the administrators did not allow you to use this bot.")
     notifier.post(user_id, text)
+    return paused
 
 
 async def access_command(
@@ -241,6 +258,8 @@ async def access_command(
     notifier: Notifier,
     i18n: I18n,
     settings: Settings,
+    bulk_runner: BulkRunner,
+    access_policy: AccessPolicy,
 ) -> None:
     try:
         user_id = parse_user_id(command.args or "")
@@ -250,11 +269,16 @@ async def access_command(
         )
         return
     allow = command.command == "allow"
-    await decide(user_id, Access.ALLOWED if allow else Access.DENIED, users, notifier, i18n)
+    access = Access.ALLOWED if allow else Access.DENIED
+    paused = await decide(user_id, access, users, notifier, i18n, bulk_runner, access_policy)
     if allow:
         text = _("✅ User {id} may use the bot.").format(id=user_id)
     else:
         text = _("⛔ User {id} may not use the bot.").format(id=user_id)
+    if paused:
+        text += "\n" + _("Their bulk sending was paused: {jobs}.").format(
+            jobs=", ".join(f"#{job_id}" for job_id in paused)
+        )
     if settings.access_mode == "open":
         text += "\n" + _("ACCESS_MODE is open, so this only takes effect in allowlist mode.")
     await message.answer(text)
@@ -267,10 +291,12 @@ async def access_button(
     users: UserRepo,
     notifier: Notifier,
     i18n: I18n,
+    bulk_runner: BulkRunner,
+    access_policy: AccessPolicy,
 ) -> None:
     user_id = callback_data.user_id
     access = Access.ALLOWED if callback_data.allow else Access.DENIED
-    await decide(user_id, access, users, notifier, i18n)
+    await decide(user_id, access, users, notifier, i18n, bulk_runner, access_policy)
     await query.answer()
     admin = html.quote(query.from_user.first_name)
     if callback_data.allow:

@@ -57,7 +57,17 @@ from handlers.templates import (
 )
 from handlers.utils import ContextMiddleware, edit_or_keep
 from services.accounts import Accounts
-from services.bulk import PAUSE_BALANCE, PAUSE_GATEWAY, PAUSE_TOKEN, BulkRunner
+from services.bulk import (
+    PAUSE_ACCESS,
+    PAUSE_BALANCE,
+    PAUSE_ERROR,
+    PAUSE_GATEWAY,
+    PAUSE_REFUSED,
+    PAUSE_TOKEN,
+    PAUSE_TOKEN_CHANGED,
+    BulkRunner,
+    ShortOfBalance,
+)
 from services.bulk_plan import (
     EMPTY_TEXT,
     LONG_TEXT,
@@ -99,6 +109,7 @@ VALUE_SHOWN: Final = 40
 # them to LIST_SHOWN: the rest of such a reply is short, so it stays within Telegram's 4096.
 NAME_SHOWN: Final = 80
 LIST_SHOWN: Final = 1500
+REFUSAL_SHOWN: Final = 200
 JOBS_LISTED: Final = 10
 BAR_WIDTH: Final = 10
 RESULT_HEADER: Final = ("row", "phone", "sms_id", "state", "status", "error")
@@ -678,7 +689,9 @@ async def cost_so_far(bulk: BulkRepo, job_id: int) -> Money | None:
     return total
 
 
-def pause_reason_text(reason: str | None) -> str:
+async def pause_text(bulk: BulkRepo, job: JobRow) -> str:
+    """Why the job is paused and what the owner can do about it."""
+    reason = job.pause_reason
     if reason == PAUSE_BALANCE:
         return _("⏸ Paused: the balance ran out. Top up at devsms.uz, then tap Resume.")
     if reason == PAUSE_GATEWAY:
@@ -687,6 +700,25 @@ def pause_reason_text(reason: str | None) -> str:
         return _(
             "⏸ Paused: devsms.uz no longer accepts your token. Connect a new one with /token, "
             "then tap Resume."
+        )
+    if reason == PAUSE_TOKEN_CHANGED:
+        return _(
+            "⏸ Paused: you connected another devsms token. Tap Resume to go on with it "
+            "(the balance is checked first)."
+        )
+    if reason == PAUSE_REFUSED:
+        refusal = await bulk.last_failure(job.id)
+        return _(
+            "⏸ Paused: devsms.uz refused the last SMS one after another, answering: «{text}». "
+            "Fix this (for example, the sender name) and tap Resume; only the rows not sent "
+            "yet are sent."
+        ).format(text=quote_cut(refusal or MISSING, REFUSAL_SHOWN))
+    if reason == PAUSE_ACCESS:
+        return _("⏸ Paused: an administrator withdrew your access to the bot.")
+    if reason == PAUSE_ERROR:
+        return _(
+            "⏸ Paused: something went wrong on our side (it is logged). SMS whose fate is "
+            "unclear are not sent again. Tap Resume to go on."
         )
     return _("⏸ Paused. Tap Resume to go on.")
 
@@ -700,7 +732,7 @@ async def progress_text(bulk: BulkRepo, settings: Settings, job: JobRow, counts:
     if job.state in ("ready", "running"):
         lines.append(_("▶️ Sending…"))
     elif job.state == "paused":
-        lines.append(pause_reason_text(job.pause_reason))
+        lines.append(await pause_text(bulk, job))
     elif job.state == "cancelled":
         lines.append(_("✖️ Cancelled: {n} SMS were not sent.").format(n=count(counts.left)))
     else:
@@ -780,7 +812,7 @@ class JobReporter:
             await self.bot.send_message(
                 job.chat_id or job.user_id,
                 _("Bulk job #{id}: {reason}").format(
-                    id=job.id, reason=pause_reason_text(job.pause_reason)
+                    id=job.id, reason=await pause_text(self.bulk, job)
                 ),
                 reply_markup=open_job_keyboard(job.id),
             )
@@ -849,7 +881,17 @@ async def job_button(
         changed = await ctx.runner.pause(job.id)
         note = _("Paused.") if changed else _("This job is not running.")
     elif action == "resume":
-        changed = await ctx.runner.resume(job.id)
+        try:
+            changed = await ctx.runner.resume(job.id)
+        except ShortOfBalance as exc:
+            await query.answer()
+            await message.answer(
+                _(
+                    "⚠️ Not enough balance for the rest of job #{id}: it costs {total}, "
+                    "{missing} more is needed. Top up at devsms.uz, then tap Resume."
+                ).format(id=job.id, total=money(exc.cost.total), missing=money(exc.cost.missing))
+            )
+            return
         note = _("Resuming…") if changed else _("This job cannot be resumed now.")
     elif action == "cancel":
         changed = await ctx.runner.cancel(job.id)

@@ -49,6 +49,12 @@ class Accounts:
         row = await self._credentials.get(user_id)
         return row is not None and row.state == "valid"
 
+    async def stored_token(self, user_id: int) -> bytes | None:
+        """The user's token as stored (encrypted) while it is valid, else None: comparing it
+        is cheaper than decrypting it again (a bulk job checks it before every row)."""
+        row = await self._credentials.get(user_id)
+        return row.token_encrypted if row is not None and row.state == "valid" else None
+
     async def token_for(self, user_id: int, encrypted: bytes | None = None) -> str:
         """The user's token; pass `encrypted` when it was already read with a page of users
         (the balance watcher), which saves a database round trip per user."""

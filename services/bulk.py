@@ -3,11 +3,16 @@
 Each row is claimed ('sending', committed) immediately before its one request and settled
 right after it. A process killed in between leaves the row 'sending'; at the next start it
 becomes 'unknown' and is matched against the gateway's history, never resent blindly.
+
+A job never stays 'running' without a task behind it: whatever stops a run (the balance, a
+refusal repeated on every row, a new token, a bug or a broken database) pauses the job with a
+reason its owner is shown, and rows that may have gone out stay 'unknown'.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -16,9 +21,11 @@ from dataclasses import dataclass
 from typing import Final
 
 from services.accounts import Accounts, NoToken
+from services.bulk_plan import Cost, cost_of
 from services.devsms import (
     DevsmsBadRequest,
     DevsmsError,
+    DevsmsNotFound,
     DevsmsSendUnknown,
     DevsmsUnauthorized,
     DevsmsUnavailable,
@@ -44,6 +51,17 @@ PAUSE_BALANCE: Final = "balance"
 PAUSE_GATEWAY: Final = "gateway"
 PAUSE_TOKEN: Final = "token"
 PAUSE_USER: Final = "user"
+# The gateway gave the same refusal for several rows in a row (an unapproved sender, say).
+PAUSE_REFUSED: Final = "refused"
+# The owner connected another token (or none) while the job ran: it must not go on with the old.
+PAUSE_TOKEN_CHANGED: Final = "token_changed"
+# An administrator withdrew the owner's access (/deny).
+PAUSE_ACCESS: Final = "access"
+# The bot itself failed (a database error, a bug): logged, and the owner may try again.
+PAUSE_ERROR: Final = "error"
+# The same refusal on this many rows in a row stops the job: a refusal that repeats is about
+# the account or the sender, not about the numbers, and would fail the whole list otherwise.
+REFUSALS_TO_PAUSE: Final = 5
 HISTORY_PAGE: Final = 200
 HISTORY_PAGES_MAX: Final = 60
 
@@ -72,6 +90,14 @@ class _JobControl:
     stop: asyncio.Event
 
 
+class ShortOfBalance(Exception):
+    """The balance does not cover the rows a job has left: it is not resumed."""
+
+    def __init__(self, cost: Cost) -> None:
+        super().__init__("the balance does not cover the rest of the job")
+        self.cost = cost
+
+
 class BulkRunner:
     def __init__(
         self,
@@ -81,6 +107,7 @@ class BulkRunner:
         rate: float = 5.0,
         concurrency: int = 4,
         pause_after_errors: int = 3,
+        pause_after_refusals: int = REFUSALS_TO_PAUSE,
         progress_every: float = 3.0,
         on_progress: ProgressHook | None = None,
         on_finished: ProgressHook | None = None,
@@ -91,6 +118,7 @@ class BulkRunner:
         self.rate = rate
         self.concurrency = concurrency
         self.pause_after_errors = pause_after_errors
+        self.pause_after_refusals = pause_after_refusals
         self.progress_every = progress_every
         self.on_progress = on_progress
         self.on_finished = on_finished
@@ -141,8 +169,22 @@ class BulkRunner:
         return changed
 
     async def resume(self, job_id: int) -> bool:
+        """paused → running with the owner's current token; False if the job was not paused.
+
+        Raises ShortOfBalance when the balance does not cover the rows left (the same check as
+        the dry run before Start), and the gateway's errors when the balance cannot be read.
+        """
         if self.is_running(job_id):
             return False
+        job = await self._bulk.get_job(job_id)
+        if job is None or job.state != "paused":
+            return False
+        # A pause may be hours old and the token another one: the balance is read afresh.
+        self._accounts.forget_balance(job.user_id)
+        balance = await self._accounts.recent_balance(job.user_id)
+        cost = cost_of(await self._bulk.parts_left(job_id), balance)
+        if cost.missing is not None:
+            raise ShortOfBalance(cost)
         if not await self._bulk.set_job_state(job_id, "running", allowed_from=("paused",)):
             return False
         self._spawn(job_id)
@@ -154,6 +196,20 @@ class BulkRunner:
         )
         self._signal_stop(job_id)
         return changed
+
+    async def pause_jobs_of(self, user_id: int, reason: str) -> list[int]:
+        """Pauses every running job of the user (their access was withdrawn); returns their
+        ids. Rows in flight settle; the progress message shows the reason. A job just created
+        and not begun yet is paused too, so that its Start cannot slip past."""
+        paused = []
+        for job in await self._bulk.jobs_in(("ready", "running"), user_id=user_id):
+            if await self._bulk.set_job_state(
+                job.id, "paused", allowed_from=("ready", "running"), reason=reason
+            ):
+                self._signal_stop(job.id)
+                logger.info("bulk job %s of user %s paused: %s", job.id, user_id, reason)
+                paused.append(job.id)
+        return paused
 
     def _signal_stop(self, job_id: int) -> None:
         control = self._jobs.get(job_id)
@@ -176,39 +232,61 @@ class BulkRunner:
     # --- the job -------------------------------------------------------------------------------
 
     async def _run(self, job_id: int, stop: asyncio.Event) -> None:
+        try:
+            await self._run_job(job_id, stop)
+        except Exception:
+            # Without this the job would stay 'running' with no task behind it, its owner
+            # never told. Rows caught mid-request may have gone out: 'unknown', not 'pending'.
+            logger.exception("bulk job %s failed; pausing it", job_id)
+            try:
+                await self._bulk.unsettled_to_unknown(job_id)
+                await self._pause(job_id, PAUSE_ERROR)
+            except Exception:
+                logger.exception("bulk job %s could not be paused", job_id)
+
+    async def _run_job(self, job_id: int, stop: asyncio.Event) -> None:
         job = await self._bulk.get_job(job_id)
         if job is None:
             return
         try:
             token = await self._accounts.token_for(job.user_id)
         except NoToken:
-            await self._pause(job, PAUSE_TOKEN)
+            await self._pause(job_id, PAUSE_TOKEN)
             return
         run = _Run(self, job, token, stop)
         await run.send_all()
+        # Every worker is done: a row still 'sending' lost its settlement to an error.
+        if orphans := await self._bulk.unsettled_to_unknown(job_id):
+            logger.warning("bulk job %s: %s rows left mid-request are unknown", job_id, orphans)
         job = await self._bulk.get_job(job_id)
         if job is None:
             return
         if run.pause_reason is not None:
-            await self._pause(job, run.pause_reason)
+            await self._pause(job_id, run.pause_reason)
             return
         if job.state != "running":
             await self._report(self.on_progress, job)  # paused or cancelled by the user
             return
-        await self.reconcile(job)
+        try:
+            await self.reconcile(job)
+        except NoToken:
+            # The history needs the owner's token, gone since the last row: the unknown rows
+            # wait for a new one rather than the job calling itself done or broken.
+            await self._pause(job_id, PAUSE_TOKEN)
+            return
         if await self._bulk.set_job_state(job_id, "done", allowed_from=("running",)):
             job = await self._bulk.get_job(job_id)
             assert job is not None
             await self._report(self.on_finished, job)
 
-    async def _pause(self, job: JobRow, reason: str) -> None:
+    async def _pause(self, job_id: int, reason: str) -> None:
         if await self._bulk.set_job_state(
-            job.id, "paused", allowed_from=("running",), reason=reason
+            job_id, "paused", allowed_from=("running",), reason=reason
         ):
-            logger.warning("bulk job %s paused: %s", job.id, reason)
-            paused = await self._bulk.get_job(job.id)
-            assert paused is not None
-            await self._report(self.on_paused, paused)
+            logger.warning("bulk job %s paused: %s", job_id, reason)
+            paused = await self._bulk.get_job(job_id)
+            if paused is not None:
+                await self._report(self.on_paused, paused)
 
     async def _report(self, hook: ProgressHook | None, job: JobRow) -> None:
         if hook is None:
@@ -260,12 +338,16 @@ class _Run:
     def __init__(self, runner: BulkRunner, job: JobRow, token: str, stop: asyncio.Event) -> None:
         self.runner = runner
         self.bulk = runner._bulk
+        self.accounts = runner._accounts
         self.job = job
         self.token = token
         self.stop = stop
         self.pause_reason: str | None = None
         self.errors_in_row = 0
+        self.refusal: str | None = None
+        self.refusals_in_row = 0
         self.last_progress = 0.0
+        self.known_cipher: bytes | None = None  # the stored form of `token`, once seen
 
     def halt(self, reason: str) -> None:
         if self.pause_reason is None:
@@ -288,10 +370,16 @@ class _Run:
                     await queue.put(row)
                 # Rows handed out must be settled before the next batch is read.
                 await queue.join()
+        except BaseException:
+            # Rows still queued are not claimed yet: they stay pending.
+            self.stop.set()
+            raise
         finally:
             for _ in workers:
                 await queue.put(None)
-            await asyncio.gather(*workers, return_exceptions=True)
+            for result in await asyncio.gather(*workers, return_exceptions=True):
+                if isinstance(result, Exception):
+                    logger.error("bulk job %s: a worker died", self.job.id, exc_info=result)
 
     async def worker(self, queue: asyncio.Queue[BulkRow | None]) -> None:
         while True:
@@ -302,18 +390,45 @@ class _Run:
                 if not self.stop.is_set():
                     await self.send_row(row)
                     await self.maybe_progress()
+            except Exception:
+                # A worker that died would leave the producer waiting for it forever. The row
+                # it held stays 'sending' and becomes 'unknown' once the run is over.
+                logger.exception("bulk job %s: row %s failed", self.job.id, row and row.row_no)
+                self.halt(PAUSE_ERROR)
             finally:
                 queue.task_done()
 
+    async def token_current(self) -> bool:
+        """Whether the owner's token is still the one this run started with: after /token
+        or /logout the old one must not send another SMS."""
+        stored = await self.accounts.stored_token(self.job.user_id)
+        if stored is not None and stored == self.known_cipher:
+            return True
+        token: str | None = None
+        if stored is not None:
+            with contextlib.suppress(NoToken):  # no longer decrypts: marked invalid
+                token = await self.accounts.token_for(self.job.user_id, stored)
+        if token is None:
+            self.halt(PAUSE_TOKEN)
+            return False
+        if token != self.token:
+            self.halt(PAUSE_TOKEN_CHANGED)
+            return False
+        # The same token saved again (encrypted anew) is no change.
+        self.known_cipher = stored
+        return True
+
     async def send_row(self, row: BulkRow) -> None:
+        if not await self.token_current():
+            return
         if not await self.bulk.claim(self.job.id, row.row_no):
             return
-        devsms = self.runner._accounts.devsms
+        devsms = self.accounts.devsms
         try:
             result = await devsms.send_sms(self.token, row.phone, row.message, self.job.sender)
         except DevsmsUnauthorized:
             await self.bulk.release(self.job.id, row.row_no)
-            await self.runner._accounts.token_rejected(self.job.user_id)
+            await self.accounts.token_rejected(self.job.user_id)
             self.halt(PAUSE_TOKEN)
         except DevsmsUnavailable:
             # The connection was never made: the row goes back, untouched.
@@ -324,15 +439,15 @@ class _Run:
                 self.job.id, row.row_no, "unknown", error=exc.gateway_text or type(exc).__name__
             )
             self.count_error()
-        except DevsmsBadRequest as exc:
+        except (DevsmsBadRequest, DevsmsNotFound) as exc:
             if exc.gateway_text and _NO_BALANCE.search(exc.gateway_text):
                 await self.bulk.release(self.job.id, row.row_no)
                 self.halt(PAUSE_BALANCE)
                 return
-            await self.bulk.finish_row(
-                self.job.id, row.row_no, "failed", error=exc.gateway_text or "refused"
-            )
+            error = exc.gateway_text or "refused"
+            await self.bulk.finish_row(self.job.id, row.row_no, "failed", error=error)
             self.errors_in_row = 0
+            self.count_refusal(error)
         except DevsmsError as exc:
             await self.bulk.finish_row(
                 self.job.id, row.row_no, "failed", error=exc.gateway_text or type(exc).__name__
@@ -345,6 +460,7 @@ class _Run:
             raise
         else:
             self.errors_in_row = 0
+            self.refusals_in_row = 0
             await self.bulk.finish_row(
                 self.job.id,
                 row.row_no,
@@ -360,11 +476,26 @@ class _Run:
         if self.errors_in_row >= self.runner.pause_after_errors:
             self.halt(PAUSE_GATEWAY)
 
+    def count_refusal(self, text: str) -> None:
+        """The same refusal on row after row pauses the job; the failed rows keep their text
+        and the last one tells the owner why (BulkRepo.last_failure)."""
+        if text == self.refusal:
+            self.refusals_in_row += 1
+        else:
+            self.refusal, self.refusals_in_row = text, 1
+        if self.refusals_in_row >= self.runner.pause_after_refusals:
+            self.halt(PAUSE_REFUSED)
+
     async def maybe_progress(self) -> None:
         now = time.monotonic()
         if now - self.last_progress < self.runner.progress_every:
             return
         self.last_progress = now
-        job = await self.bulk.get_job(self.job.id)
+        try:
+            job = await self.bulk.get_job(self.job.id)
+        except Exception:
+            # A progress report is a courtesy: it never stops the sending.
+            logger.exception("bulk job %s: progress not read", self.job.id)
+            return
         if job is not None:
             await self.runner._report(self.runner.on_progress, job)

@@ -14,6 +14,7 @@ from typing import Final
 
 from aiogram.utils.i18n import I18n
 
+from services.access import OPEN, AccessPolicy
 from services.accounts import Accounts, NoToken
 from services.alert_rules import N_, count_text, translator
 from services.bulk import HISTORY_PAGE, HISTORY_PAGES_MAX
@@ -42,6 +43,7 @@ class BulkDeliveryReporter:
         i18n: I18n,
         *,
         default_language: str,
+        policy: AccessPolicy = OPEN,
         report_after: timedelta = REPORT_AFTER,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -51,6 +53,7 @@ class BulkDeliveryReporter:
         self._notifier = notifier
         self._i18n = i18n
         self._default_language = default_language
+        self._policy = policy
         self._report_after = report_after
         self._now = now
 
@@ -103,7 +106,7 @@ class BulkDeliveryReporter:
             return False
         delivered = sum(1 for row in rows if (row.status or "").upper() == "DELIVERED")
         user = await self._users.get(job.user_id)
-        if user is None or not user.is_active:
+        if user is None or not user.is_active or not self._policy.admits(user.id, user.access):
             return False
         _ = translator(self._i18n, user.language or self._default_language)
         await self._notifier.send(

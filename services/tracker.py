@@ -26,6 +26,7 @@ from typing import Final
 from aiogram import html
 from aiogram.utils.i18n import I18n
 
+from services.access import OPEN, AccessPolicy
 from services.accounts import Accounts, NoToken
 from services.alert_rules import (
     N_,
@@ -103,6 +104,7 @@ class DeliveryTracker:
         default_language: str,
         now: Callable[[], datetime] = utc_now,
         on_token_rejected: TokenRejected | None = None,
+        policy: AccessPolicy = OPEN,
         details_callback: Callable[[int], str] = sms_details_callback,
         batch: int = BATCH,
         concurrency: int = CONCURRENCY,
@@ -124,6 +126,7 @@ class DeliveryTracker:
         self._default_language = default_language
         self._now = now
         self._on_token_rejected = on_token_rejected
+        self._policy = policy
         self._details_callback = details_callback
         self._batch = batch
         self._concurrency = concurrency
@@ -343,9 +346,9 @@ class DeliveryTracker:
     # --- helpers ---------------------------------------------------------------------------
 
     async def _recipient_translator(self, user_id: int) -> Translate | None:
-        """The user's `_`, or None when they are gone or blocked the bot."""
+        """The user's `_`, or None when they are gone, blocked the bot or were denied."""
         user = await self._users.get(user_id)
-        if user is None or not user.is_active:
+        if user is None or not user.is_active or not self._policy.admits(user.id, user.access):
             return None
         return translator(self._i18n, user.language or self._default_language)
 
@@ -353,7 +356,7 @@ class DeliveryTracker:
         if self._on_token_rejected is None:
             return
         user = await self._users.get(user_id)
-        if user is None:
+        if user is None or not self._policy.admits(user.id, user.access):
             return
         await self._on_token_rejected(
             Person(user.id, user.language, user.first_name, user.username)

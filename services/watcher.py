@@ -27,6 +27,7 @@ from aiogram import html
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import I18n
 
+from services.access import OPEN, AccessPolicy
 from services.accounts import Accounts, NoToken
 from services.admin_digest import AdminNotice, NoticeKind
 from services.alert_rules import (
@@ -130,6 +131,7 @@ class BalanceWatcher:
         interval: float,
         concurrency: int,
         health: GatewayHealth,
+        policy: AccessPolicy = OPEN,
         balance_callback: str = BALANCE_CALLBACK,
         token_callback: str = TOKEN_CALLBACK,
         page_size: int = PAGE_SIZE,
@@ -148,6 +150,7 @@ class BalanceWatcher:
         self._interval = interval
         self._concurrency = concurrency
         self._health = health
+        self._policy = policy
         self._balance_callback = balance_callback
         self._token_callback = token_callback
         self._page_size = page_size
@@ -227,6 +230,8 @@ class BalanceWatcher:
 
     async def _check(self, target: WatchTarget) -> _Result:
         user_id = target.user_id
+        if not self._policy.admits(user_id, target.access):
+            return _Result.SKIPPED  # denied by an administrator: no more alerts
         try:
             balance = await self._accounts.balance(user_id, target.token_encrypted)
         except DevsmsUnauthorized:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Final, Literal
 
 from storage.db import Database
+from storage.users import Access
 
 ThresholdUnit = Literal["som", "sms"]
 DeliveryNotify = Literal["all", "failures", "off"]
@@ -56,6 +57,7 @@ class WatchTarget:
     first_name: str | None
     username: str | None
     prefs: AlertPrefs
+    access: Access = Access.PENDING  # counts only when ACCESS_MODE=allowlist
 
 
 class AlertRepo:
@@ -120,7 +122,7 @@ class AlertRepo:
     async def watch_targets(self, after_user_id: int = 0, limit: int = 500) -> list[WatchTarget]:
         """One page of users to check, in user id order (keyset paging scales to many users)."""
         rows = await self._db.fetchall(
-            "SELECT u.id, u.language, u.first_name, u.username, c.token_encrypted, "
+            "SELECT u.id, u.language, u.first_name, u.username, u.access, c.token_encrypted, "
             f"{', '.join('p.' + c for c in _PREF_COLUMNS.split(', '))} "
             "FROM users u JOIN credentials c ON c.user_id = u.id "
             "LEFT JOIN alert_prefs p ON p.user_id = u.id "
@@ -138,6 +140,7 @@ class AlertRepo:
                 prefs=AlertPrefs.from_row(row)
                 if row["threshold_unit"] is not None
                 else AlertPrefs(),
+                access=Access(row["access"]),
             )
             for row in rows
         ]

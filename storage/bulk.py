@@ -2,8 +2,10 @@
 
 row:  pending --> sending --> sent | failed | unknown
       sending --(process died mid-request, found at start-up)--> unknown
+      sending --(its result was lost to an error, found when the run ends)--> unknown
       unknown --(reconciled against the history)--> sent | not_sent
-job:  ready --> running <--> paused;  running | paused --> cancelled | done
+job:  ready --> running <--> paused (pause_reason says why);  running | paused --> cancelled | done
+      ready --> paused (its owner was denied access before it began)
 """
 
 from __future__ import annotations
@@ -158,12 +160,17 @@ class BulkRepo:
         )
         return [JobRow.from_row(row) for row in rows]
 
-    async def jobs_in(self, states: Sequence[JobState]) -> list[JobRow]:
+    async def jobs_in(
+        self, states: Sequence[JobState], *, user_id: int | None = None
+    ) -> list[JobRow]:
+        """Jobs in one of `states`, of every user or of `user_id` only."""
         marks = ", ".join("?" * len(states))
-        rows = await self._db.fetchall(
-            f"SELECT {_JOB_COLUMNS} FROM bulk_jobs WHERE state IN ({marks}) ORDER BY id",
-            tuple(states),
-        )
+        sql = f"SELECT {_JOB_COLUMNS} FROM bulk_jobs WHERE state IN ({marks})"
+        params: tuple[object, ...] = tuple(states)
+        if user_id is not None:
+            sql += " AND user_id = ?"
+            params += (user_id,)
+        rows = await self._db.fetchall(sql + " ORDER BY id", params)
         return [JobRow.from_row(row) for row in rows]
 
     async def count_active(self, user_id: int) -> int:
@@ -234,6 +241,25 @@ class BulkRepo:
         )
         return [str(row["cost"]) for row in rows]
 
+    async def parts_left(self, job_id: int) -> int:
+        """SMS parts of the rows not sent yet: what resuming the job will cost."""
+        row = await self._db.fetchone(
+            "SELECT COALESCE(SUM(parts), 0) AS n FROM bulk_rows "
+            "WHERE job_id = ? AND state = 'pending'",
+            (job_id,),
+        )
+        assert row is not None  # an aggregate always yields one row
+        return int(row["n"])
+
+    async def last_failure(self, job_id: int) -> str | None:
+        """The gateway's text for the job's most recent failed row."""
+        row = await self._db.fetchone(
+            "SELECT error FROM bulk_rows WHERE job_id = ? AND state = 'failed' "
+            "ORDER BY updated_at DESC, row_no DESC LIMIT 1",
+            (job_id,),
+        )
+        return None if row is None else row["error"]
+
     async def next_pending(self, job_id: int, limit: int) -> list[BulkRow]:
         rows = await self._db.fetchall(
             f"SELECT {_ROW_COLUMNS} FROM bulk_rows WHERE job_id = ? AND state = 'pending' "
@@ -295,6 +321,15 @@ class BulkRepo:
             "UPDATE bulk_rows SET state = 'unknown', error = 'interrupted', updated_at = ? "
             "WHERE state = 'sending'",
             (utc_now(),),
+        )
+
+    async def unsettled_to_unknown(self, job_id: int) -> int:
+        """After a run of the job ended: a row still 'sending' lost its result to an error
+        and may have gone out, so it becomes 'unknown' (reconciled, never resent)."""
+        return await self._db.execute(
+            "UPDATE bulk_rows SET state = 'unknown', error = 'interrupted', updated_at = ? "
+            "WHERE job_id = ? AND state = 'sending'",
+            (utc_now(), job_id),
         )
 
     async def rows_in(self, job_id: int, states: Sequence[RowState]) -> list[BulkRow]:

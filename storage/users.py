@@ -13,7 +13,17 @@ from storage.fsm import fsm_key_ids
 
 logger = logging.getLogger(__name__)
 
-_COLUMNS: Final = "id, language, first_name, username, sender, is_active, created_at, last_seen_at"
+_COLUMNS: Final = (
+    "id, language, first_name, username, sender, is_active, created_at, last_seen_at, access"
+)
+
+
+class Access(StrEnum):
+    """Who may use the bot when ACCESS_MODE=allowlist (ignored in open mode)."""
+
+    PENDING = "pending"
+    ALLOWED = "allowed"
+    DENIED = "denied"
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +36,7 @@ class UserRow:
     is_active: bool
     created_at: str
     last_seen_at: str
+    access: Access = Access.PENDING  # counts only when ACCESS_MODE=allowlist
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> UserRow:
@@ -38,15 +49,8 @@ class UserRow:
             is_active=bool(row["is_active"]),
             created_at=row["created_at"],
             last_seen_at=row["last_seen_at"],
+            access=Access(row["access"]),
         )
-
-
-class Access(StrEnum):
-    """Who may use the bot when ACCESS_MODE=allowlist (ignored in open mode)."""
-
-    PENDING = "pending"
-    ALLOWED = "allowed"
-    DENIED = "denied"
 
 
 @dataclass(frozen=True, slots=True)

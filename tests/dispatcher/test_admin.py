@@ -29,6 +29,7 @@ from bot.factory import create_dispatcher, open_services
 from handlers.access import announce_token
 from handlers.admin import period_starts, total_cost
 from services.admin_digest import AdminDigest
+from services.bulk import BulkRunner
 from services.notifier import Notifier
 from tests.conftest import GOOD_TOKEN, make_settings
 from tests.fakes.fake_devsms import FakeDevsms
@@ -560,3 +561,30 @@ async def test_bot_leaves_foreign_groups_and_channels_but_not_the_admin_group(
 
     left = [call.chat_id for call in app.session.of(LeaveChat)]
     assert left == [FOREIGN, -42, -100_900]
+
+
+async def test_deny_pauses_the_users_bulk_sending(closed: AdminApp, devsms: FakeDevsms) -> None:
+    app = closed.app
+    runner: BulkRunner = app.dp["bulk_runner"]
+    await app.send("/start", user_id=11)
+    await app.send("/allow 11", user_id=ADMIN)
+    await closed.connect(11)
+    devsms.latency = 0.05
+    await app.send("/bulk", user_id=11)
+    await app.send("".join(f"90123{n:04d}\n" for n in range(40)), user_id=11)
+    [review] = (await app.send("Sale!", user_id=11))[-1:]
+    await app.tap(review, "Start", user_id=11)
+    await devsms.wait_sent(1)
+
+    told, done = await app.send("/deny 11", user_id=ADMIN)
+    assert told.text == "Sorry, the administrators did not allow you to use this bot."
+    assert done.text == "⛔ User 11 may not use the bot.\nTheir bulk sending was paused: #1."
+    await eventually(lambda: not runner.is_running(1))
+    job = await app.services.bulk.get_job(1)
+    assert job is not None and (job.state, job.pause_reason) == ("paused", "access")
+    counts = await app.services.bulk.counts(1)
+    assert counts.pending > 30 and counts.sending == 0
+    assert len(devsms.requests_to("/send_sms.php")) == counts.sent
+    # Denying again pauses nothing more.
+    [again] = await app.send("/deny 11", user_id=ADMIN)
+    assert again.text == "⛔ User 11 may not use the bot."

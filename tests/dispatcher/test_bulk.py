@@ -6,10 +6,12 @@ import asyncio
 import csv
 import io
 import json
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiogram.methods import GetFile, SendDocument
@@ -72,6 +74,13 @@ async def review_for(
 async def start(app: Harness, review: SentMessage, user_id: int = 1) -> SentMessage:
     sent = await app.tap(review, "Start", user_id)
     return next(m for m in sent if "Bulk job #" in m.text)
+
+
+async def start_numbers(app: Harness, n: int, text: str) -> SentMessage:
+    """Starts a job over `n` pasted numbers; the job's progress message."""
+    await app.send("/bulk")
+    await app.send("".join(f"90123{i:04d}\n" for i in range(n)))
+    return await start(app, (await app.send(text))[-1])
 
 
 async def until(predicate: Callable[[], bool], within: float = 5.0) -> None:
@@ -398,9 +407,7 @@ async def test_one_running_job_per_user(bulk_app: Harness, devsms: FakeDevsms) -
     runner: BulkRunner = app.dp["bulk_runner"]
     await connect(app)
     devsms.latency = 0.05
-    await app.send("/bulk")
-    await app.send("".join(f"90123{n:04d}\n" for n in range(30)))
-    first = await start(app, (await app.send("One"))[-1])
+    first = await start_numbers(app, 30, "One")
     await app.tap(first, "Pause")
     assert app.answers()[-1].text == "Paused."
     second_review = await review_for(app, "people.csv", PEOPLE_CSV, "Two")
@@ -494,3 +501,113 @@ async def test_russian_dialog(bulk_app: Harness, devsms: FakeDevsms) -> None:
 async def start_ru(app: Harness, review: SentMessage) -> SentMessage:
     sent = await app.tap(review, "Начать", lang="ru")
     return next(m for m in sent if "Рассылка #" in m.text)
+
+
+def job_id_of(message: SentMessage) -> int:
+    return int(message.text.split("#")[1].split("<")[0])
+
+
+async def test_a_new_token_pauses_the_job_and_resume_checks_the_new_balance(
+    bulk_app: Harness, devsms: FakeDevsms
+) -> None:
+    app = bulk_app
+    runner: BulkRunner = app.dp["bulk_runner"]
+    await connect(app)
+    devsms.latency = 0.05
+    job = await start_numbers(app, 20, "Hello")
+    job_id = job_id_of(job)
+    await devsms.wait_sent(2)
+
+    await app.send("/token")
+    await app.send(OTHER_TOKEN)  # 500 so'm: ten SMS
+    await until(lambda: not runner.is_running(job_id))
+    paused = app.session.messages[(1, job.message_id)]
+    assert "⏸ Paused: you connected another devsms token." in paused.text
+    assert any(
+        f"Bulk job #{job_id}: ⏸ Paused: you connected another devsms token" in m.text
+        for m in app.session.chat(1)
+    )
+    old = [r for r in devsms.requests_to(SEND) if r.token == GOOD_TOKEN]
+    counts = await app.services.bulk.counts(job_id)
+    assert counts.pending > 10  # more than the new balance covers
+
+    await app.tap(paused, "Resume")
+    refusal = app.last()
+    assert f"Not enough balance for the rest of job #{job_id}" in refusal.text
+    assert "Top up at devsms.uz, then tap Resume." in refusal.text
+    assert not runner.is_running(job_id)
+    assert not [r for r in devsms.requests_to(SEND) if r.token == OTHER_TOKEN]
+
+    devsms.accounts[OTHER_TOKEN].balance = Decimal(10_000)
+    await app.tap(paused, "Resume")
+    assert "Resuming…" in [a.text for a in app.answers()]
+    await until(lambda: len(result_files(app)) == 1)
+    # The old token sent nothing after the change; every row went out once.
+    assert [r for r in devsms.requests_to(SEND) if r.token == GOOD_TOKEN] == old
+    assert len(devsms.sent) == len({s.phone for s in devsms.sent}) == 20
+
+
+async def test_a_refusal_on_every_row_pauses_with_the_gateways_words(
+    bulk_app: Harness, devsms: FakeDevsms
+) -> None:
+    app = bulk_app
+    await connect(app)
+    refusal = json.dumps({"success": False, "error": "Yuboruvchi nomi tasdiqlanmagan"})
+    devsms.fail_next(1000, status=403, body=refusal, path=SEND)
+    job = await start_numbers(app, 30, "Hello")
+    await until(lambda: "refused" in app.last().text)
+    notice = app.last()
+    assert "devsms.uz refused the last SMS one after another" in notice.text
+    assert "«Yuboruvchi nomi tasdiqlanmagan»" in notice.text
+    paused = app.session.messages[(1, job.message_id)]
+    assert "«Yuboruvchi nomi tasdiqlanmagan»" in paused.text
+    assert labels(paused) == ["▶️ Resume", "✖️ Cancel"]
+    refused = len(devsms.requests_to(SEND))
+    assert refused < 10  # not the whole list
+
+    devsms.clear_faults()  # the sender name got approved
+    await app.tap(paused, "Resume")
+    await until(lambda: len(result_files(app)) == 1)
+    assert len(devsms.sent) == 30 - refused  # only the rows still pending
+    states = [(row[3], row[5]) for row in csv_of(result_files(app)[0])[1:]]
+    assert states.count(("failed", "Yuboruvchi nomi tasdiqlanmagan")) == refused
+
+
+async def test_a_broken_database_pauses_the_job_and_tells_the_owner(
+    bulk_app: Harness, devsms: FakeDevsms, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = bulk_app
+    bulk = app.services.bulk
+    await connect(app)
+    finish_row = bulk.finish_row
+    failures = iter([True])
+
+    async def fails_once(job_id: int, row_no: int, state: str, **kwargs: Any) -> None:
+        if state == "sent" and next(failures, False):
+            raise sqlite3.OperationalError("database is locked")
+        await finish_row(job_id, row_no, state, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bulk, "finish_row", fails_once)
+    job = await start(app, await review_for(app, "people.csv", PEOPLE_CSV, "Hi {name}"))
+    await until(lambda: "went wrong" in app.last().text)
+    assert "SMS whose fate is unclear are not sent again" in app.last().text
+    paused = app.session.messages[(1, job.message_id)]
+    assert "Unclear: 1" in paused.text
+    await app.tap(paused, "Resume")
+    await until(lambda: len(result_files(app)) == 1)
+    assert len(devsms.requests_to(SEND)) == 3  # the unclear row was not sent again
+
+
+async def test_logout_stops_the_job_and_its_token(bulk_app: Harness, devsms: FakeDevsms) -> None:
+    app = bulk_app
+    runner: BulkRunner = app.dp["bulk_runner"]
+    await connect(app)
+    devsms.latency = 0.05
+    job = await start_numbers(app, 30, "Hello")
+    await devsms.wait_sent(2)
+    [ask] = await app.send("/logout")
+    await app.tap(ask, "Yes, delete everything")
+    sent_at_logout = len(devsms.requests_to(SEND))
+    await until(lambda: not runner.is_running(job_id_of(job)))
+    assert len(devsms.requests_to(SEND)) <= sent_at_logout + 1  # the one in flight, if any
+    assert await app.services.bulk.jobs_of(1) == []  # erased with everything else

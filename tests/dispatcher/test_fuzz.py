@@ -228,6 +228,13 @@ async def seed_user(app: Harness, user_id: int) -> None:
     await app.send_document("list.csv", rows.encode(), user_id)
     [*_, review] = await app.send(f"MRK{user_id}X bulk {{name}}", user_id)
     await app.tap(review, "Start", user_id)
+    # The job's reports would land among the next user's replies: let it finish first.
+    runner: BulkRunner = app.dp["bulk_runner"]
+    [job] = await app.services.bulk.jobs_of(user_id)
+    deadline = asyncio.get_running_loop().time() + 10
+    while runner.is_running(job.id):
+        assert asyncio.get_running_loop().time() < deadline, "the seeded job did not finish"
+        await asyncio.sleep(0.01)
 
 
 @dataclass

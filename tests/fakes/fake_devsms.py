@@ -282,6 +282,10 @@ class FakeDevsms:
         """The gateway's wall-clock time, naive as in its answers."""
         return datetime.now(self.timezone).replace(tzinfo=None, microsecond=0)
 
+    def clear_faults(self) -> None:
+        """Drops the faults fail_next queued and not used yet: the gateway works again."""
+        self._faults.clear()
+
     def set_status(self, sms_id: int, status: str) -> None:
         self.find(sms_id).status = status
 

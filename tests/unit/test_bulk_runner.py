@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from decimal import Decimal
+from typing import Any
 
-from services.bulk import PAUSE_BALANCE, PAUSE_GATEWAY, RateLimiter
+import pytest
+
+from services.accounts import NoToken
+from services.bulk import (
+    PAUSE_ACCESS,
+    PAUSE_BALANCE,
+    PAUSE_ERROR,
+    PAUSE_GATEWAY,
+    PAUSE_REFUSED,
+    PAUSE_TOKEN,
+    PAUSE_TOKEN_CHANGED,
+    REFUSALS_TO_PAUSE,
+    RateLimiter,
+    ShortOfBalance,
+)
 from services.sending import SmsSender
-from storage import OutboxRepo
+from storage import BulkRow, JobCounts, JobRow, OutboxRepo
+from storage.bulk import RowState
 from tests.support.bulk_env import SEND, TOKEN, USER, Env, wait
+
+NEW_TOKEN = "bulk-token-0002"
 
 
 async def test_every_row_reaches_the_gateway_exactly_once(env: Env) -> None:
@@ -163,3 +182,210 @@ async def test_cancel_stops_sending(env: Env) -> None:
     assert counts.pending > 150
     assert counts.sending == 0
     assert len(env.fake.sent) == counts.sent
+
+
+# --- faults of the bot itself ------------------------------------------------------------------
+
+
+async def test_a_worker_that_raises_pauses_the_job_and_its_row_is_never_resent(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id = await env.job(6)
+    finish_row = env.bulk.finish_row
+    broken: list[int] = []
+
+    async def fails_once(job: int, row_no: int, state: RowState, **kwargs: Any) -> None:
+        if state == "sent" and row_no == 4 and not broken:  # the third row
+            broken.append(row_no)
+            raise sqlite3.OperationalError("database is locked")
+        await finish_row(job, row_no, state, **kwargs)
+
+    monkeypatch.setattr(env.bulk, "finish_row", fails_once)
+    runner = env.runner(concurrency=1)
+    await runner.begin(job_id)
+    job, counts = await wait(env.paused)  # the owner is told
+    assert (job.state, job.pause_reason) == ("paused", PAUSE_ERROR)
+    # The SMS of that row went out but its result was lost: unknown, not pending.
+    [unknown] = await env.bulk.rows_in(job_id, ("unknown",))
+    assert broken == [unknown.row_no] == [4]
+    assert (counts.sent, counts.unknown, counts.pending, counts.sending) == (2, 1, 3, 0)
+    assert not runner.is_running(job_id)
+
+    assert await runner.resume(job_id)
+    _, counts = await wait(env.finished)
+    # The unknown row is found in the history; nothing was sent twice.
+    assert (counts.sent, counts.unknown) == (6, 0)
+    assert len(env.fake.requests_to(SEND)) == 6
+    assert len({sms.phone for sms in env.fake.sent}) == 6
+
+
+async def test_a_failing_producer_pauses_the_job_instead_of_leaving_it_running(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id = await env.job(3)
+    next_pending = env.bulk.next_pending
+    calls = 0
+
+    async def fails_first(job: int, limit: int) -> list[BulkRow]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise sqlite3.OperationalError("disk I/O error")
+        return await next_pending(job, limit)
+
+    monkeypatch.setattr(env.bulk, "next_pending", fails_first)
+    runner = env.runner()
+    await runner.begin(job_id)
+    job, counts = await wait(env.paused)
+    assert job.pause_reason == PAUSE_ERROR
+    assert counts.pending == 3 and env.fake.sent == []
+    assert await runner.resume(job_id)
+    _, counts = await wait(env.finished)
+    assert counts.sent == 3
+
+
+async def test_a_failing_progress_report_does_not_stop_the_job(env: Env) -> None:
+    async def broken(job: JobRow, counts: JobCounts) -> None:
+        raise RuntimeError("telegram is down")
+
+    job_id = await env.job(5)
+    runner = env.runner(concurrency=1, progress_every=0.0, on_progress=broken)
+    await runner.begin(job_id)
+    job, counts = await wait(env.finished)
+    assert (job.state, counts.sent) == ("done", 5)
+
+
+# --- a refusal that repeats ---------------------------------------------------------------------
+
+
+async def test_the_same_refusal_row_after_row_pauses_the_job(env: Env) -> None:
+    job_id = await env.job(20)
+    refusal = '{"success": false, "error": "Yuboruvchi nomi tasdiqlanmagan"}'
+    env.fake.fail_next(100, status=403, body=refusal, path=SEND)  # every send refused
+    runner = env.runner(concurrency=1)
+    await runner.begin(job_id)
+    job, counts = await wait(env.paused)
+    assert job.pause_reason == PAUSE_REFUSED
+    assert (counts.failed, counts.pending) == (REFUSALS_TO_PAUSE, 20 - REFUSALS_TO_PAUSE)
+    assert len(env.fake.requests_to(SEND)) == REFUSALS_TO_PAUSE
+    assert await env.bulk.last_failure(job_id) == "Yuboruvchi nomi tasdiqlanmagan"
+
+    env.fake.clear_faults()  # the owner got the sender approved
+    assert await runner.resume(job_id)
+    _, counts = await wait(env.finished)
+    # Resume sends only the rows still pending; the refused ones keep the gateway's text.
+    assert (counts.sent, counts.failed) == (20 - REFUSALS_TO_PAUSE, REFUSALS_TO_PAUSE)
+    failed = await env.bulk.rows_in(job_id, ("failed",))
+    assert {row.error for row in failed} == {"Yuboruvchi nomi tasdiqlanmagan"}
+    assert len(env.fake.requests_to(SEND)) == 20
+
+
+async def test_different_refusals_do_not_pause(env: Env) -> None:
+    job_id = await env.job(8)
+    for n in range(REFUSALS_TO_PAUSE + 1):
+        env.fake.fail_next(
+            status=400, body=f'{{"success": false, "error": "Raqam {n} bloklangan"}}', path=SEND
+        )
+    await env.runner(concurrency=1).begin(job_id)
+    _, counts = await wait(env.finished)
+    assert (counts.failed, counts.sent) == (REFUSALS_TO_PAUSE + 1, 8 - REFUSALS_TO_PAUSE - 1)
+
+
+# --- the owner's token changes ------------------------------------------------------------------
+
+
+async def test_a_new_token_pauses_the_job_and_resume_goes_on_with_it(env: Env) -> None:
+    env.fake.add_account(NEW_TOKEN, balance=1_000_000, sms_price=50)
+    env.fake.latency = 0.02
+    job_id = await env.job(40)
+    runner = env.runner(rate=50.0, concurrency=1)
+    await runner.begin(job_id)
+    await env.fake.wait_sent(3)
+    await env.accounts.connect(USER, NEW_TOKEN)
+    sent_before = len(env.fake.requests_to(SEND))
+    job, counts = await wait(env.paused)
+    assert job.pause_reason == PAUSE_TOKEN_CHANGED
+    # At most the request already in flight left with the old token.
+    old = [r for r in env.fake.requests_to(SEND) if r.token == TOKEN]
+    assert len(old) <= sent_before + 1
+    assert counts.pending > 0
+
+    assert await runner.resume(job_id)
+    _, counts = await wait(env.finished)
+    assert counts.sent == 40
+    assert [r for r in env.fake.requests_to(SEND) if r.token == TOKEN] == old
+    assert len({sms.phone for sms in env.fake.sent}) == 40 == len(env.fake.sent)
+
+
+async def test_resume_refuses_when_the_balance_does_not_cover_the_rest(env: Env) -> None:
+    env.fake.add_account(NEW_TOKEN, balance=100, sms_price=50)  # two SMS
+    job_id = await env.job(5)
+    await env.bulk.set_job_state(job_id, "paused", allowed_from=("ready",), reason="user")
+    await env.accounts.connect(USER, NEW_TOKEN)
+    runner = env.runner()
+    with pytest.raises(ShortOfBalance) as refused:
+        await runner.resume(job_id)
+    assert refused.value.cost.missing is not None
+    assert refused.value.cost.missing.amount == 150
+    job = await env.bulk.get_job(job_id)
+    assert job is not None and job.state == "paused"
+    assert env.fake.requests_to(SEND) == []
+
+    env.fake.accounts[NEW_TOKEN].balance = Decimal(250)  # exactly enough
+    assert await runner.resume(job_id)
+    _, counts = await wait(env.finished)
+    assert counts.sent == 5
+
+
+async def test_pausing_a_users_jobs_stops_their_sending(env: Env) -> None:
+    env.fake.latency = 0.02
+    job_id = await env.job(50)
+    runner = env.runner(rate=50.0, concurrency=1)
+    await runner.begin(job_id)
+    await env.fake.wait_sent(2)
+    assert await runner.pause_jobs_of(USER, PAUSE_ACCESS) == [job_id]
+    await runner.stop()
+    job = await env.bulk.get_job(job_id)
+    assert job is not None and (job.state, job.pause_reason) == ("paused", PAUSE_ACCESS)
+    counts = await env.bulk.counts(job_id)
+    assert counts.pending > 40 and counts.sending == 0
+    assert len(env.fake.requests_to(SEND)) == counts.sent
+
+
+async def test_a_job_of_a_denied_user_not_begun_yet_does_not_begin(env: Env) -> None:
+    job_id = await env.job(3)  # created by Start, begin() not called yet
+    runner = env.runner()
+    assert await runner.pause_jobs_of(USER, PAUSE_ACCESS) == [job_id]
+    assert not await runner.begin(job_id)
+    job = await env.bulk.get_job(job_id)
+    assert job is not None and (job.state, job.pause_reason) == ("paused", PAUSE_ACCESS)
+    assert env.fake.requests_to(SEND) == []
+
+
+async def test_a_token_gone_before_reconciling_pauses_for_the_token(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id = await env.job(2)
+    env.fake.fail_next(1, status=500, path=SEND)  # one row unknown: the history is needed
+
+    async def no_token(*args: object, **kwargs: object) -> None:
+        raise NoToken
+
+    monkeypatch.setattr(env.accounts, "history", no_token)
+    runner = env.runner(concurrency=1)
+    await runner.begin(job_id)
+    job, counts = await wait(env.paused)
+    assert job.pause_reason == PAUSE_TOKEN
+    assert (counts.sent, counts.unknown) == (1, 1)
+    assert not runner.is_running(job_id)
+
+
+async def test_the_same_token_connected_again_is_no_change(env: Env) -> None:
+    env.fake.latency = 0.02
+    job_id = await env.job(20)
+    await env.runner(rate=50.0, concurrency=1).begin(job_id)
+    await env.fake.wait_sent(2)
+    await env.accounts.connect(USER, TOKEN)  # stored encrypted anew
+    job, counts = await wait(env.finished)
+    assert (job.state, counts.sent) == ("done", 20)
+    assert env.paused.empty()

@@ -7,10 +7,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from handlers.callbacks import SmsCb
+from services.access import AccessPolicy
 from services.sending import SmsSender
 from services.tracker import DeliveryTracker, sms_details_callback, stamp
 from services.watcher import TOKEN_CALLBACK
 from storage import OutboxRepo, OutboxRow, OutboxState
+from storage.users import Access
 from tests.fakes.fake_devsms import FakeDevsms
 from tests.support.watch_env import World
 
@@ -335,3 +337,18 @@ async def test_unknown_older_than_lists_only_old_unknown_rows(world: World) -> N
     found = await outbox.unknown_older_than(stamp(now + timedelta(seconds=2)))
     assert [r.id for r in found] == [earlier_user, later_user]
     assert await outbox.unknown_older_than(stamp(now - timedelta(minutes=1))) == []
+
+
+async def test_a_denied_user_hears_nothing_more(
+    world: World, devsms: FakeDevsms, clock: Clock
+) -> None:
+    await world.add_user(1, "tok-1")
+    await world.users.set_access(1, Access.ALLOWED)
+    outbox_id, sms_id = await send(world, 1)
+    await world.users.set_access(1, Access.DENIED)  # /deny in ACCESS_MODE=allowlist
+    tracker = make_tracker(world, clock, policy=AccessPolicy(allowlist=True))
+    devsms.set_status(sms_id, "REJECTED")
+    clock.at(timedelta(seconds=31))
+    await tracker.tick()
+    assert (await row(world, outbox_id)).status == "REJECTED"  # tracked, not told
+    assert world.notify.to(1) == []

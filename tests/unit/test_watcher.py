@@ -9,10 +9,12 @@ from decimal import Decimal
 import pytest
 
 from handlers.callbacks import BalanceCb
+from services.access import AccessPolicy
 from services.admin_digest import AdminDigest
 from services.health import GatewayHealth
 from services.watcher import BALANCE_CALLBACK, TOKEN_CALLBACK
 from storage import WatchTarget
+from storage.users import Access
 from tests.fakes.fake_devsms import FakeDevsms
 from tests.support.watch_env import RecordingNotify, World
 
@@ -237,3 +239,20 @@ async def test_outage_notices_do_not_hold_up_the_worker_that_reports_them() -> N
         await health.record_success()
 
     assert [m.text[:2] for m in notify.admin] == ["🚨 ", "✅ "]
+
+
+async def test_users_the_bot_no_longer_serves_are_not_watched(
+    world: World, devsms: FakeDevsms
+) -> None:
+    # ACCESS_MODE=allowlist: an approved user, a denied one, one nobody decided on, an admin.
+    for user_id, access in ((1, Access.ALLOWED), (2, Access.DENIED), (3, Access.PENDING)):
+        await world.add_user(user_id, f"tok-{user_id}", balance=1_000)
+        await world.users.set_access(user_id, access)
+    await world.add_user(4, "tok-4", balance=1_000)
+    policy = AccessPolicy(allowlist=True, admin_ids=frozenset({4}))
+
+    report = await world.watcher(policy=policy).check_all()
+    assert report.alerts_sent == 2
+    assert sorted(m.chat_id for m in world.notify.messages if m.chat_id) == [1, 4]
+    # The denied user's token is not even used.
+    assert sorted(r.token or "" for r in devsms.requests) == ["tok-1", "tok-4"]
