@@ -340,15 +340,17 @@ async def pending_button(
     users: UserRepo,
     notifier: Notifier,
     i18n: I18n,
+    bulk_runner: BulkRunner,
+    access_policy: AccessPolicy,
 ) -> None:
     """A ✅ / ⛔ under a list of requests: decides for one user and takes away only that
     user's buttons, so the rest of the list can still be acted on."""
     user_id = callback_data.user_id
     if callback_data.allow:
-        await decide(user_id, Access.ALLOWED, users, notifier, i18n)
+        await decide(user_id, Access.ALLOWED, users, notifier, i18n, bulk_runner, access_policy)
         await query.answer(_("✅ User {id} may use the bot.").format(id=user_id))
     else:
-        await decide(user_id, Access.DENIED, users, notifier, i18n)
+        await decide(user_id, Access.DENIED, users, notifier, i18n, bulk_runner, access_policy)
         await query.answer(_("⛔ User {id} may not use the bot.").format(id=user_id))
     markup = message.reply_markup
     if markup is None:

@@ -576,7 +576,9 @@ async def test_deny_pauses_the_users_bulk_sending(closed: AdminApp, devsms: Fake
     await app.tap(review, "Start", user_id=11)
     await devsms.wait_sent(1)
 
-    told, done = await app.send("/deny 11", user_id=ADMIN)
+    replies = await closed.send("/deny 11", user_id=ADMIN)
+    [told] = [m for m in replies if m.chat_id == 11]
+    [done] = [m for m in replies if m.chat_id == ADMIN]
     assert told.text == "Sorry, the administrators did not allow you to use this bot."
     assert done.text == "⛔ User 11 may not use the bot.\nTheir bulk sending was paused: #1."
     await eventually(lambda: not runner.is_running(1))
@@ -586,5 +588,5 @@ async def test_deny_pauses_the_users_bulk_sending(closed: AdminApp, devsms: Fake
     assert counts.pending > 30 and counts.sending == 0
     assert len(devsms.requests_to("/send_sms.php")) == counts.sent
     # Denying again pauses nothing more.
-    [again] = await app.send("/deny 11", user_id=ADMIN)
+    [again] = await closed.send("/deny 11", user_id=ADMIN)
     assert again.text == "⛔ User 11 may not use the bot."
