@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from aiogram import BaseMiddleware
 from aiogram.client.session.middlewares.base import (
@@ -14,7 +14,7 @@ from aiogram.client.session.middlewares.base import (
     NextRequestMiddlewareType,
 )
 from aiogram.exceptions import TelegramNetworkError, TelegramRetryAfter, TelegramServerError
-from aiogram.methods import AnswerCallbackQuery, GetUpdates
+from aiogram.methods import AnswerCallbackQuery, GetUpdates, Response
 from aiogram.types import TelegramObject, User
 
 from bot.config import Settings
@@ -24,7 +24,7 @@ from storage import UserRepo
 
 if TYPE_CHECKING:
     from aiogram import Bot
-    from aiogram.methods import Response, TelegramMethod
+    from aiogram.methods import TelegramMethod
     from aiogram.methods.base import TelegramType
 
 logger = logging.getLogger(__name__)
@@ -82,6 +82,8 @@ class RetryRequestMiddleware(BaseRequestMiddleware):
     ) -> Response[TelegramType]:
         if SELF_PACED.get():
             return await make_request(bot, method)
+        if isinstance(method, AnswerCallbackQuery):
+            return await self._answer_once(make_request, bot, method)
         attempt = 1
         while True:
             try:
@@ -104,3 +106,18 @@ class RetryRequestMiddleware(BaseRequestMiddleware):
                 )
             await asyncio.sleep(delay)
             attempt += 1
+
+    @staticmethod
+    async def _answer_once(
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        """A callback answer only stops the button's spinner, and handlers answer first: one
+        refused by flood control or a 5xx must not abort the edit or send that follows (the
+        user's change is saved by then; the spinner stops by itself)."""
+        try:
+            return await make_request(bot, method)
+        except (TelegramRetryAfter, TelegramServerError, TelegramNetworkError) as exc:
+            logger.warning("AnswerCallbackQuery failed (%s), not retried", type(exc).__name__)
+            return cast("Response[TelegramType]", Response[bool](ok=True, result=False))

@@ -258,3 +258,40 @@ async def test_logout_keeps_everything_on_no_and_deletes_the_token_on_yes(world:
     assert "Balance:" not in text_of(reply)
     assert len(world.devsms.requests) == requests_before  # no token left to ask with
     assert_all_answered(user)
+
+
+# --- Telegram failing edits and callback answers ------------------------------------------------
+
+
+async def test_flood_control_and_5xx_on_edits_and_callback_answers(world: World) -> None:
+    telegram = world.telegram
+    user = await connected_user(world, 2401)
+    shown = await user.ask("/settings", "Settings")
+    edits_before = len(telegram.calls_of("editMessageText"))
+    answers_before = len(telegram.calls_of("answerCallbackQuery"))
+
+    async def toggle(label: str, now: str) -> None:
+        user.tap(user.message(shown.message_id), label)
+        await user.wait_edited(user.message(shown.message_id), now)
+
+    # An edit refused with a 5xx or flood control is tried again (after retry_after).
+    telegram.fail_next(1, method="editMessageText", error_code=502, description="Bad Gateway")
+    await toggle("Turn alerts off", "Low-balance alert: off")
+    telegram.fail_next(1, method="editMessageText", error_code=429, retry_after=1)
+    await toggle("Turn alerts on", "Low-balance alert: below")
+    # A refused callback answer is not (Telegram forgets the query soon), and the edit after
+    # it still comes: the user sees the change they made.
+    telegram.fail_next(1, method="answerCallbackQuery", error_code=429, retry_after=1)
+    await toggle("Turn alerts off", "Low-balance alert: off")
+    telegram.fail_next(1, method="answerCallbackQuery", error_code=500, description="Oops")
+    await toggle("Turn alerts on", "Low-balance alert: below")
+
+    edits = telegram.calls_of("editMessageText")[edits_before:]
+    answers = telegram.calls_of("answerCallbackQuery")[answers_before:]
+    assert [c.status for c in edits] == [502, 200, 429, 200, 200, 200], edits
+    assert edits[3].at - edits[2].at >= 1.0  # retry_after was honoured
+    assert [c.status for c in answers] == [200, 200, 429, 500], answers
+    assert [m for m in user.bot_messages() if "Something went wrong" in text_of(m)] == []
+    rows = world.bot.query("SELECT balance_alerts FROM alert_prefs WHERE user_id = ?", 2401)
+    assert rows == [(1,)]
+    assert_all_answered(user)
