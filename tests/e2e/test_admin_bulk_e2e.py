@@ -20,6 +20,7 @@ import pytest
 import pytest_asyncio
 from openpyxl import Workbook, load_workbook
 
+from tests.e2e.conftest import report_logs_of
 from tests.e2e.harness import (
     BOT_TOKEN,
     BotLauncher,
@@ -82,6 +83,11 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
         await launcher.stop_all()
         await devsms.stop()
         await telegram.stop()
+
+
+@pytest.fixture(autouse=True)
+def _report_logs(request: pytest.FixtureRequest, world: World) -> None:
+    report_logs_of(request, world.bot)
 
 
 def text_of(message: ChatMessage) -> str:
