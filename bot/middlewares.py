@@ -113,6 +113,8 @@ class RetryRequestMiddleware(BaseRequestMiddleware):
     ) -> Response[TelegramType]:
         if SELF_PACED.get():
             return await make_request(bot, method)
+        if isinstance(method, AnswerCallbackQuery):
+            return await self._answer_once(make_request, bot, method)
         attempt = 1
         while True:
             try:
@@ -149,3 +151,18 @@ class RetryRequestMiddleware(BaseRequestMiddleware):
                 )
             await asyncio.sleep(delay)
             attempt += 1
+
+    @staticmethod
+    async def _answer_once(
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        """A callback answer only stops the button's spinner, and handlers answer first: one
+        refused by flood control or a 5xx must not abort the edit or send that follows (the
+        user's change is saved by then; the spinner stops by itself)."""
+        try:
+            return await make_request(bot, method)
+        except (TelegramRetryAfter, TelegramServerError, TelegramNetworkError) as exc:
+            logger.warning("AnswerCallbackQuery failed (%s), not retried", type(exc).__name__)
+            return cast("Response[TelegramType]", Response[bool](ok=True, result=False))

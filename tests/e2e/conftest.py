@@ -15,7 +15,14 @@ from tests.e2e.harness import BOT_TOKEN, BotLauncher, BotProcess, ChatUser
 from tests.fakes.fake_devsms import FakeDevsms
 from tests.fakes.fake_telegram import FakeTelegram
 
+# The bots whose log tails a failed test's report shows; a module that shares one bot across
+# its tests (a module-scoped fixture) puts it here with ``report_logs_of``.
 _BOTS: Final = pytest.StashKey[list[BotProcess]]()
+
+
+def report_logs_of(request: pytest.FixtureRequest, *processes: BotProcess) -> None:
+    """A failure of the requesting test shows these bots' log tails too."""
+    request.node.stash[_BOTS] = [*request.node.stash.get(_BOTS, []), *processes]
 
 
 @pytest.fixture

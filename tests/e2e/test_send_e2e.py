@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from typing import Final
@@ -11,7 +10,7 @@ import pytest
 
 from services.devsms import DevsmsClient, SendResult
 from tests.conftest import GOOD_TOKEN
-from tests.e2e.harness import BotLauncher, BotProcess, ChatUser, connect_token
+from tests.e2e.harness import REPLY_TIMEOUT, BotLauncher, BotProcess, ChatUser, connect_token
 from tests.fakes.fake_devsms import ERR_SENDER, FakeDevsms
 from tests.fakes.fake_telegram import ChatMessage
 
@@ -116,8 +115,6 @@ async def test_refusal_is_quoted_and_a_slow_gateway_is_unknown_and_never_resent(
     preview = await user.ask(f"/send {PHONE} Maybe sent", "Check before sending")
     data = send_data(preview)
     devsms.fail_next(1, path=SEND, hang=HANG)
-    loop = asyncio.get_running_loop()
-    tapped_at = loop.time()
     user.tap(preview, "✅ Send")
     unknown = await user.wait_edited(preview, "did not answer in time")
     assert "may or may not have gone out" in (unknown.text or "")
@@ -125,9 +122,10 @@ async def test_refusal_is_quoted_and_a_slow_gateway_is_unknown_and_never_resent(
     assert f"To {SHOWN_PHONE}: Maybe sent" in (unknown.text or "")
     assert unknown.button_texts == ["🔎 Check status"]
 
-    # Not an assertion but its precondition: the late answer has arrived by now, so a bot
+    # Not an assertion but its precondition: the gateway has sent its late answer, so a bot
     # that resent on it (or on the timeout) has done so before the counts below.
-    await asyncio.sleep(max(0.0, tapped_at + HANG + 0.5 - loop.time()))
+    late = devsms.requests_to(SEND)[-1]
+    await user.telegram.wait_for(lambda: late.answered, HANG + REPLY_TIMEOUT)
     assert await answers(user, stale_tap(user, preview, data)) == [STALE]
     [sms] = devsms.sent
     assert (sms.phone, sms.message) == (PHONE, "Maybe sent")

@@ -3,8 +3,9 @@
 It follows /work/shared/devsms-api.md: Bearer tokens per account, Uzbek error texts, charging
 parts × price per send, history newest first with limit/offset/status, status by ``sms_id`` or
 ``request_id``, balance with statistics. Tests steer it with ``fail_next`` (status, body, drop,
-hang), ``latency``, ``failure_rate``, ``set_status`` and ``history_shape``, and read back
-``sent`` and ``requests``.
+hang), ``fail_next_in_mode``, ``hold``/``release``, ``latency``, ``failure_rate``, ``set_status``
+and ``history_shape``, and read back ``sent``, ``held`` and ``requests`` (each with the fault
+it met and whether it was answered).
 
 A slow or hanging answer is produced *after* the request was processed: a send that "hangs" is
 recorded and charged, like a gateway that got the SMS but answered too late. That is how tests
@@ -143,6 +144,12 @@ class RecordedRequest:
     """The parsed JSON body, or None when there was none (or it was not JSON)."""
     token: str | None
     """The Bearer token as sent, or None without an Authorization header."""
+    fault: str | None = None
+    """The fault this request met instead of a plain answer: the failure_mode it was drawn
+    for, else "hang", "drop" or the status (and body) of a ``fail_next`` fault."""
+    answered: bool = False
+    """The fake is done with it: the answer went out (or the connection was dropped), however
+    late; a request the bot gave up on is answered into a closed connection."""
 
 
 @dataclass
@@ -154,6 +161,19 @@ class _Fault:
     drop: bool
     process: bool
     cut: bool = False
+    mode: str | None = None
+    """The failure_mode it was drawn for, if it was."""
+
+    def describe(self) -> str:
+        if self.mode is not None:
+            return self.mode
+        if self.cut:
+            return "cut"
+        if self.hang is not None:
+            return "hang"
+        if self.drop:
+            return "drop"
+        return str(self.status) if self.body is None else f"{self.status}: {self.body[:40]}"
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -192,6 +212,13 @@ class FakeDevsms:
         self.timezone: tzinfo = ZoneInfo(GATEWAY_TIMEZONE)
         self.random = random.Random(seed)
         self._faults: list[_Fault] = []
+        self.held: list[RecordedRequest] = []
+        self.in_flight = 0
+        """Requests being answered now; ``max_in_flight`` is the most there were at once."""
+        self.max_in_flight = 0
+        self._hold_path: str | None = None
+        self._holding = False
+        self._released = asyncio.Event()
         self._next_id = 1001
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
@@ -286,6 +313,32 @@ class FakeDevsms:
         """Drops the faults fail_next queued and not used yet: the gateway works again."""
         self._faults.clear()
 
+    def fail_next_in_mode(self, n: int = 1, *, path: str | None = None) -> None:
+        """The next ``n`` requests (to ``path`` only, if given) meet the fault ``failure_mode``
+        draws at random, for sure: a test proves that mode hit, say, a send."""
+        fault = self._random_fault()
+        fault.path, fault.mode = (_relative(path) if path else None), self.failure_mode
+        self._faults.extend([fault] * n)
+
+    def hold(self, path: str | None = None) -> None:
+        """From now on requests (to ``path`` only, if given) are processed as usual, but their
+        answers wait until :meth:`release`: a send provably in flight, for as long as a test
+        needs (:meth:`wait_held` tells when one is)."""
+        self._hold_path = _relative(path) if path else None
+        self._holding = True
+        self._released.clear()
+
+    def release(self) -> None:
+        """Answers every held request, and holds no more."""
+        self._holding = False
+        self._released.set()
+
+    async def wait_held(self, count: int = 1) -> list[RecordedRequest]:
+        """Waits until at least ``count`` requests are held (same deadline as wait_sent)."""
+        async with asyncio.timeout(WAIT_LIMIT), self._changed:
+            await self._changed.wait_for(lambda: len(self.held) >= count)
+        return list(self.held)
+
     def set_status(self, sms_id: int, status: str) -> None:
         self.find(sms_id).status = status
 
@@ -331,9 +384,28 @@ class FakeDevsms:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         path = _relative(request.path)
-        self.requests.append(await self._record(request, path))
+        record = await self._record(request, path)
+        self.requests.append(record)
         await self._notify()
         fault = self._take_fault(path)
+        record.fault = None if fault is None else fault.describe()
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self._answer(request, handler, path, record, fault)
+        finally:
+            self.in_flight -= 1
+            record.answered = True
+            await self._notify()
+
+    async def _answer(
+        self,
+        request: web.Request,
+        handler: Handler,
+        path: str,
+        record: RecordedRequest,
+        fault: _Fault | None,
+    ) -> web.StreamResponse:
         if fault is not None and fault.cut:
             return await self._cut(request, await handler(request))
         if fault is not None and fault.hang is None and not fault.drop:
@@ -345,6 +417,10 @@ class FakeDevsms:
                 await handler(request)
             return self._drop(request)
         response = await handler(request)
+        if self._holding and self._hold_path in (None, path):
+            self.held.append(record)
+            await self._notify()
+            await self._wait_release()
         delay = self.latency + (fault.hang if fault is not None and fault.hang else 0.0)
         if delay > 0:
             await self._sleep(delay)
@@ -365,7 +441,9 @@ class FakeDevsms:
             if fault.path is None or fault.path == path:
                 return self._faults.pop(index)
         if self.failure_rate > 0 and self.random.random() < self.failure_rate:
-            return self._random_fault()
+            fault = self._random_fault()
+            fault.mode = self.failure_mode
+            return fault
         return None
 
     def _random_fault(self) -> _Fault:
@@ -410,6 +488,15 @@ class FakeDevsms:
         if request.transport is not None:
             request.transport.close()
         return cut
+
+    async def _wait_release(self) -> None:
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        released = asyncio.ensure_future(self._released.wait())
+        try:
+            await asyncio.wait((stopping, released), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            released.cancel()
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -115,6 +115,44 @@ async def test_fail_next_for_one_path_leaves_the_others_alone(
     assert history_body == "<html>bad gateway</html>"
 
 
+async def test_a_held_send_is_processed_and_answered_only_on_release(
+    fake: FakeDevsms, http: aiohttp.ClientSession
+) -> None:
+    fake.hold("/send_sms.php")
+    send = asyncio.create_task(
+        call(http, fake, "POST", "/send_sms.php", json={"phone": PHONE, "message": "held"})
+    )
+    [held] = await fake.wait_held(1)
+
+    assert [sms.message for sms in fake.sent] == ["held"]  # charged before the answer
+    assert (held.answered, fake.in_flight, send.done()) == (False, 1, False)
+    balance_status, _ = await call(http, fake, "GET", "/get_balance.php")  # other paths flow
+    assert balance_status == 200
+    fake.release()
+    status, body = await send
+    assert (status, body["success"], held.answered, fake.in_flight) == (200, True, True, 0)
+    assert fake.max_in_flight == 2  # the balance went through beside the held send
+
+
+async def test_each_request_records_the_fault_it_met(
+    fake: FakeDevsms, http: aiohttp.ClientSession
+) -> None:
+    fake.failure_mode = "garbage"
+    fake.fail_next_in_mode(1, path="/send_sms.php")
+    fake.fail_next(1, status=502, path="/get_history.php")
+
+    await call(http, fake, "POST", "/send_sms.php", json={"phone": PHONE, "message": "x"})
+    await call(http, fake, "GET", "/get_history.php")
+    await call(http, fake, "GET", "/get_balance.php")
+
+    assert [(r.path, r.fault) for r in fake.requests] == [
+        ("/send_sms.php", "garbage"),
+        ("/get_history.php", "502"),
+        ("/get_balance.php", None),
+    ]
+    assert fake.sent == []  # a fault answers without processing, unless told otherwise
+
+
 async def test_random_failures_are_reproducible_with_a_seed(http: aiohttp.ClientSession) -> None:
     outcomes: list[list[int]] = []
     for _ in range(2):
