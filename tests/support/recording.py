@@ -31,7 +31,7 @@ from aiogram.methods import (
     SetMyCommands,
     TelegramMethod,
 )
-from aiogram.types import Chat, File, InlineKeyboardMarkup, Message, User
+from aiogram.types import Chat, Document, File, InlineKeyboardMarkup, Message, User
 
 from tests.support import telegram_rules as rules
 from tests.support.telegram_rules import JsonDict
@@ -224,12 +224,18 @@ class RecordingSession(BaseSession):
         return self._as_message(old)
 
     def _as_message(self, sent: SentMessage) -> Message:
+        # A document carries its text as a caption: editMessageText on it is refused.
+        content: dict[str, Any] = {"text": sent.text}
+        if sent.is_document:
+            file_id = f"bot-doc-{sent.message_id}"
+            document = Document(file_id=file_id, file_unique_id=file_id)
+            content = {"document": document, "caption": sent.text or None}
         return Message(
             message_id=sent.message_id,
             date=dt.datetime.now(dt.UTC),
             chat=Chat(id=sent.chat_id, type="private"),
             from_user=BOT_USER,
-            text=sent.text,
+            **content,
             reply_markup=sent.reply_markup
             if isinstance(sent.reply_markup, InlineKeyboardMarkup)
             else None,
