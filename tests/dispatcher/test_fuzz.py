@@ -71,6 +71,7 @@ from handlers.keyboards import MENU_BUTTONS
 from handlers.sms_render import TELEGRAM_LIMIT, telegram_length
 from handlers.states import SendForm
 from services.bulk import BulkRunner
+from storage.bulk import JobState
 from tests.conftest import GOOD_TOKEN, OTHER_TOKEN, make_settings
 from tests.fakes.fake_devsms import SEND, FakeDevsms
 from tests.support.harness import Harness
@@ -250,7 +251,7 @@ class ConfirmingHarness(Harness):
 
     async def note_new_jobs(self) -> None:
         bulk = self.services.bulk
-        states = ("ready", "running", "paused", "cancelled", "done")
+        states: tuple[JobState, ...] = ("ready", "running", "paused", "cancelled", "done")
         for job in await bulk.jobs_in(states):
             if job.id not in self.jobs_seen:
                 self.jobs_seen.add(job.id)
@@ -554,7 +555,7 @@ class Fuzzer:
     async def confirm(
         self,
         user_id: int,
-        data: str,
+        data: str | None,
         message: Message | InaccessibleMessage,
         repeats: int = 0,
     ) -> None:
@@ -562,7 +563,7 @@ class Fuzzer:
         maybe the old preview's Send once more, maybe the same SMS through the dialog again."""
         rng = self.rng
         confirms = await self.app.confirms(self.query(user_id, data, message))
-        if (confirms or data.startswith("blk:start:")) and rng.random() < 0.5:
+        if (confirms or (data or "").startswith("blk:start:")) and rng.random() < 0.5:
             self.lose_next_answer()
         await self.tap(user_id, data, message)
         if confirms is None:
@@ -573,7 +574,7 @@ class Fuzzer:
             await self.repeat_dialog(user_id, *confirms, repeats=repeats + 1)
 
     def query(
-        self, user_id: int, data: str, message: Message | InaccessibleMessage
+        self, user_id: int, data: str | None, message: Message | InaccessibleMessage
     ) -> CallbackQuery:
         return CallbackQuery(
             id=f"fq{self.next_id()}",
@@ -584,7 +585,7 @@ class Fuzzer:
         )
 
     async def tap(
-        self, user_id: int, data: str, message: Message | InaccessibleMessage
+        self, user_id: int, data: str | None, message: Message | InaccessibleMessage
     ) -> list[SentMessage]:
         query = self.query(user_id, data, message)
         self.query_owner[query.id] = user_id
@@ -758,7 +759,7 @@ def outgoing(fuzzer: Fuzzer) -> list[Outgoing]:
 
 
 async def test_thousands_of_hostile_updates(
-    fuzz_app: Harness, devsms: FakeDevsms, caplog: pytest.LogCaptureFixture
+    fuzz_app: ConfirmingHarness, devsms: FakeDevsms, caplog: pytest.LogCaptureFixture
 ) -> None:
     app = fuzz_app
     caplog.set_level(logging.WARNING)

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Generator
 from pathlib import Path
 from typing import Final
@@ -16,6 +17,12 @@ from tests.fakes.fake_devsms import FakeDevsms
 from tests.fakes.fake_telegram import FakeTelegram
 
 _BOTS: Final = pytest.StashKey[list[BotProcess]]()
+# The catch-all error handler's record of a call the fake (Telegram's rules, shared with the
+# dispatcher tests: tests/support/telegram_rules.py) refused and nothing in the bot handled.
+_UNHANDLED_REFUSAL: Final = re.compile(
+    r"unhandled error in update \d+\n(?:(?:Traceback|[ \t]).*\n)*"
+    r"aiogram\.exceptions\.TelegramBadRequest: (.*)"
+)
 
 
 @pytest.fixture
@@ -36,6 +43,13 @@ async def bots(
         yield launcher
     finally:
         await launcher.stop_all()
+    refusals = [
+        f"{process.name}: {found}"
+        for process in launcher.processes
+        if process.log_path.exists()
+        for found in _UNHANDLED_REFUSAL.findall(process.log_path.read_text(errors="replace"))
+    ]
+    assert refusals == [], "Telegram refused a call and nothing in the bot handled it"
 
 
 @pytest.fixture

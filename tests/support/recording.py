@@ -214,7 +214,7 @@ class RecordingSession(BaseSession):
         if isinstance(method, EditMessageText):
             if old.is_document:
                 raise rules.bad_request("there is no text in the message to edit")
-            text = method.text
+            text = method.text or ""
             visible, entities = rules.check_message_text(method.text, _parse_mode(bot, method))
         new = {"text": visible, "entities": entities, "doc": old.is_document}
         rules.check_modified(old.content(), new, _dump(old.reply_markup), markup)
