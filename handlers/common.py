@@ -13,6 +13,7 @@ from handlers.callbacks import LanguageCb
 from handlers.filters import LANGUAGES
 from handlers.keyboards import LANGUAGE_NAMES, language_keyboard, main_menu
 from handlers.states import TokenForm
+from handlers.utils import edit_or_keep
 from services.accounts import Accounts
 from storage import UserRepo
 
@@ -96,7 +97,8 @@ async def language_chosen(
         await query.answer()
         done = _("Language: {name}").format(name=LANGUAGE_NAMES[callback_data.code])
         if isinstance(query.message, Message):
-            await query.message.edit_text(done)
+            # A double tap edits in the same text, which Telegram refuses as unchanged.
+            await edit_or_keep(query.message, done)
         if await accounts.has_token(query.from_user.id):
             # Reply keyboards cannot be edited: a fresh one in the new language replaces it.
             await query.bot.send_message(  # type: ignore[union-attr]

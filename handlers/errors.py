@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 from contextlib import suppress
+from typing import Final
 
 from aiogram import Bot, Router, html
-from aiogram.exceptions import TelegramAPIError
-from aiogram.filters import ExceptionTypeFilter
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
+from aiogram.filters import ExceptionMessageFilter, ExceptionTypeFilter
 from aiogram.types import ErrorEvent
 from aiogram.utils.i18n import gettext as _
 
@@ -20,6 +21,10 @@ from services.devsms import (
 )
 
 logger = logging.getLogger(__name__)
+
+# What answerCallbackQuery says to a second answer, or to one after the query expired
+# (ExceptionMessageFilter matches from the start of "Telegram server says - ...").
+STALE_QUERY_PATTERN: Final = r".*query is too old and response timeout expired"
 
 
 async def tell_user(event: ErrorEvent, bot: Bot, text: str) -> None:
@@ -68,6 +73,19 @@ async def gateway_refused(event: ErrorEvent, bot: Bot) -> None:
     await tell_user(event, bot, text)
 
 
+async def stale_query(event: ErrorEvent) -> None:
+    # Telegram takes one answer per callback query, within about 15 s: the same update
+    # delivered twice (a restart before the offset was confirmed) or a slow handler gets
+    # "query is too old". The user was answered already, or the spinner has timed out; a
+    # "something went wrong" message would be the only thing they see of it.
+    logger.warning("callback query %s: answer refused as too old", _query_id(event))
+
+
+def _query_id(event: ErrorEvent) -> str | None:
+    query = event.update.callback_query
+    return query.id if query is not None else None
+
+
 async def unexpected(event: ErrorEvent, bot: Bot) -> None:
     logger.error(
         "unhandled error in update %s",
@@ -81,6 +99,11 @@ async def unexpected(event: ErrorEvent, bot: Bot) -> None:
 
 def create_router() -> Router:
     router = Router(name="errors")
+    router.errors.register(
+        stale_query,
+        ExceptionTypeFilter(TelegramBadRequest),
+        ExceptionMessageFilter(STALE_QUERY_PATTERN),
+    )
     router.errors.register(no_token, ExceptionTypeFilter(NoToken))
     router.errors.register(token_rejected, ExceptionTypeFilter(DevsmsUnauthorized))
     router.errors.register(

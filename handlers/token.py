@@ -19,6 +19,7 @@ from handlers.common import ask_token_text
 from handlers.keyboards import balance_keyboard, logout_keyboard, main_menu
 from handlers.render import balance_text
 from handlers.states import TokenForm
+from handlers.utils import edit_or_keep
 from services.accounts import Accounts
 from services.admin_digest import AdminDigest
 from services.devsms import DevsmsBadRequest, DevsmsError, DevsmsUnauthorized
@@ -122,13 +123,14 @@ async def logout_answer(
     await query.answer()
     if not isinstance(query.message, Message):
         return
+    # edit_or_keep: a double tap edits in the same text, which Telegram refuses as unchanged.
     if not callback_data.confirm:
-        await query.message.edit_text(_("Nothing was deleted."))
+        await edit_or_keep(query.message, _("Nothing was deleted."))
         return
     await state.clear()
     await users.delete_everything(query.from_user.id)
     logger.info("user %s deleted their data", query.from_user.id)
-    await query.message.edit_text(_("🗑 Your token and all your data are deleted."))
+    await edit_or_keep(query.message, _("🗑 Your token and all your data are deleted."))
     await query.message.answer(
         _("Send /start whenever you want to connect again, {name}.").format(
             name=html.quote(query.from_user.first_name)

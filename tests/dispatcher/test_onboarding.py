@@ -7,7 +7,7 @@ from aiogram.methods import DeleteMessage, SetMyCommands
 from bot.factory import create_dispatcher
 from tests.conftest import GOOD_TOKEN, OTHER_TOKEN
 from tests.fakes.fake_devsms import FakeDevsms
-from tests.support.harness import Harness
+from tests.support.harness import Harness, button_data
 
 MENU = ["📤 Send SMS", "💰 Balance", "📜 History", "🔎 Status", "⚙️ Settings"]
 
@@ -164,8 +164,10 @@ async def test_logout_asks_first_then_deletes_everything(app: Harness) -> None:
     replies = await app.tap(confirm, "Yes, delete everything")
     assert "all your data are deleted" in replies[0].text
     assert await app.services.credentials.get(1) is None
-    # The old confirmation button, tapped again, changes nothing and does not crash.
-    await app.tap_data(confirm, "out:1")
+    # The old confirmation button, tapped again (a double tap), changes nothing and does not
+    # crash: re-editing the same text is refused by Telegram as "not modified".
+    again = await app.tap_data(confirm, "out:1")
+    assert not [m.text for m in again if "Something went wrong" in m.text]
     [reply] = await app.send("/balance")
     assert "First connect your devsms token" in reply.text
 
@@ -258,6 +260,17 @@ async def test_language_choice_is_kept_and_old_menu_buttons_still_work(app: Harn
     # A keyboard sent before the switch still works.
     [balance] = await app.send("💰 Balance", lang="en")
     assert "Balans: 10\u00a0000 so'm" in balance.text
+
+
+async def test_double_tap_on_a_language_is_harmless(app: Harness) -> None:
+    await connect(app, lang="en")
+    [picker] = await app.send("/language")
+    russian = button_data(picker, "Русский")
+    await app.tap_data(picker, russian)
+    # The second tap of a double tap: the same language, so the same text is edited in.
+    replies = await app.tap_data(picker, russian)
+    assert not [m.text for m in replies if "went wrong" in m.text]
+    assert app.session.chat(1)[-1].text == "Меню теперь на этом языке."
 
 
 def test_no_filter_is_left_for_a_thread(app: Harness) -> None:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Generator
 from pathlib import Path
 from typing import Final
@@ -18,6 +19,12 @@ from tests.fakes.fake_telegram import FakeTelegram
 # The bots whose log tails a failed test's report shows; a module that shares one bot across
 # its tests (a module-scoped fixture) puts it here with ``report_logs_of``.
 _BOTS: Final = pytest.StashKey[list[BotProcess]]()
+# The catch-all error handler's record of a call the fake (Telegram's rules, shared with the
+# dispatcher tests: tests/support/telegram_rules.py) refused and nothing in the bot handled.
+_UNHANDLED_REFUSAL: Final = re.compile(
+    r"unhandled error in update \d+\n(?:(?:Traceback|[ \t]).*\n)*"
+    r"aiogram\.exceptions\.TelegramBadRequest: (.*)"
+)
 
 
 def report_logs_of(request: pytest.FixtureRequest, *processes: BotProcess) -> None:
@@ -43,6 +50,13 @@ async def bots(
         yield launcher
     finally:
         await launcher.stop_all()
+    refusals = [
+        f"{process.name}: {found}"
+        for process in launcher.processes
+        if process.log_path.exists()
+        for found in _UNHANDLED_REFUSAL.findall(process.log_path.read_text(errors="replace"))
+    ]
+    assert refusals == [], "Telegram refused a call and nothing in the bot handled it"
 
 
 @pytest.fixture

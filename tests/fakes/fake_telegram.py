@@ -29,33 +29,39 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Any, Final, TypeAlias, TypeVar, cast
+from typing import Any, Final, TypeVar, cast
 
 from aiohttp import web
+
+from tests.support.telegram_rules import (
+    CallbackQueries,
+    TelegramRefusal,
+    bad_request,
+    check_caption,
+    check_deletable,
+    check_editable,
+    check_message_text,
+    check_modified,
+    check_reply_markup,
+    inline_only,
+    utf16_len,
+)
+
+# JsonDict is re-exported: the e2e harness and the bench import it from here.
+from tests.support.telegram_rules import JsonDict as JsonDict
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-JsonDict: TypeAlias = dict[str, Any]
 
 BOT_USERNAME: Final = "test_bot"
 BOT_FIRST_NAME: Final = "Test Bot"
-MAX_TEXT_LENGTH: Final = 4096
-MAX_CAPTION_LENGTH: Final = 1024
-MAX_CALLBACK_DATA_BYTES: Final = 64
 # Telegram accepts uploads up to 50 MB from bots; aiohttp's default body limit is 1 MB.
 MAX_UPLOAD_BYTES: Final = 50 * 1024 * 1024
 MAX_UPDATES_LIMIT: Final = 100
 # The dispatcher's polling request waits this long at most, so stop() never hangs on it.
 MAX_POLL_TIMEOUT: Final = 50.0
 
-NOT_MODIFIED: Final = (
-    "Bad Request: message is not modified: specified new message content and reply markup "
-    "are exactly the same as a current content and reply markup of the message"
-)
-CALLBACK_TOO_OLD: Final = (
-    "Bad Request: query is too old and response timeout expired or query ID is invalid"
-)
 BLOCKED: Final = "Forbidden: bot was blocked by the user"
 MIGRATED: Final = "Bad Request: group chat was upgraded to a supergroup chat"
 GET_UPDATES_CONFLICT: Final = (
@@ -131,59 +137,27 @@ _JSON_FIELDS: Final = frozenset(
     }
 )
 
-# Telegram's HTML subset: https://core.telegram.org/bots/api#html-style
-_TAG_ENTITY: Final[dict[str, str]] = {
-    "b": "bold",
-    "strong": "bold",
-    "i": "italic",
-    "em": "italic",
-    "u": "underline",
-    "ins": "underline",
-    "s": "strikethrough",
-    "strike": "strikethrough",
-    "del": "strikethrough",
-    "span": "spoiler",
-    "tg-spoiler": "spoiler",
-    "a": "text_link",
-    "code": "code",
-    "pre": "pre",
-    "blockquote": "blockquote",
-    "tg-emoji": "custom_emoji",
-}
-# Only these named entities are decoded; any other "&name;" stays literal text, as in TDLib.
-_NAMED_CHAR_REFS: Final[dict[str, str]] = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
-_TAG_NAME_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
-_ATTR_RE: Final = re.compile(
-    r"""([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))"""
-)
-_CHAR_REF_RE: Final = re.compile(r"&(?:#[xX]([0-9a-fA-F]{1,6})|#([0-9]{1,7})|([A-Za-z]{1,8}));")
 _COMMAND_RE: Final = re.compile(r"^[a-z0-9_]{1,32}$")
 
 
-class ApiError(Exception):
+class ApiError(TelegramRefusal):
     """A Bot API error answer: {"ok": false, "error_code": ..., "description": ...}."""
 
     def __init__(
         self, error_code: int, description: str, parameters: JsonDict | None = None
     ) -> None:
-        super().__init__(description)
-        self.error_code = error_code
-        self.description = description
-        self.parameters = parameters
-
-    def payload(self) -> JsonDict:
-        body: JsonDict = {
-            "ok": False,
-            "error_code": self.error_code,
-            "description": self.description,
-        }
-        if self.parameters:
-            body["parameters"] = self.parameters
-        return body
+        super().__init__(description, error_code, parameters)
 
 
-def _bad_request(detail: str) -> ApiError:
-    return ApiError(400, f"Bad Request: {detail}")
+def _payload(error: TelegramRefusal) -> JsonDict:
+    body: JsonDict = {
+        "ok": False,
+        "error_code": error.error_code,
+        "description": error.description,
+    }
+    if error.parameters:
+        body["parameters"] = error.parameters
+    return body
 
 
 @dataclass(frozen=True)
@@ -320,183 +294,6 @@ def _short(value: Any, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
-def _byte_offset(text: str, index: int) -> int:
-    return len(text[:index].encode("utf-8"))
-
-
-def _decode_char_ref(match: re.Match[str]) -> str | None:
-    hex_code, dec_code, name = match.groups()
-    if name is not None:
-        return _NAMED_CHAR_REFS.get(name)
-    code = int(hex_code, 16) if hex_code is not None else int(dec_code)
-    if code == 0 or code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
-        return None
-    return chr(code)
-
-
-def _entities_error(detail: str) -> ApiError:
-    return _bad_request(f"can't parse entities: {detail}")
-
-
-def parse_html(text: str) -> tuple[str, list[JsonDict]]:
-    """Apply parse_mode=HTML the way Telegram does: plain text plus entities (UTF-16 offsets).
-
-    Raises ApiError(400, "Bad Request: can't parse entities: ...") on tags Telegram rejects.
-    """
-    out: list[str] = []
-    position = 0  # UTF-16 code units written so far, the unit entity offsets use
-    open_tags: list[tuple[str, int, dict[str, str]]] = []
-    entities: list[JsonDict] = []
-    index = 0
-    while index < len(text):
-        char = text[index]
-        if char == "<":
-            end = text.find(">", index)
-            offset = _byte_offset(text, index)
-            if end == -1:
-                raise _entities_error(f"Unclosed start tag at byte offset {offset}")
-            inner = text[index + 1 : end]
-            index = end + 1
-            if inner.startswith("/"):
-                name = inner[1:].strip().lower()
-                if not open_tags:
-                    raise _entities_error(f"Unexpected end tag at byte offset {offset}")
-                open_name, start, attrs = open_tags.pop()
-                if name != open_name:
-                    raise _entities_error(
-                        f'Unmatched end tag at byte offset {offset}, expected "</{open_name}>", '
-                        f'found "</{name}>"'
-                    )
-                inside_pre = bool(open_tags) and open_tags[-1][0] == "pre"
-                entity = _html_entity(open_name, start, position - start, attrs, inside_pre)
-                if open_name == "code" and inside_pre:
-                    # <pre><code class="language-x"> is one pre entity with a language.
-                    language = attrs.get("class", "").removeprefix("language-")
-                    if language:
-                        open_tags[-1][2]["language"] = language
-                if entity is not None:
-                    entities.append(entity)
-                continue
-            name_match = _TAG_NAME_RE.match(inner)
-            name = name_match.group(0).lower() if name_match else ""
-            if name not in _TAG_ENTITY:
-                raise _entities_error(f'Unsupported start tag "{name}" at byte offset {offset}')
-            attrs = {
-                match.group(1).lower(): next(v for v in match.groups()[1:] if v is not None)
-                for match in _ATTR_RE.finditer(inner[len(name) :])
-            }
-            if name == "span" and attrs.get("class") != "tg-spoiler":
-                raise _entities_error('Tag "span" must have class "tg-spoiler"')
-            if name == "blockquote" and re.search(r"\bexpandable\b", inner):
-                attrs["expandable"] = "1"
-            open_tags.append((name, position, attrs))
-            continue
-        piece = char
-        index += 1
-        if char == "&":
-            match = _CHAR_REF_RE.match(text, index - 1)
-            decoded = _decode_char_ref(match) if match else None
-            if match is not None and decoded is not None:
-                piece = decoded
-                index = match.end()
-        out.append(piece)
-        position += _utf16_len(piece)
-    if open_tags:
-        raise _entities_error(
-            f'Can\'t find end tag corresponding to start tag "{open_tags[-1][0]}"'
-        )
-    entities.sort(key=lambda entity: (entity["offset"], -entity["length"]))
-    return "".join(out), entities
-
-
-def _html_entity(
-    tag: str, offset: int, length: int, attrs: dict[str, str], inside_pre: bool
-) -> JsonDict | None:
-    if length <= 0 or (tag == "code" and inside_pre):
-        return None
-    entity: JsonDict = {"type": _TAG_ENTITY[tag], "offset": offset, "length": length}
-    if tag == "a":
-        if not attrs.get("href"):
-            return None
-        entity["url"] = attrs["href"]
-    elif tag == "pre" and attrs.get("language"):
-        entity["language"] = attrs["language"]
-    elif tag == "blockquote" and attrs.get("expandable"):
-        entity["type"] = "expandable_blockquote"
-    elif tag == "tg-emoji":
-        entity["custom_emoji_id"] = attrs.get("emoji-id", "")
-    return entity
-
-
-def _parse_text(
-    text: str | None, parse_mode: str | None, entities: Any
-) -> tuple[str, list[JsonDict]]:
-    raw = text or ""
-    if parse_mode and parse_mode.lower() == "html":
-        return parse_html(raw)
-    # Markdown modes are passed through unchecked: this bot formats with HTML only.
-    return raw, entities if isinstance(entities, list) else []
-
-
-def _check_reply_markup(markup: Any) -> JsonDict | None:
-    """Validate reply_markup as Telegram does; return it, or None when absent."""
-    if markup is None:
-        return None
-    if not isinstance(markup, dict):
-        raise _bad_request("can't parse reply keyboard markup JSON object")
-    if "inline_keyboard" in markup:
-        rows = markup["inline_keyboard"]
-        if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
-            raise _bad_request("can't parse inline keyboard markup JSON object")
-        for row in rows:
-            for button in row:
-                _check_inline_button(button)
-        return markup
-    if "keyboard" in markup:
-        rows = markup["keyboard"]
-        if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
-            raise _bad_request("can't parse keyboard markup JSON object")
-        return markup
-    if "remove_keyboard" in markup or "force_reply" in markup:
-        return markup
-    raise _bad_request("can't parse reply keyboard markup JSON object")
-
-
-def _check_inline_button(button: Any) -> None:
-    if not isinstance(button, dict) or not isinstance(button.get("text"), str):
-        raise _bad_request(
-            'can\'t parse inline keyboard button: Field "text" must be of type String'
-        )
-    if "callback_data" in button:
-        data = button["callback_data"]
-        size = len(data.encode("utf-8")) if isinstance(data, str) else 0
-        # The limit is in bytes: 33 Cyrillic letters already overflow it.
-        if not 1 <= size <= MAX_CALLBACK_DATA_BYTES:
-            raise _bad_request("BUTTON_DATA_INVALID")
-        return
-    actions = {
-        "url",
-        "login_url",
-        "web_app",
-        "switch_inline_query",
-        "switch_inline_query_current_chat",
-        "switch_inline_query_chosen_chat",
-        "copy_text",
-        "callback_game",
-        "pay",
-    }
-    if not actions & button.keys():
-        raise _bad_request(
-            "can't parse inline keyboard button: Text buttons are unallowed in the inline keyboard"
-        )
-    if "url" in button and not button["url"]:
-        raise _bad_request("BUTTON_URL_INVALID")
-
-
 def _normalize_params(raw: dict[str, Any]) -> JsonDict:
     params: JsonDict = {}
     for key, value in raw.items():
@@ -564,7 +361,7 @@ class FakeTelegram:
         self._last_message_id: dict[int, int] = {}
         self._reply_keyboards: dict[int, JsonDict | None] = {}
         self._files: dict[str, StoredFile] = {}
-        self._callback_queries: dict[str, JsonDict | None] = {}
+        self._callback_queries = CallbackQueries()
         self._commands: dict[tuple[str, str], list[JsonDict]] = {}
         self._faults: list[_Fault] = []
         self._blocked: set[int] = set()
@@ -687,7 +484,7 @@ class FakeTelegram:
         if reply_to_message_id is not None:
             try:
                 message["reply_to_message"] = self._reply_target(chat_id, reply_to_message_id)
-            except ApiError:
+            except TelegramRefusal:
                 msg = f"no message {reply_to_message_id} to reply to in chat {chat_id}"
                 raise AssertionError(msg) from None
         text = fields.get("text", fields.get("caption"))
@@ -723,7 +520,7 @@ class FakeTelegram:
         if command:
             # Telegram marks commands; aiogram's filters do not need it, but handlers may.
             fields["entities"] = [
-                {"type": "bot_command", "offset": 0, "length": _utf16_len(command.group(0))}
+                {"type": "bot_command", "offset": 0, "length": utf16_len(command.group(0))}
             ]
         return self.send_message(
             user_id,
@@ -814,7 +611,7 @@ class FakeTelegram:
             raise AssertionError(msg)
         user = self._remember_user(user_id, first_name, language_code)
         query_id = str(4_000_000_000 + self._next_counter())
-        self._callback_queries[query_id] = None
+        self._callback_queries.offer(query_id)
         self.add_update(
             {
                 "callback_query": {
@@ -877,7 +674,7 @@ class FakeTelegram:
 
     def callback_answer(self, query_id: str) -> JsonDict | None:
         """The answerCallbackQuery params for the query, or None while unanswered."""
-        return self._callback_queries.get(query_id)
+        return self._callback_queries.answers.get(query_id)
 
     def commands(self, scope: JsonDict | None = None, language_code: str = "") -> list[JsonDict]:
         return list(self._commands.get((self._scope_key(scope), language_code), []))
@@ -1033,23 +830,23 @@ class FakeTelegram:
             if handler is None:
                 raise ApiError(404, "Not Found: method not found")
             if unreadable is not None:
-                raise _bad_request(unreadable)
+                raise bad_request(unreadable)
             self._check_chat(canonical, params)
             result = handler(params)
             if inspect.isawaitable(result):
                 result = await result
-        except ApiError as error:
+        except TelegramRefusal as error:
             call.status = error.error_code
             call.description = error.description
             self._signal_change()
-            return _json_response(error.payload(), status=error.error_code)
+            return _json_response(_payload(error), status=error.error_code)
         except Exception:
             # A bug in the fake must show up as such, not as a puzzling aiogram decode error.
             logger.exception("fake Telegram failed on %s", canonical)
             call.status = 500
             call.description = "Internal Server Error: the fake itself failed"
             self._signal_change()
-            return _json_response(ApiError(500, call.description).payload(), status=500)
+            return _json_response(_payload(ApiError(500, call.description)), status=500)
         call.status = 200
         self._signal_change()
         return _json_response({"ok": True, "result": result})
@@ -1083,7 +880,7 @@ class FakeTelegram:
 
     async def _handle_file(self, request: web.Request) -> web.StreamResponse:
         if request.match_info["token"] != self.token:
-            return _json_response(ApiError(401, "Unauthorized").payload(), status=401)
+            return _json_response(_payload(ApiError(401, "Unauthorized")), status=401)
         path = request.match_info["path"]
         for stored in self._files.values():
             if stored.file_path == path:
@@ -1091,7 +888,7 @@ class FakeTelegram:
                     body=stored.content,
                     content_type=stored.mime_type or "application/octet-stream",
                 )
-        return _json_response(ApiError(404, "Not Found").payload(), status=404)
+        return _json_response(_payload(ApiError(404, "Not Found")), status=404)
 
     async def _control_update(self, request: web.Request) -> web.Response:
         update_id = self.add_update(await request.json())
@@ -1199,9 +996,9 @@ class FakeTelegram:
     def _chat_id(self, params: JsonDict) -> int:
         chat_id = params.get("chat_id")
         if chat_id is None or chat_id == "":
-            raise _bad_request("chat_id is empty")
+            raise bad_request("chat_id is empty")
         if not isinstance(chat_id, int):
-            raise _bad_request("chat not found")
+            raise bad_request("chat not found")
         return chat_id
 
     def _new_message_id(self, chat_id: int) -> int:
@@ -1212,7 +1009,7 @@ class FakeTelegram:
     def _reply_target(self, chat_id: int, message_id: int) -> JsonDict:
         target = self._messages.get(chat_id, {}).get(message_id)
         if target is None or target.deleted:
-            raise _bad_request("message to be replied not found")
+            raise bad_request("message to be replied not found")
         replied = copy.deepcopy(target.message)
         replied.pop("reply_to_message", None)
         return replied
@@ -1246,10 +1043,6 @@ class FakeTelegram:
         return message
 
     @staticmethod
-    def _inline_only(markup: JsonDict | None) -> JsonDict | None:
-        return markup if markup is not None and "inline_keyboard" in markup else None
-
-    @staticmethod
     def _scope_key(scope: Any) -> str:
         return json.dumps(scope or {"type": "default"}, sort_keys=True)
 
@@ -1263,7 +1056,7 @@ class FakeTelegram:
         document: StoredFile | None = None,
     ) -> JsonDict:
         chat_id = self._chat_id(params)
-        markup = _check_reply_markup(params.get("reply_markup"))
+        markup = check_reply_markup(params.get("reply_markup"))
         reply_to = params.get("reply_to_message_id")
         reply_parameters = params.get("reply_parameters")
         allow_missing = bool(params.get("allow_sending_without_reply"))
@@ -1281,10 +1074,10 @@ class FakeTelegram:
         if isinstance(reply_to, int):
             try:
                 message["reply_to_message"] = self._reply_target(chat_id, reply_to)
-            except ApiError:
+            except TelegramRefusal:
                 if not allow_missing:
                     raise
-        inline = self._inline_only(markup)
+        inline = inline_only(markup)
         if inline is not None:
             # A Message only ever carries an inline keyboard; reply keyboards live in the chat.
             message["reply_markup"] = inline
@@ -1312,15 +1105,13 @@ class FakeTelegram:
 
     def _message_to_edit(self, params: JsonDict) -> ChatMessage:
         if "inline_message_id" in params:
-            raise _bad_request("message to edit not found")
+            raise bad_request("message to edit not found")
         chat_id = self._chat_id(params)
         if "message_id" not in params:
-            raise _bad_request("message identifier is not specified")
+            raise bad_request("message identifier is not specified")
         current = self._existing(chat_id, params["message_id"])
-        if current is None:
-            raise _bad_request("message to edit not found")
-        if not current.from_bot:
-            raise _bad_request("message can't be edited")
+        check_editable(current is not None, current is not None and current.from_bot)
+        assert current is not None
         return current
 
     def _apply_edit(
@@ -1332,9 +1123,9 @@ class FakeTelegram:
         text: str | None,
         raw_text: str | None,
     ) -> JsonDict:
-        markup = _check_reply_markup(params.get("reply_markup"))
+        markup = check_reply_markup(params.get("reply_markup"))
         if markup is not None and "inline_keyboard" not in markup:
-            raise _bad_request("inline keyboard expected")
+            raise bad_request("inline keyboard expected")
         # Omitting reply_markup in an edit removes the inline keyboard, as on Telegram.
         old_inline = current.message.get("reply_markup")
         content_keys = ("text", "entities", "caption", "caption_entities")
@@ -1344,8 +1135,7 @@ class FakeTelegram:
             if value is None or value == []:
                 new_message.pop(key, None)
         new_content = {key: new_message.get(key) for key in content_keys}
-        if old_content == new_content and old_inline == markup:
-            raise _bad_request(NOT_MODIFIED.removeprefix("Bad Request: "))
+        check_modified(old_content, new_content, old_inline, markup)
         new_message.pop("reply_markup", None)
         if markup is not None:
             new_message["reply_markup"] = markup
@@ -1455,14 +1245,14 @@ class FakeTelegram:
     def _set_my_commands(self, params: JsonDict) -> bool:
         commands = params.get("commands")
         if not isinstance(commands, list):
-            raise _bad_request("commands must be an array")
+            raise bad_request("commands must be an array")
         for command in commands:
             if not isinstance(command, dict) or not _COMMAND_RE.match(
                 str(command.get("command", ""))
             ):
-                raise _bad_request("BOT_COMMAND_INVALID")
+                raise bad_request("BOT_COMMAND_INVALID")
             if not 1 <= len(str(command.get("description", ""))) <= 256:
-                raise _bad_request("BOT_COMMAND_DESCRIPTION_INVALID")
+                raise bad_request("BOT_COMMAND_DESCRIPTION_INVALID")
         key = (self._scope_key(params.get("scope")), str(params.get("language_code") or ""))
         self._commands[key] = [
             {"command": c["command"], "description": c["description"]} for c in commands
@@ -1479,12 +1269,10 @@ class FakeTelegram:
 
     def _send_message(self, params: JsonDict) -> JsonDict:
         raw_text = params.get("text")
-        text, entities = _parse_text(raw_text, params.get("parse_mode"), params.get("entities"))
-        if not text.strip():
-            raise _bad_request("message text is empty")
         # Telegram counts the limit after entity parsing: tags are free, &lt; is one character.
-        if len(text) > MAX_TEXT_LENGTH:
-            raise _bad_request("message is too long")
+        text, entities = check_message_text(
+            raw_text, params.get("parse_mode"), params.get("entities")
+        )
         content: JsonDict = {"text": text}
         if entities:
             content["entities"] = entities
@@ -1493,13 +1281,11 @@ class FakeTelegram:
     def _edit_message_text(self, params: JsonDict) -> JsonDict:
         current = self._message_to_edit(params)
         raw_text = params.get("text")
-        text, entities = _parse_text(raw_text, params.get("parse_mode"), params.get("entities"))
-        if not text.strip():
-            raise _bad_request("message text is empty")
-        if len(text) > MAX_TEXT_LENGTH:
-            raise _bad_request("message is too long")
+        text, entities = check_message_text(
+            raw_text, params.get("parse_mode"), params.get("entities")
+        )
         if "text" not in current.message:
-            raise _bad_request("there is no text in the message to edit")
+            raise bad_request("there is no text in the message to edit")
         return self._apply_edit(
             current,
             params,
@@ -1511,13 +1297,11 @@ class FakeTelegram:
     def _edit_message_caption(self, params: JsonDict) -> JsonDict:
         current = self._message_to_edit(params)
         raw_caption = params.get("caption")
-        caption, entities = _parse_text(
+        caption, entities = check_caption(
             raw_caption, params.get("parse_mode"), params.get("caption_entities")
         )
-        if len(caption) > MAX_CAPTION_LENGTH:
-            raise _bad_request("message caption is too long")
         if "text" in current.message:
-            raise _bad_request("there is no caption in the message to edit")
+            raise bad_request("there is no caption in the message to edit")
         return self._apply_edit(
             current,
             params,
@@ -1533,8 +1317,8 @@ class FakeTelegram:
     def _delete_message(self, params: JsonDict) -> bool:
         chat_id = self._chat_id(params)
         current = self._existing(chat_id, params.get("message_id"))
-        if current is None:
-            raise _bad_request("message to delete not found")
+        check_deletable(current is not None)
+        assert current is not None
         self._put(dataclasses.replace(current, deleted=True))
         return True
 
@@ -1542,7 +1326,7 @@ class FakeTelegram:
         chat_id = self._chat_id(params)
         message_ids = params.get("message_ids")
         if not isinstance(message_ids, list) or not message_ids:
-            raise _bad_request("message_ids is empty")
+            raise bad_request("message_ids is empty")
         for message_id in message_ids:
             current = self._existing(chat_id, message_id)
             if current is not None:
@@ -1551,33 +1335,28 @@ class FakeTelegram:
 
     def _answer_callback_query(self, params: JsonDict) -> bool:
         query_id = str(params.get("callback_query_id", ""))
-        if query_id not in self._callback_queries or self._callback_queries[query_id]:
-            raise _bad_request(CALLBACK_TOO_OLD.removeprefix("Bad Request: "))
         answer = {key: value for key, value in params.items() if key != "callback_query_id"}
-        # Stored as a non-empty dict even for a bare answer, so "answered" is always truthy.
-        self._callback_queries[query_id] = {"answered": True, **answer}
+        self._callback_queries.answer(query_id, answer)
         return True
 
     def _send_document(self, params: JsonDict) -> JsonDict:
         document = params.get("document")
         if isinstance(document, UploadedFile):
             if not document.content:
-                raise _bad_request("file must be non-empty")
+                raise bad_request("file must be non-empty")
             mime_type = mimetypes.guess_type(document.file_name)[0] or document.content_type
             stored = self._store_file(document.file_name, document.content, mime_type)
         elif isinstance(document, str) and document in self._files:
             stored = self._files[document]
         elif not document:
-            raise _bad_request("there is no document in the request")
+            raise bad_request("there is no document in the request")
         else:
             # No network here: URLs and unknown file_ids cannot be fetched.
-            raise _bad_request("wrong file identifier/HTTP URL specified")
+            raise bad_request("wrong file identifier/HTTP URL specified")
         raw_caption = params.get("caption")
-        caption, entities = _parse_text(
+        caption, entities = check_caption(
             raw_caption, params.get("parse_mode"), params.get("caption_entities")
         )
-        if len(caption) > MAX_CAPTION_LENGTH:
-            raise _bad_request("message caption is too long")
         content: JsonDict = {"document": stored.as_document()}
         if caption:
             content["caption"] = caption
@@ -1590,7 +1369,7 @@ class FakeTelegram:
     def _get_file(self, params: JsonDict) -> JsonDict:
         stored = self._files.get(str(params.get("file_id", "")))
         if stored is None:
-            raise _bad_request("invalid file_id")
+            raise bad_request("invalid file_id")
         return {
             "file_id": stored.file_id,
             "file_unique_id": stored.file_unique_id,
@@ -1621,7 +1400,7 @@ class FakeTelegram:
         self._chat_id(params)
         user_id = params.get("user_id")
         if not isinstance(user_id, int):
-            raise _bad_request("user not found")
+            raise bad_request("user not found")
         if user_id == self.bot_id:
             user = self._bot_user()
         else:
@@ -1631,7 +1410,7 @@ class FakeTelegram:
     def _send_chat_action(self, params: JsonDict) -> bool:
         self._chat_id(params)
         if params.get("action") not in _CHAT_ACTIONS:
-            raise _bad_request("wrong parameter action in request")
+            raise bad_request("wrong parameter action in request")
         return True
 
 

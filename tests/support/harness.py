@@ -41,7 +41,15 @@ class Harness:
     async def feed(self, **update: Any) -> list[SentMessage]:
         """Feeds one update; returns the messages the bot sent or edited while handling it."""
         before = {key: (m.text, m.edits) for key, m in self.session.messages.items()}
-        await self.dp.feed_update(self.bot, Update(update_id=next(self._ids), **update))
+        event = Update(update_id=next(self._ids), **update)
+        # What Telegram knows once it delivers the update: the user's message exists (the bot
+        # may delete it), the callback query awaits its one answer.
+        for message in (event.message, event.edited_message):
+            if message is not None:
+                self.session.receive(message)
+        if event.callback_query is not None:
+            self.session.callbacks.offer(event.callback_query.id)
+        await self.dp.feed_update(self.bot, event)
         return [
             m for key, m in self.session.messages.items() if before.get(key) != (m.text, m.edits)
         ]
