@@ -17,6 +17,17 @@ def money(value: Money | None) -> str:
     return spoken(value, _, MISSING)
 
 
+def costs_text(totals: list[Money]) -> str:
+    """Costs per currency (services.pricing.sum_costs): "150 so'm + $0.01", or "—"."""
+    return " + ".join(money(total) for total in totals) or MISSING
+
+
+def not_enough_text(missing: Money) -> str:
+    return _("⚠️ Not enough balance: {missing} more is needed. Top up at devsms.uz.").format(
+        missing=money(missing)
+    )
+
+
 def count(value: int | None) -> str:
     return MISSING if value is None else grouped(Decimal(value))
 

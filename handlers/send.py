@@ -26,13 +26,14 @@ from handlers.keyboards import (
     preview_keyboard,
     sent_keyboard,
 )
-from handlers.render import MISSING, money
+from handlers.render import MISSING, money, not_enough_text
 from handlers.states import SendForm
 from handlers.utils import ContextMiddleware
 from services.accounts import Accounts
 from services.devsms import Balance
 from services.phones import InvalidPhone, PhoneError, PhoneNumber, normalize_phone
 from services.phones import extract_phone_and_text as split_quick_form
+from services.pricing import cost_of
 from services.sending import Outcome, SendOutcome, SmsSender
 from services.sms_parts import cheaper_spelling, count_sms, describe_char
 from services.user_input import choose_sender
@@ -254,30 +255,16 @@ def preview_text(
             encoding=count.encoding, characters=count.characters, parts=count.parts
         )
     )
-    price = balance.sms_price
-    total = price * count.parts if price is not None else None
+    cost = cost_of(count.parts, balance)
     lines.append(
         _("Cost: {parts} × {price} = {total}").format(
-            parts=count.parts, price=money(price), total=money(total)
+            parts=count.parts, price=money(balance.sms_price), total=money(cost.total)
         )
     )
-    can_send = True
-    if (
-        balance.balance is not None
-        and total is not None
-        and total.currency == balance.balance.currency
-    ):
-        after = balance.balance - total
-        lines.append(_("Balance after sending: {balance}").format(balance=money(after)))
-        if after.amount < 0:
-            can_send = False
-            lines.append(
-                _("⚠️ Not enough balance: {missing} more is needed. Top up at devsms.uz.").format(
-                    missing=money(-after)
-                )
-            )
-    else:
-        lines.append(_("Balance after sending: {balance}").format(balance=MISSING))
+    lines.append(_("Balance after sending: {balance}").format(balance=money(cost.after)))
+    can_send = cost.enough
+    if cost.missing is not None:
+        lines.append(not_enough_text(cost.missing))
     cheaper = False
     if count.non_gsm:
         names = ", ".join(html.quote(describe_char(ch)) for ch in count.non_gsm[:8])

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Final
 
 from services.accounts import Accounts, NoToken
-from services.bulk_plan import Cost, cost_of
 from services.devsms import (
     DevsmsBadRequest,
     DevsmsError,
@@ -30,10 +29,10 @@ from services.devsms import (
     DevsmsUnauthorized,
     DevsmsUnavailable,
 )
+from services.pricing import Cost, cost_of, stored_cost
 from services.reconcile import (
     HistoryWalk,
     SmsKey,
-    cost_text,
     parse_stamp,
     settle,
     wanted_keys,
@@ -183,7 +182,7 @@ class BulkRunner:
         self._accounts.forget_balance(job.user_id)
         balance = await self._accounts.recent_balance(job.user_id)
         cost = cost_of(await self._bulk.parts_left(job_id), balance)
-        if cost.missing is not None:
+        if not cost.enough:
             raise ShortOfBalance(cost)
         if not await self._bulk.set_job_state(job_id, "running", allowed_from=("paused",)):
             return False
@@ -469,7 +468,7 @@ class _Run:
                 sms_id=result.sms_id,
                 request_id=result.request_id,
                 status=result.status,
-                cost=cost_text(result.total_cost),
+                cost=stored_cost(result.total_cost),
             )
 
     def count_error(self) -> None:

@@ -9,9 +9,8 @@ from __future__ import annotations
 import sys
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
-from services.money import Money
 from services.sms_parts import count_sms
 from services.spreadsheet import (
     Recipients,
@@ -21,11 +20,6 @@ from services.spreadsheet import (
     read_table,
 )
 from services.templating import make_renderer
-
-if TYPE_CHECKING:
-    # Only a type here: parse_source runs in the upload worker, which should not import the
-    # gateway client (aiohttp) just to read a spreadsheet.
-    from services.devsms import Balance
 
 PASTED: Final = "numbers.txt"
 # Users whose list was evicted are remembered (a user id and a hash each) to say so.
@@ -191,19 +185,3 @@ def build_plan(source: Source, template: str, max_parts: int) -> Plan:
         parts_total += parts
     skipped.sort(key=lambda s: s.row_no)
     return Plan(rows, skipped, source.recipients.duplicates, parts_total)
-
-
-@dataclass(frozen=True, slots=True)
-class Cost:
-    total: Money | None
-    missing: Money | None  # how much the balance lacks; None when it suffices or is unknown
-    after: Money | None
-
-
-def cost_of(parts: int, balance: Balance) -> Cost:
-    price = balance.sms_price
-    total = price * parts if price is not None else None
-    if total is None or balance.balance is None or total.currency != balance.balance.currency:
-        return Cost(total, None, None)
-    after = balance.balance - total
-    return Cost(total, -after if after.amount < 0 else None, after)

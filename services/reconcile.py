@@ -31,7 +31,7 @@ from typing import Final
 
 from services.accounts import Accounts
 from services.devsms import HISTORY_MAX_LIMIT, SmsRecord
-from services.money import USD, Money
+from services.pricing import stored_cost
 from services.sending import first_check_at
 from storage.bulk import BulkRepo, BulkRow
 from storage.outbox import OutboxRepo, OutboxRow, OutboxState
@@ -295,7 +295,7 @@ async def settle(
                 sms_id=record.sms_id,
                 request_id=record.request_id,
                 status=record.status,
-                cost=cost_text(record.cost),
+                cost=stored_cost(record.cost),
             ):
                 settled.bulk_rows.append((send.id, send.row_no))
             else:
@@ -330,7 +330,7 @@ async def _settle_outbox(outbox: OutboxRepo, row_id: int, record: SmsRecord) -> 
         request_id=record.request_id,
         status=record.status,
         parts_count=record.parts_count,
-        total_cost=cost_text(record.cost),
+        total_cost=stored_cost(record.cost),
     ):
         return False
     if record.sms_id is not None:
@@ -352,14 +352,6 @@ async def _user_lock(user_id: int) -> AsyncIterator[None]:
 
 
 # --- small helpers -----------------------------------------------------------------------------
-
-
-def cost_text(cost: Money | None) -> str | None:
-    """The cost as the gateway writes it ("50", "$0.005"), for the outbox's verbatim column."""
-    if cost is None:
-        return None
-    amount = format(cost.amount.normalize(), "f") if cost.amount != 0 else "0"
-    return f"${amount}" if cost.currency == USD else amount
 
 
 def parse_stamp(value: str | None) -> datetime | None:
