@@ -9,6 +9,7 @@ from aiogram.utils.i18n import gettext as _
 
 from services.devsms import Balance
 from services.money import Money, grouped, spoken
+from services.sms_parts import TooManyParts
 
 MISSING: Final = "—"
 
@@ -26,6 +27,12 @@ def not_enough_text(missing: Money) -> str:
     return _("⚠️ Not enough balance: {missing} more is needed. Top up at devsms.uz.").format(
         missing=money(missing)
     )
+
+
+def too_many_parts_text(exc: TooManyParts) -> str:
+    return _(
+        "This text needs {parts} SMS parts; at most {limit} are allowed. Send a shorter text."
+    ).format(parts=exc.parts, limit=exc.limit)
 
 
 def count(value: int | None) -> str:

@@ -26,7 +26,7 @@ from handlers.keyboards import (
     preview_keyboard,
     sent_keyboard,
 )
-from handlers.render import MISSING, money, not_enough_text
+from handlers.render import MISSING, money, not_enough_text, too_many_parts_text
 from handlers.states import SendForm
 from handlers.utils import ContextMiddleware
 from services.accounts import Accounts
@@ -35,7 +35,13 @@ from services.phones import InvalidPhone, PhoneError, PhoneNumber, normalize_pho
 from services.phones import extract_phone_and_text as split_quick_form
 from services.pricing import cost_of
 from services.sending import Outcome, SendOutcome, SmsSender
-from services.sms_parts import cheaper_spelling, count_sms, describe_char
+from services.sms_parts import (
+    TooManyParts,
+    cheaper_spelling,
+    check_parts,
+    count_sms,
+    describe_char,
+)
 from services.user_input import choose_sender
 from storage import UserRepo
 
@@ -185,15 +191,11 @@ async def take_text(message: Message, ctx: SendContext, text: str) -> None:
         await ctx.state.set_state(SendForm.text)
         await message.answer(_("The SMS text cannot be empty. Send the text."))
         return
-    count = count_sms(text)
-    if count.parts > ctx.settings.sms_max_parts:
+    try:
+        check_parts(text, ctx.settings.sms_max_parts)
+    except TooManyParts as exc:
         await ctx.state.set_state(SendForm.text)
-        await message.answer(
-            _(
-                "This text needs {parts} SMS parts; at most {limit} are allowed. "
-                "Send a shorter text."
-            ).format(parts=count.parts, limit=ctx.settings.sms_max_parts)
-        )
+        await message.answer(too_many_parts_text(exc))
         return
     await ctx.state.update_data(text=text)
     await show_preview(message, ctx)

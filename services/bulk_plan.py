@@ -11,7 +11,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Final
 
-from services.sms_parts import count_sms
+from services.sms_parts import TooManyParts, check_parts
 from services.spreadsheet import (
     Recipients,
     ResultFormat,
@@ -169,7 +169,7 @@ def build_plan(source: Source, template: str, max_parts: int) -> Plan:
     rows: list[tuple[int, str, str, int]] = []
     skipped = [Skipped(r.row_no, r.value, r.reason.value) for r in source.recipients.invalid]
     parts_total = 0
-    counted: dict[str, int] = {}  # rows often render the same text
+    counted: dict[str, int | TooManyParts] = {}  # rows often render the same text
     for recipient in source.recipients.valid:
         text = render_row(recipient.fields).strip()
         if not text:
@@ -177,9 +177,13 @@ def build_plan(source: Source, template: str, max_parts: int) -> Plan:
             continue
         parts = counted.get(text)
         if parts is None:
-            parts = counted[text] = count_sms(text).parts
-        if parts > max_parts:
-            skipped.append(Skipped(recipient.row_no, recipient.phone, LONG_TEXT, parts))
+            try:
+                parts = check_parts(text, max_parts).parts
+            except TooManyParts as exc:
+                parts = exc
+            counted[text] = parts
+        if isinstance(parts, TooManyParts):
+            skipped.append(Skipped(recipient.row_no, recipient.phone, LONG_TEXT, parts.parts))
             continue
         rows.append((recipient.row_no, recipient.phone, text, parts))
         parts_total += parts
