@@ -92,7 +92,7 @@ from services.spreadsheet import (
 )
 from services.templating import TemplateError, check_template, placeholders
 from services.upload_worker import UploadWorker
-from services.user_input import choose_sender
+from services.user_input import effective_sender
 from storage import BulkRepo, JobCounts, JobRow, TemplateRepo, UserRepo
 
 logger = logging.getLogger(__name__)
@@ -578,7 +578,7 @@ async def start_job(
     job_id = await ctx.bulk.create_job(
         ctx.user_id,
         template=template,
-        sender=choose_sender(user.sender if user else None, ctx.settings.default_sender),
+        sender=effective_sender(user, ctx.settings.default_sender),
         file_name=source.file_name,
         file_format=source.file_format,
         rows=plan.rows,

@@ -42,7 +42,7 @@ from services.sms_parts import (
     count_sms,
     describe_char,
 )
-from services.user_input import choose_sender
+from services.user_input import effective_sender
 from storage import UserRepo
 
 logger = logging.getLogger(__name__)
@@ -227,7 +227,7 @@ async def show_preview(message: Message, ctx: SendContext, *, edit: bool = False
     phone = normalize_phone(data["phone"])
     text: str = data["text"]
     user = await ctx.users.get(ctx.user_id)
-    sender = choose_sender(user.sender if user else None, ctx.settings.default_sender)
+    sender = effective_sender(user, ctx.settings.default_sender)
     balance = await ctx.accounts.recent_balance(ctx.user_id)
     draft = secrets.randbelow(1_000_000_000)
     body, can_send, cheaper = preview_text(phone, text, sender, balance)
