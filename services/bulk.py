@@ -61,7 +61,6 @@ PAUSE_ERROR: Final = "error"
 # The same refusal on this many rows in a row stops the job: a refusal that repeats is about
 # the account or the sender, not about the numbers, and would fail the whole list otherwise.
 REFUSALS_TO_PAUSE: Final = 5
-HISTORY_PAGE: Final = 200
 HISTORY_PAGES_MAX: Final = 60
 
 ProgressHook = Callable[[JobRow, JobCounts], Awaitable[None]]

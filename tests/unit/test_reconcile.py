@@ -250,7 +250,9 @@ class PagedHistory:
         self.cap, self.ignores_offset = cap, ignores_offset
         self.offsets: list[int] = []
 
-    async def history(self, user_id: int, *, limit: int = 10, offset: int = 0) -> HistoryPage:
+    async def history(
+        self, user_id: int, *, limit: int = 10, offset: int = 0, status: str | None = None
+    ) -> HistoryPage:
         self.offsets.append(offset)
         start = 0 if self.ignores_offset else offset
         return HistoryPage(items=self.entries[start : start + min(limit, self.cap)])
