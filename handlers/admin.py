@@ -53,8 +53,9 @@ from handlers.utils import edit_or_keep
 from services.access import AccessPolicy
 from services.broadcast import run_broadcast
 from services.bulk import PAUSE_ACCESS, BulkRunner
-from services.money import UZS, Money, parse_money
+from services.money import Money
 from services.notifier import Delivery, Notifier
+from services.pricing import sum_costs
 from services.user_input import InvalidUserId, parse_user_id
 from storage import OutboxRepo
 from storage.users import Access, UserListEntry, UserRepo
@@ -96,17 +97,9 @@ def period_starts(now: datetime) -> tuple[str, str]:
 
 
 def total_cost(costs: list[str]) -> str:
-    """Sums the verbatim costs per currency: so'm and dollars cannot be added together."""
-    sums: dict[str, Money] = {}
-    for raw in costs:
-        money = parse_money(raw)
-        if money is None:
-            logger.warning("outbox cost %r is not money; left out of the summary", raw)
-            continue
-        sums[money.currency] = sums.get(money.currency, Money.zero(money.currency)) + money
-    if not sums:
-        return Money.zero().format()
-    return " + ".join(sums[currency].format() for currency in sorted(sums, key=lambda c: c != UZS))
+    """The verbatim costs summed per currency (services.pricing.sum_costs), "0 so'm" if none."""
+    totals = sum_costs(costs)
+    return " + ".join(total.format() for total in totals) if totals else Money.zero().format()
 
 
 async def summary(

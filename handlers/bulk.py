@@ -44,7 +44,7 @@ from handlers.keyboards import (
     jobs_keyboard,
     open_job_keyboard,
 )
-from handlers.render import MISSING, count, money
+from handlers.render import MISSING, costs_text, count, money, not_enough_text
 from handlers.send import quote_cut
 from handlers.states import BulkForm
 from handlers.templates import (
@@ -78,12 +78,11 @@ from services.bulk_plan import (
     Source,
     SourceCache,
     build_plan,
-    cost_of,
     parse_source,
 )
 from services.devsms import Balance
-from services.money import Money, parse_money
 from services.phones import PhoneError, normalize_phone
+from services.pricing import cost_of, sum_costs
 from services.spreadsheet import (
     ResultFormat,
     SpreadsheetError,
@@ -93,7 +92,7 @@ from services.spreadsheet import (
 )
 from services.templating import TemplateError, check_template, placeholders
 from services.upload_worker import UploadWorker
-from services.user_input import choose_sender
+from services.user_input import effective_sender
 from storage import BulkRepo, JobCounts, JobRow, TemplateRepo, UserRepo
 
 logger = logging.getLogger(__name__)
@@ -504,11 +503,7 @@ def review_text(
         lines.append(_("⚠️ Nothing to send: no row has both a valid number and a text."))
     if cost.missing is not None:
         can_start = False
-        lines.append(
-            _("⚠️ Not enough balance: {missing} more is needed. Top up at devsms.uz.").format(
-                missing=money(cost.missing)
-            )
-        )
+        lines.append(not_enough_text(cost.missing))
     return "\n".join(lines), can_start
 
 
@@ -547,9 +542,7 @@ async def review_button(
     if cost.missing is not None or not plan.rows:
         await query.answer()
         refusal = (
-            _("⚠️ Not enough balance: {missing} more is needed. Top up at devsms.uz.").format(
-                missing=money(cost.missing)
-            )
+            not_enough_text(cost.missing)
             if cost.missing is not None
             else _("⚠️ Nothing to send: no row has both a valid number and a text.")
         )
@@ -585,7 +578,7 @@ async def start_job(
     job_id = await ctx.bulk.create_job(
         ctx.user_id,
         template=template,
-        sender=choose_sender(user.sender if user else None, ctx.settings.default_sender),
+        sender=effective_sender(user, ctx.settings.default_sender),
         file_name=source.file_name,
         file_format=source.file_format,
         rows=plan.rows,
@@ -676,17 +669,9 @@ def duration_text(seconds: float) -> str:
     return _("{h} h {m} min").format(h=minutes // 60, m=minutes % 60)
 
 
-async def cost_so_far(bulk: BulkRepo, job_id: int) -> Money | None:
-    total: Money | None = None
-    for text in await bulk.costs(job_id):
-        cost = parse_money(text)
-        if cost is None:
-            continue
-        if total is None:
-            total = cost
-        elif total.currency == cost.currency:
-            total = total + cost
-    return total
+async def cost_so_far(bulk: BulkRepo, job_id: int) -> str:
+    """What the job's sent rows cost, per currency."""
+    return costs_text(sum_costs(await bulk.costs(job_id)))
 
 
 async def pause_text(bulk: BulkRepo, job: JobRow) -> str:
@@ -750,7 +735,7 @@ async def progress_text(bulk: BulkRepo, settings: Settings, job: JobRow, counts:
                 n=count(counts.unknown)
             )
         )
-    cost = money(await cost_so_far(bulk, job.id))
+    cost = await cost_so_far(bulk, job.id)
     if job.state in ("done", "cancelled"):
         lines.append(_("Cost: {cost}").format(cost=cost))
     else:
@@ -830,7 +815,7 @@ class JobReporter:
                         failed=count(counts.failed + counts.not_sent),
                         unknown=count(counts.unknown),
                     ),
-                    _("Cost: {cost}").format(cost=money(await cost_so_far(self.bulk, job.id))),
+                    _("Cost: {cost}").format(cost=await cost_so_far(self.bulk, job.id)),
                     _("The file has the result of every row."),
                 ]
             )

@@ -20,6 +20,7 @@ from handlers.sms_render import sms_list
 from handlers.utils import edit_or_keep
 from services.accounts import Accounts
 from services.devsms import HistoryPage
+from services.history_pages import HistoryCursor
 from services.reconcile import reconcile_unknown
 from storage import OutboxRepo
 
@@ -65,9 +66,10 @@ async def load_page(
 ) -> tuple[HistoryPage, list[int]]:
     """One page from the gateway (one entry extra, to know whether there is a next page when
     it sends no total), and the outbox rows this page proved sent."""
-    history = await accounts.history(
-        user_id, limit=PAGE_SIZE + 1, offset=page * PAGE_SIZE, status=GATEWAY_STATUS[flt]
+    cursor = HistoryCursor(
+        accounts, user_id, limit=PAGE_SIZE + 1, status=GATEWAY_STATUS[flt], offset=page * PAGE_SIZE
     )
+    history = await cursor.read()
     # Sends that timed out show up here first: settle them while we have the records.
     resolved = await reconcile_unknown(outbox, user_id, history.items)
     return history, resolved

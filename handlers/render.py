@@ -9,12 +9,30 @@ from aiogram.utils.i18n import gettext as _
 
 from services.devsms import Balance
 from services.money import Money, grouped, spoken
+from services.sms_parts import TooManyParts
 
 MISSING: Final = "—"
 
 
 def money(value: Money | None) -> str:
     return spoken(value, _, MISSING)
+
+
+def costs_text(totals: list[Money]) -> str:
+    """Costs per currency (services.pricing.sum_costs): "150 so'm + $0.01", or "—"."""
+    return " + ".join(money(total) for total in totals) or MISSING
+
+
+def not_enough_text(missing: Money) -> str:
+    return _("⚠️ Not enough balance: {missing} more is needed. Top up at devsms.uz.").format(
+        missing=money(missing)
+    )
+
+
+def too_many_parts_text(exc: TooManyParts) -> str:
+    return _(
+        "This text needs {parts} SMS parts; at most {limit} are allowed. Send a shorter text."
+    ).format(parts=exc.parts, limit=exc.limit)
 
 
 def count(value: int | None) -> str:

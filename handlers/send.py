@@ -26,16 +26,23 @@ from handlers.keyboards import (
     preview_keyboard,
     sent_keyboard,
 )
-from handlers.render import MISSING, money
+from handlers.render import MISSING, money, not_enough_text, too_many_parts_text
 from handlers.states import SendForm
 from handlers.utils import ContextMiddleware
 from services.accounts import Accounts
 from services.devsms import Balance
 from services.phones import InvalidPhone, PhoneError, PhoneNumber, normalize_phone
 from services.phones import extract_phone_and_text as split_quick_form
+from services.pricing import cost_of
 from services.sending import Outcome, SendOutcome, SmsSender
-from services.sms_parts import cheaper_spelling, count_sms, describe_char
-from services.user_input import choose_sender
+from services.sms_parts import (
+    TooManyParts,
+    cheaper_spelling,
+    check_parts,
+    count_sms,
+    describe_char,
+)
+from services.user_input import effective_sender
 from storage import UserRepo
 
 logger = logging.getLogger(__name__)
@@ -184,15 +191,11 @@ async def take_text(message: Message, ctx: SendContext, text: str) -> None:
         await ctx.state.set_state(SendForm.text)
         await message.answer(_("The SMS text cannot be empty. Send the text."))
         return
-    count = count_sms(text)
-    if count.parts > ctx.settings.sms_max_parts:
+    try:
+        check_parts(text, ctx.settings.sms_max_parts)
+    except TooManyParts as exc:
         await ctx.state.set_state(SendForm.text)
-        await message.answer(
-            _(
-                "This text needs {parts} SMS parts; at most {limit} are allowed. "
-                "Send a shorter text."
-            ).format(parts=count.parts, limit=ctx.settings.sms_max_parts)
-        )
+        await message.answer(too_many_parts_text(exc))
         return
     await ctx.state.update_data(text=text)
     await show_preview(message, ctx)
@@ -224,7 +227,7 @@ async def show_preview(message: Message, ctx: SendContext, *, edit: bool = False
     phone = normalize_phone(data["phone"])
     text: str = data["text"]
     user = await ctx.users.get(ctx.user_id)
-    sender = choose_sender(user.sender if user else None, ctx.settings.default_sender)
+    sender = effective_sender(user, ctx.settings.default_sender)
     balance = await ctx.accounts.recent_balance(ctx.user_id)
     draft = secrets.randbelow(1_000_000_000)
     body, can_send, cheaper = preview_text(phone, text, sender, balance)
@@ -254,30 +257,16 @@ def preview_text(
             encoding=count.encoding, characters=count.characters, parts=count.parts
         )
     )
-    price = balance.sms_price
-    total = price * count.parts if price is not None else None
+    cost = cost_of(count.parts, balance)
     lines.append(
         _("Cost: {parts} × {price} = {total}").format(
-            parts=count.parts, price=money(price), total=money(total)
+            parts=count.parts, price=money(balance.sms_price), total=money(cost.total)
         )
     )
-    can_send = True
-    if (
-        balance.balance is not None
-        and total is not None
-        and total.currency == balance.balance.currency
-    ):
-        after = balance.balance - total
-        lines.append(_("Balance after sending: {balance}").format(balance=money(after)))
-        if after.amount < 0:
-            can_send = False
-            lines.append(
-                _("⚠️ Not enough balance: {missing} more is needed. Top up at devsms.uz.").format(
-                    missing=money(-after)
-                )
-            )
-    else:
-        lines.append(_("Balance after sending: {balance}").format(balance=MISSING))
+    lines.append(_("Balance after sending: {balance}").format(balance=money(cost.after)))
+    can_send = cost.enough
+    if cost.missing is not None:
+        lines.append(not_enough_text(cost.missing))
     cheaper = False
     if count.non_gsm:
         names = ", ".join(html.quote(describe_char(ch)) for ch in count.non_gsm[:8])

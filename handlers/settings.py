@@ -24,8 +24,8 @@ from services.user_input import (
     InvalidSender,
     InvalidThreshold,
     SenderProblem,
-    choose_sender,
-    is_valid_sender,
+    effective_sender,
+    own_sender,
     parse_sender,
     parse_threshold,
 )
@@ -44,8 +44,8 @@ async def render(
 ) -> tuple[str, InlineKeyboardMarkup]:
     user = await users.get(user_id)
     prefs = await alerts.get(user_id)
-    own = user.sender if user and user.sender and is_valid_sender(user.sender) else None
-    sender = html.quote(choose_sender(own, settings.default_sender))
+    own = own_sender(user)
+    sender = html.quote(effective_sender(user, settings.default_sender))
     lines = [_("⚙️ <b>Settings</b>"), ""]
     lines.append(
         _("Sender: {sender}").format(sender=sender)

@@ -28,6 +28,7 @@ from handlers.sms_render import clip, one_line, sms_details, status_label
 from handlers.utils import edit_or_keep
 from services.accounts import Accounts
 from services.devsms import DevsmsNotFound, SmsRecord
+from services.history_pages import HistoryCursor
 from services.money import parse_money
 from services.reconcile import reconcile_unknown
 from storage import OutboxRepo
@@ -127,7 +128,7 @@ async def outbox_view(
 ) -> SmsView:
     """A send the bot recorded: the gateway's record when it has one, else what we know."""
     if row.state is OutboxState.UNKNOWN:
-        history = await accounts.history(user_id, limit=RECONCILE_DEPTH)
+        history = await HistoryCursor(accounts, user_id, limit=RECONCILE_DEPTH).read()
         await reconcile_unknown(outbox, user_id, history.items)
         row = await outbox.get(row.id, user_id=user_id) or row
         match = next(

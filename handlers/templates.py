@@ -23,11 +23,12 @@ from handlers.keyboards import (
     template_keyboard,
     templates_keyboard,
 )
+from handlers.render import too_many_parts_text
 from handlers.send import ask_phone_text, quote_cut
 from handlers.sms_render import clip, one_line
 from handlers.states import SendForm, TemplateForm
 from handlers.utils import edit_or_keep
-from services.sms_parts import count_sms
+from services.sms_parts import TooManyParts, check_parts, count_sms
 from services.templating import (
     TEMPLATE_NAME_MAX,
     TemplateError,
@@ -80,11 +81,10 @@ def body_problem(body: str, max_parts: int) -> str | None:
         placeholders(body)
     except TemplateError as exc:
         return template_error_text(exc)
-    parts = count_sms(body).parts
-    if parts > max_parts:
-        return _(
-            "This text needs {parts} SMS parts; at most {limit} are allowed. Send a shorter text."
-        ).format(parts=parts, limit=max_parts)
+    try:
+        check_parts(body, max_parts)
+    except TooManyParts as exc:
+        return too_many_parts_text(exc)
     return None
 
 
@@ -171,6 +171,7 @@ async def template_button(
     message: Message,
     state: FSMContext,
     templates: TemplateRepo,
+    settings: Settings,
 ) -> None:
     user_id = query.from_user.id
     action = callback_data.action
@@ -202,7 +203,7 @@ async def template_button(
         await query.answer()
         await edit_or_keep(message, *template_view(row))
     elif action == "send":
-        await use_in_send(query, message, state, row)
+        await use_in_send(query, message, state, row, settings.sms_max_parts)
     elif action in ("rename", "edit"):
         await query.answer()
         await state.set_state(TemplateForm.rename if action == "rename" else TemplateForm.edit)
@@ -233,13 +234,19 @@ async def template_button(
 
 
 async def use_in_send(
-    query: CallbackQuery, message: Message, state: FSMContext, row: TemplateRow
+    query: CallbackQuery, message: Message, state: FSMContext, row: TemplateRow, max_parts: int
 ) -> None:
     if placeholders(row.body):
         await query.answer(
             _("This template has placeholders: use it in /bulk with a spreadsheet."),
             show_alert=True,
         )
+        return
+    try:
+        # Saved under a higher limit (or before there was one): /send would take it unchecked.
+        check_parts(row.body, max_parts)
+    except TooManyParts as exc:
+        await query.answer(too_many_parts_text(exc), show_alert=True)
         return
     await query.answer()
     # The send dialog shows the preview right after the number when FSM data has a text.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -71,16 +72,20 @@ class Accounts:
             await self._credentials.mark_invalid(user_id)
             raise NoToken from None
 
+    async def session(self, user_id: int, encrypted: bytes | None = None) -> AccountSession:
+        """The user's token decrypted for a series of calls; NoToken when there is none that
+        works. Pass `encrypted` when it was already read (see token_for)."""
+        if encrypted is None:
+            encrypted = await self.stored_token(user_id)
+            if encrypted is None:
+                raise NoToken
+        return AccountSession(self, user_id, await self.token_for(user_id, encrypted), encrypted)
+
     async def _call(
         self, user_id: int, call: Callable[[str], Awaitable[T]], encrypted: bytes | None = None
     ) -> T:
         """Runs one gateway call with the user's token; a 401 marks the token invalid."""
-        token = await self.token_for(user_id, encrypted)
-        try:
-            return await call(token)
-        except DevsmsUnauthorized:
-            await self.token_rejected(user_id)
-            raise
+        return await (await self.session(user_id, encrypted)).call(call)
 
     async def balance(self, user_id: int, encrypted: bytes | None = None) -> Balance:
         balance = await self._call(user_id, self.devsms.get_balance, encrypted)
@@ -118,10 +123,69 @@ class Accounts:
 
     async def send(self, user_id: int, phone: str, message: str, sender: str | None) -> SendResult:
         """One POST, never retried: see DevsmsClient.send_sms."""
-        return await self._call(
-            user_id, lambda token: self.devsms.send_sms(token, phone, message, sender=sender)
-        )
+        return await (await self.session(user_id)).send(phone, message, sender)
 
     async def token_rejected(self, user_id: int) -> None:
         logger.info("devsms rejected the token of user %s; marked invalid", user_id)
         await self._credentials.mark_invalid(user_id)
+
+
+class TokenState(enum.Enum):
+    CURRENT = "current"
+    """The token stored now is the one the session holds."""
+    GONE = "gone"
+    """No working token is stored any more (/logout, a 401, a key that no longer decrypts)."""
+    CHANGED = "changed"
+    """The user connected another token: the old one must not be used again."""
+
+
+class AccountSession:
+    """One user's connection over a series of calls (a bulk job's run): the token decrypted
+    once, every call made with it through the gateway client, a 401 handled in one place (the
+    stored token is marked invalid), and whether the token stored now is still this one.
+
+    Holds a decrypted token: it is never logged, pickled into FSM data, or shown (see repr).
+    """
+
+    __slots__ = ("_accounts", "_encrypted", "_token", "user_id")
+
+    def __init__(self, accounts: Accounts, user_id: int, token: str, encrypted: bytes) -> None:
+        self._accounts = accounts
+        self.user_id = user_id
+        self._token = token
+        self._encrypted = encrypted
+
+    def __repr__(self) -> str:
+        return f"AccountSession(user_id={self.user_id})"
+
+    async def call(self, call: Callable[[str], Awaitable[T]]) -> T:
+        try:
+            return await call(self._token)
+        except DevsmsUnauthorized:
+            await self._accounts.token_rejected(self.user_id)
+            raise
+
+    async def send(self, phone: str, message: str, sender: str | None) -> SendResult:
+        """One POST, never retried: see DevsmsClient.send_sms. A 401 marks the token invalid
+        and propagates: the request was refused, nothing went out."""
+        devsms = self._accounts.devsms
+        return await self.call(lambda token: devsms.send_sms(token, phone, message, sender=sender))
+
+    async def check(self) -> TokenState:
+        """Whether the stored token is still this session's: after /token or /logout the old
+        one must not send another SMS. Comparing the stored ciphertext is cheap (a bulk job
+        asks before every row); it is decrypted only when it changed, since the same token
+        saved again is encrypted anew and is no change."""
+        stored = await self._accounts.stored_token(self.user_id)
+        if stored is None:
+            return TokenState.GONE
+        if stored == self._encrypted:
+            return TokenState.CURRENT
+        try:
+            token = await self._accounts.token_for(self.user_id, stored)
+        except NoToken:  # no longer decrypts: marked invalid
+            return TokenState.GONE
+        if token != self._token:
+            return TokenState.CHANGED
+        self._encrypted = stored
+        return TokenState.CURRENT

@@ -12,7 +12,6 @@ reason its owner is shown, and rows that may have gone out stay 'unknown'.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import time
@@ -20,8 +19,7 @@ from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Final
 
-from services.accounts import Accounts, NoToken
-from services.bulk_plan import Cost, cost_of
+from services.accounts import Accounts, AccountSession, NoToken, TokenState
 from services.devsms import (
     DevsmsBadRequest,
     DevsmsError,
@@ -30,10 +28,10 @@ from services.devsms import (
     DevsmsUnauthorized,
     DevsmsUnavailable,
 )
+from services.pricing import Cost, cost_of, stored_cost
 from services.reconcile import (
     HistoryWalk,
     SmsKey,
-    cost_text,
     parse_stamp,
     settle,
     wanted_keys,
@@ -62,7 +60,6 @@ PAUSE_ERROR: Final = "error"
 # The same refusal on this many rows in a row stops the job: a refusal that repeats is about
 # the account or the sender, not about the numbers, and would fail the whole list otherwise.
 REFUSALS_TO_PAUSE: Final = 5
-HISTORY_PAGE: Final = 200
 HISTORY_PAGES_MAX: Final = 60
 
 ProgressHook = Callable[[JobRow, JobCounts], Awaitable[None]]
@@ -183,7 +180,7 @@ class BulkRunner:
         self._accounts.forget_balance(job.user_id)
         balance = await self._accounts.recent_balance(job.user_id)
         cost = cost_of(await self._bulk.parts_left(job_id), balance)
-        if cost.missing is not None:
+        if not cost.enough:
             raise ShortOfBalance(cost)
         if not await self._bulk.set_job_state(job_id, "running", allowed_from=("paused",)):
             return False
@@ -249,11 +246,11 @@ class BulkRunner:
         if job is None:
             return
         try:
-            token = await self._accounts.token_for(job.user_id)
+            session = await self._accounts.session(job.user_id)
         except NoToken:
             await self._pause(job_id, PAUSE_TOKEN)
             return
-        run = _Run(self, job, token, stop)
+        run = _Run(self._bulk, session, job, stop, self._limits(), self._progress)
         await run.send_all()
         # Every worker is done: a row still 'sending' lost its settlement to an error.
         if orphans := await self._bulk.unsettled_to_unknown(job_id):
@@ -287,6 +284,18 @@ class BulkRunner:
             paused = await self._bulk.get_job(job_id)
             if paused is not None:
                 await self._report(self.on_paused, paused)
+
+    def _limits(self) -> _Limits:
+        return _Limits(
+            rate=self.rate,
+            concurrency=self.concurrency,
+            pause_after_errors=self.pause_after_errors,
+            pause_after_refusals=self.pause_after_refusals,
+            progress_every=self.progress_every,
+        )
+
+    async def _progress(self, job: JobRow) -> None:
+        await self._report(self.on_progress, job)
 
     async def _report(self, hook: ProgressHook | None, job: JobRow) -> None:
         if hook is None:
@@ -333,22 +342,44 @@ class BulkRunner:
         return walk
 
 
-class _Run:
-    """One pass over a job's pending rows: a paced producer and `concurrency` workers."""
+@dataclass(frozen=True, slots=True)
+class _Limits:
+    """The runner's pacing and patience, fixed for one run."""
 
-    def __init__(self, runner: BulkRunner, job: JobRow, token: str, stop: asyncio.Event) -> None:
-        self.runner = runner
-        self.bulk = runner._bulk
-        self.accounts = runner._accounts
+    rate: float
+    concurrency: int
+    pause_after_errors: int
+    pause_after_refusals: int
+    progress_every: float
+
+
+class _Run:
+    """One pass over a job's pending rows: a paced producer and `concurrency` workers.
+
+    Its collaborators come in explicitly: the job's rows (`bulk`), the owner's gateway session
+    (the token, the sends, a 401) and where progress goes.
+    """
+
+    def __init__(
+        self,
+        bulk: BulkRepo,
+        session: AccountSession,
+        job: JobRow,
+        stop: asyncio.Event,
+        limits: _Limits,
+        progress: Callable[[JobRow], Awaitable[None]],
+    ) -> None:
+        self.bulk = bulk
+        self.session = session
         self.job = job
-        self.token = token
         self.stop = stop
+        self.limits = limits
+        self.progress = progress
         self.pause_reason: str | None = None
         self.errors_in_row = 0
         self.refusal: str | None = None
         self.refusals_in_row = 0
         self.last_progress = 0.0
-        self.known_cipher: bytes | None = None  # the stored form of `token`, once seen
 
     def halt(self, reason: str) -> None:
         if self.pause_reason is None:
@@ -356,9 +387,9 @@ class _Run:
         self.stop.set()
 
     async def send_all(self) -> None:
-        queue: asyncio.Queue[BulkRow | None] = asyncio.Queue(maxsize=self.runner.concurrency)
-        workers = [asyncio.create_task(self.worker(queue)) for _ in range(self.runner.concurrency)]
-        limiter = RateLimiter(self.runner.rate)
+        queue: asyncio.Queue[BulkRow | None] = asyncio.Queue(maxsize=self.limits.concurrency)
+        workers = [asyncio.create_task(self.worker(queue)) for _ in range(self.limits.concurrency)]
+        limiter = RateLimiter(self.limits.rate)
         try:
             while not self.stop.is_set():
                 batch = await self.bulk.next_pending(self.job.id, limit=100)
@@ -402,34 +433,23 @@ class _Run:
     async def token_current(self) -> bool:
         """Whether the owner's token is still the one this run started with: after /token
         or /logout the old one must not send another SMS."""
-        stored = await self.accounts.stored_token(self.job.user_id)
-        if stored is not None and stored == self.known_cipher:
-            return True
-        token: str | None = None
-        if stored is not None:
-            with contextlib.suppress(NoToken):  # no longer decrypts: marked invalid
-                token = await self.accounts.token_for(self.job.user_id, stored)
-        if token is None:
+        state = await self.session.check()
+        if state is TokenState.GONE:
             self.halt(PAUSE_TOKEN)
-            return False
-        if token != self.token:
+        elif state is TokenState.CHANGED:
             self.halt(PAUSE_TOKEN_CHANGED)
-            return False
-        # The same token saved again (encrypted anew) is no change.
-        self.known_cipher = stored
-        return True
+        return state is TokenState.CURRENT
 
     async def send_row(self, row: BulkRow) -> None:
         if not await self.token_current():
             return
         if not await self.bulk.claim(self.job.id, row.row_no):
             return
-        devsms = self.accounts.devsms
         try:
-            result = await devsms.send_sms(self.token, row.phone, row.message, self.job.sender)
+            result = await self.session.send(row.phone, row.message, self.job.sender)
         except DevsmsUnauthorized:
+            # Refused before sending; the session has marked the token invalid.
             await self.bulk.release(self.job.id, row.row_no)
-            await self.accounts.token_rejected(self.job.user_id)
             self.halt(PAUSE_TOKEN)
         except DevsmsUnavailable:
             # The connection was never made: the row goes back, untouched.
@@ -469,12 +489,12 @@ class _Run:
                 sms_id=result.sms_id,
                 request_id=result.request_id,
                 status=result.status,
-                cost=cost_text(result.total_cost),
+                cost=stored_cost(result.total_cost),
             )
 
     def count_error(self) -> None:
         self.errors_in_row += 1
-        if self.errors_in_row >= self.runner.pause_after_errors:
+        if self.errors_in_row >= self.limits.pause_after_errors:
             self.halt(PAUSE_GATEWAY)
 
     def count_refusal(self, text: str) -> None:
@@ -484,12 +504,12 @@ class _Run:
             self.refusals_in_row += 1
         else:
             self.refusal, self.refusals_in_row = text, 1
-        if self.refusals_in_row >= self.runner.pause_after_refusals:
+        if self.refusals_in_row >= self.limits.pause_after_refusals:
             self.halt(PAUSE_REFUSED)
 
     async def maybe_progress(self) -> None:
         now = time.monotonic()
-        if now - self.last_progress < self.runner.progress_every:
+        if now - self.last_progress < self.limits.progress_every:
             return
         self.last_progress = now
         try:
@@ -499,4 +519,4 @@ class _Run:
             logger.exception("bulk job %s: progress not read", self.job.id)
             return
         if job is not None:
-            await self.runner._report(self.runner.on_progress, job)
+            await self.progress(job)

@@ -17,9 +17,10 @@ from aiogram.utils.i18n import I18n
 from services.access import OPEN, AccessPolicy
 from services.accounts import Accounts, NoToken
 from services.alert_rules import N_, count_text, translator
-from services.bulk import HISTORY_PAGE, HISTORY_PAGES_MAX
+from services.bulk import HISTORY_PAGES_MAX
 from services.devsms import DevsmsError, is_final_status
 from services.health import Notify
+from services.history_pages import HistoryCursor
 from storage import BulkRepo, JobRow, UserRepo
 
 logger = logging.getLogger(__name__)
@@ -87,16 +88,12 @@ class BulkDeliveryReporter:
             row.sms_id: row for row in rows if row.sms_id and not is_final_status(row.status)
         }
         if waiting:
-            for page in range(HISTORY_PAGES_MAX):
-                chunk = await self._accounts.history(
-                    job.user_id, limit=HISTORY_PAGE, offset=page * HISTORY_PAGE
-                )
+            cursor = HistoryCursor(self._accounts, job.user_id)
+            async for chunk in cursor.pages(HISTORY_PAGES_MAX):
                 for record in chunk.items:
                     row = waiting.get(record.sms_id) if record.sms_id else None
                     if row is not None and record.status and record.status != row.status:
                         await self._bulk.set_row_status(job.id, row.row_no, record.status)
-                if len(chunk.items) < HISTORY_PAGE:
-                    break
             rows = await self._bulk.rows_in(job.id, ("sent",))
         still = sum(1 for row in rows if not is_final_status(row.status))
         finished = datetime.fromisoformat(job.finished_at or job.updated_at)

@@ -9,10 +9,9 @@ from __future__ import annotations
 import sys
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
-from services.money import Money
-from services.sms_parts import count_sms
+from services.sms_parts import TooManyParts, check_parts
 from services.spreadsheet import (
     Recipients,
     ResultFormat,
@@ -21,11 +20,6 @@ from services.spreadsheet import (
     read_table,
 )
 from services.templating import make_renderer
-
-if TYPE_CHECKING:
-    # Only a type here: parse_source runs in the upload worker, which should not import the
-    # gateway client (aiohttp) just to read a spreadsheet.
-    from services.devsms import Balance
 
 PASTED: Final = "numbers.txt"
 # Users whose list was evicted are remembered (a user id and a hash each) to say so.
@@ -175,7 +169,7 @@ def build_plan(source: Source, template: str, max_parts: int) -> Plan:
     rows: list[tuple[int, str, str, int]] = []
     skipped = [Skipped(r.row_no, r.value, r.reason.value) for r in source.recipients.invalid]
     parts_total = 0
-    counted: dict[str, int] = {}  # rows often render the same text
+    counted: dict[str, int | TooManyParts] = {}  # rows often render the same text
     for recipient in source.recipients.valid:
         text = render_row(recipient.fields).strip()
         if not text:
@@ -183,27 +177,15 @@ def build_plan(source: Source, template: str, max_parts: int) -> Plan:
             continue
         parts = counted.get(text)
         if parts is None:
-            parts = counted[text] = count_sms(text).parts
-        if parts > max_parts:
-            skipped.append(Skipped(recipient.row_no, recipient.phone, LONG_TEXT, parts))
+            try:
+                parts = check_parts(text, max_parts).parts
+            except TooManyParts as exc:
+                parts = exc
+            counted[text] = parts
+        if isinstance(parts, TooManyParts):
+            skipped.append(Skipped(recipient.row_no, recipient.phone, LONG_TEXT, parts.parts))
             continue
         rows.append((recipient.row_no, recipient.phone, text, parts))
         parts_total += parts
     skipped.sort(key=lambda s: s.row_no)
     return Plan(rows, skipped, source.recipients.duplicates, parts_total)
-
-
-@dataclass(frozen=True, slots=True)
-class Cost:
-    total: Money | None
-    missing: Money | None  # how much the balance lacks; None when it suffices or is unknown
-    after: Money | None
-
-
-def cost_of(parts: int, balance: Balance) -> Cost:
-    price = balance.sms_price
-    total = price * parts if price is not None else None
-    if total is None or balance.balance is None or total.currency != balance.balance.currency:
-        return Cost(total, None, None)
-    after = balance.balance - total
-    return Cost(total, -after if after.amount < 0 else None, after)

@@ -8,7 +8,8 @@ for single sends (storage/outbox.py) and bulk rows (storage/bulk.py) alike:
 - :func:`pair` is the matcher: the same phone (digits), the same text (line endings and outer
   spaces aside), created while the request could have been in flight (give or take the clock
   skew), and an SMS already held by any send of the user (single or bulk) is never taken;
-- :class:`HistoryWalk` reads the history back page by page until it passes a moment;
+- :class:`HistoryWalk` reads the history back page by page (services/history_pages.py) until
+  it passes a moment;
 - :func:`settle` runs the matcher over every open send of the user at once, so an unknown
   single send never takes a bulk row's SMS nor the other way round, and writes the results.
 
@@ -29,9 +30,9 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Final
 
-from services.accounts import Accounts
-from services.devsms import HISTORY_MAX_LIMIT, SmsRecord
-from services.money import USD, Money
+from services.devsms import SmsRecord
+from services.history_pages import HistoryCursor, HistorySource, record_identity
+from services.pricing import stored_cost
 from services.sending import first_check_at
 from storage.bulk import BulkRepo, BulkRow
 from storage.outbox import OutboxRepo, OutboxRow, OutboxState
@@ -40,7 +41,6 @@ logger = logging.getLogger(__name__)
 
 # Our clock and the gateway's need not agree to the second.
 CLOCK_SKEW: Final = timedelta(minutes=5)
-HISTORY_PAGE: Final = HISTORY_MAX_LIMIT
 _NOT_DIGITS: Final = re.compile(r"[^0-9]")
 _NEVER: Final = datetime.max.replace(tzinfo=UTC)
 
@@ -181,53 +181,52 @@ class HistoryWalk:
     """A user's history read back, newest first, a few pages at a time, until it passes
     ``since`` (less the clock skew) or ends; ``since=None`` reads to the end.
 
-    New SMS sent meanwhile push entries to later offsets, which only makes a page repeat some
-    entries, never skip one: entries are kept once. Only entries some send could be (their
-    phone and text among ``wanted``) are kept, so a long walk stays small.
+    The pages come from :class:`~services.history_pages.HistoryCursor`. New SMS sent meanwhile
+    push entries to later offsets, which only makes a page repeat some entries, never skip one:
+    entries are kept once. Only entries some send could be (their phone and text among
+    ``wanted``) are kept, so a long walk stays small.
     """
 
     since: datetime | None
-    offset: int = 0
-    complete: bool = False
-    stuck: bool = False
+    passed: bool = False
+    """A page reached back past ``since``."""
+    _cursor: HistoryCursor | None = None
     _kept: dict[object, SmsRecord] = field(default_factory=dict)
-    _last_first: object = None
 
     @property
     def records(self) -> list[SmsRecord]:
         return list(self._kept.values())
 
     @property
+    def complete(self) -> bool:
+        """The walk got back past ``since``, or to the end of the history."""
+        return self.passed or (self._cursor is not None and self._cursor.ended)
+
+    @property
+    def stuck(self) -> bool:
+        """The gateway ignores the offset: nothing can be concluded from this walk."""
+        return self._cursor is not None and self._cursor.stuck
+
+    @property
     def finished(self) -> bool:
         return self.complete or self.stuck
 
     async def advance(
-        self, accounts: Accounts, user_id: int, *, pages: int, wanted: Collection[SmsKey]
+        self, accounts: HistorySource, user_id: int, *, pages: int, wanted: Collection[SmsKey]
     ) -> bool:
         """Reads up to ``pages`` more pages; True once the walk is complete. Gateway errors
         propagate: the walk stays where it was, to go on later."""
+        if self._cursor is None:
+            self._cursor = HistoryCursor(accounts, user_id)
         for _ in range(pages):
             if self.finished:
                 break
-            page = await accounts.history(user_id, limit=HISTORY_PAGE, offset=self.offset)
-            items = page.items
-            if not items:
-                self.complete = True  # the end of the history
-                break
-            first = _identity(items[0])
-            if first == self._last_first:
-                # The same page again: a gateway that ignores the offset. Nothing can be
-                # concluded from it; the caller starts afresh later.
-                logger.warning("history of user %s does not page; walk abandoned", user_id)
-                self.stuck = True
-                break
-            self._last_first = first
-            self.offset += len(items)
+            items = (await self._cursor.read()).items
             for record in items:
                 if sms_key(record) in wanted:
-                    self._kept.setdefault(_identity(record), record)
-            if (page.total is not None and self.offset >= page.total) or self._passed(items):
-                self.complete = True
+                    self._kept.setdefault(record_identity(record), record)
+            if self._passed(items):
+                self.passed = True
         return self.complete
 
     def _passed(self, items: Sequence[SmsRecord]) -> bool:
@@ -241,14 +240,6 @@ class HistoryWalk:
                 if aware < bound:
                     return True
         return False
-
-
-def _identity(record: SmsRecord) -> object:
-    if record.sms_id is not None:
-        return ("id", record.sms_id)
-    if record.request_id is not None:
-        return ("request", record.request_id)
-    return ("entry", record.phone, record.message, str(record.created_at))
 
 
 # --- settling ----------------------------------------------------------------------------------
@@ -295,7 +286,7 @@ async def settle(
                 sms_id=record.sms_id,
                 request_id=record.request_id,
                 status=record.status,
-                cost=cost_text(record.cost),
+                cost=stored_cost(record.cost),
             ):
                 settled.bulk_rows.append((send.id, send.row_no))
             else:
@@ -330,7 +321,7 @@ async def _settle_outbox(outbox: OutboxRepo, row_id: int, record: SmsRecord) -> 
         request_id=record.request_id,
         status=record.status,
         parts_count=record.parts_count,
-        total_cost=cost_text(record.cost),
+        total_cost=stored_cost(record.cost),
     ):
         return False
     if record.sms_id is not None:
@@ -352,14 +343,6 @@ async def _user_lock(user_id: int) -> AsyncIterator[None]:
 
 
 # --- small helpers -----------------------------------------------------------------------------
-
-
-def cost_text(cost: Money | None) -> str | None:
-    """The cost as the gateway writes it ("50", "$0.005"), for the outbox's verbatim column."""
-    if cost is None:
-        return None
-    amount = format(cost.amount.normalize(), "f") if cost.amount != 0 else "0"
-    return f"${amount}" if cost.currency == USD else amount
 
 
 def parse_stamp(value: str | None) -> datetime | None:

@@ -21,6 +21,7 @@ from services.devsms import (
     is_final_status,
 )
 from services.phones import mask_phone
+from services.pricing import stored_cost
 from storage import OutboxRepo
 
 logger = logging.getLogger(__name__)
@@ -121,7 +122,7 @@ class SmsSender:
             result.request_id,
             result.status,
             result.parts_count,
-            result.total_cost.format() if result.total_cost else None,
+            stored_cost(result.total_cost),
         )
         if result.sms_id is not None and not is_final_status(result.status):
             await self._outbox.schedule_check(

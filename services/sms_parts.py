@@ -115,6 +115,24 @@ def _distinct(chars: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(chars))
 
 
+class TooManyParts(ValueError):
+    """A text needs more SMS parts than the bot allows (Settings.sms_max_parts)."""
+
+    def __init__(self, parts: int, limit: int) -> None:
+        super().__init__(f"{parts} parts, at most {limit}")
+        self.parts = parts
+        self.limit = limit
+
+
+def check_parts(text: str, max_parts: int) -> SmsCount:
+    """The text's count, or TooManyParts. The one limit of a single send, a template and each
+    row of a bulk job: a text one path refuses must not go out through another."""
+    count = count_sms(text)
+    if count.parts > max_parts:
+        raise TooManyParts(count.parts, max_parts)
+    return count
+
+
 def count_sms(text: str) -> SmsCount:
     non_gsm = _distinct(ch for ch in text if not is_gsm_char(ch))
     encoding: Encoding

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from storage.alerts import ThresholdUnit
+from storage.users import UserRow
 
 # --- sender id ------------------------------------------------------------------------------
 
@@ -68,13 +69,20 @@ def is_valid_sender(sender: str) -> bool:
         return False
 
 
-def choose_sender(own: str | None, default: str) -> str:
-    """The sender an SMS goes out from: the user's own, else the configured default.
+def own_sender(user: UserRow | None) -> str | None:
+    """The user's own sender id when it can be used, else None (the default applies).
 
     An own sender saved before the rules got stricter (e.g. with Arabic-Indic digits) is
-    not used: the gateway would refuse every SMS. The preview shows which one applies.
+    not used: the gateway would refuse every SMS.
     """
-    return own if own is not None and is_valid_sender(own) else default
+    own = user.sender if user is not None else None
+    return own if own is not None and is_valid_sender(own) else None
+
+
+def effective_sender(user: UserRow | None, default: str) -> str:
+    """The sender an SMS of this user goes out from: a single send, a bulk job and /settings
+    all show and use this one. The preview shows which one applies."""
+    return own_sender(user) or default
 
 
 # --- low-balance threshold ------------------------------------------------------------------

@@ -611,3 +611,30 @@ async def test_logout_stops_the_job_and_its_token(bulk_app: Harness, devsms: Fak
     await until(lambda: not runner.is_running(job_id_of(job)))
     assert len(devsms.requests_to(SEND)) <= sent_at_logout + 1  # the one in flight, if any
     assert await app.services.bulk.jobs_of(1) == []  # erased with everything else
+
+
+@pytest.mark.parametrize(
+    ("stored", "shown", "used"),
+    [
+        ("MyShop", "Sender: MyShop", "MyShop"),
+        # Saved before the rules got stricter: every path falls back to the default.
+        ("٤٥٤٦", "Sender: 4546 (default)", "4546"),
+    ],
+)
+async def test_settings_send_and_bulk_use_one_sender(
+    bulk_app: Harness, devsms: FakeDevsms, stored: str, shown: str, used: str
+) -> None:
+    app = bulk_app
+    await connect(app)
+    await app.services.users.set_sender(1, stored)
+    [settings_view] = await app.send("/settings")
+    assert shown in settings_view.text
+    await app.send("/send")
+    await app.send("901234567")
+    [preview] = await app.send("Hello")
+    assert f"From: {used}" in preview.text
+    await app.tap(preview, "Send")
+    await start_numbers(app, 2, "Hi")
+    async with asyncio.timeout(5):
+        sent = await devsms.wait_sent(3)
+    assert [s.sender for s in sent] == [used] * 3

@@ -181,3 +181,40 @@ async def test_a_name_longer_than_32_is_refused_with_the_limit(app: Harness) -> 
         [refused] = await app.send("N" * 33, user_id, lang=lang)
         assert expected in refused.text
         assert await app.services.templates.list(user_id) == []
+
+
+async def test_one_parts_limit_for_send_templates_and_bulk(
+    app: Harness, devsms: FakeDevsms
+) -> None:
+    """A text of 11 parts (the limit is 10) goes out through no path: typed into /send,
+    saved as a template, a template saved under a higher limit, or a bulk row."""
+    await connect(app)
+    long = "x" * (153 * 10 + 1)
+    refusal = "This text needs 11 SMS parts; at most 10 are allowed."
+    await app.send("/send")
+    await app.send("901234567")
+    [typed] = await app.send(long)
+    assert refusal in typed.text
+    await app.send("/cancel")
+
+    [listing] = await app.send("/templates")
+    await app.tap(listing, "New template")
+    await app.send("Long")
+    [saving] = await app.send(long)
+    assert refusal in saving.text
+    await app.send("/cancel")
+
+    await app.services.templates.save(1, "Older", long)  # saved when the limit was higher
+    [listing] = await app.send("/templates")
+    [opened] = await app.tap(listing, "Older")
+    assert await app.tap(opened, "Send with this text") == []
+    answer = app.answers()[-1]
+    assert answer.show_alert and refusal in (answer.text or "")
+    assert await app.state_of(1) is None  # no send dialog holds the text
+
+    await app.send("/bulk")
+    [ask_text] = await app.send_document("d.csv", b"phone\n901234567\n")
+    [review] = await app.tap(ask_text, "Older")
+    assert "the text needs 11 SMS parts, more than 10" in review.text
+    assert "✅ To send: 0" in review.text
+    assert devsms.sent == []

@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 from aiogram.utils.i18n import I18n
 
 from bot.i18n import create_i18n
+from services.accounts import Accounts
 from services.bulk_delivery import BulkDeliveryReporter
+from services.devsms import HistoryPage
 from storage import UserRepo
 from tests.support.bulk_env import USER, Env, wait
 
@@ -65,3 +67,39 @@ async def test_after_a_day_the_report_goes_out_with_what_is_known(env: Env) -> N
     later = datetime.now(UTC) + timedelta(hours=25)
     assert await reporter(env, notifier, create_i18n("en"), later).tick() == 1
     assert "Delivered: 1\nNot delivered: 0\nStill waiting: 2" in notifier.sent[0][1]
+
+
+class SmallPages:
+    """The same gateway, answering at most `cap` entries a page whatever the limit asked."""
+
+    def __init__(self, accounts: Accounts, cap: int) -> None:
+        self.accounts, self.cap = accounts, cap
+
+    async def history(
+        self, user_id: int, *, limit: int = 10, offset: int = 0, status: str | None = None
+    ) -> HistoryPage:
+        return await self.accounts.history(
+            user_id, limit=min(limit, self.cap), offset=offset, status=status
+        )
+
+
+async def test_results_are_found_past_a_short_page(env: Env) -> None:
+    """A page shorter than asked is not the end of the history (the same rule as /history
+    and the reconciliation walk): the older SMS of the job are read on the next pages."""
+    job_id = await env.job(5)
+    await env.runner().begin(job_id)
+    await wait(env.finished)
+    for sms in env.fake.sent:
+        env.fake.set_status(sms.sms_id, "DELIVERED")
+    notifier = Recorder()
+    delivery = BulkDeliveryReporter(
+        env.bulk,
+        SmallPages(env.accounts, cap=2),  # type: ignore[arg-type]
+        UserRepo(env.db),
+        notifier,
+        create_i18n("en"),
+        default_language="en",
+        now=lambda: datetime.now(UTC),
+    )
+    assert await delivery.tick() == 1
+    assert "Delivered: 5\nNot delivered: 0\nStill waiting: 0" in notifier.sent[0][1]

@@ -10,7 +10,9 @@ from hypothesis import strategies as st
 from services.sms_parts import (
     LOOKALIKES,
     SmsCount,
+    TooManyParts,
     cheaper_spelling,
+    check_parts,
     count_sms,
     describe_char,
     lookalikes_in,
@@ -266,3 +268,10 @@ def test_cheaper_spelling_only_touches_lookalikes(text: str) -> None:
     plain_punctuation = set("".join(LOOKALIKES.values()))
     kept = [ch for ch in text if ch not in LOOKALIKES and ch not in plain_punctuation]
     assert [ch for ch in cheaper if ch not in plain_punctuation] == kept
+
+
+def test_the_parts_limit_allows_exactly_the_limit() -> None:
+    assert check_parts("x" * 153 * 3, 3).parts == 3
+    with pytest.raises(TooManyParts) as refused:
+        check_parts("x" * (153 * 3 + 1), 3)
+    assert (refused.value.parts, refused.value.limit) == (4, 3)

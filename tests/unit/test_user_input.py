@@ -12,11 +12,13 @@ from services.user_input import (
     InvalidUserId,
     SenderProblem,
     Threshold,
-    choose_sender,
+    effective_sender,
+    own_sender,
     parse_sender,
     parse_threshold,
     parse_user_id,
 )
+from storage.users import UserRow
 
 
 @pytest.mark.parametrize(
@@ -100,10 +102,17 @@ def test_senders_refused(typed: str, problem: SenderProblem) -> None:
     assert caught.value.problem is problem
 
 
+def user_with(sender: str | None) -> UserRow:
+    return UserRow(1, "en", "Ali", None, sender, True, "", "")
+
+
 def test_a_stored_sender_is_used_only_when_valid() -> None:
-    assert choose_sender("MyShop", "4546") == "MyShop"
-    assert choose_sender(None, "4546") == "4546"
-    assert choose_sender("٤٥٤٦", "4546") == "4546"
+    assert effective_sender(user_with("MyShop"), "4546") == "MyShop"
+    assert effective_sender(user_with(None), "4546") == "4546"
+    assert effective_sender(user_with("٤٥٤٦"), "4546") == "4546"
+    assert effective_sender(None, "4546") == "4546"
+    assert own_sender(user_with("MyShop")) == "MyShop"
+    assert own_sender(user_with("٤٥٤٦")) is None
 
 
 @pytest.mark.parametrize("typed", ["", "0", "-1", "12a", "²", "١٢", "9" * 20, str(2**63), "1 2"])
