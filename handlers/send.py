@@ -30,7 +30,7 @@ from handlers.render import MISSING, money, not_enough_text, too_many_parts_text
 from handlers.states import SendForm
 from handlers.utils import ContextMiddleware
 from services.accounts import Accounts
-from services.devsms import Balance
+from services.devsms import Balance, DevsmsGatewayError, DevsmsUnavailable
 from services.phones import InvalidPhone, PhoneError, PhoneNumber, normalize_phone
 from services.phones import extract_phone_and_text as split_quick_form
 from services.pricing import cost_of
@@ -228,7 +228,12 @@ async def show_preview(message: Message, ctx: SendContext, *, edit: bool = False
     text: str = data["text"]
     user = await ctx.users.get(ctx.user_id)
     sender = effective_sender(user, ctx.settings.default_sender)
-    balance = await ctx.accounts.recent_balance(ctx.user_id)
+    try:
+        balance = await ctx.accounts.recent_balance(ctx.user_id)
+    except (DevsmsUnavailable, DevsmsGatewayError):
+        # The draft matters more than the price: right after "could not reach devsms" the
+        # balance usually cannot be read either, and an error here would drop the draft.
+        balance = ctx.accounts.last_balance(ctx.user_id) or Balance(balance=None, sms_price=None)
     draft = secrets.randbelow(1_000_000_000)
     body, can_send, cheaper = preview_text(phone, text, sender, balance)
     markup = preview_keyboard(draft, cheaper=cheaper, can_send=can_send)

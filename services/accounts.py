@@ -100,6 +100,11 @@ class Accounts:
             return cached[1]
         return await self.balance(user_id)
 
+    def last_balance(self, user_id: int) -> Balance | None:
+        """The last balance seen, however old, without a gateway call."""
+        cached = self._balances.get(user_id)
+        return None if cached is None else cached[1]
+
     def forget_balance(self, user_id: int) -> None:
         self._balances.pop(user_id, None)
 

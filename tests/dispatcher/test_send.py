@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.methods import AnswerCallbackQuery
+from yarl import URL
 
 from storage import OutboxRow
 from tests.conftest import GOOD_TOKEN
@@ -249,6 +250,24 @@ async def test_unreachable_gateway_sends_nothing_and_offers_the_draft_again(
     assert "Later" in again.text and "✅ Send" in labels(again)
     [row] = await app.services.outbox.recent(1, 10)
     assert row.state == "failed"
+
+
+async def test_the_draft_comes_back_even_when_the_balance_cannot_be_read_either(
+    app: Harness, devsms: FakeDevsms
+) -> None:
+    await connect(app)
+    preview = await preview_for(app, "901234567", "Later")
+    app.services.accounts.forget_balance(1)  # the preview's balance is too old to reuse
+    port = URL(devsms.url).port
+    await devsms.stop()
+    result, again = await app.tap(preview, "Send")
+    assert "<b>not</b> sent" in result.text
+    # The price is unknown now, but the draft is back with its Send button.
+    assert "Later" in again.text and "✅ Send" in labels(again)
+    await devsms.start(port=port or 0)
+    replies = await app.tap(again, "Send")
+    assert any("Sent." in m.text for m in replies), [m.text for m in replies]
+    assert [sms.message for sms in devsms.sent] == ["Later"]
 
 
 async def test_cancel_at_every_step_sends_nothing(app: Harness, devsms: FakeDevsms) -> None:
