@@ -120,7 +120,13 @@ class Settings(BaseSettings):
                 'print(Fernet.generate_key().decode())"` and keep a copy outside the data volume'
             )
         database_folder = self.database_path.parent.resolve()
-        if self.key_file.resolve().is_relative_to(database_folder):
+        key_folder = self.key_file.resolve().parent
+        # A database kept straight in the home folder (or above it) holds ~/.config too: only
+        # the database's own folder is refused then, not the whole home.
+        holds_home = Path.home().resolve().is_relative_to(database_folder)
+        if key_folder == database_folder or (
+            key_folder.is_relative_to(database_folder) and not holds_home
+        ):
             raise ValueError(
                 f"KEY_FILE must not be inside the database's folder ({database_folder}): "
                 "a backup of that folder would be enough to read every stored token"

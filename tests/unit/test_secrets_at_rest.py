@@ -192,6 +192,25 @@ def test_key_file_inside_the_database_folder_is_refused(
     assert not (tmp_path / "data").exists()
 
 
+def test_a_database_in_the_home_folder_starts_with_the_default_key_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.chdir(home)
+    monkeypatch.setenv("BOT_TOKEN", BOT_TOKEN)
+    monkeypatch.setenv("DATABASE_PATH", str(home / "bot.sqlite3"))
+    settings = load_settings()
+    assert settings.key_file == home / ".config" / "devsms-bot" / "encryption.key"
+    # The database's own folder is still refused.
+    monkeypatch.setenv("KEY_FILE", str(home / "bot.key"))
+    with pytest.raises(SystemExit):
+        load_settings()
+
+
 def test_without_encryption_key_a_container_refuses_to_start(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
