@@ -34,8 +34,8 @@ from aiogram.types import (
     InlineKeyboardMarkup,
     Message,
 )
-from aiogram.utils.i18n import I18n, ngettext
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.config import Settings
@@ -51,10 +51,10 @@ from handlers.callbacks import Id, Page
 from handlers.filters import Accessible
 from handlers.utils import edit_or_keep
 from services.access import AccessPolicy
-from services.broadcast import run_broadcast
+from services.broadcast import Outbox, run_broadcast
 from services.bulk import PAUSE_ACCESS, BulkRunner
+from services.events import AccessDecided, Delivery, Notices, Person
 from services.money import UZS, Money, parse_money
-from services.notifier import Delivery, Notifier
 from services.user_input import InvalidUserId, parse_user_id
 from storage import OutboxRepo
 from storage.users import Access, UserListEntry, UserRepo
@@ -221,8 +221,7 @@ async def decide(
     user_id: int,
     access: Access,
     users: UserRepo,
-    notifier: Notifier,
-    i18n: I18n,
+    notices: Notices,
     bulk_runner: BulkRunner,
     access_policy: AccessPolicy,
 ) -> list[int]:
@@ -242,12 +241,10 @@ async def decide(
     if before is None or before == access:
         return paused
     row = await users.get(user_id)
-    with i18n.use_locale((row.language if row else None) or i18n.default_locale):
-        if access == Access.ALLOWED:
-            text = _("✅ An administrator gave you access. Send /start to begin.")
-        else:
-            text = _("Sorry, the administrators did not allow you to use this bot.")
-    notifier.post(user_id, text)
+    person = Person(user_id, row.language, row.first_name, row.username) if row else None
+    await notices.emit(
+        AccessDecided(person or Person(user_id, None, None, None), access == Access.ALLOWED)
+    )
     return paused
 
 
@@ -255,8 +252,7 @@ async def access_command(
     message: Message,
     command: CommandObject,
     users: UserRepo,
-    notifier: Notifier,
-    i18n: I18n,
+    notices: Notices,
     settings: Settings,
     bulk_runner: BulkRunner,
     access_policy: AccessPolicy,
@@ -270,7 +266,7 @@ async def access_command(
         return
     allow = command.command == "allow"
     access = Access.ALLOWED if allow else Access.DENIED
-    paused = await decide(user_id, access, users, notifier, i18n, bulk_runner, access_policy)
+    paused = await decide(user_id, access, users, notices, bulk_runner, access_policy)
     if allow:
         text = _("✅ User {id} may use the bot.").format(id=user_id)
     else:
@@ -289,14 +285,13 @@ async def access_button(
     callback_data: AccessCb,
     message: Message,
     users: UserRepo,
-    notifier: Notifier,
-    i18n: I18n,
+    notices: Notices,
     bulk_runner: BulkRunner,
     access_policy: AccessPolicy,
 ) -> None:
     user_id = callback_data.user_id
     access = Access.ALLOWED if callback_data.allow else Access.DENIED
-    await decide(user_id, access, users, notifier, i18n, bulk_runner, access_policy)
+    await decide(user_id, access, users, notices, bulk_runner, access_policy)
     await query.answer()
     admin = html.quote(query.from_user.first_name)
     if callback_data.allow:
@@ -338,8 +333,7 @@ async def pending_button(
     callback_data: PendingCb,
     message: Message,
     users: UserRepo,
-    notifier: Notifier,
-    i18n: I18n,
+    notices: Notices,
     bulk_runner: BulkRunner,
     access_policy: AccessPolicy,
 ) -> None:
@@ -347,10 +341,10 @@ async def pending_button(
     user's buttons, so the rest of the list can still be acted on."""
     user_id = callback_data.user_id
     if callback_data.allow:
-        await decide(user_id, Access.ALLOWED, users, notifier, i18n, bulk_runner, access_policy)
+        await decide(user_id, Access.ALLOWED, users, notices, bulk_runner, access_policy)
         await query.answer(_("✅ User {id} may use the bot.").format(id=user_id))
     else:
-        await decide(user_id, Access.DENIED, users, notifier, i18n, bulk_runner, access_policy)
+        await decide(user_id, Access.DENIED, users, notices, bulk_runner, access_policy)
         await query.answer(_("⛔ User {id} may not use the bot.").format(id=user_id))
     markup = message.reply_markup
     if markup is None:
@@ -469,9 +463,8 @@ class Broadcasts:
         callback_data: BroadcastCb,
         message: Message,
         state: FSMContext,
-        bot: Bot,
         users: UserRepo,
-        notifier: Notifier,
+        notifier: Outbox,
         settings: Settings,
     ) -> None:
         data = await state.get_data()
@@ -493,7 +486,7 @@ class Broadcasts:
         await edit_or_keep(message, self._progress(Counter(), 0, len(targets)))
         logger.info("user %s started a broadcast to %s users", query.from_user.id, len(targets))
         task = asyncio.create_task(
-            self._run(bot, notifier, (message.chat.id, message.message_id), text, targets)
+            self._run(notifier, (message.chat.id, message.message_id), text, targets)
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -508,8 +501,7 @@ class Broadcasts:
 
     async def _run(
         self,
-        bot: Bot,
-        notifier: Notifier,
+        notifier: Outbox,
         report: tuple[int, int],
         text: str,
         targets: list[int],
@@ -517,7 +509,7 @@ class Broadcasts:
         tally: Counter[Delivery] = Counter()
 
         async def progress(tally: Counter[Delivery], done: int) -> None:
-            await self._edit(bot, report, self._progress(tally, done, len(targets)))
+            await self._edit(notifier, report, self._progress(tally, done, len(targets)))
 
         try:
             await run_broadcast(notifier, text, targets, tally, progress)
@@ -530,18 +522,15 @@ class Broadcasts:
             logger.info("broadcast finished: %s", dict(tally))
             final = _("📣 Broadcast finished: {total} users").format(total=len(targets))
         final += "\n" + tally_text(tally)
-        await self._edit(bot, report, final)
+        await self._edit(notifier, report, final)
         # An edit makes no sound: the tally also comes as a message of its own.
         notifier.post(report[0], final)
 
     @staticmethod
-    async def _edit(bot: Bot, report: tuple[int, int], text: str) -> None:
-        # The report is a courtesy: failing to update it must not stop the broadcast.
-        chat_id, message_id = report
-        try:
-            await bot.edit_message_text(text=text, chat_id=chat_id, message_id=message_id)
-        except TelegramAPIError as exc:
-            logger.warning("could not update the broadcast report: %s", exc)
+    async def _edit(notifier: Outbox, report: tuple[int, int], text: str) -> None:
+        # The report is a courtesy (the notifier never raises): a failed edit is only logged.
+        if await notifier.edit(*report, text) != Delivery.DELIVERED:
+            logger.warning("could not update the broadcast report")
 
     async def close(self) -> None:
         """Cancels running broadcasts (dispatcher shutdown)."""

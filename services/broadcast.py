@@ -12,9 +12,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Final, Protocol
 
-from aiogram.types import InlineKeyboardMarkup
-
-from services.notifier import Delivery
+from services.events import Delivery
 
 # Messages of one broadcast waiting in the notifier at once. The notifier paces them; a short
 # queue lets alerts and other users' notices slip in between instead of waiting behind all.
@@ -27,9 +25,18 @@ Progress = Callable[[Counter[Delivery], int], Awaitable[None]]
 
 
 class Deliver(Protocol):
-    async def send(
-        self, chat_id: int, text: str, *, reply_markup: InlineKeyboardMarkup | None = None
-    ) -> Delivery: ...
+    """The paced notifier (bot/notices/notifier.Notifier); it never raises."""
+
+    async def send(self, chat_id: int, text: str) -> Delivery: ...
+
+
+class Outbox(Deliver, Protocol):
+    """What a broadcast's owner needs besides: the tally as a message, and its report edited
+    in place."""
+
+    def post(self, chat_id: int, text: str) -> None: ...
+
+    async def edit(self, chat_id: int, message_id: int, text: str) -> Delivery: ...
 
 
 async def run_broadcast(

@@ -19,11 +19,11 @@ from aiogram.types import BufferedInputFile
 from openpyxl import Workbook, load_workbook
 
 from bot.config import Settings
-from handlers.bulk import JobReporter
 from services.bulk import BulkRunner
 from tests.conftest import GOOD_TOKEN, OTHER_TOKEN, make_settings
 from tests.fakes.fake_devsms import ERR_BALANCE, FakeDevsms
 from tests.support.harness import Harness, button_data
+from tests.support.notifiers import install
 from tests.support.recording import SentMessage
 
 SEND = "/send_sms.php"
@@ -46,12 +46,9 @@ def settings(tmp_path: Path, devsms: FakeDevsms) -> Settings:
 
 @pytest.fixture
 async def bulk_app(app: Harness) -> AsyncIterator[Harness]:
-    """The app with the runner's hooks attached, as start-up does once the Bot is known."""
+    """The app with the runner's notices wired in, as start-up does once the Bot is known."""
     runner: BulkRunner = app.dp["bulk_runner"]
-    services = app.services
-    JobReporter(app.bot, services.i18n, services.users, services.bulk, services.settings).attach(
-        runner
-    )
+    install(app.dp, app.bot, None, app.services)
     yield app
     await runner.stop()
 
