@@ -241,10 +241,8 @@ async def decide(
     if before is None or before == access:
         return paused
     row = await users.get(user_id)
-    person = Person(user_id, row.language, row.first_name, row.username) if row else None
-    await notices.emit(
-        AccessDecided(person or Person(user_id, None, None, None), access == Access.ALLOWED)
-    )
+    person = Person.of(row) if row else Person(user_id, None, None, None)
+    await notices.emit(AccessDecided(person, access == Access.ALLOWED))
     return paused
 
 

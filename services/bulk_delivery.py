@@ -98,7 +98,7 @@ class BulkDeliveryReporter:
             return False
         await self._notices.emit(
             BulkDeliveryResults(
-                Person(user.id, user.language, user.first_name, user.username),
+                Person.of(user),
                 job.id,
                 delivered=delivered,
                 failed=len(rows) - delivered - still,

@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from services.money import Money
-from storage import JobCounts, JobRow
+from storage import JobCounts, JobRow, UserRow
 
 
 class Delivery(StrEnum):
@@ -34,6 +34,10 @@ class Person:
     language: str | None
     first_name: str | None
     username: str | None
+
+    @classmethod
+    def of(cls, user: UserRow) -> Person:
+        return cls(user.id, user.language, user.first_name, user.username)
 
 
 # --- balance watcher -----------------------------------------------------------------------

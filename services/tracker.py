@@ -301,7 +301,7 @@ class DeliveryTracker:
         user = await self._users.get(user_id)
         if user is None or not user.is_active or not self._policy.admits(user.id, user.access):
             return None
-        return Person(user.id, user.language, user.first_name, user.username)
+        return Person.of(user)
 
     async def _token_rejected(self, user_id: int) -> None:
         if self._on_token_rejected is None:
@@ -309,9 +309,7 @@ class DeliveryTracker:
         user = await self._users.get(user_id)
         if user is None or not self._policy.admits(user.id, user.access):
             return
-        await self._on_token_rejected(
-            Person(user.id, user.language, user.first_name, user.username)
-        )
+        await self._on_token_rejected(Person.of(user))
 
 
 @dataclass(frozen=True, slots=True)

@@ -173,10 +173,11 @@ class _Chat:
 class Notifier:
     """Paced delivery of bot-initiated messages; see the module docstring for the rules.
 
-    `send()` and `to_admins()` wait for the outcome and never raise for Telegram errors:
-    for background jobs that want the outcome. `post()` and `post_to_admins()` queue and
-    return at once: for handlers, which must never wait on pacing (a user's updates are
-    handled one at a time, so a handler that waits freezes that user's chat).
+    `send()`, `edit()`, `send_document()` and `to_admins()` wait for the outcome and never
+    raise for Telegram errors: for background jobs that want the outcome. `post()` and
+    `post_to_admins()` queue and return at once: for handlers, which must never wait on pacing
+    (a user's updates are handled one at a time, so a handler that waits freezes that user's
+    chat).
     Messages queued before `start()` wait for it.
     """
 
