@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections import Counter
 from datetime import UTC, datetime
 from typing import Final
 
@@ -34,8 +33,8 @@ from aiogram.types import (
     InlineKeyboardMarkup,
     Message,
 )
+from aiogram.utils.i18n import I18n, ngettext
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.i18n import ngettext
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.config import Settings
@@ -51,9 +50,9 @@ from handlers.callbacks import Id, Page
 from handlers.filters import Accessible
 from handlers.utils import edit_or_keep
 from services.access import AccessPolicy
-from services.broadcast import Outbox, run_broadcast
+from services.broadcast import Deliver, run_broadcast
 from services.bulk import PAUSE_ACCESS, BulkRunner
-from services.events import AccessDecided, Delivery, Notices, Person
+from services.events import AccessDecided, Notices, Person, Tally
 from services.money import UZS, Money, parse_money
 from services.user_input import InvalidUserId, parse_user_id
 from storage import OutboxRepo
@@ -393,12 +392,18 @@ def broadcast_keyboard(draft: int) -> InlineKeyboardMarkup:
     return builder.as_markup()
 
 
-def tally_text(tally: Counter[Delivery]) -> str:
-    # SKIPPED means the user was marked inactive meanwhile: they blocked the bot.
+def tally_text(tally: Tally) -> str:
     return _("Delivered: {delivered}, blocked the bot: {blocked}, failed: {failed}").format(
-        delivered=tally[Delivery.DELIVERED],
-        blocked=tally[Delivery.BLOCKED] + tally[Delivery.SKIPPED],
-        failed=tally[Delivery.FAILED],
+        delivered=tally.delivered, blocked=tally.blocked, failed=tally.failed
+    )
+
+
+def broadcast_progress_text(tally: Tally, total: int) -> str:
+    """The report message while a broadcast runs (bot/notices edits it as the tally grows)."""
+    return (
+        _("📣 Broadcast in progress: {done} of {total}").format(done=tally.done, total=total)
+        + "\n"
+        + tally_text(tally)
     )
 
 
@@ -462,7 +467,9 @@ class Broadcasts:
         message: Message,
         state: FSMContext,
         users: UserRepo,
-        notifier: Outbox,
+        notifier: Deliver,
+        notices: Notices,
+        i18n: I18n,
         settings: Settings,
     ) -> None:
         data = await state.get_data()
@@ -481,54 +488,20 @@ class Broadcasts:
         text = str(data["broadcast_text"])
         targets = await recipients(users, settings)
         await query.answer(_("Broadcast started."))
-        await edit_or_keep(message, self._progress(Counter(), 0, len(targets)))
+        await edit_or_keep(message, broadcast_progress_text(Tally(), len(targets)))
         logger.info("user %s started a broadcast to %s users", query.from_user.id, len(targets))
         task = asyncio.create_task(
-            self._run(notifier, (message.chat.id, message.message_id), text, targets)
+            run_broadcast(
+                notifier,
+                notices,
+                text,
+                targets,
+                report=(message.chat.id, message.message_id),
+                language=i18n.current_locale,
+            )
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    @staticmethod
-    def _progress(tally: Counter[Delivery], done: int, total: int) -> str:
-        return (
-            _("📣 Broadcast in progress: {done} of {total}").format(done=done, total=total)
-            + "\n"
-            + tally_text(tally)
-        )
-
-    async def _run(
-        self,
-        notifier: Outbox,
-        report: tuple[int, int],
-        text: str,
-        targets: list[int],
-    ) -> None:
-        tally: Counter[Delivery] = Counter()
-
-        async def progress(tally: Counter[Delivery], done: int) -> None:
-            await self._edit(notifier, report, self._progress(tally, done, len(targets)))
-
-        try:
-            await run_broadcast(notifier, text, targets, tally, progress)
-        except Exception:
-            logger.exception("broadcast stopped after %s messages", sum(tally.values()))
-            final = _("📣 Broadcast stopped by an error after {done} of {total}").format(
-                done=sum(tally.values()), total=len(targets)
-            )
-        else:
-            logger.info("broadcast finished: %s", dict(tally))
-            final = _("📣 Broadcast finished: {total} users").format(total=len(targets))
-        final += "\n" + tally_text(tally)
-        await self._edit(notifier, report, final)
-        # An edit makes no sound: the tally also comes as a message of its own.
-        notifier.post(report[0], final)
-
-    @staticmethod
-    async def _edit(notifier: Outbox, report: tuple[int, int], text: str) -> None:
-        # The report is a courtesy (the notifier never raises): a failed edit is only logged.
-        if await notifier.edit(*report, text) != Delivery.DELIVERED:
-            logger.warning("could not update the broadcast report")
 
     async def close(self) -> None:
         """Cancels running broadcasts (dispatcher shutdown)."""

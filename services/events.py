@@ -9,6 +9,7 @@ one paced notifier.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -133,6 +134,53 @@ class JobFinished(JobReport):
     """Every row is settled; the summary and the result file go out once."""
 
 
+# --- broadcasts (to the admin who started one) ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """What became of a broadcast's messages so far."""
+
+    delivered: int = 0
+    blocked: int = 0
+    """Blocked the bot: now (403), or earlier (marked inactive, so not even tried)."""
+    failed: int = 0
+
+    @classmethod
+    def of(cls, outcomes: Counter[Delivery]) -> Tally:
+        return cls(
+            delivered=outcomes[Delivery.DELIVERED],
+            blocked=outcomes[Delivery.BLOCKED] + outcomes[Delivery.SKIPPED],
+            failed=outcomes[Delivery.FAILED],
+        )
+
+    @property
+    def done(self) -> int:
+        return self.delivered + self.blocked + self.failed
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastReport:
+    chat_id: int
+    message_id: int
+    """The admin's report message, edited in place."""
+    language: str
+    """The admin's, as when they started it."""
+    total: int
+    tally: Tally
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastProgress(BroadcastReport):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastFinished(BroadcastReport):
+    stopped: bool = False
+    """An error ended it before every message was sent (it is logged)."""
+
+
 # --- access (from handlers, to the admins or the user decided on) -----------------------
 
 
@@ -165,6 +213,8 @@ Event = (
     | JobProgress
     | JobPaused
     | JobFinished
+    | BroadcastProgress
+    | BroadcastFinished
     | AccessRequested
     | TokenConnected
     | AccessDecided

@@ -14,10 +14,13 @@ from bot.config import LANGUAGES
 from bot.notices import texts
 from bot.notices.digest import AdminDigest, AdminNotice
 from bot.notices.jobs import JobReports
-from bot.notices.notifier import Outbox
+from bot.notices.notifier import Delivery, Outbox
 from services.events import (
     AccessDecided,
     AccessRequested,
+    BroadcastFinished,
+    BroadcastProgress,
+    BroadcastReport,
     BulkDeliveryResults,
     DeliveryResult,
     Event,
@@ -89,6 +92,16 @@ class Presenter:
                     self._outbox.post_to_admins(texts.gateway_up(event))
             case JobProgress() | JobPaused() | JobFinished():
                 await self._job(event)
+            case BroadcastProgress():
+                with self._locale(event.language):
+                    text = texts.broadcast_progress(event)
+                await self._edit_report(event, text)
+            case BroadcastFinished():
+                with self._locale(event.language):
+                    text = texts.broadcast_finished(event)
+                await self._edit_report(event, text)
+                # An edit makes no sound: the tally also comes as a message of its own.
+                self._outbox.post(event.chat_id, text)
 
     async def _tell(self, person: Person, render: Callable[[E], texts.Message], event: E) -> None:
         with self._locale(person.language):
@@ -99,6 +112,11 @@ class Presenter:
         with self._locale(None):  # admins read the default language
             notice = render(event)
         self._digest.add(notice)
+
+    async def _edit_report(self, event: BroadcastReport, text: str) -> None:
+        # The report is a courtesy (the notifier never raises): a failed edit is only logged.
+        if await self._outbox.edit(event.chat_id, event.message_id, text) != Delivery.DELIVERED:
+            logger.warning("could not update the broadcast report")
 
     async def _job(self, event: JobProgress | JobPaused | JobFinished) -> None:
         if self._jobs is None:

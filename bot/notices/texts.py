@@ -15,6 +15,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.notices.digest import AdminNotice, NoticeKind
 from handlers.access import access_keyboard, pending_buttons, user_label
+from handlers.admin import broadcast_progress_text, tally_text
 from handlers.callbacks import BalanceCb, SmsCb, TokenCb, fits_id
 from handlers.keyboards import BTN_BALANCE
 from handlers.render import count, duration_text, money
@@ -22,6 +23,8 @@ from handlers.sms_render import phone_label, status_parts
 from services.events import (
     AccessDecided,
     AccessRequested,
+    BroadcastFinished,
+    BroadcastProgress,
     BulkDeliveryResults,
     DeliveryResult,
     GatewayDown,
@@ -112,6 +115,20 @@ def access_decided(event: AccessDecided) -> Message:
     if event.allowed:
         return _("✅ An administrator gave you access. Send /start to begin."), None
     return _("Sorry, the administrators did not allow you to use this bot."), None
+
+
+def broadcast_progress(event: BroadcastProgress) -> str:
+    return broadcast_progress_text(event.tally, event.total)
+
+
+def broadcast_finished(event: BroadcastFinished) -> str:
+    if event.stopped:
+        head = _("📣 Broadcast stopped by an error after {done} of {total}").format(
+            done=event.tally.done, total=event.total
+        )
+    else:
+        head = _("📣 Broadcast finished: {total} users").format(total=event.total)
+    return head + "\n" + tally_text(event.tally)
 
 
 # --- to the admins -------------------------------------------------------------------------

@@ -46,6 +46,8 @@ class RecordingNotify:
     """Stands in for bot/notices/notifier.Notifier: records instead of calling Telegram."""
 
     messages: list[Sent] = field(default_factory=list)
+    edits: list[tuple[int, int, str]] = field(default_factory=list)
+    """(chat_id, message_id, new text) of every edit."""
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     async def send(
@@ -60,6 +62,10 @@ class RecordingNotify:
         """Until a message to `chat_id` was recorded (TimeoutError after WAIT_LIMIT)."""
         async with asyncio.timeout(WAIT_LIMIT), self.changed:
             await self.changed.wait_for(lambda: bool(self.to(chat_id)))
+
+    async def edit(self, chat_id: int, message_id: int, text: str, **_: object) -> str:
+        self.edits.append((chat_id, message_id, text))
+        return "delivered"
 
     def post(
         self, chat_id: int, text: str, *, reply_markup: InlineKeyboardMarkup | None = None

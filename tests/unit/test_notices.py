@@ -8,15 +8,20 @@ from decimal import Decimal
 import pytest
 
 from handlers.callbacks import BalanceCb, SmsCb, TokenCb
+from services.broadcast import run_broadcast
 from services.events import (
     AccessDecided,
     AccessRequested,
+    BroadcastFinished,
+    BroadcastProgress,
     BulkDeliveryResults,
+    Delivery,
     DeliveryResult,
     GatewayDown,
     GatewayUp,
     LowBalance,
     Person,
+    Tally,
     TokenConnected,
     TokenRejected,
     UnknownSendMissing,
@@ -140,3 +145,65 @@ async def test_a_status_the_bot_does_not_know_is_shown_as_the_gateway_wrote_it(
     [result] = world.notify.to(USER)
     assert result.text == "❔ SMS to 12345: PART&lt;DELIVERED&gt;"
     assert result.buttons() == []
+
+
+BROADCAST = {
+    "en": (
+        "📣 Broadcast in progress: 3 of 5\nDelivered: 2, blocked the bot: 1, failed: 0",
+        "📣 Broadcast finished: 5 users\nDelivered: 3, blocked the bot: 1, failed: 1",
+        "📣 Broadcast stopped by an error after 4 of 5\n"
+        "Delivered: 3, blocked the bot: 1, failed: 0",
+    ),
+    "ru": (
+        "📣 Идёт рассылка: 3 из 5\nДоставлено: 2, заблокировали бота: 1, ошибок: 0",
+        "📣 Рассылка завершена, получателей: 5\nДоставлено: 3, заблокировали бота: 1, ошибок: 1",
+        "📣 Рассылка остановлена ошибкой после 4 из 5\n"
+        "Доставлено: 3, заблокировали бота: 1, ошибок: 0",
+    ),
+    "uz": (
+        "📣 Tarqatma davom etmoqda: 5 tadan 3 tasi\nYetkazildi: 2, botni bloklagan: 1, xato: 0",
+        "📣 Tarqatma tugadi: 5 ta foydalanuvchi\nYetkazildi: 3, botni bloklagan: 1, xato: 1",
+        "📣 Tarqatma xato tufayli 5 tadan 4 tasidan keyin to'xtadi\n"
+        "Yetkazildi: 3, botni bloklagan: 1, xato: 0",
+    ),
+}
+
+
+@pytest.mark.parametrize("language", ["uz", "ru", "en"])
+async def test_a_broadcast_report_follows_the_tally_in_the_admins_language(
+    world: World, language: str
+) -> None:
+    admin, report = 5, 77
+    running, finished, stopped = BROADCAST[language]
+    notices = world.notices
+
+    await notices.emit(BroadcastProgress(admin, report, language, 5, Tally(2, 1, 0)))
+    await notices.emit(BroadcastFinished(admin, report, language, 5, Tally(3, 1, 1)))
+    await notices.emit(BroadcastFinished(admin, report, language, 5, Tally(3, 1, 0), True))
+
+    # The report message is edited in place; the end also comes as a message of its own.
+    assert world.notify.edits == [
+        (admin, report, running),
+        (admin, report, finished),
+        (admin, report, stopped),
+    ]
+    assert [m.text for m in world.notify.to(admin)] == [finished, stopped]
+
+
+async def test_a_broadcast_stopped_by_an_error_still_reports_its_end(world: World) -> None:
+    class Breaks:
+        """Delivers to user 1, then the bot itself fails (the database, say)."""
+
+        async def send(self, chat_id: int, text: str) -> Delivery:
+            if chat_id != 1:
+                raise RuntimeError("database is locked")
+            return Delivery.DELIVERED
+
+    await run_broadcast(
+        Breaks(), world.notices, "News", [1, 2], report=(5, 77), language="en", workers=1
+    )
+
+    stopped = "📣 Broadcast stopped by an error after 1 of 2\n"
+    tally = "Delivered: 1, blocked the bot: 0, failed: 0"
+    assert world.notify.edits == [(5, 77, stopped + tally)]
+    assert [m.text for m in world.notify.to(5)] == [stopped + tally]
