@@ -1,5 +1,5 @@
-"""Everything the bot does on its own: the paced notifier, admin digests, balance watcher,
-delivery tracker."""
+"""Everything the bot does on its own: the paced notifier and the presentation of events
+(bot/notices/), the balance watcher, the delivery trackers."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ from aiogram import Bot
 from aiogram.utils.i18n import I18n
 
 from bot.config import Settings
+from bot.notices.digest import AdminDigest
+from bot.notices.jobs import JobReports
+from bot.notices.notifier import Notifier
+from bot.notices.presenter import Presenter
 from services.access import AccessPolicy
 from services.accounts import Accounts
-from services.admin_digest import AdminDigest
 from services.bulk_delivery import BulkDeliveryReporter
 from services.health import GatewayHealth
-from services.notifier import Notifier
 from services.tracker import DeliveryTracker
 from services.watcher import BalanceWatcher
 from storage import AlertRepo, BulkRepo, OutboxRepo, UserRepo
@@ -57,7 +59,7 @@ class Background:
         self.notifier: Notifier | None = None
         self.admin_digest: AdminDigest | None = None
 
-    async def start(self, bot: Bot) -> tuple[Notifier, AdminDigest]:
+    async def start(self, bot: Bot) -> tuple[Notifier, Presenter]:
         settings = self._settings
         notifier = Notifier(
             bot, self._users, admin_chat_id=settings.admin_chat_id, rate=settings.notify_rate
@@ -73,17 +75,20 @@ class Background:
             admin_ids=settings.admin_ids,
         )
         self.admin_digest = digest
-        policy = self._policy
-        health = GatewayHealth(
-            settings.gateway_outage_after, notifier, i18n=self._i18n, language=language
+        notices = Presenter(
+            notifier,
+            digest,
+            self._i18n,
+            self._users,
+            default_language=language,
+            jobs=JobReports(notifier, self._bulk, settings),
         )
+        policy = self._policy
+        health = GatewayHealth(settings.gateway_outage_after, notices)
         watcher = BalanceWatcher(
             self._alerts,
             self._accounts,
-            notifier,
-            self._i18n,
-            admin=digest,
-            default_language=language,
+            notices,
             default_threshold=settings.low_balance_threshold,
             interval=settings.balance_check_interval,
             concurrency=settings.balance_check_concurrency,
@@ -94,11 +99,9 @@ class Background:
             self._outbox,
             self._alerts,
             self._accounts,
-            notifier,
-            self._i18n,
+            notices,
             self._users,
             health,
-            default_language=language,
             on_token_rejected=watcher.token_rejected,
             bulk=self._bulk,
             policy=policy,
@@ -107,9 +110,7 @@ class Background:
             self._bulk,
             self._accounts,
             self._users,
-            notifier,
-            self._i18n,
-            default_language=language,
+            notices,
             policy=policy,
         )
         self._tasks = [
@@ -122,7 +123,7 @@ class Background:
                 version=app_version()
             )
         )
-        return notifier, digest
+        return notifier, notices
 
     async def stop(self) -> None:
         for task in self._tasks:

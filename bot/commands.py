@@ -7,7 +7,7 @@ from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats
 from aiogram.utils.i18n import I18n
 
 from bot.config import LANGUAGES
-from handlers.keyboards import N_
+from services.i18n import N_
 
 COMMANDS = (
     ("send", N_("Send an SMS")),

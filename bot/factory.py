@@ -20,7 +20,6 @@ from bot.config import Settings
 from bot.i18n import UserLocaleMiddleware, create_i18n
 from bot.middlewares import RetryRequestMiddleware, UserMiddleware
 from handlers import build_router
-from handlers.bulk import JobReporter
 from services.access import AccessPolicy
 from services.accounts import Accounts
 from services.bulk import BulkRunner
@@ -157,8 +156,8 @@ def create_dispatcher(services: Services) -> Dispatcher:
         uploads=services.uploads,
         bulk_sources=SourceCache(settings.bulk_cache_mb * 1024 * 1024),
         access_policy=policy,
-        # Exists before start-up so handlers (and tests) have it; its hooks need the Bot,
-        # which only start-up knows.
+        # Exists before start-up so handlers (and tests) have it; the notices it emits need
+        # the Bot, which only start-up knows.
         bulk_runner=BulkRunner(
             services.bulk,
             services.accounts,
@@ -182,7 +181,7 @@ def create_dispatcher(services: Services) -> Dispatcher:
 
     async def on_startup(bot: Bot) -> None:
         await set_commands(bot, services.i18n, settings.default_language)
-        dp["notifier"], dp["admin_digest"] = await background.start(bot)
+        dp["notifier"], dp["notices"] = await background.start(bot)
         me = await bot.get_me()
         logger.info("bot @%s started", me.username)
 
@@ -195,7 +194,7 @@ def create_dispatcher(services: Services) -> Dispatcher:
 
     async def start_bulk(bot: Bot) -> None:
         runner: BulkRunner = dp["bulk_runner"]
-        JobReporter(bot, services.i18n, services.users, services.bulk, settings).attach(runner)
+        runner.notices = dp["notices"]
         await runner.start()  # resumes the jobs a previous process left running
 
     async def stop_bulk() -> None:

@@ -25,7 +25,7 @@ from aiohttp import ClientConnectorError, ConnectionTimeoutError
 
 from bot.config import Settings
 from bot.i18n import language_for
-from services.notifier import SELF_PACED
+from bot.notices.notifier import SELF_PACED
 from storage import UserRepo
 
 if TYPE_CHECKING:

@@ -22,13 +22,12 @@ from aiogram.types import (
     TelegramObject,
     User,
 )
-from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.config import Settings
 from handlers.callbacks import Id
-from services.admin_digest import AdminDigest, AdminNotice, NoticeKind
+from services.events import AccessRequested, Notices, Person, TokenConnected
 from storage.users import Access, UserRepo
 
 logger = logging.getLogger(__name__)
@@ -126,8 +125,7 @@ async def refuse_message(
     message: Message,
     event_from_user: User,
     users: UserRepo,
-    admin_digest: AdminDigest,
-    i18n: I18n,
+    notices: Notices,
 ) -> None:
     if await users.get_access(event_from_user.id) == Access.DENIED:
         await message.answer(_("This bot is private, and the administrators did not allow you."))
@@ -140,32 +138,22 @@ async def refuse_message(
     if not await users.mark_access_asked(event_from_user.id):
         return
     logger.info("user %s asked for access", event_from_user.id)
-    user = event_from_user
-    label = user_label(user.id, user.first_name, user.username)
-    # Admins read notices in the bot's default language, not in the asking user's.
-    with i18n.use_locale(i18n.default_locale):
-        notice = AdminNotice(
-            NoticeKind.ACCESS_REQUEST,
-            text=_("🙋 A new user asks for access: {user}").format(user=label),
-            line=label,
-            reply_markup=access_keyboard(user.id),
-            buttons=pending_buttons(user.id, user.first_name),
-        )
-    admin_digest.add(notice)
+    await notices.emit(AccessRequested(person(event_from_user)))
 
 
 async def refuse_button(query: CallbackQuery) -> None:
     await query.answer(_("This bot is private."), show_alert=True)
 
 
-def announce_token(admin_digest: AdminDigest | None, i18n: I18n, user: User) -> None:
+async def announce_token(notices: Notices | None, user: User) -> None:
     """Tells the admin group that a user connected a devsms token (after a connect)."""
-    if admin_digest is None:
-        return
-    label = user_label(user.id, user.first_name, user.username)
-    with i18n.use_locale(i18n.default_locale):
-        text = _("🔑 {user} connected a devsms token.").format(user=label)
-    admin_digest.add(AdminNotice(NoticeKind.TOKEN_CONNECTED, text=text, line=label))
+    if notices is not None:
+        await notices.emit(TokenConnected(person(user)))
+
+
+def person(user: User) -> Person:
+    """Who an admin notice is about (admins read it in the default language)."""
+    return Person(user.id, None, user.first_name, user.username)
 
 
 def create_router() -> Router:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections import Counter
 from datetime import UTC, datetime
 from typing import Final
 
@@ -51,10 +50,10 @@ from handlers.callbacks import Id, Page
 from handlers.filters import Accessible
 from handlers.utils import edit_or_keep
 from services.access import AccessPolicy
-from services.broadcast import run_broadcast
+from services.broadcast import Deliver, run_broadcast
 from services.bulk import PAUSE_ACCESS, BulkRunner
+from services.events import AccessDecided, Notices, Person, Tally
 from services.money import Money
-from services.notifier import Delivery, Notifier
 from services.pricing import sum_costs
 from services.user_input import InvalidUserId, parse_user_id
 from storage import OutboxRepo
@@ -214,8 +213,7 @@ async def decide(
     user_id: int,
     access: Access,
     users: UserRepo,
-    notifier: Notifier,
-    i18n: I18n,
+    notices: Notices,
     bulk_runner: BulkRunner,
     access_policy: AccessPolicy,
 ) -> list[int]:
@@ -235,12 +233,8 @@ async def decide(
     if before is None or before == access:
         return paused
     row = await users.get(user_id)
-    with i18n.use_locale((row.language if row else None) or i18n.default_locale):
-        if access == Access.ALLOWED:
-            text = _("✅ An administrator gave you access. Send /start to begin.")
-        else:
-            text = _("Sorry, the administrators did not allow you to use this bot.")
-    notifier.post(user_id, text)
+    person = Person.of(row) if row else Person(user_id, None, None, None)
+    await notices.emit(AccessDecided(person, access == Access.ALLOWED))
     return paused
 
 
@@ -248,8 +242,7 @@ async def access_command(
     message: Message,
     command: CommandObject,
     users: UserRepo,
-    notifier: Notifier,
-    i18n: I18n,
+    notices: Notices,
     settings: Settings,
     bulk_runner: BulkRunner,
     access_policy: AccessPolicy,
@@ -263,7 +256,7 @@ async def access_command(
         return
     allow = command.command == "allow"
     access = Access.ALLOWED if allow else Access.DENIED
-    paused = await decide(user_id, access, users, notifier, i18n, bulk_runner, access_policy)
+    paused = await decide(user_id, access, users, notices, bulk_runner, access_policy)
     if allow:
         text = _("✅ User {id} may use the bot.").format(id=user_id)
     else:
@@ -282,14 +275,13 @@ async def access_button(
     callback_data: AccessCb,
     message: Message,
     users: UserRepo,
-    notifier: Notifier,
-    i18n: I18n,
+    notices: Notices,
     bulk_runner: BulkRunner,
     access_policy: AccessPolicy,
 ) -> None:
     user_id = callback_data.user_id
     access = Access.ALLOWED if callback_data.allow else Access.DENIED
-    await decide(user_id, access, users, notifier, i18n, bulk_runner, access_policy)
+    await decide(user_id, access, users, notices, bulk_runner, access_policy)
     await query.answer()
     admin = html.quote(query.from_user.first_name)
     if callback_data.allow:
@@ -331,8 +323,7 @@ async def pending_button(
     callback_data: PendingCb,
     message: Message,
     users: UserRepo,
-    notifier: Notifier,
-    i18n: I18n,
+    notices: Notices,
     bulk_runner: BulkRunner,
     access_policy: AccessPolicy,
 ) -> None:
@@ -340,10 +331,10 @@ async def pending_button(
     user's buttons, so the rest of the list can still be acted on."""
     user_id = callback_data.user_id
     if callback_data.allow:
-        await decide(user_id, Access.ALLOWED, users, notifier, i18n, bulk_runner, access_policy)
+        await decide(user_id, Access.ALLOWED, users, notices, bulk_runner, access_policy)
         await query.answer(_("✅ User {id} may use the bot.").format(id=user_id))
     else:
-        await decide(user_id, Access.DENIED, users, notifier, i18n, bulk_runner, access_policy)
+        await decide(user_id, Access.DENIED, users, notices, bulk_runner, access_policy)
         await query.answer(_("⛔ User {id} may not use the bot.").format(id=user_id))
     markup = message.reply_markup
     if markup is None:
@@ -394,12 +385,18 @@ def broadcast_keyboard(draft: int) -> InlineKeyboardMarkup:
     return builder.as_markup()
 
 
-def tally_text(tally: Counter[Delivery]) -> str:
-    # SKIPPED means the user was marked inactive meanwhile: they blocked the bot.
+def tally_text(tally: Tally) -> str:
     return _("Delivered: {delivered}, blocked the bot: {blocked}, failed: {failed}").format(
-        delivered=tally[Delivery.DELIVERED],
-        blocked=tally[Delivery.BLOCKED] + tally[Delivery.SKIPPED],
-        failed=tally[Delivery.FAILED],
+        delivered=tally.delivered, blocked=tally.blocked, failed=tally.failed
+    )
+
+
+def broadcast_progress_text(tally: Tally, total: int) -> str:
+    """The report message while a broadcast runs (bot/notices edits it as the tally grows)."""
+    return (
+        _("📣 Broadcast in progress: {done} of {total}").format(done=tally.done, total=total)
+        + "\n"
+        + tally_text(tally)
     )
 
 
@@ -462,9 +459,10 @@ class Broadcasts:
         callback_data: BroadcastCb,
         message: Message,
         state: FSMContext,
-        bot: Bot,
         users: UserRepo,
-        notifier: Notifier,
+        notifier: Deliver,
+        notices: Notices,
+        i18n: I18n,
         settings: Settings,
     ) -> None:
         data = await state.get_data()
@@ -483,58 +481,20 @@ class Broadcasts:
         text = str(data["broadcast_text"])
         targets = await recipients(users, settings)
         await query.answer(_("Broadcast started."))
-        await edit_or_keep(message, self._progress(Counter(), 0, len(targets)))
+        await edit_or_keep(message, broadcast_progress_text(Tally(), len(targets)))
         logger.info("user %s started a broadcast to %s users", query.from_user.id, len(targets))
         task = asyncio.create_task(
-            self._run(bot, notifier, (message.chat.id, message.message_id), text, targets)
+            run_broadcast(
+                notifier,
+                notices,
+                text,
+                targets,
+                report=(message.chat.id, message.message_id),
+                language=i18n.current_locale,
+            )
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    @staticmethod
-    def _progress(tally: Counter[Delivery], done: int, total: int) -> str:
-        return (
-            _("📣 Broadcast in progress: {done} of {total}").format(done=done, total=total)
-            + "\n"
-            + tally_text(tally)
-        )
-
-    async def _run(
-        self,
-        bot: Bot,
-        notifier: Notifier,
-        report: tuple[int, int],
-        text: str,
-        targets: list[int],
-    ) -> None:
-        tally: Counter[Delivery] = Counter()
-
-        async def progress(tally: Counter[Delivery], done: int) -> None:
-            await self._edit(bot, report, self._progress(tally, done, len(targets)))
-
-        try:
-            await run_broadcast(notifier, text, targets, tally, progress)
-        except Exception:
-            logger.exception("broadcast stopped after %s messages", sum(tally.values()))
-            final = _("📣 Broadcast stopped by an error after {done} of {total}").format(
-                done=sum(tally.values()), total=len(targets)
-            )
-        else:
-            logger.info("broadcast finished: %s", dict(tally))
-            final = _("📣 Broadcast finished: {total} users").format(total=len(targets))
-        final += "\n" + tally_text(tally)
-        await self._edit(bot, report, final)
-        # An edit makes no sound: the tally also comes as a message of its own.
-        notifier.post(report[0], final)
-
-    @staticmethod
-    async def _edit(bot: Bot, report: tuple[int, int], text: str) -> None:
-        # The report is a courtesy: failing to update it must not stop the broadcast.
-        chat_id, message_id = report
-        try:
-            await bot.edit_message_text(text=text, chat_id=chat_id, message_id=message_id)
-        except TelegramAPIError as exc:
-            logger.warning("could not update the broadcast report: %s", exc)
 
     async def close(self) -> None:
         """Cancels running broadcasts (dispatcher shutdown)."""

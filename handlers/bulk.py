@@ -30,21 +30,19 @@ from aiogram.types import (
     CallbackQuery,
     Message,
 )
-from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
-from bot.config import LANGUAGES, Settings
+from bot.config import Settings
 from handlers.callbacks import BulkCb, JobCb
 from handlers.filters import Accessible, AnyMenuButton
 from handlers.keyboards import (
-    N_,
     bulk_review_keyboard,
     bulk_templates_keyboard,
     job_keyboard,
     jobs_keyboard,
     open_job_keyboard,
 )
-from handlers.render import MISSING, costs_text, count, money, not_enough_text
+from handlers.render import MISSING, costs_text, count, duration_text, money, not_enough_text
 from handlers.send import quote_cut
 from handlers.states import BulkForm
 from handlers.templates import (
@@ -81,6 +79,7 @@ from services.bulk_plan import (
     parse_source,
 )
 from services.devsms import Balance
+from services.i18n import N_
 from services.phones import PhoneError, normalize_phone
 from services.pricing import cost_of, sum_costs
 from services.spreadsheet import (
@@ -659,16 +658,6 @@ def progress_bar(done: int, total: int) -> str:
     return "▓" * filled + "░" * (BAR_WIDTH - filled) + f" {int(share * 100)}%"
 
 
-def duration_text(seconds: float) -> str:
-    seconds = max(int(seconds + 0.999), 1)
-    if seconds < 60:
-        return _("{n} s").format(n=seconds)
-    minutes = (seconds + 59) // 60
-    if minutes < 60:
-        return _("{n} min").format(n=minutes)
-    return _("{h} h {m} min").format(h=minutes // 60, m=minutes % 60)
-
-
 async def cost_so_far(bulk: BulkRepo, job_id: int) -> str:
     """What the job's sent rows cost, per currency."""
     return costs_text(sum_costs(await bulk.costs(job_id)))
@@ -743,7 +732,7 @@ async def progress_text(bulk: BulkRepo, settings: Settings, job: JobRow, counts:
     if job.state in ("ready", "running") and counts.left:
         lines.append(
             _("Time left: about {time}").format(
-                time=duration_text(counts.left / settings.bulk_rate)
+                time=duration_text(counts.left / settings.bulk_rate, round_up=True)
             )
         )
     return "\n".join(lines)
@@ -760,83 +749,6 @@ async def result_file(bulk: BulkRepo, job: JobRow) -> BufferedInputFile:
     )
     stem = PurePosixPath(job.file_name).stem if job.file_name else "numbers"
     return BufferedInputFile(data, filename=f"{stem}-result-{job.id}.{fmt}")
-
-
-@dataclass(frozen=True, slots=True)
-class JobReporter:
-    """The runner's hooks: they run outside any update, so each renders in the job owner's
-    language itself."""
-
-    bot: Bot
-    i18n: I18n
-    users: UserRepo
-    bulk: BulkRepo
-    settings: Settings
-
-    def attach(self, runner: BulkRunner) -> None:
-        runner.on_progress = self.progress
-        runner.on_paused = self.paused
-        runner.on_finished = self.finished
-
-    async def language(self, user_id: int) -> str:
-        user = await self.users.get(user_id)
-        if user is not None and user.language in LANGUAGES:
-            return str(user.language)
-        # A task the runner spawned from a handler inherited that update's locale; one resumed
-        # at start-up gets the default.
-        return self.i18n.current_locale
-
-    async def progress(self, job: JobRow, counts: JobCounts) -> None:
-        with self.i18n.context(), self.i18n.use_locale(await self.language(job.user_id)):
-            await self.edit(job, counts)
-
-    async def paused(self, job: JobRow, counts: JobCounts) -> None:
-        with self.i18n.context(), self.i18n.use_locale(await self.language(job.user_id)):
-            await self.edit(job, counts)
-            # An edit makes no sound: a short new message tells the user the sending stopped.
-            await self.bot.send_message(
-                job.chat_id or job.user_id,
-                _("Bulk job #{id}: {reason}").format(
-                    id=job.id, reason=await pause_text(self.bulk, job)
-                ),
-                reply_markup=open_job_keyboard(job.id),
-            )
-
-    async def finished(self, job: JobRow, counts: JobCounts) -> None:
-        with self.i18n.context(), self.i18n.use_locale(await self.language(job.user_id)):
-            await self.edit(job, counts)
-            if not await self.bulk.mark_summary_sent(job.id):
-                return
-            text = "\n".join(
-                [
-                    _("✅ <b>Bulk job #{id} finished.</b>").format(id=job.id),
-                    _("Sent: {sent} · failed: {failed} · unclear: {unknown}").format(
-                        sent=count(counts.sent),
-                        failed=count(counts.failed + counts.not_sent),
-                        unknown=count(counts.unknown),
-                    ),
-                    _("Cost: {cost}").format(cost=await cost_so_far(self.bulk, job.id)),
-                    _("The file has the result of every row."),
-                ]
-            )
-            await self.bot.send_document(
-                job.chat_id or job.user_id, await result_file(self.bulk, job), caption=text
-            )
-
-    async def edit(self, job: JobRow, counts: JobCounts) -> None:
-        if job.chat_id is None or job.progress_message_id is None:
-            return
-        text = await progress_text(self.bulk, self.settings, job, counts)
-        try:
-            await self.bot.edit_message_text(
-                text,
-                chat_id=job.chat_id,
-                message_id=job.progress_message_id,
-                reply_markup=job_keyboard(job.id, job.state),
-            )
-        except TelegramBadRequest as exc:
-            # Not modified (a report without news), or the user deleted the message.
-            logger.debug("bulk job %s: progress not edited: %s", job.id, exc.message)
 
 
 # --- the job's buttons and /jobs ---------------------------------------------------------------

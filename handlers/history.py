@@ -15,12 +15,13 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from handlers.callbacks import HistoryCb, SmsCb, fits_id
 from handlers.filters import Accessible, MenuButton
-from handlers.keyboards import BTN_HISTORY, N_
+from handlers.keyboards import BTN_HISTORY
 from handlers.sms_render import sms_list
 from handlers.utils import edit_or_keep
 from services.accounts import Accounts
 from services.devsms import HistoryPage
 from services.history_pages import HistoryCursor
+from services.i18n import N_
 from services.reconcile import reconcile_unknown
 from storage import OutboxRepo
 

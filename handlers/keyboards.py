@@ -20,12 +20,7 @@ from handlers.callbacks import (
     TemplateCb,
     fits_id,
 )
-
-
-def N_(msgid: str) -> str:
-    """Marks a string for extraction; it is translated where it is shown."""
-    return msgid
-
+from services.i18n import N_
 
 # Menu labels are msgids: handlers match them in every language (see filters.MenuButton).
 BTN_SEND: Final = N_("📤 Send SMS")

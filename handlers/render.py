@@ -39,6 +39,22 @@ def count(value: int | None) -> str:
     return MISSING if value is None else grouped(Decimal(value))
 
 
+def duration_text(seconds: float, *, round_up: bool = False) -> str:
+    """'45 s', '12 min', '3 h 5 min'. `round_up` for time still to come (never "0 s"); time
+    gone by is rounded down."""
+    if round_up:
+        whole = max(int(seconds + 0.999), 1)
+        minutes = (whole + 59) // 60
+    else:
+        whole = max(int(seconds), 0)
+        minutes = whole // 60
+    if whole < 60:
+        return _("{n} s").format(n=whole)
+    if minutes < 60:
+        return _("{n} min").format(n=minutes)
+    return _("{h} h {m} min").format(h=minutes // 60, m=minutes % 60)
+
+
 def sms_affordable(balance: Money | None, price: Money | None) -> int | None:
     if balance is None or price is None or price.amount <= 0:
         return None

@@ -16,9 +16,9 @@ from zoneinfo import ZoneInfo
 from aiogram import html
 from aiogram.utils.i18n import gettext as _
 
-from handlers.keyboards import N_
 from handlers.render import MISSING, count, money
 from services.devsms import SmsRecord
+from services.i18n import N_
 from services.phones import InvalidPhone, normalize_phone
 
 # https://core.telegram.org/bots/api#sendmessage: 1-4096 characters. Measured here on the HTML
@@ -63,15 +63,21 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def status_label(status: str | None, field_chars: int = _CARD_FIELD_CHARS) -> str:
-    """HTML: "✅ delivered", or "❔ PARTDELIVERED" for a status this bot does not know."""
+def status_parts(status: str | None, field_chars: int = _CARD_FIELD_CHARS) -> tuple[str, str]:
+    """The symbol and the HTML label: ("✅", "delivered"), or ("❔", "PARTDELIVERED") for a
+    status this bot does not know."""
     if status is None or not status.strip():
-        return f"{UNKNOWN_STATUS_SYMBOL} {MISSING}"
+        return UNKNOWN_STATUS_SYMBOL, MISSING
     known = _STATUSES.get(status.strip().upper())
     if known is not None:
         symbol, label = known
-        return f"{symbol} {_(label)}"
-    return f"{UNKNOWN_STATUS_SYMBOL} {html.quote(clip(one_line(status), field_chars))}"
+        return symbol, _(label)
+    return UNKNOWN_STATUS_SYMBOL, html.quote(clip(one_line(status), field_chars))
+
+
+def status_label(status: str | None, field_chars: int = _CARD_FIELD_CHARS) -> str:
+    """HTML: "✅ delivered", or "❔ PARTDELIVERED" for a status this bot does not know."""
+    return " ".join(status_parts(status, field_chars))
 
 
 def phone_label(phone: str | None, field_chars: int = _CARD_FIELD_CHARS) -> str:

@@ -10,7 +10,6 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
-from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from handlers.access import announce_token
@@ -21,8 +20,8 @@ from handlers.render import balance_text
 from handlers.states import TokenForm
 from handlers.utils import edit_or_keep
 from services.accounts import Accounts
-from services.admin_digest import AdminDigest
 from services.devsms import DevsmsBadRequest, DevsmsError, DevsmsUnauthorized
+from services.events import Notices
 from storage import UserRepo
 
 logger = logging.getLogger(__name__)
@@ -47,8 +46,7 @@ async def token_received(
     message: Message,
     state: FSMContext,
     accounts: Accounts,
-    i18n: I18n,
-    admin_digest: AdminDigest | None = None,
+    notices: Notices | None = None,
 ) -> None:
     assert message.from_user is not None and message.text is not None
     token = message.text.strip()
@@ -90,7 +88,7 @@ async def token_received(
     await state.clear()
     await message.answer(_("✅ Token connected and stored encrypted."), reply_markup=main_menu())
     await message.answer(balance_text(balance), reply_markup=balance_keyboard())
-    announce_token(admin_digest, i18n, message.from_user)
+    await announce_token(notices, message.from_user)
 
 
 async def token_not_text(message: Message) -> None:

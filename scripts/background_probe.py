@@ -31,13 +31,16 @@ from typing import Any, Final
 from aiogram.types import InlineKeyboardMarkup
 
 from bot.i18n import create_i18n
+from bot.notices.digest import AdminDigest
+from bot.notices.presenter import Presenter
 from services.accounts import Accounts
 from services.bulk import BulkRunner
 from services.devsms import DevsmsClient
+from services.events import Event, JobFinished, JobPaused
 from services.health import GatewayHealth
 from services.vault import TokenVault
 from services.watcher import BalanceWatcher
-from storage import AlertRepo, BulkRepo, CredentialRepo, Database, JobCounts, JobRow, UserRepo
+from storage import AlertRepo, BulkRepo, CredentialRepo, Database, UserRepo
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +54,7 @@ JsonResult = dict[str, Any]
 
 
 class RecordingNotify:
-    """The Notify protocol without Telegram: background notices are only counted."""
+    """The notifier without Telegram: background notices are rendered, then only counted."""
 
     def __init__(self) -> None:
         self.sent = 0
@@ -69,9 +72,10 @@ class RecordingNotify:
         self.to_admins_count += 1
         return True
 
-    def add(self, notice: object) -> None:
-        """The admin digest's side: admin notices are counted like the rest."""
-        self.to_admins_count += 1
+    def post(
+        self, chat_id: int, text: str, *, reply_markup: InlineKeyboardMarkup | None = None
+    ) -> None:
+        self.sent += 1
 
 
 class Samples:
@@ -119,14 +123,13 @@ def cpu_seconds() -> float:
 async def run_watcher(config: dict[str, Any], accounts: Accounts, db: Database) -> JsonResult:
     notify = RecordingNotify()
     i18n = create_i18n(DEFAULT_LANGUAGE)
-    health = GatewayHealth(OUTAGE_AFTER, notify, i18n=i18n, language=DEFAULT_LANGUAGE)
+    digest = AdminDigest(notify, i18n, language=DEFAULT_LANGUAGE, interval=0)
+    notices = Presenter(notify, digest, i18n, UserRepo(db), default_language=DEFAULT_LANGUAGE)
+    health = GatewayHealth(OUTAGE_AFTER, notices)
     watcher = BalanceWatcher(
         AlertRepo(db),
         accounts,
-        notify,
-        i18n,
-        admin=notify,
-        default_language=DEFAULT_LANGUAGE,
+        notices,
         default_threshold=DEFAULT_THRESHOLD,
         interval=3600.0,
         concurrency=int(config["concurrency"]),
@@ -146,17 +149,21 @@ async def run_bulk(
     finished = asyncio.Event()
     outcome: dict[str, Any] = {}
 
-    async def settled(job: JobRow, counts: JobCounts) -> None:
-        outcome.update(state=job.state, pause_reason=job.pause_reason, counts=asdict(counts))
-        finished.set()
+    class Settled:
+        async def emit(self, event: Event) -> None:
+            if isinstance(event, JobFinished | JobPaused):
+                job, counts = event.job, event.counts
+                outcome.update(
+                    state=job.state, pause_reason=job.pause_reason, counts=asdict(counts)
+                )
+                finished.set()
 
     runner = BulkRunner(
         bulk,
         accounts,
         rate=float(config["rate"]),
         concurrency=int(config["concurrency"]),
-        on_finished=settled,
-        on_paused=settled,
+        notices=Settled(),
     )
     started = time.monotonic()
     if not await runner.begin(job_id):

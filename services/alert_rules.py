@@ -6,21 +6,15 @@ Used by services/watcher.py (low-balance alerts) and services/tracker.py (delive
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Final
 
-from aiogram.utils.i18n import I18n
-
 from services.devsms import Statistics
-from services.money import USD, UZS, Money, grouped, spoken
+from services.money import USD, UZS, Money
 from storage.alerts import AlertPrefs, DeliveryNotify
 
 logger = logging.getLogger(__name__)
-
-Translate = Callable[[str], str]
-"""msgid -> text in one user's language."""
 
 # Delivery tracking: the first look comes 30 s after the send (services/sending.py), then the
 # gaps grow, because most SMS settle within minutes and the rest within hours.
@@ -36,16 +30,6 @@ TRACK_EVERY: Final = timedelta(hours=1)
 TRACK_FOR: Final = timedelta(hours=24)
 
 DELIVERED: Final = "DELIVERED"
-
-
-def N_(msgid: str) -> str:
-    """Marks a msgid for extraction (pybabel -k N_); it is translated where it is shown."""
-    return msgid
-
-
-def translator(i18n: I18n, language: str) -> Translate:
-    """A `_` for background texts, which have no per-update locale context."""
-    return lambda msgid: i18n.gettext(msgid, locale=language)
 
 
 def threshold_money(prefs: AlertPrefs, default_som: Decimal, price: Money | None) -> Money | None:
@@ -124,16 +108,6 @@ def worth_telling(mode: DeliveryNotify, status: str | None) -> bool:
     if mode == "failures":
         return status is None or status.strip().upper() != DELIVERED
     return False
-
-
-def money_text(value: Money | None, _: Translate) -> str:
-    """'1 250 so'm' (in the user's language) or '$0.005'; '—' when unknown."""
-    return spoken(value, _)
-
-
-def count_text(n: int) -> str:
-    """'12 500' with a no-break space, like the amounts."""
-    return grouped(Decimal(n))
 
 
 def _positive(value: Money | None, currency: str) -> bool:

@@ -28,6 +28,7 @@ from services.devsms import (
     DevsmsUnauthorized,
     DevsmsUnavailable,
 )
+from services.events import JobFinished, JobPaused, JobProgress, Notices
 from services.pricing import Cost, cost_of, stored_cost
 from services.reconcile import (
     HistoryWalk,
@@ -36,7 +37,7 @@ from services.reconcile import (
     settle,
     wanted_keys,
 )
-from storage import BulkRepo, BulkRow, JobCounts, JobRow, OutboxRepo
+from storage import BulkRepo, BulkRow, JobRow, OutboxRepo
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +62,6 @@ PAUSE_ERROR: Final = "error"
 # the account or the sender, not about the numbers, and would fail the whole list otherwise.
 REFUSALS_TO_PAUSE: Final = 5
 HISTORY_PAGES_MAX: Final = 60
-
-ProgressHook = Callable[[JobRow, JobCounts], Awaitable[None]]
 
 
 class RateLimiter:
@@ -106,9 +105,7 @@ class BulkRunner:
         pause_after_errors: int = 3,
         pause_after_refusals: int = REFUSALS_TO_PAUSE,
         progress_every: float = 3.0,
-        on_progress: ProgressHook | None = None,
-        on_finished: ProgressHook | None = None,
-        on_paused: ProgressHook | None = None,
+        notices: Notices | None = None,
     ) -> None:
         self._bulk = bulk
         self._accounts = accounts
@@ -117,9 +114,8 @@ class BulkRunner:
         self.pause_after_errors = pause_after_errors
         self.pause_after_refusals = pause_after_refusals
         self.progress_every = progress_every
-        self.on_progress = on_progress
-        self.on_finished = on_finished
-        self.on_paused = on_paused
+        # Progress, pauses and the end of a job are told through it (None: not told).
+        self.notices = notices
         self._jobs: dict[int, _JobControl] = {}
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -262,7 +258,7 @@ class BulkRunner:
             await self._pause(job_id, run.pause_reason)
             return
         if job.state != "running":
-            await self._report(self.on_progress, job)  # paused or cancelled by the user
+            await self._report(JobProgress, job)  # paused or cancelled by the user
             return
         try:
             await self.reconcile(job)
@@ -274,7 +270,7 @@ class BulkRunner:
         if await self._bulk.set_job_state(job_id, "done", allowed_from=("running",)):
             job = await self._bulk.get_job(job_id)
             assert job is not None
-            await self._report(self.on_finished, job)
+            await self._report(JobFinished, job)
 
     async def _pause(self, job_id: int, reason: str) -> None:
         if await self._bulk.set_job_state(
@@ -283,7 +279,7 @@ class BulkRunner:
             logger.warning("bulk job %s paused: %s", job_id, reason)
             paused = await self._bulk.get_job(job_id)
             if paused is not None:
-                await self._report(self.on_paused, paused)
+                await self._report(JobPaused, paused)
 
     def _limits(self) -> _Limits:
         return _Limits(
@@ -295,13 +291,15 @@ class BulkRunner:
         )
 
     async def _progress(self, job: JobRow) -> None:
-        await self._report(self.on_progress, job)
+        await self._report(JobProgress, job)
 
-    async def _report(self, hook: ProgressHook | None, job: JobRow) -> None:
-        if hook is None:
+    async def _report(
+        self, event: type[JobProgress | JobPaused | JobFinished], job: JobRow
+    ) -> None:
+        if self.notices is None:
             return
         try:
-            await hook(job, await self._bulk.counts(job.id))
+            await self.notices.emit(event(job, await self._bulk.counts(job.id)))
         except Exception:
             # A failed progress edit must never stop the sending.
             logger.exception("bulk job %s: progress report failed", job.id)

@@ -12,14 +12,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from aiogram.utils.i18n import I18n
-
 from services.access import OPEN, AccessPolicy
 from services.accounts import Accounts, NoToken
-from services.alert_rules import N_, count_text, translator
 from services.bulk import HISTORY_PAGES_MAX
 from services.devsms import DevsmsError, is_final_status
-from services.health import Notify
+from services.events import BulkDeliveryResults, Notices, Person
 from services.history_pages import HistoryCursor
 from storage import BulkRepo, JobRow, UserRepo
 
@@ -28,11 +25,6 @@ logger = logging.getLogger(__name__)
 REPORT_AFTER: Final = timedelta(hours=24)  # give up waiting for the slowest operators
 CHECK_EVERY: Final = 300.0
 
-_REPORT: Final = N_(
-    "📬 <b>Bulk job #{id}: delivery results</b>\n"
-    "Delivered: {delivered}\nNot delivered: {failed}\nStill waiting: {waiting}"
-)
-
 
 class BulkDeliveryReporter:
     def __init__(
@@ -40,10 +32,8 @@ class BulkDeliveryReporter:
         bulk: BulkRepo,
         accounts: Accounts,
         users: UserRepo,
-        notifier: Notify,
-        i18n: I18n,
+        notices: Notices,
         *,
-        default_language: str,
         policy: AccessPolicy = OPEN,
         report_after: timedelta = REPORT_AFTER,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -51,9 +41,7 @@ class BulkDeliveryReporter:
         self._bulk = bulk
         self._accounts = accounts
         self._users = users
-        self._notifier = notifier
-        self._i18n = i18n
-        self._default_language = default_language
+        self._notices = notices
         self._policy = policy
         self._report_after = report_after
         self._now = now
@@ -105,14 +93,13 @@ class BulkDeliveryReporter:
         user = await self._users.get(job.user_id)
         if user is None or not user.is_active or not self._policy.admits(user.id, user.access):
             return False
-        _ = translator(self._i18n, user.language or self._default_language)
-        await self._notifier.send(
-            job.user_id,
-            _(_REPORT).format(
-                id=job.id,
-                delivered=count_text(delivered),
-                failed=count_text(len(rows) - delivered - still),
-                waiting=count_text(still),
-            ),
+        await self._notices.emit(
+            BulkDeliveryResults(
+                Person.of(user),
+                job.id,
+                delivered=delivered,
+                failed=len(rows) - delivered - still,
+                waiting=still,
+            )
         )
         return True

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Final
 
+from services.i18n import N_
+
 logger = logging.getLogger(__name__)
 
 UZS: Final = "UZS"
@@ -261,11 +263,6 @@ def _normalise_separators(text: str) -> str | None:
     if not all(group.isdigit() for group in groups):
         return None
     return "".join(groups) + ("." + fraction if fraction else "")
-
-
-def N_(msgid: str) -> str:
-    """Marks a msgid for extraction (pybabel -k N_); callers translate it."""
-    return msgid
 
 
 SOM_MSGID: Final = N_("{amount} so'm")

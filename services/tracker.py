@@ -23,19 +23,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from aiogram import html
-from aiogram.utils.i18n import I18n
-
 from services.access import OPEN, AccessPolicy
 from services.accounts import Accounts, NoToken
-from services.alert_rules import (
-    N_,
-    TRACK_FOR,
-    Translate,
-    next_check_delay,
-    translator,
-    worth_telling,
-)
+from services.alert_rules import TRACK_FOR, next_check_delay, worth_telling
 from services.devsms import (
     DevsmsError,
     DevsmsGatewayError,
@@ -43,10 +33,9 @@ from services.devsms import (
     DevsmsUnavailable,
     is_final_status,
 )
-from services.health import GatewayHealth, Notify
-from services.phones import InvalidPhone, normalize_phone
+from services.events import DeliveryResult, Notices, Person, UnknownSendMissing
+from services.health import GatewayHealth
 from services.reconcile import HistoryWalk, parse_stamp, settle, wanted_keys
-from services.watcher import Person, button
 from storage.alerts import AlertRepo
 from storage.bulk import BulkRepo
 from storage.outbox import OutboxRepo, OutboxRow
@@ -63,22 +52,7 @@ RECONCILE_EVERY: Final = 60.0
 # on over several rounds instead of holding the loop (each page may cost a few retried GETs).
 HISTORY_PAGES_PER_ROUND: Final = 5
 
-# Final statuses (services/devsms.FINAL_STATUSES) as users read them; the same msgids as the
-# history and status screens.
-_FINAL_LABELS: Final = {
-    "DELIVERED": ("✅", N_("delivered")),
-    "REJECTED": ("❌", N_("rejected")),
-    "UNDELIVERABLE": ("❌", N_("undeliverable")),
-    "EXPIRED": ("❌", N_("expired")),
-}
-
 TokenRejected = Callable[[Person], Awaitable[object]]
-
-
-def sms_details_callback(sms_id: int) -> str:
-    """What handlers.callbacks.SmsCb(sms_id=sms_id).pack() gives; services do not import
-    handlers, and a test keeps the two equal."""
-    return f"sms:{sms_id}:0:0"
 
 
 def utc_now() -> datetime:
@@ -96,16 +70,13 @@ class DeliveryTracker:
         outbox: OutboxRepo,
         alerts: AlertRepo,
         accounts: Accounts,
-        notifier: Notify,
-        i18n: I18n,
+        notices: Notices,
         users: UserRepo,
         health: GatewayHealth,
         *,
-        default_language: str,
         now: Callable[[], datetime] = utc_now,
         on_token_rejected: TokenRejected | None = None,
         policy: AccessPolicy = OPEN,
-        details_callback: Callable[[int], str] = sms_details_callback,
         batch: int = BATCH,
         concurrency: int = CONCURRENCY,
         reconcile_every: float = RECONCILE_EVERY,
@@ -119,15 +90,12 @@ class DeliveryTracker:
         self._bulk = bulk if bulk is not None else BulkRepo(outbox.db)
         self._alerts = alerts
         self._accounts = accounts
-        self._notifier = notifier
-        self._i18n = i18n
+        self._notices = notices
         self._users = users
         self._health = health
-        self._default_language = default_language
         self._now = now
         self._on_token_rejected = on_token_rejected
         self._policy = policy
-        self._details_callback = details_callback
         self._batch = batch
         self._concurrency = concurrency
         self._reconcile_every = reconcile_every
@@ -229,18 +197,9 @@ class DeliveryTracker:
         prefs = await self._alerts.get(row.user_id)
         if not worth_telling(prefs.delivery_notify, status):
             return
-        _ = await self._recipient_translator(row.user_id)
-        if _ is None:
-            return
-        symbol, label = _status_label(status, _)
-        text = _("{symbol} SMS to {phone}: {status}").format(
-            symbol=symbol, phone=_phone(row.phone), status=label
-        )
-        markup = None
-        if row.sms_id is not None:
-            text += "\n" + _("SMS id: {sms_id}").format(sms_id=row.sms_id)
-            markup = button(_("Details"), self._details_callback(row.sms_id))
-        await self._notifier.send(row.user_id, text, reply_markup=markup)
+        person = await self._recipient(row.user_id)
+        if person is not None:
+            await self._notices.emit(DeliveryResult(person, row.phone, status, row.sms_id))
 
     # --- unknown sends ---------------------------------------------------------------------
 
@@ -331,26 +290,18 @@ class DeliveryTracker:
         prefs = await self._alerts.get(row.user_id)
         if prefs.delivery_notify == "off":
             return
-        _ = await self._recipient_translator(row.user_id)
-        if _ is None:
-            return
-        await self._notifier.send(
-            row.user_id,
-            _(
-                "❔ Your SMS to {phone}, whose sending was unclear: a day later, devsms shows "
-                "no trace of it, so it was probably not sent. Check /history or ask the "
-                "recipient before sending it again."
-            ).format(phone=_phone(row.phone)),
-        )
+        person = await self._recipient(row.user_id)
+        if person is not None:
+            await self._notices.emit(UnknownSendMissing(person, row.phone))
 
     # --- helpers ---------------------------------------------------------------------------
 
-    async def _recipient_translator(self, user_id: int) -> Translate | None:
-        """The user's `_`, or None when they are gone, blocked the bot or were denied."""
+    async def _recipient(self, user_id: int) -> Person | None:
+        """The user, or None when they are gone, blocked the bot or were denied."""
         user = await self._users.get(user_id)
         if user is None or not user.is_active or not self._policy.admits(user.id, user.access):
             return None
-        return translator(self._i18n, user.language or self._default_language)
+        return Person.of(user)
 
     async def _token_rejected(self, user_id: int) -> None:
         if self._on_token_rejected is None:
@@ -358,9 +309,7 @@ class DeliveryTracker:
         user = await self._users.get(user_id)
         if user is None or not self._policy.admits(user.id, user.access):
             return
-        await self._on_token_rejected(
-            Person(user.id, user.language, user.first_name, user.username)
-        )
+        await self._on_token_rejected(Person.of(user))
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,18 +322,3 @@ class _Walk:
 def _created(row: OutboxRow) -> datetime:
     # Unreadable: treat it as brand new, so it is tracked rather than dropped.
     return parse_stamp(row.created_at) or utc_now()
-
-
-def _status_label(status: str | None, _: Translate) -> tuple[str, str]:
-    known = _FINAL_LABELS.get((status or "").strip().upper())
-    if known is None:
-        return "❔", html.quote(status or "—")
-    symbol, msgid = known
-    return symbol, _(msgid)
-
-
-def _phone(digits: str) -> str:
-    try:
-        return html.quote(normalize_phone(digits).international)
-    except InvalidPhone:
-        return html.quote(digits)

@@ -3,8 +3,8 @@
 A user hears once when their balance falls below their threshold, and again only after it
 rose above it and fell again: the "below" flag lives in alert_prefs (AlertRepo.record_check),
 so a restart does not repeat an alert. A token the gateway rejects is reported once, to the
-user and to the admins. Admin notices go through services/admin_digest.py, which turns a
-round's many low balances into one message.
+user and to the admins. Both are events (services/events.py): the presentation tells the user
+and the admins (whose digest turns a round's many low balances into one message).
 
 Thousands of users are walked page by page (keyset paging) and checked by a fixed pool of
 `concurrency` workers, so the gateway never sees more than that many requests at once.
@@ -21,25 +21,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from enum import Enum
-from typing import Final, Protocol
-
-from aiogram import html
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
-from aiogram.utils.i18n import I18n
+from typing import Final
 
 from services.access import OPEN, AccessPolicy
 from services.accounts import Accounts, NoToken
-from services.admin_digest import AdminNotice, NoticeKind
-from services.alert_rules import (
-    Translate,
-    count_text,
-    days_left,
-    is_below,
-    money_text,
-    sms_left,
-    threshold_money,
-    translator,
-)
+from services.alert_rules import days_left, is_below, sms_left, threshold_money
 from services.devsms import (
     Balance,
     DevsmsError,
@@ -47,17 +33,12 @@ from services.devsms import (
     DevsmsUnauthorized,
     DevsmsUnavailable,
 )
-from services.health import GatewayHealth, Notify
+from services.events import LowBalance, Notices, Person, TokenRejected
+from services.health import GatewayHealth
 from services.money import Money
 from storage.alerts import AlertRepo, WatchTarget
 
 logger = logging.getLogger(__name__)
-
-# callback_data of the buttons under background messages. "bal" is what
-# handlers.callbacks.BalanceCb().pack() gives; "tok" must be handled outside the HasToken gate,
-# since the user it is sent to has no valid token any more.
-BALANCE_CALLBACK: Final = "bal"
-TOKEN_CALLBACK: Final = "tok"
 
 PAGE_SIZE: Final = 500
 # devsms counts "today" and "this month" on Tashkent time (UTC+5, no daylight saving); the
@@ -80,16 +61,6 @@ class RoundReport:
     elapsed: float
 
 
-@dataclass(frozen=True, slots=True)
-class Person:
-    """Who a background notice is about."""
-
-    user_id: int
-    language: str | None
-    first_name: str | None
-    username: str | None
-
-
 class _Result(Enum):
     CHECKED = "checked"
     ALERTED = "alerted"
@@ -98,42 +69,18 @@ class _Result(Enum):
     SKIPPED = "skipped"  # the token went away since the page was read
 
 
-class AdminNotices(Protocol):
-    """services/admin_digest.AdminDigest: takes a notice and returns at once."""
-
-    def add(self, notice: AdminNotice) -> None: ...
-
-
-def button(label: str, callback_data: str) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(
-        inline_keyboard=[[InlineKeyboardButton(text=label, callback_data=callback_data)]]
-    )
-
-
-def user_label(person: Person) -> str:
-    """HTML for admins: 'Ali (@ali, id 42)'. Names are user-chosen, hence escaped."""
-    name = html.quote(person.first_name) if person.first_name else "—"
-    handle = f"@{html.quote(person.username)}, " if person.username else ""
-    return f"{name} ({handle}id <code>{person.user_id}</code>)"
-
-
 class BalanceWatcher:
     def __init__(
         self,
         alerts: AlertRepo,
         accounts: Accounts,
-        notifier: Notify,
-        i18n: I18n,
+        notices: Notices,
         *,
-        admin: AdminNotices,
-        default_language: str,
         default_threshold: Decimal,
         interval: float,
         concurrency: int,
         health: GatewayHealth,
         policy: AccessPolicy = OPEN,
-        balance_callback: str = BALANCE_CALLBACK,
-        token_callback: str = TOKEN_CALLBACK,
         page_size: int = PAGE_SIZE,
         today: Callable[[], date] | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -142,17 +89,12 @@ class BalanceWatcher:
             raise ValueError("concurrency and page_size must be positive, interval too")
         self._alerts = alerts
         self._accounts = accounts
-        self._notifier = notifier
-        self._admin = admin
-        self._i18n = i18n
-        self._default_language = default_language
+        self._notices = notices
         self._default_threshold = default_threshold
         self._interval = interval
         self._concurrency = concurrency
         self._health = health
         self._policy = policy
-        self._balance_callback = balance_callback
-        self._token_callback = token_callback
         self._page_size = page_size
         zone = accounts.devsms.timezone
         self._today = today if today is not None else lambda: gateway_today(zone)
@@ -270,47 +212,15 @@ class BalanceWatcher:
         self, person: Person, balance: Balance, amount: Money, threshold: Money
     ) -> None:
         logger.info("user %s fell below the balance threshold", person.user_id)
-        _ = self._translate(person.language)
-        text = "\n".join(
-            [
-                _("⚠️ <b>Low balance: {balance}</b>").format(balance=money_text(amount, _)),
-                *self._details(balance, amount, threshold, _),
-                "",
-                _("Top up your devsms account to keep sending SMS."),
-            ]
-        )
-        await self._notifier.send(
-            person.user_id, text, reply_markup=button(_("💰 Balance"), self._balance_callback)
-        )
-        self._admin.add(self._low_balance_note(person, balance, amount, threshold))
-
-    def _low_balance_note(
-        self, person: Person, balance: Balance, amount: Money, threshold: Money
-    ) -> AdminNotice:
-        _ = self._translate(None)  # admins read the default language
-        summary = _("⚠️ Low balance of {user}: {balance}").format(
-            user=user_label(person), balance=money_text(amount, _)
-        )
-        full = "\n".join([summary, *self._details(balance, amount, threshold, _)])
-        line = f"{user_label(person)}: {money_text(amount, _)}"
-        return AdminNotice(NoticeKind.LOW_BALANCE, text=full, line=line)
-
-    def _details(
-        self, balance: Balance, amount: Money, threshold: Money, _: Translate
-    ) -> list[str]:
-        lines: list[str] = []
-        sms = sms_left(amount, balance.sms_price)
-        if sms is not None:
-            lines.append(_("Enough for about {n} SMS").format(n=count_text(sms)))
-        days = days_left(amount, balance.statistics, self._today())
-        if days == 0:
-            lines.append(_("At the current pace it runs out today."))
-        elif days is not None:
-            lines.append(
-                _("At the current pace it lasts about {days} more days.").format(days=days)
+        await self._notices.emit(
+            LowBalance(
+                person,
+                amount,
+                threshold,
+                sms_left=sms_left(amount, balance.sms_price),
+                days_left=days_left(amount, balance.statistics, self._today()),
             )
-        lines.append(_("Alert threshold: {threshold}").format(threshold=money_text(threshold, _)))
-        return lines
+        )
 
     async def token_rejected(self, person: Person) -> bool:
         """Tells the user (and the admins) once that the gateway rejects their token.
@@ -321,25 +231,8 @@ class BalanceWatcher:
         if not await self._alerts.set_invalid_notified(person.user_id, True):
             return False
         logger.info("telling user %s that their token was rejected", person.user_id)
-        _ = self._translate(person.language)
-        await self._notifier.send(
-            person.user_id,
-            _(
-                "🔑 devsms no longer accepts your token, so balance alerts and delivery "
-                "reports have stopped. Connect a new token to continue."
-            ),
-            reply_markup=button(_("🔑 Connect a new token"), self._token_callback),
-        )
-        self._admin.add(self._token_note(person))
+        await self._notices.emit(TokenRejected(person))
         return True
-
-    def _token_note(self, person: Person) -> AdminNotice:
-        _ = self._translate(None)
-        text = _("🔑 devsms rejected the token of {user}.").format(user=user_label(person))
-        return AdminNotice(NoticeKind.TOKEN_REJECTED, text=text, line=user_label(person))
-
-    def _translate(self, language: str | None) -> Translate:
-        return translator(self._i18n, language or self._default_language)
 
 
 def _person(target: WatchTarget) -> Person:

@@ -26,15 +26,15 @@ from aiogram.types import (
 )
 
 from bot.factory import create_dispatcher, open_services
+from bot.notices.digest import AdminDigest
+from bot.notices.notifier import Notifier
 from handlers.access import announce_token
 from handlers.admin import period_starts, total_cost
-from services.admin_digest import AdminDigest
 from services.bulk import BulkRunner
-from services.notifier import Notifier
 from tests.conftest import GOOD_TOKEN, make_settings
 from tests.fakes.fake_devsms import FakeDevsms
 from tests.support.harness import Harness, button_data, make_bot
-from tests.support.notifiers import ImmediateNotifier, install
+from tests.support.notifiers import ImmediateNotifier, install, wire
 from tests.support.recording import BOT_USER, RecordingSession, SentMessage
 
 ADMIN = 999_000  # above the seeded users' ids: the admin's row sorts after them
@@ -117,7 +117,7 @@ def make_app(tmp_path: Path, devsms: FakeDevsms) -> AppFactory:
         session = RecordingSession()
         bot = make_bot(session)
         notifier = install(
-            dp, bot, values["admin_chat_id"], services.i18n, admin_ids=values["admin_ids"]
+            dp, bot, values["admin_chat_id"], services, admin_ids=values["admin_ids"]
         )
         try:
             yield AdminApp(Harness(dp=dp, bot=bot, session=session, services=services), notifier)
@@ -408,11 +408,9 @@ async def test_without_an_admin_group_requests_go_to_each_admin(make_app: AppFac
 
 
 async def test_token_connection_notice_goes_to_the_admin_group(admin: AdminApp) -> None:
-    i18n = admin.app.services.i18n
     user = User(id=5, is_bot=False, first_name="Ann & Bo", username="annbo")
-    with i18n.context():
-        announce_token(admin.app.dp["admin_digest"], i18n, user)
-        announce_token(None, i18n, user)  # no digest wired: nothing happens
+    await announce_token(admin.app.dp["notices"], user)
+    await announce_token(None, user)  # no notices wired: nothing happens
     await admin.notifier.settle()
     [notice] = admin.app.session.chat(GROUP)
     assert notice.text == ("🔑 Ann &amp; Bo (@annbo, id <code>5</code>) connected a devsms token.")
@@ -438,9 +436,8 @@ async def test_users_are_answered_while_their_admin_notices_wait_for_the_groups_
     # The real paced notifier, on a clock that never lets a second message into the group.
     notifier = Notifier(app.bot, app.services.users, admin_chat_id=GROUP, clock=FrozenClock())
     await notifier.start()
-    app.dp["notifier"] = notifier
     # No window either: every notice goes straight into the notifier's queue.
-    app.dp["admin_digest"] = AdminDigest(notifier, app.services.i18n, language="en", interval=0)
+    wire(app.dp, notifier, app.services)
     users = range(1, 31)
     try:
         for user_id in users:
@@ -467,7 +464,7 @@ async def test_a_burst_of_access_requests_is_one_notice_whose_buttons_act_per_us
         app, notifier = closed.app, closed.notifier
         # A window that only closes when the test says so.
         digest = AdminDigest(notifier, app.services.i18n, language="en", interval=3600)
-        app.dp["admin_digest"] = digest
+        wire(app.dp, notifier, app.services, digest=digest)
         for user_id in (21, 22, 23):
             [reply] = await app.send("/start", user_id)
             assert reply.text.startswith(POLITE)

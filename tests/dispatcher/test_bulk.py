@@ -19,11 +19,11 @@ from aiogram.types import BufferedInputFile
 from openpyxl import Workbook, load_workbook
 
 from bot.config import Settings
-from handlers.bulk import JobReporter
 from services.bulk import BulkRunner
 from tests.conftest import GOOD_TOKEN, OTHER_TOKEN, make_settings
 from tests.fakes.fake_devsms import ERR_BALANCE, FakeDevsms
 from tests.support.harness import Harness, button_data
+from tests.support.notifiers import install
 from tests.support.recording import SentMessage
 
 SEND = "/send_sms.php"
@@ -46,12 +46,9 @@ def settings(tmp_path: Path, devsms: FakeDevsms) -> Settings:
 
 @pytest.fixture
 async def bulk_app(app: Harness) -> AsyncIterator[Harness]:
-    """The app with the runner's hooks attached, as start-up does once the Bot is known."""
+    """The app with the runner's notices wired in, as start-up does once the Bot is known."""
     runner: BulkRunner = app.dp["bulk_runner"]
-    services = app.services
-    JobReporter(app.bot, services.i18n, services.users, services.bulk, services.settings).attach(
-        runner
-    )
+    install(app.dp, app.bot, None, app.services)
     yield app
     await runner.stop()
 
@@ -496,6 +493,36 @@ async def test_russian_dialog(bulk_app: Harness, devsms: FakeDevsms) -> None:
     await until(lambda: len(result_files(app)) == 1)
     assert "Готово." in app.session.messages[(1, job.message_id)].text
     assert any("Рассылка #1 завершена." in m.text for m in app.session.chat(1))
+
+
+async def test_a_runner_pause_is_told_in_uzbek_to_an_uzbek_owner(
+    bulk_app: Harness, devsms: FakeDevsms
+) -> None:
+    app = bulk_app
+    await connect(app, lang="uz")
+    await app.send("/bulk", lang="uz")
+    await app.send_document("people.csv", PEOPLE_CSV, lang="uz")
+    [review] = await app.send("Salom, {name}!", lang="uz")
+    error = json.dumps({"success": False, "error": ERR_BALANCE})
+    devsms.fail_next(status=400, body=error, path=SEND)
+    sent = await app.tap(review, "🚀 Boshlash", lang="uz")
+    job = next(m for m in sent if "ommaviy yuborish" in m.text)
+    job_id = job_id_of_uz(job)
+    reason = "⏸ To'xtatildi: balans tugadi."
+    await until(lambda: reason in app.last().text)
+
+    # The runner's pause, outside any update: a message of its own and the progress message,
+    # in the owner's language, with buttons the job handler answers.
+    notice = app.last()
+    assert notice.text.startswith(f"#{job_id}-ommaviy yuborish: {reason}")
+    assert labels(notice) == [f"📦 #{job_id}-yuborishni ochish"]
+    assert button_data(notice, f"📦 #{job_id}-yuborishni ochish") == f"job:open:{job_id}"
+    progress = app.session.messages[(1, job.message_id)]
+    assert reason in progress.text and "▶️ Davom etish" in labels(progress)
+
+
+def job_id_of_uz(message: SentMessage) -> int:
+    return int(message.text.split("#")[1].split("-")[0])
 
 
 async def start_ru(app: Harness, review: SentMessage) -> SentMessage:

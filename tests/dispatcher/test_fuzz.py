@@ -55,7 +55,6 @@ from aiogram.types import (
 from bot.commands import COMMANDS
 from bot.config import LANGUAGES, Settings
 from handlers.admin import ADMIN_COMMANDS
-from handlers.bulk import JobReporter
 from handlers.callbacks import (
     BulkCb,
     HistoryCb,
@@ -280,11 +279,7 @@ async def fuzz_app(app: Harness) -> AsyncIterator[ConfirmingHarness]:
     """The app as start-up leaves it: bulk progress reported, a notifier in place."""
     app = ConfirmingHarness(dp=app.dp, bot=app.bot, session=app.session, services=app.services)
     runner: BulkRunner = app.dp["bulk_runner"]
-    services = app.services
-    JobReporter(app.bot, services.i18n, services.users, services.bulk, services.settings).attach(
-        runner
-    )
-    install(app.dp, app.bot, ADMIN_GROUP, services.i18n)
+    install(app.dp, app.bot, ADMIN_GROUP, app.services)
     yield app
     await runner.stop()
 

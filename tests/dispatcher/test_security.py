@@ -56,7 +56,7 @@ def make_app(tmp_path: Path, devsms: FakeDevsms) -> AppFactory:
         dp = create_dispatcher(services)
         session = RecordingSession()
         bot = make_bot(session)
-        install(dp, bot, values["admin_chat_id"], services.i18n, admin_ids=values["admin_ids"])
+        install(dp, bot, values["admin_chat_id"], services, admin_ids=values["admin_ids"])
         try:
             yield Harness(dp=dp, bot=bot, session=session, services=services)
         finally:

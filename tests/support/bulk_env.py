@@ -12,6 +12,7 @@ from cryptography.fernet import Fernet
 from services.accounts import Accounts
 from services.bulk import BulkRunner
 from services.devsms import DevsmsClient
+from services.events import Event, JobFinished, JobPaused
 from services.vault import TokenVault
 from storage import BulkRepo, CredentialRepo, Database, JobCounts, JobRow, UserRepo
 from tests.fakes.fake_devsms import FakeDevsms
@@ -30,22 +31,17 @@ class Env:
         self.finished: asyncio.Queue[tuple[JobRow, JobCounts]] = asyncio.Queue()
         self.paused: asyncio.Queue[tuple[JobRow, JobCounts]] = asyncio.Queue()
 
+    async def emit(self, event: Event) -> None:
+        """services.events.Notices: the job's end and pauses, queued for the test."""
+        if isinstance(event, JobFinished):
+            await self.finished.put((event.job, event.counts))
+        elif isinstance(event, JobPaused):
+            await self.paused.put((event.job, event.counts))
+
     def runner(self, **kwargs: object) -> BulkRunner:
-        async def finished(job: JobRow, counts: JobCounts) -> None:
-            await self.finished.put((job, counts))
-
-        async def paused(job: JobRow, counts: JobCounts) -> None:
-            await self.paused.put((job, counts))
-
-        options: dict[str, object] = {"rate": 200.0, "concurrency": 4}
+        options: dict[str, object] = {"rate": 200.0, "concurrency": 4, "notices": self}
         options.update(kwargs)
-        return BulkRunner(
-            self.bulk,
-            self.accounts,
-            on_finished=finished,
-            on_paused=paused,
-            **options,  # type: ignore[arg-type]
-        )
+        return BulkRunner(self.bulk, self.accounts, **options)  # type: ignore[arg-type]
 
     async def job(self, n: int, start: int = 901000000) -> int:
         rows = [(i + 2, f"998{start + i}", f"Hello {i}", 1) for i in range(n)]

@@ -1,4 +1,5 @@
-"""A stand-in for services.notifier.Notifier in dispatcher tests: delivers at once."""
+"""A stand-in for bot/notices/notifier.Notifier in dispatcher tests: delivers at once, and
+the bot's own presentation of events wired over it as start-up wires it."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ from dataclasses import dataclass, field
 
 from aiogram import Bot, Dispatcher
 from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError
-from aiogram.types import InlineKeyboardMarkup
-from aiogram.utils.i18n import I18n
+from aiogram.types import BufferedInputFile, InlineKeyboardMarkup
 
-from services.admin_digest import AdminDigest
-from services.notifier import Delivery
+from bot.factory import Services
+from bot.notices.digest import AdminDigest
+from bot.notices.jobs import JobReports
+from bot.notices.notifier import Delivery, Outbox
+from bot.notices.presenter import Presenter
 
 
 @dataclass
@@ -66,6 +69,38 @@ class ImmediateNotifier:
             return Delivery.FAILED
         return Delivery.DELIVERED
 
+    async def edit(
+        self,
+        chat_id: int,
+        message_id: int,
+        text: str,
+        *,
+        reply_markup: InlineKeyboardMarkup | None = None,
+    ) -> Delivery:
+        try:
+            await self.bot.edit_message_text(
+                text, chat_id=chat_id, message_id=message_id, reply_markup=reply_markup
+            )
+        except TelegramAPIError:
+            return Delivery.FAILED
+        return Delivery.DELIVERED
+
+    async def send_document(
+        self,
+        chat_id: int,
+        document: BufferedInputFile,
+        *,
+        caption: str,
+        reply_markup: InlineKeyboardMarkup | None = None,
+    ) -> Delivery:
+        try:
+            await self.bot.send_document(
+                chat_id, document, caption=caption, reply_markup=reply_markup
+            )
+        except TelegramAPIError:
+            return Delivery.FAILED
+        return Delivery.DELIVERED
+
     async def to_admins(
         self, text: str, *, reply_markup: InlineKeyboardMarkup | None = None
     ) -> Delivery:
@@ -74,20 +109,45 @@ class ImmediateNotifier:
         return await self.send(self.admin_chat_id, text, reply_markup=reply_markup)
 
 
+def wire(
+    dp: Dispatcher,
+    notifier: Outbox,
+    services: Services,
+    *,
+    digest: AdminDigest | None = None,
+    admin_ids: Iterable[int] = (),
+    language: str = "en",
+) -> Presenter:
+    """What start-up puts into the Dispatcher: the notifier and the presentation of events over
+    it (admin notices without a window unless `digest` has one), also for the bulk runner."""
+    if digest is None:
+        digest = AdminDigest(
+            notifier, services.i18n, language=language, interval=0, admin_ids=admin_ids
+        )
+    notices = Presenter(
+        notifier,
+        digest,
+        services.i18n,
+        services.users,
+        default_language=language,
+        jobs=JobReports(notifier, services.bulk, services.settings),
+    )
+    dp["notifier"] = notifier
+    dp["notices"] = notices
+    dp["bulk_runner"].notices = notices
+    return notices
+
+
 def install(
     dp: Dispatcher,
     bot: Bot,
     admin_chat_id: int | None,
-    i18n: I18n,
+    services: Services,
     *,
     admin_ids: Iterable[int] = (),
     language: str = "en",
 ) -> ImmediateNotifier:
-    """What start-up puts into the Dispatcher: the notifier and the admin digest (here without
-    a window: each admin notice is posted at once)."""
+    """An ImmediateNotifier wired in (see `wire`)."""
     notifier = ImmediateNotifier(bot, admin_chat_id)
-    dp["notifier"] = notifier
-    dp["admin_digest"] = AdminDigest(
-        notifier, i18n, language=language, interval=0, admin_ids=admin_ids
-    )
+    wire(dp, notifier, services, admin_ids=admin_ids, language=language)
     return notifier

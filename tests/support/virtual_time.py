@@ -1,4 +1,4 @@
-"""Virtual time for code that takes a Clock (services/notifier.py, services/admin_digest.py).
+"""Virtual time for code that takes a Clock (bot/notices/notifier.py, bot/notices/digest.py).
 
 FakeClock.run() drives the event loop and, whenever every task is waiting, jumps the clock to
 the next sleeper's deadline, so minutes of pacing run instantly and always the same way.

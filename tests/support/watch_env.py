@@ -1,5 +1,6 @@
 """A balance-watcher / delivery-tracker world: the bot's storage and gateway client over one
-database file, a fake gateway, and a notifier that records instead of calling Telegram."""
+database file, a fake gateway, and the bot's own presentation of events over a notifier that
+records instead of calling Telegram."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from typing import Any
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import I18n
 
+from bot.notices.digest import AdminDigest
+from bot.notices.presenter import Presenter
 from services.accounts import Accounts
-from services.admin_digest import AdminDigest
 from services.devsms import DevsmsClient
 from services.health import GatewayHealth
 from services.vault import TokenVault
@@ -41,9 +43,11 @@ class Sent:
 
 @dataclass
 class RecordingNotify:
-    """Stands in for services/notifier.Notifier: records instead of calling Telegram."""
+    """Stands in for bot/notices/notifier.Notifier: records instead of calling Telegram."""
 
     messages: list[Sent] = field(default_factory=list)
+    edits: list[tuple[int, int, str]] = field(default_factory=list)
+    """(chat_id, message_id, new text) of every edit."""
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     async def send(
@@ -58,6 +62,10 @@ class RecordingNotify:
         """Until a message to `chat_id` was recorded (TimeoutError after WAIT_LIMIT)."""
         async with asyncio.timeout(WAIT_LIMIT), self.changed:
             await self.changed.wait_for(lambda: bool(self.to(chat_id)))
+
+    async def edit(self, chat_id: int, message_id: int, text: str, **_: object) -> str:
+        self.edits.append((chat_id, message_id, text))
+        return "delivered"
 
     def post(
         self, chat_id: int, text: str, *, reply_markup: InlineKeyboardMarkup | None = None
@@ -85,7 +93,7 @@ class World:
         self.path, self.devsms, self.vault, self.i18n = path, devsms, vault, i18n
         self.notify = RecordingNotify()
         # Each admin notice at once; a test that wants digests puts one with an interval here.
-        self.digest = AdminDigest(self.notify, i18n, language="en", interval=0)
+        self.digest = self._digest(self.notify)
 
     async def open(self) -> World:
         self.db = await Database.open(self.path)
@@ -95,6 +103,19 @@ class World:
         self.client = DevsmsClient(self.devsms.url, timeout=2.0, get_retries=0, backoff=0.01)
         self.accounts = Accounts(self.credentials, self.vault, self.client)
         return self
+
+    @property
+    def notices(self) -> Presenter:
+        """Over `notify` and the current `digest` (a test may put one with a window there)."""
+        return self.presenter(self.notify)
+
+    def presenter(self, notify: RecordingNotify) -> Presenter:
+        """The bot's presentation of events over `notify`, admin notices without a window."""
+        digest = self.digest if notify is self.notify else self._digest(notify)
+        return Presenter(notify, digest, self.i18n, self.users, default_language="en")
+
+    def _digest(self, notify: RecordingNotify) -> AdminDigest:
+        return AdminDigest(notify, self.i18n, language="en", interval=0)
 
     async def close(self) -> None:
         await self.client.close()
@@ -122,14 +143,11 @@ class World:
     def watcher(
         self, *, concurrency: int = 4, outage_after: int = 3, **kwargs: Any
     ) -> BalanceWatcher:
-        self.health = GatewayHealth(outage_after, self.notify)
+        self.health = GatewayHealth(outage_after, self.notices)
         return BalanceWatcher(
             self.alerts,
             self.accounts,
-            self.notify,
-            self.i18n,
-            admin=self.digest,
-            default_language="en",
+            self.notices,
             default_threshold=THRESHOLD,
             interval=kwargs.pop("interval", 600.0),
             concurrency=concurrency,

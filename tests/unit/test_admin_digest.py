@@ -8,13 +8,8 @@ import pytest
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import I18n
 
-from services.admin_digest import (
-    DIGEST_BUTTON_ROWS,
-    TELEGRAM_LIMIT,
-    AdminDigest,
-    AdminNotice,
-    NoticeKind,
-)
+from bot.notices.digest import DIGEST_BUTTON_ROWS, AdminDigest, AdminNotice, NoticeKind
+from handlers.sms_render import TELEGRAM_LIMIT
 from tests.support.virtual_time import FakeClock
 
 GROUP = -100_200

@@ -9,17 +9,15 @@ from decimal import Decimal
 import pytest
 
 from services.alert_rules import (
-    count_text,
     days_left,
     is_below,
-    money_text,
     next_check_delay,
     sms_left,
     threshold_money,
     worth_telling,
 )
 from services.devsms import Statistics
-from services.money import USD, UZS, Money
+from services.money import USD, UZS, Money, grouped, spoken
 from storage import AlertPrefs, AlertRepo, Database, UserRepo
 
 DEFAULT = Decimal(10_000)
@@ -123,10 +121,10 @@ def test_days_left_unknown_without_spending() -> None:
 
 
 def test_money_and_counts_read_well() -> None:
-    assert money_text(som(1_250), untranslated) == "1\u00a0250 so'm"
-    assert money_text(usd("0.005"), untranslated) == "$0.005"
-    assert money_text(None, untranslated) == "—"
-    assert count_text(12_500) == "12\u00a0500"
+    assert spoken(som(1_250), untranslated) == "1\u00a0250 so'm"
+    assert spoken(usd("0.005"), untranslated) == "$0.005"
+    assert spoken(None, untranslated) == "—"
+    assert grouped(Decimal(12_500)) == "12\u00a0500"
 
 
 # --- delivery tracking schedule ----------------------------------------------------------------

@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from aiogram.utils.i18n import I18n
 
 from bot.i18n import create_i18n
+from bot.notices.digest import AdminDigest
+from bot.notices.presenter import Presenter
 from services.accounts import Accounts
 from services.bulk_delivery import BulkDeliveryReporter
 from services.devsms import HistoryPage
@@ -25,17 +27,15 @@ class Recorder:
     def post_to_admins(self, text: str, **_: object) -> bool:
         return False
 
+    def post(self, chat_id: int, text: str, **_: object) -> None:
+        self.sent.append((chat_id, text))
+
 
 def reporter(env: Env, notifier: Recorder, i18n: I18n, now: datetime) -> BulkDeliveryReporter:
-    return BulkDeliveryReporter(
-        env.bulk,
-        env.accounts,
-        UserRepo(env.db),
-        notifier,
-        i18n,
-        default_language="en",
-        now=lambda: now,
-    )
+    users = UserRepo(env.db)
+    digest = AdminDigest(notifier, i18n, language="en", interval=0)
+    notices = Presenter(notifier, digest, i18n, users, default_language="en")
+    return BulkDeliveryReporter(env.bulk, env.accounts, users, notices, now=lambda: now)
 
 
 async def test_one_report_when_every_sms_is_final(env: Env) -> None:
@@ -91,14 +91,15 @@ async def test_results_are_found_past_a_short_page(env: Env) -> None:
     await wait(env.finished)
     for sms in env.fake.sent:
         env.fake.set_status(sms.sms_id, "DELIVERED")
-    notifier = Recorder()
+    notifier, i18n = Recorder(), create_i18n("en")
+    users = UserRepo(env.db)
+    digest = AdminDigest(notifier, i18n, language="en", interval=0)
+    notices = Presenter(notifier, digest, i18n, users, default_language="en")
     delivery = BulkDeliveryReporter(
         env.bulk,
         SmallPages(env.accounts, cap=2),  # type: ignore[arg-type]
-        UserRepo(env.db),
-        notifier,
-        create_i18n("en"),
-        default_language="en",
+        users,
+        notices,
         now=lambda: datetime.now(UTC),
     )
     assert await delivery.tick() == 1

@@ -22,8 +22,9 @@ from services.bulk import (
     RateLimiter,
     ShortOfBalance,
 )
+from services.events import Event, JobProgress
 from services.sending import SmsSender
-from storage import BulkRow, JobCounts, JobRow, OutboxRepo
+from storage import BulkRow, OutboxRepo
 from storage.bulk import RowState
 from tests.support.bulk_env import SEND, TOKEN, USER, Env, wait
 
@@ -245,11 +246,14 @@ async def test_a_failing_producer_pauses_the_job_instead_of_leaving_it_running(
 
 
 async def test_a_failing_progress_report_does_not_stop_the_job(env: Env) -> None:
-    async def broken(job: JobRow, counts: JobCounts) -> None:
-        raise RuntimeError("telegram is down")
+    class Broken:
+        async def emit(self, event: Event) -> None:
+            if isinstance(event, JobProgress):
+                raise RuntimeError("telegram is down")
+            await env.emit(event)
 
     job_id = await env.job(5)
-    runner = env.runner(concurrency=1, progress_every=0.0, on_progress=broken)
+    runner = env.runner(concurrency=1, progress_every=0.0, notices=Broken())
     await runner.begin(job_id)
     job, counts = await wait(env.finished)
     assert (job.state, counts.sent) == ("done", 5)

@@ -24,7 +24,7 @@ from aiogram.exceptions import (
 from aiogram.methods import SendMessage
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
-from services.notifier import Delivery, Notifier
+from bot.notices.notifier import Delivery, Notifier
 from storage import UserRepo, UserRow
 from tests.support.virtual_time import FakeClock
 

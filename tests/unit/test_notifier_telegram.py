@@ -18,8 +18,9 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
+from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup
 
-from services.notifier import Delivery, Notifier
+from bot.notices.notifier import Delivery, Notifier
 from storage import Database, UserRepo
 from tests.fakes.fake_telegram import FakeTelegram
 
@@ -133,3 +134,35 @@ async def test_admin_notices_follow_the_group_to_its_supergroup(
 
     assert notifier.admin_chat_id == ADMIN_SUPERGROUP
     assert [m.text for m in telegram.chat_messages(ADMIN_SUPERGROUP)] == ["gateway is down"]
+
+
+async def test_edits_and_documents_go_out_through_the_same_outbox(
+    telegram: FakeTelegram, notifier: Notifier, bot: Bot
+) -> None:
+    user = USERS[0]
+    progress = await bot.send_message(user, "📦 job #1: 0%")
+    button = InlineKeyboardButton(text="⏸ Pause", callback_data="job:pause:1")
+    markup = InlineKeyboardMarkup(inline_keyboard=[[button]])
+
+    edited = await notifier.edit(
+        user, progress.message_id, "📦 <b>job #1</b>: 50%", reply_markup=markup
+    )
+    # A report without news: Telegram says "message is not modified", which is no failure and
+    # is not retried.
+    again = await notifier.edit(
+        user, progress.message_id, "📦 <b>job #1</b>: 50%", reply_markup=markup
+    )
+    document = BufferedInputFile(b"row,phone\n2,998901234567\n", filename="numbers-result-1.csv")
+    summary = await notifier.send_document(user, document, caption="✅ <b>Job #1 finished.</b>")
+
+    assert (edited, again, summary) == (Delivery.DELIVERED,) * 3
+    assert len(telegram.calls_of("editMessageText")) == 2
+    [message, result] = telegram.chat_messages(user)
+    assert (message.message_id, message.text, message.edits) == (
+        progress.message_id,
+        "📦 job #1: 50%",
+        1,
+    )
+    assert message.button_texts == ["⏸ Pause"]
+    assert result.text == "✅ Job #1 finished."
+    assert result.document is not None and result.document.content.startswith(b"row,phone")

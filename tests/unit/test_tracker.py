@@ -6,11 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from handlers.callbacks import SmsCb
+from handlers.callbacks import TokenCb
 from services.access import AccessPolicy
 from services.sending import SmsSender
-from services.tracker import DeliveryTracker, sms_details_callback, stamp
-from services.watcher import TOKEN_CALLBACK
+from services.tracker import DeliveryTracker, stamp
 from storage import OutboxRepo, OutboxRow, OutboxState
 from storage.users import Access
 from tests.fakes.fake_devsms import FakeDevsms
@@ -44,11 +43,9 @@ def make_tracker(world: World, clock: Clock, **kwargs: object) -> DeliveryTracke
         OutboxRepo(world.db),
         world.alerts,
         world.accounts,
-        world.notify,
-        world.i18n,
+        world.notices,
         world.users,
         world.health,
-        default_language="en",
         now=clock,
         on_token_rejected=watcher.token_rejected,
         **kwargs,  # type: ignore[arg-type]
@@ -68,10 +65,6 @@ async def row(world: World, outbox_id: int) -> OutboxRow:
     found = await OutboxRepo(world.db).get(outbox_id)
     assert found is not None
     return found
-
-
-def test_details_button_is_what_the_status_handler_listens_to() -> None:
-    assert sms_details_callback(1042) == SmsCb(sms_id=1042).pack()
 
 
 async def test_rejected_sms_is_reported_once(
@@ -191,7 +184,7 @@ async def test_revoked_token_stops_tracking_and_tells_the_user_once(
     clock.at(timedelta(minutes=1))
     assert await make_tracker(world, clock).tick() == 2
     [notice] = world.notify.to(1)
-    assert notice.buttons()[0][1] == TOKEN_CALLBACK
+    assert notice.buttons()[0][1] == TokenCb().pack()
     assert (await row(world, first)).next_check_at is None
     assert (await row(world, second)).next_check_at is None
 

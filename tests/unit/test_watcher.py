@@ -8,19 +8,14 @@ from decimal import Decimal
 
 import pytest
 
-from handlers.callbacks import BalanceCb
+from bot.notices.digest import AdminDigest
+from handlers.callbacks import TokenCb
 from services.access import AccessPolicy
-from services.admin_digest import AdminDigest
 from services.health import GatewayHealth
-from services.watcher import BALANCE_CALLBACK, TOKEN_CALLBACK
 from storage import WatchTarget
 from storage.users import Access
 from tests.fakes.fake_devsms import FakeDevsms
 from tests.support.watch_env import RecordingNotify, World
-
-
-def test_balance_button_is_what_the_balance_handler_listens_to() -> None:
-    assert BalanceCb().pack() == BALANCE_CALLBACK
 
 
 async def test_alert_once_per_fall_below_even_across_a_restart(
@@ -100,7 +95,7 @@ async def test_rejected_token_is_reported_once(world: World, devsms: FakeDevsms)
     report = await world.watcher().check_all()
     assert report.invalid == 1
     [notice] = world.notify.to(5)
-    assert [data for _, data in notice.buttons()] == [TOKEN_CALLBACK]
+    assert [data for _, data in notice.buttons()] == [TokenCb().pack()]
     [admin] = world.notify.admin
     assert "Vali (@vali, id <code>5</code>)" in admin.text
     assert not await world.accounts.has_token(5)
@@ -201,10 +196,10 @@ async def test_run_survives_a_broken_round_and_stops_when_cancelled(
     assert len(world.notify.to(30)) == 1
 
 
-async def test_health_tells_admins_once_per_outage_with_its_length() -> None:
-    notify = RecordingNotify()
+async def test_health_tells_admins_once_per_outage_with_its_length(world: World) -> None:
+    notify = world.notify
     now = [1_000.0]
-    health = GatewayHealth(2, notify, clock=lambda: now[0])
+    health = GatewayHealth(2, world.notices, clock=lambda: now[0])
 
     await health.record_failure()
     await health.record_success()  # one failure alone is no outage
@@ -229,9 +224,9 @@ class PacedAdmins(RecordingNotify):
         raise AssertionError("unreachable")
 
 
-async def test_outage_notices_do_not_hold_up_the_worker_that_reports_them() -> None:
+async def test_outage_notices_do_not_hold_up_the_worker_that_reports_them(world: World) -> None:
     notify = PacedAdmins()
-    health = GatewayHealth(2, notify)
+    health = GatewayHealth(2, world.presenter(notify))
 
     async with asyncio.timeout(1):  # the balance round's worker goes on at once
         for _ in range(2):

@@ -24,22 +24,22 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Final, Protocol
+from typing import Final
 
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import I18n
 
-from services.alert_rules import Translate
-from services.notifier import Clock, RealClock
+from bot.notices.notifier import Clock, Post, RealClock
+from handlers.sms_render import TELEGRAM_LIMIT
 
 logger = logging.getLogger(__name__)
 
-TELEGRAM_LIMIT: Final = 4096
 # Notices whose buttons a digest carries: more rows would bury the list under buttons.
 DIGEST_BUTTON_ROWS: Final = 5
 # Notices kept per window; beyond these only the count grows (a flood must not grow memory).
 KEEP_PER_WINDOW: Final = 200
 
+Translate = Callable[[str], str]
 Plural = Callable[[str, str, int], str]
 
 
@@ -65,18 +65,6 @@ class AdminNotice:
     """Under the notice on its own."""
     buttons: tuple[InlineKeyboardButton, ...] = ()
     """Its row of buttons under a digest (the first few notices only)."""
-
-
-class Post(Protocol):
-    """What the digest needs from services/notifier.Notifier."""
-
-    def post(
-        self, chat_id: int, text: str, *, reply_markup: InlineKeyboardMarkup | None = None
-    ) -> None: ...
-
-    def post_to_admins(
-        self, text: str, *, reply_markup: InlineKeyboardMarkup | None = None
-    ) -> bool: ...
 
 
 @dataclass(slots=True)

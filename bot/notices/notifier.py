@@ -1,5 +1,5 @@
 """One paced outbox for everything the bot sends on its own: alerts, delivery results, admin
-notices and broadcasts.
+notices, broadcasts, and the bulk jobs' progress edits and result files.
 
 Telegram's limits (https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this)
 are about 30 messages/s overall, about one per second to one chat and 20 per minute to one
@@ -29,7 +29,6 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Final, Protocol
 
 from aiogram import Bot
@@ -46,8 +45,9 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramUnauthorizedError,
 )
-from aiogram.types import InlineKeyboardMarkup, LinkPreviewOptions
+from aiogram.types import BufferedInputFile, InlineKeyboardMarkup, LinkPreviewOptions
 
+from services.events import Delivery
 from storage import UserRepo
 
 logger = logging.getLogger(__name__)
@@ -81,11 +81,45 @@ _FINAL_ERRORS: Final = (
 )
 
 
-class Delivery(StrEnum):
-    DELIVERED = "delivered"
-    BLOCKED = "blocked"  # 403: the user blocked the bot / was deactivated, or the bot was kicked
-    FAILED = "failed"  # gave up: chat not found, bad request, retries used up, shutting down
-    SKIPPED = "skipped"  # not attempted: the user is marked inactive (blocked the bot earlier)
+__all__ = ["SELF_PACED", "Clock", "Delivery", "Notifier", "Outbox", "Post", "RealClock"]
+
+
+class Post(Protocol):
+    """What the admin digest needs from the Notifier: queue and return."""
+
+    def post(
+        self, chat_id: int, text: str, *, reply_markup: InlineKeyboardMarkup | None = None
+    ) -> None: ...
+
+    def post_to_admins(
+        self, text: str, *, reply_markup: InlineKeyboardMarkup | None = None
+    ) -> bool: ...
+
+
+class Outbox(Post, Protocol):
+    """What the presentation needs from the Notifier (tests stand in with an immediate one)."""
+
+    async def send(
+        self, chat_id: int, text: str, *, reply_markup: InlineKeyboardMarkup | None = None
+    ) -> Delivery: ...
+
+    async def edit(
+        self,
+        chat_id: int,
+        message_id: int,
+        text: str,
+        *,
+        reply_markup: InlineKeyboardMarkup | None = None,
+    ) -> Delivery: ...
+
+    async def send_document(
+        self,
+        chat_id: int,
+        document: BufferedInputFile,
+        *,
+        caption: str,
+        reply_markup: InlineKeyboardMarkup | None = None,
+    ) -> Delivery: ...
 
 
 class Clock(Protocol):
@@ -110,6 +144,10 @@ class _Job:
     future: asyncio.Future[Delivery]
     seq: int
     enqueued_at: float
+    edit_id: int | None = None
+    """Edits this message of the chat instead of sending a new one."""
+    document: BufferedInputFile | None = None
+    """Sent as a document with `text` as its caption."""
     attempts: int = 0
     finished: bool = False
 
@@ -135,10 +173,11 @@ class _Chat:
 class Notifier:
     """Paced delivery of bot-initiated messages; see the module docstring for the rules.
 
-    `send()` and `to_admins()` wait for the outcome and never raise for Telegram errors:
-    for background jobs that want the outcome. `post()` and `post_to_admins()` queue and
-    return at once: for handlers, which must never wait on pacing (a user's updates are
-    handled one at a time, so a handler that waits freezes that user's chat).
+    `send()`, `edit()`, `send_document()` and `to_admins()` wait for the outcome and never
+    raise for Telegram errors: for background jobs that want the outcome. `post()` and
+    `post_to_admins()` queue and return at once: for handlers, which must never wait on pacing
+    (a user's updates are handled one at a time, so a handler that waits freezes that user's
+    chat).
     Messages queued before `start()` wait for it.
     """
 
@@ -236,9 +275,16 @@ class Notifier:
     # ---------------------------------------------------------------------- sending
 
     def submit(
-        self, chat_id: int, text: str, *, reply_markup: InlineKeyboardMarkup | None = None
+        self,
+        chat_id: int,
+        text: str,
+        *,
+        reply_markup: InlineKeyboardMarkup | None = None,
+        edit_id: int | None = None,
+        document: BufferedInputFile | None = None,
     ) -> asyncio.Future[Delivery]:
-        """Queues a message; the future resolves with its Delivery.
+        """Queues a message (or an edit of message `edit_id`, or a document captioned `text`);
+        the future resolves with its Delivery.
 
         Cancelling the future before the message went out withdraws it.
         """
@@ -256,6 +302,8 @@ class Notifier:
             future=future,
             seq=self._seq,
             enqueued_at=self._clock.monotonic(),
+            edit_id=edit_id,
+            document=document,
         )
         self._unfinished += 1
         self._idle.clear()
@@ -272,6 +320,34 @@ class Notifier:
         # Shielded: a caller that stops waiting does not withdraw a message that may be
         # in flight already.
         return await asyncio.shield(self.submit(chat_id, text, reply_markup=reply_markup))
+
+    async def edit(
+        self,
+        chat_id: int,
+        message_id: int,
+        text: str,
+        *,
+        reply_markup: InlineKeyboardMarkup | None = None,
+    ) -> Delivery:
+        """Edits a message the bot sent, paced like a new one; waits for the outcome.
+
+        An edit that changes nothing ("message is not modified") counts as delivered."""
+        return await asyncio.shield(
+            self.submit(chat_id, text, reply_markup=reply_markup, edit_id=message_id)
+        )
+
+    async def send_document(
+        self,
+        chat_id: int,
+        document: BufferedInputFile,
+        *,
+        caption: str,
+        reply_markup: InlineKeyboardMarkup | None = None,
+    ) -> Delivery:
+        """Sends a file with an HTML caption; waits for the outcome."""
+        return await asyncio.shield(
+            self.submit(chat_id, caption, reply_markup=reply_markup, document=document)
+        )
 
     async def to_admins(
         self, text: str, *, reply_markup: InlineKeyboardMarkup | None = None
@@ -417,13 +493,7 @@ class Notifier:
         """One request for the chat's head job; resolves it, or leaves it queued for a retry."""
         logger.debug("sending message %s to chat %s", job.seq, job.chat_id)
         try:
-            await self._bot.send_message(
-                chat_id=job.chat_id,
-                text=job.text,
-                reply_markup=job.reply_markup,
-                parse_mode=ParseMode.HTML,
-                link_preview_options=_NO_PREVIEW,
-            )
+            await self._request(job)
         except TelegramRetryAfter as exc:
             self._flood_control(chat, float(exc.retry_after))
             self._retry_or_give_up(chat, job, "flood control")
@@ -449,6 +519,38 @@ class Notifier:
         else:
             chat.queue.popleft()
             self._finish(job, Delivery.DELIVERED)
+
+    async def _request(self, job: _Job) -> None:
+        if job.document is not None:
+            await self._bot.send_document(
+                chat_id=job.chat_id,
+                document=job.document,
+                caption=job.text,
+                reply_markup=job.reply_markup,
+                parse_mode=ParseMode.HTML,
+            )
+        elif job.edit_id is not None:
+            try:
+                await self._bot.edit_message_text(
+                    text=job.text,
+                    chat_id=job.chat_id,
+                    message_id=job.edit_id,
+                    reply_markup=job.reply_markup,
+                    parse_mode=ParseMode.HTML,
+                    link_preview_options=_NO_PREVIEW,
+                )
+            except TelegramBadRequest as exc:
+                # A progress report without news: the message already says this.
+                if "message is not modified" not in exc.message:
+                    raise
+        else:
+            await self._bot.send_message(
+                chat_id=job.chat_id,
+                text=job.text,
+                reply_markup=job.reply_markup,
+                parse_mode=ParseMode.HTML,
+                link_preview_options=_NO_PREVIEW,
+            )
 
     def _retry_or_give_up(self, chat: _Chat, job: _Job, reason: str) -> None:
         job.attempts += 1

@@ -1,0 +1,76 @@
+"""A bulk job's reports to its owner: the progress message edited in place, a short message
+when the runner pauses the job (an edit makes no sound), and the summary with the result file.
+
+They run outside any update, in the job owner's language (services/bulk.BulkRunner emits the
+events), and go through the notifier like every other message the bot sends on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiogram.utils.i18n import gettext as _
+
+from bot.config import Settings
+from bot.notices.notifier import Delivery, Outbox
+from handlers.bulk import cost_so_far, pause_text, progress_text, result_file
+from handlers.keyboards import job_keyboard, open_job_keyboard
+from handlers.render import count
+from services.events import JobFinished, JobPaused, JobProgress
+from storage import BulkRepo, JobCounts, JobRow
+
+
+@dataclass(frozen=True, slots=True)
+class JobReports:
+    """Renders in the locale the caller set; `outbox` is the notifier."""
+
+    outbox: Outbox
+    bulk: BulkRepo
+    settings: Settings
+
+    async def progress(self, event: JobProgress) -> None:
+        await self._edit(event.job, event.counts)
+
+    async def paused(self, event: JobPaused) -> None:
+        job = event.job
+        await self._edit(job, event.counts)
+        # An edit makes no sound: a short new message tells the user the sending stopped.
+        await self.outbox.send(
+            job.chat_id or job.user_id,
+            _("Bulk job #{id}: {reason}").format(
+                id=job.id, reason=await pause_text(self.bulk, job)
+            ),
+            reply_markup=open_job_keyboard(job.id),
+        )
+
+    async def finished(self, event: JobFinished) -> None:
+        job, counts = event.job, event.counts
+        await self._edit(job, counts)
+        if not await self.bulk.mark_summary_sent(job.id):
+            return
+        text = "\n".join(
+            [
+                _("✅ <b>Bulk job #{id} finished.</b>").format(id=job.id),
+                _("Sent: {sent} · failed: {failed} · unclear: {unknown}").format(
+                    sent=count(counts.sent),
+                    failed=count(counts.failed + counts.not_sent),
+                    unknown=count(counts.unknown),
+                ),
+                _("Cost: {cost}").format(cost=await cost_so_far(self.bulk, job.id)),
+                _("The file has the result of every row."),
+            ]
+        )
+        await self.outbox.send_document(
+            job.chat_id or job.user_id, await result_file(self.bulk, job), caption=text
+        )
+
+    async def _edit(self, job: JobRow, counts: JobCounts) -> Delivery | None:
+        if job.chat_id is None or job.progress_message_id is None:
+            return None
+        text = await progress_text(self.bulk, self.settings, job, counts)
+        return await self.outbox.edit(
+            job.chat_id,
+            job.progress_message_id,
+            text,
+            reply_markup=job_keyboard(job.id, job.state),
+        )
