@@ -189,10 +189,6 @@ class SmsRecord:
     """An aware datetime when the gateway's text parses (a time without an offset is read in
     the gateway's zone, see DevsmsClient), else the text as given."""
 
-    @property
-    def is_final(self) -> bool:
-        return is_final_status(self.status)
-
 
 @dataclass(frozen=True, slots=True)
 class HistoryPage:

@@ -145,10 +145,6 @@ def count_sms(text: str) -> SmsCount:
     )
 
 
-def lookalikes_in(text: str) -> tuple[str, ...]:
-    return _distinct(ch for ch in text if ch in LOOKALIKES)
-
-
 def cheaper_spelling(text: str) -> str | None:
     """The text with look-alike punctuation made plain, or None when there is none.
 

@@ -230,7 +230,7 @@ async def test_status_by_sms_id_and_by_request_id(fake: FakeDevsms, client: Devs
     by_request = await client.get_status(TOKEN, request_id=sent.request_id)
 
     assert by_id == by_request
-    assert by_id.status == "DELIVERED" and by_id.is_final
+    assert by_id.status == "DELIVERED"
     assert by_id.message == TEXT
 
 
