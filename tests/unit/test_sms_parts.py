@@ -54,20 +54,20 @@ def _reference_cut(units: list[T], size: int, opens_pair: Callable[[T], bool]) -
     return sizes
 
 
-def reference_count(text: str) -> tuple[str, int, int, int]:
-    """(encoding, units, parts, remaining) computed the way a modem would split the PDU."""
+def reference_count(text: str) -> tuple[str, int, int]:
+    """(encoding, units, parts) computed the way a modem would split the PDU."""
     septets = _reference_septets(text)
     if septets is not None:
         if len(septets) <= 160:
-            return "GSM-7", len(septets), (1 if septets else 0), 160 - len(septets)
+            return "GSM-7", len(septets), (1 if septets else 0)
         sizes = _reference_cut(septets, 153, lambda s: s == ESC)
-        return "GSM-7", len(septets), len(sizes), 153 - sizes[-1]
+        return "GSM-7", len(septets), len(sizes)
     raw = text.encode("utf-16-be")
     code_units = [int.from_bytes(raw[i : i + 2], "big") for i in range(0, len(raw), 2)]
     if len(code_units) <= 70:
-        return "UCS-2", len(code_units), 1, 70 - len(code_units)
+        return "UCS-2", len(code_units), 1
     sizes = _reference_cut(code_units, 67, lambda u: 0xD800 <= u <= 0xDBFF)
-    return "UCS-2", len(code_units), len(sizes), 67 - sizes[-1]
+    return "UCS-2", len(code_units), len(sizes)
 
 
 def parts(text: str) -> int:
@@ -83,22 +83,17 @@ def test_empty_text_is_zero_parts() -> None:
         characters=0,
         units=0,
         parts=0,
-        per_part=160,
-        remaining=160,
         non_gsm=(),
     )
 
 
 @pytest.mark.parametrize(
-    ("length", "expected_parts", "per_part", "remaining"),
-    [(1, 1, 160, 159), (160, 1, 160, 0), (161, 2, 153, 145), (306, 2, 153, 0), (307, 3, 153, 152)],
+    ("length", "expected_parts"),
+    [(1, 1), (160, 1), (161, 2), (306, 2), (307, 3)],
 )
-def test_gsm_part_boundaries(
-    length: int, expected_parts: int, per_part: int, remaining: int
-) -> None:
+def test_gsm_part_boundaries(length: int, expected_parts: int) -> None:
     count = count_sms("a" * length)
     assert (count.encoding, count.units, count.parts) == ("GSM-7", length, expected_parts)
-    assert (count.per_part, count.remaining) == (per_part, remaining)
 
 
 def test_every_gsm_character_stays_gsm() -> None:
@@ -122,7 +117,6 @@ def test_extension_character_at_part_boundary_moves_to_next_part() -> None:
     straddling = "a" * 152 + "€" + "a" * 152
     assert count_sms(straddling).units == 306
     assert parts(straddling) == 3
-    assert count_sms(straddling).remaining == 152
     # The same septets with the euro elsewhere fit in two parts.
     assert parts("€" + "a" * 304) == 2
 
@@ -131,22 +125,17 @@ def test_extension_character_at_part_boundary_moves_to_next_part() -> None:
 
 
 @pytest.mark.parametrize(
-    ("length", "expected_parts", "per_part"),
-    [(70, 1, 70), (71, 2, 67), (134, 2, 67), (135, 3, 67)],
+    ("length", "expected_parts"),
+    [(70, 1), (71, 2), (134, 2), (135, 3)],
 )
-def test_ucs2_part_boundaries(length: int, expected_parts: int, per_part: int) -> None:
+def test_ucs2_part_boundaries(length: int, expected_parts: int) -> None:
     count = count_sms("ж" * length)
-    assert (count.encoding, count.units, count.parts, count.per_part) == (
-        "UCS-2",
-        length,
-        expected_parts,
-        per_part,
-    )
+    assert (count.encoding, count.units, count.parts) == ("UCS-2", length, expected_parts)
 
 
 def test_emoji_counts_two_units() -> None:
     count = count_sms("😀" * 35)
-    assert (count.characters, count.units, count.parts, count.remaining) == (35, 70, 1, 0)
+    assert (count.characters, count.units, count.parts) == (35, 70, 1)
     assert parts("😀" * 35 + "ж") == 2
 
 
@@ -244,7 +233,7 @@ emoji_heavy = st.text(alphabet=st.sampled_from("ж" * 5 + EMOJI), min_size=60, m
 @given(st.one_of(gsm_text, mixed_text, emoji_heavy))
 def test_counter_matches_reference(text: str) -> None:
     count = count_sms(text)
-    assert (count.encoding, count.units, count.parts, count.remaining) == reference_count(text)
+    assert (count.encoding, count.units, count.parts) == reference_count(text)
     assert count.characters == len(text)
     assert set(count.non_gsm) == {ch for ch in text if _reference_septets(ch) is None}
 
