@@ -12,10 +12,9 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from services.devsms import DEFAULT_GATEWAY_TIMEZONE
+from services.languages import Language
 from services.user_input import InvalidSender, parse_sender
 
-Language = Literal["uz", "ru", "en"]
-LANGUAGES: Final[tuple[Language, ...]] = ("uz", "ru", "en")
 DEFAULT_DEVSMS_URL: Final = "https://devsms.uz/api"
 TELEGRAM_API_URL: Final = "https://api.telegram.org"
 # Where earlier versions generated the key: beside the database, so that one backup of the data

@@ -21,6 +21,7 @@ from bot.i18n import UserLocaleMiddleware, create_i18n
 from bot.middlewares import RetryRequestMiddleware, UserMiddleware
 from handlers import build_router
 from handlers.bulk import JobReporter
+from handlers.config import HandlerSettings
 from services.access import AccessPolicy
 from services.accounts import Accounts
 from services.bulk import BulkRunner
@@ -123,6 +124,21 @@ async def open_services(settings: Settings) -> Services:
     )
 
 
+def handler_settings(settings: Settings) -> HandlerSettings:
+    """The values the feature routers read, as data: handlers/ never imports bot/."""
+    return HandlerSettings(
+        admin_ids=frozenset(settings.admin_ids),
+        admin_chat_id=settings.admin_chat_id,
+        access_mode=settings.access_mode,
+        default_sender=settings.default_sender,
+        low_balance_threshold=settings.low_balance_threshold,
+        sms_max_parts=settings.sms_max_parts,
+        bulk_max_rows=settings.bulk_max_rows,
+        bulk_jobs_per_user=settings.bulk_jobs_per_user,
+        bulk_rate=settings.bulk_rate,
+    )
+
+
 def create_bot(settings: Settings) -> Bot:
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
     session.middleware(RetryRequestMiddleware())
@@ -136,11 +152,12 @@ def create_bot(settings: Settings) -> Bot:
 def create_dispatcher(services: Services) -> Dispatcher:
     settings = services.settings
     policy = AccessPolicy(settings.access_mode == "allowlist", frozenset(settings.admin_ids))
+    for_handlers = handler_settings(settings)
     dp = Dispatcher(
         storage=SQLiteStorage(services.db),
         # One update at a time per user: a double tap is handled after the first, never beside it.
         events_isolation=SimpleEventIsolation(),
-        settings=settings,
+        settings=for_handlers,
         services=services,
         accounts=services.accounts,
         users=services.users,
@@ -195,7 +212,7 @@ def create_dispatcher(services: Services) -> Dispatcher:
 
     async def start_bulk(bot: Bot) -> None:
         runner: BulkRunner = dp["bulk_runner"]
-        JobReporter(bot, services.i18n, services.users, services.bulk, settings).attach(runner)
+        JobReporter(bot, services.i18n, services.users, services.bulk, for_handlers).attach(runner)
         await runner.start()  # resumes the jobs a previous process left running
 
     async def stop_bulk() -> None:

@@ -26,8 +26,8 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.config import Settings
 from handlers.callbacks import Id
+from handlers.config import HandlerSettings
 from services.admin_digest import AdminDigest, AdminNotice, NoticeKind
 from storage.users import Access, UserRepo
 
@@ -53,13 +53,13 @@ class PendingCb(CallbackData, prefix="pnd"):
 BUTTON_NAME_LIMIT: Final = 16
 
 
-def is_admin(user: User | None, settings: Settings) -> bool:
+def is_admin(user: User | None, settings: HandlerSettings) -> bool:
     return user is not None and user.id in settings.admin_ids
 
 
 class IsAdmin(Filter):
     async def __call__(
-        self, event: TelegramObject, settings: Settings, event_from_user: User | None = None
+        self, event: TelegramObject, settings: HandlerSettings, event_from_user: User | None = None
     ) -> bool:
         return is_admin(event_from_user, settings)
 
@@ -68,7 +68,7 @@ class AdminPlace(Filter):
     """A private chat or the admin group: anywhere else admin commands get no answer at all."""
 
     async def __call__(
-        self, event: TelegramObject, settings: Settings, event_chat: Chat | None = None
+        self, event: TelegramObject, settings: HandlerSettings, event_chat: Chat | None = None
     ) -> bool:
         if event_chat is None:
             return False
@@ -81,7 +81,7 @@ class NotAllowed(Filter):
     async def __call__(
         self,
         event: TelegramObject,
-        settings: Settings,
+        settings: HandlerSettings,
         users: UserRepo,
         event_from_user: User | None = None,
     ) -> bool:

@@ -38,7 +38,6 @@ from aiogram.utils.i18n import I18n, ngettext
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.config import Settings
 from handlers.access import (
     AccessCb,
     AdminPlace,
@@ -48,6 +47,7 @@ from handlers.access import (
     user_label,
 )
 from handlers.callbacks import Id, Page
+from handlers.config import HandlerSettings
 from handlers.filters import Accessible
 from handlers.utils import edit_or_keep
 from services.access import AccessPolicy
@@ -110,7 +110,7 @@ def total_cost(costs: list[str]) -> str:
 
 
 async def summary(
-    message: Message, users: UserRepo, outbox: OutboxRepo, settings: Settings
+    message: Message, users: UserRepo, outbox: OutboxRepo, settings: HandlerSettings
 ) -> None:
     counts = await users.counts()
     today, month = period_starts(datetime.now(UTC))
@@ -179,7 +179,7 @@ def users_keyboard(page: int, has_next: bool) -> InlineKeyboardMarkup | None:
 
 
 async def users_page(
-    page: int, users: UserRepo, settings: Settings
+    page: int, users: UserRepo, settings: HandlerSettings
 ) -> tuple[str, InlineKeyboardMarkup | None]:
     total = (await users.counts()).total
     if total == 0:
@@ -197,7 +197,7 @@ async def users_page(
     return "\n".join([header, "", *lines]), users_keyboard(page, has_next)
 
 
-async def list_users(message: Message, users: UserRepo, settings: Settings) -> None:
+async def list_users(message: Message, users: UserRepo, settings: HandlerSettings) -> None:
     text, keyboard = await users_page(0, users, settings)
     await message.answer(text, reply_markup=keyboard)
 
@@ -207,7 +207,7 @@ async def turn_users_page(
     callback_data: UsersCb,
     message: Message,
     users: UserRepo,
-    settings: Settings,
+    settings: HandlerSettings,
 ) -> None:
     text, keyboard = await users_page(callback_data.page, users, settings)
     await edit_or_keep(message, text, keyboard)
@@ -257,7 +257,7 @@ async def access_command(
     users: UserRepo,
     notifier: Notifier,
     i18n: I18n,
-    settings: Settings,
+    settings: HandlerSettings,
     bulk_runner: BulkRunner,
     access_policy: AccessPolicy,
 ) -> None:
@@ -310,7 +310,7 @@ async def access_button(
     await edit_or_keep(message, text)
 
 
-async def list_pending(message: Message, users: UserRepo, settings: Settings) -> None:
+async def list_pending(message: Message, users: UserRepo, settings: HandlerSettings) -> None:
     """The requests nobody decided on yet, oldest first, each with its buttons."""
     waiting = (await users.counts()).waiting
     if waiting == 0:
@@ -381,7 +381,7 @@ def _pending_user(data: str | None) -> int | None:
 # --- /broadcast ---------------------------------------------------------------------------
 
 
-async def recipients(users: UserRepo, settings: Settings) -> list[int]:
+async def recipients(users: UserRepo, settings: HandlerSettings) -> list[int]:
     """Active users with a valid token; in allowlist mode only the approved ones (and admins)."""
     targets = await users.broadcast_targets()
     if settings.access_mode == "open":
@@ -423,7 +423,7 @@ async def broadcast_start(message: Message, state: FSMContext) -> None:
 
 
 async def broadcast_text(
-    message: Message, state: FSMContext, users: UserRepo, settings: Settings
+    message: Message, state: FSMContext, users: UserRepo, settings: HandlerSettings
 ) -> None:
     count = len(await recipients(users, settings))
     if count == 0:
@@ -472,7 +472,7 @@ class Broadcasts:
         bot: Bot,
         users: UserRepo,
         notifier: Notifier,
-        settings: Settings,
+        settings: HandlerSettings,
     ) -> None:
         data = await state.get_data()
         current = await state.get_state() == BroadcastForm.confirm.state
@@ -562,7 +562,7 @@ async def button_not_for_you(query: CallbackQuery) -> None:
     await query.answer(_("Only administrators can use this button."), show_alert=True)
 
 
-async def bot_added(event: ChatMemberUpdated, bot: Bot, settings: Settings) -> None:
+async def bot_added(event: ChatMemberUpdated, bot: Bot, settings: HandlerSettings) -> None:
     if event.chat.id == settings.admin_chat_id:
         return
     logger.info("added to %s %s: leaving", event.chat.type, event.chat.id)

@@ -33,8 +33,8 @@ from aiogram.types import (
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
-from bot.config import LANGUAGES, Settings
 from handlers.callbacks import BulkCb, JobCb
+from handlers.config import HandlerSettings
 from handlers.filters import Accessible, AnyMenuButton
 from handlers.keyboards import (
     N_,
@@ -82,6 +82,7 @@ from services.bulk_plan import (
     parse_source,
 )
 from services.devsms import Balance
+from services.languages import LANGUAGES
 from services.money import Money, parse_money
 from services.phones import PhoneError, normalize_phone
 from services.spreadsheet import (
@@ -154,7 +155,7 @@ class BulkContext:
     bulk: BulkRepo
     templates: TemplateRepo
     runner: BulkRunner
-    settings: Settings
+    settings: HandlerSettings
     state: FSMContext
     sources: SourceCache
     uploads: UploadWorker
@@ -723,7 +724,9 @@ async def pause_text(bulk: BulkRepo, job: JobRow) -> str:
     return _("⏸ Paused. Tap Resume to go on.")
 
 
-async def progress_text(bulk: BulkRepo, settings: Settings, job: JobRow, counts: JobCounts) -> str:
+async def progress_text(
+    bulk: BulkRepo, settings: HandlerSettings, job: JobRow, counts: JobCounts
+) -> str:
     title = _("📦 <b>Bulk job #{id}</b>").format(id=job.id)
     if job.file_name:
         title += " · " + html.quote(job.file_name)
@@ -786,7 +789,7 @@ class JobReporter:
     i18n: I18n
     users: UserRepo
     bulk: BulkRepo
-    settings: Settings
+    settings: HandlerSettings
 
     def attach(self, runner: BulkRunner) -> None:
         runner.on_progress = self.progress

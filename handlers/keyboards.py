@@ -20,6 +20,7 @@ from handlers.callbacks import (
     TemplateCb,
     fits_id,
 )
+from services.languages import Language
 
 
 def N_(msgid: str) -> str:
@@ -38,7 +39,11 @@ BTN_CANCEL: Final = N_("✖️ Cancel")
 BTN_MY_NUMBER: Final = N_("📱 My own number")
 MENU_BUTTONS: Final = (BTN_SEND, BTN_BALANCE, BTN_HISTORY, BTN_STATUS, BTN_SETTINGS, BTN_CANCEL)
 
-LANGUAGE_NAMES: Final = {"uz": "🇺🇿 O'zbekcha", "ru": "🇷🇺 Русский", "en": "🇬🇧 English"}
+LANGUAGE_NAMES: Final[dict[Language, str]] = {
+    "uz": "🇺🇿 O'zbekcha",
+    "ru": "🇷🇺 Русский",
+    "en": "🇬🇧 English",
+}
 
 
 def main_menu() -> ReplyKeyboardMarkup:

@@ -14,8 +14,8 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 
-from bot.config import Settings
 from handlers.callbacks import TemplateCb
+from handlers.config import HandlerSettings
 from handlers.filters import Accessible, AnyMenuButton
 from handlers.keyboards import (
     phone_keyboard,
@@ -292,7 +292,7 @@ async def name_received(message: Message, state: FSMContext, templates: Template
 
 
 async def body_received(
-    message: Message, state: FSMContext, templates: TemplateRepo, settings: Settings
+    message: Message, state: FSMContext, templates: TemplateRepo, settings: HandlerSettings
 ) -> None:
     assert message.text is not None and message.from_user is not None
     body = message.text.strip()
@@ -333,7 +333,7 @@ async def rename_received(message: Message, state: FSMContext, templates: Templa
 
 
 async def edit_received(
-    message: Message, state: FSMContext, templates: TemplateRepo, settings: Settings
+    message: Message, state: FSMContext, templates: TemplateRepo, settings: HandlerSettings
 ) -> None:
     assert message.text is not None and message.from_user is not None
     user_id = message.from_user.id

@@ -49,7 +49,7 @@ async def bulk_app(app: Harness) -> AsyncIterator[Harness]:
     """The app with the runner's hooks attached, as start-up does once the Bot is known."""
     runner: BulkRunner = app.dp["bulk_runner"]
     services = app.services
-    JobReporter(app.bot, services.i18n, services.users, services.bulk, services.settings).attach(
+    JobReporter(app.bot, services.i18n, services.users, services.bulk, app.dp["settings"]).attach(
         runner
     )
     yield app

@@ -50,7 +50,7 @@ from aiogram.types import (
 )
 
 from bot.commands import COMMANDS
-from bot.config import LANGUAGES, Settings
+from bot.config import Settings
 from handlers.admin import ADMIN_COMMANDS
 from handlers.bulk import JobReporter
 from handlers.callbacks import (
@@ -67,6 +67,7 @@ from handlers.callbacks import (
 from handlers.keyboards import MENU_BUTTONS
 from handlers.sms_render import TELEGRAM_LIMIT, telegram_length
 from services.bulk import BulkRunner
+from services.languages import LANGUAGES
 from tests.conftest import GOOD_TOKEN, OTHER_TOKEN, make_settings
 from tests.fakes.fake_devsms import FakeDevsms
 from tests.support.harness import Harness
@@ -201,7 +202,7 @@ async def fuzz_app(app: Harness) -> AsyncIterator[Harness]:
     """The app as start-up leaves it: bulk progress reported, a notifier in place."""
     runner: BulkRunner = app.dp["bulk_runner"]
     services = app.services
-    JobReporter(app.bot, services.i18n, services.users, services.bulk, services.settings).attach(
+    JobReporter(app.bot, services.i18n, services.users, services.bulk, app.dp["settings"]).attach(
         runner
     )
     install(app.dp, app.bot, ADMIN_GROUP, services.i18n)
