@@ -36,7 +36,7 @@ class SendCb(CallbackData, prefix="snd"):
     """Buttons under a send preview. `draft` ties the tap to one preview, so an old
     preview's buttons cannot act on a newer draft."""
 
-    action: str  # see SendAction
+    action: str  # "send" | "cheap" | "text" | "phone" | "cancel"
     draft: Id
 
 
