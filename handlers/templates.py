@@ -14,7 +14,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 
-from handlers.callbacks import TemplateCb
+from handlers.callbacks import ID_MAX, TemplateCb
 from handlers.config import HandlerSettings
 from handlers.filters import Accessible, AnyMenuButton
 from handlers.keyboards import (
@@ -45,8 +45,6 @@ BODY_SHOWN: Final = 3000
 # "{&&&...}" is one placeholder whose name escapes to five times its length.
 PLACEHOLDERS_SHOWN: Final = 500
 EXAMPLE_PLACEHOLDER: Final = "{name}"
-# SQLite integers are 64-bit: a forged id beyond that must not reach a query.
-ID_MAX: Final = 2**63 - 1
 # A tap on a message Telegram no longer shows the bot (InaccessibleMessage, e.g. older than
 # 48 h) can edit nothing: such taps fall through to the "no longer active" answer.
 ACCESSIBLE: Final = Accessible()
