@@ -124,12 +124,11 @@ async def open_services(settings: Settings) -> Services:
     )
 
 
-def handler_settings(settings: Settings) -> HandlerSettings:
+def handler_settings(settings: Settings, policy: AccessPolicy) -> HandlerSettings:
     """The values the feature routers read, as data: handlers/ never imports bot/."""
     return HandlerSettings(
-        admin_ids=frozenset(settings.admin_ids),
+        access=policy,
         admin_chat_id=settings.admin_chat_id,
-        access_mode=settings.access_mode,
         default_sender=settings.default_sender,
         low_balance_threshold=settings.low_balance_threshold,
         sms_max_parts=settings.sms_max_parts,
@@ -152,7 +151,7 @@ def create_bot(settings: Settings) -> Bot:
 def create_dispatcher(services: Services) -> Dispatcher:
     settings = services.settings
     policy = AccessPolicy(settings.access_mode == "allowlist", frozenset(settings.admin_ids))
-    for_handlers = handler_settings(settings)
+    for_handlers = handler_settings(settings, policy)
     dp = Dispatcher(
         storage=SQLiteStorage(services.db),
         # One update at a time per user: a double tap is handled after the first, never beside it.

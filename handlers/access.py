@@ -54,7 +54,7 @@ BUTTON_NAME_LIMIT: Final = 16
 
 
 def is_admin(user: User | None, settings: HandlerSettings) -> bool:
-    return user is not None and user.id in settings.admin_ids
+    return user is not None and user.id in settings.access.admin_ids
 
 
 class IsAdmin(Filter):
@@ -85,11 +85,13 @@ class NotAllowed(Filter):
         users: UserRepo,
         event_from_user: User | None = None,
     ) -> bool:
-        if settings.access_mode == "open" or event_from_user is None:
+        if event_from_user is None:
             return False
-        if is_admin(event_from_user, settings):
+        user_id = event_from_user.id
+        # Open mode and admins need no look-up: they are admitted whatever their row says.
+        if settings.access.admits(user_id, None):
             return False
-        return await users.get_access(event_from_user.id) != Access.ALLOWED
+        return not settings.access.admits(user_id, await users.get_access(user_id))
 
 
 def user_label(user_id: int, first_name: str | None, username: str | None) -> str:

@@ -121,7 +121,7 @@ async def summary(
         ),
         _("Valid devsms tokens: {n}").format(n=counts.valid_tokens),
     ]
-    if settings.access_mode == "allowlist":
+    if settings.access.allowlist:
         lines.append(
             _("Access: allowed {allowed}, waiting {waiting}, denied {denied}").format(
                 allowed=counts.allowed, waiting=counts.waiting, denied=counts.denied
@@ -191,7 +191,7 @@ async def users_page(
     header = _("<b>Users</b> {first}–{last} of {total}").format(
         first=first, last=first + len(entries) - 1, total=total
     )
-    show_access = settings.access_mode == "allowlist"
+    show_access = settings.access.allowlist
     lines = [user_line(entry, show_access) for entry in entries]
     has_next = first - 1 + len(entries) < total
     return "\n".join([header, "", *lines]), users_keyboard(page, has_next)
@@ -279,7 +279,7 @@ async def access_command(
         text += "\n" + _("Their bulk sending was paused: {jobs}.").format(
             jobs=", ".join(f"#{job_id}" for job_id in paused)
         )
-    if settings.access_mode == "open":
+    if not settings.access.allowlist:
         text += "\n" + _("ACCESS_MODE is open, so this only takes effect in allowlist mode.")
     await message.answer(text)
 
@@ -327,7 +327,7 @@ async def list_pending(message: Message, users: UserRepo, settings: HandlerSetti
         more = waiting - len(entries)
         lines.append(ngettext("… and {n} more", "… and {n} more", more).format(n=more))
         lines.append(_("Decide on these first, or use /allow ID and /deny ID."))
-    if settings.access_mode == "open":
+    if not settings.access.allowlist:
         lines.append(_("ACCESS_MODE is open, so this only takes effect in allowlist mode."))
     rows = [list(pending_buttons(e.id, e.first_name)) for e in entries]
     await message.answer("\n".join(lines), reply_markup=InlineKeyboardMarkup(inline_keyboard=rows))
@@ -384,13 +384,7 @@ def _pending_user(data: str | None) -> int | None:
 async def recipients(users: UserRepo, settings: HandlerSettings) -> list[int]:
     """Active users with a valid token; in allowlist mode only the approved ones (and admins)."""
     targets = await users.broadcast_targets()
-    if settings.access_mode == "open":
-        return [user_id for user_id, _access in targets]
-    return [
-        user_id
-        for user_id, access in targets
-        if access == Access.ALLOWED or user_id in settings.admin_ids
-    ]
+    return [user_id for user_id, access in targets if settings.access.admits(user_id, access)]
 
 
 def broadcast_keyboard(draft: int) -> InlineKeyboardMarkup:

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Literal
+
+from services.access import AccessPolicy
 
 
 @dataclass(frozen=True, slots=True)
 class HandlerSettings:
-    admin_ids: frozenset[int]
+    access: AccessPolicy
+    """Who is an admin and whether only approved users are served (ACCESS_MODE)."""
     admin_chat_id: int | None
-    access_mode: Literal["open", "allowlist"]
     default_sender: str
     low_balance_threshold: Decimal
     """For users who set no threshold of their own."""
