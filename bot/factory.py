@@ -157,7 +157,6 @@ def create_dispatcher(services: Services) -> Dispatcher:
         # One update at a time per user: a double tap is handled after the first, never beside it.
         events_isolation=SimpleEventIsolation(),
         settings=for_handlers,
-        services=services,
         accounts=services.accounts,
         users=services.users,
         outbox=services.outbox,
