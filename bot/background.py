@@ -11,7 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 from aiogram import Bot
 from aiogram.utils.i18n import I18n
 
-from bot.config import Settings
+from bot.config import Settings, handler_settings
 from bot.notices.digest import AdminDigest
 from bot.notices.jobs import JobReports
 from bot.notices.notifier import Notifier
@@ -81,7 +81,7 @@ class Background:
             self._i18n,
             self._users,
             default_language=language,
-            jobs=JobReports(notifier, self._bulk, settings),
+            jobs=JobReports(notifier, self._bulk, handler_settings(settings, self._policy)),
         )
         policy = self._policy
         health = GatewayHealth(settings.gateway_outage_after, notices)

@@ -6,8 +6,8 @@ from aiogram import Bot
 from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats
 from aiogram.utils.i18n import I18n
 
-from bot.config import LANGUAGES
 from services.i18n import N_
+from services.languages import LANGUAGES
 
 COMMANDS = (
     ("send", N_("Send an SMS")),

@@ -11,11 +11,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from handlers.config import HandlerSettings
+from services.access import AccessPolicy
 from services.devsms import DEFAULT_GATEWAY_TIMEZONE
+from services.languages import Language
 from services.user_input import InvalidSender, parse_sender
 
-Language = Literal["uz", "ru", "en"]
-LANGUAGES: Final[tuple[Language, ...]] = ("uz", "ru", "en")
 DEFAULT_DEVSMS_URL: Final = "https://devsms.uz/api"
 TELEGRAM_API_URL: Final = "https://api.telegram.org"
 # Where earlier versions generated the key: beside the database, so that one backup of the data
@@ -194,3 +195,17 @@ class Settings(BaseSettings):
     @property
     def gateway_zone(self) -> ZoneInfo:
         return ZoneInfo(self.gateway_timezone)
+
+
+def handler_settings(settings: Settings, policy: AccessPolicy) -> HandlerSettings:
+    """The values the feature routers read, as data: handlers/ never imports bot/."""
+    return HandlerSettings(
+        access=policy,
+        admin_chat_id=settings.admin_chat_id,
+        default_sender=settings.default_sender,
+        low_balance_threshold=settings.low_balance_threshold,
+        sms_max_parts=settings.sms_max_parts,
+        bulk_max_rows=settings.bulk_max_rows,
+        bulk_jobs_per_user=settings.bulk_jobs_per_user,
+        bulk_rate=settings.bulk_rate,
+    )

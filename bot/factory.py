@@ -16,7 +16,7 @@ from aiogram.utils.i18n import I18n
 
 from bot.background import Background
 from bot.commands import set_commands
-from bot.config import Settings
+from bot.config import Settings, handler_settings
 from bot.i18n import UserLocaleMiddleware, create_i18n
 from bot.middlewares import RetryRequestMiddleware, UserMiddleware
 from handlers import build_router
@@ -135,12 +135,12 @@ def create_bot(settings: Settings) -> Bot:
 def create_dispatcher(services: Services) -> Dispatcher:
     settings = services.settings
     policy = AccessPolicy(settings.access_mode == "allowlist", frozenset(settings.admin_ids))
+    for_handlers = handler_settings(settings, policy)
     dp = Dispatcher(
         storage=SQLiteStorage(services.db),
         # One update at a time per user: a double tap is handled after the first, never beside it.
         events_isolation=SimpleEventIsolation(),
-        settings=settings,
-        services=services,
+        settings=for_handlers,
         accounts=services.accounts,
         users=services.users,
         outbox=services.outbox,

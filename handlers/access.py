@@ -25,8 +25,8 @@ from aiogram.types import (
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.config import Settings
 from handlers.callbacks import Id
+from handlers.config import HandlerSettings
 from services.events import AccessRequested, Notices, Person, TokenConnected
 from storage.users import Access, UserRepo
 
@@ -52,13 +52,13 @@ class PendingCb(CallbackData, prefix="pnd"):
 BUTTON_NAME_LIMIT: Final = 16
 
 
-def is_admin(user: User | None, settings: Settings) -> bool:
-    return user is not None and user.id in settings.admin_ids
+def is_admin(user: User | None, settings: HandlerSettings) -> bool:
+    return user is not None and user.id in settings.access.admin_ids
 
 
 class IsAdmin(Filter):
     async def __call__(
-        self, event: TelegramObject, settings: Settings, event_from_user: User | None = None
+        self, event: TelegramObject, settings: HandlerSettings, event_from_user: User | None = None
     ) -> bool:
         return is_admin(event_from_user, settings)
 
@@ -67,7 +67,7 @@ class AdminPlace(Filter):
     """A private chat or the admin group: anywhere else admin commands get no answer at all."""
 
     async def __call__(
-        self, event: TelegramObject, settings: Settings, event_chat: Chat | None = None
+        self, event: TelegramObject, settings: HandlerSettings, event_chat: Chat | None = None
     ) -> bool:
         if event_chat is None:
             return False
@@ -80,15 +80,17 @@ class NotAllowed(Filter):
     async def __call__(
         self,
         event: TelegramObject,
-        settings: Settings,
+        settings: HandlerSettings,
         users: UserRepo,
         event_from_user: User | None = None,
     ) -> bool:
-        if settings.access_mode == "open" or event_from_user is None:
+        if event_from_user is None:
             return False
-        if is_admin(event_from_user, settings):
+        user_id = event_from_user.id
+        # Open mode and admins need no look-up: they are admitted whatever their row says.
+        if settings.access.admits(user_id, None):
             return False
-        return await users.get_access(event_from_user.id) != Access.ALLOWED
+        return not settings.access.admits(user_id, await users.get_access(user_id))
 
 
 def user_label(user_id: int, first_name: str | None, username: str | None) -> str:

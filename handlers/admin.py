@@ -37,7 +37,6 @@ from aiogram.utils.i18n import I18n, ngettext
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.config import Settings
 from handlers.access import (
     AccessCb,
     AdminPlace,
@@ -47,6 +46,7 @@ from handlers.access import (
     user_label,
 )
 from handlers.callbacks import Id, Page
+from handlers.config import HandlerSettings
 from handlers.filters import Accessible
 from handlers.utils import edit_or_keep
 from services.access import AccessPolicy
@@ -102,7 +102,7 @@ def total_cost(costs: list[str]) -> str:
 
 
 async def summary(
-    message: Message, users: UserRepo, outbox: OutboxRepo, settings: Settings
+    message: Message, users: UserRepo, outbox: OutboxRepo, settings: HandlerSettings
 ) -> None:
     counts = await users.counts()
     today, month = period_starts(datetime.now(UTC))
@@ -113,7 +113,7 @@ async def summary(
         ),
         _("Valid devsms tokens: {n}").format(n=counts.valid_tokens),
     ]
-    if settings.access_mode == "allowlist":
+    if settings.access.allowlist:
         lines.append(
             _("Access: allowed {allowed}, waiting {waiting}, denied {denied}").format(
                 allowed=counts.allowed, waiting=counts.waiting, denied=counts.denied
@@ -171,7 +171,7 @@ def users_keyboard(page: int, has_next: bool) -> InlineKeyboardMarkup | None:
 
 
 async def users_page(
-    page: int, users: UserRepo, settings: Settings
+    page: int, users: UserRepo, settings: HandlerSettings
 ) -> tuple[str, InlineKeyboardMarkup | None]:
     total = (await users.counts()).total
     if total == 0:
@@ -183,13 +183,13 @@ async def users_page(
     header = _("<b>Users</b> {first}–{last} of {total}").format(
         first=first, last=first + len(entries) - 1, total=total
     )
-    show_access = settings.access_mode == "allowlist"
+    show_access = settings.access.allowlist
     lines = [user_line(entry, show_access) for entry in entries]
     has_next = first - 1 + len(entries) < total
     return "\n".join([header, "", *lines]), users_keyboard(page, has_next)
 
 
-async def list_users(message: Message, users: UserRepo, settings: Settings) -> None:
+async def list_users(message: Message, users: UserRepo, settings: HandlerSettings) -> None:
     text, keyboard = await users_page(0, users, settings)
     await message.answer(text, reply_markup=keyboard)
 
@@ -199,7 +199,7 @@ async def turn_users_page(
     callback_data: UsersCb,
     message: Message,
     users: UserRepo,
-    settings: Settings,
+    settings: HandlerSettings,
 ) -> None:
     text, keyboard = await users_page(callback_data.page, users, settings)
     await edit_or_keep(message, text, keyboard)
@@ -243,7 +243,7 @@ async def access_command(
     command: CommandObject,
     users: UserRepo,
     notices: Notices,
-    settings: Settings,
+    settings: HandlerSettings,
     bulk_runner: BulkRunner,
     access_policy: AccessPolicy,
 ) -> None:
@@ -265,7 +265,7 @@ async def access_command(
         text += "\n" + _("Their bulk sending was paused: {jobs}.").format(
             jobs=", ".join(f"#{job_id}" for job_id in paused)
         )
-    if settings.access_mode == "open":
+    if not settings.access.allowlist:
         text += "\n" + _("ACCESS_MODE is open, so this only takes effect in allowlist mode.")
     await message.answer(text)
 
@@ -295,7 +295,7 @@ async def access_button(
     await edit_or_keep(message, text)
 
 
-async def list_pending(message: Message, users: UserRepo, settings: Settings) -> None:
+async def list_pending(message: Message, users: UserRepo, settings: HandlerSettings) -> None:
     """The requests nobody decided on yet, oldest first, each with its buttons."""
     waiting = (await users.counts()).waiting
     if waiting == 0:
@@ -312,7 +312,7 @@ async def list_pending(message: Message, users: UserRepo, settings: Settings) ->
         more = waiting - len(entries)
         lines.append(ngettext("… and {n} more", "… and {n} more", more).format(n=more))
         lines.append(_("Decide on these first, or use /allow ID and /deny ID."))
-    if settings.access_mode == "open":
+    if not settings.access.allowlist:
         lines.append(_("ACCESS_MODE is open, so this only takes effect in allowlist mode."))
     rows = [list(pending_buttons(e.id, e.first_name)) for e in entries]
     await message.answer("\n".join(lines), reply_markup=InlineKeyboardMarkup(inline_keyboard=rows))
@@ -365,16 +365,10 @@ def _pending_user(data: str | None) -> int | None:
 # --- /broadcast ---------------------------------------------------------------------------
 
 
-async def recipients(users: UserRepo, settings: Settings) -> list[int]:
+async def recipients(users: UserRepo, settings: HandlerSettings) -> list[int]:
     """Active users with a valid token; in allowlist mode only the approved ones (and admins)."""
     targets = await users.broadcast_targets()
-    if settings.access_mode == "open":
-        return [user_id for user_id, _access in targets]
-    return [
-        user_id
-        for user_id, access in targets
-        if access == Access.ALLOWED or user_id in settings.admin_ids
-    ]
+    return [user_id for user_id, access in targets if settings.access.admits(user_id, access)]
 
 
 def broadcast_keyboard(draft: int) -> InlineKeyboardMarkup:
@@ -413,7 +407,7 @@ async def broadcast_start(message: Message, state: FSMContext) -> None:
 
 
 async def broadcast_text(
-    message: Message, state: FSMContext, users: UserRepo, settings: Settings
+    message: Message, state: FSMContext, users: UserRepo, settings: HandlerSettings
 ) -> None:
     count = len(await recipients(users, settings))
     if count == 0:
@@ -463,7 +457,7 @@ class Broadcasts:
         notifier: Deliver,
         notices: Notices,
         i18n: I18n,
-        settings: Settings,
+        settings: HandlerSettings,
     ) -> None:
         data = await state.get_data()
         current = await state.get_state() == BroadcastForm.confirm.state
@@ -515,7 +509,7 @@ async def button_not_for_you(query: CallbackQuery) -> None:
     await query.answer(_("Only administrators can use this button."), show_alert=True)
 
 
-async def bot_added(event: ChatMemberUpdated, bot: Bot, settings: Settings) -> None:
+async def bot_added(event: ChatMemberUpdated, bot: Bot, settings: HandlerSettings) -> None:
     if event.chat.id == settings.admin_chat_id:
         return
     logger.info("added to %s %s: leaving", event.chat.type, event.chat.id)

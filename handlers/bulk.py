@@ -32,8 +32,8 @@ from aiogram.types import (
 )
 from aiogram.utils.i18n import gettext as _
 
-from bot.config import Settings
 from handlers.callbacks import BulkCb, JobCb
+from handlers.config import HandlerSettings
 from handlers.filters import Accessible, AnyMenuButton
 from handlers.keyboards import (
     bulk_review_keyboard,
@@ -152,7 +152,7 @@ class BulkContext:
     bulk: BulkRepo
     templates: TemplateRepo
     runner: BulkRunner
-    settings: Settings
+    settings: HandlerSettings
     state: FSMContext
     sources: SourceCache
     uploads: UploadWorker
@@ -697,7 +697,9 @@ async def pause_text(bulk: BulkRepo, job: JobRow) -> str:
     return _("⏸ Paused. Tap Resume to go on.")
 
 
-async def progress_text(bulk: BulkRepo, settings: Settings, job: JobRow, counts: JobCounts) -> str:
+async def progress_text(
+    bulk: BulkRepo, settings: HandlerSettings, job: JobRow, counts: JobCounts
+) -> str:
     title = _("📦 <b>Bulk job #{id}</b>").format(id=job.id)
     if job.file_name:
         title += " · " + html.quote(job.file_name)

@@ -7,9 +7,11 @@ from typing import Annotated, Final
 from aiogram.filters.callback_data import CallbackData
 from pydantic import Field
 
+from storage.db import SQLITE_INT_MAX
+
 # Database ids travel in callback data, which a client can forge: out-of-range values
 # fail unpacking (the button then counts as stale) instead of overflowing SQLite.
-ID_MAX: Final = 2**63 - 1
+ID_MAX: Final = SQLITE_INT_MAX
 Id = Annotated[int, Field(ge=0, le=ID_MAX)]
 Page = Annotated[int, Field(ge=-1, le=1_000_000)]
 
@@ -36,7 +38,7 @@ class SendCb(CallbackData, prefix="snd"):
     """Buttons under a send preview. `draft` ties the tap to one preview, so an old
     preview's buttons cannot act on a newer draft."""
 
-    action: str  # see SendAction
+    action: str  # "send" | "cheap" | "text" | "phone" | "cancel"
     draft: Id
 
 

@@ -10,11 +10,11 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from handlers.callbacks import LanguageCb
-from handlers.filters import LANGUAGES
 from handlers.keyboards import LANGUAGE_NAMES, language_keyboard, main_menu
 from handlers.states import TokenForm
 from handlers.utils import edit_or_keep
 from services.accounts import Accounts
+from services.languages import LANGUAGES
 from storage import UserRepo
 
 # Shown before the user has chosen: in all three languages at once.

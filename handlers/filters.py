@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Final
-
 from aiogram.filters import Filter
 from aiogram.types import CallbackQuery, Message, User
 from aiogram.utils.i18n import I18n
 
 from handlers.keyboards import MENU_BUTTONS
 from services.accounts import Accounts
-
-LANGUAGES: Final = ("uz", "ru", "en")
+from services.languages import LANGUAGES
 
 
 class MenuButton(Filter):

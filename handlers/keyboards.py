@@ -21,6 +21,7 @@ from handlers.callbacks import (
     fits_id,
 )
 from services.i18n import N_
+from services.languages import Language
 
 # Menu labels are msgids: handlers match them in every language (see filters.MenuButton).
 BTN_SEND: Final = N_("📤 Send SMS")
@@ -33,7 +34,11 @@ BTN_CANCEL: Final = N_("✖️ Cancel")
 BTN_MY_NUMBER: Final = N_("📱 My own number")
 MENU_BUTTONS: Final = (BTN_SEND, BTN_BALANCE, BTN_HISTORY, BTN_STATUS, BTN_SETTINGS, BTN_CANCEL)
 
-LANGUAGE_NAMES: Final = {"uz": "🇺🇿 O'zbekcha", "ru": "🇷🇺 Русский", "en": "🇬🇧 English"}
+LANGUAGE_NAMES: Final[dict[Language, str]] = {
+    "uz": "🇺🇿 O'zbekcha",
+    "ru": "🇷🇺 Русский",
+    "en": "🇬🇧 English",
+}
 
 
 def main_menu() -> ReplyKeyboardMarkup:

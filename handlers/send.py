@@ -15,8 +15,8 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 
-from bot.config import Settings
 from handlers.callbacks import SendCb
+from handlers.config import HandlerSettings
 from handlers.filters import Accessible, AnyMenuButton, MenuButton
 from handlers.keyboards import (
     BTN_CANCEL,
@@ -72,7 +72,7 @@ def quote_cut(text: str, limit: int) -> str:
 class SendContext:
     accounts: Accounts
     users: UserRepo
-    settings: Settings
+    settings: HandlerSettings
     sender: SmsSender
     state: FSMContext
     user_id: int

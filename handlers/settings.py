@@ -11,9 +11,9 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 
-from bot.config import Settings
 from handlers.callbacks import SettingsCb
 from handlers.common import LANGUAGE_PROMPT
+from handlers.config import HandlerSettings
 from handlers.filters import Accessible, AnyMenuButton, MenuButton
 from handlers.keyboards import BTN_SETTINGS, language_keyboard, settings_keyboard
 from handlers.render import count, money
@@ -40,7 +40,7 @@ NEXT_NOTIFY: Final[dict[str, DeliveryNotify]] = {
 
 
 async def render(
-    user_id: int, users: UserRepo, alerts: AlertRepo, settings: Settings
+    user_id: int, users: UserRepo, alerts: AlertRepo, settings: HandlerSettings
 ) -> tuple[str, InlineKeyboardMarkup]:
     user = await users.get(user_id)
     prefs = await alerts.get(user_id)
@@ -76,7 +76,7 @@ async def render(
 
 
 async def show_settings(
-    message: Message, users: UserRepo, alerts: AlertRepo, settings: Settings
+    message: Message, users: UserRepo, alerts: AlertRepo, settings: HandlerSettings
 ) -> None:
     assert message.from_user is not None
     text, keyboard = await render(message.from_user.id, users, alerts, settings)
@@ -90,7 +90,7 @@ async def settings_button(
     state: FSMContext,
     users: UserRepo,
     alerts: AlertRepo,
-    settings: Settings,
+    settings: HandlerSettings,
 ) -> None:
     user_id = query.from_user.id
     action = callback_data.action
@@ -142,7 +142,11 @@ def sender_problem_text(problem: SenderProblem) -> str:
 
 
 async def sender_received(
-    message: Message, state: FSMContext, users: UserRepo, alerts: AlertRepo, settings: Settings
+    message: Message,
+    state: FSMContext,
+    users: UserRepo,
+    alerts: AlertRepo,
+    settings: HandlerSettings,
 ) -> None:
     assert message.text is not None and message.from_user is not None
     try:
@@ -161,7 +165,11 @@ async def sender_received(
 
 
 async def threshold_received(
-    message: Message, state: FSMContext, users: UserRepo, alerts: AlertRepo, settings: Settings
+    message: Message,
+    state: FSMContext,
+    users: UserRepo,
+    alerts: AlertRepo,
+    settings: HandlerSettings,
 ) -> None:
     assert message.text is not None and message.from_user is not None
     try:

@@ -14,8 +14,8 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 
-from bot.config import Settings
-from handlers.callbacks import TemplateCb
+from handlers.callbacks import ID_MAX, TemplateCb
+from handlers.config import HandlerSettings
 from handlers.filters import Accessible, AnyMenuButton
 from handlers.keyboards import (
     phone_keyboard,
@@ -46,8 +46,6 @@ BODY_SHOWN: Final = 3000
 # "{&&&...}" is one placeholder whose name escapes to five times its length.
 PLACEHOLDERS_SHOWN: Final = 500
 EXAMPLE_PLACEHOLDER: Final = "{name}"
-# SQLite integers are 64-bit: a forged id beyond that must not reach a query.
-ID_MAX: Final = 2**63 - 1
 # A tap on a message Telegram no longer shows the bot (InaccessibleMessage, e.g. older than
 # 48 h) can edit nothing: such taps fall through to the "no longer active" answer.
 ACCESSIBLE: Final = Accessible()
@@ -171,7 +169,7 @@ async def template_button(
     message: Message,
     state: FSMContext,
     templates: TemplateRepo,
-    settings: Settings,
+    settings: HandlerSettings,
 ) -> None:
     user_id = query.from_user.id
     action = callback_data.action
@@ -299,7 +297,7 @@ async def name_received(message: Message, state: FSMContext, templates: Template
 
 
 async def body_received(
-    message: Message, state: FSMContext, templates: TemplateRepo, settings: Settings
+    message: Message, state: FSMContext, templates: TemplateRepo, settings: HandlerSettings
 ) -> None:
     assert message.text is not None and message.from_user is not None
     body = message.text.strip()
@@ -340,7 +338,7 @@ async def rename_received(message: Message, state: FSMContext, templates: Templa
 
 
 async def edit_received(
-    message: Message, state: FSMContext, templates: TemplateRepo, settings: Settings
+    message: Message, state: FSMContext, templates: TemplateRepo, settings: HandlerSettings
 ) -> None:
     assert message.text is not None and message.from_user is not None
     user_id = message.from_user.id

@@ -46,7 +46,6 @@ import re
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -62,12 +61,15 @@ from bot.config import Settings
 from services.vault import TokenVault
 from storage import Database, OutboxRepo, utc_now
 from tests.e2e.harness import (
+    BOT_ARGV,
     BOT_TOKEN,
     ENCRYPTION_KEY,
     REPO_ROOT,
+    BotLauncher,
     BotProcess,
     ChatUser,
-    _die_with_parent,
+    child_env,
+    die_with_parent,
 )
 from tests.fakes.fake_devsms import FakeDevsms, RecordedRequest
 from tests.fakes.fake_telegram import FakeTelegram, JsonDict
@@ -109,7 +111,6 @@ ROUND_TIMEOUT: Final = 240.0
 INTERACTIVE_PAUSE: Final = 0.1
 CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")
 DEFAULT_CHECK_CONCURRENCY: Final = Settings.model_fields["balance_check_concurrency"].default
-BOT_ARGV: Final = ("-m", "bot")
 ECHO_ARGV: Final = ("-m", "scripts.echo_bot")
 
 
@@ -319,33 +320,6 @@ class CountingDevsms(FakeDevsms):
         self.sent.clear()
         for account in self.accounts.values():
             account.sent.clear()
-
-
-class ModuleProcess(BotProcess):
-    """BotProcess with another command line after the interpreter (the echo bot, or the bot
-    under cProfile), started the same way: same environment, working directory and log."""
-
-    def __init__(self, workdir: Path, *, argv: Sequence[str], **options: Any) -> None:
-        super().__init__(workdir, **options)
-        self.argv = list(argv)
-
-    def launch(self) -> None:
-        if self.running:
-            raise RuntimeError(f"{self.name} is already running")
-        self._launches += 1
-        with self.log_path.open("ab") as log:
-            log.write(f"--- harness: launch #{self._launches} ---\n".encode())
-            log.flush()
-            self._process = subprocess.Popen(
-                [sys.executable, *self.argv],
-                cwd=self.workdir,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
 
 
 def bot_env(**extra: str) -> dict[str, str]:
@@ -574,19 +548,17 @@ async def probe_answer(telegram: BenchTelegram, user_id: int) -> str:
 
 async def run_probe(config: dict[str, Any]) -> dict[str, Any]:
     """Runs scripts/background_probe.py and returns what it printed."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     child = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "scripts.background_probe",
         json.dumps(config),
         cwd=REPO_ROOT,
-        env=env,
+        env=child_env(),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,
-        preexec_fn=_die_with_parent,
+        preexec_fn=die_with_parent,
     )
     try:
         out, err = await asyncio.wait_for(child.communicate(), ROUND_TIMEOUT)
@@ -613,7 +585,7 @@ class Bench:
         self.say = say
         self.rows: list[Row] = []
         self.details: dict[str, Any] = {}
-        self.processes: list[BotProcess] = []
+        self.launchers: list[BotLauncher] = []
         self._template: Path | None = None
         # Section 1's bot; --profile-bot puts it under cProfile (slower: for finding why).
         self.load_bot_argv: Sequence[str] = BOT_ARGV
@@ -626,11 +598,10 @@ class Bench:
         self.rows.append(Row(section, measure, value, reference, result, data))
 
     async def stop_all(self) -> None:
-        for process in self.processes:
-            if process.running:
-                with contextlib.suppress(Exception):
-                    await process.stop()
-            process.kill()
+        for launcher in self.launchers:
+            with contextlib.suppress(Exception):
+                await launcher.stop_all()  # kills what did not stop
+        self.launchers.clear()
 
     async def start_process(
         self,
@@ -642,21 +613,11 @@ class Bench:
         env: dict[str, str] | None = None,
         database: Path | None = None,
     ) -> BotProcess:
-        workdir = self.root / name
-        process: BotProcess
-        options: dict[str, Any] = {
-            "telegram": telegram,
-            "devsms_url": devsms.url,
-            "extra_env": env or bot_env(),
-            "name": name,
-        }
-        if list(argv) == list(BOT_ARGV):
-            process = BotProcess(workdir, **options)
-        else:
-            process = ModuleProcess(workdir, argv=argv, **options)
+        launcher = BotLauncher(self.root, telegram, devsms)
+        self.launchers.append(launcher)
+        process = launcher.new(name, extra_env=env or bot_env(), argv=argv)
         if database is not None:
             copy_database(database, process.database_path)
-        self.processes.append(process)
         seconds = await process.start()
         kind = {tuple(BOT_ARGV): "bot", tuple(ECHO_ARGV): "echo"}.get(tuple(argv))
         if kind is not None:

@@ -171,8 +171,6 @@ class SendResult:
     parts_count: int | None
     total_cost: Money | None
     balance: Money | None
-    country: str | None = None
-    country_code: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,10 +186,6 @@ class SmsRecord:
     created_at: datetime | str | None = None
     """An aware datetime when the gateway's text parses (a time without an offset is read in
     the gateway's zone, see DevsmsClient), else the text as given."""
-
-    @property
-    def is_final(self) -> bool:
-        return is_final_status(self.status)
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,8 +346,6 @@ def _parse_send_result(data: object) -> SendResult:
         parts_count=_as_int(obj.get("parts_count")),
         total_cost=parse_money(_first(obj, "total_cost", "cost")),
         balance=parse_money(obj.get("balance")),
-        country=_as_str(obj.get("country")),
-        country_code=_as_str(obj.get("country_code")),
     )
 
 
@@ -557,14 +549,11 @@ class DevsmsClient:
         phone: str,
         message: str,
         sender: str | None = None,
-        callback_url: str | None = None,
     ) -> SendResult:
         """Send one SMS. Raises DevsmsSendUnknown when it may or may not have gone out."""
         body: dict[str, str] = {"phone": phone, "message": message}
         if sender is not None:
             body["from"] = sender
-        if callback_url is not None:
-            body["callback_url"] = callback_url
         headers = self._headers(token)
         try:
             reply = await self._exchange("POST", SEND_PATH, headers, json_body=body)

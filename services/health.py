@@ -38,14 +38,6 @@ class GatewayHealth:
         self._failures = 0
         self._down_since: float | None = None
 
-    @property
-    def is_down(self) -> bool:
-        return self._down_since is not None
-
-    @property
-    def consecutive_failures(self) -> int:
-        return self._failures
-
     async def record_success(self) -> None:
         self._failures = 0
         if self._down_since is None:

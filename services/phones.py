@@ -61,7 +61,6 @@ class PhoneNumber:
     """Country code first, digits only: what the gateway's ``phone`` field wants."""
     international: str
     """For people: "+998 90 123 45 67"."""
-    region: str | None
     is_uzbek: bool
 
 
@@ -89,12 +88,9 @@ def _split_plus_and_digits(raw: str) -> tuple[bool, str]:
 
 
 def _build(number: phonenumbers.PhoneNumber) -> PhoneNumber:
-    region = phonenumbers.region_code_for_number(number)
     return PhoneNumber(
         digits=phonenumbers.format_number(number, PhoneNumberFormat.E164).removeprefix("+"),
         international=phonenumbers.format_number(number, PhoneNumberFormat.INTERNATIONAL),
-        # "001" is phonenumbers' region for non-geographic codes such as +800, "ZZ" unknown.
-        region=region if region and region.isalpha() and region != "ZZ" else None,
         is_uzbek=number.country_code == UZ_COUNTRY_CODE,
     )
 

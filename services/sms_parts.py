@@ -74,10 +74,6 @@ class SmsCount:
     units: int
     """Septets for GSM-7, UTF-16 code units for UCS-2."""
     parts: int
-    per_part: int
-    """Capacity of one part in units: 160/153 for GSM-7, 70/67 for UCS-2."""
-    remaining: int
-    """Units still free in the last part."""
     non_gsm: tuple[str, ...]
     """Distinct characters that forced UCS-2, in order of first appearance."""
 
@@ -95,8 +91,8 @@ def _ucs2_width(ch: str) -> int:
     return 2 if ord(ch) > _BMP_LIMIT else 1
 
 
-def _pack(widths: Iterable[int], capacity: int) -> tuple[int, int]:
-    """Greedily pack indivisible units into parts; return (parts, units used in the last one).
+def _pack(widths: Iterable[int], capacity: int) -> int:
+    """Greedily pack indivisible units into parts; return how many parts it takes.
 
     A width-2 item (escape pair, surrogate pair) that does not fit moves whole to the next
     part, leaving a hole, so the count can exceed ceil(units / capacity).
@@ -108,7 +104,7 @@ def _pack(widths: Iterable[int], capacity: int) -> tuple[int, int]:
             parts += 1
             used = 0
         used += width
-    return parts, (used if parts else 0)
+    return parts
 
 
 def _distinct(chars: Iterable[str]) -> tuple[str, ...]:
@@ -146,25 +142,11 @@ def count_sms(text: str) -> SmsCount:
         single, per_part = GSM_SINGLE_PART, GSM_PER_PART
 
     units = sum(widths)
-    if units <= single:
-        parts = 1 if units else 0
-        capacity, used = single, units
-    else:
-        capacity = per_part
-        parts, used = _pack(widths, capacity)
+    # A text that fits one part uses all of it; a longer one loses room to the UDH in each.
+    parts = _pack(widths, single if units <= single else per_part)
     return SmsCount(
-        encoding=encoding,
-        characters=len(text),
-        units=units,
-        parts=parts,
-        per_part=capacity,
-        remaining=capacity - used,
-        non_gsm=non_gsm,
+        encoding=encoding, characters=len(text), units=units, parts=parts, non_gsm=non_gsm
     )
-
-
-def lookalikes_in(text: str) -> tuple[str, ...]:
-    return _distinct(ch for ch in text if ch in LOOKALIKES)
 
 
 def cheaper_spelling(text: str) -> str | None:

@@ -17,7 +17,7 @@ import logging
 import re
 import struct
 import zipfile
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, ClassVar, Final, Literal
@@ -39,7 +39,7 @@ ErrorKind = Literal[
 ]
 
 MAX_ROWS: Final = 50_000
-# Columns past this are dropped (Table.columns_truncated says so). Every recipient keeps a
+# Columns past this are dropped. Every recipient keeps a
 # dict of its row, so a 16384-column sheet would cost gigabytes; real lists have a handful.
 MAX_COLUMNS: Final = 64
 # Header names are clipped to this many characters: a name is shown in replies and typed
@@ -175,15 +175,6 @@ class Table:
     """1-based line (CSV) or row (XLSX) number in the file of each of rows, for messages."""
     format: TableFormat
     has_header: bool
-    encoding: str | None = None
-    delimiter: str | None = None
-    """None for XLSX and for one-column text."""
-    columns_truncated: bool = False
-    """Some row had data past MAX_COLUMNS, which was dropped."""
-
-    @property
-    def first_data_row(self) -> int:
-        return self.row_numbers[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +214,7 @@ def read_table(data: bytes, file_name: str, *, max_rows: int = MAX_ROWS) -> Tabl
     fmt = _detect_format(data, file_name)
     if fmt == "xlsx":
         return _read_xlsx(data, max_rows)
-    text, encoding = _decode(data)
+    text = _decode(data)
     if "\x00" in text:
         # A binary file under a text name, or UTF-16 without its BOM.
         raise CorruptFile("NUL in text")
@@ -235,7 +226,7 @@ def read_table(data: bytes, file_name: str, *, max_rows: int = MAX_ROWS) -> Tabl
         # the user see how much to cut.
         found = len(rows) + sum(1 for _ in leftover)
         raise TooManyRows(max_rows, found)
-    return _build_table(rows, header, fmt, encoding, delimiter)
+    return _build_table(rows, header, fmt)
 
 
 def _detect_format(data: bytes, file_name: str) -> TableFormat:
@@ -252,23 +243,21 @@ def _detect_format(data: bytes, file_name: str) -> TableFormat:
     return "csv" if extension in _CSV_EXTENSIONS else "text"
 
 
-def _decode(data: bytes) -> tuple[str, str]:
+def _decode(data: bytes) -> str:
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         # Excel's "Unicode Text" export.
         try:
-            return data.decode("utf-16"), "utf-16"
+            return data.decode("utf-16")
         except UnicodeDecodeError:
             raise UnknownEncoding("bad utf-16") from None
     try:
-        return data.decode("utf-8-sig"), (
-            "utf-8-sig" if data.startswith(codecs.BOM_UTF8) else "utf-8"
-        )
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         pass
     # Russian-locale Excel saves CSV in Windows-1251. It decodes almost any byte string, so
     # it is the last resort; only 0x98 is undefined in it.
     try:
-        return data.decode("cp1251"), "cp1251"
+        return data.decode("cp1251")
     except UnicodeDecodeError:
         raise UnknownEncoding("neither utf-8 nor cp1251") from None
 
@@ -335,18 +324,13 @@ def _build_table(
     records: list[tuple[int, list[str]]],
     header: list[str] | None,
     fmt: TableFormat,
-    encoding: str | None,
-    delimiter: str | None,
 ) -> Table:
     if not records:
         raise EmptyFile("header only")
     rows: list[list[str]] = []
     numbers: list[int] = []
     width = 0
-    columns_truncated = False
     for row_no, cells in records:
-        if len(cells) > MAX_COLUMNS and any(cells[MAX_COLUMNS:]):
-            columns_truncated = True
         del cells[MAX_COLUMNS:]
         while cells and not cells[-1]:
             cells.pop()
@@ -367,9 +351,6 @@ def _build_table(
         row_numbers=numbers,
         format=fmt,
         has_header=header is not None,
-        encoding=encoding,
-        delimiter=delimiter,
-        columns_truncated=columns_truncated,
     )
 
 
@@ -458,7 +439,7 @@ def _read_xlsx(data: bytes, max_rows: int) -> Table:
     if leftover is not None:
         # Unlike CSV, counting the rest means parsing it; "more than the limit" is enough.
         raise TooManyRows(max_rows, len(rows) + 1)
-    return _build_table(rows, header, "xlsx", None, None)
+    return _build_table(rows, header, "xlsx")
 
 
 def _xlsx_record(values: Sequence[object]) -> list[str]:
@@ -611,24 +592,6 @@ def write_result(
     if fmt == "xlsx":
         return _write_xlsx(header, rows, own)
     raise ValueError(f"unknown result format {fmt!r}")
-
-
-def write_invalid_rows(
-    invalid: Iterable[InvalidRow],
-    fmt: ResultFormat,
-    *,
-    header: Sequence[str] = ("row", "value", "reason"),
-    describe: Mapping[PhoneError, str] | None = None,
-) -> bytes:
-    """The full list of rejected rows; handlers pass a translated header and reasons."""
-    return write_result(
-        fmt,
-        header,
-        (
-            (row.row_no, row.value, (describe or {}).get(row.reason, row.reason.value))
-            for row in invalid
-        ),
-    )
 
 
 def neutralise(text: str) -> str:

@@ -17,8 +17,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Final, Literal
 
-from services.sms_parts import SmsCount, count_sms
-
 logger = logging.getLogger(__name__)
 
 TemplateProblem = Literal["unclosed", "unopened", "empty"]
@@ -31,8 +29,6 @@ _NAME_PUNCTUATION: Final[frozenset[str]] = frozenset(" _-")
 _TOKEN: Final = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 # Compiled templates are reused for every row of a bulk send; a handful is plenty.
 _COMPILED_CACHE_SIZE: Final = 64
-# Bulk texts often differ only in a column with few values ({city}, {branch}).
-_COUNT_CACHE_SIZE: Final = 4096
 
 
 class TemplateError(ValueError):
@@ -157,46 +153,3 @@ def valid_template_name(name: str) -> bool:
             continue
         return False
     return True
-
-
-@dataclass(frozen=True, slots=True)
-class PartsEstimate:
-    messages: int
-    total_parts: int
-    """The local preview of what the gateway will bill; its ``parts_count`` is the truth."""
-    max_parts: int
-    ucs2_messages: int
-    """Messages that need UCS-2 (Cyrillic, "ʻ" and the like): 70 characters a part, not 160."""
-    empty_messages: int
-    """Messages that rendered to nothing: the gateway would refuse them."""
-
-
-@functools.lru_cache(maxsize=_COUNT_CACHE_SIZE)
-def _count(text: str) -> SmsCount:
-    return count_sms(text)
-
-
-def estimate_parts(
-    template: str, columns: Sequence[str], rows: Iterable[Mapping[str, str]]
-) -> PartsEstimate:
-    """Render the template for every row and add up the SMS parts."""
-    render_row = make_renderer(template, columns)
-    messages = total = longest = ucs2 = empty = 0
-    for fields in rows:
-        text = render_row(fields)
-        messages += 1
-        if not text.strip():
-            empty += 1
-            continue
-        count = _count(text)
-        total += count.parts
-        longest = max(longest, count.parts)
-        if count.encoding == "UCS-2":
-            ucs2 += 1
-    return PartsEstimate(
-        messages=messages,
-        total_parts=total,
-        max_parts=longest,
-        ucs2_messages=ucs2,
-        empty_messages=empty,
-    )

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from storage.alerts import ThresholdUnit
+from storage.db import SQLITE_INT_MAX
 from storage.users import UserRow
 
 # --- sender id ------------------------------------------------------------------------------
@@ -136,7 +137,6 @@ def parse_threshold(text: str) -> Threshold:
 
 # Telegram ids are positive and fit a signed 64-bit integer (SQLite's INTEGER): 19 digits.
 USER_ID_DIGITS_MAX: Final = 19
-_INT64_LIMIT: Final = 2**63
 
 
 class InvalidUserId(ValueError):
@@ -149,6 +149,6 @@ def parse_user_id(text: str) -> int:
     if not 0 < len(text) <= USER_ID_DIGITS_MAX or not (text.isascii() and text.isdigit()):
         raise InvalidUserId(text[:USER_ID_DIGITS_MAX])
     user_id = int(text)
-    if not 0 < user_id < _INT64_LIMIT:
+    if not 0 < user_id <= SQLITE_INT_MAX:
         raise InvalidUserId(text)
     return user_id

@@ -164,24 +164,6 @@ class OutboxRepo:
             )
         return None if row is None else OutboxRow.from_row(row)
 
-    async def by_sms_id(self, user_id: int, sms_id: int) -> OutboxRow | None:
-        if sqlite_int(sms_id) is None:
-            return None  # never stored (see mark_sent)
-        row = await self._db.fetchone(
-            f"SELECT {_COLUMNS} FROM outbox WHERE user_id = ? AND sms_id = ? "
-            "ORDER BY id DESC LIMIT 1",
-            (user_id, sms_id),
-        )
-        return None if row is None else OutboxRow.from_row(row)
-
-    async def unknown_for_user(self, user_id: int) -> list[OutboxRow]:
-        """The user's sends whose fate is not known yet, oldest first."""
-        rows = await self._db.fetchall(
-            f"SELECT {_COLUMNS} FROM outbox WHERE user_id = ? AND state = ? ORDER BY id",
-            (user_id, OutboxState.UNKNOWN.value),
-        )
-        return [OutboxRow.from_row(row) for row in rows]
-
     async def open_for_user(self, user_id: int) -> list[OutboxRow]:
         """The user's sends in flight ('pending') or of unknown fate, oldest first."""
         rows = await self._db.fetchall(

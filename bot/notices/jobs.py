@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 from aiogram.utils.i18n import gettext as _
 
-from bot.config import Settings
 from bot.notices.notifier import Delivery, Outbox
 from handlers.bulk import cost_so_far, pause_text, progress_text, result_file
+from handlers.config import HandlerSettings
 from handlers.keyboards import job_keyboard, open_job_keyboard
 from handlers.render import count
 from services.events import JobFinished, JobPaused, JobProgress
@@ -26,7 +26,7 @@ class JobReports:
 
     outbox: Outbox
     bulk: BulkRepo
-    settings: Settings
+    settings: HandlerSettings
 
     async def progress(self, event: JobProgress) -> None:
         await self._edit(event.job, event.counts)

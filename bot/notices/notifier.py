@@ -26,7 +26,6 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Final, Protocol
@@ -205,8 +204,6 @@ class Notifier:
         self._group_per_minute = group_per_minute
         self._attempts = attempts
         self._clock: Clock = clock or RealClock()
-        # Called with the user id after a 403 marked a private chat inactive; errors are logged.
-        self.on_blocked: Callable[[int], Awaitable[None]] | None = None
 
         self._chats: dict[int, _Chat] = {}
         self._ready: list[tuple[float, int, int]] = []  # (eligible_at, head seq, chat_id)
@@ -636,11 +633,6 @@ class Notifier:
             await self._users.set_active(job.chat_id, False)
         except Exception:
             logger.exception("could not mark a user inactive")
-        if self.on_blocked is not None:
-            try:
-                await self.on_blocked(job.chat_id)
-            except Exception:
-                logger.exception("on_blocked hook failed")
 
     # ---------------------------------------------------------------------- helpers
 

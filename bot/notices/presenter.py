@@ -10,7 +10,6 @@ from typing import TypeVar
 
 from aiogram.utils.i18n import I18n
 
-from bot.config import LANGUAGES
 from bot.notices import texts
 from bot.notices.digest import AdminDigest, AdminNotice
 from bot.notices.jobs import JobReports
@@ -35,6 +34,7 @@ from services.events import (
     TokenRejected,
     UnknownSendMissing,
 )
+from services.languages import LANGUAGES
 from storage import JobRow, UserRepo
 
 logger = logging.getLogger(__name__)

@@ -359,6 +359,28 @@ async def test_unknown_user_is_told_politely_admins_hear_once_and_allow_lets_in(
     assert "Hello, User&lt;7&gt;!" in welcome.text
 
 
+async def test_broadcast_in_allowlist_mode_reaches_allowed_users_and_admins_only(
+    closed: AdminApp,
+) -> None:
+    app, notifier = closed.app, closed.notifier
+    for user_id in (1, 2):
+        await app.send("/start", user_id)  # asks for access
+        await closed.send(f"/allow {user_id}", user_id=ADMIN)
+        await closed.connect(user_id)
+    await closed.connect(ADMIN)
+    await closed.send("/deny 2", user_id=ADMIN)  # keeps the token, loses access
+    notifier.sent.clear()
+
+    await app.send("/broadcast", user_id=ADMIN)
+    _, confirm = await app.send("News", user_id=ADMIN)
+    assert "This will go to 2 users" in confirm.text
+    await app.tap(confirm, "Send", user_id=ADMIN)
+    report = app.session.messages[(ADMIN, confirm.message_id)]
+    await eventually(lambda: "finished" in report.text)
+    await notifier.settle()
+    assert sorted(chat for chat, text in notifier.sent if text == "News") == [1, ADMIN]
+
+
 async def test_approve_button_in_the_admin_group(closed: AdminApp) -> None:
     app = closed.app
     _, notice = await closed.send("/start", user_id=8)

@@ -53,7 +53,7 @@ from aiogram.types import (
 )
 
 from bot.commands import COMMANDS
-from bot.config import LANGUAGES, Settings
+from bot.config import Settings
 from handlers.admin import ADMIN_COMMANDS
 from handlers.callbacks import (
     BulkCb,
@@ -70,6 +70,7 @@ from handlers.keyboards import MENU_BUTTONS
 from handlers.sms_render import TELEGRAM_LIMIT, telegram_length
 from handlers.states import SendForm
 from services.bulk import BulkRunner
+from services.languages import LANGUAGES
 from storage.bulk import JobState
 from tests.conftest import GOOD_TOKEN, OTHER_TOKEN, make_settings
 from tests.fakes.fake_devsms import SEND, FakeDevsms

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -30,6 +30,8 @@ from tests.fakes.fake_devsms import FakeDevsms, RecordedRequest
 from tests.fakes.fake_telegram import ChatMessage, FakeTelegram, JsonDict
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
+# What follows the interpreter on the command line: the bot as it is deployed.
+BOT_ARGV: Final = ("-m", "bot")
 
 # "<bot id>:<35 url-safe characters>", as @BotFather hands out. The id is kept short on
 # purpose (never 8-10 digits, the length of real bot ids and of phone-number look-alikes).
@@ -51,7 +53,7 @@ _SETTINGS_VARS: Final = frozenset(name.upper() for name in Settings.model_fields
 _PR_SET_PDEATHSIG: Final = 1
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child before exec: SIGKILL it when pytest dies, so no bot keeps polling on.
 
     Linux only; elsewhere fixture teardown is the only guard.
@@ -61,12 +63,21 @@ def _die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def child_env() -> dict[str, str]:
+    """This process's environment for a child run from the repository: without any variable
+    Settings reads, and with the repository on PYTHONPATH."""
+    env = {k: v for k, v in os.environ.items() if k.upper() not in _SETTINGS_VARS}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
 class BotExited(AssertionError):
     """The bot process ended while a test expected it to run."""
 
 
 class BotProcess:
-    """One bot installation (working directory, database, log) run as `python -m bot`.
+    """One bot installation (working directory, database, log) run as `python -m bot`, or as
+    another module given by ``argv`` (the bench's echo bot, the bot under cProfile).
 
     The same object can be started, stopped and started again: the database, key file and
     log persist in ``workdir`` across restarts, as on a server.
@@ -82,8 +93,10 @@ class BotProcess:
         encryption_key: str | None = ENCRYPTION_KEY,
         extra_env: Mapping[str, str] | None = None,
         name: str = "bot",
+        argv: Sequence[str] = BOT_ARGV,
     ) -> None:
         self.name = name
+        self.argv = tuple(argv)
         self.workdir = workdir
         self.telegram = telegram
         self.devsms_url = devsms_url
@@ -113,10 +126,8 @@ class BotProcess:
 
     @property
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k.upper() not in _SETTINGS_VARS}
-        pythonpath = [str(REPO_ROOT), *filter(None, [env.get("PYTHONPATH")])]
+        env = child_env()
         env.update(
-            PYTHONPATH=os.pathsep.join(pythonpath),
             # Log lines must reach the file before a SIGKILL, not sit in a buffer.
             PYTHONUNBUFFERED="1",
             TELEGRAM_API_URL=self.telegram.url,
@@ -158,7 +169,7 @@ class BotProcess:
             log.write(f"--- harness: launch #{self._launches} ---\n".encode())
             log.flush()
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "bot"],
+                [sys.executable, *self.argv],
                 # An empty cwd: the bot reads `.env` from there, and there is none.
                 cwd=self.workdir,
                 env=self.env,
@@ -167,7 +178,7 @@ class BotProcess:
                 stderr=subprocess.STDOUT,
                 # Ctrl+C in the terminal goes to pytest only; teardown stops the bot itself.
                 start_new_session=True,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                preexec_fn=die_with_parent if sys.platform == "linux" else None,
             )
 
     async def start(self, timeout: float = START_TIMEOUT) -> float:  # noqa: ASYNC109

@@ -130,7 +130,7 @@ def wire(
         services.i18n,
         services.users,
         default_language=language,
-        jobs=JobReports(notifier, services.bulk, services.settings),
+        jobs=JobReports(notifier, services.bulk, dp["settings"]),
     )
     dp["notifier"] = notifier
     dp["notices"] = notices

@@ -303,12 +303,6 @@ async def test_flood_control_that_never_ends_fails_after_the_attempts(
 async def test_a_user_who_blocked_the_bot_is_marked_inactive_and_skipped_later(
     clock: FakeClock, bot: FakeBot, users: FakeUsers, notifier: Notifier
 ) -> None:
-    hooked: list[int] = []
-
-    async def on_blocked(user_id: int) -> None:
-        hooked.append(user_id)
-
-    notifier.on_blocked = on_blocked
     bot.blocked.add(42)
 
     results = await send_all(clock, notifier, [(42, "one"), (42, "two"), (43, "other")])
@@ -320,7 +314,6 @@ async def test_a_user_who_blocked_the_bot_is_marked_inactive_and_skipped_later(
     assert len(bot.to(42)) == 1  # the skipped ones never reached Telegram
     assert users.set_active_calls == [(42, False)]
     assert users.active[42] is False
-    assert hooked == [42]
 
 
 async def test_a_user_who_came_back_gets_messages_again(

@@ -16,7 +16,6 @@ from services.phones import (
 UZ_PHONE = PhoneNumber(
     digits="998901234567",
     international="+998 90 123 45 67",
-    region="UZ",
     is_uzbek=True,
 )
 
@@ -62,14 +61,13 @@ def test_russian_number_with_or_without_plus(raw: str) -> None:
     assert normalize_phone(raw) == PhoneNumber(
         digits="79161234567",
         international="+7 916 123-45-67",
-        region="RU",
         is_uzbek=False,
     )
 
 
-def test_non_geographic_number_has_no_region() -> None:
+def test_non_geographic_number_is_accepted() -> None:
     phone = normalize_phone("+800 1234 5678")
-    assert (phone.digits, phone.region, phone.is_uzbek) == ("80012345678", None, False)
+    assert (phone.digits, phone.is_uzbek) == ("80012345678", False)
 
 
 @pytest.mark.parametrize(

@@ -24,12 +24,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import handlers
-from bot.config import LANGUAGES
 from bot.i18n import DOMAIN, LOCALES_DIR
 from handlers.history import HistoryFilter
 from handlers.sms_render import TELEGRAM_LIMIT, sms_details, sms_list, telegram_length
 from handlers.status import parse_sms_ref
 from services.devsms import SmsRecord, parse_sms_record
+from services.languages import LANGUAGES
 from services.money import MAX_ABS_AMOUNT, Money, parse_money
 from services.phones import PhoneNumber, extract_phone_and_text, normalize_phone
 from tests.support.telegram_html import telegram_html_problems

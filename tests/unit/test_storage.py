@@ -256,8 +256,6 @@ async def test_outbox_send_lifecycle(db: Database, users: UserRepo) -> None:
         1,
     )
     assert row.total_cost == "50"
-    assert await repo.by_sms_id(ALI, 123) == row
-    assert await repo.by_sms_id(BOB, 123) is None
 
     # A settled send cannot be flipped by a late or repeated action.
     assert not await repo.mark_failed(sms, "late")
@@ -292,12 +290,12 @@ async def test_outbox_unknown_then_reconciled(db: Database, users: UserRepo) -> 
     assert await repo.mark_unknown(went_out, "connection reset")
     assert await repo.mark_failed(refused, "Balans yetarli emas")
 
-    assert [row.id for row in await repo.unknown_for_user(ALI)] == [lost, went_out]
-    assert await repo.unknown_for_user(BOB) == []
+    assert [row.id for row in await repo.open_for_user(ALI)] == [lost, went_out]
+    assert await repo.open_for_user(BOB) == []
 
     assert await repo.mark_not_sent(lost)
     assert await repo.mark_sent(went_out, 77, None, "waiting", None, None)
-    assert await repo.unknown_for_user(ALI) == []
+    assert await repo.open_for_user(ALI) == []
     states = {row.id: (row.state, row.error) for row in await repo.recent(ALI, 10, 0)}
     assert states == {
         lost: (OutboxState.NOT_SENT, "timeout"),

@@ -7,7 +7,6 @@ from hypothesis import strategies as st
 from services.templating import (
     TemplateError,
     check_template,
-    estimate_parts,
     make_renderer,
     placeholders,
     render,
@@ -115,22 +114,3 @@ def test_invalid_template_names(name: str) -> None:
 def test_decomposed_letters_count_as_letters_in_names() -> None:
     assert valid_template_name("Мои\u0306")  # "Мой" typed as и + combining breve
     assert not valid_template_name("\u0306abc")
-
-
-def test_estimate_parts_counts_each_rendered_message() -> None:
-    rows = [
-        {"Ism": "Ali", "Qarz summasi": "100"},
-        {"Ism": "Алишер", "Qarz summasi": "200"},  # Cyrillic forces UCS-2
-        {"Ism": "A" * 150, "Qarz summasi": "300"},  # pushes past 160 characters
-    ]
-
-    estimate = estimate_parts("Salom {Ism}, qarz {Qarz summasi}", COLUMNS, rows)
-
-    assert (estimate.messages, estimate.total_parts, estimate.max_parts) == (3, 4, 2)
-    assert (estimate.ucs2_messages, estimate.empty_messages) == (1, 0)
-
-
-def test_estimate_parts_flags_messages_that_render_empty() -> None:
-    estimate = estimate_parts("{Ism}", COLUMNS, [{"Ism": "Ali"}, {"Ism": ""}, {}])
-
-    assert (estimate.messages, estimate.total_parts, estimate.empty_messages) == (3, 1, 2)

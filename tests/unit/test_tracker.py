@@ -37,8 +37,10 @@ def clock() -> Clock:
     return Clock()
 
 
-def make_tracker(world: World, clock: Clock, **kwargs: object) -> DeliveryTracker:
-    watcher = world.watcher()  # also sets world.health
+def make_tracker(
+    world: World, clock: Clock, *, outage_after: int = 3, **kwargs: object
+) -> DeliveryTracker:
+    watcher = world.watcher(outage_after=outage_after)  # also sets world.health
     return DeliveryTracker(
         OutboxRepo(world.db),
         world.alerts,
@@ -156,7 +158,8 @@ async def test_gateway_error_keeps_the_sms_tracked(
 ) -> None:
     await world.add_user(1, "tok-1")
     outbox_id, sms_id = await send(world, 1)
-    tracker = make_tracker(world, clock)
+    # One failed call is an outage here: the admins hear of the failure and of the recovery.
+    tracker = make_tracker(world, clock, outage_after=1)
     devsms.set_status(sms_id, "UNDELIVERABLE")
     devsms.fail_next(1, status=503, path="/get_status.php")
 
@@ -164,13 +167,15 @@ async def test_gateway_error_keeps_the_sms_tracked(
     assert await tracker.tick() == 1
     tracked = await row(world, outbox_id)
     assert tracked.next_check_at is not None and tracked.status == "waiting"
-    assert world.health.consecutive_failures == 1
-    assert world.notify.messages == []
+    assert [m.text.split(":")[0] for m in world.notify.admin] == [
+        "🚨 The devsms gateway is not answering"
+    ]
+    assert world.notify.to(1) == []
 
     clock.at(timedelta(minutes=2))
     assert await tracker.tick() == 1
     assert "undeliverable" in world.notify.to(1)[0].text
-    assert world.health.consecutive_failures == 0
+    assert world.notify.admin[-1].text.startswith("✅ The devsms gateway answers again.")
 
 
 async def test_revoked_token_stops_tracking_and_tells_the_user_once(

@@ -205,7 +205,9 @@ async def test_health_tells_admins_once_per_outage_with_its_length(world: World)
     await health.record_success()  # one failure alone is no outage
     for _ in range(4):
         await health.record_failure()
-    assert health.is_down
+    assert [m.text.split(":")[0] for m in notify.admin] == [
+        "🚨 The devsms gateway is not answering"
+    ]
     now[0] += 125
     await health.record_success()
     await health.record_success()
