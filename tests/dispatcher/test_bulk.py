@@ -462,6 +462,48 @@ async def test_jobs_lists_newest_first_and_opens_one(
     assert csv_of(result_files(app)[-1])[1][:2] == ["2", "998901234567"]
 
 
+async def test_rows_of_unclear_fate_are_neither_failed_nor_certainly_not_sent(
+    bulk_app: Harness,
+) -> None:
+    app = bulk_app
+    await connect(app)
+    await app.services.users.set_language(1, "en")
+    bulk = app.services.bulk
+    rows = [(n + 2, f"99890123{n:04d}", "Hi", 1) for n in range(4)]
+    job_id = await bulk.create_job(
+        1, template="Hi", sender=None, file_name="x.csv", file_format="csv", rows=rows
+    )
+    await bulk.set_job_state(job_id, "running", allowed_from=("ready",))
+    for row_no, state in [(2, "sent"), (3, "failed"), (4, "unknown"), (5, "unknown")]:
+        await bulk.claim(job_id, row_no)
+        await bulk.finish_row(job_id, row_no, state, sms_id=1 if state == "sent" else None)
+    await bulk.set_job_state(job_id, "done", allowed_from=("running",))
+    # A day later, the history showed no trace of row 5.
+    assert await bulk.mark_not_sent(job_id, 5)
+
+    [listing] = await app.send("/jobs")
+    assert (
+        "#1 · x.csv · ✅ finished · sent 1 of 4, failed 1, unclear 1, probably not sent 1"
+        in listing.text
+    )
+    [opened] = await app.tap(listing, "#1")
+    assert "Sent: 1 · failed: 1 · left: 0" in opened.text
+    assert "Unclear: 1 (" in opened.text
+    assert "Probably not sent: 1 (no trace at devsms.uz a day later)" in opened.text
+
+    job = await bulk.get_job(job_id)
+    assert job is not None
+    reporter = JobReporter(
+        app.bot, app.services.i18n, app.services.users, bulk, app.services.settings
+    )
+    await reporter.finished(job, await bulk.counts(job_id))
+    [summary] = [call.caption or "" for call in app.session.of(SendDocument)]
+    assert "Sent: 1 · failed: 1 · unclear: 1" in summary
+    assert "Probably not sent: 1" in summary
+    _header, *result = csv_of(result_files(app)[-1])
+    assert [r[3] for r in result] == ["sent", "failed", "unknown", "probably_not_sent"]
+
+
 async def test_jobs_started_before_a_restart_are_resumed(app: Harness, devsms: FakeDevsms) -> None:
     await connect(app)
     # Outside an update only the chosen language is known (else DEFAULT_LANGUAGE).
