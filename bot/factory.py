@@ -163,6 +163,8 @@ def create_dispatcher(services: Services) -> Dispatcher:
             services.accounts,
             rate=settings.bulk_rate,
             concurrency=settings.bulk_concurrency,
+            users=services.users,
+            policy=policy,
         ),
     )
     dp.update.outer_middleware(UserMiddleware(services.users, settings))

@@ -115,6 +115,9 @@ RESULT_HEADER: Final = ("row", "phone", "sms_id", "state", "status", "error")
 # phone (digits) and the gateway's numeric id stay as they are; status and error come from
 # the gateway and are neutralised like user text (see spreadsheet.neutralise).
 RESULT_OWN_COLUMNS: Final = (0, 1, 2)
+# A row's state as the result file shows it: 'not_sent' is a conclusion from the history, not
+# a refusal, and must not read as certain.
+RESULT_STATES: Final = {"not_sent": "probably_not_sent"}
 
 _PHONE_REASONS: Final = {
     PhoneError.EMPTY.value: N_("no number"),
@@ -716,7 +719,7 @@ async def progress_text(
     lines.append(
         _("Sent: {sent} · failed: {failed} · left: {left}").format(
             sent=count(counts.sent),
-            failed=count(counts.failed + counts.not_sent),
+            failed=count(counts.failed),
             left=count(counts.left),
         )
     )
@@ -726,6 +729,8 @@ async def progress_text(
                 n=count(counts.unknown)
             )
         )
+    if counts.not_sent:
+        lines.append(not_sent_text(counts))
     cost = await cost_so_far(bulk, job.id)
     if job.state in ("done", "cancelled"):
         lines.append(_("Cost: {cost}").format(cost=cost))
@@ -740,9 +745,24 @@ async def progress_text(
     return "\n".join(lines)
 
 
+def not_sent_text(counts: JobCounts) -> str:
+    """Rows whose fate was unclear and that devsms.uz showed no trace of a day later: not
+    refused ("failed"), and not certain either."""
+    return _("Probably not sent: {n} (no trace at devsms.uz a day later)").format(
+        n=count(counts.not_sent)
+    )
+
+
 async def result_file(bulk: BulkRepo, job: JobRow) -> BufferedInputFile:
     rows = [
-        (row.row_no, row.phone, row.sms_id, row.state, row.status, row.error)
+        (
+            row.row_no,
+            row.phone,
+            row.sms_id,
+            RESULT_STATES.get(row.state, row.state),
+            row.status,
+            row.error,
+        )
         for row in await bulk.all_rows(job.id)
     ]
     fmt: ResultFormat = "xlsx" if job.file_format == "xlsx" else "csv"
@@ -822,16 +842,19 @@ async def list_jobs(message: Message, ctx: BulkContext) -> None:
     for job in jobs:
         counts = await ctx.bulk.counts(job.id)
         name = html.quote(job.file_name) if job.file_name else _("Pasted list")
-        lines.append(
-            _("#{id} · {name} · {state} · sent {sent} of {total}, failed {failed}").format(
-                id=job.id,
-                name=name,
-                state=_(_STATE_LABELS.get(job.state, job.state)),
-                sent=count(counts.sent),
-                total=count(job.total),
-                failed=count(counts.failed + counts.not_sent),
-            )
+        line = _("#{id} · {name} · {state} · sent {sent} of {total}, failed {failed}").format(
+            id=job.id,
+            name=name,
+            state=_(_STATE_LABELS.get(job.state, job.state)),
+            sent=count(counts.sent),
+            total=count(job.total),
+            failed=count(counts.failed),
         )
+        if counts.unknown:
+            line += ", " + _("unclear {n}").format(n=count(counts.unknown))
+        if counts.not_sent:
+            line += ", " + _("probably not sent {n}").format(n=count(counts.not_sent))
+        lines.append(line)
     lines.append("")
     lines.append(_("Tap a job to open it."))
     await message.answer("\n".join(lines), reply_markup=jobs_keyboard([job.id for job in jobs]))

@@ -164,7 +164,8 @@ def _outbox_status(row: OutboxRow) -> str:
     if row.state is OutboxState.FAILED:
         return _("❌ not sent: devsms.uz refused it")
     if row.state is OutboxState.NOT_SENT:
-        return _("❌ not sent")
+        # Concluded from the history (no trace a day later), as the tracker's notice says.
+        return _("❔ probably not sent: devsms.uz shows no trace of it")
     return status_label(row.status)
 
 

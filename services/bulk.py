@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Final
 
+from services.access import OPEN, AccessPolicy
 from services.accounts import Accounts, AccountSession, NoToken, TokenState
 from services.devsms import (
     DevsmsBadRequest,
@@ -37,7 +38,7 @@ from services.reconcile import (
     settle,
     wanted_keys,
 )
-from storage import BulkRepo, BulkRow, JobRow, OutboxRepo
+from storage import BulkRepo, BulkRow, JobRow, OutboxRepo, UserRepo
 
 logger = logging.getLogger(__name__)
 
@@ -106,9 +107,14 @@ class BulkRunner:
         pause_after_refusals: int = REFUSALS_TO_PAUSE,
         progress_every: float = 3.0,
         notices: Notices | None = None,
+        users: UserRepo | None = None,
+        policy: AccessPolicy = OPEN,
     ) -> None:
         self._bulk = bulk
         self._accounts = accounts
+        # Who may send: asked again whenever a run starts (see _run_job).
+        self._users = users
+        self._policy = policy
         self.rate = rate
         self.concurrency = concurrency
         self.pause_after_errors = pause_after_errors
@@ -241,6 +247,11 @@ class BulkRunner:
         job = await self._bulk.get_job(job_id)
         if job is None:
             return
+        if not await self._admitted(job.user_id):
+            # /deny pauses only jobs that are running or ready; a Resume that was awaiting the
+            # balance meanwhile set its job running after that, so the run asks once more.
+            await self._pause(job_id, PAUSE_ACCESS)
+            return
         try:
             session = await self._accounts.session(job.user_id)
         except NoToken:
@@ -271,6 +282,11 @@ class BulkRunner:
             job = await self._bulk.get_job(job_id)
             assert job is not None
             await self._report(JobFinished, job)
+
+    async def _admitted(self, user_id: int) -> bool:
+        if self._users is None:
+            return True
+        return self._policy.admits(user_id, await self._users.get_access(user_id))
 
     async def _pause(self, job_id: int, reason: str) -> None:
         if await self._bulk.set_job_state(
@@ -309,8 +325,11 @@ class BulkRunner:
     async def reconcile(self, job: JobRow) -> int:
         """Settles the job's 'unknown' rows from the gateway's history with the one matcher
         (services/reconcile.py), which weighs every open send of the user, single or bulk, and
-        never takes an SMS another send holds. Unmatched rows become 'not_sent' only once the
-        history reaches back past the job's start."""
+        never takes an SMS another send holds.
+
+        Only matches are settled here: a slow gateway may list an SMS minutes after its answer
+        was lost, so a row not found stays 'unknown' and the delivery tracker goes on looking,
+        with the rule single sends follow (no trace a day later: probably not sent)."""
         unknown = await self._bulk.rows_in(job.id, ("unknown",))
         if not unknown:
             return 0
@@ -324,16 +343,10 @@ class BulkRunner:
             logger.warning("bulk job %s: history unavailable (%s)", job.id, type(exc).__name__)
             return 0
         found = await settle(outbox, self._bulk, job.user_id, walk.records)
-        settled = sum(1 for job_id, _row_no in found.bulk_rows if job_id == job.id)
-        if walk.complete:
-            for row in await self._bulk.rows_in(job.id, ("unknown",)):
-                await self._bulk.finish_row(job.id, row.row_no, "not_sent", error=row.error)
-                settled += 1
-        return settled
+        return sum(1 for job_id, _row_no in found.bulk_rows if job_id == job.id)
 
     async def _history_since(self, job: JobRow, wanted: Collection[SmsKey]) -> HistoryWalk:
-        """The history back to the job's start (at most HISTORY_PAGES_MAX pages); `complete`
-        when it got that far."""
+        """The history back to the job's start (at most HISTORY_PAGES_MAX pages)."""
         since = parse_stamp(job.started_at or job.created_at)
         walk = HistoryWalk(since=since)
         await walk.advance(self._accounts, job.user_id, pages=HISTORY_PAGES_MAX, wanted=wanted)

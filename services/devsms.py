@@ -192,6 +192,9 @@ class SmsRecord:
 class HistoryPage:
     items: list[SmsRecord]
     total: int | None = None
+    listed: bool = True
+    """The answer held a list of entries, however short. False when none was found in it:
+    an answer in a shape we do not know says nothing about the history, not that it ended."""
 
 
 def is_final_status(status: str | None) -> bool:
@@ -303,11 +306,12 @@ def parse_history(payload: object, zone: tzinfo = _DEFAULT_ZONE) -> HistoryPage:
     The docs do not show it, so this accepts the whole answer or its ``data``, where the list is
     either ``data`` itself or sits under sms/history/items/messages/data/list/rows, with a
     ``total`` (or ``count``, or ``pagination.total``) beside it. Entries that are not objects
-    are skipped. Times without an offset are read in ``zone``, the gateway's.
+    are skipped. Times without an offset are read in ``zone``, the gateway's. No list found:
+    an empty page with ``listed`` False.
     """
     found = _find_list(payload, 0)
     if found is None:
-        return HistoryPage(items=[], total=None)
+        return HistoryPage(items=[], total=None, listed=False)
     entries, total = found
     items = [record for entry in entries if (record := parse_sms_record(entry, zone)) is not None]
     return HistoryPage(items=items, total=total)

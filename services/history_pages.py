@@ -7,7 +7,8 @@ a gateway may ignore the offset altogether. Everything that reads history with o
 :class:`HistoryCursor`, so that each of those answers is handled once:
 
 - the next offset is where the last page ended, so a short page skips nothing;
-- only an empty page, or an offset that reached the ``total``, ends the history;
+- only an empty list, or an offset that reached the ``total``, ends the history; an answer
+  with no list in it (a shape the parser does not know) is a gateway error, never the end;
 - the same first entry again at a new offset means the gateway does not page: the cursor
   stops (``stuck``) instead of reading the same page forever.
 """
@@ -19,7 +20,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from services.devsms import HISTORY_MAX_LIMIT, HistoryPage, SmsRecord
+from services.devsms import HISTORY_MAX_LIMIT, DevsmsGatewayError, HistoryPage, SmsRecord
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,8 @@ class HistoryCursor:
     """A user's history read forward from ``offset``, newest first, one page per call.
 
     Gateway errors propagate from :meth:`read` and leave the cursor where it was, so a caller
-    may go on later from the same place.
+    may go on later from the same place; an answer without a list of entries is one of them
+    (DevsmsGatewayError).
     """
 
     source: HistorySource
@@ -71,6 +73,10 @@ class HistoryCursor:
         page = await self.source.history(
             self.user_id, limit=self.limit, offset=self.offset, status=self.status
         )
+        if not page.listed:
+            # Read as "no entries", it would end a reconciliation walk after its first page
+            # and let it conclude that an SMS which went out is not there.
+            raise DevsmsGatewayError("devsms: history answer without a list of entries")
         items = page.items
         if not items:
             self.ended = True

@@ -13,8 +13,9 @@ for single sends (storage/outbox.py) and bulk rows (storage/bulk.py) alike:
 - :func:`settle` runs the matcher over every open send of the user at once, so an unknown
   single send never takes a bulk row's SMS nor the other way round, and writes the results.
 
-Only a walk that reached back past a send may conclude that it is not in the history; that
-decision belongs to the callers (services/tracker.py, services/bulk.py).
+Only a walk that reached back past a send may conclude that it is not in the history, and only
+a day after the send (a slow gateway may list it late): services/tracker.py decides that, for
+single sends and bulk rows alike, and :func:`conclude_not_sent` writes it.
 """
 
 from __future__ import annotations
@@ -131,6 +132,9 @@ def pair(
 
     Sends are served in the order their window closes, each taking the oldest record that fits
     it; that pairs identical sends up in order and gives each send the most records it can.
+    A send still in flight is never paired (its answer settles it), but every record that fits
+    it may be its own and is given to no other send until it is over: its window has no end,
+    so served in that order it would come last and an older send could take its SMS.
     """
     pools: dict[SmsKey, list[SmsRecord]] = {}
     for record in _oldest_first(records):
@@ -138,8 +142,15 @@ def pair(
         if key is None or (record.sms_id is not None and record.sms_id in taken):
             continue
         pools.setdefault(key, []).append(record)
+    in_flight: dict[SmsKey, list[OpenSend]] = {}
+    settling: list[OpenSend] = []
+    for send in sends:
+        if send.in_flight:
+            in_flight.setdefault(send.key, []).append(send)
+        else:
+            settling.append(send)
     ordered = sorted(
-        sends,
+        settling,
         key=lambda s: (s.latest or _NEVER, s.earliest or _NEVER, s.kind, s.id, s.row_no),
     )
     pairs: list[tuple[OpenSend, SmsRecord]] = []
@@ -147,7 +158,15 @@ def pair(
         pool = pools.get(send.key)
         if not pool:
             continue
-        index = next((i for i, record in enumerate(pool) if _fits(send, record)), None)
+        holders = in_flight.get(send.key, ())
+        index = next(
+            (
+                i
+                for i, record in enumerate(pool)
+                if _fits(send, record) and not any(_fits(h, record) for h in holders)
+            ),
+            None,
+        )
         if index is not None:
             pairs.append((send, pool.pop(index)))
     return pairs
@@ -230,16 +249,20 @@ class HistoryWalk:
         return self.complete
 
     def _passed(self, items: Sequence[SmsRecord]) -> bool:
-        if self.since is None:
+        """Every entry of the page is older than the bound. Pages come newest first, but the
+        order within a page is the gateway's: one old entry proves nothing about the rest,
+        and an entry without a readable time could be any age."""
+        if self.since is None or not items:
             return False
         bound = self.since - CLOCK_SKEW
         for record in items:
             created = record.created_at
-            if isinstance(created, datetime):
-                aware = created if created.tzinfo is not None else created.replace(tzinfo=UTC)
-                if aware < bound:
-                    return True
-        return False
+            if not isinstance(created, datetime):
+                return False
+            aware = created if created.tzinfo is not None else created.replace(tzinfo=UTC)
+            if aware >= bound:
+                return False
+        return True
 
 
 # --- settling ----------------------------------------------------------------------------------
@@ -275,8 +298,6 @@ async def settle(
         ids = sorted({record.sms_id for record in candidates if record.sms_id is not None})
         taken = await outbox.sms_ids_taken(user_id, ids)
         for send, record in pair(sends, candidates, taken):
-            if send.in_flight:
-                continue
             if send.kind is SendKind.OUTBOX:
                 if await _settle_outbox(outbox, send.id, record):
                     settled.outbox_ids.append(send.id)
@@ -300,6 +321,27 @@ async def settle(
                 record.sms_id,
             )
     return settled
+
+
+async def conclude_not_sent(
+    outbox: OutboxRepo,
+    bulk: BulkRepo,
+    user_id: int,
+    outbox_ids: Iterable[int] = (),
+    bulk_rows: Iterable[tuple[int, int]] = (),
+) -> Settled:
+    """Marks 'not_sent' the given sends still 'unknown': a finished walk back past them found
+    no trace a day later (the caller's rule). Under the same lock as :func:`settle`, and only
+    from 'unknown', so a send a match settled meanwhile stays sent."""
+    concluded = Settled()
+    async with _user_lock(user_id):
+        for row_id in outbox_ids:
+            if await outbox.mark_not_sent(row_id):
+                concluded.outbox_ids.append(row_id)
+        for job_id, row_no in bulk_rows:
+            if await bulk.mark_not_sent(job_id, row_no):
+                concluded.bulk_rows.append((job_id, row_no))
+    return concluded
 
 
 async def reconcile_unknown(

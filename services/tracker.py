@@ -5,11 +5,12 @@ growing intervals (services/alert_rules.next_check_delay) for at most 24 hours. 
 status is reported to the user once (OutboxRepo.mark_result_notified), if their
 delivery_notify preference asks for it.
 
-Sends whose answer was lost ("unknown", see storage/outbox.py) are settled here too: each
-round reads a few more pages of the user's history back (services/reconcile.HistoryWalk), until
-it passes the oldest unknown send, and hands them to the one matcher. A send still unmatched
-when a walk has passed it, 24 hours after it was made, is reported as probably not sent; a walk
-that could not finish (gateway errors, the page bound) concludes nothing.
+Sends whose answer was lost ("unknown": single sends, storage/outbox.py, and bulk rows,
+storage/bulk.py) are settled here too: each round reads a few more pages of the user's history
+back (services/reconcile.HistoryWalk), until it passes the oldest unknown send, and hands them
+to the one matcher. A send still unmatched when a walk has passed it, 24 hours after it was
+made, is probably not sent (a single send's owner is told); a walk that could not finish
+(gateway errors, the page bound) concludes nothing.
 """
 
 from __future__ import annotations
@@ -35,7 +36,13 @@ from services.devsms import (
 )
 from services.events import DeliveryResult, Notices, Person, UnknownSendMissing
 from services.health import GatewayHealth
-from services.reconcile import HistoryWalk, parse_stamp, settle, wanted_keys
+from services.reconcile import (
+    HistoryWalk,
+    conclude_not_sent,
+    parse_stamp,
+    settle,
+    wanted_keys,
+)
 from storage.alerts import AlertRepo
 from storage.bulk import BulkRepo
 from storage.outbox import OutboxRepo, OutboxRow
@@ -204,12 +211,18 @@ class DeliveryTracker:
     # --- unknown sends ---------------------------------------------------------------------
 
     async def reconcile_unknown_rows(self) -> int:
-        """Settles 'unknown' sends older than two minutes; returns how many were settled."""
+        """Settles 'unknown' sends older than two minutes, single sends and bulk rows alike;
+        returns how many were settled."""
         now = self._now()
-        rows = await self._outbox.unknown_older_than(stamp(now - RECONCILE_AFTER))
+        cutoff = stamp(now - RECONCILE_AFTER)
+        rows = await self._outbox.unknown_older_than(cutoff)
         by_user: defaultdict[int, list[OutboxRow]] = defaultdict(list)
         for row in rows:
             by_user[row.user_id].append(row)
+        # A bulk job settles only the matches it finds when it ends; its rows not found yet
+        # are looked for here, with the same rule.
+        for user_id in await self._bulk.unknown_users_older_than(cutoff):
+            by_user.setdefault(user_id, [])
         for user_id in self._walks.keys() - by_user.keys():
             # Nothing left to look for (settled elsewhere, e.g. from /history).
             del self._walks[user_id]
@@ -222,10 +235,28 @@ class DeliveryTracker:
         return settled
 
     async def _reconcile_user(self, user_id: int, rows: Sequence[OutboxRow], now: datetime) -> int:
+        cutoff = stamp(now - RECONCILE_AFTER)
+        # (job id, row number) -> (earliest the gateway can have made it, when it became unknown)
+        bulk_rows = {
+            (row.job_id, row.row_no): (
+                parse_stamp(started) or utc_now(),
+                parse_stamp(row.updated_at) or utc_now(),
+            )
+            for row, started in await self._bulk.open_rows_of_user(user_id)
+            if row.state == "unknown" and (row.updated_at or "") <= cutoff
+        }
         walk = self._walks.get(user_id)
         if walk is None:
-            oldest = min(_created(row) for row in rows)
-            walk = _Walk(HistoryWalk(since=oldest), frozenset(r.id for r in rows))
+            if not rows and not bulk_rows:
+                return 0
+            oldest = min(
+                [_created(row) for row in rows] + [start for start, _ in bulk_rows.values()]
+            )
+            walk = _Walk(
+                HistoryWalk(since=oldest),
+                frozenset(r.id for r in rows),
+                frozenset(bulk_rows),
+            )
             self._walks[user_id] = walk
         try:
             await walk.history.advance(
@@ -251,9 +282,8 @@ class DeliveryTracker:
             return 0
         await self._health.record_success()
 
-        resolved = (
-            await settle(self._outbox, self._bulk, user_id, walk.history.records)
-        ).outbox_ids
+        found = await settle(self._outbox, self._bulk, user_id, walk.history.records)
+        resolved = found.outbox_ids
         for row_id in resolved:
             row = await self._outbox.get(row_id)
             if row is None:
@@ -264,25 +294,41 @@ class DeliveryTracker:
             delay = next_check_delay(0, now - _created(row))
             if row.sms_id is not None and delay is not None:
                 await self._outbox.schedule_check(row.id, stamp(now + delay), 0)
+        settled = len(resolved) + len(found.bulk_rows)
         if not walk.history.finished:
-            return len(resolved)  # the bound was hit: on next round
+            return settled  # the bound was hit: on next round
 
         self._walks.pop(user_id, None)
         if not walk.history.complete:
-            return len(resolved)  # a history that does not page proves nothing
-        # Only a walk that reached back past the send may say it is not there, and only for
-        # the sends it was started for (a newer one may sit before where it began).
-        not_sent = 0
-        for row in rows:
-            if row.id in resolved or row.id not in walk.for_ids:
-                continue
-            if now - _created(row) < TRACK_FOR:
-                continue
-            if await self._outbox.mark_not_sent(row.id):
-                logger.info("outbox %s of user %s: no trace after 24 h, not sent", row.id, user_id)
-                not_sent += 1
-                await self._report_not_sent(row)
-        return len(resolved) + not_sent
+            return settled  # a history that does not page proves nothing
+        # Only a walk that reached back past the send may say it is not there, only for the
+        # sends it was started for (a newer one may sit before where it began), and only a
+        # day after the send: a slow gateway may list it late.
+        old_rows = {
+            row.id: row
+            for row in rows
+            if row.id not in resolved
+            and row.id in walk.for_ids
+            and now - _created(row) >= TRACK_FOR
+        }
+        old_bulk = [
+            key
+            for key, (_start, unknown_since) in bulk_rows.items()
+            if key in walk.for_rows
+            and key not in found.bulk_rows
+            and now - unknown_since >= TRACK_FOR
+        ]
+        concluded = await conclude_not_sent(
+            self._outbox, self._bulk, user_id, list(old_rows), old_bulk
+        )
+        for row_id in concluded.outbox_ids:
+            logger.info("outbox %s of user %s: no trace after 24 h, not sent", row_id, user_id)
+            await self._report_not_sent(old_rows[row_id])
+        for job_id, row_no in concluded.bulk_rows:
+            logger.info(
+                "bulk row %s/%s of user %s: no trace after 24 h, not sent", job_id, row_no, user_id
+            )
+        return settled + len(concluded.outbox_ids) + len(concluded.bulk_rows)
 
     async def _report_not_sent(self, row: OutboxRow) -> None:
         if not await self._outbox.mark_result_notified(row.id):
@@ -316,7 +362,9 @@ class DeliveryTracker:
 class _Walk:
     history: HistoryWalk
     for_ids: frozenset[int]
-    """The unknown sends it was started for: only these can it find missing."""
+    """The unknown single sends it was started for: only these can it find missing."""
+    for_rows: frozenset[tuple[int, int]] = frozenset()
+    """The same for bulk rows: (job id, row number)."""
 
 
 def _created(row: OutboxRow) -> datetime:

@@ -3,7 +3,8 @@
 row:  pending --> sending --> sent | failed | unknown
       sending --(process died mid-request, found at start-up)--> unknown
       sending --(its result was lost to an error, found when the run ends)--> unknown
-      unknown --(reconciled against the history)--> sent | not_sent
+      unknown --(reconciled against the history)--> sent
+      unknown --(no trace a day later, in a history read back past it)--> not_sent
 job:  ready --> running <--> paused (pause_reason says why);  running | paused --> cancelled | done
       ready --> paused (its owner was denied access before it began)
 """
@@ -393,6 +394,28 @@ class BulkRepo:
             "UPDATE bulk_rows SET state = 'sent', sms_id = ?, request_id = ?, status = ?, "
             "cost = ?, error = NULL, updated_at = ? "
             "WHERE job_id = ? AND row_no = ? AND state = 'unknown'",
-            (sms_id, request_id, status, cost, utc_now(), job_id, row_no),
+            # An sms_id beyond SQLite's range must not stop the user's reconciliation for good.
+            (sqlite_int(sms_id), request_id, status, cost, utc_now(), job_id, row_no),
         )
         return changed > 0
+
+    async def mark_not_sent(self, job_id: int, row_no: int) -> bool:
+        """unknown → not_sent: no trace in the history; False when the row is not 'unknown'
+        any more (a match settled it as sent meanwhile, which must stand)."""
+        changed = await self._db.execute(
+            "UPDATE bulk_rows SET state = 'not_sent', updated_at = ? "
+            "WHERE job_id = ? AND row_no = ? AND state = 'unknown'",
+            (utc_now(), job_id, row_no),
+        )
+        return changed > 0
+
+    async def unknown_users_older_than(self, cutoff: str) -> list[int]:
+        """The users with a bulk row 'unknown' since `cutoff` or before, in any job."""
+        # Per job, so that the (job_id, state) index serves instead of a scan of every row.
+        rows = await self._db.fetchall(
+            "SELECT DISTINCT j.user_id FROM bulk_jobs j WHERE EXISTS (SELECT 1 FROM bulk_rows r "
+            "WHERE r.job_id = j.id AND r.state = 'unknown' AND r.updated_at <= ?) "
+            "ORDER BY j.user_id",
+            (cutoff,),
+        )
+        return [int(row["user_id"]) for row in rows]

@@ -124,8 +124,9 @@ class OutboxRepo:
         return await self._transition(id, (OutboxState.PENDING,), OutboxState.UNKNOWN, error=error)
 
     async def mark_not_sent(self, id: int) -> bool:
-        """Reconciled: the gateway has no trace of it."""
-        return await self._transition(id, _OPEN, OutboxState.NOT_SENT)
+        """Reconciled: the gateway has no trace of it. Only from 'unknown': a send settled
+        meanwhile keeps its outcome."""
+        return await self._transition(id, (OutboxState.UNKNOWN,), OutboxState.NOT_SENT)
 
     async def update_status(self, id: int, status: str) -> bool:
         """Stores the latest delivery status (DELIVERED, REJECTED, ...) verbatim."""
@@ -176,6 +177,8 @@ class OutboxRepo:
         """Those of `sms_ids` that a send of the user already holds: a single send here, or a
         row of one of their bulk jobs (storage/bulk.py). A gateway SMS is one send's only."""
         taken: set[int] = set()
+        # An id beyond SQLite's range is never stored (see mark_sent), so none holds it.
+        sms_ids = [sms_id for sms_id in sms_ids if sqlite_int(sms_id) is not None]
         for start in range(0, len(sms_ids), _IDS_PER_QUERY):
             chunk = sms_ids[start : start + _IDS_PER_QUERY]
             marks = ", ".join("?" * len(chunk))

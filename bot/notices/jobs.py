@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from aiogram.utils.i18n import gettext as _
 
 from bot.notices.notifier import Delivery, Outbox
-from handlers.bulk import cost_so_far, pause_text, progress_text, result_file
+from handlers.bulk import cost_so_far, not_sent_text, pause_text, progress_text, result_file
 from handlers.config import HandlerSettings
 from handlers.keyboards import job_keyboard, open_job_keyboard
 from handlers.render import count
@@ -53,9 +53,10 @@ class JobReports:
                 _("✅ <b>Bulk job #{id} finished.</b>").format(id=job.id),
                 _("Sent: {sent} · failed: {failed} · unclear: {unknown}").format(
                     sent=count(counts.sent),
-                    failed=count(counts.failed + counts.not_sent),
+                    failed=count(counts.failed),
                     unknown=count(counts.unknown),
                 ),
+                *([not_sent_text(counts)] if counts.not_sent else []),
                 _("Cost: {cost}").format(cost=await cost_so_far(self.bulk, job.id)),
                 _("The file has the result of every row."),
             ]

@@ -20,6 +20,7 @@ from openpyxl import Workbook, load_workbook
 
 from bot.config import Settings
 from services.bulk import BulkRunner
+from services.events import JobFinished
 from tests.conftest import GOOD_TOKEN, OTHER_TOKEN, make_settings
 from tests.fakes.fake_devsms import ERR_BALANCE, FakeDevsms
 from tests.support.harness import Harness, button_data
@@ -457,6 +458,45 @@ async def test_jobs_lists_newest_first_and_opens_one(
     await app.tap(opened, "Result file")
     assert len(result_files(app)) == 3
     assert csv_of(result_files(app)[-1])[1][:2] == ["2", "998901234567"]
+
+
+async def test_rows_of_unclear_fate_are_neither_failed_nor_certainly_not_sent(
+    bulk_app: Harness,
+) -> None:
+    app = bulk_app
+    await connect(app)
+    await app.services.users.set_language(1, "en")
+    bulk = app.services.bulk
+    rows = [(n + 2, f"99890123{n:04d}", "Hi", 1) for n in range(4)]
+    job_id = await bulk.create_job(
+        1, template="Hi", sender=None, file_name="x.csv", file_format="csv", rows=rows
+    )
+    await bulk.set_job_state(job_id, "running", allowed_from=("ready",))
+    for row_no, state in [(2, "sent"), (3, "failed"), (4, "unknown"), (5, "unknown")]:
+        await bulk.claim(job_id, row_no)
+        await bulk.finish_row(job_id, row_no, state, sms_id=1 if state == "sent" else None)
+    await bulk.set_job_state(job_id, "done", allowed_from=("running",))
+    # A day later, the history showed no trace of row 5.
+    assert await bulk.mark_not_sent(job_id, 5)
+
+    [listing] = await app.send("/jobs")
+    assert (
+        "#1 · x.csv · ✅ finished · sent 1 of 4, failed 1, unclear 1, probably not sent 1"
+        in listing.text
+    )
+    [opened] = await app.tap(listing, "#1")
+    assert "Sent: 1 · failed: 1 · left: 0" in opened.text
+    assert "Unclear: 1 (" in opened.text
+    assert "Probably not sent: 1 (no trace at devsms.uz a day later)" in opened.text
+
+    job = await bulk.get_job(job_id)
+    assert job is not None
+    await app.dp["notices"].emit(JobFinished(job, await bulk.counts(job_id)))
+    [summary] = [call.caption or "" for call in app.session.of(SendDocument)]
+    assert "Sent: 1 · failed: 1 · unclear: 1" in summary
+    assert "Probably not sent: 1" in summary
+    _header, *result = csv_of(result_files(app)[-1])
+    assert [r[3] for r in result] == ["sent", "failed", "unknown", "probably_not_sent"]
 
 
 async def test_jobs_started_before_a_restart_are_resumed(app: Harness, devsms: FakeDevsms) -> None:

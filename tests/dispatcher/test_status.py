@@ -151,6 +151,21 @@ async def test_button_of_an_unconfirmed_send_turns_into_its_status_once_the_gate
     assert row is not None and row.state is OutboxState.SENT
 
 
+async def test_a_send_with_no_trace_a_day_later_is_shown_as_probably_not_sent(
+    app: Harness,
+) -> None:
+    await connect(app)
+    outbox = app.services.outbox
+    row_id = await outbox.create_pending(1, PHONE, "Never seen", None)
+    await outbox.mark_unknown(row_id, "timeout")
+    assert await outbox.mark_not_sent(row_id)  # what the tracker concludes after 24 h
+    [page] = await app.send("/history")
+    [card] = await app.tap_data(page, SmsCb(outbox_id=row_id).pack())
+    # As the tracker's notice says: its fate was never known for certain.
+    assert "❔ probably not sent: devsms.uz shows no trace of it" in card.text
+    assert "❌" not in card.text
+
+
 async def test_another_users_outbox_button_is_refused(app: Harness) -> None:
     await connect(app, user_id=1)
     await connect(app, user_id=2)

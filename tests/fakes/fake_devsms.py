@@ -52,6 +52,9 @@ WAIT_LIMIT: Final = 10.0
 HISTORY_DEFAULT_LIMIT: Final = 50
 HISTORY_MAX_LIMIT: Final = 200
 HISTORY_SHAPES: Final = ("list", "sms", "items", "history", "messages", "data", "paginated")
+# A shape the bot's parser does not know (the list under "result"): a gateway that changed its
+# answer must not make the bot read "no entries".
+UNKNOWN_HISTORY_SHAPE: Final = "result"
 FAILURE_MODES: Final = (
     "500",
     "503",
@@ -627,7 +630,7 @@ class FakeDevsms:
             data = {"items": items, "pagination": pagination}
         elif shape == "history":
             data = {"history": items, "count": len(matching)}
-        elif shape in HISTORY_SHAPES:
+        elif shape in HISTORY_SHAPES or shape == UNKNOWN_HISTORY_SHAPE:
             data = {shape: items, "total": len(matching)}
         else:
             raise ValueError(f"unknown history_shape {shape!r}")

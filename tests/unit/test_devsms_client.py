@@ -661,7 +661,13 @@ def test_parse_history_finds_the_list(payload: object) -> None:
     "payload", [None, 5, "text", True, {}, {"data": None}, {"data": {"total": 3}}, {"sms": "x"}]
 )
 def test_parse_history_of_nonsense_is_an_empty_page(payload: object) -> None:
-    assert parse_history(payload) == HistoryPage(items=[], total=None)
+    # Without a list, the page is empty and says so: no entries were found, not "no more".
+    assert parse_history(payload) == HistoryPage(items=[], total=None, listed=False)
+
+
+@pytest.mark.parametrize("payload", [[], {"sms": []}, {"data": {"items": [], "total": 0}}])
+def test_parse_history_of_an_empty_list_is_an_empty_page_with_a_list(payload: object) -> None:
+    assert parse_history(payload).listed
 
 
 def test_sms_record_tolerates_odd_field_types() -> None:

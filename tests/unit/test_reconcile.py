@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.devsms import HistoryPage, SmsRecord
+from services.devsms import DevsmsGatewayError, HistoryPage, SmsRecord, parse_history
 from services.money import parse_money
 from services.reconcile import HistoryWalk, reconcile_unknown
 from storage import BulkRepo, Database, OutboxRepo, UserRepo
@@ -274,3 +274,103 @@ async def test_a_gateway_that_ignores_the_offset_never_completes_a_walk() -> Non
     assert not await walk.advance(gateway, ALI, pages=10, wanted=set())  # type: ignore[arg-type]
     assert walk.stuck and not walk.complete
     assert len(gateway.offsets) == 2
+
+
+async def test_a_send_in_flight_keeps_its_own_sms_from_an_older_unknown_send(
+    outbox: OutboxRepo,
+) -> None:
+    # Send 1 of "Hello" lost its answer 4 minutes ago and never reached the gateway; send 2 of
+    # the same text is in flight now, and the gateway already lists its SMS 99. Within the
+    # clock skew, SMS 99 fits send 1's window too, but it is send 2's.
+    older = await unknown_row(outbox, "Hello")
+    four_minutes_ago = (datetime.now(UTC) - timedelta(minutes=4)).isoformat(timespec="seconds")
+    await outbox.db.execute(
+        "UPDATE outbox SET created_at = ?, updated_at = ? WHERE id = ?",
+        (four_minutes_ago, four_minutes_ago, older),
+    )
+    in_flight = await outbox.create_pending(ALI, PHONE, "Hello", None)
+
+    assert await reconcile_unknown(outbox, ALI, [record(99, "Hello")]) == []
+    row = await outbox.get(older)
+    assert row is not None and (row.state, row.sms_id) == (OutboxState.UNKNOWN, None)
+    # Send 2's answer arrives with SMS 99: from then on it is taken, and send 1 gets its own
+    # SMS only if the history shows one.
+    assert await outbox.mark_sent(in_flight, 99, "req-99", "waiting", 1, "50")
+    assert await reconcile_unknown(outbox, ALI, [record(99, "Hello")]) == []
+
+
+async def test_an_sms_id_beyond_64_bits_settles_single_and_bulk_sends(
+    outbox: OutboxRepo,
+) -> None:
+    row_id = await unknown_row(outbox, "Hello")
+    bulk, job_id = await bulk_row(outbox, "Bulk hello", state="unknown")
+    huge = 10**20  # a gateway's id SQLite cannot hold
+    records = [record(huge + 1, "Bulk hello"), record(huge, "Hello")]
+
+    assert await reconcile_unknown(outbox, ALI, records) == [row_id]
+    row = await outbox.get(row_id)
+    assert row is not None and (row.state, row.request_id) == (OutboxState.SENT, f"req-{huge}")
+    [settled] = await bulk.all_rows(job_id)
+    assert (settled.state, settled.sms_id, settled.request_id) == (
+        "sent",
+        None,
+        f"req-{huge + 1}",
+    )
+
+
+class UnknownShape:
+    """A gateway whose history answer holds its list under a key the parser does not know."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    async def history(
+        self, user_id: int, *, limit: int = 10, offset: int = 0, status: str | None = None
+    ) -> HistoryPage:
+        self.asked += 1
+        entry = {"sms_id": 5, "phone": PHONE, "message": "Hello", "created_at": 0}
+        return parse_history({"result": [entry]})
+
+
+async def test_a_history_answer_without_a_list_is_an_error_not_the_end() -> None:
+    gateway = UnknownShape()
+    walk = HistoryWalk(since=datetime.now(UTC) - timedelta(days=2))
+    with pytest.raises(DevsmsGatewayError):
+        await walk.advance(gateway, ALI, pages=5, wanted=set())  # type: ignore[arg-type]
+    assert not walk.complete and not walk.finished
+    # The next round asks again, from the same place.
+    with pytest.raises(DevsmsGatewayError):
+        await walk.advance(gateway, ALI, pages=5, wanted=set())  # type: ignore[arg-type]
+    assert gateway.asked == 2 and not walk.complete
+
+
+class Pages:
+    """A history served as the given pages, in the gateway's own order within each."""
+
+    def __init__(self, *pages: list[SmsRecord]) -> None:
+        self.by_offset: dict[int, list[SmsRecord]] = {}
+        offset = 0
+        for page in pages:
+            self.by_offset[offset] = page
+            offset += len(page)
+
+    async def history(
+        self, user_id: int, *, limit: int = 10, offset: int = 0, status: str | None = None
+    ) -> HistoryPage:
+        return HistoryPage(items=self.by_offset.get(offset, []))
+
+
+async def test_one_old_entry_on_a_page_does_not_end_the_walk() -> None:
+    # The page's order is not newest first: an old entry sits among new ones, and the SMS
+    # looked for is on the next page.
+    gateway = Pages(
+        [record(30, "Other", ago=timedelta(0)), record(10, "Other", ago=timedelta(hours=3))],
+        [record(20, "Hello", ago=timedelta(minutes=30))],
+        [record(5, "Other", ago=timedelta(hours=4))],
+    )
+    walk = HistoryWalk(since=datetime.now(UTC) - timedelta(hours=1))
+    wanted = {(PHONE, "Hello")}
+    assert await walk.advance(gateway, ALI, pages=5, wanted=wanted)  # type: ignore[arg-type]
+    assert [r.sms_id for r in walk.records] == [20]
+    # The third page is older than the bound throughout: there the walk stops.
+    assert walk.passed and not walk.stuck

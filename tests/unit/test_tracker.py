@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from handlers.callbacks import TokenCb
 from services.access import AccessPolicy
+from services.bulk import BulkRunner
+from services.events import Event, JobFinished
 from services.sending import SmsSender
 from services.tracker import DeliveryTracker, stamp
-from storage import OutboxRepo, OutboxRow, OutboxState
+from storage import BulkRepo, BulkRow, JobCounts, JobRow, OutboxRepo, OutboxRow, OutboxState
 from storage.users import Access
-from tests.fakes.fake_devsms import FakeDevsms
+from tests.fakes.fake_devsms import UNKNOWN_HISTORY_SHAPE, FakeDevsms
 from tests.support.watch_env import World
 
 PHONE = "998901234567"
@@ -350,3 +353,122 @@ async def test_a_denied_user_hears_nothing_more(
     await tracker.tick()
     assert (await row(world, outbox_id)).status == "REJECTED"  # tracked, not told
     assert world.notify.to(1) == []
+
+
+async def test_a_history_answer_in_an_unknown_shape_never_concludes_not_sent(
+    world: World, devsms: FakeDevsms, clock: Clock
+) -> None:
+    await world.add_user(1, "tok-1", balance=100_000)
+    outbox_id = await unknown_row(world, 1, "Lost answer")
+    await world.client.send_sms("tok-1", PHONE, "Lost answer")  # it did go out
+    devsms.history_shape = UNKNOWN_HISTORY_SHAPE
+    tracker = make_tracker(world, clock)
+    clock.at(timedelta(hours=25))
+
+    assert await tracker.reconcile_unknown_rows() == 0
+    assert (await row(world, outbox_id)).state is OutboxState.UNKNOWN
+    assert world.notify.to(1) == []
+    # Once the answer is readable again, the walk goes on and finds it.
+    devsms.history_shape = "sms"
+    assert await tracker.reconcile_unknown_rows() == 1
+    assert (await row(world, outbox_id)).state is OutboxState.SENT
+
+
+# --- bulk rows of unknown fate ------------------------------------------------------------------
+
+
+async def lost_bulk_row(
+    world: World, devsms: FakeDevsms, clock: Clock
+) -> tuple[BulkRepo, BulkRow, DeliveryTracker]:
+    """A finished three-row bulk job of user 1 whose first row was answered 500 (and never
+    reached the gateway): that row, 'unknown', and the tracker that goes on looking."""
+    await world.add_user(1, "tok-1", balance=100_000)
+    bulk = BulkRepo(world.db)
+    job_id = await bulk.create_job(
+        1,
+        template="Hi {n}",
+        sender=None,
+        file_name="x.csv",
+        file_format="csv",
+        rows=[(n, f"99890123456{n}", f"Hi {n}", 1) for n in (2, 3, 4)],
+    )
+    finished: asyncio.Queue[tuple[JobRow, JobCounts]] = asyncio.Queue()
+
+    class Finished:
+        async def emit(self, event: Event) -> None:
+            if isinstance(event, JobFinished):
+                await finished.put((event.job, event.counts))
+
+    runner = BulkRunner(bulk, world.accounts, rate=200.0, concurrency=1, notices=Finished())
+    devsms.fail_next(1, status=500, path="/send_sms.php")  # the first row: not processed
+    assert await runner.begin(job_id)
+    job, counts = await asyncio.wait_for(finished.get(), timeout=15)
+    assert job.state == "done"
+    # Not found at the end: unclear, never failed nor "not sent".
+    assert (counts.sent, counts.unknown, counts.failed, counts.not_sent) == (2, 1, 0, 0)
+    [lost] = await bulk.rows_in(job_id, ("unknown",))
+    return bulk, lost, make_tracker(world, clock)
+
+
+async def still_unclear(tracker: DeliveryTracker, bulk: BulkRepo, lost: BulkRow) -> None:
+    """A round of the tracker leaves the row unclear: neither failed nor "not sent"."""
+    assert await tracker.reconcile_unknown_rows() == 0
+    counts = await bulk.counts(lost.job_id)
+    assert (counts.unknown, counts.failed, counts.not_sent) == (1, 0, 0)
+
+
+async def now_of(bulk: BulkRepo, row: BulkRow) -> BulkRow:
+    [found] = [r for r in await bulk.all_rows(row.job_id) if r.row_no == row.row_no]
+    return found
+
+
+async def test_a_bulk_row_the_gateway_lists_late_is_settled_as_sent(
+    world: World, devsms: FakeDevsms, clock: Clock
+) -> None:
+    bulk, lost, tracker = await lost_bulk_row(world, devsms, clock)
+    clock.at(timedelta(minutes=3))  # past the two minutes a lost answer is given
+    await still_unclear(tracker, bulk, lost)
+
+    # A slow gateway: the SMS shows up in the history only now.
+    late = await world.client.send_sms("tok-1", lost.phone, lost.message)
+    clock.at(timedelta(minutes=5))
+    assert await tracker.reconcile_unknown_rows() == 1
+    settled = await now_of(bulk, lost)
+    assert (settled.state, settled.sms_id) == ("sent", late.sms_id)
+    assert (await bulk.counts(lost.job_id)).sent == 3
+    assert world.notify.to(1) == []
+
+
+async def test_a_bulk_row_without_a_trace_is_probably_not_sent_only_after_a_day(
+    world: World, devsms: FakeDevsms, clock: Clock
+) -> None:
+    bulk, lost, tracker = await lost_bulk_row(world, devsms, clock)
+    clock.at(timedelta(hours=23))
+    await still_unclear(tracker, bulk, lost)
+
+    clock.at(timedelta(hours=25))
+    assert await tracker.reconcile_unknown_rows() == 1
+    counts = await bulk.counts(lost.job_id)
+    assert (counts.sent, counts.unknown, counts.not_sent, counts.failed) == (2, 0, 1, 0)
+    assert await tracker.reconcile_unknown_rows() == 0
+
+
+async def test_a_not_sent_conclusion_never_overwrites_a_row_settled_as_sent_meanwhile(
+    world: World, devsms: FakeDevsms, clock: Clock
+) -> None:
+    bulk, lost, tracker = await lost_bulk_row(world, devsms, clock)
+    clock.at(timedelta(hours=25))
+
+    # The walk reads a history without the row's SMS; while that answer is on its way, the
+    # row is settled as sent (another reconciliation found it).
+    devsms.hold("/get_history.php")
+    round_ = asyncio.create_task(tracker.reconcile_unknown_rows())
+    await devsms.wait_held()
+    assert await bulk.settle_unknown(
+        lost.job_id, lost.row_no, sms_id=4242, request_id=None, status="waiting", cost="50"
+    )
+    devsms.release()
+    await asyncio.wait_for(round_, timeout=15)
+
+    settled = await now_of(bulk, lost)
+    assert (settled.state, settled.sms_id) == ("sent", 4242)
