@@ -90,7 +90,7 @@ async def test_a_runaway_parse_does_not_hold_up_other_users_and_is_stopped(
     await connect(app, user_id=2)
     await app.send("/bulk", 1)
     # The worker runs whatever function the handler hands it, by name, in the child process.
-    monkeypatch.setattr(handlers.bulk, "parse_source", parse_forever)
+    monkeypatch.setattr(handlers.bulk, "read_upload", parse_forever)
     upload = asyncio.create_task(app.send_document("slow.xlsx", b"PK\x03\x04...", 1))
     await until(lambda: app.services.uploads.busy)
 
