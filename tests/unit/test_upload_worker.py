@@ -11,7 +11,7 @@ import pytest
 
 from services.bulk_plan import NoPhoneColumn, parse_source, read_upload
 from services.spreadsheet import MAX_COLUMNS, TooLarge, TooManyRows, TooSlow
-from services.upload_worker import UploadWorker
+from services.upload_worker import UploadWorker, WorkerBusy
 from tests.support.uploads import (
     allocate_forever,
     loaded_packages,
@@ -74,6 +74,20 @@ async def test_the_event_loop_runs_while_the_child_parses(worker: UploadWorker) 
         ticks += 1
     assert await parse == "done"
     assert ticks > 20  # the loop kept turning while the child worked
+
+
+async def test_a_second_parse_while_one_runs_is_refused_at_once(worker: UploadWorker) -> None:
+    first = asyncio.create_task(worker.run(parse_slowly, 1.0))
+    await asyncio.sleep(0)  # the first call has taken the worker
+    assert worker.busy
+
+    with pytest.raises(WorkerBusy):
+        await worker.run(parse_slowly, 0)  # not queued behind the first
+    assert not first.done()
+
+    assert await first == "done"
+    assert not worker.busy
+    assert await worker.run(parse_slowly, 0) == "done"
 
 
 def wide_list(rows: int) -> bytes:
