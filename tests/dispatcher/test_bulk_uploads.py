@@ -152,6 +152,32 @@ async def test_an_upload_while_another_users_file_is_read_is_answered_at_once(
     assert "people.csv: 6 rows, 3 numbers in column «phone»" in asked.text
 
 
+async def test_a_list_read_again_while_another_file_is_read_keeps_the_dialog(
+    bulk_app: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = bulk_app
+    for user_id in (1, 2):
+        await connect(app, user_id)
+        await app.send("/bulk", user_id)
+    await app.send_document("people.csv", PEOPLE_CSV, 1)
+    app.dp["bulk_sources"] = SourceCache(budget=10**9)  # as after a restart: read it again
+    pipe = tmp_path / "release"
+    os.mkfifo(pipe)
+    monkeypatch.setattr(handlers.bulk, "read_upload", read_when_released)
+    held = asyncio.create_task(app.send_document("people.csv", str(pipe).encode(), 2))
+    await until(lambda: app.services.uploads.busy)
+
+    [busy] = await asyncio.wait_for(app.send("Hi {name}", 1), TIME_LIMIT / 2)
+    assert BUSY["en"] in busy.text
+    assert await app.state_of(1) == "BulkForm:text"  # the list is still asked for
+
+    await asyncio.to_thread(pipe.write_bytes, PEOPLE_CSV)
+    await held
+    monkeypatch.undo()
+    [review] = await app.send("Hi {name}", 1)
+    assert "✅ To send: 3" in review.text
+
+
 # --- formula injection -------------------------------------------------------------------------
 
 HOSTILE = ['=HYPERLINK("http://evil.example","x")', "+1+cmd|' /C calc'!A0", "@SUM(1)"]
