@@ -77,6 +77,7 @@ from services.bulk_plan import (
     SourceCache,
     build_plan,
     parse_source,
+    read_upload,
 )
 from services.devsms import Balance
 from services.i18n import N_
@@ -278,7 +279,8 @@ async def parse(ctx: BulkContext, data: bytes, file_name: str, key: str) -> Sour
     max_rows = ctx.settings.bulk_max_rows
     if file_name == PASTED:
         return await asyncio.to_thread(parse_source, data, file_name, key, max_rows)
-    return await ctx.uploads.run(parse_source, data, file_name, key, max_rows)
+    packed = await ctx.uploads.run(read_upload, data, file_name, key, max_rows)
+    return await asyncio.to_thread(packed.unpack)
 
 
 def spreadsheet_error_text(exc: SpreadsheetError) -> str:

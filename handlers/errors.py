@@ -19,6 +19,7 @@ from services.devsms import (
     DevsmsUnauthorized,
     DevsmsUnavailable,
 )
+from services.upload_worker import WorkerBusy
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,14 @@ async def gateway_refused(event: ErrorEvent, bot: Bot) -> None:
     await tell_user(event, bot, text)
 
 
+async def uploads_busy(event: ErrorEvent, bot: Bot) -> None:
+    # Files are parsed one at a time and never queued (services.upload_worker): the file, or
+    # the list to read again after a restart, was left as it was.
+    await tell_user(
+        event, bot, _("Another file is being read right now; send yours again in a minute.")
+    )
+
+
 async def stale_query(event: ErrorEvent) -> None:
     # Telegram takes one answer per callback query, within about 15 s: the same update
     # delivered twice (a restart before the offset was confirmed) or a slow handler gets
@@ -105,6 +114,7 @@ def create_router() -> Router:
         ExceptionMessageFilter(STALE_QUERY_PATTERN),
     )
     router.errors.register(no_token, ExceptionTypeFilter(NoToken))
+    router.errors.register(uploads_busy, ExceptionTypeFilter(WorkerBusy))
     router.errors.register(token_rejected, ExceptionTypeFilter(DevsmsUnauthorized))
     router.errors.register(
         gateway_down, ExceptionTypeFilter(DevsmsUnavailable, DevsmsGatewayError)

@@ -42,6 +42,11 @@ MAX_ROWS: Final = 50_000
 # Columns past this are dropped. Every recipient keeps a
 # dict of its row, so a 16384-column sheet would cost gigabytes; real lists have a handful.
 MAX_COLUMNS: Final = 64
+# A list past this many cells (data rows × columns) is refused as too large. The bot keeps a
+# parsed list as a dict per row: 50,000 rows × 64 columns would be about 250 MB in the bot
+# (more than the whole BULK_CACHE_MB of 256) and a quarter of a second of the event loop just
+# to free it; a list of numbers with a name and a few fields never comes near this.
+MAX_CELLS: Final = 1_000_000
 # Header names are clipped to this many characters: a name is shown in replies and typed
 # back as a {placeholder}, and a 5,000-character header would overflow a Telegram message.
 MAX_COLUMN_NAME: Final = 60
@@ -66,6 +71,10 @@ _XLSX_EXTENSIONS: Final[frozenset[str]] = frozenset({".xlsx", ".xlsm"})
 _ZIP_MAGIC: Final = b"PK\x03\x04"
 # Legacy .xls (and anything else in an OLE2 container); openpyxl cannot read it.
 _OLE2_MAGIC: Final = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+# Removed from every cell, header names included, so that it can join the cells of a row into
+# one string (services.bulk_plan.PackedSource). A NUL means nothing in a list of numbers.
+NEVER_IN_CELL: Final = "\x00"
 
 _DELIMITERS: Final = ",;\t"
 # Never occurs in text people type; lets a one-column file go through the csv reader for its
@@ -342,6 +351,8 @@ def _build_table(
         while header and not header[-1]:
             header.pop()
         width = max(width, len(header))
+    if len(rows) * width > MAX_CELLS:
+        raise TooLarge(f"{len(rows)} rows × {width} columns")
     for cells in rows:
         if len(cells) < width:
             cells.extend([""] * (width - len(cells)))
@@ -476,6 +487,10 @@ def _excel_cell(value: object) -> str:
 
 
 def _clean_text(cell: str) -> str:
+    if NEVER_IN_CELL in cell:
+        # A CSV with a NUL is refused as corrupt, and XML cannot hold one; this keeps the
+        # promise of NEVER_IN_CELL whatever openpyxl lets through.
+        cell = cell.replace(NEVER_IN_CELL, "")
     text = cell.strip().strip(_INVISIBLE).strip()
     if text[:1] in ("'", "="):
         match = _NUMBER_AS_TEXT.fullmatch(text)

@@ -5,8 +5,15 @@ busy for minutes. Parsed in the bot's own process either would freeze every chat
 or kill the bot. In the child, RLIMIT_AS turns a runaway allocation into MemoryError there,
 and a parse that outlives its time limit is killed; the next upload gets a fresh child.
 
-One child, started on the first upload (idle bots pay nothing) and reused; uploads take turns
-on it. The bot waits for it in a thread, so the event loop serves everyone meanwhile.
+One child, started on the first upload (idle bots pay nothing) and reused, parses one upload
+at a time. An upload that arrives while it is busy is refused at once (WorkerBusy: the user is
+asked to send the file again in a minute) rather than queued: a queued upload would hold its
+user's chat (updates of one user are handled in order) and its downloaded file (up to 20 MB)
+behind other users' parses of up to the time limit each, so a burst of uploads would freeze
+chats for minutes and grow memory with the number of uploaders. A pool of children would
+multiply the memory limit and, on a small machine, only share the same CPU. A real list
+parses in a second or two, so the refusal is rare and the retry soon succeeds.
+The bot waits for its own parse in a thread, so the event loop serves everyone meanwhile.
 The child is started by forkserver (or spawn): it never inherits the bot's sockets, threads
 or event loop, and it imports only the module of the function it runs. Under `python -m bot`
 the main module is not imported again; a script that runs the bot in its own process needs
@@ -41,6 +48,10 @@ _OUT_OF_MEMORY: Final = "memory"
 _READY: Final = "ready"
 
 
+class WorkerBusy(Exception):
+    """Another upload is being parsed; nothing was done with this one."""
+
+
 class UploadWorker:
     def __init__(
         self,
@@ -63,7 +74,7 @@ class UploadWorker:
         self._process: BaseProcess | None = None
         self._conn: Connection | None = None
         # One parse at a time: the child is single-threaded, and a second child per upload
-        # would multiply the memory a burst of uploads can take.
+        # would multiply the memory a burst of uploads can take. Never waited for: see run.
         self._lock = asyncio.Lock()
         self._closed = False
 
@@ -74,15 +85,19 @@ class UploadWorker:
 
     @property
     def busy(self) -> bool:
-        """A parse is in progress (or waiting for its turn)."""
+        """A parse is in progress: run refuses another one until it ends."""
         return self._lock.locked()
 
     async def run(self, function: Callable[..., T], *args: Any) -> T:
         """function(*args) in the child; function must be importable by name (module level).
 
-        Raises TooSlow past the time limit and TooLarge when the child ran out of memory;
-        whatever function raises is raised here (it must be picklable).
+        Raises WorkerBusy at once while another call runs (the caller never waits behind
+        another user's upload), TooSlow past the time limit and TooLarge when the child ran
+        out of memory; whatever function raises is raised here (it must be picklable).
         """
+        if self._lock.locked():
+            raise WorkerBusy("another upload is being parsed")
+        # Acquiring a free asyncio.Lock does not yield, so nothing can slip in between.
         async with self._lock:
             if self._closed:
                 raise RuntimeError("upload worker closed")

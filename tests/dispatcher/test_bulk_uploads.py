@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,12 @@ from tests.dispatcher.test_bulk import (
 )
 from tests.fakes.fake_devsms import FakeDevsms
 from tests.support.harness import Harness
-from tests.support.uploads import parse_forever, xlsx_bomb, xlsx_of_many_entries
+from tests.support.uploads import (
+    parse_forever,
+    read_when_released,
+    xlsx_bomb,
+    xlsx_of_many_entries,
+)
 
 # The app with the runner's hooks attached, built here with this module's settings.
 bulk_app = test_bulk.bulk_app
@@ -90,7 +96,7 @@ async def test_a_runaway_parse_does_not_hold_up_other_users_and_is_stopped(
     await connect(app, user_id=2)
     await app.send("/bulk", 1)
     # The worker runs whatever function the handler hands it, by name, in the child process.
-    monkeypatch.setattr(handlers.bulk, "parse_source", parse_forever)
+    monkeypatch.setattr(handlers.bulk, "read_upload", parse_forever)
     upload = asyncio.create_task(app.send_document("slow.xlsx", b"PK\x03\x04...", 1))
     await until(lambda: app.services.uploads.busy)
 
@@ -103,6 +109,73 @@ async def test_a_runaway_parse_does_not_hold_up_other_users_and_is_stopped(
     monkeypatch.undo()
     [asked] = await app.send_document("people.csv", PEOPLE_CSV, 1)
     assert "people.csv: 6 rows, 3 numbers in column «phone»" in asked.text
+
+
+BUSY = {
+    "en": "Another file is being read right now; send yours again in a minute.",
+    "ru": "Сейчас читается другой файл; отправьте свой ещё раз через минуту.",
+    "uz": "Hozir boshqa fayl o'qilmoqda; faylingizni bir daqiqadan so'ng qayta yuboring.",
+}
+
+
+async def test_an_upload_while_another_users_file_is_read_is_answered_at_once(
+    bulk_app: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = bulk_app
+    others = dict(enumerate(BUSY, start=2))  # user id -> language
+    for user_id, lang in [(1, "en"), *others.items()]:
+        await connect(app, user_id, lang)
+        await app.send("/bulk", user_id, lang)
+    # User 1's parse runs until the test writes the file into this pipe.
+    pipe = tmp_path / "release"
+    os.mkfifo(pipe)
+    monkeypatch.setattr(handlers.bulk, "read_upload", read_when_released)
+    held = asyncio.create_task(app.send_document("people.csv", str(pipe).encode(), 1))
+    await until(lambda: app.services.uploads.busy)
+
+    # The bound only turns a wait behind user 1 into a failure instead of a hang.
+    for user_id, lang in others.items():
+        [busy] = await asyncio.wait_for(
+            app.send_document("people.csv", PEOPLE_CSV, user_id, lang), TIME_LIMIT / 2
+        )
+        assert BUSY[lang] in busy.text
+        assert await app.state_of(user_id) == "BulkForm:source"  # nothing changed
+    [balance] = await asyncio.wait_for(app.send("/balance", 2), TIME_LIMIT / 2)
+    assert "Balance: 10\u00a0000 so'm" in balance.text
+    assert not held.done()
+
+    await asyncio.to_thread(pipe.write_bytes, PEOPLE_CSV)
+    [asked] = [m for m in await held if m.chat_id == 1]
+    assert "people.csv: 6 rows, 3 numbers in column «phone»" in asked.text
+    monkeypatch.undo()
+    [asked] = await app.send_document("people.csv", PEOPLE_CSV, 2)
+    assert "people.csv: 6 rows, 3 numbers in column «phone»" in asked.text
+
+
+async def test_a_list_read_again_while_another_file_is_read_keeps_the_dialog(
+    bulk_app: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = bulk_app
+    for user_id in (1, 2):
+        await connect(app, user_id)
+        await app.send("/bulk", user_id)
+    await app.send_document("people.csv", PEOPLE_CSV, 1)
+    app.dp["bulk_sources"] = SourceCache(budget=10**9)  # as after a restart: read it again
+    pipe = tmp_path / "release"
+    os.mkfifo(pipe)
+    monkeypatch.setattr(handlers.bulk, "read_upload", read_when_released)
+    held = asyncio.create_task(app.send_document("people.csv", str(pipe).encode(), 2))
+    await until(lambda: app.services.uploads.busy)
+
+    [busy] = await asyncio.wait_for(app.send("Hi {name}", 1), TIME_LIMIT / 2)
+    assert BUSY["en"] in busy.text
+    assert await app.state_of(1) == "BulkForm:text"  # the list is still asked for
+
+    await asyncio.to_thread(pipe.write_bytes, PEOPLE_CSV)
+    await held
+    monkeypatch.undo()
+    [review] = await app.send("Hi {name}", 1)
+    assert "✅ To send: 3" in review.text
 
 
 # --- formula injection -------------------------------------------------------------------------

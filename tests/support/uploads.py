@@ -10,6 +10,8 @@ import zipfile
 
 from openpyxl import Workbook
 
+from services.bulk_plan import PackedSource, read_upload
+
 SHEET = "xl/worksheets/sheet1.xml"
 _ROW = "<row>" + '<c t="inlineStr"><is><t>998901234567</t></is></c>' * 50 + "</row>"
 
@@ -70,6 +72,15 @@ def parse_forever(*_args: object) -> None:
     """Stands for a parse that never ends; run in the upload worker by name."""
     while True:
         time.sleep(0.05)
+
+
+def read_when_released(pipe: bytes, file_name: str, key: str, max_rows: int) -> PackedSource:
+    """Stands for a parse that runs until the test lets it end: the "file" it gets is the path
+    of a named pipe, and it reads the real file from that pipe, which blocks until the test
+    writes it."""
+    with open(pipe.decode(), "rb") as released:
+        data = released.read()
+    return read_upload(data, file_name, key, max_rows)
 
 
 def allocate_forever(*_args: object) -> None:

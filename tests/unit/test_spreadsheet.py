@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openpyxl import Workbook, load_workbook
 
+from services import spreadsheet
 from services.phones import PhoneError
 from services.spreadsheet import (
     ARCHIVE_MAX_ENTRIES,
@@ -615,3 +616,15 @@ def test_upload_fuzz_gets_a_table_or_our_error_quickly(data: bytes, file_name: s
     else:
         assert all(len(row) == len(table.columns) for row in table.rows)
     assert time.monotonic() - started < 5.0
+
+
+def test_a_list_of_more_cells_than_the_limit_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(spreadsheet, "MAX_CELLS", 3 * 4)
+    rows = ["phone,name,city", *(f"99890123456{n},A,B" for n in range(4))]
+    assert len(read_table(("\n".join(rows) + "\n").encode(), "list.csv").rows) == 4
+
+    wider = ["phone,name,city,extra", *(f"99890123456{n},A,B,C" for n in range(4))]
+    with pytest.raises(TooLarge):
+        read_table(("\n".join(wider) + "\n").encode(), "list.csv")
+    with pytest.raises(TooLarge):
+        read_table(("\n".join([*rows, "998901234569,A,B"]) + "\n").encode(), "list.csv")

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import pickle
+import pickletools
 from collections.abc import AsyncIterator
 
 import pytest
 
-from services.bulk_plan import NoPhoneColumn, parse_source
-from services.spreadsheet import TooLarge, TooManyRows, TooSlow
-from services.upload_worker import UploadWorker
+from services.bulk_plan import NoPhoneColumn, parse_source, read_upload
+from services.spreadsheet import MAX_COLUMNS, TooLarge, TooManyRows, TooSlow
+from services.upload_worker import UploadWorker, WorkerBusy
 from tests.support.uploads import (
     allocate_forever,
     loaded_packages,
@@ -72,6 +74,45 @@ async def test_the_event_loop_runs_while_the_child_parses(worker: UploadWorker) 
         ticks += 1
     assert await parse == "done"
     assert ticks > 20  # the loop kept turning while the child worked
+
+
+async def test_a_second_parse_while_one_runs_is_refused_at_once(worker: UploadWorker) -> None:
+    first = asyncio.create_task(worker.run(parse_slowly, 1.0))
+    await asyncio.sleep(0)  # the first call has taken the worker
+    assert worker.busy
+
+    with pytest.raises(WorkerBusy):
+        await worker.run(parse_slowly, 0)  # not queued behind the first
+    assert not first.done()
+
+    assert await first == "done"
+    assert not worker.busy
+    assert await worker.run(parse_slowly, 0) == "done"
+
+
+def wide_list(rows: int) -> bytes:
+    """rows × MAX_COLUMNS, Cyrillic and quoted newlines included, with invalid and repeated
+    numbers."""
+    header = ",".join(["phone", *(f"c{n}" for n in range(1, MAX_COLUMNS))])
+    lines = [header]
+    for row in range(rows):
+        phone = "12345" if row % 10 == 3 else f"99890{row % (rows - 5):07d}"
+        cells = [f"Алишер {row}", '"two\nlines"', "", *(f"v{n}" for n in range(4, MAX_COLUMNS))]
+        lines.append(",".join([phone, *cells]))
+    return ("\n".join(lines) + "\n").encode()
+
+
+async def test_a_list_comes_back_whole_as_a_few_objects(worker: UploadWorker) -> None:
+    data = wide_list(2_000)
+    expected = parse_source(data, "list.csv", "key", 2_000)
+    assert expected.recipients.invalid and expected.recipients.duplicates
+
+    packed = await worker.run(read_upload, data, "list.csv", "key", 2_000)
+    assert await asyncio.to_thread(packed.unpack) == expected
+    # Unpickling is one C call that holds the GIL: what comes back must not be an object per
+    # cell (128,000 here) but a fixed few, whatever the size of the list.
+    opcodes = sum(1 for _ in pickletools.genops(pickle.dumps(packed, pickle.HIGHEST_PROTOCOL)))
+    assert opcodes < 4 * MAX_COLUMNS + 100
 
 
 async def test_close_stops_the_child_and_nothing_starts_before_the_first_upload() -> None:
