@@ -21,11 +21,11 @@ from aiogram.exceptions import (
 )
 from aiogram.methods import AnswerCallbackQuery, GetUpdates, Response
 from aiogram.types import TelegramObject, User
-from aiohttp import ClientConnectorError, ConnectionTimeoutError
 
 from bot.config import Settings
 from bot.i18n import language_for
 from bot.notices.notifier import SELF_PACED
+from bot.telegram_retry import creates_a_message, repeat_is_harmless
 from storage import UserRepo
 
 if TYPE_CHECKING:
@@ -62,19 +62,6 @@ class UserMiddleware(BaseMiddleware):
                 row = replace(row, language=language)
             data["user_row"] = row
         return await handler(event, data)
-
-
-def _creates_a_message(method: TelegramMethod[Any]) -> bool:
-    """sendMessage, sendDocument, copyMessage, forwardMessage, ...: a repeat shows it twice."""
-    name = method.__api_method__
-    return name.startswith(("send", "copy", "forward")) and name != "sendChatAction"
-
-
-def _never_reached_telegram(exc: TelegramNetworkError) -> bool:
-    """True only when the connection itself failed (refused, DNS, TLS handshake, connect
-    timeout): then no byte of the request reached Telegram. aiogram keeps aiohttp's error
-    as the cause."""
-    return isinstance(exc.__cause__, ClientConnectorError | ConnectionTimeoutError)
 
 
 def _already_done(method: TelegramMethod[Any], exc: TelegramBadRequest) -> bool:
@@ -132,9 +119,7 @@ class RetryRequestMiddleware(BaseRequestMiddleware):
             except (TelegramServerError, TelegramNetworkError) as exc:
                 if isinstance(method, self.NO_RETRY) or attempt >= self.attempts:
                     raise
-                if _creates_a_message(method) and not (
-                    isinstance(exc, TelegramNetworkError) and _never_reached_telegram(exc)
-                ):
+                if not repeat_is_harmless(creates_a_message(method), exc):
                     logger.warning(
                         "%s failed (%s) and may have been carried out: not repeated",
                         type(method).__name__,

@@ -46,6 +46,7 @@ from aiogram.exceptions import (
 )
 from aiogram.types import BufferedInputFile, InlineKeyboardMarkup, LinkPreviewOptions
 
+from bot.telegram_retry import repeat_is_harmless
 from services.events import Delivery
 from storage import UserRepo
 
@@ -504,8 +505,17 @@ class Notifier:
             logger.debug("message %s to chat %s failed for good", job.seq, job.chat_id)
             self._finish(job, Delivery.FAILED)
         except (TelegramAPIError, ClientDecodeError) as exc:
-            # 5xx, network errors, timeouts. The message may have arrived even so (a lost
-            # answer): a retry can duplicate it, which beats losing an alert.
+            # 5xx, network errors, timeouts, garbled answers: the message may have been posted
+            # before the error (a lost answer). Edits are repeated; a new message only when the
+            # request provably never reached Telegram, so that nobody reads an alert twice.
+            if not repeat_is_harmless(job.edit_id is None, exc):
+                chat.queue.popleft()
+                logger.warning(
+                    "message may have been delivered (%s): not repeated", type(exc).__name__
+                )
+                logger.debug("message %s to chat %s: outcome unknown", job.seq, job.chat_id)
+                self._finish(job, Delivery.FAILED)
+                return
             delay = min(BACKOFF_BASE * 2**job.attempts, BACKOFF_MAX)
             chat.next_at = max(chat.next_at, self._clock.monotonic() + delay)
             self._retry_or_give_up(chat, job, type(exc).__name__)

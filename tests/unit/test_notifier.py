@@ -23,6 +23,7 @@ from aiogram.exceptions import (
 )
 from aiogram.methods import SendMessage
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from aiohttp import ConnectionTimeoutError
 
 from bot.notices.notifier import Delivery, Notifier
 from storage import UserRepo, UserRow
@@ -57,7 +58,15 @@ def server_error(m: SendMessage) -> Exception:
 
 
 def network_error(m: SendMessage) -> Exception:
-    return TelegramNetworkError(m, "ClientConnectorError: connection refused")
+    """The connection itself failed: the request never reached Telegram."""
+    error = TelegramNetworkError(m, "ConnectionTimeoutError: connect timed out")
+    error.__cause__ = ConnectionTimeoutError()
+    return error
+
+
+def lost_answer(m: SendMessage) -> Exception:
+    """The request went out, the answer never came: the message may be posted."""
+    return TelegramNetworkError(m, "Request timeout error")
 
 
 class FakeBot:
@@ -367,15 +376,26 @@ async def test_chat_not_found_fails_at_once_without_retries(
     assert len(bot.to(-777)) == 1
 
 
-async def test_server_errors_are_retried_with_growing_pauses(
+async def test_requests_that_never_reached_telegram_are_retried_with_growing_pauses(
     clock: FakeClock, bot: FakeBot, notifier: Notifier
 ) -> None:
-    bot.errors[9] = [server_error, network_error]
+    bot.errors[9] = [network_error, network_error]
 
     assert await clock.run(notifier.send(9, "balance is low")) == Delivery.DELIVERED
     times = [call.at for call in bot.to(9)]
     assert [call.ok for call in bot.to(9)] == [False, False, True]
     assert times[2] - times[1] > times[1] - times[0] >= 1.0 - EPS
+
+
+async def test_a_message_that_may_have_been_posted_is_not_sent_again(
+    clock: FakeClock, bot: FakeBot, notifier: Notifier
+) -> None:
+    bot.errors[9] = [server_error]
+    bot.errors[10] = [lost_answer]
+
+    assert await clock.run(notifier.send(9, "balance is low")) == Delivery.FAILED
+    assert await clock.run(notifier.send(10, "balance is low")) == Delivery.FAILED
+    assert len(bot.to(9)) == len(bot.to(10)) == 1
 
 
 async def test_network_errors_fail_after_the_attempts(

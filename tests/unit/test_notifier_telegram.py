@@ -166,3 +166,19 @@ async def test_edits_and_documents_go_out_through_the_same_outbox(
     assert message.button_texts == ["⏸ Pause"]
     assert result.text == "✅ Job #1 finished."
     assert result.document is not None and result.document.content.startswith(b"row,phone")
+
+
+async def test_a_message_posted_before_a_5xx_or_a_lost_answer_is_not_posted_again(
+    telegram: FakeTelegram, notifier: Notifier
+) -> None:
+    user_id, other = USERS[0], USERS[1]
+    telegram.fail_next(
+        1, method="sendMessage", error_code=502, description="Bad Gateway", processed=True
+    )
+    # Telegram posted it and then failed to say so: a repeat would show it twice.
+    assert await notifier.send(user_id, "your SMS was delivered") == Delivery.FAILED
+    assert [m.text for m in telegram.chat_messages(user_id)] == ["your SMS was delivered"]
+
+    telegram.fail_next(1, method="sendMessage", drop_connection=True, processed=True)
+    assert await notifier.send(other, "balance is low") == Delivery.FAILED
+    assert [m.text for m in telegram.chat_messages(other)] == ["balance is low"]
