@@ -12,12 +12,20 @@ from dataclasses import dataclass
 from aiogram.utils.i18n import gettext as _
 
 from bot.notices.notifier import Delivery, Outbox
-from handlers.bulk import cost_so_far, not_sent_text, pause_text, progress_text, result_file
+from handlers.bulk import (
+    JobFacts,
+    cost_so_far,
+    job_facts,
+    load_result_file,
+    not_sent_text,
+    pause_text,
+    progress_text,
+)
 from handlers.config import HandlerSettings
 from handlers.keyboards import job_keyboard, open_job_keyboard
 from handlers.render import count
 from services.events import JobFinished, JobPaused, JobProgress
-from storage import BulkRepo, JobCounts, JobRow
+from storage import BulkRepo
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,23 +37,23 @@ class JobReports:
     settings: HandlerSettings
 
     async def progress(self, event: JobProgress) -> None:
-        await self._edit(event.job, event.counts)
+        await self._edit(await job_facts(self.bulk, event.job, event.counts))
 
     async def paused(self, event: JobPaused) -> None:
         job = event.job
-        await self._edit(job, event.counts)
+        facts = await job_facts(self.bulk, job, event.counts)
+        await self._edit(facts)
         # An edit makes no sound: a short new message tells the user the sending stopped.
         await self.outbox.send(
             job.chat_id or job.user_id,
-            _("Bulk job #{id}: {reason}").format(
-                id=job.id, reason=await pause_text(self.bulk, job)
-            ),
+            _("Bulk job #{id}: {reason}").format(id=job.id, reason=pause_text(job, facts.refusal)),
             reply_markup=open_job_keyboard(job.id),
         )
 
     async def finished(self, event: JobFinished) -> None:
         job, counts = event.job, event.counts
-        await self._edit(job, counts)
+        facts = await job_facts(self.bulk, job, counts)
+        await self._edit(facts)
         if not await self.bulk.mark_summary_sent(job.id):
             return
         text = "\n".join(
@@ -57,18 +65,19 @@ class JobReports:
                     unknown=count(counts.unknown),
                 ),
                 *([not_sent_text(counts)] if counts.not_sent else []),
-                _("Cost: {cost}").format(cost=await cost_so_far(self.bulk, job.id)),
+                _("Cost: {cost}").format(cost=cost_so_far(facts.costs)),
                 _("The file has the result of every row."),
             ]
         )
         await self.outbox.send_document(
-            job.chat_id or job.user_id, await result_file(self.bulk, job), caption=text
+            job.chat_id or job.user_id, await load_result_file(self.bulk, job), caption=text
         )
 
-    async def _edit(self, job: JobRow, counts: JobCounts) -> Delivery | None:
+    async def _edit(self, facts: JobFacts) -> Delivery | None:
+        job = facts.job
         if job.chat_id is None or job.progress_message_id is None:
             return None
-        text = await progress_text(self.bulk, self.settings, job, counts)
+        text = progress_text(facts, self.settings.bulk_rate)
         return await self.outbox.edit(
             job.chat_id,
             job.progress_message_id,

@@ -1,0 +1,82 @@
+"""/bulk and /jobs: one text to many numbers from a CSV/XLSX file or a pasted list.
+
+- `dialog`: upload or paste → text → dry-run report → Start;
+- `jobs`: /jobs and a job's buttons, and reading a job's facts and result file;
+- `render`: the texts and files, pure functions of what the callers read.
+
+bot/notices/jobs.py (the job's reports) uses the names exported here.
+"""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.filters import Command, StateFilter
+
+from handlers.bulk.context import bulk_context
+from handlers.bulk.dialog import (
+    document_received,
+    list_pasted,
+    review_button,
+    source_not_understood,
+    start_bulk,
+    template_picked,
+    text_not_understood,
+    text_received,
+)
+from handlers.bulk.jobs import job_button, job_facts, list_jobs, load_result_file
+from handlers.bulk.render import (
+    JobFacts,
+    cost_so_far,
+    not_sent_text,
+    pause_text,
+    progress_text,
+    result_file,
+    review_text,
+)
+from handlers.callbacks import ID_MAX, BulkCb, JobCb
+from handlers.filters import Accessible, AnyMenuButton
+from handlers.states import BulkForm
+from handlers.templates import ACCESSIBLE
+from handlers.utils import ContextMiddleware
+
+__all__ = [
+    "JobFacts",
+    "cost_so_far",
+    "create_router",
+    "job_facts",
+    "load_result_file",
+    "not_sent_text",
+    "pause_text",
+    "progress_text",
+    "result_file",
+    "review_text",
+]
+
+
+def create_router() -> Router:
+    router = Router(name="bulk")
+    middleware = ContextMiddleware(bulk_context)
+    router.message.middleware(middleware)
+    router.callback_query.middleware(middleware)
+    router.message.register(start_bulk, Command("bulk"))
+    router.message.register(list_jobs, Command("jobs"))
+    free_text = (F.text, ~F.text.startswith("/"), ~AnyMenuButton())
+    router.message.register(document_received, StateFilter(BulkForm), F.document)
+    router.message.register(list_pasted, BulkForm.source, *free_text)
+    router.message.register(source_not_understood, BulkForm.source, ~F.text)
+    router.message.register(text_received, BulkForm.text, *free_text)
+    # A new text while the report is shown: a new report for the same list.
+    router.message.register(text_received, BulkForm.review, *free_text)
+    router.message.register(text_not_understood, BulkForm.text, ~F.text)
+    router.message.register(text_not_understood, BulkForm.review, ~F.text)
+    on_message = (ACCESSIBLE, Accessible())
+    router.callback_query.register(
+        template_picked,
+        BulkCb.filter((F.action == "tpl") & (F.tpl >= 0) & (F.tpl <= ID_MAX)),
+        *on_message,
+    )
+    router.callback_query.register(review_button, BulkCb.filter(F.action != "tpl"), *on_message)
+    router.callback_query.register(
+        job_button, JobCb.filter((F.job_id > 0) & (F.job_id <= ID_MAX)), *on_message
+    )
+    return router
