@@ -7,6 +7,7 @@ from typing import Annotated, Final
 from aiogram.filters.callback_data import CallbackData
 from pydantic import Field
 
+from services.languages import Language
 from storage.db import SQLITE_INT_MAX
 
 # Database ids travel in callback data, which a client can forge: out-of-range values
@@ -27,7 +28,7 @@ class BalanceCb(CallbackData, prefix="bal"):
 
 
 class LanguageCb(CallbackData, prefix="lng"):
-    code: str
+    code: Language
 
 
 class LogoutCb(CallbackData, prefix="out"):
