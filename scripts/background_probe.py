@@ -192,7 +192,18 @@ async def create_job(bulk: BulkRepo, user_id: int, rows: int) -> int:
 
 async def main(config: dict[str, Any]) -> JsonResult:
     db = await Database.open(Path(config["database"]))
-    devsms = DevsmsClient(config["devsms_url"], timeout=10.0, get_retries=1, backoff=0.05)
+    # The bench's watched users share one devsms account, where real users have one each: the
+    # per-account request cap (DEVSMS_CONNECTIONS_PER_USER) would measure that sharing, not the
+    # round. The pool is sized for the round's concurrency plus the interactive user.
+    slots = int(config.get("concurrency", 10)) + 2
+    devsms = DevsmsClient(
+        config["devsms_url"],
+        timeout=10.0,
+        get_retries=1,
+        backoff=0.05,
+        connections=slots,
+        per_token=slots,
+    )
     accounts = Accounts(CredentialRepo(db), TokenVault([config["encryption_key"]]), devsms)
     users, bulk = UserRepo(db), BulkRepo(db)
     mode = config["mode"]

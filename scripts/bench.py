@@ -335,6 +335,9 @@ def bot_env(**extra: str) -> dict[str, str]:
     # The harness logs at DEBUG (aiosqlite then writes two lines per statement): production
     # runs at INFO. Only the start-up round runs; the timeout covers a saturated bot.
     env = {"LOG_LEVEL": "INFO", "BALANCE_CHECK_INTERVAL": "86400", "DEVSMS_TIMEOUT": "20"}
+    # The load users share one devsms account, where real users have one each: the per-account
+    # request cap (4 by default) would measure that sharing instead of the bot.
+    env |= {"DEVSMS_CONNECTIONS": "100", "DEVSMS_CONNECTIONS_PER_USER": "100"}
     env.update(extra)
     return env
 
