@@ -160,7 +160,6 @@ class App:
     dp: Dispatcher
     services: Services
     shared: Shared
-    background: Background
 
 
 @asynccontextmanager
@@ -237,7 +236,7 @@ async def build_app(settings: Settings, *, bot: Bot | None = None) -> AsyncItera
             logger.info("bot @%s started", me.username)
 
         dp.startup.register(on_startup)
-        yield App(bot, dp, services, shared, background)
+        yield App(bot, dp, services, shared)
 
 
 def present(
