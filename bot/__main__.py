@@ -10,7 +10,7 @@ import sys
 from pydantic import ValidationError
 
 from bot.config import Settings
-from bot.factory import create_bot, create_dispatcher, open_services
+from bot.factory import build_app
 from bot.logging_setup import setup_logging
 
 logger = logging.getLogger("bot")
@@ -39,17 +39,13 @@ def load_settings() -> Settings:
 async def main() -> None:
     settings = load_settings()
     setup_logging(settings.log_level, secrets=(settings.bot_token.get_secret_value(),))
-    services = await open_services(settings)
-    bot = create_bot(settings)
-    dp = create_dispatcher(services)
-    # aiogram's types are thousands of long-lived objects: keeping them out of the garbage
-    # collector's full passes removes its pauses of a few hundred ms from the event loop.
-    gc.collect()
-    gc.freeze()
-    try:
-        await dp.start_polling(bot, allowed_updates=dp.resolve_used_update_types())
-    finally:
-        await bot.session.close()
+    async with build_app(settings) as app:
+        # aiogram's types are thousands of long-lived objects: keeping them out of the garbage
+        # collector's full passes removes its pauses of a few hundred ms from the event loop.
+        gc.collect()
+        gc.freeze()
+        dp = app.dp
+        await dp.start_polling(app.bot, allowed_updates=dp.resolve_used_update_types())
 
 
 if __name__ == "__main__":

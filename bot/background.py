@@ -8,12 +8,10 @@ import contextlib
 import logging
 from importlib.metadata import PackageNotFoundError, version
 
-from aiogram import Bot
 from aiogram.utils.i18n import I18n
 
-from bot.config import Settings, handler_settings
+from bot.config import Settings
 from bot.notices.digest import AdminDigest
-from bot.notices.jobs import JobReports
 from bot.notices.notifier import Notifier
 from bot.notices.presenter import Presenter
 from services.access import AccessPolicy
@@ -35,10 +33,15 @@ def app_version() -> str:
 
 
 class Background:
+    """Starts with polling; stopping it leaves the notifier to whoever built it."""
+
     def __init__(
         self,
         settings: Settings,
         *,
+        notifier: Notifier,
+        digest: AdminDigest,
+        notices: Presenter,
         users: UserRepo,
         alerts: AlertRepo,
         outbox: OutboxRepo,
@@ -55,35 +58,17 @@ class Background:
         self._outbox = outbox
         self._accounts = accounts
         self._i18n = i18n
+        self._notifier = notifier
+        self._digest = digest
+        self._notices = notices
         self._tasks: list[asyncio.Task[None]] = []
-        self.notifier: Notifier | None = None
-        self.admin_digest: AdminDigest | None = None
+        self._started = False
 
-    async def start(self, bot: Bot) -> tuple[Notifier, Presenter]:
+    async def start(self) -> None:
         settings = self._settings
-        notifier = Notifier(
-            bot, self._users, admin_chat_id=settings.admin_chat_id, rate=settings.notify_rate
-        )
+        notifier, notices, policy = self._notifier, self._notices, self._policy
         await notifier.start()
-        self.notifier = notifier
-        language = settings.default_language
-        digest = AdminDigest(
-            notifier,
-            self._i18n,
-            language=language,
-            interval=settings.admin_digest_interval,
-            admin_ids=settings.admin_ids,
-        )
-        self.admin_digest = digest
-        notices = Presenter(
-            notifier,
-            digest,
-            self._i18n,
-            self._users,
-            default_language=language,
-            jobs=JobReports(notifier, self._bulk, handler_settings(settings, self._policy)),
-        )
-        policy = self._policy
+        self._started = True
         health = GatewayHealth(settings.gateway_outage_after, notices)
         watcher = BalanceWatcher(
             self._alerts,
@@ -118,12 +103,12 @@ class Background:
             asyncio.create_task(bulk_delivery.run(), name="bulk-delivery"),
             asyncio.create_task(tracker.run(settings.delivery_poll), name="delivery-tracker"),
         ]
+        language = settings.default_language
         await notifier.to_admins(
             self._i18n.gettext("🟢 Bot started, version {version}.", locale=language).format(
                 version=app_version()
             )
         )
-        return notifier, notices
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -132,12 +117,11 @@ class Background:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
-        if self.admin_digest is not None:
-            # What the digest still collects goes into the notifier's queue, drained below.
-            await self.admin_digest.close()
-            self.admin_digest = None
-        if self.notifier is not None:
-            language = self._settings.default_language
-            await self.notifier.to_admins(self._i18n.gettext("🔴 Bot stopped.", locale=language))
-            await self.notifier.stop()
-            self.notifier = None
+        # What the digest still collects goes into the notifier's queue, drained when the
+        # notifier stops (after this).
+        await self._digest.close()
+        if not self._started:
+            return
+        self._started = False
+        language = self._settings.default_language
+        await self._notifier.to_admins(self._i18n.gettext("🔴 Bot stopped.", locale=language))

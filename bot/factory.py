@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
-from aiogram import Bot, Dispatcher, Router
+from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
@@ -19,13 +21,19 @@ from bot.commands import set_commands
 from bot.config import Settings, handler_settings
 from bot.i18n import UserLocaleMiddleware, create_i18n
 from bot.middlewares import RetryRequestMiddleware, UserMiddleware
+from bot.notices.digest import AdminDigest
+from bot.notices.jobs import JobReports
+from bot.notices.notifier import Notifier, Outbox
+from bot.notices.presenter import Presenter
 from handlers import build_router
+from handlers.config import HandlerSettings
 from services.access import AccessPolicy
 from services.accounts import Accounts
 from services.bulk import BulkRunner
 from services.bulk_plan import SourceCache
 from services.devsms import DevsmsClient
 from services.key_rotation import rotate_all
+from services.languages import Language
 from services.sending import SmsSender
 from services.upload_worker import UploadWorker
 from services.vault import TokenVault, load_generated_keys, parse_keys
@@ -132,86 +140,146 @@ def create_bot(settings: Settings) -> Bot:
     )
 
 
-def create_dispatcher(services: Services) -> Dispatcher:
-    settings = services.settings
-    policy = AccessPolicy(settings.access_mode == "allowlist", frozenset(settings.admin_ids))
-    for_handlers = handler_settings(settings, policy)
-    dp = Dispatcher(
-        storage=SQLiteStorage(services.db),
-        # One update at a time per user: a double tap is handled after the first, never beside it.
-        events_isolation=SimpleEventIsolation(),
-        settings=for_handlers,
-        accounts=services.accounts,
-        users=services.users,
-        outbox=services.outbox,
-        alerts=services.alerts,
-        devsms=services.devsms,
-        sms_sender=SmsSender(
+@dataclass
+class Shared:
+    """What the bot's own work and the handlers share, built before any update arrives."""
+
+    policy: AccessPolicy
+    for_handlers: HandlerSettings
+    notifier: Notifier
+    notices: Presenter
+    sender: SmsSender
+    runner: BulkRunner
+
+
+@dataclass
+class App:
+    """The whole process: closing the stack it was built in closes everything once."""
+
+    bot: Bot
+    dp: Dispatcher
+    services: Services
+    shared: Shared
+
+
+@asynccontextmanager
+async def build_app(settings: Settings, *, bot: Bot | None = None) -> AsyncIterator[App]:
+    """Builds every shared object up front; leaving the block closes them in reverse order.
+
+    `bot` replaces the Bot that would talk to Telegram (tests record what it sends).
+    """
+    async with AsyncExitStack() as stack:
+        stack.callback(logger.info, "bot stopped")  # the last thing done on the way out
+        services = await open_services(settings)
+        stack.push_async_callback(services.db.close)
+        stack.push_async_callback(services.devsms.close)
+        stack.push_async_callback(services.uploads.close)
+        if bot is None:
+            bot = create_bot(settings)
+        stack.push_async_callback(bot.session.close)
+        policy = AccessPolicy(settings.access_mode == "allowlist", frozenset(settings.admin_ids))
+        for_handlers = handler_settings(settings, policy)
+        notifier = Notifier(
+            bot, services.users, admin_chat_id=settings.admin_chat_id, rate=settings.notify_rate
+        )
+        # Stopped after the background work that posts through it.
+        stack.push_async_callback(notifier.stop)
+        language = settings.default_language
+        digest = AdminDigest(
+            notifier,
+            services.i18n,
+            language=language,
+            interval=settings.admin_digest_interval,
+            admin_ids=settings.admin_ids,
+        )
+        notices = present(notifier, digest, services, for_handlers, language)
+        background = Background(
+            settings,
+            notifier=notifier,
+            digest=digest,
+            notices=notices,
+            users=services.users,
+            alerts=services.alerts,
+            outbox=services.outbox,
+            bulk=services.bulk,
+            accounts=services.accounts,
+            i18n=services.i18n,
+            policy=policy,
+        )
+        stack.push_async_callback(background.stop)
+        sender = SmsSender(
             services.accounts,
             services.outbox,
             first_check=timedelta(seconds=settings.delivery_first_check),
-        ),
-        bulk=services.bulk,
-        templates=services.templates,
-        uploads=services.uploads,
-        bulk_sources=SourceCache(settings.bulk_cache_mb * 1024 * 1024),
-        access_policy=policy,
-        # Exists before start-up so handlers (and tests) have it; the notices it emits need
-        # the Bot, which only start-up knows.
-        bulk_runner=BulkRunner(
+        )
+        # Outcomes of sends whose recording is being retried, before the database closes.
+        stack.push_async_callback(sender.close)
+        runner = BulkRunner(
             services.bulk,
             services.accounts,
             rate=settings.bulk_rate,
             concurrency=settings.bulk_concurrency,
+            notices=notices,
             users=services.users,
             policy=policy,
-        ),
+        )
+        # Rows in flight settle while the database and the notices are still there.
+        stack.push_async_callback(runner.stop)
+        shared = Shared(policy, for_handlers, notifier, notices, sender, runner)
+        dp = create_dispatcher(services, shared)
+
+        async def on_startup(bot: Bot) -> None:
+            await set_commands(bot, services.i18n, settings.default_language)
+            await background.start()
+            await runner.start()  # resumes the jobs a previous process left running
+            me = await bot.get_me()
+            logger.info("bot @%s started", me.username)
+
+        dp.startup.register(on_startup)
+        yield App(bot, dp, services, shared)
+
+
+def present(
+    notifier: Outbox,
+    digest: AdminDigest,
+    services: Services,
+    for_handlers: HandlerSettings,
+    language: Language,
+) -> Presenter:
+    """The bot's presentation of events over `notifier`."""
+    return Presenter(
+        notifier,
+        digest,
+        services.i18n,
+        services.users,
+        default_language=language,
+        jobs=JobReports(notifier, services.bulk, for_handlers),
+    )
+
+
+def create_dispatcher(services: Services, shared: Shared) -> Dispatcher:
+    """A Dispatcher over what `build_app` opened (a second one stands for a restart in tests)."""
+    settings = services.settings
+    dp = Dispatcher(
+        storage=SQLiteStorage(services.db),
+        # One update at a time per user: a double tap is handled after the first, never beside it.
+        events_isolation=SimpleEventIsolation(),
+        settings=shared.for_handlers,
+        accounts=services.accounts,
+        users=services.users,
+        outbox=services.outbox,
+        alerts=services.alerts,
+        sms_sender=shared.sender,
+        bulk=services.bulk,
+        templates=services.templates,
+        uploads=services.uploads,
+        bulk_sources=SourceCache(settings.bulk_cache_mb * 1024 * 1024),
+        access_policy=shared.policy,
+        bulk_runner=shared.runner,
+        notifier=shared.notifier,
+        notices=shared.notices,
     )
     dp.update.outer_middleware(UserMiddleware(services.users, settings))
     UserLocaleMiddleware(services.i18n, settings).setup(dp)
     dp.include_router(build_router())
-    background = Background(
-        settings,
-        users=services.users,
-        alerts=services.alerts,
-        outbox=services.outbox,
-        bulk=services.bulk,
-        accounts=services.accounts,
-        i18n=services.i18n,
-        policy=policy,
-    )
-
-    async def on_startup(bot: Bot) -> None:
-        await set_commands(bot, services.i18n, settings.default_language)
-        dp["notifier"], dp["notices"] = await background.start(bot)
-        me = await bot.get_me()
-        logger.info("bot @%s started", me.username)
-
-    async def on_shutdown() -> None:
-        # Runs last (see `closing` below): feature routers stop their work while the
-        # database and the notifier are still there.
-        await background.stop()
-        await services.close()
-        logger.info("bot stopped")
-
-    async def start_bulk(bot: Bot) -> None:
-        runner: BulkRunner = dp["bulk_runner"]
-        runner.notices = dp["notices"]
-        await runner.start()  # resumes the jobs a previous process left running
-
-    async def stop_bulk() -> None:
-        # Before the database closes (the closing router runs last): rows in flight settle.
-        await dp["bulk_runner"].stop()
-
-    async def stop_sending() -> None:
-        # Outcomes of sends whose recording is being retried, before the database closes.
-        await dp["sms_sender"].close()
-
-    dp.startup.register(on_startup)
-    dp.startup.register(start_bulk)
-    dp.shutdown.register(stop_bulk)
-    dp.shutdown.register(stop_sending)
-    closing = Router(name="closing")
-    closing.shutdown.register(on_shutdown)
-    dp.include_router(closing)
     return dp

@@ -147,10 +147,9 @@ async def refuse_button(query: CallbackQuery) -> None:
     await query.answer(_("This bot is private."), show_alert=True)
 
 
-async def announce_token(notices: Notices | None, user: User) -> None:
+async def announce_token(notices: Notices, user: User) -> None:
     """Tells the admin group that a user connected a devsms token (after a connect)."""
-    if notices is not None:
-        await notices.emit(TokenConnected(person(user)))
+    await notices.emit(TokenConnected(person(user)))
 
 
 def person(user: User) -> Person:

@@ -46,7 +46,7 @@ async def token_received(
     message: Message,
     state: FSMContext,
     accounts: Accounts,
-    notices: Notices | None = None,
+    notices: Notices,
 ) -> None:
     assert message.from_user is not None and message.text is not None
     token = message.text.strip()

@@ -9,7 +9,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from bot.config import Settings
-from bot.factory import create_dispatcher, open_services
+from bot.factory import build_app
 from tests.fakes.fake_devsms import FakeDevsms
 from tests.support.harness import BOT_TOKEN, Harness, make_bot
 from tests.support.recording import RecordingSession
@@ -51,9 +51,6 @@ def settings(tmp_path: Path, devsms: FakeDevsms) -> Settings:
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[Harness]:
     """The app's own Dispatcher, built by the same factory `python -m bot` uses."""
-    services = await open_services(settings)
-    dp = create_dispatcher(services)
     session = RecordingSession()
-    harness = Harness(dp=dp, bot=make_bot(session), session=session, services=services)
-    yield harness
-    await services.close()
+    async with build_app(settings, bot=make_bot(session)) as built:
+        yield Harness.of(built, session)

@@ -25,7 +25,6 @@ from aiogram.types import (
     User,
 )
 
-from bot.factory import create_dispatcher, open_services
 from bot.notices.digest import AdminDigest
 from bot.notices.notifier import Notifier
 from handlers.access import announce_token
@@ -33,9 +32,9 @@ from handlers.admin import period_starts, total_cost
 from services.bulk import BulkRunner
 from tests.conftest import GOOD_TOKEN, make_settings
 from tests.fakes.fake_devsms import FakeDevsms
-from tests.support.harness import Harness, button_data, make_bot
-from tests.support.notifiers import ImmediateNotifier, install, wire
-from tests.support.recording import BOT_USER, RecordingSession, SentMessage
+from tests.support.harness import Harness, button_data
+from tests.support.notifiers import ImmediateNotifier, immediate_app, wire
+from tests.support.recording import BOT_USER, SentMessage
 
 ADMIN = 999_000  # above the seeded users' ids: the admin's row sorts after them
 GROUP = -100_500  # ADMIN_CHAT_ID
@@ -112,18 +111,9 @@ def make_app(tmp_path: Path, devsms: FakeDevsms) -> AppFactory:
             "default_language": "en",
         }
         values.update(overrides)
-        services = await open_services(make_settings(tmp_path, devsms.url, **values))
-        dp = create_dispatcher(services)
-        session = RecordingSession()
-        bot = make_bot(session)
-        notifier = install(
-            dp, bot, values["admin_chat_id"], services, admin_ids=values["admin_ids"]
-        )
-        try:
-            yield AdminApp(Harness(dp=dp, bot=bot, session=session, services=services), notifier)
-        finally:
-            notifier.gate.set()
-            await dp.emit_shutdown(bot=bot)
+        settings = make_settings(tmp_path, devsms.url, **values)
+        async with immediate_app(settings) as (app, notifier):
+            yield AdminApp(app, notifier)
 
     return build
 
@@ -432,7 +422,6 @@ async def test_without_an_admin_group_requests_go_to_each_admin(make_app: AppFac
 async def test_token_connection_notice_goes_to_the_admin_group(admin: AdminApp) -> None:
     user = User(id=5, is_bot=False, first_name="Ann & Bo", username="annbo")
     await announce_token(admin.app.dp["notices"], user)
-    await announce_token(None, user)  # no notices wired: nothing happens
     await admin.notifier.settle()
     [notice] = admin.app.session.chat(GROUP)
     assert notice.text == ("🔑 Ann &amp; Bo (@annbo, id <code>5</code>) connected a devsms token.")

@@ -47,7 +47,7 @@ def settings(tmp_path: Path, devsms: FakeDevsms) -> Settings:
 
 @pytest.fixture
 async def bulk_app(app: Harness) -> AsyncIterator[Harness]:
-    """The app with the runner's notices wired in, as start-up does once the Bot is known."""
+    """The app with a notifier that delivers at once under the runner's notices."""
     runner: BulkRunner = app.dp["bulk_runner"]
     install(app.dp, app.bot, None, app.services)
     yield app

@@ -278,7 +278,9 @@ def gateway_sends(devsms: FakeDevsms) -> Counter[Confirmed]:
 @pytest.fixture
 async def fuzz_app(app: Harness) -> AsyncIterator[ConfirmingHarness]:
     """The app as start-up leaves it: bulk progress reported, a notifier in place."""
-    app = ConfirmingHarness(dp=app.dp, bot=app.bot, session=app.session, services=app.services)
+    app = ConfirmingHarness(
+        dp=app.dp, bot=app.bot, session=app.session, services=app.services, shared=app.shared
+    )
     runner: BulkRunner = app.dp["bulk_runner"]
     install(app.dp, app.bot, ADMIN_GROUP, app.services)
     yield app

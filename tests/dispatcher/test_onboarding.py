@@ -210,7 +210,7 @@ async def test_group_messages_are_ignored(app: Harness) -> None:
 async def test_dialog_survives_a_restart(app: Harness, devsms: FakeDevsms) -> None:
     await app.send("/start")
     # A new Dispatcher over the same database, as after a restart of the process.
-    restarted = create_dispatcher(app.services)
+    restarted = create_dispatcher(app.services, app.shared)
     app.dp = restarted
     [connected, _] = await app.send(GOOD_TOKEN)
     assert "Token connected" in connected.text
@@ -254,7 +254,7 @@ async def test_language_choice_is_kept_and_old_menu_buttons_still_work(app: Harn
     assert chosen.text == "Til: 🇺🇿 O'zbekcha"
     assert menu.reply_buttons()[1] == "💰 Balans"
     # Telegram still says "en", but the user's choice wins, also after a restart.
-    app.dp = create_dispatcher(app.services)
+    app.dp = create_dispatcher(app.services, app.shared)
     [help_reply] = await app.send("/help", lang="en")
     assert "Nimalar qila olaman" in help_reply.text
     # A keyboard sent before the switch still works.

@@ -15,16 +15,16 @@ import pytest
 from aiogram.methods import AnswerCallbackQuery, EditMessageText, SendDocument, SendMessage
 from aiogram.types import BufferedInputFile, CallbackQuery, Chat, Message
 
-from bot.factory import create_dispatcher, open_services
+from bot.factory import open_services
 from bot.logging_setup import MASK, SecretMaskFilter
 from services.key_rotation import rotate_all
 from services.vault import TokenVault, VaultError
 from storage.users import Access
 from tests.conftest import GOOD_TOKEN, OTHER_TOKEN, make_settings
 from tests.fakes.fake_devsms import FakeDevsms
-from tests.support.harness import BOT_TOKEN, Harness, make_bot
-from tests.support.notifiers import install
-from tests.support.recording import BOT_USER, RecordingSession
+from tests.support.harness import BOT_TOKEN, Harness
+from tests.support.notifiers import immediate_app
+from tests.support.recording import BOT_USER
 
 ALI, BOB, CARL = 1, 2, 3
 ADMIN = 999_000
@@ -52,15 +52,8 @@ def make_app(tmp_path: Path, devsms: FakeDevsms) -> AppFactory:
             "encryption_key": key,
         }
         values.update(overrides)
-        services = await open_services(make_settings(tmp_path, devsms.url, **values))
-        dp = create_dispatcher(services)
-        session = RecordingSession()
-        bot = make_bot(session)
-        install(dp, bot, values["admin_chat_id"], services, admin_ids=values["admin_ids"])
-        try:
-            yield Harness(dp=dp, bot=bot, session=session, services=services)
-        finally:
-            await dp.emit_shutdown(bot=bot)
+        async with immediate_app(make_settings(tmp_path, devsms.url, **values)) as (app, _):
+            yield app
 
     return build
 

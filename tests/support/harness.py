@@ -21,7 +21,7 @@ from aiogram.types import (
     User,
 )
 
-from bot.factory import Services
+from bot.factory import App, Services, Shared
 from tests.support.recording import BOT_USER, RecordingSession, SentMessage
 
 BOT_TOKEN = f"{BOT_USER.id}:" + "T" * 35
@@ -33,7 +33,15 @@ class Harness:
     bot: Bot
     session: RecordingSession
     services: Services
+    shared: Shared
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    @classmethod
+    def of(cls, app: App, session: RecordingSession) -> Harness:
+        """The harness over an app `build_app` built around a Bot on `session`."""
+        return cls(
+            dp=app.dp, bot=app.bot, session=session, services=app.services, shared=app.shared
+        )
 
     def user(self, user_id: int, lang: str | None) -> User:
         return User(id=user_id, is_bot=False, first_name=f"User<{user_id}>", language_code=lang)

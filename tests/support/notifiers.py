@@ -1,21 +1,25 @@
 """A stand-in for bot/notices/notifier.Notifier in dispatcher tests: delivers at once, and
-the bot's own presentation of events wired over it as start-up wires it."""
+the bot's own presentation of events over it, put where build_app puts the real ones."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from aiogram import Bot, Dispatcher
 from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError
 from aiogram.types import BufferedInputFile, InlineKeyboardMarkup
 
-from bot.factory import Services
+from bot.config import Settings
+from bot.factory import Services, build_app, present
 from bot.notices.digest import AdminDigest
-from bot.notices.jobs import JobReports
 from bot.notices.notifier import Delivery, Outbox
 from bot.notices.presenter import Presenter
+from services.languages import Language
+from tests.support.harness import Harness, make_bot
+from tests.support.recording import RecordingSession
 
 
 @dataclass
@@ -116,22 +120,15 @@ def wire(
     *,
     digest: AdminDigest | None = None,
     admin_ids: Iterable[int] = (),
-    language: str = "en",
+    language: Language = "en",
 ) -> Presenter:
-    """What start-up puts into the Dispatcher: the notifier and the presentation of events over
+    """Replaces the notifier build_app gave the Dispatcher and the presentation of events over
     it (admin notices without a window unless `digest` has one), also for the bulk runner."""
     if digest is None:
         digest = AdminDigest(
             notifier, services.i18n, language=language, interval=0, admin_ids=admin_ids
         )
-    notices = Presenter(
-        notifier,
-        digest,
-        services.i18n,
-        services.users,
-        default_language=language,
-        jobs=JobReports(notifier, services.bulk, dp["settings"]),
-    )
+    notices = present(notifier, digest, services, dp["settings"], language)
     dp["notifier"] = notifier
     dp["notices"] = notices
     dp["bulk_runner"].notices = notices
@@ -145,9 +142,27 @@ def install(
     services: Services,
     *,
     admin_ids: Iterable[int] = (),
-    language: str = "en",
+    language: Language = "en",
 ) -> ImmediateNotifier:
     """An ImmediateNotifier wired in (see `wire`)."""
     notifier = ImmediateNotifier(bot, admin_chat_id)
     wire(dp, notifier, services, admin_ids=admin_ids, language=language)
     return notifier
+
+
+@asynccontextmanager
+async def immediate_app(settings: Settings) -> AsyncIterator[tuple[Harness, ImmediateNotifier]]:
+    """The app build_app builds over a recording Bot, an ImmediateNotifier installed for the
+    admins the settings name; leaving it ends polling's way, then closes the app."""
+    session = RecordingSession()
+    bot = make_bot(session)
+    async with build_app(settings, bot=bot) as built:
+        notifier = install(
+            built.dp, bot, settings.admin_chat_id, built.services, admin_ids=settings.admin_ids
+        )
+        try:
+            yield Harness.of(built, session), notifier
+        finally:
+            notifier.gate.set()
+            # What the end of polling does: the feature routers stop their work.
+            await built.dp.emit_shutdown(bot=bot)

@@ -276,7 +276,7 @@ async def test_both_levels_refuse_what_telegram_refuses(bot: Bot) -> None:
 async def test_recording_session_knows_the_users_messages_and_queries() -> None:
     session = RecordingSession()
     bot = make_bot(session)
-    harness = Harness(dp=None, bot=bot, session=session, services=None)  # type: ignore[arg-type]
+    harness = Harness(dp=None, bot=bot, session=session, services=None, shared=None)  # type: ignore[arg-type]
     user_message = harness.message(USER, text="hi")
     session.receive(user_message)
     session.callbacks.offer("q1")
