@@ -15,7 +15,8 @@ import importlib
 import pkgutil
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any, Final
+from enum import Enum
+from typing import Any, Final, Literal, get_args, get_origin
 
 import pytest
 from aiogram.filters.callback_data import CallbackData
@@ -133,6 +134,10 @@ def _field_values(cls: type[CallbackData], name: str, info: Any) -> st.SearchStr
         values = STR_VALUES.get((cls.__name__, name))
         assert values, f"add the values of {cls.__name__}.{name} to STR_VALUES"
         return st.sampled_from(values)
+    if get_origin(annotation) is Literal:
+        return st.sampled_from(get_args(annotation))
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        return st.sampled_from(list(annotation))
     raise AssertionError(f"{cls.__name__}.{name}: no strategy for {annotation!r}")
 
 
