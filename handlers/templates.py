@@ -24,7 +24,7 @@ from handlers.keyboards import (
     templates_keyboard,
 )
 from handlers.render import too_many_parts_text
-from handlers.send import ask_phone_text, quote_cut
+from handlers.send_texts import ask_phone_text, quote_cut
 from handlers.sms_render import clip, one_line
 from handlers.states import SendForm, TemplateForm
 from handlers.utils import edit_or_keep
