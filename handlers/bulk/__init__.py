@@ -12,7 +12,6 @@ from __future__ import annotations
 from aiogram import F, Router
 from aiogram.filters import Command, StateFilter
 
-from handlers.bulk.context import bulk_context
 from handlers.bulk.dialog import (
     document_received,
     list_pasted,
@@ -37,7 +36,6 @@ from handlers.callbacks import ID_MAX, BulkCb, JobCb
 from handlers.filters import Accessible, AnyMenuButton
 from handlers.states import BulkForm
 from handlers.templates import ACCESSIBLE
-from handlers.utils import ContextMiddleware
 
 __all__ = [
     "JobFacts",
@@ -55,9 +53,6 @@ __all__ = [
 
 def create_router() -> Router:
     router = Router(name="bulk")
-    middleware = ContextMiddleware(bulk_context)
-    router.message.middleware(middleware)
-    router.callback_query.middleware(middleware)
     router.message.register(start_bulk, Command("bulk"))
     router.message.register(list_jobs, Command("jobs"))
     free_text = (F.text, ~F.text.startswith("/"), ~AnyMenuButton())
