@@ -11,9 +11,11 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder, ReplyKeyboardBuilder
 from handlers.callbacks import (
     BalanceCb,
     BulkCb,
+    JobAction,
     JobCb,
     LanguageCb,
     LogoutCb,
+    SendAction,
     SendCb,
     SettingsCb,
     SmsCb,
@@ -85,14 +87,21 @@ def phone_keyboard() -> ReplyKeyboardMarkup:
 def preview_keyboard(draft: int, *, cheaper: bool, can_send: bool) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     if can_send:
-        builder.button(text=_("✅ Send"), callback_data=SendCb(action="send", draft=draft))
+        builder.button(
+            text=_("✅ Send"), callback_data=SendCb(action=SendAction.SEND, draft=draft)
+        )
     if cheaper:
         builder.button(
-            text=_("🪶 Cheaper spelling"), callback_data=SendCb(action="cheap", draft=draft)
+            text=_("🪶 Cheaper spelling"),
+            callback_data=SendCb(action=SendAction.CHEAP, draft=draft),
         )
-    builder.button(text=_("✏️ Change text"), callback_data=SendCb(action="text", draft=draft))
-    builder.button(text=_("📞 Change number"), callback_data=SendCb(action="phone", draft=draft))
-    builder.button(text=_("✖️ Cancel"), callback_data=SendCb(action="cancel", draft=draft))
+    builder.button(
+        text=_("✏️ Change text"), callback_data=SendCb(action=SendAction.TEXT, draft=draft)
+    )
+    builder.button(
+        text=_("📞 Change number"), callback_data=SendCb(action=SendAction.PHONE, draft=draft)
+    )
+    builder.button(text=_("✖️ Cancel"), callback_data=SendCb(action=SendAction.CANCEL, draft=draft))
     builder.adjust(1)
     return builder.as_markup()
 
@@ -192,13 +201,23 @@ def job_keyboard(job_id: int, state: str) -> InlineKeyboardMarkup | None:
     """Buttons for a job in `state`: none while it waits to start."""
     builder = InlineKeyboardBuilder()
     if state == "running":
-        builder.button(text=_("⏸ Pause"), callback_data=JobCb(action="pause", job_id=job_id))
-        builder.button(text=_("✖️ Cancel"), callback_data=JobCb(action="cancel", job_id=job_id))
+        builder.button(
+            text=_("⏸ Pause"), callback_data=JobCb(action=JobAction.PAUSE, job_id=job_id)
+        )
+        builder.button(
+            text=_("✖️ Cancel"), callback_data=JobCb(action=JobAction.CANCEL, job_id=job_id)
+        )
     elif state == "paused":
-        builder.button(text=_("▶️ Resume"), callback_data=JobCb(action="resume", job_id=job_id))
-        builder.button(text=_("✖️ Cancel"), callback_data=JobCb(action="cancel", job_id=job_id))
+        builder.button(
+            text=_("▶️ Resume"), callback_data=JobCb(action=JobAction.RESUME, job_id=job_id)
+        )
+        builder.button(
+            text=_("✖️ Cancel"), callback_data=JobCb(action=JobAction.CANCEL, job_id=job_id)
+        )
     elif state in ("done", "cancelled"):
-        builder.button(text=_("📎 Result file"), callback_data=JobCb(action="file", job_id=job_id))
+        builder.button(
+            text=_("📎 Result file"), callback_data=JobCb(action=JobAction.FILE, job_id=job_id)
+        )
     else:
         return None
     builder.adjust(2)
@@ -209,7 +228,7 @@ def open_job_keyboard(job_id: int) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     builder.button(
         text=_("📦 Open job #{id}").format(id=job_id),
-        callback_data=JobCb(action="open", job_id=job_id),
+        callback_data=JobCb(action=JobAction.OPEN, job_id=job_id),
     )
     return builder.as_markup()
 
@@ -217,6 +236,8 @@ def open_job_keyboard(job_id: int) -> InlineKeyboardMarkup:
 def jobs_keyboard(job_ids: list[int]) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     for job_id in job_ids:
-        builder.button(text=f"#{job_id}", callback_data=JobCb(action="open", job_id=job_id))
+        builder.button(
+            text=f"#{job_id}", callback_data=JobCb(action=JobAction.OPEN, job_id=job_id)
+        )
     builder.adjust(5)
     return builder.as_markup()

@@ -18,7 +18,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 
-from handlers.callbacks import SendCb
+from handlers.callbacks import SendAction, SendCb
 from handlers.config import HandlerSettings
 from handlers.filters import Accessible, AnyMenuButton, MenuButton
 from handlers.keyboards import (
@@ -234,7 +234,22 @@ async def show_preview(
 # --- buttons under the preview ------------------------------------------------------------
 
 
-async def preview_button(
+async def live_draft(
+    query: CallbackQuery, callback_data: SendCb, message: Message, state: FSMContext
+) -> dict[str, Any] | None:
+    """The draft the tapped preview shows, or None (and the tap is told so) for an older
+    preview, a second tap after sending, or a button from before a restart."""
+    data = await state.get_data()
+    current = await state.get_state() == SendForm.preview.state
+    if current and data.get("draft") == callback_data.draft:
+        return data
+    await query.answer(_("This preview is no longer active."))
+    with suppress(TelegramBadRequest):
+        await message.edit_reply_markup(reply_markup=None)
+    return None
+
+
+async def send_button(
     query: CallbackQuery,
     callback_data: SendCb,
     message: Message,
@@ -244,40 +259,63 @@ async def preview_button(
     sms_sender: SmsSender,
     user_row: UserRow,
 ) -> None:
-    data = await state.get_data()
-    current = await state.get_state() == SendForm.preview.state
-    if not current or data.get("draft") != callback_data.draft:
-        # An older preview, a second tap after sending, or a button from before a restart.
-        await query.answer(_("This preview is no longer active."))
-        with suppress(TelegramBadRequest):
-            await message.edit_reply_markup(reply_markup=None)
-        return
-    action = callback_data.action
-    if action == "send":
+    data = await live_draft(query, callback_data, message, state)
+    if data is not None:
         await confirm_send(query, message, state, accounts, settings, sms_sender, user_row, data)
-    elif action == "cheap":
-        cheaper = cheaper_spelling(data["text"])
-        if cheaper is not None:
-            await state.update_data(text=cheaper)
-        await query.answer(_("Apostrophes and quotes replaced with plain ones."))
-        await show_preview(message, state, accounts, settings, user_row, edit=True)
-    elif action == "text":
-        await query.answer()
-        await message.edit_reply_markup(reply_markup=None)
-        await state.set_state(SendForm.text)
-        await message.answer(
-            _("Send the new text of the SMS.") + "\n" + _("/cancel stops sending."),
-            reply_markup=main_menu(),
-        )
-    elif action == "phone":
-        await query.answer()
-        await message.edit_reply_markup(reply_markup=None)
-        await state.set_state(SendForm.phone)
-        await message.answer(ask_phone_text(), reply_markup=phone_keyboard())
-    else:
-        await state.clear()
-        await query.answer()
-        await message.edit_text(_("Cancelled. Nothing was sent."))
+
+
+async def cheaper_button(
+    query: CallbackQuery,
+    callback_data: SendCb,
+    message: Message,
+    state: FSMContext,
+    accounts: Accounts,
+    settings: HandlerSettings,
+    user_row: UserRow,
+) -> None:
+    data = await live_draft(query, callback_data, message, state)
+    if data is None:
+        return
+    cheaper = cheaper_spelling(data["text"])
+    if cheaper is not None:
+        await state.update_data(text=cheaper)
+    await query.answer(_("Apostrophes and quotes replaced with plain ones."))
+    await show_preview(message, state, accounts, settings, user_row, edit=True)
+
+
+async def change_text_button(
+    query: CallbackQuery, callback_data: SendCb, message: Message, state: FSMContext
+) -> None:
+    if await live_draft(query, callback_data, message, state) is None:
+        return
+    await query.answer()
+    await message.edit_reply_markup(reply_markup=None)
+    await state.set_state(SendForm.text)
+    await message.answer(
+        _("Send the new text of the SMS.") + "\n" + _("/cancel stops sending."),
+        reply_markup=main_menu(),
+    )
+
+
+async def change_phone_button(
+    query: CallbackQuery, callback_data: SendCb, message: Message, state: FSMContext
+) -> None:
+    if await live_draft(query, callback_data, message, state) is None:
+        return
+    await query.answer()
+    await message.edit_reply_markup(reply_markup=None)
+    await state.set_state(SendForm.phone)
+    await message.answer(ask_phone_text(), reply_markup=phone_keyboard())
+
+
+async def cancel_preview_button(
+    query: CallbackQuery, callback_data: SendCb, message: Message, state: FSMContext
+) -> None:
+    if await live_draft(query, callback_data, message, state) is None:
+        return
+    await state.clear()
+    await query.answer()
+    await message.edit_text(_("Cancelled. Nothing was sent."))
 
 
 async def confirm_send(
@@ -350,5 +388,12 @@ def create_router() -> Router:
     router.message.register(text_received, SendForm.text, *free_text)
     router.message.register(text_not_understood, SendForm.text, ~F.text)
     router.message.register(preview_waiting, SendForm.preview, *free_text)
-    router.callback_query.register(preview_button, SendCb.filter(), Accessible())
+    for action, button in (
+        (SendAction.SEND, send_button),
+        (SendAction.CHEAP, cheaper_button),
+        (SendAction.TEXT, change_text_button),
+        (SendAction.PHONE, change_phone_button),
+        (SendAction.CANCEL, cancel_preview_button),
+    ):
+        router.callback_query.register(button, SendCb.filter(F.action == action), Accessible())
     return router

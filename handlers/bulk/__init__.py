@@ -22,7 +22,16 @@ from handlers.bulk.dialog import (
     text_not_understood,
     text_received,
 )
-from handlers.bulk.jobs import job_button, job_facts, list_jobs, load_result_file
+from handlers.bulk.jobs import (
+    cancel_job,
+    job_facts,
+    job_file,
+    list_jobs,
+    load_result_file,
+    open_job,
+    pause_job,
+    resume_job,
+)
 from handlers.bulk.render import (
     JobFacts,
     cost_so_far,
@@ -32,7 +41,7 @@ from handlers.bulk.render import (
     result_file,
     review_text,
 )
-from handlers.callbacks import ID_MAX, BulkCb, JobCb
+from handlers.callbacks import ID_MAX, BulkCb, JobAction, JobCb
 from handlers.filters import Accessible, AnyMenuButton
 from handlers.states import BulkForm
 from handlers.templates import ACCESSIBLE
@@ -71,7 +80,16 @@ def create_router() -> Router:
         *on_message,
     )
     router.callback_query.register(review_button, BulkCb.filter(F.action != "tpl"), *on_message)
-    router.callback_query.register(
-        job_button, JobCb.filter((F.job_id > 0) & (F.job_id <= ID_MAX)), *on_message
+    job_buttons = (
+        (JobAction.OPEN, open_job),
+        (JobAction.FILE, job_file),
+        (JobAction.PAUSE, pause_job),
+        (JobAction.RESUME, resume_job),
+        (JobAction.CANCEL, cancel_job),
     )
+    for action, button in job_buttons:
+        job_id_fits = (F.job_id > 0) & (F.job_id <= ID_MAX)
+        router.callback_query.register(
+            button, JobCb.filter((F.action == action) & job_id_fits), *on_message
+        )
     return router

@@ -56,7 +56,43 @@ async def post_progress(
     await bulk.set_progress_message(job.id, shown.chat.id, shown.message_id)
 
 
-async def job_button(
+async def owned_job(
+    query: CallbackQuery, callback_data: JobCb, bulk: BulkRepo, user_row: UserRow
+) -> JobRow | None:
+    """The tapped job if it is the user's (callback data can be forged); else the tap is told."""
+    job = await bulk.get_job(callback_data.job_id, user_id=user_row.id)
+    if job is None:
+        await query.answer(_("This job was not found."), show_alert=True)
+    return job
+
+
+async def open_job(
+    query: CallbackQuery,
+    callback_data: JobCb,
+    message: Message,
+    bulk: BulkRepo,
+    settings: HandlerSettings,
+    user_row: UserRow,
+) -> None:
+    job = await owned_job(query, callback_data, bulk, user_row)
+    if job is not None:
+        await query.answer()
+        await post_progress(message, bulk, settings, job, job.state)
+
+
+async def job_file(
+    query: CallbackQuery, callback_data: JobCb, message: Message, bulk: BulkRepo, user_row: UserRow
+) -> None:
+    job = await owned_job(query, callback_data, bulk, user_row)
+    if job is not None:
+        await query.answer()
+        await message.answer_document(
+            await load_result_file(bulk, job),
+            caption=_("Bulk job #{id}: the result of every row.").format(id=job.id),
+        )
+
+
+async def pause_job(
     query: CallbackQuery,
     callback_data: JobCb,
     message: Message,
@@ -65,41 +101,50 @@ async def job_button(
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
-    # The owner is checked: callback data can be forged.
-    job = await bulk.get_job(callback_data.job_id, user_id=user_row.id)
+    job = await owned_job(query, callback_data, bulk, user_row)
     if job is None:
-        await query.answer(_("This job was not found."), show_alert=True)
         return
-    action = callback_data.action
-    if action == "open":
+    changed = await bulk_runner.pause(job.id)
+    await query.answer(_("Paused.") if changed else _("This job is not running."))
+    await refresh_progress(message, bulk, settings, job.id)
+
+
+async def resume_job(
+    query: CallbackQuery,
+    callback_data: JobCb,
+    message: Message,
+    bulk: BulkRepo,
+    bulk_runner: BulkRunner,
+    settings: HandlerSettings,
+    user_row: UserRow,
+) -> None:
+    job = await owned_job(query, callback_data, bulk, user_row)
+    if job is None:
+        return
+    try:
+        changed = await bulk_runner.resume(job.id)
+    except ShortOfBalance as exc:
         await query.answer()
-        await post_progress(message, bulk, settings, job, job.state)
+        await message.answer(short_of_balance_text(job.id, exc.cost))
         return
-    if action == "file":
-        await query.answer()
-        await message.answer_document(
-            await load_result_file(bulk, job),
-            caption=_("Bulk job #{id}: the result of every row.").format(id=job.id),
-        )
+    await query.answer(_("Resuming…") if changed else _("This job cannot be resumed now."))
+    await refresh_progress(message, bulk, settings, job.id)
+
+
+async def cancel_job(
+    query: CallbackQuery,
+    callback_data: JobCb,
+    message: Message,
+    bulk: BulkRepo,
+    bulk_runner: BulkRunner,
+    settings: HandlerSettings,
+    user_row: UserRow,
+) -> None:
+    job = await owned_job(query, callback_data, bulk, user_row)
+    if job is None:
         return
-    if action == "pause":
-        changed = await bulk_runner.pause(job.id)
-        note = _("Paused.") if changed else _("This job is not running.")
-    elif action == "resume":
-        try:
-            changed = await bulk_runner.resume(job.id)
-        except ShortOfBalance as exc:
-            await query.answer()
-            await message.answer(short_of_balance_text(job.id, exc.cost))
-            return
-        note = _("Resuming…") if changed else _("This job cannot be resumed now.")
-    elif action == "cancel":
-        changed = await bulk_runner.cancel(job.id)
-        note = _("Job cancelled.") if changed else _("This job is already over.")
-    else:
-        await query.answer()
-        return
-    await query.answer(note)
+    changed = await bulk_runner.cancel(job.id)
+    await query.answer(_("Job cancelled.") if changed else _("This job is already over."))
     await refresh_progress(message, bulk, settings, job.id)
 
 

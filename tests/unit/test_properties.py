@@ -15,6 +15,7 @@ import importlib
 import pkgutil
 from collections.abc import Iterator
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any, Final
 
 import pytest
@@ -81,11 +82,9 @@ INT64: Final = 2**63
 # here: a free-text field would put no bound on the packed size.
 STR_VALUES: Final[dict[tuple[str, str], tuple[str, ...]]] = {
     ("LanguageCb", "code"): LANGUAGES,
-    ("SendCb", "action"): ("send", "cheap", "text", "phone", "cancel"),
     ("HistoryCb", "flt"): tuple(HistoryFilter),
     ("SettingsCb", "action"): ("sender", "reset", "threshold", "alerts", "notify", "lang"),
     ("BulkCb", "action"): ("tpl", "start", "cancel"),
-    ("JobCb", "action"): ("open", "pause", "resume", "cancel", "file"),
     ("TemplateCb", "action"): (
         "list",
         "new",
@@ -129,6 +128,8 @@ def _field_values(cls: type[CallbackData], name: str, info: Any) -> st.SearchStr
         low = max([-INT64, *(m.ge for m in info.metadata if hasattr(m, "ge"))])
         high = min([INT64, *(m.le for m in info.metadata if hasattr(m, "le"))])
         return st.integers(low, high) | st.sampled_from([low, high])
+    if isinstance(annotation, type) and issubclass(annotation, StrEnum):
+        return st.sampled_from(list(annotation))
     if annotation is str:
         values = STR_VALUES.get((cls.__name__, name))
         assert values, f"add the values of {cls.__name__}.{name} to STR_VALUES"
