@@ -94,8 +94,19 @@ class JobCb(CallbackData, prefix="job"):
     job_id: Id
 
 
+class TemplateAction(StrEnum):
+    LIST = "list"
+    NEW = "new"
+    OPEN = "open"
+    SEND = "send"
+    RENAME = "rename"
+    EDIT = "edit"
+    DELETE = "delete"
+    DROP = "drop"  # the confirmed delete
+
+
 class TemplateCb(CallbackData, prefix="tpl"):
-    action: str  # "list" | "new" | "open" | "send" | "rename" | "edit" | "delete" | "drop"
+    action: TemplateAction
     tpl: Id = 0
 
 

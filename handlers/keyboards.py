@@ -19,6 +19,7 @@ from handlers.callbacks import (
     SendCb,
     SettingsCb,
     SmsCb,
+    TemplateAction,
     TemplateCb,
     fits_id,
 )
@@ -142,9 +143,14 @@ def templates_keyboard(templates: list[tuple[int, str]], *, can_add: bool) -> In
     """One button per (id, name), then "New template"."""
     builder = InlineKeyboardBuilder()
     for template_id, name in templates:
-        builder.button(text=f"📄 {name}", callback_data=TemplateCb(action="open", tpl=template_id))
+        builder.button(
+            text=f"📄 {name}",
+            callback_data=TemplateCb(action=TemplateAction.OPEN, tpl=template_id),
+        )
     if can_add:
-        builder.button(text=_("➕ New template"), callback_data=TemplateCb(action="new"))
+        builder.button(
+            text=_("➕ New template"), callback_data=TemplateCb(action=TemplateAction.NEW)
+        )
     builder.adjust(1)
     return builder.as_markup()
 
@@ -154,14 +160,21 @@ def template_keyboard(template_id: int, *, can_send: bool) -> InlineKeyboardMark
     if can_send:
         builder.button(
             text=_("📤 Send with this text"),
-            callback_data=TemplateCb(action="send", tpl=template_id),
+            callback_data=TemplateCb(action=TemplateAction.SEND, tpl=template_id),
         )
-    builder.button(text=_("✏️ Rename"), callback_data=TemplateCb(action="rename", tpl=template_id))
     builder.button(
-        text=_("📝 Edit text"), callback_data=TemplateCb(action="edit", tpl=template_id)
+        text=_("✏️ Rename"),
+        callback_data=TemplateCb(action=TemplateAction.RENAME, tpl=template_id),
     )
-    builder.button(text=_("🗑 Delete"), callback_data=TemplateCb(action="delete", tpl=template_id))
-    builder.button(text=_("⬅️ All templates"), callback_data=TemplateCb(action="list"))
+    builder.button(
+        text=_("📝 Edit text"),
+        callback_data=TemplateCb(action=TemplateAction.EDIT, tpl=template_id),
+    )
+    builder.button(
+        text=_("🗑 Delete"),
+        callback_data=TemplateCb(action=TemplateAction.DELETE, tpl=template_id),
+    )
+    builder.button(text=_("⬅️ All templates"), callback_data=TemplateCb(action=TemplateAction.LIST))
     if can_send:
         builder.adjust(1, 2, 1, 1)
     else:
@@ -171,8 +184,14 @@ def template_keyboard(template_id: int, *, can_send: bool) -> InlineKeyboardMark
 
 def template_delete_keyboard(template_id: int) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
-    builder.button(text=_("Yes, delete"), callback_data=TemplateCb(action="drop", tpl=template_id))
-    builder.button(text=_("No, keep it"), callback_data=TemplateCb(action="open", tpl=template_id))
+    builder.button(
+        text=_("Yes, delete"),
+        callback_data=TemplateCb(action=TemplateAction.DROP, tpl=template_id),
+    )
+    builder.button(
+        text=_("No, keep it"),
+        callback_data=TemplateCb(action=TemplateAction.OPEN, tpl=template_id),
+    )
     builder.adjust(2)
     return builder.as_markup()
 
