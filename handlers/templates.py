@@ -12,6 +12,7 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.callback_answer import CallbackAnswer, CallbackAnswerMiddleware
 from aiogram.utils.i18n import gettext as _
 
 from handlers.callbacks import ID_MAX, TemplateAction, TemplateCb
@@ -167,18 +168,19 @@ async def show_templates(message: Message, state: FSMContext, templates: Templat
 async def list_button(
     query: CallbackQuery, message: Message, templates: TemplateRepo, user_row: UserRow
 ) -> None:
-    await query.answer()
     await edit_or_keep(message, *await list_view(templates, user_row.id))
 
 
 async def new_button(
     query: CallbackQuery,
+    callback_answer: CallbackAnswer,
     message: Message,
     state: FSMContext,
     templates: TemplateRepo,
     user_row: UserRow,
 ) -> None:
     if len(await templates.list(user_row.id)) >= MAX_TEMPLATES:
+        callback_answer.disable()
         await query.answer(
             _("You have {n} templates, the most I keep. Delete one first.").format(
                 n=MAX_TEMPLATES
@@ -186,13 +188,13 @@ async def new_button(
             show_alert=True,
         )
         return
-    await query.answer()
     await state.set_state(TemplateForm.name)
     await message.answer(ask_name_text())
 
 
 async def existing(
     query: CallbackQuery,
+    callback_answer: CallbackAnswer,
     callback_data: TemplateCb,
     message: Message,
     templates: TemplateRepo,
@@ -202,6 +204,7 @@ async def existing(
     a forged id) the tap is told and the list shown instead."""
     row = await templates.get(user_id, callback_data.tpl)
     if row is None:
+        callback_answer.disable()
         await query.answer(_("This template no longer exists."))
         with suppress(TelegramBadRequest):
             await edit_or_keep(message, *await list_view(templates, user_id))
@@ -210,19 +213,20 @@ async def existing(
 
 async def open_button(
     query: CallbackQuery,
+    callback_answer: CallbackAnswer,
     callback_data: TemplateCb,
     message: Message,
     templates: TemplateRepo,
     user_row: UserRow,
 ) -> None:
-    row = await existing(query, callback_data, message, templates, user_row.id)
+    row = await existing(query, callback_answer, callback_data, message, templates, user_row.id)
     if row is not None:
-        await query.answer()
         await edit_or_keep(message, *template_view(row))
 
 
 async def send_button(
     query: CallbackQuery,
+    callback_answer: CallbackAnswer,
     callback_data: TemplateCb,
     message: Message,
     state: FSMContext,
@@ -230,13 +234,14 @@ async def send_button(
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
-    row = await existing(query, callback_data, message, templates, user_row.id)
+    row = await existing(query, callback_answer, callback_data, message, templates, user_row.id)
     if row is not None:
-        await use_in_send(query, message, state, row, settings.sms_max_parts)
+        await use_in_send(query, callback_answer, message, state, row, settings.sms_max_parts)
 
 
 async def change_button(
     query: CallbackQuery,
+    callback_answer: CallbackAnswer,
     callback_data: TemplateCb,
     message: Message,
     state: FSMContext,
@@ -244,10 +249,9 @@ async def change_button(
     user_row: UserRow,
 ) -> None:
     """Rename or Edit text: asks for the new name or text."""
-    row = await existing(query, callback_data, message, templates, user_row.id)
+    row = await existing(query, callback_answer, callback_data, message, templates, user_row.id)
     if row is None:
         return
-    await query.answer()
     rename = callback_data.action is TemplateAction.RENAME
     await state.set_state(TemplateForm.rename if rename else TemplateForm.edit)
     await state.update_data(tpl=row.id)
@@ -261,15 +265,15 @@ async def change_button(
 
 async def delete_button(
     query: CallbackQuery,
+    callback_answer: CallbackAnswer,
     callback_data: TemplateCb,
     message: Message,
     templates: TemplateRepo,
     user_row: UserRow,
 ) -> None:
-    row = await existing(query, callback_data, message, templates, user_row.id)
+    row = await existing(query, callback_answer, callback_data, message, templates, user_row.id)
     if row is None:
         return
-    await query.answer()
     await edit_or_keep(
         message,
         _("Delete the template «{name}»?").format(name=html.quote(shown_name(row.name))),
@@ -279,23 +283,31 @@ async def delete_button(
 
 async def drop_button(
     query: CallbackQuery,
+    callback_answer: CallbackAnswer,
     callback_data: TemplateCb,
     message: Message,
     templates: TemplateRepo,
     user_row: UserRow,
 ) -> None:
-    row = await existing(query, callback_data, message, templates, user_row.id)
+    row = await existing(query, callback_answer, callback_data, message, templates, user_row.id)
     if row is None:
         return
     await templates.delete(user_row.id, row.id)
+    callback_answer.disable()
     await query.answer(_("Template deleted."))
     await edit_or_keep(message, *await list_view(templates, user_row.id))
 
 
 async def use_in_send(
-    query: CallbackQuery, message: Message, state: FSMContext, row: TemplateRow, max_parts: int
+    query: CallbackQuery,
+    callback_answer: CallbackAnswer,
+    message: Message,
+    state: FSMContext,
+    row: TemplateRow,
+    max_parts: int,
 ) -> None:
     if placeholders(row.body):
+        callback_answer.disable()
         await query.answer(
             _("This template has placeholders: use it in /bulk with a spreadsheet."),
             show_alert=True,
@@ -305,9 +317,9 @@ async def use_in_send(
         # Saved under a higher limit (or before there was one): /send would take it unchecked.
         check_parts(row.body, max_parts)
     except TooManyParts as exc:
+        callback_answer.disable()
         await query.answer(too_many_parts_text(exc), show_alert=True)
         return
-    await query.answer()
     # The send dialog shows the preview right after the number when FSM data has a text.
     await state.clear()
     await state.set_state(SendForm.phone)
@@ -433,6 +445,9 @@ async def not_text(message: Message) -> None:
 
 def create_router() -> Router:
     router = Router(name="templates")
+    # Buttons that need no text are answered after their handler; those that show one
+    # answer themselves and disable the middleware's answer.
+    router.callback_query.middleware(CallbackAnswerMiddleware())
     router.message.register(show_templates, Command("templates"))
     free_text = (F.text, ~F.text.startswith("/"), ~AnyMenuButton())
     router.message.register(name_received, TemplateForm.name, *free_text)
