@@ -19,6 +19,7 @@ from aiogram.utils.i18n import gettext as _
 
 from handlers.access import AccessCb, AdminPlace, IsAdmin, PendingCb
 from handlers.admin.broadcast import (
+    BroadcastAction,
     BroadcastCb,
     BroadcastForm,
     Broadcasts,
@@ -101,7 +102,16 @@ def create_router() -> Router:
 
     router.callback_query.register(turn_users_page, UsersCb.filter(), Accessible(), IsAdmin())
     router.callback_query.register(
-        broadcasts.on_button, BroadcastCb.filter(), Accessible(), IsAdmin()
+        broadcasts.on_send,
+        BroadcastCb.filter(F.action == BroadcastAction.SEND),
+        Accessible(),
+        IsAdmin(),
+    )
+    router.callback_query.register(
+        broadcasts.on_cancel,
+        BroadcastCb.filter(F.action == BroadcastAction.CANCEL),
+        Accessible(),
+        IsAdmin(),
     )
     router.callback_query.register(access_button, AccessCb.filter(), Accessible(), IsAdmin())
     router.callback_query.register(pending_button, PendingCb.filter(), Accessible(), IsAdmin())

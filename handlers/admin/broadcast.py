@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from enum import StrEnum
+from typing import Any
 
 from aiogram.enums import ChatType
 from aiogram.filters.callback_data import CallbackData
@@ -35,10 +37,15 @@ class BroadcastForm(StatesGroup):
     confirm = State()
 
 
+class BroadcastAction(StrEnum):
+    SEND = "send"
+    CANCEL = "cancel"
+
+
 class BroadcastCb(CallbackData, prefix="bc"):
     """`draft` ties the tap to one preview: an older preview cannot send a newer text."""
 
-    action: str  # "send" or "cancel"
+    action: BroadcastAction
     draft: Id
 
 
@@ -50,8 +57,12 @@ async def recipients(users: UserRepo, settings: HandlerSettings) -> list[int]:
 
 def broadcast_keyboard(draft: int) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
-    builder.button(text=_("📣 Send"), callback_data=BroadcastCb(action="send", draft=draft))
-    builder.button(text=_("✖️ Cancel"), callback_data=BroadcastCb(action="cancel", draft=draft))
+    builder.button(
+        text=_("📣 Send"), callback_data=BroadcastCb(action=BroadcastAction.SEND, draft=draft)
+    )
+    builder.button(
+        text=_("✖️ Cancel"), callback_data=BroadcastCb(action=BroadcastAction.CANCEL, draft=draft)
+    )
     builder.adjust(2)
     return builder.as_markup()
 
@@ -124,7 +135,32 @@ class Broadcasts:
         self._tasks: set[asyncio.Task[None]] = set()
         self._started: set[int] = set()
 
-    async def on_button(
+    async def _live_draft(
+        self, query: CallbackQuery, callback_data: BroadcastCb, state: FSMContext
+    ) -> dict[str, Any] | None:
+        """The draft the tapped preview shows (and the dialog ends), or None for an older
+        preview or a second tap; the tap is then told so."""
+        data = await state.get_data()
+        current = await state.get_state() == BroadcastForm.confirm.state
+        draft = callback_data.draft
+        if not current or data.get("broadcast_draft") != draft or draft in self._started:
+            await query.answer(_("This button is no longer active."))
+            return None
+        await state.clear()
+        return data
+
+    async def on_cancel(
+        self,
+        query: CallbackQuery,
+        callback_data: BroadcastCb,
+        message: Message,
+        state: FSMContext,
+    ) -> None:
+        if await self._live_draft(query, callback_data, state) is not None:
+            await query.answer()
+            await edit_or_keep(message, _("Broadcast cancelled."))
+
+    async def on_send(
         self,
         query: CallbackQuery,
         callback_data: BroadcastCb,
@@ -136,19 +172,11 @@ class Broadcasts:
         i18n: I18n,
         settings: HandlerSettings,
     ) -> None:
-        data = await state.get_data()
-        current = await state.get_state() == BroadcastForm.confirm.state
-        draft = callback_data.draft
-        if not current or data.get("broadcast_draft") != draft or draft in self._started:
-            await query.answer(_("This button is no longer active."))
-            return
-        await state.clear()
-        if callback_data.action != "send":
-            await query.answer()
-            await edit_or_keep(message, _("Broadcast cancelled."))
+        data = await self._live_draft(query, callback_data, state)
+        if data is None:
             return
         # Marked before the first await that could let a second tap in.
-        self._started.add(draft)
+        self._started.add(callback_data.draft)
         text = str(data["broadcast_text"])
         targets = await recipients(users, settings)
         await query.answer(_("Broadcast started."))

@@ -85,7 +85,6 @@ STR_VALUES: Final[dict[tuple[str, str], tuple[str, ...]]] = {
     ("HistoryCb", "flt"): tuple(HistoryFilter),
     ("SettingsCb", "action"): ("sender", "reset", "threshold", "alerts", "notify", "lang"),
     ("BulkCb", "action"): ("tpl", "start", "cancel"),
-    ("BroadcastCb", "action"): ("send", "cancel"),
 }
 
 
