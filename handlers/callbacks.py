@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, Final
 
 from aiogram.filters.callback_data import CallbackData
@@ -35,11 +36,19 @@ class LogoutCb(CallbackData, prefix="out"):
     confirm: bool
 
 
+class SendAction(StrEnum):
+    SEND = "send"
+    CHEAP = "cheap"
+    TEXT = "text"
+    PHONE = "phone"
+    CANCEL = "cancel"
+
+
 class SendCb(CallbackData, prefix="snd"):
     """Buttons under a send preview. `draft` ties the tap to one preview, so an old
     preview's buttons cannot act on a newer draft."""
 
-    action: str  # "send" | "cheap" | "text" | "phone" | "cancel"
+    action: SendAction
     draft: Id
 
 
@@ -71,15 +80,34 @@ class BulkCb(CallbackData, prefix="blk"):
     tpl: Id = 0
 
 
+class JobAction(StrEnum):
+    OPEN = "open"
+    PAUSE = "pause"
+    RESUME = "resume"
+    CANCEL = "cancel"
+    FILE = "file"
+
+
 class JobCb(CallbackData, prefix="job"):
     """Buttons of one bulk job; the handler checks the job belongs to the tapping user."""
 
-    action: str  # "open" | "pause" | "resume" | "cancel" | "file"
+    action: JobAction
     job_id: Id
 
 
+class TemplateAction(StrEnum):
+    LIST = "list"
+    NEW = "new"
+    OPEN = "open"
+    SEND = "send"
+    RENAME = "rename"
+    EDIT = "edit"
+    DELETE = "delete"
+    DROP = "drop"  # the confirmed delete
+
+
 class TemplateCb(CallbackData, prefix="tpl"):
-    action: str  # "list" | "new" | "open" | "send" | "rename" | "edit" | "delete" | "drop"
+    action: TemplateAction
     tpl: Id = 0
 
 

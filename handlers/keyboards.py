@@ -11,12 +11,15 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder, ReplyKeyboardBuilder
 from handlers.callbacks import (
     BalanceCb,
     BulkCb,
+    JobAction,
     JobCb,
     LanguageCb,
     LogoutCb,
+    SendAction,
     SendCb,
     SettingsCb,
     SmsCb,
+    TemplateAction,
     TemplateCb,
     fits_id,
 )
@@ -85,14 +88,21 @@ def phone_keyboard() -> ReplyKeyboardMarkup:
 def preview_keyboard(draft: int, *, cheaper: bool, can_send: bool) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     if can_send:
-        builder.button(text=_("✅ Send"), callback_data=SendCb(action="send", draft=draft))
+        builder.button(
+            text=_("✅ Send"), callback_data=SendCb(action=SendAction.SEND, draft=draft)
+        )
     if cheaper:
         builder.button(
-            text=_("🪶 Cheaper spelling"), callback_data=SendCb(action="cheap", draft=draft)
+            text=_("🪶 Cheaper spelling"),
+            callback_data=SendCb(action=SendAction.CHEAP, draft=draft),
         )
-    builder.button(text=_("✏️ Change text"), callback_data=SendCb(action="text", draft=draft))
-    builder.button(text=_("📞 Change number"), callback_data=SendCb(action="phone", draft=draft))
-    builder.button(text=_("✖️ Cancel"), callback_data=SendCb(action="cancel", draft=draft))
+    builder.button(
+        text=_("✏️ Change text"), callback_data=SendCb(action=SendAction.TEXT, draft=draft)
+    )
+    builder.button(
+        text=_("📞 Change number"), callback_data=SendCb(action=SendAction.PHONE, draft=draft)
+    )
+    builder.button(text=_("✖️ Cancel"), callback_data=SendCb(action=SendAction.CANCEL, draft=draft))
     builder.adjust(1)
     return builder.as_markup()
 
@@ -133,9 +143,14 @@ def templates_keyboard(templates: list[tuple[int, str]], *, can_add: bool) -> In
     """One button per (id, name), then "New template"."""
     builder = InlineKeyboardBuilder()
     for template_id, name in templates:
-        builder.button(text=f"📄 {name}", callback_data=TemplateCb(action="open", tpl=template_id))
+        builder.button(
+            text=f"📄 {name}",
+            callback_data=TemplateCb(action=TemplateAction.OPEN, tpl=template_id),
+        )
     if can_add:
-        builder.button(text=_("➕ New template"), callback_data=TemplateCb(action="new"))
+        builder.button(
+            text=_("➕ New template"), callback_data=TemplateCb(action=TemplateAction.NEW)
+        )
     builder.adjust(1)
     return builder.as_markup()
 
@@ -145,14 +160,21 @@ def template_keyboard(template_id: int, *, can_send: bool) -> InlineKeyboardMark
     if can_send:
         builder.button(
             text=_("📤 Send with this text"),
-            callback_data=TemplateCb(action="send", tpl=template_id),
+            callback_data=TemplateCb(action=TemplateAction.SEND, tpl=template_id),
         )
-    builder.button(text=_("✏️ Rename"), callback_data=TemplateCb(action="rename", tpl=template_id))
     builder.button(
-        text=_("📝 Edit text"), callback_data=TemplateCb(action="edit", tpl=template_id)
+        text=_("✏️ Rename"),
+        callback_data=TemplateCb(action=TemplateAction.RENAME, tpl=template_id),
     )
-    builder.button(text=_("🗑 Delete"), callback_data=TemplateCb(action="delete", tpl=template_id))
-    builder.button(text=_("⬅️ All templates"), callback_data=TemplateCb(action="list"))
+    builder.button(
+        text=_("📝 Edit text"),
+        callback_data=TemplateCb(action=TemplateAction.EDIT, tpl=template_id),
+    )
+    builder.button(
+        text=_("🗑 Delete"),
+        callback_data=TemplateCb(action=TemplateAction.DELETE, tpl=template_id),
+    )
+    builder.button(text=_("⬅️ All templates"), callback_data=TemplateCb(action=TemplateAction.LIST))
     if can_send:
         builder.adjust(1, 2, 1, 1)
     else:
@@ -162,8 +184,14 @@ def template_keyboard(template_id: int, *, can_send: bool) -> InlineKeyboardMark
 
 def template_delete_keyboard(template_id: int) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
-    builder.button(text=_("Yes, delete"), callback_data=TemplateCb(action="drop", tpl=template_id))
-    builder.button(text=_("No, keep it"), callback_data=TemplateCb(action="open", tpl=template_id))
+    builder.button(
+        text=_("Yes, delete"),
+        callback_data=TemplateCb(action=TemplateAction.DROP, tpl=template_id),
+    )
+    builder.button(
+        text=_("No, keep it"),
+        callback_data=TemplateCb(action=TemplateAction.OPEN, tpl=template_id),
+    )
     builder.adjust(2)
     return builder.as_markup()
 
@@ -192,13 +220,23 @@ def job_keyboard(job_id: int, state: str) -> InlineKeyboardMarkup | None:
     """Buttons for a job in `state`: none while it waits to start."""
     builder = InlineKeyboardBuilder()
     if state == "running":
-        builder.button(text=_("⏸ Pause"), callback_data=JobCb(action="pause", job_id=job_id))
-        builder.button(text=_("✖️ Cancel"), callback_data=JobCb(action="cancel", job_id=job_id))
+        builder.button(
+            text=_("⏸ Pause"), callback_data=JobCb(action=JobAction.PAUSE, job_id=job_id)
+        )
+        builder.button(
+            text=_("✖️ Cancel"), callback_data=JobCb(action=JobAction.CANCEL, job_id=job_id)
+        )
     elif state == "paused":
-        builder.button(text=_("▶️ Resume"), callback_data=JobCb(action="resume", job_id=job_id))
-        builder.button(text=_("✖️ Cancel"), callback_data=JobCb(action="cancel", job_id=job_id))
+        builder.button(
+            text=_("▶️ Resume"), callback_data=JobCb(action=JobAction.RESUME, job_id=job_id)
+        )
+        builder.button(
+            text=_("✖️ Cancel"), callback_data=JobCb(action=JobAction.CANCEL, job_id=job_id)
+        )
     elif state in ("done", "cancelled"):
-        builder.button(text=_("📎 Result file"), callback_data=JobCb(action="file", job_id=job_id))
+        builder.button(
+            text=_("📎 Result file"), callback_data=JobCb(action=JobAction.FILE, job_id=job_id)
+        )
     else:
         return None
     builder.adjust(2)
@@ -209,7 +247,7 @@ def open_job_keyboard(job_id: int) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     builder.button(
         text=_("📦 Open job #{id}").format(id=job_id),
-        callback_data=JobCb(action="open", job_id=job_id),
+        callback_data=JobCb(action=JobAction.OPEN, job_id=job_id),
     )
     return builder.as_markup()
 
@@ -217,6 +255,8 @@ def open_job_keyboard(job_id: int) -> InlineKeyboardMarkup:
 def jobs_keyboard(job_ids: list[int]) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     for job_id in job_ids:
-        builder.button(text=f"#{job_id}", callback_data=JobCb(action="open", job_id=job_id))
+        builder.button(
+            text=f"#{job_id}", callback_data=JobCb(action=JobAction.OPEN, job_id=job_id)
+        )
     builder.adjust(5)
     return builder.as_markup()

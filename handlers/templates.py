@@ -12,9 +12,10 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.callback_answer import CallbackAnswer, CallbackAnswerMiddleware
 from aiogram.utils.i18n import gettext as _
 
-from handlers.callbacks import ID_MAX, TemplateCb
+from handlers.callbacks import ID_MAX, TemplateAction, TemplateCb
 from handlers.config import HandlerSettings
 from handlers.filters import Accessible, AnyMenuButton
 from handlers.keyboards import (
@@ -24,7 +25,7 @@ from handlers.keyboards import (
     templates_keyboard,
 )
 from handlers.render import too_many_parts_text
-from handlers.send import ask_phone_text, quote_cut
+from handlers.send_texts import ask_phone_text, quote_cut
 from handlers.sms_render import clip, one_line
 from handlers.states import SendForm, TemplateForm
 from handlers.utils import edit_or_keep
@@ -36,6 +37,7 @@ from services.templating import (
     valid_template_name,
 )
 from storage import TemplateRepo, TemplateRow
+from storage.users import UserRow
 
 logger = logging.getLogger(__name__)
 
@@ -163,78 +165,149 @@ async def show_templates(message: Message, state: FSMContext, templates: Templat
     await message.answer(text, reply_markup=keyboard)
 
 
-async def template_button(
+async def list_button(
+    query: CallbackQuery, message: Message, templates: TemplateRepo, user_row: UserRow
+) -> None:
+    await edit_or_keep(message, *await list_view(templates, user_row.id))
+
+
+async def new_button(
     query: CallbackQuery,
+    callback_answer: CallbackAnswer,
+    message: Message,
+    state: FSMContext,
+    templates: TemplateRepo,
+    user_row: UserRow,
+) -> None:
+    if len(await templates.list(user_row.id)) >= MAX_TEMPLATES:
+        callback_answer.disable()
+        await query.answer(
+            _("You have {n} templates, the most I keep. Delete one first.").format(
+                n=MAX_TEMPLATES
+            ),
+            show_alert=True,
+        )
+        return
+    await state.set_state(TemplateForm.name)
+    await message.answer(ask_name_text())
+
+
+async def existing(
+    query: CallbackQuery,
+    callback_answer: CallbackAnswer,
+    callback_data: TemplateCb,
+    message: Message,
+    templates: TemplateRepo,
+    user_id: int,
+) -> TemplateRow | None:
+    """The tapped template; if it is gone (deleted meanwhile, a button from before /logout,
+    a forged id) the tap is told and the list shown instead."""
+    row = await templates.get(user_id, callback_data.tpl)
+    if row is None:
+        callback_answer.disable()
+        await query.answer(_("This template no longer exists."))
+        with suppress(TelegramBadRequest):
+            await edit_or_keep(message, *await list_view(templates, user_id))
+    return row
+
+
+async def open_button(
+    query: CallbackQuery,
+    callback_answer: CallbackAnswer,
+    callback_data: TemplateCb,
+    message: Message,
+    templates: TemplateRepo,
+    user_row: UserRow,
+) -> None:
+    row = await existing(query, callback_answer, callback_data, message, templates, user_row.id)
+    if row is not None:
+        await edit_or_keep(message, *template_view(row))
+
+
+async def send_button(
+    query: CallbackQuery,
+    callback_answer: CallbackAnswer,
     callback_data: TemplateCb,
     message: Message,
     state: FSMContext,
     templates: TemplateRepo,
     settings: HandlerSettings,
+    user_row: UserRow,
 ) -> None:
-    user_id = query.from_user.id
-    action = callback_data.action
-    if action == "list":
-        await query.answer()
-        await edit_or_keep(message, *await list_view(templates, user_id))
-        return
-    if action == "new":
-        if len(await templates.list(user_id)) >= MAX_TEMPLATES:
-            await query.answer(
-                _("You have {n} templates, the most I keep. Delete one first.").format(
-                    n=MAX_TEMPLATES
-                ),
-                show_alert=True,
-            )
-            return
-        await query.answer()
-        await state.set_state(TemplateForm.name)
-        await message.answer(ask_name_text())
-        return
-    row = await templates.get(user_id, callback_data.tpl)
+    row = await existing(query, callback_answer, callback_data, message, templates, user_row.id)
+    if row is not None:
+        await use_in_send(query, callback_answer, message, state, row, settings.sms_max_parts)
+
+
+async def change_button(
+    query: CallbackQuery,
+    callback_answer: CallbackAnswer,
+    callback_data: TemplateCb,
+    message: Message,
+    state: FSMContext,
+    templates: TemplateRepo,
+    user_row: UserRow,
+) -> None:
+    """Rename or Edit text: asks for the new name or text."""
+    row = await existing(query, callback_answer, callback_data, message, templates, user_row.id)
     if row is None:
-        # Deleted meanwhile, a button from before /logout, or a forged id.
-        await query.answer(_("This template no longer exists."))
-        with suppress(TelegramBadRequest):
-            await edit_or_keep(message, *await list_view(templates, user_id))
         return
-    if action == "open":
-        await query.answer()
-        await edit_or_keep(message, *template_view(row))
-    elif action == "send":
-        await use_in_send(query, message, state, row, settings.sms_max_parts)
-    elif action in ("rename", "edit"):
-        await query.answer()
-        await state.set_state(TemplateForm.rename if action == "rename" else TemplateForm.edit)
-        await state.update_data(tpl=row.id)
-        ask = (
-            _("Send the new name for «{name}».")
-            if action == "rename"
-            else _("Send the new text for «{name}».")
-        )
-        await message.answer(
-            ask.format(name=html.quote(shown_name(row.name)))
-            + "\n"
-            + _("/cancel keeps the current one.")
-        )
-    elif action == "delete":
-        await query.answer()
-        await edit_or_keep(
-            message,
-            _("Delete the template «{name}»?").format(name=html.quote(shown_name(row.name))),
-            template_delete_keyboard(row.id),
-        )
-    elif action == "drop":
-        await templates.delete(user_id, row.id)
-        await query.answer(_("Template deleted."))
-        await edit_or_keep(message, *await list_view(templates, user_id))
-    else:
-        await query.answer()
+    rename = callback_data.action is TemplateAction.RENAME
+    await state.set_state(TemplateForm.rename if rename else TemplateForm.edit)
+    await state.update_data(tpl=row.id)
+    ask = _("Send the new name for «{name}».") if rename else _("Send the new text for «{name}».")
+    await message.answer(
+        ask.format(name=html.quote(shown_name(row.name)))
+        + "\n"
+        + _("/cancel keeps the current one.")
+    )
+
+
+async def delete_button(
+    query: CallbackQuery,
+    callback_answer: CallbackAnswer,
+    callback_data: TemplateCb,
+    message: Message,
+    templates: TemplateRepo,
+    user_row: UserRow,
+) -> None:
+    row = await existing(query, callback_answer, callback_data, message, templates, user_row.id)
+    if row is None:
+        return
+    await edit_or_keep(
+        message,
+        _("Delete the template «{name}»?").format(name=html.quote(shown_name(row.name))),
+        template_delete_keyboard(row.id),
+    )
+
+
+async def drop_button(
+    query: CallbackQuery,
+    callback_answer: CallbackAnswer,
+    callback_data: TemplateCb,
+    message: Message,
+    templates: TemplateRepo,
+    user_row: UserRow,
+) -> None:
+    row = await existing(query, callback_answer, callback_data, message, templates, user_row.id)
+    if row is None:
+        return
+    await templates.delete(user_row.id, row.id)
+    callback_answer.disable()
+    await query.answer(_("Template deleted."))
+    await edit_or_keep(message, *await list_view(templates, user_row.id))
 
 
 async def use_in_send(
-    query: CallbackQuery, message: Message, state: FSMContext, row: TemplateRow, max_parts: int
+    query: CallbackQuery,
+    callback_answer: CallbackAnswer,
+    message: Message,
+    state: FSMContext,
+    row: TemplateRow,
+    max_parts: int,
 ) -> None:
     if placeholders(row.body):
+        callback_answer.disable()
         await query.answer(
             _("This template has placeholders: use it in /bulk with a spreadsheet."),
             show_alert=True,
@@ -244,9 +317,9 @@ async def use_in_send(
         # Saved under a higher limit (or before there was one): /send would take it unchecked.
         check_parts(row.body, max_parts)
     except TooManyParts as exc:
+        callback_answer.disable()
         await query.answer(too_many_parts_text(exc), show_alert=True)
         return
-    await query.answer()
     # The send dialog shows the preview right after the number when FSM data has a text.
     await state.clear()
     await state.set_state(SendForm.phone)
@@ -372,6 +445,9 @@ async def not_text(message: Message) -> None:
 
 def create_router() -> Router:
     router = Router(name="templates")
+    # Buttons that need no text are answered after their handler; those that show one
+    # answer themselves and disable the middleware's answer.
+    router.callback_query.middleware(CallbackAnswerMiddleware())
     router.message.register(show_templates, Command("templates"))
     free_text = (F.text, ~F.text.startswith("/"), ~AnyMenuButton())
     router.message.register(name_received, TemplateForm.name, *free_text)
@@ -379,10 +455,19 @@ def create_router() -> Router:
     router.message.register(rename_received, TemplateForm.rename, *free_text)
     router.message.register(edit_received, TemplateForm.edit, *free_text)
     router.message.register(not_text, StateFilter(TemplateForm), ~F.text)
-    router.callback_query.register(
-        template_button,
-        TemplateCb.filter((F.tpl >= 0) & (F.tpl <= ID_MAX)),
-        ACCESSIBLE,
-        Accessible(),
+    buttons = (
+        (TemplateAction.LIST, list_button),
+        (TemplateAction.NEW, new_button),
+        (TemplateAction.OPEN, open_button),
+        (TemplateAction.SEND, send_button),
+        (TemplateAction.RENAME, change_button),
+        (TemplateAction.EDIT, change_button),
+        (TemplateAction.DELETE, delete_button),
+        (TemplateAction.DROP, drop_button),
     )
+    tpl_fits = (F.tpl >= 0) & (F.tpl <= ID_MAX)
+    for action, button in buttons:
+        router.callback_query.register(
+            button, TemplateCb.filter((F.action == action) & tpl_fits), ACCESSIBLE, Accessible()
+        )
     return router

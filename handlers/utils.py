@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
-
-from aiogram import BaseMiddleware
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.types import InlineKeyboardMarkup, Message, TelegramObject
+from aiogram.types import InlineKeyboardMarkup, Message
 
 
 async def edit_or_keep(
@@ -21,20 +17,3 @@ async def edit_or_keep(
             return False
         raise
     return True
-
-
-class ContextMiddleware(BaseMiddleware):
-    """Puts `build(data)` into the handler data as `ctx`: a dialog's steps then take one typed
-    argument instead of the same six workflow objects each."""
-
-    def __init__(self, build: Callable[[dict[str, Any]], object]) -> None:
-        self._build = build
-
-    async def __call__(
-        self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-        event: TelegramObject,
-        data: dict[str, Any],
-    ) -> Any:
-        data["ctx"] = self._build(data)
-        return await handler(event, data)

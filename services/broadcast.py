@@ -1,8 +1,8 @@
 """A broadcast: one text to many users through the paced notifier.
 
-It runs in a task of its own (handlers/admin.py owns it and cancels it at shutdown): at 25
-messages a second, 10,000 users take minutes, and no handler may wait that long. The admin's
-report message follows the tally (BroadcastProgress events) and gets the end
+It runs in a task of its own (handlers/admin/broadcast.py owns it and cancels it at
+shutdown): at 25 messages a second, 10,000 users take minutes, and no handler may wait that
+long. The admin's report message follows the tally (BroadcastProgress events) and gets the end
 (BroadcastFinished), also when an error stops it.
 """
 

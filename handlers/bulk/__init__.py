@@ -12,7 +12,6 @@ from __future__ import annotations
 from aiogram import F, Router
 from aiogram.filters import Command, StateFilter
 
-from handlers.bulk.context import bulk_context
 from handlers.bulk.dialog import (
     document_received,
     list_pasted,
@@ -23,7 +22,16 @@ from handlers.bulk.dialog import (
     text_not_understood,
     text_received,
 )
-from handlers.bulk.jobs import job_button, job_facts, list_jobs, load_result_file
+from handlers.bulk.jobs import (
+    cancel_job,
+    job_facts,
+    job_file,
+    list_jobs,
+    load_result_file,
+    open_job,
+    pause_job,
+    resume_job,
+)
 from handlers.bulk.render import (
     JobFacts,
     cost_so_far,
@@ -33,11 +41,10 @@ from handlers.bulk.render import (
     result_file,
     review_text,
 )
-from handlers.callbacks import ID_MAX, BulkCb, JobCb
+from handlers.callbacks import ID_MAX, BulkCb, JobAction, JobCb
 from handlers.filters import Accessible, AnyMenuButton
 from handlers.states import BulkForm
 from handlers.templates import ACCESSIBLE
-from handlers.utils import ContextMiddleware
 
 __all__ = [
     "JobFacts",
@@ -55,9 +62,6 @@ __all__ = [
 
 def create_router() -> Router:
     router = Router(name="bulk")
-    middleware = ContextMiddleware(bulk_context)
-    router.message.middleware(middleware)
-    router.callback_query.middleware(middleware)
     router.message.register(start_bulk, Command("bulk"))
     router.message.register(list_jobs, Command("jobs"))
     free_text = (F.text, ~F.text.startswith("/"), ~AnyMenuButton())
@@ -76,7 +80,16 @@ def create_router() -> Router:
         *on_message,
     )
     router.callback_query.register(review_button, BulkCb.filter(F.action != "tpl"), *on_message)
-    router.callback_query.register(
-        job_button, JobCb.filter((F.job_id > 0) & (F.job_id <= ID_MAX)), *on_message
+    job_buttons = (
+        (JobAction.OPEN, open_job),
+        (JobAction.FILE, job_file),
+        (JobAction.PAUSE, pause_job),
+        (JobAction.RESUME, resume_job),
+        (JobAction.CANCEL, cancel_job),
     )
+    for action, button in job_buttons:
+        job_id_fits = (F.job_id > 0) & (F.job_id <= ID_MAX)
+        router.callback_query.register(
+            button, JobCb.filter((F.action == action) & job_id_fits), *on_message
+        )
     return router

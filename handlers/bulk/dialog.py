@@ -18,12 +18,14 @@ import secrets
 from contextlib import suppress
 from typing import Any, Final
 
-from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
+from aiogram import Bot
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.fsm.context import FSMContext
 from aiogram.types import BufferedInputFile, CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
-from handlers.bulk.context import BulkContext
 from handlers.bulk.jobs import post_progress
+from handlers.bulk.lists import Lists
 from handlers.bulk.render import (
     INVALID_SHOWN,
     list_read_text,
@@ -37,23 +39,28 @@ from handlers.bulk.render import (
     unknown_placeholders_text,
 )
 from handlers.callbacks import BulkCb
+from handlers.config import HandlerSettings
 from handlers.keyboards import bulk_review_keyboard, bulk_templates_keyboard, open_job_keyboard
 from handlers.render import count, not_enough_text
 from handlers.states import BulkForm
 from handlers.templates import EXAMPLE_PLACEHOLDER, template_buttons, template_error_text
+from services.accounts import Accounts
+from services.bulk import BulkRunner
 from services.bulk_plan import (
     PASTED,
     NoPhoneColumn,
     Plan,
     Source,
+    SourceCache,
     build_plan,
-    parse_source,
-    read_upload,
 )
 from services.pricing import cost_of
 from services.spreadsheet import SpreadsheetError
 from services.templating import TemplateError, check_template
+from services.upload_worker import UploadWorker
 from services.user_input import effective_sender
+from storage import BulkRepo, TemplateRepo
+from storage.users import UserRow
 
 logger = logging.getLogger(__name__)
 
@@ -64,17 +71,23 @@ DOWNLOAD_LIMIT: Final = 20 * 1024 * 1024
 # --- step 1: the list ----------------------------------------------------------------------------
 
 
-async def start_bulk(message: Message, ctx: BulkContext) -> None:
-    await ctx.state.clear()
-    ctx.sources.drop(ctx.user_id)
-    await ctx.state.set_state(BulkForm.source)
+async def start_bulk(
+    message: Message,
+    state: FSMContext,
+    bulk_sources: SourceCache,
+    settings: HandlerSettings,
+    user_row: UserRow,
+) -> None:
+    await state.clear()
+    bulk_sources.drop(user_row.id)
+    await state.set_state(BulkForm.source)
     await message.answer(
         _("📦 <b>Bulk sending</b>")
         + "\n"
         + _(
             "Send a CSV or Excel (.xlsx) file with a column of phone numbers, up to {limit} "
             "rows, or paste the numbers as a message, one per line."
-        ).format(limit=count(ctx.settings.bulk_max_rows))
+        ).format(limit=count(settings.bulk_max_rows))
         + "\n"
         + _(
             "Other columns can fill the text: {example} is replaced with the «name» column."
@@ -84,14 +97,23 @@ async def start_bulk(message: Message, ctx: BulkContext) -> None:
     )
 
 
-async def document_received(message: Message, ctx: BulkContext) -> None:
+async def document_received(
+    message: Message,
+    bot: Bot,
+    state: FSMContext,
+    bulk_sources: SourceCache,
+    uploads: UploadWorker,
+    templates: TemplateRepo,
+    settings: HandlerSettings,
+    user_row: UserRow,
+) -> None:
     document = message.document
     assert document is not None
     if document.file_size is not None and document.file_size > DOWNLOAD_LIMIT:
         await message.answer(too_big_text(document.file_size))
         return
     try:
-        downloaded = await ctx.bot.download(document)
+        downloaded = await bot.download(document)
     except TelegramBadRequest as exc:
         # file_size may be missing; Telegram then refuses big files only here.
         if "too big" not in exc.message:
@@ -99,23 +121,43 @@ async def document_received(message: Message, ctx: BulkContext) -> None:
         await message.answer(too_big_text(document.file_size))
         return
     assert downloaded is not None
-    name = document.file_name or "file"
-    await take_source(message, ctx, downloaded.read(), name, {"file_id": document.file_id})
+    lists = Lists.of(bot, bulk_sources, uploads, settings, user_row)
+    content, name = downloaded.read(), document.file_name or "file"
+    found_by = {"file_id": document.file_id}
+    await take_source(message, state, lists, templates, settings, content, name, found_by)
 
 
-async def list_pasted(message: Message, ctx: BulkContext) -> None:
+async def list_pasted(
+    message: Message,
+    bot: Bot,
+    state: FSMContext,
+    bulk_sources: SourceCache,
+    uploads: UploadWorker,
+    templates: TemplateRepo,
+    settings: HandlerSettings,
+    user_row: UserRow,
+) -> None:
     assert message.text is not None
     # "901234567, 901234568; ..." on one line is a list too: one number per line for the reader.
     text = message.text.replace(",", "\n").replace(";", "\n")
-    await take_source(message, ctx, text.encode(), PASTED, {"pasted": text})
+    lists = Lists.of(bot, bulk_sources, uploads, settings, user_row)
+    found_by = {"pasted": text}
+    await take_source(message, state, lists, templates, settings, text.encode(), PASTED, found_by)
 
 
 async def take_source(
-    message: Message, ctx: BulkContext, data: bytes, file_name: str, found_by: dict[str, str]
+    message: Message,
+    state: FSMContext,
+    lists: Lists,
+    templates: TemplateRepo,
+    settings: HandlerSettings,
+    data: bytes,
+    file_name: str,
+    found_by: dict[str, str],
 ) -> None:
     key = hashlib.sha256(data).hexdigest()
     try:
-        source = await parse(ctx, data, file_name, key)
+        source = await lists.parse(data, file_name, key)
     except SpreadsheetError as exc:
         await message.answer(spreadsheet_error_text(exc) + "\n" + _("/cancel stops."))
         return
@@ -123,30 +165,16 @@ async def take_source(
         await message.answer(no_phone_column_text(exc.columns))
         return
     if not source.recipients.valid:
-        await message.answer(no_valid_number_text(source, ctx.settings.sms_max_parts))
+        await message.answer(no_valid_number_text(source, settings.sms_max_parts))
         return
-    ctx.sources.put(ctx.user_id, source)
+    lists.sources.put(lists.user_id, source)
     draft = secrets.randbelow(1_000_000_000)
-    await ctx.state.set_state(BulkForm.text)
-    await ctx.state.set_data({"src": {"key": key, "name": file_name, **found_by}, "draft": draft})
-    await ask_text(message, ctx, source, draft)
-
-
-async def parse(ctx: BulkContext, data: bytes, file_name: str, key: str) -> Source:
-    """A file is read in the upload worker (limits on memory and time); a pasted list is one
-    message, small enough for a thread, and starts no process."""
-    max_rows = ctx.settings.bulk_max_rows
-    if file_name == PASTED:
-        return await asyncio.to_thread(parse_source, data, file_name, key, max_rows)
-    packed = await ctx.uploads.run(read_upload, data, file_name, key, max_rows)
-    return await asyncio.to_thread(packed.unpack)
-
-
-async def ask_text(message: Message, ctx: BulkContext, source: Source, draft: int) -> None:
-    templates = await ctx.templates.list(ctx.user_id)
-    keyboard = bulk_templates_keyboard(draft, template_buttons(templates)) if templates else None
+    await state.set_state(BulkForm.text)
+    await state.set_data({"src": {"key": key, "name": file_name, **found_by}, "draft": draft})
+    saved = await templates.list(lists.user_id)
+    keyboard = bulk_templates_keyboard(draft, template_buttons(saved)) if saved else None
     await message.answer(
-        list_read_text(source, offer_templates=bool(templates)), reply_markup=keyboard
+        list_read_text(source, offer_templates=bool(saved)), reply_markup=keyboard
     )
 
 
@@ -167,39 +195,67 @@ async def text_not_understood(message: Message) -> None:
     )
 
 
-async def text_received(message: Message, ctx: BulkContext) -> None:
+async def text_received(
+    message: Message,
+    bot: Bot,
+    state: FSMContext,
+    bulk_sources: SourceCache,
+    uploads: UploadWorker,
+    accounts: Accounts,
+    settings: HandlerSettings,
+    user_row: UserRow,
+) -> None:
     assert message.text is not None
-    await take_template(message, ctx, message.text)
+    lists = Lists.of(bot, bulk_sources, uploads, settings, user_row)
+    await take_template(message, state, lists, accounts, settings, message.text)
 
 
 async def template_picked(
-    query: CallbackQuery, callback_data: BulkCb, message: Message, ctx: BulkContext
+    query: CallbackQuery,
+    callback_data: BulkCb,
+    message: Message,
+    bot: Bot,
+    state: FSMContext,
+    bulk_sources: SourceCache,
+    uploads: UploadWorker,
+    templates: TemplateRepo,
+    accounts: Accounts,
+    settings: HandlerSettings,
+    user_row: UserRow,
 ) -> None:
-    data = await ctx.state.get_data()
-    state = await ctx.state.get_state()
+    data = await state.get_data()
+    step = await state.get_state()
     if (
-        state not in (BulkForm.text.state, BulkForm.review.state)
+        step not in (BulkForm.text.state, BulkForm.review.state)
         or data.get("draft") != callback_data.draft
     ):
         await stale(query, message)
         return
-    row = await ctx.templates.get(ctx.user_id, callback_data.tpl)
+    row = await templates.get(user_row.id, callback_data.tpl)
     if row is None:
         await query.answer(_("This template no longer exists."))
         return
     await query.answer()
-    await take_template(message, ctx, row.body)
+    lists = Lists.of(bot, bulk_sources, uploads, settings, user_row)
+    await take_template(message, state, lists, accounts, settings, row.body)
 
 
-async def take_template(message: Message, ctx: BulkContext, template: str) -> None:
+async def take_template(
+    message: Message,
+    state: FSMContext,
+    lists: Lists,
+    accounts: Accounts,
+    settings: HandlerSettings,
+    template: str,
+) -> None:
     template = template.strip()
     if not template:
         await message.answer(_("The SMS text cannot be empty. Send the text."))
         return
-    data = await ctx.state.get_data()
-    source = await load_source(ctx, data)
+    data = await state.get_data()
+    source = await lists.load(data)
     if source is None:
-        await lost_source(message, ctx, data)
+        await lost_source(message, state, lists, data)
         return
     try:
         unknown = check_template(template, source.columns)
@@ -209,12 +265,12 @@ async def take_template(message: Message, ctx: BulkContext, template: str) -> No
     if unknown:
         await message.answer(unknown_placeholders_text(unknown, source.columns))
         return
-    max_parts = ctx.settings.sms_max_parts
+    max_parts = settings.sms_max_parts
     plan = await asyncio.to_thread(build_plan, source, template, max_parts)
-    balance = await ctx.accounts.recent_balance(ctx.user_id)
+    balance = await accounts.recent_balance(lists.user_id)
     review = secrets.randbelow(1_000_000_000)
-    await ctx.state.set_state(BulkForm.review)
-    await ctx.state.update_data(template=template, review=review)
+    await state.set_state(BulkForm.review)
+    await state.update_data(template=template, review=review)
     if len(plan.skipped) > INVALID_SHOWN:
         # The whole list as a file, before the report: the report's buttons stay last.
         await message.answer_document(
@@ -234,34 +290,46 @@ async def take_template(message: Message, ctx: BulkContext, template: str) -> No
 
 
 async def review_button(
-    query: CallbackQuery, callback_data: BulkCb, message: Message, ctx: BulkContext
+    query: CallbackQuery,
+    callback_data: BulkCb,
+    message: Message,
+    bot: Bot,
+    state: FSMContext,
+    bulk_sources: SourceCache,
+    uploads: UploadWorker,
+    accounts: Accounts,
+    bulk: BulkRepo,
+    bulk_runner: BulkRunner,
+    settings: HandlerSettings,
+    user_row: UserRow,
 ) -> None:
-    data = await ctx.state.get_data()
-    current = await ctx.state.get_state() == BulkForm.review.state
+    data = await state.get_data()
+    current = await state.get_state() == BulkForm.review.state
     if not current or data.get("review") != callback_data.draft:
         await stale(query, message)
         return
     if callback_data.action != "start":
-        await ctx.state.clear()
-        ctx.sources.drop(ctx.user_id)
+        await state.clear()
+        bulk_sources.drop(user_row.id)
         await query.answer()
         await message.edit_text(_("Cancelled. Nothing was sent."))
         return
-    if await ctx.bulk.count_active(ctx.user_id) >= ctx.settings.bulk_jobs_per_user:
+    if await bulk.count_active(user_row.id) >= settings.bulk_jobs_per_user:
         # The draft stays: Start works again once that job is over.
         await query.answer()
-        await refuse_second_job(message, ctx)
+        await refuse_second_job(message, bulk, user_row.id)
         return
-    source = await load_source(ctx, data)
+    lists = Lists.of(bot, bulk_sources, uploads, settings, user_row)
+    source = await lists.load(data)
     if source is None:
         await query.answer()
-        await lost_source(message, ctx, data)
+        await lost_source(message, state, lists, data)
         return
     template: str = data["template"]
-    plan = await asyncio.to_thread(build_plan, source, template, ctx.settings.sms_max_parts)
+    plan = await asyncio.to_thread(build_plan, source, template, settings.sms_max_parts)
     # The report may be minutes old. A gateway error here leaves the draft in place.
-    ctx.accounts.forget_balance(ctx.user_id)
-    cost = cost_of(plan.parts_total, await ctx.accounts.recent_balance(ctx.user_id))
+    accounts.forget_balance(user_row.id)
+    cost = cost_of(plan.parts_total, await accounts.recent_balance(user_row.id))
     if cost.missing is not None or not plan.rows:
         await query.answer()
         refusal = (
@@ -271,16 +339,16 @@ async def review_button(
         return
     # The draft leaves the FSM before the job is created: a second tap (handled after this
     # one, see SimpleEventIsolation) finds nothing to start.
-    await ctx.state.clear()
-    ctx.sources.drop(ctx.user_id)
+    await state.clear()
+    bulk_sources.drop(user_row.id)
     await query.answer(_("Starting…"))
     with suppress(TelegramBadRequest):
         await message.edit_reply_markup(reply_markup=None)
-    await start_job(message, ctx, source, template, plan)
+    await start_job(message, bulk, bulk_runner, settings, user_row, source, template, plan)
 
 
-async def refuse_second_job(message: Message, ctx: BulkContext) -> None:
-    active = [j for j in await ctx.bulk.jobs_of(ctx.user_id) if j.state in ("running", "paused")]
+async def refuse_second_job(message: Message, bulk: BulkRepo, user_id: int) -> None:
+    active = [j for j in await bulk.jobs_of(user_id) if j.state in ("running", "paused")]
     if not active:
         return
     await message.answer(
@@ -293,61 +361,40 @@ async def refuse_second_job(message: Message, ctx: BulkContext) -> None:
 
 
 async def start_job(
-    message: Message, ctx: BulkContext, source: Source, template: str, plan: Plan
+    message: Message,
+    bulk: BulkRepo,
+    bulk_runner: BulkRunner,
+    settings: HandlerSettings,
+    user_row: UserRow,
+    source: Source,
+    template: str,
+    plan: Plan,
 ) -> None:
-    user = await ctx.users.get(ctx.user_id)
-    job_id = await ctx.bulk.create_job(
-        ctx.user_id,
+    job_id = await bulk.create_job(
+        user_row.id,
         template=template,
-        sender=effective_sender(user, ctx.settings.default_sender),
+        sender=effective_sender(user_row, settings.default_sender),
         file_name=source.file_name,
         file_format=source.file_format,
         rows=plan.rows,
     )
-    job = await ctx.bulk.get_job(job_id)
+    job = await bulk.get_job(job_id)
     assert job is not None
     # The progress message exists before the runner starts: its first report edits it.
-    await post_progress(message, ctx, job, "running")
-    if not await ctx.runner.begin(job_id):
+    await post_progress(message, bulk, settings, job, "running")
+    if not await bulk_runner.begin(job_id):
         logger.warning("bulk job %s was not ready to begin", job_id)
-    logger.info("user %s started bulk job %s with %s rows", ctx.user_id, job_id, len(plan.rows))
+    logger.info("user %s started bulk job %s with %s rows", user_row.id, job_id, len(plan.rows))
 
 
-async def load_source(ctx: BulkContext, data: dict[str, Any]) -> Source | None:
-    """The parsed list of the dialog: from memory, else read again (after a restart)."""
-    found_by = data.get("src")
-    if not isinstance(found_by, dict):
-        return None
-    cached = ctx.sources.get(ctx.user_id, found_by["key"])
-    if cached is not None:
-        return cached
-    if ctx.sources.evicted(ctx.user_id, found_by["key"]):
-        return None  # lost_source asks for the file again
-    if "pasted" in found_by:
-        content = str(found_by["pasted"]).encode()
-    else:
-        try:
-            downloaded = await ctx.bot.download(found_by["file_id"])
-        except TelegramAPIError:
-            logger.warning("bulk file of user %s cannot be downloaded again", ctx.user_id)
-            return None
-        assert downloaded is not None
-        content = downloaded.read()
-    try:
-        source = await parse(ctx, content, found_by["name"], found_by["key"])
-    except (SpreadsheetError, NoPhoneColumn):
-        return None  # BULK_MAX_ROWS was lowered meanwhile
-    ctx.sources.put(ctx.user_id, source)
-    return source
-
-
-async def lost_source(message: Message, ctx: BulkContext, data: dict[str, Any]) -> None:
-    found_by = data.get("src")
-    if isinstance(found_by, dict) and ctx.sources.evicted(ctx.user_id, found_by.get("key", "")):
+async def lost_source(
+    message: Message, state: FSMContext, lists: Lists, data: dict[str, Any]
+) -> None:
+    if lists.evicted(data):
         # Dropped to keep memory within BULK_CACHE_MB while many lists were being prepared.
-        ctx.sources.drop(ctx.user_id)
-        await ctx.state.set_state(BulkForm.source)
-        await ctx.state.set_data({})
+        lists.sources.drop(lists.user_id)
+        await state.set_state(BulkForm.source)
+        await state.set_data({})
         await message.answer(
             _(
                 "Many lists were being prepared at once, and yours was set aside to save "
@@ -357,7 +404,7 @@ async def lost_source(message: Message, ctx: BulkContext, data: dict[str, Any]) 
             + _("/cancel stops.")
         )
         return
-    await ctx.state.clear()
+    await state.clear()
     await message.answer(_("I no longer have the list. Start again with /bulk."))
 
 

@@ -14,7 +14,6 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import BufferedInputFile, CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
-from handlers.bulk.context import BulkContext
 from handlers.bulk.render import (
     JobFacts,
     jobs_text,
@@ -23,10 +22,12 @@ from handlers.bulk.render import (
     short_of_balance_text,
 )
 from handlers.callbacks import JobCb
+from handlers.config import HandlerSettings
 from handlers.keyboards import job_keyboard, jobs_keyboard
 from handlers.utils import edit_or_keep
-from services.bulk import PAUSE_REFUSED, ShortOfBalance
+from services.bulk import PAUSE_REFUSED, BulkRunner, ShortOfBalance
 from storage import BulkRepo, JobCounts, JobRow
+from storage.users import UserRow
 
 JOBS_LISTED: Final = 10
 
@@ -43,70 +44,125 @@ async def load_result_file(bulk: BulkRepo, job: JobRow) -> BufferedInputFile:
     return await asyncio.to_thread(result_file, job, await bulk.all_rows(job.id))
 
 
-async def post_progress(message: Message, ctx: BulkContext, job: JobRow, state: str) -> None:
+async def post_progress(
+    message: Message, bulk: BulkRepo, settings: HandlerSettings, job: JobRow, state: str
+) -> None:
     """A new progress message for the job, with the buttons of `state`; the job's reports
     edit this one from now on."""
-    facts = await job_facts(ctx.bulk, job)
+    facts = await job_facts(bulk, job)
     shown = await message.answer(
-        progress_text(facts, ctx.settings.bulk_rate), reply_markup=job_keyboard(job.id, state)
+        progress_text(facts, settings.bulk_rate), reply_markup=job_keyboard(job.id, state)
     )
-    await ctx.bulk.set_progress_message(job.id, shown.chat.id, shown.message_id)
+    await bulk.set_progress_message(job.id, shown.chat.id, shown.message_id)
 
 
-async def job_button(
-    query: CallbackQuery, callback_data: JobCb, message: Message, ctx: BulkContext
-) -> None:
-    # The owner is checked: callback data can be forged.
-    job = await ctx.bulk.get_job(callback_data.job_id, user_id=ctx.user_id)
+async def owned_job(
+    query: CallbackQuery, callback_data: JobCb, bulk: BulkRepo, user_row: UserRow
+) -> JobRow | None:
+    """The tapped job if it is the user's (callback data can be forged); else the tap is told."""
+    job = await bulk.get_job(callback_data.job_id, user_id=user_row.id)
     if job is None:
         await query.answer(_("This job was not found."), show_alert=True)
-        return
-    action = callback_data.action
-    if action == "open":
+    return job
+
+
+async def open_job(
+    query: CallbackQuery,
+    callback_data: JobCb,
+    message: Message,
+    bulk: BulkRepo,
+    settings: HandlerSettings,
+    user_row: UserRow,
+) -> None:
+    job = await owned_job(query, callback_data, bulk, user_row)
+    if job is not None:
         await query.answer()
-        await post_progress(message, ctx, job, job.state)
-        return
-    if action == "file":
+        await post_progress(message, bulk, settings, job, job.state)
+
+
+async def job_file(
+    query: CallbackQuery, callback_data: JobCb, message: Message, bulk: BulkRepo, user_row: UserRow
+) -> None:
+    job = await owned_job(query, callback_data, bulk, user_row)
+    if job is not None:
         await query.answer()
         await message.answer_document(
-            await load_result_file(ctx.bulk, job),
+            await load_result_file(bulk, job),
             caption=_("Bulk job #{id}: the result of every row.").format(id=job.id),
         )
+
+
+async def pause_job(
+    query: CallbackQuery,
+    callback_data: JobCb,
+    message: Message,
+    bulk: BulkRepo,
+    bulk_runner: BulkRunner,
+    settings: HandlerSettings,
+    user_row: UserRow,
+) -> None:
+    job = await owned_job(query, callback_data, bulk, user_row)
+    if job is None:
         return
-    if action == "pause":
-        changed = await ctx.runner.pause(job.id)
-        note = _("Paused.") if changed else _("This job is not running.")
-    elif action == "resume":
-        try:
-            changed = await ctx.runner.resume(job.id)
-        except ShortOfBalance as exc:
-            await query.answer()
-            await message.answer(short_of_balance_text(job.id, exc.cost))
-            return
-        note = _("Resuming…") if changed else _("This job cannot be resumed now.")
-    elif action == "cancel":
-        changed = await ctx.runner.cancel(job.id)
-        note = _("Job cancelled.") if changed else _("This job is already over.")
-    else:
+    changed = await bulk_runner.pause(job.id)
+    await query.answer(_("Paused.") if changed else _("This job is not running."))
+    await refresh_progress(message, bulk, settings, job.id)
+
+
+async def resume_job(
+    query: CallbackQuery,
+    callback_data: JobCb,
+    message: Message,
+    bulk: BulkRepo,
+    bulk_runner: BulkRunner,
+    settings: HandlerSettings,
+    user_row: UserRow,
+) -> None:
+    job = await owned_job(query, callback_data, bulk, user_row)
+    if job is None:
+        return
+    try:
+        changed = await bulk_runner.resume(job.id)
+    except ShortOfBalance as exc:
         await query.answer()
+        await message.answer(short_of_balance_text(job.id, exc.cost))
         return
-    await query.answer(note)
-    await refresh_progress(message, ctx, job.id)
+    await query.answer(_("Resuming…") if changed else _("This job cannot be resumed now."))
+    await refresh_progress(message, bulk, settings, job.id)
 
 
-async def refresh_progress(message: Message, ctx: BulkContext, job_id: int) -> None:
+async def cancel_job(
+    query: CallbackQuery,
+    callback_data: JobCb,
+    message: Message,
+    bulk: BulkRepo,
+    bulk_runner: BulkRunner,
+    settings: HandlerSettings,
+    user_row: UserRow,
+) -> None:
+    job = await owned_job(query, callback_data, bulk, user_row)
+    if job is None:
+        return
+    changed = await bulk_runner.cancel(job.id)
+    await query.answer(_("Job cancelled.") if changed else _("This job is already over."))
+    await refresh_progress(message, bulk, settings, job.id)
+
+
+async def refresh_progress(
+    message: Message, bulk: BulkRepo, settings: HandlerSettings, job_id: int
+) -> None:
     """The message with the button shows the job as the tap left it."""
-    fresh = await ctx.bulk.get_job(job_id)
+    fresh = await bulk.get_job(job_id)
     assert fresh is not None
-    text = progress_text(await job_facts(ctx.bulk, fresh), ctx.settings.bulk_rate)
+    text = progress_text(await job_facts(bulk, fresh), settings.bulk_rate)
     with suppress(TelegramBadRequest):
         await edit_or_keep(message, text, job_keyboard(job_id, fresh.state))
 
 
-async def list_jobs(message: Message, ctx: BulkContext) -> None:
-    jobs = await ctx.bulk.jobs_of(ctx.user_id, limit=JOBS_LISTED)
+async def list_jobs(message: Message, bulk: BulkRepo, user_row: UserRow) -> None:
+    jobs = await bulk.jobs_of(user_row.id, limit=JOBS_LISTED)
     if not jobs:
         await message.answer(_("No bulk jobs yet. Start one with /bulk."))
         return
-    listed = [(job, await ctx.bulk.counts(job.id)) for job in jobs]
+    listed = [(job, await bulk.counts(job.id)) for job in jobs]
     await message.answer(jobs_text(listed), reply_markup=jobs_keyboard([job.id for job in jobs]))

@@ -17,7 +17,7 @@ from aiogram.types import BufferedInputFile
 from aiogram.utils.i18n import gettext as _
 
 from handlers.render import MISSING, costs_text, count, duration_text, money, not_enough_text
-from handlers.send import quote_cut
+from handlers.send_texts import quote_cut
 from handlers.templates import placeholder_list
 from services.bulk import (
     PAUSE_ACCESS,

@@ -11,7 +11,7 @@ import pytest
 from aiogram.methods import GetFile
 from openpyxl import Workbook, load_workbook
 
-import handlers.bulk.dialog
+import handlers.bulk.lists
 from bot.config import Settings
 from services.bulk_plan import SourceCache
 from services.spreadsheet import MAX_COLUMN_NAME, MAX_COLUMNS
@@ -96,7 +96,7 @@ async def test_a_runaway_parse_does_not_hold_up_other_users_and_is_stopped(
     await connect(app, user_id=2)
     await app.send("/bulk", 1)
     # The worker runs whatever function the handler hands it, by name, in the child process.
-    monkeypatch.setattr(handlers.bulk.dialog, "read_upload", parse_forever)
+    monkeypatch.setattr(handlers.bulk.lists, "read_upload", parse_forever)
     upload = asyncio.create_task(app.send_document("slow.xlsx", b"PK\x03\x04...", 1))
     await until(lambda: app.services.uploads.busy)
 
@@ -129,7 +129,7 @@ async def test_an_upload_while_another_users_file_is_read_is_answered_at_once(
     # User 1's parse runs until the test writes the file into this pipe.
     pipe = tmp_path / "release"
     os.mkfifo(pipe)
-    monkeypatch.setattr(handlers.bulk.dialog, "read_upload", read_when_released)
+    monkeypatch.setattr(handlers.bulk.lists, "read_upload", read_when_released)
     held = asyncio.create_task(app.send_document("people.csv", str(pipe).encode(), 1))
     await until(lambda: app.services.uploads.busy)
 
@@ -163,7 +163,7 @@ async def test_a_list_read_again_while_another_file_is_read_keeps_the_dialog(
     app.dp["bulk_sources"] = SourceCache(budget=10**9)  # as after a restart: read it again
     pipe = tmp_path / "release"
     os.mkfifo(pipe)
-    monkeypatch.setattr(handlers.bulk.dialog, "read_upload", read_when_released)
+    monkeypatch.setattr(handlers.bulk.lists, "read_upload", read_when_released)
     held = asyncio.create_task(app.send_document("people.csv", str(pipe).encode(), 2))
     await until(lambda: app.services.uploads.busy)
 

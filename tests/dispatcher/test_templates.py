@@ -218,3 +218,18 @@ async def test_one_parts_limit_for_send_templates_and_bulk(
     assert "the text needs 11 SMS parts, more than 10" in review.text
     assert "✅ To send: 0" in review.text
     assert devsms.sent == []
+
+
+async def test_all_templates_button_shows_the_list_and_answers_each_tap_once(
+    app: Harness,
+) -> None:
+    await connect(app)
+    saved = await create(app, "Promo", "Sale today")
+    before = len(app.answers())
+    [listing] = await app.tap(saved, "All templates")
+    assert "Your templates</b> (1)" in listing.text
+    assert labels(listing) == ["📄 Promo", "➕ New template"]
+    [opened] = await app.tap(listing, "Promo")
+    assert "📄 <b>Promo</b>" in opened.text
+    # Each tap gets one answer, without a text (the spinner just stops).
+    assert [answer.text for answer in app.answers()[before:]] == [None, None]

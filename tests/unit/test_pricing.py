@@ -11,7 +11,7 @@ from aiogram.utils.i18n import I18n
 from bot.i18n import DOMAIN, LOCALES_DIR
 from handlers.admin import total_cost
 from handlers.bulk import cost_so_far, review_text
-from handlers.send import preview_text
+from handlers.send_texts import preview_text
 from services.bulk_plan import Plan, Source
 from services.devsms import Balance
 from services.money import Money, parse_money

@@ -1,0 +1,90 @@
+"""The list of a /bulk dialog between its steps: read once, kept in memory (`SourceCache`),
+read again after a restart from what FSM data keeps (the Telegram file id or the pasted text)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError
+
+from handlers.config import HandlerSettings
+from services.bulk_plan import (
+    PASTED,
+    NoPhoneColumn,
+    Source,
+    SourceCache,
+    parse_source,
+    read_upload,
+)
+from services.spreadsheet import SpreadsheetError
+from services.upload_worker import UploadWorker
+from storage.users import UserRow
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Lists:
+    """Reads one user's list and keeps it between the steps of the dialog."""
+
+    bot: Bot
+    sources: SourceCache
+    uploads: UploadWorker
+    max_rows: int
+    user_id: int
+
+    @classmethod
+    def of(
+        cls,
+        bot: Bot,
+        bulk_sources: SourceCache,
+        uploads: UploadWorker,
+        settings: HandlerSettings,
+        user_row: UserRow,
+    ) -> Lists:
+        return cls(bot, bulk_sources, uploads, settings.bulk_max_rows, user_row.id)
+
+    async def parse(self, data: bytes, file_name: str, key: str) -> Source:
+        """A file is read in the upload worker (limits on memory and time); a pasted list is
+        one message, small enough for a thread, and starts no process."""
+        if file_name == PASTED:
+            return await asyncio.to_thread(parse_source, data, file_name, key, self.max_rows)
+        packed = await self.uploads.run(read_upload, data, file_name, key, self.max_rows)
+        return await asyncio.to_thread(packed.unpack)
+
+    async def load(self, data: dict[str, Any]) -> Source | None:
+        """The parsed list of the dialog: from memory, else read again (after a restart)."""
+        found_by = data.get("src")
+        if not isinstance(found_by, dict):
+            return None
+        cached = self.sources.get(self.user_id, found_by["key"])
+        if cached is not None:
+            return cached
+        if self.sources.evicted(self.user_id, found_by["key"]):
+            return None  # lost_source asks for the file again
+        if "pasted" in found_by:
+            content = str(found_by["pasted"]).encode()
+        else:
+            try:
+                downloaded = await self.bot.download(found_by["file_id"])
+            except TelegramAPIError:
+                logger.warning("bulk file of user %s cannot be downloaded again", self.user_id)
+                return None
+            assert downloaded is not None
+            content = downloaded.read()
+        try:
+            source = await self.parse(content, found_by["name"], found_by["key"])
+        except (SpreadsheetError, NoPhoneColumn):
+            return None  # BULK_MAX_ROWS was lowered meanwhile
+        self.sources.put(self.user_id, source)
+        return source
+
+    def evicted(self, data: dict[str, Any]) -> bool:
+        found_by = data.get("src")
+        return isinstance(found_by, dict) and self.sources.evicted(
+            self.user_id, found_by.get("key", "")
+        )

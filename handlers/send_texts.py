@@ -1,0 +1,158 @@
+"""The texts of /send: the questions, the preview and the outcome.
+
+Pure functions of their arguments and the current locale; other dialogs that quote an SMS or
+ask for a phone number share them."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aiogram import html
+from aiogram.utils.i18n import gettext as _
+
+from handlers.render import MISSING, money, not_enough_text
+from services.devsms import Balance
+from services.phones import PhoneError, PhoneNumber
+from services.pricing import cost_of
+from services.sending import Outcome, SendOutcome
+from services.sms_parts import cheaper_spelling, count_sms, describe_char
+
+EXAMPLE_PHONE: Final = "+998 90 123 45 67"
+# Room for the quoted SMS inside Telegram's 4096 characters, with the rest of the preview.
+PREVIEW_TEXT_LIMIT: Final = 3000
+RESULT_TEXT_LIMIT: Final = 200
+
+
+def quote_cut(text: str, limit: int) -> str:
+    """Escaped text of at most `limit` characters; cut on the raw text so no entity breaks."""
+    quoted = html.quote(text)
+    if len(quoted) <= limit:
+        return quoted
+    low, high = 0, len(text)
+    while low < high:  # the longest raw prefix whose escaped form (plus "…") fits
+        middle = (low + high + 1) // 2
+        if len(html.quote(text[:middle])) + 1 <= limit:
+            low = middle
+        else:
+            high = middle - 1
+    return html.quote(text[:low]) + "…"
+
+
+def ask_phone_text() -> str:
+    return (
+        _(
+            "Whom to send to? Type the phone number, e.g. {example}, or attach a contact "
+            "(📎 → Contact)."
+        ).format(example=EXAMPLE_PHONE)
+        + "\n"
+        + _("/cancel stops sending.")
+    )
+
+
+def phone_error_text(reason: PhoneError) -> str:
+    if reason is PhoneError.TOO_SHORT:
+        return _("This number is too short.")
+    if reason is PhoneError.TOO_LONG:
+        return _("This number is too long.")
+    if reason is PhoneError.INVALID:
+        return _("There is no such phone number.")
+    return _("That is not a phone number.")
+
+
+def preview_text(
+    phone: PhoneNumber, text: str, sender: str, balance: Balance
+) -> tuple[str, bool, bool]:
+    """The preview, whether sending is possible, and whether a cheaper spelling is offered."""
+    count = count_sms(text)
+    lines = [_("📤 <b>Check before sending</b>"), ""]
+    lines.append(_("To: {phone}").format(phone=phone.international))
+    if not phone.is_uzbek:
+        lines.append(_("🌍 This number is outside Uzbekistan: international rates apply."))
+    lines.append(_("From: {sender}").format(sender=html.quote(sender)))
+    lines.append(_("Text:"))
+    lines.append(f"<blockquote>{quote_cut(text, PREVIEW_TEXT_LIMIT)}</blockquote>")
+    lines.append(
+        _("{encoding} · {characters} characters · {parts} part(s)").format(
+            encoding=count.encoding, characters=count.characters, parts=count.parts
+        )
+    )
+    cost = cost_of(count.parts, balance)
+    lines.append(
+        _("Cost: {parts} × {price} = {total}").format(
+            parts=count.parts, price=money(balance.sms_price), total=money(cost.total)
+        )
+    )
+    lines.append(_("Balance after sending: {balance}").format(balance=money(cost.after)))
+    can_send = cost.enough
+    if cost.missing is not None:
+        lines.append(not_enough_text(cost.missing))
+    cheaper = False
+    if count.non_gsm:
+        names = ", ".join(html.quote(describe_char(ch)) for ch in count.non_gsm[:8])
+        lines.append("")
+        lines.append(
+            _(
+                "ℹ️ These characters switch the SMS to UCS-2 (70 characters per part): {chars}"
+            ).format(chars=names)
+        )
+        alternative = cheaper_spelling(text)
+        if alternative is not None and count_sms(alternative).parts < count.parts:
+            cheaper = True
+            lines.append(
+                _(
+                    "With plain apostrophes and quotes it would take {parts} part(s) "
+                    "instead of {was}."
+                ).format(parts=count_sms(alternative).parts, was=count.parts)
+            )
+    return "\n".join(lines), can_send, cheaper
+
+
+def result_text(phone: PhoneNumber, text: str, outcome: SendOutcome) -> str:
+    summary = _("To {phone}: {text}").format(
+        phone=phone.international, text=quote_cut(text, RESULT_TEXT_LIMIT)
+    )
+    if outcome.outcome is Outcome.SENT and outcome.result is not None:
+        result = outcome.result
+        lines = [
+            _("✅ <b>Sent.</b>"),
+            summary,
+            _("SMS id: {sms_id} · status: {status}").format(
+                sms_id=result.sms_id or MISSING, status=html.quote(result.status or MISSING)
+            ),
+            _("Parts: {parts} · cost: {cost}").format(
+                parts=result.parts_count or MISSING, cost=money(result.total_cost)
+            ),
+            _("Balance: {balance}").format(balance=money(result.balance)),
+        ]
+        return "\n".join(lines)
+    if outcome.outcome is Outcome.UNKNOWN:
+        return "\n".join(
+            [
+                _("⚠️ <b>devsms.uz did not answer in time.</b>"),
+                summary,
+                _(
+                    "The SMS may or may not have gone out. It will not be sent again "
+                    "automatically: check /history in a minute before sending it again."
+                ),
+            ]
+        )
+    if outcome.outcome is Outcome.TOKEN_REJECTED:
+        return _(
+            "devsms.uz no longer accepts your token, so the SMS was not sent. "
+            "Send /token to connect a new one."
+        )
+    if outcome.outcome is Outcome.NO_TOKEN:
+        return "\n".join(
+            [
+                _(
+                    "No devsms token is connected any more (it was removed or cannot be "
+                    "read), so the SMS was <b>not</b> sent."
+                ),
+                summary,
+                _("Connect one with /token, then send it again."),
+            ]
+        )
+    refused = _("❌ devsms.uz refused this SMS. Nothing was sent or charged.")
+    if outcome.gateway_text:
+        refused += "\n" + _("Its answer: «{text}»").format(text=html.quote(outcome.gateway_text))
+    return refused + "\n" + summary
