@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     upload_memory_mb: int = Field(default=1024, ge=256)
     upload_time_limit: float = Field(default=120.0, gt=0)
 
+    # Contacts
+    contacts_limit: int = Field(default=10_000, ge=1, le=1_000_000)
+    contact_groups_limit: int = Field(default=100, ge=1, le=10_000)
+
     # Access
     access_mode: Literal["open", "allowlist"] = "open"
 
@@ -208,4 +212,6 @@ def handler_settings(settings: Settings, policy: AccessPolicy) -> HandlerSetting
         bulk_max_rows=settings.bulk_max_rows,
         bulk_jobs_per_user=settings.bulk_jobs_per_user,
         bulk_rate=settings.bulk_rate,
+        contacts_limit=settings.contacts_limit,
+        contact_groups_limit=settings.contact_groups_limit,
     )

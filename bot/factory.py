@@ -40,6 +40,7 @@ from services.vault import TokenVault, load_generated_keys, parse_keys
 from storage import (
     AlertRepo,
     BulkRepo,
+    ContactRepo,
     CredentialRepo,
     Database,
     OutboxRepo,
@@ -67,6 +68,7 @@ class Services:
     i18n: I18n
     bulk: BulkRepo
     templates: TemplateRepo
+    contacts: ContactRepo
     uploads: UploadWorker
     """Parses uploaded files in a child process, started on the first upload."""
 
@@ -122,10 +124,11 @@ async def open_services(settings: Settings) -> Services:
         i18n=create_i18n(settings.default_language),
         bulk=BulkRepo(db),
         templates=TemplateRepo(db),
+        contacts=ContactRepo(db),
         uploads=UploadWorker(
             memory_limit=settings.upload_memory_mb * 1024 * 1024,
             time_limit=settings.upload_time_limit,
-            preload=("services.bulk_plan",),
+            preload=("services.bulk_plan", "services.contacts"),
         ),
     )
 
@@ -272,6 +275,7 @@ def create_dispatcher(services: Services, shared: Shared) -> Dispatcher:
         sms_sender=shared.sender,
         bulk=services.bulk,
         templates=services.templates,
+        contacts=services.contacts,
         uploads=services.uploads,
         bulk_sources=SourceCache(settings.bulk_cache_mb * 1024 * 1024),
         access_policy=shared.policy,

@@ -25,3 +25,6 @@ class HandlerSettings:
     bulk_jobs_per_user: int
     bulk_rate: float
     """SMS a second of a bulk job: the progress text's time estimate."""
+    contacts_limit: int = 10_000
+    """Contacts one user may keep in /contacts."""
+    contact_groups_limit: int = 100

@@ -144,7 +144,36 @@ CREATE TABLE bulk_rows (
 CREATE INDEX bulk_rows_state ON bulk_rows (job_id, state, row_no);
 """
 
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4)
+_CONTACTS: Final = """
+-- The address book (/contacts): a contact per normalised number and user; `fields` is a JSON
+-- object of extra values (column -> text) that fill a template's placeholders.
+CREATE TABLE contacts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    phone TEXT NOT NULL,  -- digits, country code first
+    fields TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    UNIQUE (user_id, phone)
+);
+CREATE INDEX contacts_by_name ON contacts (user_id, name COLLATE NOCASE, id);
+CREATE TABLE contact_groups (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name TEXT NOT NULL COLLATE NOCASE,
+    created_at TEXT NOT NULL,
+    UNIQUE (user_id, name)
+);
+CREATE TABLE contact_group_members (
+    group_id INTEGER NOT NULL REFERENCES contact_groups(id) ON DELETE CASCADE,
+    contact_id INTEGER NOT NULL REFERENCES contacts(id) ON DELETE CASCADE,
+    PRIMARY KEY (group_id, contact_id)
+) WITHOUT ROWID;
+CREATE INDEX contact_group_members_contact ON contact_group_members (contact_id);
+"""
+
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4, _CONTACTS)
 LATEST_VERSION: Final = len(MIGRATIONS)
 
 
