@@ -13,6 +13,7 @@ from handlers import (
     balance,
     bulk,
     common,
+    contacts,
     errors,
     fallback,
     history,
@@ -43,6 +44,7 @@ def build_router() -> Router:
         status.create_router(),
         templates.create_router(),
         bulk.create_router(),
+        contacts.create_router(),
     )
 
     root.include_routers(

@@ -11,6 +11,8 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder, ReplyKeyboardBuilder
 from handlers.callbacks import (
     BalanceCb,
     BulkCb,
+    GroupAction,
+    GroupCb,
     JobAction,
     JobCb,
     LanguageCb,
@@ -204,6 +206,13 @@ def bulk_templates_keyboard(draft: int, templates: list[tuple[int, str]]) -> Inl
             text=f"📄 {name}", callback_data=BulkCb(action="tpl", draft=draft, tpl=template_id)
         )
     builder.adjust(1)
+    return builder.as_markup()
+
+
+def bulk_start_keyboard() -> InlineKeyboardMarkup:
+    """Under /bulk's first question: a contact group instead of a file."""
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("👥 Send to a group"), callback_data=GroupCb(action=GroupAction.LIST))
     return builder.as_markup()
 
 

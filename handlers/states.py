@@ -31,3 +31,13 @@ class TemplateForm(StatesGroup):
     body = State()  # a new template's text
     rename = State()  # a new name for `template_id`
     edit = State()  # a new text for `template_id`
+
+
+class ContactForm(StatesGroup):
+    add = State()  # "name, phone" typed, or a shared Telegram contact
+    import_file = State()  # a file or pasted lines; `group` in data: also into that group
+    search = State()
+    rename = State()  # a new name for contact `contact`
+    fields = State()  # fields of contact `contact`
+    group_name = State()  # a new group's name
+    group_rename = State()  # a new name for group `group`

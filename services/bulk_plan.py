@@ -47,7 +47,7 @@ LONG_TEXT: Final = "long_text"
 class Source:
     key: str
     file_name: str | None  # None for a pasted list
-    file_format: str  # "csv" | "xlsx" | "text"
+    file_format: str  # "csv" | "xlsx" | "text" | "group" (services.contacts.group_source)
     columns: list[str]
     phone_column: str
     rows_read: int

@@ -42,6 +42,8 @@ PHONE: Final = "phone"
 GROUPS: Final = "groups"
 RESERVED: Final[frozenset[str]] = frozenset({NAME, PHONE, GROUPS})
 PASTED_CONTACTS: Final = "contacts.txt"
+# A group's list in the bulk dialog and its job (bulk_jobs.file_format): its result file is CSV.
+GROUP_FORMAT: Final = "group"
 
 # Header names of the name column, compared after field_key().
 NAME_HEADERS: Final[frozenset[str]] = frozenset(
@@ -296,7 +298,7 @@ def group_source(group_name: str, members: Sequence[Member]) -> Source:
     return Source(
         key="group:" + digest.hexdigest(),
         file_name=group_name,
-        file_format="csv",
+        file_format=GROUP_FORMAT,
         columns=columns,
         phone_column=PHONE,
         rows_read=len(members),

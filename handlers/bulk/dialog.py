@@ -40,7 +40,12 @@ from handlers.bulk.render import (
 )
 from handlers.callbacks import BulkCb
 from handlers.config import HandlerSettings
-from handlers.keyboards import bulk_review_keyboard, bulk_templates_keyboard, open_job_keyboard
+from handlers.keyboards import (
+    bulk_review_keyboard,
+    bulk_start_keyboard,
+    bulk_templates_keyboard,
+    open_job_keyboard,
+)
 from handlers.render import count, not_enough_text
 from handlers.states import BulkForm
 from handlers.templates import EXAMPLE_PLACEHOLDER, template_buttons, template_error_text
@@ -59,7 +64,7 @@ from services.spreadsheet import SpreadsheetError
 from services.templating import TemplateError, check_template
 from services.upload_worker import UploadWorker
 from services.user_input import effective_sender
-from storage import BulkRepo, TemplateRepo
+from storage import BulkRepo, ContactRepo, TemplateRepo
 from storage.users import UserRow
 
 logger = logging.getLogger(__name__)
@@ -93,7 +98,8 @@ async def start_bulk(
             "Other columns can fill the text: {example} is replaced with the «name» column."
         ).format(example=EXAMPLE_PLACEHOLDER)
         + "\n"
-        + _("/cancel stops.")
+        + _("/cancel stops."),
+        reply_markup=bulk_start_keyboard(),
     )
 
 
@@ -104,6 +110,7 @@ async def document_received(
     bulk_sources: SourceCache,
     uploads: UploadWorker,
     templates: TemplateRepo,
+    contacts: ContactRepo,
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
@@ -121,7 +128,7 @@ async def document_received(
         await message.answer(too_big_text(document.file_size))
         return
     assert downloaded is not None
-    lists = Lists.of(bot, bulk_sources, uploads, settings, user_row)
+    lists = Lists.of(bot, bulk_sources, uploads, contacts, settings, user_row)
     content, name = downloaded.read(), document.file_name or "file"
     found_by = {"file_id": document.file_id}
     await take_source(message, state, lists, templates, settings, content, name, found_by)
@@ -134,13 +141,14 @@ async def list_pasted(
     bulk_sources: SourceCache,
     uploads: UploadWorker,
     templates: TemplateRepo,
+    contacts: ContactRepo,
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
     assert message.text is not None
     # "901234567, 901234568; ..." on one line is a list too: one number per line for the reader.
     text = message.text.replace(",", "\n").replace(";", "\n")
-    lists = Lists.of(bot, bulk_sources, uploads, settings, user_row)
+    lists = Lists.of(bot, bulk_sources, uploads, contacts, settings, user_row)
     found_by = {"pasted": text}
     await take_source(message, state, lists, templates, settings, text.encode(), PASTED, found_by)
 
@@ -167,10 +175,24 @@ async def take_source(
     if not source.recipients.valid:
         await message.answer(no_valid_number_text(source, settings.sms_max_parts))
         return
+    await offer_text(message, state, lists, templates, source, found_by)
+
+
+async def offer_text(
+    message: Message,
+    state: FSMContext,
+    lists: Lists,
+    templates: TemplateRepo,
+    source: Source,
+    found_by: dict[str, str],
+) -> None:
+    """The list is read: keep it and ask for the text. A file, a pasted list and a contact
+    group (handlers.contacts) all go on from here the same way."""
     lists.sources.put(lists.user_id, source)
     draft = secrets.randbelow(1_000_000_000)
     await state.set_state(BulkForm.text)
-    await state.set_data({"src": {"key": key, "name": file_name, **found_by}, "draft": draft})
+    found_by = {"key": source.key, "name": source.file_name or PASTED, **found_by}
+    await state.set_data({"src": found_by, "draft": draft})
     saved = await templates.list(lists.user_id)
     keyboard = bulk_templates_keyboard(draft, template_buttons(saved)) if saved else None
     await message.answer(
@@ -201,12 +223,13 @@ async def text_received(
     state: FSMContext,
     bulk_sources: SourceCache,
     uploads: UploadWorker,
+    contacts: ContactRepo,
     accounts: Accounts,
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
     assert message.text is not None
-    lists = Lists.of(bot, bulk_sources, uploads, settings, user_row)
+    lists = Lists.of(bot, bulk_sources, uploads, contacts, settings, user_row)
     await take_template(message, state, lists, accounts, settings, message.text)
 
 
@@ -219,6 +242,7 @@ async def template_picked(
     bulk_sources: SourceCache,
     uploads: UploadWorker,
     templates: TemplateRepo,
+    contacts: ContactRepo,
     accounts: Accounts,
     settings: HandlerSettings,
     user_row: UserRow,
@@ -236,7 +260,7 @@ async def template_picked(
         await query.answer(_("This template no longer exists."))
         return
     await query.answer()
-    lists = Lists.of(bot, bulk_sources, uploads, settings, user_row)
+    lists = Lists.of(bot, bulk_sources, uploads, contacts, settings, user_row)
     await take_template(message, state, lists, accounts, settings, row.body)
 
 
@@ -297,6 +321,7 @@ async def review_button(
     state: FSMContext,
     bulk_sources: SourceCache,
     uploads: UploadWorker,
+    contacts: ContactRepo,
     accounts: Accounts,
     bulk: BulkRepo,
     bulk_runner: BulkRunner,
@@ -319,7 +344,7 @@ async def review_button(
         await query.answer()
         await refuse_second_job(message, bulk, user_row.id)
         return
-    lists = Lists.of(bot, bulk_sources, uploads, settings, user_row)
+    lists = Lists.of(bot, bulk_sources, uploads, contacts, settings, user_row)
     source = await lists.load(data)
     if source is None:
         await query.answer()
@@ -405,6 +430,14 @@ async def lost_source(
         )
         return
     await state.clear()
+    if isinstance(data.get("src"), dict) and "group" in data["src"]:
+        await message.answer(
+            _(
+                "The group changed or was deleted after the report. Open it again in "
+                "/contacts and send to it from there."
+            )
+        )
+        return
     await message.answer(_("I no longer have the list. Start again with /bulk."))
 
 
