@@ -116,9 +116,11 @@ async def lines_pasted(
     message: Message, state: FSMContext, contacts: ContactRepo, settings: HandlerSettings
 ) -> None:
     assert message.text is not None
+    # "Ali, 90..." on one line and "Vali; 90..." on the next: one delimiter for the reader.
+    text = message.text.replace(";", ",").replace("\t", ",")
     # One message (at most 4096 characters): small enough for a thread, no process needed.
     reading = asyncio.to_thread(
-        read_contacts, message.text.encode(), PASTED_CONTACTS, settings.contacts_limit
+        read_contacts, text.encode(), PASTED_CONTACTS, settings.contacts_limit
     )
     await take_file(message, state, contacts, settings, reading)
 

@@ -30,7 +30,7 @@ from services.contacts import (
     ContactInputError,
     ContactsFile,
 )
-from services.phones import PhoneError
+from services.phones import InvalidPhone, PhoneError, normalize_phone
 from storage import ContactRow, GroupRow, Imported
 
 PAGE_SIZE: Final = 10
@@ -50,7 +50,11 @@ def shown(name: str, limit: int = LABEL_NAME) -> str:
 
 
 def phone_shown(digits: str) -> str:
-    return "+" + digits
+    """ "+998 90 123 45 67" for the stored "998901234567"."""
+    try:
+        return normalize_phone("+" + digits).international
+    except InvalidPhone:
+        return "+" + digits
 
 
 def pages(total: int, size: int) -> int:
