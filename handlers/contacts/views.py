@@ -9,6 +9,7 @@ from aiogram import html
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from handlers.bulk.render import reason_text
@@ -234,9 +235,9 @@ def groups_view(
 
 
 def group_view(group: GroupRow) -> tuple[str, InlineKeyboardMarkup]:
-    text = _("👥 <b>{name}</b>: {n} contacts").format(
-        name=html.quote(shown(group.name)), n=count(group.size)
-    )
+    text = ngettext(
+        "👥 <b>{name}</b>: {n} contact", "👥 <b>{name}</b>: {n} contacts", group.size
+    ).format(name=html.quote(shown(group.name)), n=count(group.size))
     builder = InlineKeyboardBuilder()
     for action, label in (
         (GroupAction.SEND, _("📤 Send to this group")),
@@ -255,9 +256,11 @@ def members_view(
     group: GroupRow, rows: Sequence[ContactRow], page: int
 ) -> tuple[str, InlineKeyboardMarkup]:
     if group.size:
-        text = _("👥 <b>{name}</b>: {n} contacts. Tap one to open it.").format(
-            name=html.quote(shown(group.name)), n=count(group.size)
-        )
+        text = ngettext(
+            "👥 <b>{name}</b>: {n} contact. Tap it to open it.",
+            "👥 <b>{name}</b>: {n} contacts. Tap one to open it.",
+            group.size,
+        ).format(name=html.quote(shown(group.name)), n=count(group.size))
     else:
         text = _(
             "The group «{name}» is empty. Import a file into it, or open a contact and tick "
