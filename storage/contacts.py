@@ -305,6 +305,13 @@ class ContactRepo:
         )
         return [str(row[0]) for row in rows]
 
+    async def is_member(self, group_id: int, contact_id: int) -> bool:
+        row = await self._db.fetchone(
+            "SELECT 1 FROM contact_group_members WHERE group_id = ? AND contact_id = ?",
+            (group_id, contact_id),
+        )
+        return row is not None
+
     async def get_group(self, user_id: int, group_id: int) -> GroupRow | None:
         row = await self._db.fetchone(
             "SELECT g.id, g.name, "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from contextlib import suppress
 
+from aiogram import html
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
@@ -262,7 +263,7 @@ async def change_button(
             "An empty value removes a field. They fill the placeholders of a group send."
         )
     await message.answer(
-        ask.format(name=shown(row.name)) + "\n" + _("/cancel keeps the current one.")
+        ask.format(name=html.quote(shown(row.name))) + "\n" + _("/cancel keeps the current one.")
     )
 
 

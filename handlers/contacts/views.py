@@ -40,7 +40,10 @@ SEARCH_SHOWN: Final = 20
 BAD_SHOWN: Final = 10
 # A button shows a name and a number; Telegram cuts long labels anyway.
 LABEL_NAME: Final = 32
-FIELDS_SHOWN: Final = 20
+# The card stays far within Telegram's 4096 characters whatever an import brought.
+FIELDS_SHOWN: Final = 10
+VALUE_SHOWN: Final = 100
+GROUPS_SHOWN: Final = 10
 
 ADD_EXAMPLE: Final = "Ali Valiyev, +998 90 123 45 67"
 
@@ -146,12 +149,13 @@ def search_view(rows: Sequence[ContactRow], query: str) -> tuple[str, InlineKeyb
 def contact_view(row: ContactRow, groups: Sequence[str]) -> tuple[str, InlineKeyboardMarkup]:
     lines = [f"👤 <b>{html.quote(shown(row.name, NAME_MAX))}</b>", phone_shown(row.phone)]
     for name, value in list(row.fields.items())[:FIELDS_SHOWN]:
-        key, text = shown(name, FIELD_NAME_MAX), shown(value, FIELD_VALUE_MAX)
+        key, text = shown(name, FIELD_NAME_MAX), shown(value, VALUE_SHOWN)
         lines.append(f"{html.quote(key)}: {html.quote(text)}")
     if groups:
-        lines.append(
-            _("Groups: {names}").format(names=html.quote(", ".join(shown(g) for g in groups)))
-        )
+        names = ", ".join(shown(g) for g in groups[:GROUPS_SHOWN])
+        if len(groups) > GROUPS_SHOWN:
+            names += ", …"
+        lines.append(_("Groups: {names}").format(names=html.quote(names)))
     lines.append(
         _("In a group send: {names}").format(names=placeholder_list([NAME, PHONE, *row.fields]))
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from aiogram.methods import SendDocument
 from aiogram.types import BufferedInputFile
-from openpyxl import load_workbook
+from openpyxl import Workbook, load_workbook
 
 from bot.commands import COMMANDS
 from bot.config import Settings
@@ -449,3 +449,34 @@ async def test_contacts_speak_uzbek_and_russian(
     [book] = await app.send("/contacts", lang=lang)
     assert title in book.text
     assert any(add in label for label in labels(book))
+
+
+async def test_xlsx_import_and_a_card_of_the_widest_contact_fits_a_message(app: Harness) -> None:
+    await connect(app)
+    workbook = Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    columns = [f"Column {i} " + "c" * 40 for i in range(40)]
+    sheet.append(["Name", "Phone", *columns])
+    sheet.append(["Ali " + "<&>" * 20, 998901234567, *(["v" * 200] * 40)])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    [book] = await app.send("/contacts")
+    await app.tap(book, "Import")
+    [summary] = await app.send_document("wide.xlsx", buffer.getvalue())
+    assert "➕ Added: 1" in summary.text
+    [row] = await repo(app).everyone(1)
+    assert len(row.fields) == 40 and all(len(k) <= 32 for k in row.fields)
+    for i in range(2):
+        group = await repo(app).create_group(1, f"Group {i}", limit=2)
+        assert group is not None
+        await repo(app).set_member(1, group.id, row.id, True)
+    [book] = await app.send("/contacts")
+    [card] = await app.tap(book, "Ali")  # under Telegram's rules: refused if over 4096
+    assert "Groups: Group 0, Group 1" in card.text
+    # Imported past the 20 fields one may type: removing one is still allowed.
+    await app.tap(card, "Fields")
+    [saved] = await app.send(f"{next(iter(row.fields))}:")
+    assert "✅ Contact saved." in saved.text
+    [after] = await repo(app).everyone(1)
+    assert len(after.fields) == 39

@@ -178,6 +178,8 @@ def test_fields_are_parsed_bounded_and_merged() -> None:
     assert merge_fields({"City": "A", "age": "1"}, {"city": "B", "age": ""}) == {"city": "B"}
     with pytest.raises(ContactInputError):
         merge_fields({f"f{i}": "v" for i in range(20)}, {"one more": "v"})
+    # More than 20 from an import: a change may still remove or replace one.
+    assert len(merge_fields({f"f{i}": "v" for i in range(25)}, {"f0": "", "f1": "w"})) == 24
 
 
 # --- files ------------------------------------------------------------------------------------
