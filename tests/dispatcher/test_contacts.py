@@ -480,3 +480,68 @@ async def test_xlsx_import_and_a_card_of_the_widest_contact_fits_a_message(app: 
     assert "✅ Contact saved." in saved.text
     [after] = await repo(app).everyone(1)
     assert len(after.fields) == 39
+
+
+async def test_things_gone_or_full_while_a_dialog_waits(app: Harness) -> None:
+    await connect(app)
+    for i in range(LIMIT - 1):
+        await repo(app).add(1, f"P{i}", f"99890123456{i}", {}, limit=LIMIT)
+    [book] = await app.send("/contacts")
+    await app.tap(book, "Add")
+    # The book fills up (another chat, an import) before the contact is typed.
+    await repo(app).add(1, "Last", "998901234569", {}, limit=LIMIT)
+    [full] = await app.send("Ali, 901234570")
+    assert "You have 6 contacts, the most I keep." in full.text
+    assert await app.state_of() is None and await repo(app).count(1) == LIMIT
+
+    [book] = await app.send("/contacts")
+    [card] = await app.tap(book, "Last")
+    await app.tap(card, "Rename")
+    last = await repo(app).by_phone(1, "998901234569")
+    assert last is not None
+    await repo(app).delete(1, last.id)
+    [gone] = await app.send("New name")
+    assert gone.text == "This contact no longer exists."
+    assert await app.state_of() is None
+
+
+async def test_ticks_without_groups_untick_and_a_forged_group(app: Harness) -> None:
+    await connect(app)
+    card = await add(app, "Ali, 901234567")
+    [ticks] = await app.tap(card, "Groups")
+    assert "You have no groups yet. Create one in 👥 Groups" in ticks.text
+    assert labels(ticks) == ["⬅️ Back"]
+    group = await repo(app).create_group(1, "VIP", limit=2)
+    assert group is not None
+    [card] = await app.tap(ticks, "Back")
+    [ticks] = await app.tap(card, "Groups")
+    [ticks] = await app.tap(ticks, "VIP")
+    assert labels(ticks)[0] == "✅ VIP"
+    [ticks] = await app.tap(ticks, "VIP")
+    assert labels(ticks)[0] == "▫️ VIP"
+    forged = button_data(ticks, "VIP").replace(f":{group.id}:", ":999:", 1)
+    await app.tap_data(ticks, forged)
+    assert app.answers()[-1].text == "This group no longer exists."
+    assert await repo(app).groups_of(1, (await repo(app).everyone(1))[0].id) == []
+
+    [book] = await app.send("/contacts")
+    [groups] = await app.tap(book, "Groups")
+    [opened] = await app.tap(groups, "VIP")
+    [members] = await app.tap(opened, "Members")
+    assert "The group «VIP» is empty" in members.text
+    await repo(app).delete_group(1, group.id)
+    [groups] = await app.tap(members, "Back")  # the group's button, the group gone
+    assert app.answers()[-1].text == "This group no longer exists."
+    assert "You have no groups yet" in groups.text
+
+
+async def test_a_file_too_big_and_an_export_of_nothing(app: Harness) -> None:
+    await connect(app)
+    [book] = await app.send("/contacts")
+    export = ContactCb(action=ContactAction.EXPORT).pack()  # an old button
+    await app.tap_data(book, export)
+    assert app.answers()[-1].text == "You have no contacts to export yet."
+    await app.tap(book, "Import")
+    [big] = await app.send_document("big.csv", b"phone\n901234567\n", file_size=30 * 2**20)
+    assert "Telegram lets bots download files of at most 20 MB" in big.text
+    assert await app.state_of() is not None  # still waiting for a file
