@@ -14,7 +14,7 @@ from aiogram.methods import SendDocument
 from aiogram.types import BufferedInputFile
 from openpyxl import Workbook, load_workbook
 
-from bot.commands import COMMANDS
+from bot.commands import COMMANDS, commands_for
 from bot.config import Settings
 from handlers.callbacks import ContactAction, ContactCb
 from services.bulk import BulkRunner
@@ -434,6 +434,13 @@ async def test_an_empty_group_and_a_group_changed_before_start(bulk_app: Harness
 
 async def test_command_menu_and_help_list_contacts(app: Harness) -> None:
     assert ("contacts", "Contacts and groups") in COMMANDS
+    menus = {lang: commands_for(app.services.i18n, lang) for lang in ("en", "ru", "uz")}
+    described = {lang: {c.command: c.description for c in menu} for lang, menu in menus.items()}
+    assert [d["contacts"] for d in described.values()] == [
+        "Contacts and groups",
+        "Контакты и группы",
+        "Kontaktlar va guruhlar",
+    ]
     [help_text] = await app.send("/help")
     assert "/contacts — your contacts and groups" in help_text.text
 
