@@ -5,8 +5,8 @@ Already covered elsewhere, so not repeated here: normalize_phone raising only In
 (test_devsms_client), the parts counter against a reference (test_sms_parts), read_table on any
 bytes (test_spreadsheet).
 
-Also home of `telegram_html_problems`, the checker the dispatcher fuzz test uses
-on every message the bot sends.
+The Telegram HTML rules themselves live in tests/support/telegram_rules.py (the one validator the
+recording session, the e2e fake and the fuzz test share); the first tests here pin them down.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from services.devsms import SmsRecord, parse_sms_record
 from services.languages import LANGUAGES
 from services.money import MAX_ABS_AMOUNT, Money, parse_money
 from services.phones import PhoneNumber, extract_phone_and_text, normalize_phone
-from tests.support.telegram_html import telegram_html_problems
+from tests.support.telegram_rules import TelegramRefusal, parse_html
 
 # --- Telegram HTML -------------------------------------------------------------------------
 
@@ -56,7 +56,8 @@ from tests.support.telegram_html import telegram_html_problems
     ],
 )
 def test_html_checker_flags_what_telegram_refuses(text: str) -> None:
-    assert telegram_html_problems(text)
+    with pytest.raises(TelegramRefusal):
+        parse_html(text)
 
 
 @pytest.mark.parametrize(
@@ -72,7 +73,7 @@ def test_html_checker_flags_what_telegram_refuses(text: str) -> None:
     ],
 )
 def test_html_checker_accepts_telegram_html(text: str) -> None:
-    assert telegram_html_problems(text) == []
+    parse_html(text)  # raises TelegramRefusal on what Telegram would refuse
 
 
 # --- CallbackData --------------------------------------------------------------------------
@@ -333,7 +334,7 @@ def test_gateway_records_render_as_valid_telegram_html_within_the_limit(
     with i18n.context(), i18n.use_locale(language):
         messages = [sms_list(records[:10], "<b>History</b>"), *sms_details(records[-1])]
     for text in messages:
-        assert telegram_html_problems(text) == [], text[:300]
+        parse_html(text)  # raises TelegramRefusal on what Telegram would refuse
         assert 0 < telegram_length(text) <= TELEGRAM_LIMIT
     assert "<script>" not in "".join(messages)
 
