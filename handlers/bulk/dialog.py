@@ -289,7 +289,36 @@ async def take_template(
 # --- step 3: Start / Cancel ---------------------------------------------------------------------
 
 
-async def review_button(
+async def live_review(
+    query: CallbackQuery, callback_data: BulkCb, message: Message, state: FSMContext
+) -> dict[str, Any] | None:
+    """The draft the tapped report shows, or None (and the tap is told so) for an older
+    report, a second tap, or a button from before a restart."""
+    data = await state.get_data()
+    current = await state.get_state() == BulkForm.review.state
+    if current and data.get("review") == callback_data.draft:
+        return data
+    await stale(query, message)
+    return None
+
+
+async def cancel_button(
+    query: CallbackQuery,
+    callback_data: BulkCb,
+    message: Message,
+    state: FSMContext,
+    bulk_sources: SourceCache,
+    user_row: UserRow,
+) -> None:
+    if await live_review(query, callback_data, message, state) is None:
+        return
+    await state.clear()
+    bulk_sources.drop(user_row.id)
+    await query.answer()
+    await message.edit_text(_("Cancelled. Nothing was sent."))
+
+
+async def start_button(
     query: CallbackQuery,
     callback_data: BulkCb,
     message: Message,
@@ -303,16 +332,8 @@ async def review_button(
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
-    data = await state.get_data()
-    current = await state.get_state() == BulkForm.review.state
-    if not current or data.get("review") != callback_data.draft:
-        await stale(query, message)
-        return
-    if callback_data.action != "start":
-        await state.clear()
-        bulk_sources.drop(user_row.id)
-        await query.answer()
-        await message.edit_text(_("Cancelled. Nothing was sent."))
+    data = await live_review(query, callback_data, message, state)
+    if data is None:
         return
     if await bulk.count_active(user_row.id) >= settings.bulk_jobs_per_user:
         # The draft stays: Start works again once that job is over.

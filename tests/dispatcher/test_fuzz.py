@@ -433,7 +433,9 @@ class Fuzzer:
                 page=some_id, flt=rng.choice(["a", "d", "w", "r", "z"])
             ).pack(),
             lambda: LanguageCb.model_construct(code=rng.choice([*LANGUAGES, "de", ""])).pack(),
-            lambda: SettingsCb(action=rng.choice(["sender", "threshold", "x", "lang"])).pack(),
+            lambda: SettingsCb.model_construct(
+                action=rng.choice(["sender", "threshold", "x", "lang"])
+            ).pack(),
             lambda: LogoutCb(confirm=rng.random() < 0.3).pack(),
             lambda: f"usr:{some_id}",
             lambda: f"bc:send:{some_id}",

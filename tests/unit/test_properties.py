@@ -84,8 +84,6 @@ INT64: Final = 2**63
 STR_VALUES: Final[dict[tuple[str, str], tuple[str, ...]]] = {
     ("LanguageCb", "code"): LANGUAGES,
     ("HistoryCb", "flt"): tuple(HistoryFilter),
-    ("SettingsCb", "action"): ("sender", "reset", "threshold", "alerts", "notify", "lang"),
-    ("BulkCb", "action"): ("tpl", "start", "cancel"),
 }
 
 
