@@ -18,7 +18,7 @@ from handlers.filters import Accessible, AnyMenuButton, MenuButton
 from handlers.keyboards import BTN_SETTINGS, language_keyboard, settings_keyboard
 from handlers.render import count, money
 from handlers.states import SettingsForm
-from handlers.utils import edit_or_keep
+from handlers.utils import AnswerCallbacks, edit_or_keep
 from services.money import Money
 from services.user_input import (
     InvalidSender,
@@ -84,7 +84,6 @@ async def show_settings(
 
 
 async def sender_button(query: CallbackQuery, message: Message, state: FSMContext) -> None:
-    await query.answer()
     await state.set_state(SettingsForm.sender)
     await message.answer(
         _(
@@ -97,7 +96,6 @@ async def sender_button(query: CallbackQuery, message: Message, state: FSMContex
 
 
 async def threshold_button(query: CallbackQuery, message: Message, state: FSMContext) -> None:
-    await query.answer()
     await state.set_state(SettingsForm.threshold)
     await message.answer(
         _(
@@ -110,7 +108,6 @@ async def threshold_button(query: CallbackQuery, message: Message, state: FSMCon
 
 
 async def language_button(query: CallbackQuery, message: Message) -> None:
-    await query.answer()
     await message.answer(LANGUAGE_PROMPT, reply_markup=language_keyboard())
 
 
@@ -121,7 +118,6 @@ async def reset_sender_button(
     alerts: AlertRepo,
     settings: HandlerSettings,
 ) -> None:
-    await query.answer()
     await users.set_sender(query.from_user.id, None)
     await refresh(message, query.from_user.id, users, alerts, settings)
 
@@ -133,7 +129,6 @@ async def alerts_button(
     alerts: AlertRepo,
     settings: HandlerSettings,
 ) -> None:
-    await query.answer()
     prefs = await alerts.get(query.from_user.id)
     await alerts.set_balance_alerts(query.from_user.id, not prefs.balance_alerts)
     await refresh(message, query.from_user.id, users, alerts, settings)
@@ -146,7 +141,6 @@ async def notify_button(
     alerts: AlertRepo,
     settings: HandlerSettings,
 ) -> None:
-    await query.answer()
     prefs = await alerts.get(query.from_user.id)
     await alerts.set_delivery_notify(query.from_user.id, NEXT_NOTIFY[prefs.delivery_notify])
     await refresh(message, query.from_user.id, users, alerts, settings)
@@ -224,6 +218,8 @@ async def not_text(message: Message) -> None:
 
 def create_router() -> Router:
     router = Router(name="settings")
+    # Every button is answered once (without a text), after its handler.
+    router.callback_query.middleware(AnswerCallbacks())
     free_text = (F.text, ~F.text.startswith("/"), ~AnyMenuButton())
     router.message.register(show_settings, Command("settings"))
     router.message.register(show_settings, MenuButton(BTN_SETTINGS))

@@ -12,7 +12,7 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
-from aiogram.utils.callback_answer import CallbackAnswer, CallbackAnswerMiddleware
+from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 
 from handlers.callbacks import ID_MAX, TemplateAction, TemplateCb
@@ -28,7 +28,7 @@ from handlers.render import too_many_parts_text
 from handlers.send_texts import ask_phone_text, quote_cut
 from handlers.sms_render import clip, one_line
 from handlers.states import SendForm, TemplateForm
-from handlers.utils import edit_or_keep
+from handlers.utils import AnswerCallbacks, edit_or_keep
 from services.sms_parts import TooManyParts, check_parts, count_sms
 from services.templating import (
     TEMPLATE_NAME_MAX,
@@ -447,7 +447,7 @@ def create_router() -> Router:
     router = Router(name="templates")
     # Buttons that need no text are answered after their handler; those that show one
     # answer themselves and disable the middleware's answer.
-    router.callback_query.middleware(CallbackAnswerMiddleware())
+    router.callback_query.middleware(AnswerCallbacks())
     router.message.register(show_templates, Command("templates"))
     free_text = (F.text, ~F.text.startswith("/"), ~AnyMenuButton())
     router.message.register(name_received, TemplateForm.name, *free_text)

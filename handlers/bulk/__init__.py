@@ -46,6 +46,7 @@ from handlers.callbacks import ID_MAX, BulkAction, BulkCb, JobAction, JobCb
 from handlers.filters import Accessible, AnyMenuButton
 from handlers.states import BulkForm
 from handlers.templates import ACCESSIBLE
+from handlers.utils import AnswerCallbacks
 
 __all__ = [
     "JobFacts",
@@ -63,6 +64,8 @@ __all__ = [
 
 def create_router() -> Router:
     router = Router(name="bulk")
+    # Every button is answered once, after its handler; a handler sets the text, if any.
+    router.callback_query.middleware(AnswerCallbacks())
     router.message.register(start_bulk, Command("bulk"))
     router.message.register(list_jobs, Command("jobs"))
     free_text = (F.text, ~F.text.startswith("/"), ~AnyMenuButton())
