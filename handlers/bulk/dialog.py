@@ -44,7 +44,7 @@ from handlers.config import HandlerSettings
 from handlers.keyboards import bulk_review_keyboard, bulk_templates_keyboard, open_job_keyboard
 from handlers.render import count, not_enough_text
 from handlers.states import BulkForm
-from handlers.templates import EXAMPLE_PLACEHOLDER, template_buttons, template_error_text
+from handlers.templates.render import EXAMPLE_PLACEHOLDER, template_buttons, template_error_text
 from services.accounts import Accounts
 from services.bulk import BulkRunner
 from services.bulk_plan import (
