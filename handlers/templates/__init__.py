@@ -44,8 +44,7 @@ ACCESSIBLE: Final = Accessible()
 
 def create_router() -> Router:
     router = Router(name="templates")
-    # Buttons that need no text are answered after their handler; those that show one
-    # answer themselves and disable the middleware's answer.
+    # Every button is answered once, after its handler; a handler sets the text, if any.
     router.callback_query.middleware(AnswerCallbacks())
     router.message.register(show_templates, Command("templates"))
     free_text = (F.text, ~F.text.startswith("/"), ~AnyMenuButton())

@@ -65,20 +65,16 @@ async def new_button(
     user_row: UserRow,
 ) -> None:
     if len(await templates.list(user_row.id)) >= MAX_TEMPLATES:
-        callback_answer.disable()
-        await query.answer(
-            _("You have {n} templates, the most I keep. Delete one first.").format(
-                n=MAX_TEMPLATES
-            ),
-            show_alert=True,
-        )
+        callback_answer.text = _(
+            "You have {n} templates, the most I keep. Delete one first."
+        ).format(n=MAX_TEMPLATES)
+        callback_answer.show_alert = True
         return
     await state.set_state(TemplateForm.name)
     await message.answer(ask_name_text())
 
 
 async def existing(
-    query: CallbackQuery,
     callback_answer: CallbackAnswer,
     callback_data: TemplateCb,
     message: Message,
@@ -89,8 +85,7 @@ async def existing(
     a forged id) the tap is told and the list shown instead."""
     row = await templates.get(user_id, callback_data.tpl)
     if row is None:
-        callback_answer.disable()
-        await query.answer(_("This template no longer exists."))
+        callback_answer.text = _("This template no longer exists.")
         with suppress(TelegramBadRequest):
             await edit_or_keep(message, *await list_view(templates, user_id))
     return row
@@ -104,7 +99,7 @@ async def open_button(
     templates: TemplateRepo,
     user_row: UserRow,
 ) -> None:
-    row = await existing(query, callback_answer, callback_data, message, templates, user_row.id)
+    row = await existing(callback_answer, callback_data, message, templates, user_row.id)
     if row is not None:
         await edit_or_keep(message, *template_view(row))
 
@@ -119,9 +114,9 @@ async def send_button(
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
-    row = await existing(query, callback_answer, callback_data, message, templates, user_row.id)
+    row = await existing(callback_answer, callback_data, message, templates, user_row.id)
     if row is not None:
-        await use_in_send(query, callback_answer, message, state, row, settings.sms_max_parts)
+        await use_in_send(callback_answer, message, state, row, settings.sms_max_parts)
 
 
 async def change_button(
@@ -134,7 +129,7 @@ async def change_button(
     user_row: UserRow,
 ) -> None:
     """Rename or Edit text: asks for the new name or text."""
-    row = await existing(query, callback_answer, callback_data, message, templates, user_row.id)
+    row = await existing(callback_answer, callback_data, message, templates, user_row.id)
     if row is None:
         return
     rename = callback_data.action is TemplateAction.RENAME
@@ -156,7 +151,7 @@ async def delete_button(
     templates: TemplateRepo,
     user_row: UserRow,
 ) -> None:
-    row = await existing(query, callback_answer, callback_data, message, templates, user_row.id)
+    row = await existing(callback_answer, callback_data, message, templates, user_row.id)
     if row is None:
         return
     await edit_or_keep(
@@ -174,17 +169,15 @@ async def drop_button(
     templates: TemplateRepo,
     user_row: UserRow,
 ) -> None:
-    row = await existing(query, callback_answer, callback_data, message, templates, user_row.id)
+    row = await existing(callback_answer, callback_data, message, templates, user_row.id)
     if row is None:
         return
     await templates.delete(user_row.id, row.id)
-    callback_answer.disable()
-    await query.answer(_("Template deleted."))
+    callback_answer.text = _("Template deleted.")
     await edit_or_keep(message, *await list_view(templates, user_row.id))
 
 
 async def use_in_send(
-    query: CallbackQuery,
     callback_answer: CallbackAnswer,
     message: Message,
     state: FSMContext,
@@ -192,18 +185,17 @@ async def use_in_send(
     max_parts: int,
 ) -> None:
     if placeholders(row.body):
-        callback_answer.disable()
-        await query.answer(
-            _("This template has placeholders: use it in /bulk with a spreadsheet."),
-            show_alert=True,
+        callback_answer.text = _(
+            "This template has placeholders: use it in /bulk with a spreadsheet."
         )
+        callback_answer.show_alert = True
         return
     try:
         # Saved under a higher limit (or before there was one): /send would take it unchecked.
         check_parts(row.body, max_parts)
     except TooManyParts as exc:
-        callback_answer.disable()
-        await query.answer(too_many_parts_text(exc), show_alert=True)
+        callback_answer.text = too_many_parts_text(exc)
+        callback_answer.show_alert = True
         return
     # The send dialog shows the preview right after the number when FSM data has a text.
     await state.clear()
