@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 import handlers
 from bot.i18n import DOMAIN, LOCALES_DIR
+from handlers.callbacks import BulkAction, BulkCb, SettingsAction, SettingsCb
 from handlers.history import HistoryFilter
 from handlers.sms_render import TELEGRAM_LIMIT, sms_details, sms_list, telegram_length
 from handlers.status import parse_sms_ref
@@ -130,6 +131,28 @@ def _field_values(cls: type[CallbackData], name: str, info: Any) -> st.SearchStr
 def legal_callback_data(cls: type[CallbackData]) -> st.SearchStrategy[CallbackData]:
     fields = {name: _field_values(cls, name, info) for name, info in cls.model_fields.items()}
     return st.fixed_dictionaries(fields).map(lambda values: cls(**values))
+
+
+@pytest.mark.parametrize(
+    ("packed", "value"),
+    [
+        ("set:sender", SettingsCb(action=SettingsAction.SENDER)),
+        ("set:reset", SettingsCb(action=SettingsAction.RESET)),
+        ("set:threshold", SettingsCb(action=SettingsAction.THRESHOLD)),
+        ("set:alerts", SettingsCb(action=SettingsAction.ALERTS)),
+        ("set:notify", SettingsCb(action=SettingsAction.NOTIFY)),
+        ("set:lang", SettingsCb(action=SettingsAction.LANG)),
+        ("blk:tpl:12:7", BulkCb(action=BulkAction.TEMPLATE, draft=12, tpl=7)),
+        ("blk:start:12:0", BulkCb(action=BulkAction.START, draft=12)),
+        ("blk:cancel:12:0", BulkCb(action=BulkAction.CANCEL, draft=12)),
+    ],
+)
+def test_buttons_sent_before_the_actions_became_enums_still_unpack(
+    packed: str, value: CallbackData
+) -> None:
+    # The strings buttons already in chats carry: they must keep meaning the same action.
+    assert value.pack() == packed
+    assert type(value).unpack(packed) == value
 
 
 def test_every_callback_class_is_found() -> None:
