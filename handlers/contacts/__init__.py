@@ -13,13 +13,13 @@ from typing import Any
 
 from aiogram import F, Router
 from aiogram.filters import Command, StateFilter
-from aiogram.utils.callback_answer import CallbackAnswerMiddleware
 
 from handlers.callbacks import ContactAction, ContactCb, GroupAction, GroupCb
 from handlers.contacts import book, files, groups
 from handlers.filters import Accessible, AnyMenuButton
 from handlers.states import ContactForm
 from handlers.templates import ACCESSIBLE
+from handlers.utils import AnswerCallbacks
 
 CONTACT_BUTTONS: tuple[tuple[ContactAction, Callable[..., Any]], ...] = (
     (ContactAction.LIST, book.list_button),
@@ -52,7 +52,7 @@ def create_router() -> Router:
     router = Router(name="contacts")
     # Buttons that need no text are answered after their handler; those that show one
     # answer themselves and disable the middleware's answer.
-    router.callback_query.middleware(CallbackAnswerMiddleware())
+    router.callback_query.middleware(AnswerCallbacks())
     router.message.register(book.show_book, Command("contacts"))
     free_text = (F.text, ~F.text.startswith("/"), ~AnyMenuButton())
     router.message.register(book.add_typed, ContactForm.add, *free_text)

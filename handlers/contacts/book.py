@@ -82,8 +82,7 @@ async def existing(
     the address book shown instead."""
     row = await contacts.get(query.from_user.id, contact_id)
     if row is None:
-        callback_answer.disable()
-        await query.answer(_("This contact no longer exists."))
+        callback_answer.text = _("This contact no longer exists.")
         with suppress(TelegramBadRequest):
             text, keyboard = await book_page(contacts, query.from_user.id, 0)
             await edit_or_keep(message, text, keyboard)
@@ -124,8 +123,8 @@ async def add_button(
     settings: HandlerSettings,
 ) -> None:
     if await contacts.count(query.from_user.id) >= settings.contacts_limit:
-        callback_answer.disable()
-        await query.answer(limit_text(settings.contacts_limit), show_alert=True)
+        callback_answer.text = limit_text(settings.contacts_limit)
+        callback_answer.show_alert = True
         return
     await state.set_state(ContactForm.add)
     await state.set_data({})
@@ -337,8 +336,7 @@ async def drop_button(
     if row is None:
         return
     await contacts.delete(row.user_id, row.id)
-    callback_answer.disable()
-    await query.answer(_("Contact deleted."))
+    callback_answer.text = _("Contact deleted.")
     text, keyboard = await book_page(contacts, row.user_id, 0)
     await edit_or_keep(message, text, keyboard)
 

@@ -184,8 +184,8 @@ async def export_button(
     user_id = query.from_user.id
     rows = await contacts.everyone(user_id)
     if not rows:
-        callback_answer.disable()
-        await query.answer(_("You have no contacts to export yet."), show_alert=True)
+        callback_answer.text = _("You have no contacts to export yet.")
+        callback_answer.show_alert = True
         return
     groups = await contacts.group_names(user_id)
     fmt: ResultFormat = "xlsx" if callback_data.page == 1 else "csv"

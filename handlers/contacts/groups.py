@@ -77,8 +77,7 @@ async def existing_group(
     """The tapped group; if it is gone the tap is told and the groups shown instead."""
     group = await contacts.get_group(query.from_user.id, callback_data.id)
     if group is None:
-        callback_answer.disable()
-        await query.answer(_("This group no longer exists."))
+        callback_answer.text = _("This group no longer exists.")
         limit = settings.contact_groups_limit
         with suppress(TelegramBadRequest):
             await edit_or_keep(message, *await groups_page(contacts, query.from_user.id, 0, limit))
@@ -129,8 +128,8 @@ async def new_button(
     settings: HandlerSettings,
 ) -> None:
     if await contacts.count_groups(query.from_user.id) >= settings.contact_groups_limit:
-        callback_answer.disable()
-        await query.answer(group_limit_text(settings.contact_groups_limit), show_alert=True)
+        callback_answer.text = group_limit_text(settings.contact_groups_limit)
+        callback_answer.show_alert = True
         return
     await state.set_state(ContactForm.group_name)
     await state.set_data({})
@@ -257,8 +256,7 @@ async def drop_button(
     if group is None:
         return
     await contacts.delete_group(query.from_user.id, group.id)
-    callback_answer.disable()
-    await query.answer(_("Group deleted."))
+    callback_answer.text = _("Group deleted.")
     limit = settings.contact_groups_limit
     await edit_or_keep(message, *await groups_page(contacts, query.from_user.id, 0, limit))
 
@@ -278,8 +276,7 @@ async def toggle_button(
     member = await contacts.is_member(callback_data.id, row.id)
     # set_member checks that the group is the user's: an id from a forged button changes nothing.
     if not await contacts.set_member(user_id, callback_data.id, row.id, not member):
-        callback_answer.disable()
-        await query.answer(_("This group no longer exists."))
+        callback_answer.text = _("This group no longer exists.")
     await show_membership(message, contacts, row.id, user_id, callback_data.page)
 
 
@@ -318,13 +315,10 @@ async def send_button(
     if group is None:
         return
     if group.size == 0:
-        callback_answer.disable()
-        await query.answer(
-            _("The group «{name}» is empty: add contacts to it first.").format(
-                name=shown(group.name)
-            ),
-            show_alert=True,
+        callback_answer.text = _("The group «{name}» is empty: add contacts to it first.").format(
+            name=shown(group.name)
         )
+        callback_answer.show_alert = True
         return
     lists = Lists.of(bot, bulk_sources, uploads, contacts, settings, user_row)
     source = await lists.group(group.id)

@@ -17,7 +17,7 @@ from handlers.callbacks import ContactAction, ContactCb, GroupAction, GroupCb
 from handlers.render import count
 from handlers.send_texts import phone_error_text
 from handlers.sms_render import clip, one_line
-from handlers.templates import placeholder_list
+from handlers.templates.render import placeholder_list
 from services.bulk_plan import Skipped
 from services.contacts import (
     FIELD_NAME_MAX,
