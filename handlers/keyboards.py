@@ -36,10 +36,19 @@ BTN_BALANCE: Final = N_("💰 Balance")
 BTN_HISTORY: Final = N_("📜 History")
 BTN_STATUS: Final = N_("🔎 Status")
 BTN_SETTINGS: Final = N_("⚙️ Settings")
+BTN_CONTACTS: Final = N_("📇 Contacts")
 
 BTN_CANCEL: Final = N_("✖️ Cancel")
 BTN_MY_NUMBER: Final = N_("📱 My own number")
-MENU_BUTTONS: Final = (BTN_SEND, BTN_BALANCE, BTN_HISTORY, BTN_STATUS, BTN_SETTINGS, BTN_CANCEL)
+MENU_BUTTONS: Final = (
+    BTN_SEND,
+    BTN_BALANCE,
+    BTN_HISTORY,
+    BTN_STATUS,
+    BTN_SETTINGS,
+    BTN_CONTACTS,
+    BTN_CANCEL,
+)
 
 LANGUAGE_NAMES: Final[dict[Language, str]] = {
     "uz": "🇺🇿 O'zbekcha",
@@ -55,7 +64,8 @@ def main_menu() -> ReplyKeyboardMarkup:
     builder.button(text=_(BTN_HISTORY))
     builder.button(text=_(BTN_STATUS))
     builder.button(text=_(BTN_SETTINGS))
-    builder.adjust(1, 2, 2)
+    builder.button(text=_(BTN_CONTACTS))
+    builder.adjust(1, 2, 2, 1)
     return builder.as_markup(resize_keyboard=True, is_persistent=True)
 
 

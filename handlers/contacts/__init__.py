@@ -16,7 +16,8 @@ from aiogram.filters import Command, StateFilter
 
 from handlers.callbacks import ContactAction, ContactCb, GroupAction, GroupCb
 from handlers.contacts import book, files, groups
-from handlers.filters import Accessible, AnyMenuButton
+from handlers.filters import Accessible, AnyMenuButton, MenuButton
+from handlers.keyboards import BTN_CONTACTS
 from handlers.states import ContactForm
 from handlers.templates import ACCESSIBLE
 from handlers.utils import AnswerCallbacks
@@ -54,6 +55,7 @@ def create_router() -> Router:
     # answer themselves and disable the middleware's answer.
     router.callback_query.middleware(AnswerCallbacks())
     router.message.register(book.show_book, Command("contacts"))
+    router.message.register(book.show_book, MenuButton(BTN_CONTACTS))
     free_text = (F.text, ~F.text.startswith("/"), ~AnyMenuButton())
     router.message.register(book.add_typed, ContactForm.add, *free_text)
     router.message.register(book.add_shared, ContactForm.add, F.contact)

@@ -449,12 +449,15 @@ async def test_command_menu_and_help_list_contacts(app: Harness) -> None:
     ("lang", "title", "add"),
     [("ru", "Контакты", "Добавить"), ("uz", "Kontaktlar", "Qoʻshish")],
 )
-async def test_contacts_speak_uzbek_and_russian(
+async def test_contacts_speak_uzbek_and_russian_from_the_menu_button(
     app: Harness, lang: str, title: str, add: str
 ) -> None:
     await connect(app, lang=lang)
-    [book] = await app.send("/contacts", lang=lang)
-    assert title in book.text
+    [menu] = await app.send("/start", lang=lang)
+    button = f"📇 {title}"
+    assert button in menu.reply_buttons()
+    [book] = await app.send(button, lang=lang)
+    assert f"<b>{title}</b>: 0" in book.text
     assert any(add in label for label in labels(book))
 
 
