@@ -435,6 +435,17 @@ async def start_job(
 async def lost_source(
     message: Message, state: FSMContext, lists: Lists, data: dict[str, Any]
 ) -> None:
+    if isinstance(data.get("src"), dict) and "group" in data["src"]:
+        # A group is read again from the database whenever needed (Lists.load): it is gone.
+        lists.sources.drop(lists.user_id)
+        await state.clear()
+        await message.answer(
+            _(
+                "The group changed or was deleted after the report. Open it again in "
+                "/contacts and send to it from there."
+            )
+        )
+        return
     if lists.evicted(data):
         # Dropped to keep memory within BULK_CACHE_MB while many lists were being prepared.
         lists.sources.drop(lists.user_id)
@@ -450,14 +461,6 @@ async def lost_source(
         )
         return
     await state.clear()
-    if isinstance(data.get("src"), dict) and "group" in data["src"]:
-        await message.answer(
-            _(
-                "The group changed or was deleted after the report. Open it again in "
-                "/contacts and send to it from there."
-            )
-        )
-        return
     await message.answer(_("I no longer have the list. Start again with /bulk."))
 
 

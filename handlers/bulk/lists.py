@@ -68,10 +68,12 @@ class Lists:
         cached = self.sources.get(self.user_id, found_by["key"])
         if cached is not None:
             return cached
+        if "group" in found_by:
+            # Read again from the database, also after it was set aside to save memory: a
+            # group is small, and nothing need be sent again.
+            return await self.load_group(int(found_by["group"]), str(found_by["key"]))
         if self.sources.evicted(self.user_id, found_by["key"]):
             return None  # lost_source asks for the file again
-        if "group" in found_by:
-            return await self.load_group(int(found_by["group"]), str(found_by["key"]))
         if "pasted" in found_by:
             content = str(found_by["pasted"]).encode()
         else:

@@ -18,6 +18,8 @@ from bot.commands import COMMANDS, commands_for
 from bot.config import Settings
 from handlers.callbacks import ContactAction, ContactCb
 from services.bulk import BulkRunner
+from services.bulk_plan import SourceCache
+from services.contacts import Member, group_source
 from storage import ContactRepo
 from tests.conftest import GOOD_TOKEN, make_settings
 from tests.fakes.fake_devsms import FakeDevsms
@@ -555,3 +557,29 @@ async def test_a_file_too_big_and_an_export_of_nothing(app: Harness) -> None:
     [big] = await app.send_document("big.csv", b"phone\n901234567\n", file_size=30 * 2**20)
     assert "Telegram lets bots download files of at most 20 MB" in big.text
     assert await app.state_of() is not None  # still waiting for a file
+
+
+async def test_a_group_set_aside_to_save_memory_is_read_again(
+    bulk_app: Harness, devsms: FakeDevsms
+) -> None:
+    app = bulk_app
+    await connect(app)
+    app.dp["bulk_sources"] = cache = SourceCache(budget=1)
+    row, _ = await repo(app).add(1, "Ali", "998901234567", {}, limit=LIMIT)
+    group = await repo(app).create_group(1, "VIP", limit=2)
+    assert group is not None
+    await repo(app).set_member(1, group.id, row.id, True)
+    [book] = await app.send("/contacts")
+    [groups] = await app.tap(book, "Groups")
+    [opened] = await app.tap(groups, "VIP")
+    await app.tap(opened, "Send to this group")
+    [review] = await app.send("Hi {name}")
+    # Another user's list pushes this one out of memory: no file to send again for a group.
+    other = group_source("Other", [Member("B", "998901234568", {})])
+    cache.put(2, other)
+    assert cache.used == other.approx_bytes  # user 1's list is out of memory
+    sent = await app.tap(review, "Start")
+    assert any("Bulk job #" in m.text for m in sent)
+    async with asyncio.timeout(5):
+        [sms] = await devsms.wait_sent(1)
+    assert (sms.phone, sms.message) == ("998901234567", "Hi Ali")
