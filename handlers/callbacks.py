@@ -42,6 +42,7 @@ class SendAction(StrEnum):
     TEXT = "text"
     PHONE = "phone"
     CANCEL = "cancel"
+    LATER = "later"
 
 
 class SendCb(CallbackData, prefix="snd"):
@@ -75,7 +76,9 @@ class BulkCb(CallbackData, prefix="blk"):
     """Buttons of the bulk dialog before a job exists: `draft` ties a tap to one dry run;
     `tpl` is a template id for action "tpl"."""
 
-    action: str  # "tpl" | "start" | "cancel"
+    # "tpl" | "start" | "cancel"; "later" (send later), and inside quiet hours "force"
+    # (start anyway) | "atend" (start when they end)
+    action: str
     draft: Id
     tpl: Id = 0
 
@@ -113,3 +116,27 @@ class TemplateCb(CallbackData, prefix="tpl"):
 
 class TokenCb(CallbackData, prefix="tok"):
     """ "Connect a new token" under the notice that devsms stopped accepting the old one."""
+
+
+class ScheduleAction(StrEnum):
+    PICK = "pick"  # a quick choice of time (`choice`) for the draft being scheduled
+    ABORT = "abort"  # leave choosing a time: nothing is scheduled
+    NOW = "now"  # send a scheduled item now
+    CANCEL = "cancel"  # cancel a scheduled item
+    LIST = "list"  # /scheduled
+
+
+class ScheduleCb(CallbackData, prefix="sch"):
+    """`draft` ties a quick choice to one question; `item` is a scheduled item's id (checked
+    against the tapping user)."""
+
+    action: ScheduleAction
+    item: Id = 0
+    draft: Id = 0
+    choice: str = ""
+
+
+class ZoneCb(CallbackData, prefix="tz"):
+    """A time zone from the short list (services.schedule_time.ZONE_CHOICES), by position."""
+
+    index: Annotated[int, Field(ge=0, le=50)]

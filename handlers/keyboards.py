@@ -91,6 +91,9 @@ def preview_keyboard(draft: int, *, cheaper: bool, can_send: bool) -> InlineKeyb
         builder.button(
             text=_("✅ Send"), callback_data=SendCb(action=SendAction.SEND, draft=draft)
         )
+        builder.button(
+            text=_("🕒 Send later"), callback_data=SendCb(action=SendAction.LATER, draft=draft)
+        )
     if cheaper:
         builder.button(
             text=_("🪶 Cheaper spelling"),
@@ -132,6 +135,8 @@ def settings_keyboard(has_own_sender: bool, *, alerts_on: bool) -> InlineKeyboar
     )
     builder.button(text=_("📬 Delivery results"), callback_data=SettingsCb(action="notify"))
     builder.button(text=_("🌐 Language"), callback_data=SettingsCb(action="lang"))
+    builder.button(text=_("🌍 Time zone"), callback_data=SettingsCb(action="zone"))
+    builder.button(text=_("🌙 Quiet hours"), callback_data=SettingsCb(action="quiet"))
     builder.adjust(1)
     return builder.as_markup()
 
@@ -211,6 +216,7 @@ def bulk_review_keyboard(draft: int, *, can_start: bool) -> InlineKeyboardMarkup
     builder = InlineKeyboardBuilder()
     if can_start:
         builder.button(text=_("🚀 Start"), callback_data=BulkCb(action="start", draft=draft))
+        builder.button(text=_("🕒 Send later"), callback_data=BulkCb(action="later", draft=draft))
     builder.button(text=_("✖️ Cancel"), callback_data=BulkCb(action="cancel", draft=draft))
     builder.adjust(2)
     return builder.as_markup()

@@ -79,7 +79,9 @@ def create_router() -> Router:
         BulkCb.filter((F.action == "tpl") & (F.tpl >= 0) & (F.tpl <= ID_MAX)),
         *on_message,
     )
-    router.callback_query.register(review_button, BulkCb.filter(F.action != "tpl"), *on_message)
+    router.callback_query.register(
+        review_button, BulkCb.filter(F.action.in_({"start", "force", "cancel"})), *on_message
+    )
     job_buttons = (
         (JobAction.OPEN, open_job),
         (JobAction.FILE, job_file),

@@ -12,10 +12,12 @@ asked for again instead. Files are parsed in the upload worker (services.upload_
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import logging
 import secrets
 from contextlib import suppress
+from dataclasses import dataclass
 from typing import Any, Final
 
 from aiogram import Bot
@@ -26,6 +28,7 @@ from aiogram.utils.i18n import gettext as _
 
 from handlers.bulk.jobs import post_progress
 from handlers.bulk.lists import Lists
+from handlers.bulk.quiet import quiet_question_keyboard, quiet_question_text
 from handlers.bulk.render import (
     INVALID_SHOWN,
     list_read_text,
@@ -39,6 +42,7 @@ from handlers.bulk.render import (
     unknown_placeholders_text,
 )
 from handlers.callbacks import BulkCb
+from handlers.clock import quiet_for, quiet_until, user_zone, utc_now
 from handlers.config import HandlerSettings
 from handlers.keyboards import bulk_review_keyboard, bulk_templates_keyboard, open_job_keyboard
 from handlers.render import count, not_enough_text
@@ -55,11 +59,12 @@ from services.bulk_plan import (
     build_plan,
 )
 from services.pricing import cost_of
+from services.scheduler import stamp
 from services.spreadsheet import SpreadsheetError
 from services.templating import TemplateError, check_template
 from services.upload_worker import UploadWorker
 from services.user_input import effective_sender
-from storage import BulkRepo, TemplateRepo
+from storage import BulkRepo, ScheduleRepo, TemplateRepo
 from storage.users import UserRow
 
 logger = logging.getLogger(__name__)
@@ -300,6 +305,7 @@ async def review_button(
     accounts: Accounts,
     bulk: BulkRepo,
     bulk_runner: BulkRunner,
+    schedule: ScheduleRepo,
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
@@ -308,7 +314,7 @@ async def review_button(
     if not current or data.get("review") != callback_data.draft:
         await stale(query, message)
         return
-    if callback_data.action != "start":
+    if callback_data.action not in ("start", "force"):
         await state.clear()
         bulk_sources.drop(user_row.id)
         await query.answer()
@@ -337,6 +343,11 @@ async def review_button(
         )
         await message.answer(refusal)
         return
+    quiet_end = quiet_until(user_row, settings, utc_now())
+    if quiet_end is not None and callback_data.action == "start":
+        await query.answer()
+        await ask_quiet_start(message, settings, user_row, callback_data.draft, quiet_end)
+        return
     # The draft leaves the FSM before the job is created: a second tap (handled after this
     # one, see SimpleEventIsolation) finds nothing to start.
     await state.clear()
@@ -344,7 +355,21 @@ async def review_button(
     await query.answer(_("Starting…"))
     with suppress(TelegramBadRequest):
         await message.edit_reply_markup(reply_markup=None)
-    await start_job(message, bulk, bulk_runner, settings, user_row, source, template, plan)
+    job = JobPlan(source, template, plan)
+    # "Start anyway" inside quiet hours: the job runs on until they end.
+    override = (schedule, quiet_end) if quiet_end is not None else None
+    await start_job(message, bulk, bulk_runner, settings, user_row, job, override)
+
+
+async def ask_quiet_start(
+    message: Message, settings: HandlerSettings, user_row: UserRow, draft: int, end: dt.datetime
+) -> None:
+    """Start inside quiet hours asks first; the dry run stays as it is."""
+    zone = user_zone(user_row)
+    await message.answer(
+        quiet_question_text(quiet_for(user_row, settings), end, zone),
+        reply_markup=quiet_question_keyboard(draft, end, zone),
+    )
 
 
 async def refuse_second_job(message: Message, bulk: BulkRepo, user_id: int) -> None:
@@ -360,16 +385,23 @@ async def refuse_second_job(message: Message, bulk: BulkRepo, user_id: int) -> N
     )
 
 
+@dataclass(frozen=True, slots=True)
+class JobPlan:
+    source: Source
+    template: str
+    plan: Plan
+
+
 async def start_job(
     message: Message,
     bulk: BulkRepo,
     bulk_runner: BulkRunner,
     settings: HandlerSettings,
     user_row: UserRow,
-    source: Source,
-    template: str,
-    plan: Plan,
+    job_plan: JobPlan,
+    quiet_override: tuple[ScheduleRepo, dt.datetime] | None = None,
 ) -> None:
+    source, template, plan = job_plan.source, job_plan.template, job_plan.plan
     job_id = await bulk.create_job(
         user_row.id,
         template=template,
@@ -380,6 +412,9 @@ async def start_job(
     )
     job = await bulk.get_job(job_id)
     assert job is not None
+    if quiet_override is not None:
+        schedule, until = quiet_override
+        await schedule.set_job_quiet_until(job_id, stamp(until))
     # The progress message exists before the runner starts: its first report edits it.
     await post_progress(message, bulk, settings, job, "running")
     if not await bulk_runner.begin(job_id):

@@ -22,11 +22,13 @@ from handlers.bulk.render import (
     short_of_balance_text,
 )
 from handlers.callbacks import JobCb
+from handlers.clock import quiet_until, utc_now
 from handlers.config import HandlerSettings
 from handlers.keyboards import job_keyboard, jobs_keyboard
 from handlers.utils import edit_or_keep
 from services.bulk import PAUSE_REFUSED, BulkRunner, ShortOfBalance
-from storage import BulkRepo, JobCounts, JobRow
+from services.scheduler import stamp
+from storage import BulkRepo, JobCounts, JobRow, ScheduleRepo
 from storage.users import UserRow
 
 JOBS_LISTED: Final = 10
@@ -75,9 +77,17 @@ async def open_job(
     user_row: UserRow,
 ) -> None:
     job = await owned_job(query, callback_data, bulk, user_row)
-    if job is not None:
-        await query.answer()
-        await post_progress(message, bulk, settings, job, job.state)
+    if job is None:
+        return
+    if job.state == "ready":
+        # Prepared by "Send later": it has no progress before its time.
+        await query.answer(
+            _("Job #{id} waits for its scheduled time; see /scheduled.").format(id=job.id),
+            show_alert=True,
+        )
+        return
+    await query.answer()
+    await post_progress(message, bulk, settings, job, job.state)
 
 
 async def job_file(
@@ -115,12 +125,17 @@ async def resume_job(
     message: Message,
     bulk: BulkRepo,
     bulk_runner: BulkRunner,
+    schedule: ScheduleRepo,
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
     job = await owned_job(query, callback_data, bulk, user_row)
     if job is None:
         return
+    quiet_end = quiet_until(user_row, settings, utc_now())
+    if quiet_end is not None:
+        # Resumed inside quiet hours on purpose: the job runs on until they end.
+        await schedule.set_job_quiet_until(job.id, stamp(quiet_end))
     try:
         changed = await bulk_runner.resume(job.id)
     except ShortOfBalance as exc:

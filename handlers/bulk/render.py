@@ -24,6 +24,7 @@ from services.bulk import (
     PAUSE_BALANCE,
     PAUSE_ERROR,
     PAUSE_GATEWAY,
+    PAUSE_QUIET,
     PAUSE_REFUSED,
     PAUSE_TOKEN,
     PAUSE_TOKEN_CHANGED,
@@ -324,6 +325,11 @@ def pause_text(job: JobRow, refusal: str | None) -> str:
             "Fix this (for example, the sender name) and tap Resume; only the rows not sent "
             "yet are sent."
         ).format(text=quote_cut(refusal or MISSING, REFUSAL_SHOWN))
+    if reason == PAUSE_QUIET:
+        return _(
+            "🌙 Paused for your quiet hours; it goes on by itself when they end. "
+            "Tap Resume to send now anyway."
+        )
     if reason == PAUSE_ACCESS:
         return _("⏸ Paused: an administrator withdrew your access to the bot.")
     if reason == PAUSE_ERROR:

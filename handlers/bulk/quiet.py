@@ -1,0 +1,36 @@
+"""Start inside quiet hours: the dry run asks "Start anyway / Start at 09:00" instead."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from aiogram.types import InlineKeyboardMarkup
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from handlers.callbacks import BulkCb
+from handlers.clock import hour_text, quiet_label, when_text
+from services.schedule_time import QuietHours
+
+
+def quiet_question_text(quiet: QuietHours | None, end: dt.datetime, zone: str) -> str:
+    return "\n".join(
+        [
+            _("🌙 It is now within your quiet hours ({quiet}).").format(quiet=quiet_label(quiet)),
+            _("Start the job anyway, or have it start at {time}?").format(
+                time=when_text(end, zone)
+            ),
+        ]
+    )
+
+
+def quiet_question_keyboard(draft: int, end: dt.datetime, zone: str) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("🚀 Start anyway"), callback_data=BulkCb(action="force", draft=draft))
+    builder.button(
+        text=_("🌅 Start at {time}").format(time=hour_text(end, zone)),
+        callback_data=BulkCb(action="atend", draft=draft),
+    )
+    builder.button(text=_("✖️ Cancel"), callback_data=BulkCb(action="cancel", draft=draft))
+    builder.adjust(1)
+    return builder.as_markup()
