@@ -95,13 +95,13 @@ class Scheduler:
         self._accounts = accounts
         self._sender = sender
         self._runner = runner
-        self._notices = notices
+        self.notices = notices
         self.grace = grace
         self.poll = poll
         self.quiet_default = quiet_default
         self.jobs_per_user = jobs_per_user
         self._policy = policy
-        self._now = now
+        self.now = now
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -136,7 +136,7 @@ class Scheduler:
         """One round: quiet hours of running jobs, then every item whose time has come."""
         await self.hold_quiet_jobs()
         await self.resume_quiet_jobs()
-        due = await self._schedule.due(stamp(self._now()))
+        due = await self._schedule.due(stamp(self.now()))
         slots = asyncio.Semaphore(PARALLEL)
 
         async def one(item: ScheduledRow) -> None:
@@ -154,10 +154,10 @@ class Scheduler:
         return user_quiet(user.quiet_hours, self.quiet_default)
 
     def in_quiet(self, user: UserRow, moment: dt.datetime | None = None) -> bool:
-        return is_quiet(moment or self._now(), self.quiet_of(user), zone_of(user.timezone))
+        return is_quiet(moment or self.now(), self.quiet_of(user), zone_of(user.timezone))
 
     def quiet_end(self, user: UserRow) -> dt.datetime:
-        return quiet_end(self._now(), self.quiet_of(user), zone_of(user.timezone))
+        return quiet_end(self.now(), self.quiet_of(user), zone_of(user.timezone))
 
     # --- scheduled items -------------------------------------------------------------------
 
@@ -166,7 +166,7 @@ class Scheduler:
         if user is None:
             await self._schedule.mark_failed(item.id, "no user")
             return
-        now = self._now()
+        now = self.now()
         due = parse_stamp(item.due_at)
         if not item.ignore_quiet:
             due = quiet_end(due, self.quiet_of(user), zone_of(user.timezone))
@@ -268,7 +268,7 @@ class Scheduler:
         fresh = await self._schedule.get(item.id) or item
         zone = zone_of(user.timezone).key
         try:
-            await self._notices.emit(event(Person.of(user), fresh, zone, **extra))  # type: ignore[arg-type]
+            await self.notices.emit(event(Person.of(user), fresh, zone, **extra))  # type: ignore[arg-type]
         except Exception:
             logger.exception("scheduled item %s: notice failed", item.id)
 
@@ -276,7 +276,7 @@ class Scheduler:
 
     async def hold_quiet_jobs(self) -> None:
         """Pauses running jobs whose owners' quiet hours began (unless started anyway)."""
-        now = self._now()
+        now = self.now()
         for job in await self._bulk.jobs_in(("running",)):
             user = await self._users.get(job.user_id)
             if user is None or not self.in_quiet(user, now):
@@ -321,6 +321,6 @@ class Scheduler:
         if job is None:
             return
         try:
-            await self._notices.emit(JobPaused(job, await self._bulk.counts(job_id)))
+            await self.notices.emit(JobPaused(job, await self._bulk.counts(job_id)))
         except Exception:
             logger.exception("bulk job %s: pause notice failed", job_id)

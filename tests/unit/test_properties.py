@@ -33,6 +33,7 @@ from services.devsms import SmsRecord, parse_sms_record
 from services.languages import LANGUAGES
 from services.money import MAX_ABS_AMOUNT, Money, parse_money
 from services.phones import PhoneNumber, extract_phone_and_text, normalize_phone
+from services.schedule_time import Quick
 from tests.support.telegram_html import telegram_html_problems
 
 # --- Telegram HTML -------------------------------------------------------------------------
@@ -83,8 +84,20 @@ INT64: Final = 2**63
 STR_VALUES: Final[dict[tuple[str, str], tuple[str, ...]]] = {
     ("LanguageCb", "code"): LANGUAGES,
     ("HistoryCb", "flt"): tuple(HistoryFilter),
-    ("SettingsCb", "action"): ("sender", "reset", "threshold", "alerts", "notify", "lang"),
-    ("BulkCb", "action"): ("tpl", "start", "cancel"),
+    ("SettingsCb", "action"): (
+        "sender",
+        "reset",
+        "threshold",
+        "alerts",
+        "notify",
+        "lang",
+        "zone",
+        "quiet",
+        "quiet_off",
+        "quiet_std",
+    ),
+    ("BulkCb", "action"): ("tpl", "start", "cancel", "later", "force", "atend"),
+    ("ScheduleCb", "choice"): ("", *Quick),
 }
 
 
