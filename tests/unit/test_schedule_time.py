@@ -114,8 +114,15 @@ def test_quick_choices_follow_the_clock() -> None:
 
 @pytest.mark.parametrize(
     ("local", "quiet"),
-    [("20:59", False), ("21:00", True), ("23:59", True), ("00:00", True), ("08:59", True)]
-    + [("09:00", False), ("12:00", False)],
+    [
+        ("20:59", False),
+        ("21:00", True),
+        ("23:59", True),
+        ("00:00", True),
+        ("08:59", True),
+        ("09:00", False),
+        ("12:00", False),
+    ],
 )
 def test_quiet_hours_across_midnight(local: str, quiet: bool) -> None:
     hour, minute = map(int, local.split(":"))
