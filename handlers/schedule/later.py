@@ -18,6 +18,7 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 
 from handlers.bulk.dialog import lost_source, stale
 from handlers.bulk.lists import Lists
@@ -60,9 +61,11 @@ async def room_left(query: CallbackQuery, schedule: ScheduleRepo, user_row: User
     if await schedule.count_open(user_row.id) < SCHEDULED_MAX:
         return True
     await query.answer(
-        _("{n} sends are already scheduled; cancel one in /scheduled first.").format(
-            n=SCHEDULED_MAX
-        ),
+        ngettext(
+            "{n} send is already scheduled; cancel one in /scheduled first.",
+            "{n} sends are already scheduled; cancel one in /scheduled first.",
+            SCHEDULED_MAX,
+        ).format(n=SCHEDULED_MAX),
         show_alert=True,
     )
     return False
