@@ -18,6 +18,7 @@ from typing import Final
 import pytest
 import pytest_asyncio
 
+from tests.e2e.conftest import report_logs_of
 from tests.e2e.harness import (
     BOT_TOKEN,
     BotLauncher,
@@ -27,7 +28,6 @@ from tests.e2e.harness import (
     repeated_sends,
     unhandled_errors,
 )
-from tests.e2e.conftest import report_logs_of
 from tests.fakes.fake_devsms import FakeDevsms, SentSms
 from tests.fakes.fake_telegram import ChatMessage, FakeTelegram
 
