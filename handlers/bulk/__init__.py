@@ -13,6 +13,7 @@ from aiogram import F, Router
 from aiogram.filters import Command, StateFilter
 
 from handlers.bulk.dialog import (
+    cancel_review,
     document_received,
     list_pasted,
     review_button,
@@ -80,8 +81,9 @@ def create_router() -> Router:
         *on_message,
     )
     router.callback_query.register(
-        review_button, BulkCb.filter(F.action.in_({"start", "force", "cancel"})), *on_message
+        review_button, BulkCb.filter(F.action.in_({"start", "force"})), *on_message
     )
+    router.callback_query.register(cancel_review, BulkCb.filter(F.action == "cancel"), *on_message)
     job_buttons = (
         (JobAction.OPEN, open_job),
         (JobAction.FILE, job_file),

@@ -17,7 +17,6 @@ import hashlib
 import logging
 import secrets
 from contextlib import suppress
-from dataclasses import dataclass
 from typing import Any, Final
 
 from aiogram import Bot
@@ -28,7 +27,7 @@ from aiogram.utils.i18n import gettext as _
 
 from handlers.bulk.jobs import post_progress
 from handlers.bulk.lists import Lists
-from handlers.bulk.quiet import quiet_question_keyboard, quiet_question_text
+from handlers.bulk.quiet import ask_quiet_start
 from handlers.bulk.render import (
     INVALID_SHOWN,
     list_read_text,
@@ -314,12 +313,6 @@ async def review_button(
     if not current or data.get("review") != callback_data.draft:
         await stale(query, message)
         return
-    if callback_data.action not in ("start", "force"):
-        await state.clear()
-        bulk_sources.drop(user_row.id)
-        await query.answer()
-        await message.edit_text(_("Cancelled. Nothing was sent."))
-        return
     if await bulk.count_active(user_row.id) >= settings.bulk_jobs_per_user:
         # The draft stays: Start works again once that job is over.
         await query.answer()
@@ -346,7 +339,8 @@ async def review_button(
     quiet_end = quiet_until(user_row, settings, utc_now())
     if quiet_end is not None and callback_data.action == "start":
         await query.answer()
-        await ask_quiet_start(message, settings, user_row, callback_data.draft, quiet_end)
+        quiet, zone = quiet_for(user_row, settings), user_zone(user_row)
+        await ask_quiet_start(message, quiet, quiet_end, zone, callback_data.draft)
         return
     # The draft leaves the FSM before the job is created: a second tap (handled after this
     # one, see SimpleEventIsolation) finds nothing to start.
@@ -355,21 +349,30 @@ async def review_button(
     await query.answer(_("Starting…"))
     with suppress(TelegramBadRequest):
         await message.edit_reply_markup(reply_markup=None)
-    job = JobPlan(source, template, plan)
     # "Start anyway" inside quiet hours: the job runs on until they end.
     override = (schedule, quiet_end) if quiet_end is not None else None
-    await start_job(message, bulk, bulk_runner, settings, user_row, job, override)
-
-
-async def ask_quiet_start(
-    message: Message, settings: HandlerSettings, user_row: UserRow, draft: int, end: dt.datetime
-) -> None:
-    """Start inside quiet hours asks first; the dry run stays as it is."""
-    zone = user_zone(user_row)
-    await message.answer(
-        quiet_question_text(quiet_for(user_row, settings), end, zone),
-        reply_markup=quiet_question_keyboard(draft, end, zone),
+    await start_job(
+        message, bulk, bulk_runner, settings, user_row, source, template, plan, override
     )
+
+
+async def cancel_review(
+    query: CallbackQuery,
+    callback_data: BulkCb,
+    message: Message,
+    state: FSMContext,
+    bulk_sources: SourceCache,
+    user_row: UserRow,
+) -> None:
+    data = await state.get_data()
+    current = await state.get_state() == BulkForm.review.state
+    if not current or data.get("review") != callback_data.draft:
+        await stale(query, message)
+        return
+    await state.clear()
+    bulk_sources.drop(user_row.id)
+    await query.answer()
+    await message.edit_text(_("Cancelled. Nothing was sent."))
 
 
 async def refuse_second_job(message: Message, bulk: BulkRepo, user_id: int) -> None:
@@ -385,23 +388,17 @@ async def refuse_second_job(message: Message, bulk: BulkRepo, user_id: int) -> N
     )
 
 
-@dataclass(frozen=True, slots=True)
-class JobPlan:
-    source: Source
-    template: str
-    plan: Plan
-
-
 async def start_job(
     message: Message,
     bulk: BulkRepo,
     bulk_runner: BulkRunner,
     settings: HandlerSettings,
     user_row: UserRow,
-    job_plan: JobPlan,
+    source: Source,
+    template: str,
+    plan: Plan,
     quiet_override: tuple[ScheduleRepo, dt.datetime] | None = None,
 ) -> None:
-    source, template, plan = job_plan.source, job_plan.template, job_plan.plan
     job_id = await bulk.create_job(
         user_row.id,
         template=template,

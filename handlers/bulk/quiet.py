@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from aiogram.types import InlineKeyboardMarkup
+from aiogram.types import InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
@@ -34,3 +34,13 @@ def quiet_question_keyboard(draft: int, end: dt.datetime, zone: str) -> InlineKe
     builder.button(text=_("✖️ Cancel"), callback_data=BulkCb(action="cancel", draft=draft))
     builder.adjust(1)
     return builder.as_markup()
+
+
+async def ask_quiet_start(
+    message: Message, quiet: QuietHours | None, end: dt.datetime, zone: str, draft: int
+) -> None:
+    """Start inside quiet hours asks first; the dry run stays as it is."""
+    await message.answer(
+        quiet_question_text(quiet, end, zone),
+        reply_markup=quiet_question_keyboard(draft, end, zone),
+    )
