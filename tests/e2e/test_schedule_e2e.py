@@ -115,6 +115,18 @@ async def notice(user: ChatUser, containing: str) -> ChatMessage:
 
 
 async def test_a_scheduled_sms_goes_out_once_at_its_time(world: World) -> None:
+    menu = {
+        language: {
+            c["command"]: c["description"]
+            for c in world.telegram.commands({"type": "all_private_chats"}, language)
+        }.get("scheduled")
+        for language in ("uz", "ru", "en")
+    }
+    assert menu == {
+        "uz": "Rejalashtirilgan yuborishlar",
+        "ru": "Запланированные отправки",
+        "en": "Scheduled sends",
+    }
     user = await world.user(2001)
     item = await schedule_in_an_hour(world, user, "At its time")
     [listing] = [await user.ask("/scheduled", f"#{item}")]
