@@ -260,6 +260,9 @@ class Scheduler:
     ) -> None:
         if await self._schedule.mark_failed(item.id, reason.value):
             logger.info("scheduled item %s not started: %s", item.id, reason)
+            if item.job_id is not None:
+                # Its prepared job will never start now: /jobs shows it cancelled.
+                await self._bulk.set_job_state(item.job_id, "cancelled", allowed_from=("ready",))
             await self._tell(ScheduledNotStarted, user, item, reason=reason, **extra)
 
     async def _tell(

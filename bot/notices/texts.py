@@ -208,11 +208,12 @@ def _balance_details(event: LowBalance) -> list[str]:
 def scheduled_sms_done(event: ScheduledSmsDone) -> Message:
     item, outcome = event.item, event.outcome
     assert item.phone is not None and item.message is not None
-    text = (
-        schedule_render.sms_done_header(item, event.zone)
-        + "\n"
-        + result_text(normalize_phone(item.phone), item.message, outcome)
-    )
+    if outcome.outcome is Outcome.NOT_SENT:
+        # The request never left: said plainly, not as the gateway's refusal.
+        result = _("⚠️ Could not reach devsms.uz: the SMS was <b>not</b> sent.")
+    else:
+        result = result_text(normalize_phone(item.phone), item.message, outcome)
+    text = schedule_render.sms_done_header(item, event.zone) + "\n" + result
     markup = None
     if outcome.outcome in (Outcome.SENT, Outcome.UNKNOWN):
         markup = sent_keyboard(

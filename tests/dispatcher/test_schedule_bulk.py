@@ -128,8 +128,9 @@ async def test_scheduled_job_does_not_start_when_the_balance_is_short(
     await tick_at(app, parse_stamp(item.due_at) + dt.timedelta(seconds=1))
     assert "The balance does not cover it now (50 so'm more is needed)" in app.last().text
     assert devsms.requests_to(SEND) == []
+    # The prepared job will not start any more: /jobs shows it cancelled.
     job = await app.services.bulk.get_job(1)
-    assert job is not None and job.state == "ready"
+    assert job is not None and job.state == "cancelled"
 
 
 async def test_scheduled_job_waits_while_another_job_runs(

@@ -18,7 +18,9 @@ from handlers.callbacks import ScheduleAction, ScheduleCb, ZoneCb
 from handlers.schedule.later import SCHEDULED_MAX
 from services.access import AccessPolicy
 from services.scheduler import Scheduler, parse_stamp
+from services.sending import Outcome, SendOutcome
 from storage import ScheduleRepo
+from storage.outbox import Claim
 from tests.conftest import GOOD_TOKEN, make_settings
 from tests.fakes.fake_devsms import FakeDevsms
 from tests.support.harness import Harness, button_data
@@ -228,3 +230,49 @@ async def test_quiet_pause_resume_paths(sched_app: Harness, devsms: FakeDevsms) 
     await tick_at(app, dt.datetime.now(dt.UTC))
     await until(lambda: any("finished." in m.text for m in app.session.chat(1)))
     assert len(devsms.requests_to(SEND)) == 3
+
+
+class _SenderStub:
+    """Stands for the send path's rarer answers: the request never left (NOT_SENT), or the
+    path refused before recording anything (as a stop-list check would)."""
+
+    def __init__(self, app: Harness, outcome: Outcome, *, claims: bool) -> None:
+        self.app, self.outcome, self.claims = app, outcome, claims
+
+    async def send(
+        self, user_id: int, phone: str, message: str, sender: str | None, *, claim: Claim
+    ) -> SendOutcome:
+        outbox = self.app.services.outbox
+        if not self.claims:
+            return SendOutcome(self.outcome, 0)
+        outbox_id = await outbox.create_claimed(user_id, phone, message, sender, claim)
+        await outbox.mark_failed(outbox_id, "DevsmsUnavailable")
+        return SendOutcome(self.outcome, outbox_id)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "claims", "told", "state"),
+    [
+        (
+            Outcome.NOT_SENT,
+            True,
+            "Could not reach devsms.uz: the SMS was <b>not</b> sent.",
+            "started",
+        ),
+        (Outcome.REFUSED, False, "It was refused before sending. Nothing was sent.", "failed"),
+    ],
+)
+async def test_send_path_answers_that_send_nothing(
+    sched_app: Harness, outcome: Outcome, claims: bool, told: str, state: str
+) -> None:
+    app = sched_app
+    await connect(app)
+    due = await scheduled_sms(app)
+    [item] = await repo(app).open_of(1, 10)
+    scheduler(app)._sender = _SenderStub(app, outcome, claims=claims)  # type: ignore[assignment]
+    await tick_at(app, due + dt.timedelta(seconds=1))
+    assert told in app.last().text
+    row = await repo(app).get(item.id)
+    assert row is not None and row.state == state
+    await tick_at(app, due + dt.timedelta(seconds=5))
+    assert len([m for m in app.session.chat(1) if m.text.startswith("⏰")]) == 1
