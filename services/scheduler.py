@@ -136,17 +136,22 @@ class Scheduler:
         """One round: quiet hours of running jobs, then every item whose time has come."""
         await self.hold_quiet_jobs()
         await self.resume_quiet_jobs()
-        due = await self._schedule.due(stamp(self.now()))
+        by_user: dict[int, list[ScheduledRow]] = {}
+        for item in await self._schedule.due(stamp(self.now())):
+            by_user.setdefault(item.user_id, []).append(item)
         slots = asyncio.Semaphore(PARALLEL)
 
-        async def one(item: ScheduledRow) -> None:
+        async def of_user(items: list[ScheduledRow]) -> None:
+            # One user's items one after another: two jobs due together must not both pass
+            # the check of BULK_JOBS_PER_USER before either starts.
             async with slots:
-                try:
-                    await self._consider(item)
-                except Exception:
-                    logger.exception("scheduled item %s failed", item.id)
+                for item in items:
+                    try:
+                        await self._consider(item)
+                    except Exception:
+                        logger.exception("scheduled item %s failed", item.id)
 
-        await asyncio.gather(*(one(item) for item in due))
+        await asyncio.gather(*(of_user(items) for items in by_user.values()))
 
     # --- the user's clock ------------------------------------------------------------------
 

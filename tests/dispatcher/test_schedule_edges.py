@@ -276,3 +276,25 @@ async def test_send_path_answers_that_send_nothing(
     assert row is not None and row.state == state
     await tick_at(app, due + dt.timedelta(seconds=5))
     assert len([m for m in app.session.chat(1) if m.text.startswith("⏰")]) == 1
+
+
+async def test_two_jobs_due_together_start_one_at_a_time(
+    sched_app: Harness, devsms: FakeDevsms
+) -> None:
+    app = sched_app
+    await connect(app)
+    for _ in range(2):
+        review = await dry_run(app)
+        [ask] = [m for m in await app.tap(review, "Send later") if "When" in m.text]
+        await app.tap(ask, "Tomorrow at 09:00")
+    first, second = await repo(app).open_of(1, 10)
+    assert first.due_at == second.due_at
+    devsms.hold(SEND)
+    await tick_at(app, parse_stamp(first.due_at) + dt.timedelta(seconds=1))
+    await devsms.wait_held()
+    busy = app.last()
+    assert "Bulk job #1 is still in progress, so this one did not start." in busy.text
+    states = [(await app.services.bulk.get_job(n)) for n in (1, 2)]
+    assert [job.state for job in states if job] == ["running", "ready"]
+    devsms.release()
+    await until(lambda: any("#1 finished." in m.text for m in app.session.chat(1)))
