@@ -174,10 +174,21 @@ async def refresh_progress(
         await edit_or_keep(message, text, job_keyboard(job_id, fresh.state))
 
 
-async def list_jobs(message: Message, bulk: BulkRepo, user_row: UserRow) -> None:
+async def list_jobs(
+    message: Message, bulk: BulkRepo, schedule: ScheduleRepo, user_row: UserRow
+) -> None:
     jobs = await bulk.jobs_of(user_row.id, limit=JOBS_LISTED)
     if not jobs:
         await message.answer(_("No bulk jobs yet. Start one with /bulk."))
         return
     listed = [(job, await bulk.counts(job.id)) for job in jobs]
-    await message.answer(jobs_text(listed), reply_markup=jobs_keyboard([job.id for job in jobs]))
+    scheduled = {job.id for job in jobs if job.state == "ready" and await waits(schedule, job)}
+    await message.answer(
+        jobs_text(listed, scheduled), reply_markup=jobs_keyboard([job.id for job in jobs])
+    )
+
+
+async def waits(schedule: ScheduleRepo, job: JobRow) -> bool:
+    """Whether the job was prepared by «Send later» and waits for its time."""
+    item = await schedule.for_job(job.id)
+    return item is not None and item.state in ("waiting", "missed")

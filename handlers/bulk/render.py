@@ -7,7 +7,7 @@ it is shown (a button, /jobs, the job's reports in bot/notices/jobs.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Final
@@ -74,6 +74,7 @@ _PHONE_REASONS: Final = {
 }
 _STATE_LABELS: Final = {
     "ready": N_("🕓 starting"),
+    "scheduled": N_("🕒 scheduled"),
     "running": N_("▶️ sending"),
     "paused": N_("⏸ paused"),
     "done": N_("✅ finished"),
@@ -400,15 +401,16 @@ def short_of_balance_text(job_id: int, cost: Cost) -> str:
     ).format(id=job_id, total=money(cost.total), missing=money(cost.missing))
 
 
-def jobs_text(jobs: Sequence[tuple[JobRow, JobCounts]]) -> str:
-    """/jobs: the user's recent jobs, newest first."""
+def jobs_text(jobs: Sequence[tuple[JobRow, JobCounts]], scheduled: Collection[int] = ()) -> str:
+    """/jobs: the user's recent jobs, newest first; `scheduled` are ids of jobs that wait for
+    their time (see /scheduled)."""
     lines = [_("📦 <b>Your bulk jobs</b>"), ""]
     for job, counts in jobs:
         name = html.quote(job.file_name) if job.file_name else _("Pasted list")
         line = _("#{id} · {name} · {state} · sent {sent} of {total}, failed {failed}").format(
             id=job.id,
             name=name,
-            state=_(_STATE_LABELS.get(job.state, job.state)),
+            state=_(_STATE_LABELS["scheduled" if job.id in scheduled else job.state]),
             sent=count(counts.sent),
             total=count(job.total),
             failed=count(counts.failed),

@@ -99,6 +99,7 @@ async def test_bulk_send_later_keeps_the_job_ready_until_its_time(
     assert job is not None and (job.state, job.total) == ("ready", 3)
     # Opening the waiting job says so instead of a progress it does not have.
     [jobs] = await app.send("/jobs")
+    assert "#1 · Pasted list · 🕒 scheduled · sent 0 of 3" in jobs.text
     await app.tap(jobs, "#1")
     assert app.answers()[-1].text == "Job #1 waits for its scheduled time; see /scheduled."
 
