@@ -239,7 +239,7 @@ class Scheduler:
         if job is None or job.state != "ready":
             await self._fail(user, item, NotStarted.JOB)
             return
-        active = [j for j in await self._bulk.jobs_in(("running", "paused"), user_id=user.id)]
+        active = await self._bulk.jobs_in(("running", "paused"), user_id=user.id)
         if len(active) >= self.jobs_per_user:
             if await self._schedule.mark_missed(item.id, Missed.BUSY):
                 await self._tell(

@@ -193,8 +193,9 @@ def missed_text(item: ScheduledRow, zone: str, reason: Missed, other_job: int | 
         ).format(job=other_job)
     else:
         why = _(
-            "The bot was not running at that time, and it is now too late to send it "
-            "without asking you. Send it now, or cancel it."
+            "It could not go out at its time (the bot was not running, or devsms.uz did not "
+            "answer), and it is now too late to send it without asking you. Send it now, or "
+            "cancel it."
         )
     return "\n".join(
         [

@@ -202,7 +202,7 @@ async def test_late_within_grace_goes_out_beyond_it_waits_for_the_owner(
     assert [s.message for s in devsms.sent] == ["first"]
     missed = app.last()
     assert "A scheduled send for" in missed.text and "did not go out" in missed.text
-    assert "The bot was not running at that time" in missed.text
+    assert "It could not go out at its time" in missed.text
     assert labels(missed) == ["▶️ Send now", "✖️ Cancel"]
     [listing] = await app.send("/scheduled")
     assert "waits for your decision" in listing.text

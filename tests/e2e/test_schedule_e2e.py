@@ -165,7 +165,7 @@ async def test_after_a_restart_a_little_late_goes_out_much_later_asks(world: Wor
     await world.telegram.wait_for(lambda: sent_with(world.devsms, "A bit late"), TIMEOUT)
     assert "Sent." in ((await notice(soon, "⏰ Scheduled for")).text or "")
     asked = await notice(late, "did not go out")
-    assert "The bot was not running at that time" in (asked.text or "")
+    assert "It could not go out at its time" in (asked.text or "")
     assert asked.button_texts == ["▶️ Send now", "✖️ Cancel"]
     assert sent_with(world.devsms, "Far too late") == []
 
