@@ -52,6 +52,9 @@ def create_router() -> Router:
     callbacks.register(
         later.abort_button, ScheduleCb.filter(F.action == ScheduleAction.ABORT), on_message
     )
+    callbacks.register(
+        listing.list_button, ScheduleCb.filter(F.action == ScheduleAction.LIST), on_message
+    )
     item_fits = (F.item > 0) & (F.item <= ID_MAX)
     callbacks.register(
         listing.send_now_button,

@@ -26,6 +26,13 @@ async def show_scheduled(message: Message, schedule: ScheduleRepo, user_row: Use
     await message.answer(list_text(items, user_zone(user_row)), reply_markup=list_keyboard(items))
 
 
+async def list_button(
+    query: CallbackQuery, message: Message, schedule: ScheduleRepo, user_row: UserRow
+) -> None:
+    await query.answer()
+    await show_scheduled(message, schedule, user_row)
+
+
 async def owned_item(
     query: CallbackQuery, callback_data: ScheduleCb, schedule: ScheduleRepo, user_row: UserRow
 ) -> ScheduledRow | None:

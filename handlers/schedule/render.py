@@ -140,7 +140,10 @@ def item_keyboard(item_id: int) -> InlineKeyboardMarkup:
     builder.button(
         text=_("✖️ Cancel"), callback_data=ScheduleCb(action=ScheduleAction.CANCEL, item=item_id)
     )
-    builder.adjust(2)
+    builder.button(
+        text=_("🕒 All scheduled"), callback_data=ScheduleCb(action=ScheduleAction.LIST)
+    )
+    builder.adjust(2, 1)
     return builder.as_markup()
 
 

@@ -106,9 +106,9 @@ async def test_quick_choice_schedules_and_it_goes_out_once_at_its_time(
     assert due <= dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
     assert f"Scheduled for {local(due)} (Asia/Tashkent)" in done.text
     assert "SMS to +998 90 123 45 67: «Meeting &amp; &lt;room&gt; 5»" in done.text
-    assert labels(done) == ["▶️ Send now", "✖️ Cancel"]
+    assert labels(done) == ["▶️ Send now", "✖️ Cancel", "🕒 All scheduled"]
     assert await app.state_of() is None
-    [listing] = await app.send("/scheduled")
+    [listing] = await app.tap(done, "All scheduled")  # the same as /scheduled
     assert f"#{item.id}" in listing.text and local(due) in listing.text
 
     await tick_at(app, due - dt.timedelta(seconds=1))
@@ -203,7 +203,7 @@ async def test_late_within_grace_goes_out_beyond_it_waits_for_the_owner(
     missed = app.last()
     assert "A scheduled send for" in missed.text and "did not go out" in missed.text
     assert "It could not go out at its time" in missed.text
-    assert labels(missed) == ["▶️ Send now", "✖️ Cancel"]
+    assert labels(missed) == ["▶️ Send now", "✖️ Cancel", "🕒 All scheduled"]
     [listing] = await app.send("/scheduled")
     assert "waits for your decision" in listing.text
 

@@ -148,7 +148,7 @@ async def test_scheduled_job_waits_while_another_job_runs(
     await tick_at(app, parse_stamp(item.due_at) + dt.timedelta(seconds=1))
     busy = app.last()
     assert "Bulk job #2 is still in progress, so this one did not start." in busy.text
-    assert labels(busy) == ["▶️ Send now", "✖️ Cancel"]
+    assert labels(busy) == ["▶️ Send now", "✖️ Cancel", "🕒 All scheduled"]
     devsms.release()
     await until(lambda: any("#2 finished." in m.text for m in app.session.chat(1)))
     # Once that one is over, "Send now" starts it.

@@ -166,7 +166,7 @@ async def test_after_a_restart_a_little_late_goes_out_much_later_asks(world: Wor
     assert "Sent." in ((await notice(soon, "⏰ Scheduled for")).text or "")
     asked = await notice(late, "did not go out")
     assert "It could not go out at its time" in (asked.text or "")
-    assert asked.button_texts == ["▶️ Send now", "✖️ Cancel"]
+    assert asked.button_texts == ["▶️ Send now", "✖️ Cancel", "🕒 All scheduled"]
     assert sent_with(world.devsms, "Far too late") == []
 
     late.tap(asked, "Send now")
