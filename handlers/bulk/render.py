@@ -75,6 +75,7 @@ _PHONE_REASONS: Final = {
 _STATE_LABELS: Final = {
     "ready": N_("🕓 starting"),
     "scheduled": N_("🕒 scheduled"),
+    PAUSE_QUIET: N_("🌙 paused for quiet hours"),
     "running": N_("▶️ sending"),
     "paused": N_("⏸ paused"),
     "done": N_("✅ finished"),
@@ -401,6 +402,15 @@ def short_of_balance_text(job_id: int, cost: Cost) -> str:
     ).format(id=job_id, total=money(cost.total), missing=money(cost.missing))
 
 
+def state_key(job: JobRow, scheduled: Collection[int]) -> str:
+    """The label of a job in /jobs: its state, or why it waits."""
+    if job.id in scheduled:
+        return "scheduled"
+    if job.state == "paused" and job.pause_reason == PAUSE_QUIET:
+        return PAUSE_QUIET
+    return job.state
+
+
 def jobs_text(jobs: Sequence[tuple[JobRow, JobCounts]], scheduled: Collection[int] = ()) -> str:
     """/jobs: the user's recent jobs, newest first; `scheduled` are ids of jobs that wait for
     their time (see /scheduled)."""
@@ -410,7 +420,7 @@ def jobs_text(jobs: Sequence[tuple[JobRow, JobCounts]], scheduled: Collection[in
         line = _("#{id} · {name} · {state} · sent {sent} of {total}, failed {failed}").format(
             id=job.id,
             name=name,
-            state=_(_STATE_LABELS["scheduled" if job.id in scheduled else job.state]),
+            state=_(_STATE_LABELS[state_key(job, scheduled)]),
             sent=count(counts.sent),
             total=count(job.total),
             failed=count(counts.failed),

@@ -211,7 +211,7 @@ async def test_running_job_pauses_for_quiet_hours_and_resumes_after(
     await until(lambda: "Paused for your quiet hours" in progress.text)
     assert labels(progress) == ["▶️ Resume", "✖️ Cancel"]
     [jobs] = await app.send("/jobs")
-    assert "paused" in jobs.text
+    assert "#1 · Pasted list · 🌙 paused for quiet hours · sent " in jobs.text
     sent_before = len(devsms.requests_to(SEND))
     assert sent_before < 3
     await tick_at(app, dt.datetime.now(dt.UTC) + dt.timedelta(minutes=30))
