@@ -68,17 +68,37 @@ class SmsCb(CallbackData, prefix="sms"):
     refresh: bool = False
 
 
+class SettingsAction(StrEnum):
+    SENDER = "sender"
+    RESET = "reset"  # back to the default sender
+    THRESHOLD = "threshold"
+    ALERTS = "alerts"  # low-balance alerts on/off
+    NOTIFY = "notify"  # the next delivery-results mode
+    LANG = "lang"
+    ZONE = "zone"  # the time zone
+    QUIET = "quiet"  # quiet hours, typed
+    QUIET_OFF = "quiet_off"
+    QUIET_DEFAULT = "quiet_std"  # back to QUIET_HOURS
+
+
 class SettingsCb(CallbackData, prefix="set"):
-    action: str
+    action: SettingsAction
+
+
+class BulkAction(StrEnum):
+    TEMPLATE = "tpl"
+    START = "start"
+    CANCEL = "cancel"
+    LATER = "later"  # send later: choose a time
+    FORCE = "force"  # start anyway, inside quiet hours
+    AT_END = "atend"  # start when quiet hours end
 
 
 class BulkCb(CallbackData, prefix="blk"):
     """Buttons of the bulk dialog before a job exists: `draft` ties a tap to one dry run;
-    `tpl` is a template id for action "tpl"."""
+    `tpl` is a template id for action TEMPLATE."""
 
-    # "tpl" | "start" | "cancel"; "later" (send later), and inside quiet hours "force"
-    # (start anyway) | "atend" (start when they end)
-    action: str
+    action: BulkAction
     draft: Id
     tpl: Id = 0
 

@@ -8,7 +8,7 @@ from aiogram.types import InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from handlers.callbacks import BulkCb
+from handlers.callbacks import BulkAction, BulkCb
 from handlers.clock import hour_text, quiet_label, when_text
 from services.schedule_time import QuietHours
 
@@ -26,12 +26,14 @@ def quiet_question_text(quiet: QuietHours | None, end: dt.datetime, zone: str) -
 
 def quiet_question_keyboard(draft: int, end: dt.datetime, zone: str) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
-    builder.button(text=_("🚀 Start anyway"), callback_data=BulkCb(action="force", draft=draft))
+    builder.button(
+        text=_("🚀 Start anyway"), callback_data=BulkCb(action=BulkAction.FORCE, draft=draft)
+    )
     builder.button(
         text=_("🌅 Start at {time}").format(time=hour_text(end, zone)),
-        callback_data=BulkCb(action="atend", draft=draft),
+        callback_data=BulkCb(action=BulkAction.AT_END, draft=draft),
     )
-    builder.button(text=_("✖️ Cancel"), callback_data=BulkCb(action="cancel", draft=draft))
+    builder.button(text=_("✖️ Cancel"), callback_data=BulkCb(action=BulkAction.CANCEL, draft=draft))
     builder.adjust(1)
     return builder.as_markup()
 

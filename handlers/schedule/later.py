@@ -16,7 +16,8 @@ from typing import Final
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import Message
+from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 
@@ -57,37 +58,36 @@ KIND_SMS: Final = "sms"
 KIND_BULK: Final = "bulk"
 
 
-async def room_left(query: CallbackQuery, schedule: ScheduleRepo, user_row: UserRow) -> bool:
+async def room_left(
+    callback_answer: CallbackAnswer, schedule: ScheduleRepo, user_row: UserRow
+) -> bool:
     if await schedule.count_open(user_row.id) < SCHEDULED_MAX:
         return True
-    await query.answer(
-        ngettext(
-            "{n} send is already scheduled; cancel one in /scheduled first.",
-            "{n} sends are already scheduled; cancel one in /scheduled first.",
-            SCHEDULED_MAX,
-        ).format(n=SCHEDULED_MAX),
-        show_alert=True,
-    )
+    callback_answer.show_alert = True
+    callback_answer.text = ngettext(
+        "{n} send is already scheduled; cancel one in /scheduled first.",
+        "{n} sends are already scheduled; cancel one in /scheduled first.",
+        SCHEDULED_MAX,
+    ).format(n=SCHEDULED_MAX)
     return False
 
 
 async def later_from_preview(
-    query: CallbackQuery,
+    callback_answer: CallbackAnswer,
     callback_data: SendCb,
     message: Message,
     state: FSMContext,
     schedule: ScheduleRepo,
     user_row: UserRow,
 ) -> None:
-    if await live_draft(query, callback_data, message, state) is None:
+    if await live_draft(callback_answer, callback_data, message, state) is None:
         return
-    if await room_left(query, schedule, user_row):
-        await query.answer()
+    if await room_left(callback_answer, schedule, user_row):
         await ask_when(message, state, user_row, KIND_SMS)
 
 
 async def later_from_review(
-    query: CallbackQuery,
+    callback_answer: CallbackAnswer,
     callback_data: BulkCb,
     message: Message,
     state: FSMContext,
@@ -97,10 +97,9 @@ async def later_from_review(
     data = await state.get_data()
     current = await state.get_state() == BulkForm.review.state
     if not current or data.get("review") != callback_data.draft:
-        await stale(query, message)
+        await stale(callback_answer, message)
         return
-    if await room_left(query, schedule, user_row):
-        await query.answer()
+    if await room_left(callback_answer, schedule, user_row):
         await ask_when(message, state, user_row, KIND_BULK)
 
 
@@ -119,7 +118,7 @@ async def ask_when(message: Message, state: FSMContext, user_row: UserRow, kind:
 
 
 async def quick_picked(
-    query: CallbackQuery,
+    callback_answer: CallbackAnswer,
     callback_data: ScheduleCb,
     message: Message,
     bot: Bot,
@@ -133,18 +132,18 @@ async def quick_picked(
     data = await state.get_data()
     current = await state.get_state() == ScheduleForm.when.state
     if not current or data.get("pick") != callback_data.draft:
-        await stale(query, message)
+        await stale(callback_answer, message)
         return
     try:
         choice = Quick(callback_data.choice)
     except ValueError:
-        await stale(query, message)
+        await stale(callback_answer, message)
         return
     moment = quick_time(choice, utc_now(), zone_of(user_row.timezone))
     if moment is None:
-        await query.answer(_("This time has already passed; pick another."), show_alert=True)
+        callback_answer.text = _("This time has already passed; pick another.")
+        callback_answer.show_alert = True
         return
-    await query.answer()
     with suppress(TelegramBadRequest):
         await message.edit_reply_markup(reply_markup=None)
     lists = Lists.of(bot, bulk_sources, uploads, settings, user_row)
@@ -180,7 +179,7 @@ async def when_not_text(message: Message) -> None:
 
 
 async def abort_button(
-    query: CallbackQuery,
+    callback_answer: CallbackAnswer,
     callback_data: ScheduleCb,
     message: Message,
     state: FSMContext,
@@ -190,16 +189,15 @@ async def abort_button(
     data = await state.get_data()
     current = await state.get_state() == ScheduleForm.when.state
     if not current or data.get("pick") != callback_data.draft:
-        await stale(query, message)
+        await stale(callback_answer, message)
         return
     await state.clear()
     bulk_sources.drop(user_row.id)
-    await query.answer()
     await message.edit_text(_("Cancelled. Nothing was scheduled."))
 
 
 async def at_quiet_end(
-    query: CallbackQuery,
+    callback_answer: CallbackAnswer,
     callback_data: BulkCb,
     message: Message,
     bot: Bot,
@@ -214,16 +212,16 @@ async def at_quiet_end(
     data = await state.get_data()
     current = await state.get_state() == BulkForm.review.state
     if not current or data.get("review") != callback_data.draft:
-        await stale(query, message)
+        await stale(callback_answer, message)
         return
     end = quiet_until(user_row, settings, utc_now())
     if end is None:
         # Quiet hours ended while the question waited: Start goes ahead normally now.
-        await query.answer(_("Quiet hours are over: tap Start."), show_alert=True)
+        callback_answer.text = _("Quiet hours are over: tap Start.")
+        callback_answer.show_alert = True
         return
-    if not await room_left(query, schedule, user_row):
+    if not await room_left(callback_answer, schedule, user_row):
         return
-    await query.answer()
     with suppress(TelegramBadRequest):
         await message.edit_reply_markup(reply_markup=None)
     await state.update_data(later=KIND_BULK)

@@ -7,7 +7,8 @@ from contextlib import suppress
 from typing import Final
 
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import Message
+from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 
 from handlers.callbacks import ScheduleCb
@@ -26,63 +27,68 @@ async def show_scheduled(message: Message, schedule: ScheduleRepo, user_row: Use
     await message.answer(list_text(items, user_zone(user_row)), reply_markup=list_keyboard(items))
 
 
-async def list_button(
-    query: CallbackQuery, message: Message, schedule: ScheduleRepo, user_row: UserRow
-) -> None:
-    await query.answer()
+async def list_button(message: Message, schedule: ScheduleRepo, user_row: UserRow) -> None:
     await show_scheduled(message, schedule, user_row)
 
 
+def gone(callback_answer: CallbackAnswer) -> None:
+    callback_answer.text = _("This scheduled send is no longer waiting.")
+    callback_answer.show_alert = True
+
+
 async def owned_item(
-    query: CallbackQuery, callback_data: ScheduleCb, schedule: ScheduleRepo, user_row: UserRow
+    callback_answer: CallbackAnswer,
+    callback_data: ScheduleCb,
+    schedule: ScheduleRepo,
+    user_row: UserRow,
 ) -> ScheduledRow | None:
     """The tapped item if it is the user's and still open; else the tap is told."""
     item = await schedule.get(callback_data.item, user_id=user_row.id)
     if item is None or item.state not in ("waiting", "missed"):
-        await query.answer(_("This scheduled send is no longer waiting."), show_alert=True)
+        gone(callback_answer)
         return None
     return item
 
 
 async def send_now_button(
-    query: CallbackQuery,
+    callback_answer: CallbackAnswer,
     callback_data: ScheduleCb,
     message: Message,
     schedule: ScheduleRepo,
     scheduler: Scheduler,
     user_row: UserRow,
 ) -> None:
-    item = await owned_item(query, callback_data, schedule, user_row)
+    item = await owned_item(callback_answer, callback_data, schedule, user_row)
     if item is None:
         return
     if not await schedule.send_now(item.id, user_row.id, stamp(utc_now())):
-        await query.answer(_("This scheduled send is no longer waiting."), show_alert=True)
+        gone(callback_answer)
         return
     # The scheduler starts it (balance check included) and reports; this tap waits for none.
     scheduler.wake()
-    await query.answer(_("Sending now…"))
+    callback_answer.text = _("Sending now…")
     await refresh(message, callback_data, schedule, user_row)
 
 
 async def cancel_button(
-    query: CallbackQuery,
+    callback_answer: CallbackAnswer,
     callback_data: ScheduleCb,
     message: Message,
     schedule: ScheduleRepo,
     bulk: BulkRepo,
     user_row: UserRow,
 ) -> None:
-    item = await owned_item(query, callback_data, schedule, user_row)
+    item = await owned_item(callback_answer, callback_data, schedule, user_row)
     if item is None:
         return
     if not await schedule.cancel(item.id, user_row.id):
-        await query.answer(_("This scheduled send is no longer waiting."), show_alert=True)
+        gone(callback_answer)
         return
     if item.job_id is not None:
         # The prepared job goes too (only while it is still 'ready': a job that started is
         # not this item's any more).
         await bulk.set_job_state(item.job_id, "cancelled", allowed_from=("ready",))
-    await query.answer(_("Cancelled. Nothing was sent."))
+    callback_answer.text = _("Cancelled. Nothing was sent.")
     await refresh(message, callback_data, schedule, user_row)
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from handlers.callbacks import SettingsCb, ZoneCb
+from handlers.callbacks import SettingsAction, SettingsCb, ZoneCb
 from handlers.clock import quiet_label
 from handlers.config import HandlerSettings
 from handlers.schedule.render import zone_keyboard
@@ -39,7 +40,6 @@ async def show_after_change(
 
 
 async def zone_button(query: CallbackQuery, message: Message, state: FSMContext) -> None:
-    await query.answer()
     await state.set_state(SettingsForm.zone)
     await message.answer(
         _(
@@ -54,6 +54,7 @@ async def zone_button(query: CallbackQuery, message: Message, state: FSMContext)
 
 async def zone_picked(
     query: CallbackQuery,
+    callback_answer: CallbackAnswer,
     callback_data: ZoneCb,
     message: Message,
     state: FSMContext,
@@ -62,10 +63,9 @@ async def zone_picked(
     settings: HandlerSettings,
 ) -> None:
     if callback_data.index >= len(ZONE_CHOICES):
-        await query.answer(_("This button is no longer active."))
+        callback_answer.text = _("This button is no longer active.")
         return
     zone = ZONE_CHOICES[callback_data.index]
-    await query.answer()
     await save_zone(message, query.from_user.id, zone, state, users, alerts, settings)
 
 
@@ -110,10 +110,12 @@ async def save_zone(
 
 def quiet_keyboard(settings: HandlerSettings) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
-    builder.button(text=_("🔔 No quiet hours"), callback_data=SettingsCb(action="quiet_off"))
+    builder.button(
+        text=_("🔔 No quiet hours"), callback_data=SettingsCb(action=SettingsAction.QUIET_OFF)
+    )
     builder.button(
         text=_("↩️ Default ({quiet})").format(quiet=quiet_label(settings.quiet_default)),
-        callback_data=SettingsCb(action="quiet_std"),
+        callback_data=SettingsCb(action=SettingsAction.QUIET_DEFAULT),
     )
     builder.adjust(1)
     return builder.as_markup()
@@ -122,7 +124,6 @@ def quiet_keyboard(settings: HandlerSettings) -> InlineKeyboardMarkup:
 async def quiet_button(
     query: CallbackQuery, message: Message, state: FSMContext, settings: HandlerSettings
 ) -> None:
-    await query.answer()
     await state.set_state(SettingsForm.quiet)
     await message.answer(
         _(
@@ -170,8 +171,7 @@ async def quiet_preset(
     alerts: AlertRepo,
     settings: HandlerSettings,
 ) -> None:
-    await query.answer()
-    stored = OFF if callback_data.action == "quiet_off" else None
+    stored = OFF if callback_data.action == SettingsAction.QUIET_OFF else None
     await save_quiet(message, query.from_user.id, stored, state, users, alerts, settings)
 
 
