@@ -16,7 +16,7 @@ from typing import Final
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.fsm.context import FSMContext
-from aiogram.types import Message
+from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
@@ -73,6 +73,7 @@ async def room_left(
 
 
 async def later_from_preview(
+    query: CallbackQuery,
     callback_answer: CallbackAnswer,
     callback_data: SendCb,
     message: Message,
@@ -87,6 +88,7 @@ async def later_from_preview(
 
 
 async def later_from_review(
+    query: CallbackQuery,
     callback_answer: CallbackAnswer,
     callback_data: BulkCb,
     message: Message,
@@ -118,6 +120,7 @@ async def ask_when(message: Message, state: FSMContext, user_row: UserRow, kind:
 
 
 async def quick_picked(
+    query: CallbackQuery,
     callback_answer: CallbackAnswer,
     callback_data: ScheduleCb,
     message: Message,
@@ -179,6 +182,7 @@ async def when_not_text(message: Message) -> None:
 
 
 async def abort_button(
+    query: CallbackQuery,
     callback_answer: CallbackAnswer,
     callback_data: ScheduleCb,
     message: Message,
@@ -197,6 +201,7 @@ async def abort_button(
 
 
 async def at_quiet_end(
+    query: CallbackQuery,
     callback_answer: CallbackAnswer,
     callback_data: BulkCb,
     message: Message,

@@ -7,7 +7,7 @@ from contextlib import suppress
 from typing import Final
 
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.types import Message
+from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 
@@ -27,7 +27,9 @@ async def show_scheduled(message: Message, schedule: ScheduleRepo, user_row: Use
     await message.answer(list_text(items, user_zone(user_row)), reply_markup=list_keyboard(items))
 
 
-async def list_button(message: Message, schedule: ScheduleRepo, user_row: UserRow) -> None:
+async def list_button(
+    query: CallbackQuery, message: Message, schedule: ScheduleRepo, user_row: UserRow
+) -> None:
     await show_scheduled(message, schedule, user_row)
 
 
@@ -51,6 +53,7 @@ async def owned_item(
 
 
 async def send_now_button(
+    query: CallbackQuery,
     callback_answer: CallbackAnswer,
     callback_data: ScheduleCb,
     message: Message,
@@ -71,6 +74,7 @@ async def send_now_button(
 
 
 async def cancel_button(
+    query: CallbackQuery,
     callback_answer: CallbackAnswer,
     callback_data: ScheduleCb,
     message: Message,
