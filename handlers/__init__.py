@@ -16,6 +16,7 @@ from handlers import (
     errors,
     fallback,
     history,
+    schedule,
     send,
     settings,
     status,
@@ -36,6 +37,9 @@ def build_router() -> Router:
     gated.message.filter(HasToken())
     gated.callback_query.filter(HasToken())
     gated.include_routers(
+        # Before send, bulk and settings: it answers some of their buttons (Send later, the
+        # time zone and quiet hours of /settings).
+        schedule.create_router(),
         send.create_router(),
         settings.create_router(),
         balance.create_router(),

@@ -18,6 +18,8 @@ class SendForm(StatesGroup):
 class SettingsForm(StatesGroup):
     sender = State()
     threshold = State()
+    zone = State()  # a typed IANA time zone name
+    quiet = State()  # typed quiet hours, "21:00-09:00" or "off"
 
 
 class BulkForm(StatesGroup):
@@ -31,3 +33,7 @@ class TemplateForm(StatesGroup):
     body = State()  # a new template's text
     rename = State()  # a new name for `template_id`
     edit = State()  # a new text for `template_id`
+
+
+class ScheduleForm(StatesGroup):
+    when = State()  # a quick choice or a typed date and time for the draft in FSM data

@@ -12,6 +12,7 @@ from storage.db import Database, utc_now
 from storage.fsm import SQLiteStorage
 from storage.migrations import LATEST_VERSION, MigrationError, migrate
 from storage.outbox import OutboxRepo, OutboxRow, OutboxState
+from storage.schedule import ScheduledRow, ScheduleRepo
 from storage.templates import TemplateRepo, TemplateRow
 from storage.users import UserRepo, UserRow
 
@@ -32,6 +33,8 @@ __all__ = [
     "OutboxRow",
     "OutboxState",
     "SQLiteStorage",
+    "ScheduleRepo",
+    "ScheduledRow",
     "TemplateRepo",
     "TemplateRow",
     "UserRepo",
