@@ -190,6 +190,9 @@ CREATE TABLE balance_snapshots (
 -- Matching history entries to bulk rows without reading every job's rows.
 CREATE INDEX bulk_rows_sms_id ON bulk_rows (sms_id) WHERE sms_id IS NOT NULL;
 CREATE INDEX bulk_rows_request_id ON bulk_rows (request_id) WHERE request_id IS NOT NULL;
+-- When a bulk row went out (its updated_at moves with every status): the admin summary's days.
+ALTER TABLE bulk_rows ADD COLUMN sent_at TEXT;
+CREATE INDEX traffic_phone ON traffic (user_id, phone, created_at);
 -- Failure watch and digest: opt-in per user; what was last told survives restarts.
 CREATE TABLE insight_prefs (
     user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
