@@ -64,7 +64,7 @@ async def test_history_pages_by_ten_and_paging_edits_the_same_message(
     assert first.text.index("Message 25") < first.text.index("Message 16")
     assert "Message 15" not in first.text
     assert "+998 90 123 45 67" in first.text
-    assert "⏳ waiting · parts: 1 · 50 so'm" in first.text
+    assert "⏳ waiting · 1 part · 50 so'm" in first.text
     assert labels(first)[:10] == [str(n) for n in range(1, 11)]
     assert labels(first)[10:12] == ["◀", "▶"]
     assert labels(first)[12:] == ["• All", "Delivered", "Waiting", "Rejected"]
