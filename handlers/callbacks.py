@@ -59,6 +59,10 @@ class HistoryCb(CallbackData, prefix="hst"):
     flt: str
 
 
+class HistorySearchCb(CallbackData, prefix="hsq"):
+    """/history's "Search by phone number": asks for the number."""
+
+
 class SmsCb(CallbackData, prefix="sms"):
     """Details / refresh of one SMS: by the gateway's sms_id, or by our outbox row id."""
 

@@ -31,3 +31,7 @@ class TemplateForm(StatesGroup):
     body = State()  # a new template's text
     rename = State()  # a new name for `template_id`
     edit = State()  # a new text for `template_id`
+
+
+class HistoryForm(StatesGroup):
+    phone = State()  # the number /history searches for

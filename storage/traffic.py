@@ -375,6 +375,16 @@ class TrafficRepo:
         found.sort(key=lambda r: (r.created_at, r.id), reverse=True)
         return found
 
+    async def by_phone(self, user_id: int, phones: Sequence[str], limit: int) -> list[TrafficRow]:
+        """The newest `limit` SMS to any of `phones` (the spellings the gateway may use)."""
+        marks = ", ".join("?" for _ in phones)
+        rows = await self._db.fetchall(
+            f"SELECT {_ROW_COLUMNS} FROM traffic WHERE user_id = ? AND phone IN ({marks}) "
+            "ORDER BY created_at DESC, id DESC LIMIT ?",
+            (user_id, *phones, limit),
+        )
+        return [TrafficRow.from_row(row) for row in rows]
+
     async def latest_balance(self, user_id: int) -> BalanceSnapshot | None:
         row = await self._db.fetchone(
             "SELECT taken_at, amount_micros, currency FROM balance_snapshots "

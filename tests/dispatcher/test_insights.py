@@ -11,6 +11,7 @@ from storage.traffic import NewRecord
 from tests.conftest import GOOD_TOKEN
 from tests.fakes.fake_devsms import FakeDevsms
 from tests.support.harness import Harness
+from tests.support.recording import SentMessage
 
 
 async def connect(app: Harness, user_id: int = 1, lang: str = "en") -> None:
@@ -62,3 +63,101 @@ async def test_balance_forecast_in_russian_uses_plural_forms(app: Harness) -> No
     await app.services.traffic.merge(1, [spent(n, 1000, days_ago=1) for n in range(7)])
     [balance] = await app.send("/balance", lang="ru")
     assert "📅 Хватит примерно на 10 дней" in balance.text
+
+
+# --- /history: every status, and the search by phone number ----------------------------------
+
+
+def labels(message: SentMessage) -> list[str]:
+    return [label for label, _ in message.buttons()]
+
+
+async def test_history_filters_accepted_and_undeliverable(
+    app: Harness, devsms: FakeDevsms
+) -> None:
+    await connect(app)
+    accepted = devsms.sent_elsewhere(GOOD_TOKEN, "998901111111", "with the operator")
+    accepted.status = "ACCEPTED"
+    lost = devsms.sent_elsewhere(GOOD_TOKEN, "998902222222", "never arrived")
+    lost.status = "UNDELIVERABLE"
+    [page] = await app.send("/history")
+    [only_accepted] = await app.tap(page, "Accepted")
+    assert "· Accepted" in only_accepted.text and "with the operator" in only_accepted.text
+    assert "never arrived" not in only_accepted.text
+    assert "• Accepted" in labels(only_accepted)
+    [only_lost] = await app.tap(only_accepted, "Undeliverable")
+    assert "❌ undeliverable" in only_lost.text and "never arrived" in only_lost.text
+    assert "with the operator" not in only_lost.text
+    devsms.accounts[GOOD_TOKEN].sent.clear()
+    [empty] = await app.tap(only_lost, "Accepted")
+    assert "No SMS is with the operator now." in empty.text
+    [empty_lost] = await app.tap(empty, "Undeliverable")
+    assert "No undeliverable SMS." in empty_lost.text
+
+
+async def test_waiting_filter_finds_what_a_newer_gateway_calls_sent(
+    app: Harness, devsms: FakeDevsms
+) -> None:
+    await connect(app)
+    devsms.sent_elsewhere(GOOD_TOKEN, "998901111111", "newer gateway", status="sent")
+    [page] = await app.send("/history")
+    assert "⏳ waiting" in page.text  # "sent" reads as waiting
+    [waiting] = await app.tap(page, "Waiting")
+    assert "newer gateway" in waiting.text
+    assert "• Waiting" in labels(waiting)
+    statuses = [r.query.get("status") for r in devsms.requests_to("/get_history.php")]
+    assert statuses[-2:] == ["waiting", "sent"]
+
+
+async def test_search_by_phone_from_the_button_with_a_wrong_number_first(
+    app: Harness, devsms: FakeDevsms
+) -> None:
+    await connect(app)
+    await app.services.traffic.merge(
+        1,
+        [
+            spent(1, 50, phone="998901234567", days_ago=0.1),
+            spent(2, 50, phone="998907654321", days_ago=0.1),
+            spent(3, 50, phone="998901234567", status="REJECTED", days_ago=0.2),
+        ],
+    )
+    [page] = await app.send("/history")
+    [ask] = await app.tap(page, "🔎 Search by phone number")
+    assert "Send the phone number to look for" in ask.text
+    [bad] = await app.send("12")
+    assert "/cancel to stop." in bad.text
+    [sticker] = await app.send_sticker()
+    assert "Please send the number as a text message." in sticker.text
+    [found] = await app.send("+998 90 123 45 67")
+    assert "🔎 <b>SMS to +998 90 123 45 67</b>" in found.text
+    assert found.text.count("otp") == 2 and "❌ rejected" in found.text
+    # The dialog is over: the next number is not a search any more.
+    [after] = await app.send("+998 90 123 45 67")
+    assert "SMS to +998" not in after.text
+
+
+async def test_history_command_with_a_number_and_with_garbage(app: Harness) -> None:
+    await connect(app)
+    [none] = await app.send("/history 90 765 43 21")
+    assert "No SMS to this number in the record yet." in none.text
+    await app.services.traffic.merge(1, [spent(7, 50, phone="998907654321", days_ago=0.1)])
+    [one] = await app.send("/history +998907654321")
+    assert "SMS to +998 90 765 43 21" in one.text and "otp" in one.text
+    [bad] = await app.send("/history hello")
+    assert "/history alone shows every SMS" in bad.text
+
+
+async def test_search_can_be_cancelled(app: Harness) -> None:
+    await connect(app)
+    [page] = await app.send("/history")
+    await app.tap(page, "🔎 Search by phone number")
+    [cancelled] = await app.send("/cancel")
+    assert "Cancelled." in cancelled.text
+    [answer] = await app.send("+998901234567")
+    assert "SMS to +998" not in answer.text
+
+
+async def test_search_in_uzbek(app: Harness) -> None:
+    await connect(app, lang="uz")
+    [found] = await app.send("/history +998901234567", lang="uz")
+    assert "🔎 <b>+998 90 123 45 67 raqamiga SMS</b>" in found.text
