@@ -42,6 +42,7 @@ from storage import (
     BulkRepo,
     CredentialRepo,
     Database,
+    InsightRepo,
     OutboxRepo,
     SQLiteStorage,
     TemplateRepo,
@@ -70,6 +71,7 @@ class Services:
     templates: TemplateRepo
     traffic: TrafficRepo
     """The account's whole traffic and balance snapshots (services/traffic.py keeps it)."""
+    insights: InsightRepo
     uploads: UploadWorker
     """Parses uploaded files in a child process, started on the first upload."""
 
@@ -126,6 +128,7 @@ async def open_services(settings: Settings) -> Services:
         bulk=BulkRepo(db),
         templates=TemplateRepo(db),
         traffic=TrafficRepo(db),
+        insights=InsightRepo(db),
         uploads=UploadWorker(
             memory_limit=settings.upload_memory_mb * 1024 * 1024,
             time_limit=settings.upload_time_limit,
@@ -210,6 +213,7 @@ async def build_app(settings: Settings, *, bot: Bot | None = None) -> AsyncItera
             i18n=services.i18n,
             policy=policy,
             traffic=services.traffic,
+            insights=services.insights,
         )
         stack.push_async_callback(background.stop)
         sender = SmsSender(
@@ -278,6 +282,7 @@ def create_dispatcher(services: Services, shared: Shared) -> Dispatcher:
         bulk=services.bulk,
         templates=services.templates,
         traffic=services.traffic,
+        insights=services.insights,
         uploads=services.uploads,
         bulk_sources=SourceCache(settings.bulk_cache_mb * 1024 * 1024),
         access_policy=shared.policy,

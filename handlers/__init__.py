@@ -16,6 +16,7 @@ from handlers import (
     errors,
     fallback,
     history,
+    insights,
     send,
     settings,
     status,
@@ -38,6 +39,7 @@ def build_router() -> Router:
     gated.include_routers(
         send.create_router(),
         settings.create_router(),
+        insights.create_router(),
         balance.create_router(),
         history.create_router(),
         status.create_router(),

@@ -35,3 +35,7 @@ class TemplateForm(StatesGroup):
 
 class HistoryForm(StatesGroup):
     phone = State()  # the number /history searches for
+
+
+class InsightsForm(StatesGroup):
+    rate = State()  # the lowest delivery rate (percent) before a warning

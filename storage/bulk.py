@@ -174,6 +174,15 @@ class BulkRepo:
         rows = await self._db.fetchall(sql + " ORDER BY id", params)
         return [JobRow.from_row(row) for row in rows]
 
+    async def started_between(self, user_id: int, since: str, until: str) -> int:
+        """Jobs of the user started in [since, until) (UTC `*_at` texts): the digest."""
+        row = await self._db.fetchone(
+            "SELECT COUNT(*) AS n FROM bulk_jobs WHERE user_id = ? AND started_at >= ? "
+            "AND started_at < ?",
+            (user_id, since, until),
+        )
+        return 0 if row is None else int(row["n"])
+
     async def count_active(self, user_id: int) -> int:
         row = await self._db.fetchone(
             "SELECT COUNT(*) AS n FROM bulk_jobs WHERE user_id = ? "

@@ -163,6 +163,7 @@ CREATE TABLE traffic (
     outbox_id INTEGER,
     job_id INTEGER,
     template TEXT,
+    -- failure watch: 0 not looked at, > 0 the notice that told it, -1 passed over
     failure_noticed INTEGER NOT NULL DEFAULT 0,
     first_seen_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
@@ -172,6 +173,7 @@ CREATE INDEX traffic_request_id ON traffic (user_id, request_id) WHERE request_i
 CREATE INDEX traffic_user_time ON traffic (user_id, created_at, id);
 CREATE INDEX traffic_failures ON traffic (user_id, created_at)
     WHERE failure_noticed = 0 AND origin = 'elsewhere';
+CREATE INDEX traffic_noticed ON traffic (user_id, failure_noticed) WHERE failure_noticed > 0;
 -- Where the sync goes on reading older history (offset from the newest entry).
 CREATE TABLE traffic_sync (
     user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
@@ -199,6 +201,7 @@ CREATE TABLE insight_prefs (
     failure_watch INTEGER NOT NULL DEFAULT 0,
     rate_threshold INTEGER,  -- percent; NULL: no delivery-rate warning
     rate_window_sent TEXT,  -- the last hour (UTC start) a rate warning went out for
+    failure_sent_at TEXT,  -- when the last failure notice went out (one per hour at most)
     digest TEXT NOT NULL DEFAULT 'off' CHECK (digest IN ('off', 'daily', 'weekly')),
     digest_hour INTEGER NOT NULL DEFAULT 9 CHECK (digest_hour BETWEEN 0 AND 23),
     digest_last_period TEXT,  -- the first local day of the last period a digest went out for
