@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from bot.notices.insights import failures_seen
+from services.events import FailuresSeen, Person
 from storage.traffic import NewRecord
 from tests.conftest import GOOD_TOKEN
 from tests.fakes.fake_devsms import FakeDevsms
@@ -161,3 +163,111 @@ async def test_search_in_uzbek(app: Harness) -> None:
     await connect(app, lang="uz")
     [found] = await app.send("/history +998901234567", lang="uz")
     assert "🔎 <b>+998 90 123 45 67 raqamiga SMS</b>" in found.text
+
+
+# --- /settings: failure watch, delivery-rate warning, digest ----------------------------------
+
+
+async def open_insights(app: Harness, lang: str = "en") -> SentMessage:
+    [shown] = await app.send("/settings", lang=lang)
+    label = [label for label, _ in shown.buttons()][-1]
+    [insights] = await app.tap(shown, label, lang=lang)
+    return insights
+
+
+async def test_insights_settings_are_off_by_default_and_toggle(app: Harness) -> None:
+    await connect(app)
+    shown = await open_insights(app)
+    assert "Failure watch (SMS sent outside the bot that fail): off" in shown.text
+    assert "Delivery-rate warning: off" in shown.text
+    assert "Digest: off" in shown.text
+    assert "Times are in your time zone: Asia/Tashkent" in shown.text
+    assert labels(shown) == [
+        "👁 Watch failures",
+        "📉 Delivery-rate warning",
+        "📰 Digest: turn on daily",
+    ]
+    [watching] = await app.tap(shown, "👁 Watch failures")
+    assert "that fail): on" in watching.text
+    assert (await app.services.insights.get(1)).failure_watch
+    [stopped] = await app.tap(watching, "🔕 Stop the failure watch")
+    assert "that fail): off" in stopped.text
+    [daily] = await app.tap(stopped, "📰 Digest: turn on daily")
+    assert "Digest: daily at 09:00" in daily.text
+    assert "🕘 Digest hour" in labels(daily)
+    [hours] = await app.tap(daily, "🕘 Digest hour")
+    assert len(labels(hours)) == 24
+    [chosen] = await app.tap(hours, "18:00")
+    assert "Digest: daily at 18:00" in chosen.text
+    assert app.answers()[-1].text == "Saved."
+    [weekly] = await app.tap(chosen, "📰 Digest: make it weekly")
+    assert "Digest: weekly, on Mondays at 18:00" in weekly.text
+    [off] = await app.tap(weekly, "📰 Digest: turn off")
+    assert "Digest: off" in off.text and "🕘 Digest hour" not in labels(off)
+    assert app.session.refused == []
+
+
+async def test_rate_threshold_dialog_refuses_bad_input_and_can_be_turned_off(
+    app: Harness,
+) -> None:
+    await connect(app)
+    shown = await open_insights(app)
+    [ask] = await app.tap(shown, "📉 Delivery-rate warning")
+    assert "Send a percentage from 1 to 100" in ask.text
+    for bad in ("101", "ninety", "-5", "1e2"):
+        [refused] = await app.send(bad)
+        assert "Send a whole number from 0 to 100, e.g. 90." in refused.text, bad
+    [sticker] = await app.send_sticker()
+    assert "Please send it as a text message." in sticker.text
+    assert (await app.services.insights.get(1)).rate_threshold is None
+    saved, view = await app.send("90%")
+    assert "Saved: a warning when fewer than 90% are delivered." in saved.text
+    assert "Delivery-rate warning: below 90%" in view.text
+    await app.tap(view, "📉 Delivery-rate warning")
+    saved, view = await app.send("0")
+    assert "Saved: no delivery-rate warning." in saved.text
+    assert "Delivery-rate warning: off" in view.text
+    await app.tap(view, "📉 Delivery-rate warning")
+    [cancelled] = await app.send("/cancel")
+    assert "Cancelled." in cancelled.text
+    assert (await app.services.insights.get(1)).rate_threshold is None
+
+
+async def test_insights_settings_in_russian(app: Harness) -> None:
+    await connect(app, lang="ru")
+    shown = await open_insights(app, lang="ru")
+    assert "Контроль сбоев" in shown.text and "Сводка: выключено" in shown.text
+    [watching] = await app.tap(shown, "👁 Следить за сбоями", lang="ru")
+    assert "не дошедшие): включено" in watching.text
+
+
+async def test_show_them_lists_the_failed_sms_of_that_notice_only(app: Harness) -> None:
+    await connect(app)
+    traffic = app.services.traffic
+    await traffic.merge(
+        1,
+        [
+            spent(1, 50, phone="998901234567", status="REJECTED", days_ago=0.01),
+            spent(2, 50, phone="998931234567", status="UNDELIVERABLE", days_ago=0.01),
+        ],
+    )
+    now = datetime.now(UTC)
+    rows = [r async for r in traffic.iter_rows(1, now - timedelta(days=1), now)]
+    await traffic.mark_failures([r.id for r in rows], 777)
+    i18n = app.services.i18n
+    with i18n.context(), i18n.use_locale("en"):
+        text, markup = failures_seen(
+            FailuresSeen(Person(1, "en", "A", None), 2, (("Beeline", 1), ("Ucell", 1)),
+                         (("REJECTED", 1), ("UNDELIVERABLE", 1)), 777)
+        )  # fmt: skip
+    assert "2 SMS sent outside the bot failed in the last hour" in text
+    assert "By operator: Beeline: 1 · Ucell: 1" in text
+    assert "By status: ❌ rejected: 1 · ❌ undeliverable: 1" in text
+    await app.bot.send_message(1, text, reply_markup=markup)  # as the notifier would
+    notice = app.last(1)
+    [listed] = await app.tap(notice, "👀 Show them")
+    assert "The SMS that failed" in listed.text
+    assert "+998 90 123 45 67" in listed.text and "+998 93 123 45 67" in listed.text
+    await traffic.mark_failures([r.id for r in rows], 778)
+    assert await app.tap(notice, "👀 Show them") == []
+    assert app.answers()[-1].text == "These SMS are no longer in the record."
