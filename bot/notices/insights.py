@@ -15,7 +15,7 @@ from handlers.callbacks import FailuresCb
 from handlers.render import MISSING, count, money
 from handlers.sms_render import status_label
 from services.events import DeliveryRateLow, FailuresSeen, TrafficDigest
-from services.money import Money
+from services.money import CURRENCIES, UZS, Money
 from storage import Totals
 
 _DAY: Final = "%d.%m.%Y"
@@ -68,9 +68,9 @@ def change_text(now: Decimal | int, before: Decimal | int) -> str:
 
 
 def spent_text(totals: Totals) -> str:
-    costs = [
-        Money(amount, currency) for currency, amount in sorted(totals.cost_by_currency.items())
-    ]
+    # So'm first, as the gateway mostly bills in them.
+    ordered = sorted(totals.cost_by_currency.items(), key=lambda item: (item[0] != UZS, item[0]))
+    costs = [Money(amount, currency) for currency, amount in ordered if currency in CURRENCIES]
     return " + ".join(money(cost) for cost in costs) or money(Money.zero())
 
 
