@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from services.access import AccessPolicy
+from services.schedule_time import QuietHours
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,3 +26,5 @@ class HandlerSettings:
     bulk_jobs_per_user: int
     bulk_rate: float
     """SMS a second of a bulk job: the progress text's time estimate."""
+    quiet_default: QuietHours | None = None
+    """Quiet hours of users who set none (QUIET_HOURS)."""

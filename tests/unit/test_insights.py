@@ -10,8 +10,9 @@ from zoneinfo import ZoneInfo
 
 from services.events import DeliveryRateLow, Event, FailuresSeen, TrafficDigest
 from services.failure_watch import FailureWatch, group_failures, hour_window
-from services.insights import DigestSender, due_period, zone_of
+from services.insights import DigestSender, due_period
 from services.phones import operator_of
+from services.schedule_time import zone_of
 from storage import BulkRepo, Database, InsightRepo, TrafficRepo, UserRepo
 from storage.alerts import AlertPrefs, WatchTarget
 from storage.traffic import NewRecord
