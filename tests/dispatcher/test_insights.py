@@ -271,3 +271,10 @@ async def test_show_them_lists_the_failed_sms_of_that_notice_only(app: Harness) 
     await traffic.mark_failures([r.id for r in rows], 778)
     assert await app.tap(notice, "👀 Show them") == []
     assert app.answers()[-1].text == "These SMS are no longer in the record."
+
+
+async def test_insights_settings_show_the_users_own_zone(app: Harness) -> None:
+    await connect(app)
+    await app.services.users.set_timezone(1, "Europe/Moscow")
+    shown = await open_insights(app)
+    assert "Times are in your time zone: Europe/Moscow" in shown.text

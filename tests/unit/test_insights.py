@@ -237,3 +237,14 @@ async def test_no_digest_when_off(db: Database) -> None:
     sender, notices = await digest_world(db, clock)
     await InsightRepo(db).set_digest(1, "off")
     assert await sender.send_due() == 0 and notices.events == []
+
+
+async def test_digest_hour_is_in_the_users_own_zone(db: Database) -> None:
+    clock = [datetime(2026, 12, 1, 16, 5, tzinfo=UTC)]  # 21:05 in Tashkent, 08:05 in LA
+    sender, notices = await digest_world(db, clock)
+    assert await UserRepo(db).set_timezone(1, "America/Los_Angeles")
+    assert await sender.send_due() == 0
+    clock[0] = datetime(2026, 12, 1, 17, 5, tzinfo=UTC)  # 09:05 on Dec 1 in Los Angeles
+    assert await sender.send_due() == 1
+    [event] = notices.events
+    assert isinstance(event, TrafficDigest) and event.first_day == date(2026, 11, 30)
