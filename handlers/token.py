@@ -88,6 +88,8 @@ async def token_received(
         )
         return
     await state.clear()
+    # The record of the account's traffic belongs to the token before, maybe another account.
+    await traffic.forget(message.from_user.id)
     await message.answer(_("✅ Token connected and stored encrypted."), reply_markup=main_menu())
     days = await forecast(traffic, accounts, message.from_user.id, balance)
     await message.answer(balance_text(balance, days), reply_markup=balance_keyboard())

@@ -522,6 +522,12 @@ class TrafficRepo:
                 (user_id, utc_text(taken), to_micros(amount), currency),
             )
 
+    async def forget(self, user_id: int) -> None:
+        """Drops the record of the user's account: a new token may be another account."""
+        async with self._db.transaction():
+            for table in ("traffic", "traffic_sync", "balance_snapshots"):
+                await self._db.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
+
     async def sync_state(self, user_id: int) -> SyncState:
         row = await self._db.fetchone(
             "SELECT resume_offset, synced_at, rounds FROM traffic_sync WHERE user_id = ?",
