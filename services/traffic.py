@@ -180,6 +180,11 @@ class TrafficSync:
     async def sync_user(self, user_id: int) -> SyncReport:
         """One round for one user: at most `max_pages` history calls."""
         now = self._now()
+        # A new token (maybe another account) drops the record; a round that began with the
+        # old one must not write its pages afterwards.
+        token = await self._accounts.stored_token(user_id)
+        if token is None:
+            return SyncReport(0, 0, 0, None)
         state = await self._traffic.sync_state(user_id)
         oldest_open = await self._traffic.oldest_open(user_id, now - OPEN_HORIZON)
         budget = self._max_pages
@@ -197,6 +202,8 @@ class TrafficSync:
                 break
             if not items:
                 break
+            if await self._accounts.stored_token(user_id) != token:
+                return SyncReport(self._max_pages - budget, inserted, updated, None)
             result = await self._traffic.merge(user_id, [new_record(r) for r in items], now=now)
             inserted += result.inserted
             updated += result.updated
@@ -222,6 +229,8 @@ class TrafficSync:
                 if not items:
                     resume = None
                     break
+                if await self._accounts.stored_token(user_id) != token:
+                    return SyncReport(self._max_pages - budget, inserted, updated, None)
                 result = await self._traffic.merge(
                     user_id, [new_record(r) for r in items], now=now
                 )
@@ -232,6 +241,8 @@ class TrafficSync:
                 if deep.finished or (oldest is not None and oldest < now - self._backfill):
                     resume = None
                     break
+        if await self._accounts.stored_token(user_id) != token:
+            return SyncReport(self._max_pages - budget, inserted, updated, None)
         await self._traffic.save_sync_state(user_id, resume)
         await self._traffic.rematch(user_id, now - REMATCH_WINDOW)
         calls = self._max_pages - budget
