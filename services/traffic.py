@@ -190,7 +190,7 @@ class TrafficSync:
         budget = self._max_pages
         inserted = updated = 0
         top = HistoryCursor(self._accounts, user_id, limit=self._page_limit)
-        reached_known = cut = False
+        reached_known = cut = failed = False
         while True:
             if budget == 0:
                 cut = True
@@ -198,7 +198,7 @@ class TrafficSync:
             budget -= 1
             items = await self._read(top)
             if items is None:
-                cut = True
+                cut = failed = True
                 break
             if not items:
                 break
@@ -219,7 +219,7 @@ class TrafficSync:
             resume = None if top.finished and not cut else top.offset
         elif resume is not None:
             resume += inserted  # the new entries on top moved the older ones down
-        if resume is not None and budget > 0:
+        if resume is not None and budget > 0 and not failed:
             deep = HistoryCursor(self._accounts, user_id, limit=self._page_limit, offset=resume)
             while budget > 0:
                 budget -= 1

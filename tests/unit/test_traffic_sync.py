@@ -176,3 +176,18 @@ async def test_a_round_that_meets_a_new_token_writes_nothing_more(world: World) 
     report = await round_
     assert report.inserted == 0
     assert await stored(world) == {}
+
+
+async def test_a_failing_gateway_costs_one_call_and_the_next_round_catches_up(
+    world: World,
+) -> None:
+    await world.add_user(1, TOKEN)
+    ids = elsewhere(world.devsms, 3)
+    worker = sync(world, pages=5, limit=5)
+    world.devsms.fail_next(5, path="/get_history.php")
+    before = history_calls(world.devsms)
+    report = await worker.sync_user(1)
+    assert history_calls(world.devsms) - before == 1 and report.inserted == 0
+    world.devsms.clear_faults()
+    await worker.sync_user(1)
+    assert set(await stored(world)) == set(ids)
