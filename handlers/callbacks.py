@@ -102,6 +102,7 @@ class InsightsAction(StrEnum):
     DIGEST = "digest"  # the next digest mode: off, daily, weekly
     HOURS = "hours"  # shows the hours to choose from
     HOUR = "hour"  # `hour` chosen
+    BACK = "back"  # from the hours back to the insights settings, unchanged
 
 
 class InsightsCb(CallbackData, prefix="ins"):

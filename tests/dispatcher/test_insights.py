@@ -196,7 +196,10 @@ async def test_insights_settings_are_off_by_default_and_toggle(app: Harness) -> 
     assert "Digest: daily at 09:00" in daily.text
     assert "🕘 Digest hour" in labels(daily)
     [hours] = await app.tap(daily, "🕘 Digest hour")
-    assert len(labels(hours)) == 24
+    assert len(labels(hours)) == 25 and labels(hours)[-1] == "↩️ Back"
+    [back] = await app.tap(hours, "↩️ Back")
+    assert "Digest: daily at 09:00" in back.text
+    [hours] = await app.tap(back, "🕘 Digest hour")
     [chosen] = await app.tap(hours, "18:00")
     assert "Digest: daily at 18:00" in chosen.text
     assert app.answers()[-1].text == "Saved."
