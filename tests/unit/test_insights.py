@@ -45,6 +45,7 @@ def test_operators_come_from_the_carrier_data() -> None:
     assert operator_of("998901234567") == "Beeline"
     assert operator_of("+998 93 123 45 67") == "Ucell"
     assert operator_of("998971234567") == "MobiUZ"
+    assert operator_of("998712345678") == "+998 71"  # a landline: no carrier, its prefix
     assert operator_of("not a phone") is None
 
 
