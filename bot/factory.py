@@ -43,10 +43,12 @@ from storage import (
     BulkRepo,
     CredentialRepo,
     Database,
+    InsightRepo,
     OutboxRepo,
     ScheduleRepo,
     SQLiteStorage,
     TemplateRepo,
+    TrafficRepo,
     UserRepo,
 )
 
@@ -69,6 +71,9 @@ class Services:
     i18n: I18n
     bulk: BulkRepo
     templates: TemplateRepo
+    traffic: TrafficRepo
+    """The account's whole traffic and balance snapshots (services/traffic.py keeps it)."""
+    insights: InsightRepo
     schedule: ScheduleRepo
     uploads: UploadWorker
     """Parses uploaded files in a child process, started on the first upload."""
@@ -125,6 +130,8 @@ async def open_services(settings: Settings) -> Services:
         i18n=create_i18n(settings.default_language),
         bulk=BulkRepo(db),
         templates=TemplateRepo(db),
+        traffic=TrafficRepo(db),
+        insights=InsightRepo(db),
         schedule=ScheduleRepo(db),
         uploads=UploadWorker(
             memory_limit=settings.upload_memory_mb * 1024 * 1024,
@@ -210,6 +217,8 @@ async def build_app(settings: Settings, *, bot: Bot | None = None) -> AsyncItera
             accounts=services.accounts,
             i18n=services.i18n,
             policy=policy,
+            traffic=services.traffic,
+            insights=services.insights,
         )
         stack.push_async_callback(background.stop)
         sender = SmsSender(
@@ -296,6 +305,8 @@ def create_dispatcher(services: Services, shared: Shared) -> Dispatcher:
         sms_sender=shared.sender,
         bulk=services.bulk,
         templates=services.templates,
+        traffic=services.traffic,
+        insights=services.insights,
         uploads=services.uploads,
         bulk_sources=SourceCache(settings.bulk_cache_mb * 1024 * 1024),
         access_policy=shared.policy,

@@ -147,6 +147,10 @@ def settings_keyboard(has_own_sender: bool, *, alerts_on: bool) -> InlineKeyboar
     builder.button(text=_("🌐 Language"), callback_data=SettingsCb(action=SettingsAction.LANG))
     builder.button(text=_("🌍 Time zone"), callback_data=SettingsCb(action=SettingsAction.ZONE))
     builder.button(text=_("🌙 Quiet hours"), callback_data=SettingsCb(action=SettingsAction.QUIET))
+    builder.button(
+        text=_("📈 Failure watch and digest"),
+        callback_data=SettingsCb(action=SettingsAction.INSIGHTS),
+    )
     builder.adjust(1)
     return builder.as_markup()
 

@@ -35,5 +35,13 @@ class TemplateForm(StatesGroup):
     edit = State()  # a new text for `template_id`
 
 
+class HistoryForm(StatesGroup):
+    phone = State()  # the number /history searches for
+
+
+class InsightsForm(StatesGroup):
+    rate = State()  # the lowest delivery rate (percent) before a warning
+
+
 class ScheduleForm(StatesGroup):
     when = State()  # a quick choice or a typed date and time for the draft in FSM data

@@ -10,10 +10,12 @@ from storage.bulk import BulkRepo, BulkRow, JobCounts, JobRow
 from storage.credentials import CredentialRepo, CredentialRow, CredentialState
 from storage.db import Database, utc_now
 from storage.fsm import SQLiteStorage
+from storage.insights import InsightPrefs, InsightRepo
 from storage.migrations import LATEST_VERSION, MigrationError, migrate
 from storage.outbox import OutboxRepo, OutboxRow, OutboxState
 from storage.schedule import ScheduledRow, ScheduleRepo
 from storage.templates import TemplateRepo, TemplateRow
+from storage.traffic import DayTotals, Forecast, Origin, Outcome, Totals, TrafficRepo, TrafficRow
 from storage.users import UserRepo, UserRow
 
 __all__ = [
@@ -26,17 +28,26 @@ __all__ = [
     "CredentialRow",
     "CredentialState",
     "Database",
+    "DayTotals",
+    "Forecast",
+    "InsightPrefs",
+    "InsightRepo",
     "JobCounts",
     "JobRow",
     "MigrationError",
+    "Origin",
     "OutboxRepo",
     "OutboxRow",
     "OutboxState",
+    "Outcome",
     "SQLiteStorage",
     "ScheduleRepo",
     "ScheduledRow",
     "TemplateRepo",
     "TemplateRow",
+    "Totals",
+    "TrafficRepo",
+    "TrafficRow",
     "UserRepo",
     "UserRow",
     "WatchTarget",

@@ -156,6 +156,8 @@ class UserRepo:
             # connection that forgot `PRAGMA foreign_keys`.
             await self._db.execute("DELETE FROM outbox WHERE user_id = ?", (user_id,))
             await self._db.execute("DELETE FROM credentials WHERE user_id = ?", (user_id,))
+            for table in ("traffic", "traffic_sync", "balance_snapshots", "insight_prefs"):
+                await self._db.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
             # LIKE only narrows the candidates; the exact match on the chat and user
             # fields is done in Python, since a thread id could also equal the user id.
             candidates = await self._db.fetchall(

@@ -26,7 +26,15 @@ PREVIEW_BUTTONS: Final = [
     "📞 Change number",
     "✖️ Cancel",
 ]
-FILTERS: Final = ["• All", "Delivered", "Waiting", "Rejected"]
+FILTERS: Final = [
+    "• All",
+    "Delivered",
+    "Waiting",
+    "Accepted",
+    "Rejected",
+    "Undeliverable",
+    "🔎 Search by phone number",
+]
 STALE: Final = "This preview is no longer active."
 # Longer than DEVSMS_TIMEOUT=1 of the slow-gateway bot: its answer comes after the bot gave up.
 HANG: Final = 3.0
