@@ -125,7 +125,7 @@ async def open_services(settings: Settings) -> Services:
         uploads=UploadWorker(
             memory_limit=settings.upload_memory_mb * 1024 * 1024,
             time_limit=settings.upload_time_limit,
-            preload=("services.bulk_plan",),
+            preload=("services.bulk_plan", "openpyxl"),
         ),
     )
 
