@@ -71,6 +71,14 @@ class Settings(BaseSettings):
     notify_rate: float = Field(default=25.0, gt=0)
     delivery_first_check: float = Field(default=30.0, ge=0)
     delivery_poll: float = Field(default=5.0, gt=0)
+    # The account's traffic (services/traffic.py): a round per user every interval, at most
+    # this many history calls each.
+    traffic_sync_interval: float = Field(default=300.0, gt=0)
+    traffic_sync_pages: int = Field(default=5, ge=1, le=100)
+    traffic_sync_concurrency: int = Field(default=4, ge=1, le=100)
+    traffic_backfill_days: int = Field(default=92, ge=1, le=400)
+    # Insights notices: how often the failure watch and the digest look for something to say.
+    insights_poll: float = Field(default=60.0, gt=0)
 
     # Bulk sending
     bulk_max_rows: int = Field(default=50_000, ge=1)

@@ -45,6 +45,7 @@ from storage import (
     OutboxRepo,
     SQLiteStorage,
     TemplateRepo,
+    TrafficRepo,
     UserRepo,
 )
 
@@ -67,6 +68,8 @@ class Services:
     i18n: I18n
     bulk: BulkRepo
     templates: TemplateRepo
+    traffic: TrafficRepo
+    """The account's whole traffic and balance snapshots (services/traffic.py keeps it)."""
     uploads: UploadWorker
     """Parses uploaded files in a child process, started on the first upload."""
 
@@ -122,6 +125,7 @@ async def open_services(settings: Settings) -> Services:
         i18n=create_i18n(settings.default_language),
         bulk=BulkRepo(db),
         templates=TemplateRepo(db),
+        traffic=TrafficRepo(db),
         uploads=UploadWorker(
             memory_limit=settings.upload_memory_mb * 1024 * 1024,
             time_limit=settings.upload_time_limit,
@@ -205,6 +209,7 @@ async def build_app(settings: Settings, *, bot: Bot | None = None) -> AsyncItera
             accounts=services.accounts,
             i18n=services.i18n,
             policy=policy,
+            traffic=services.traffic,
         )
         stack.push_async_callback(background.stop)
         sender = SmsSender(
@@ -272,6 +277,7 @@ def create_dispatcher(services: Services, shared: Shared) -> Dispatcher:
         sms_sender=shared.sender,
         bulk=services.bulk,
         templates=services.templates,
+        traffic=services.traffic,
         uploads=services.uploads,
         bulk_sources=SourceCache(settings.bulk_cache_mb * 1024 * 1024),
         access_policy=shared.policy,

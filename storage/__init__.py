@@ -13,6 +13,7 @@ from storage.fsm import SQLiteStorage
 from storage.migrations import LATEST_VERSION, MigrationError, migrate
 from storage.outbox import OutboxRepo, OutboxRow, OutboxState
 from storage.templates import TemplateRepo, TemplateRow
+from storage.traffic import DayTotals, Forecast, Origin, Outcome, Totals, TrafficRepo, TrafficRow
 from storage.users import UserRepo, UserRow
 
 __all__ = [
@@ -25,15 +26,22 @@ __all__ = [
     "CredentialRow",
     "CredentialState",
     "Database",
+    "DayTotals",
+    "Forecast",
     "JobCounts",
     "JobRow",
     "MigrationError",
+    "Origin",
     "OutboxRepo",
     "OutboxRow",
     "OutboxState",
+    "Outcome",
     "SQLiteStorage",
     "TemplateRepo",
     "TemplateRow",
+    "Totals",
+    "TrafficRepo",
+    "TrafficRow",
     "UserRepo",
     "UserRow",
     "WatchTarget",

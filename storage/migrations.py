@@ -144,7 +144,66 @@ CREATE TABLE bulk_rows (
 CREATE INDEX bulk_rows_state ON bulk_rows (job_id, state, row_no);
 """
 
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4)
+_TRAFFIC: Final = """
+-- The whole account's traffic from get_history (storage/traffic.py), whoever sent each SMS.
+CREATE TABLE traffic (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    sms_id INTEGER,
+    request_id TEXT,
+    phone TEXT,
+    message TEXT,
+    sender TEXT,
+    parts INTEGER,
+    cost_micros INTEGER,  -- millionths of `currency`: exact sums in SQL
+    currency TEXT,
+    status TEXT,  -- the gateway's, verbatim
+    created_at TEXT NOT NULL,  -- UTC
+    origin TEXT NOT NULL CHECK (origin IN ('bot', 'bulk', 'elsewhere')),
+    outbox_id INTEGER,
+    job_id INTEGER,
+    template TEXT,
+    failure_noticed INTEGER NOT NULL DEFAULT 0,
+    first_seen_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE UNIQUE INDEX traffic_sms_id ON traffic (user_id, sms_id) WHERE sms_id IS NOT NULL;
+CREATE INDEX traffic_request_id ON traffic (user_id, request_id) WHERE request_id IS NOT NULL;
+CREATE INDEX traffic_user_time ON traffic (user_id, created_at, id);
+CREATE INDEX traffic_failures ON traffic (user_id, created_at)
+    WHERE failure_noticed = 0 AND origin = 'elsewhere';
+-- Where the sync goes on reading older history (offset from the newest entry).
+CREATE TABLE traffic_sync (
+    user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+    resume_offset INTEGER,
+    synced_at TEXT,
+    rounds INTEGER NOT NULL DEFAULT 0
+);
+-- The balances the watcher saw: one per user per hour, a hundred days.
+CREATE TABLE balance_snapshots (
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    taken_at TEXT NOT NULL,
+    amount_micros INTEGER NOT NULL,
+    currency TEXT NOT NULL,
+    PRIMARY KEY (user_id, taken_at)
+) WITHOUT ROWID;
+-- Matching history entries to bulk rows without reading every job's rows.
+CREATE INDEX bulk_rows_sms_id ON bulk_rows (sms_id) WHERE sms_id IS NOT NULL;
+CREATE INDEX bulk_rows_request_id ON bulk_rows (request_id) WHERE request_id IS NOT NULL;
+-- Failure watch and digest: opt-in per user; what was last told survives restarts.
+CREATE TABLE insight_prefs (
+    user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+    failure_watch INTEGER NOT NULL DEFAULT 0,
+    rate_threshold INTEGER,  -- percent; NULL: no delivery-rate warning
+    rate_window_sent TEXT,  -- the last hour (UTC start) a rate warning went out for
+    digest TEXT NOT NULL DEFAULT 'off' CHECK (digest IN ('off', 'daily', 'weekly')),
+    digest_hour INTEGER NOT NULL DEFAULT 9 CHECK (digest_hour BETWEEN 0 AND 23),
+    digest_last_period TEXT,  -- the first local day of the last period a digest went out for
+    updated_at TEXT
+);
+"""
+
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4, _TRAFFIC)
 LATEST_VERSION: Final = len(MIGRATIONS)
 
 

@@ -342,6 +342,37 @@ class FakeDevsms:
             await self._changed.wait_for(lambda: len(self.held) >= count)
         return list(self.held)
 
+    def sent_elsewhere(
+        self,
+        token: str,
+        phone: str,
+        message: str,
+        *,
+        status: str = "waiting",
+        at: datetime | None = None,
+    ) -> SentSms:
+        """An SMS of the account that did not come through the bot (the owner's backend, the
+        web panel): it shows in the history only. Change its ``status`` on the returned object.
+        """
+        account = self.accounts[token]
+        parts = count_parts(message)
+        sms = SentSms(
+            sms_id=self._next_id,
+            request_id=str(uuid.uuid4()),
+            token=token,
+            phone=phone,
+            message=message,
+            sender=DEFAULT_SENDER,
+            status=status,
+            parts_count=parts,
+            cost=account.sms_price * parts,
+            created_at=at if at is not None else self.now(),
+        )
+        self._next_id += 1
+        account.balance -= sms.cost
+        account.sent.append(sms)
+        return sms
+
     def set_status(self, sms_id: int, status: str) -> None:
         self.find(sms_id).status = status
 
