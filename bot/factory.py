@@ -31,7 +31,9 @@ from services.access import AccessPolicy
 from services.accounts import Accounts
 from services.bulk import BulkRunner
 from services.bulk_plan import SourceCache
+from services.chart_desk import ChartDesk
 from services.devsms import DevsmsClient
+from services.export import ExportSlots
 from services.key_rotation import rotate_all
 from services.languages import Language
 from services.sending import SmsSender
@@ -72,8 +74,12 @@ class Services:
     """The account's whole traffic and balance snapshots (services/traffic.py keeps it)."""
     uploads: UploadWorker
     """Parses uploaded files in a child process, started on the first upload."""
+    charts: ChartDesk
+    """Draws /stats charts in child processes, started with the first chart."""
+    exports: ExportSlots
 
     async def close(self) -> None:
+        await self.charts.close()
         await self.uploads.close()
         await self.devsms.close()
         await self.db.close()
@@ -131,6 +137,12 @@ async def open_services(settings: Settings) -> Services:
             time_limit=settings.upload_time_limit,
             preload=("services.bulk_plan", "openpyxl"),
         ),
+        charts=ChartDesk(
+            workers=settings.chart_workers,
+            memory_limit=settings.chart_memory_mb * 1024 * 1024,
+            time_limit=settings.chart_time_limit,
+        ),
+        exports=ExportSlots(settings.exports_at_once),
     )
 
 
@@ -178,6 +190,7 @@ async def build_app(settings: Settings, *, bot: Bot | None = None) -> AsyncItera
         stack.push_async_callback(services.db.close)
         stack.push_async_callback(services.devsms.close)
         stack.push_async_callback(services.uploads.close)
+        stack.push_async_callback(services.charts.close)
         if bot is None:
             bot = create_bot(settings)
         stack.push_async_callback(bot.session.close)
@@ -279,6 +292,8 @@ def create_dispatcher(services: Services, shared: Shared) -> Dispatcher:
         templates=services.templates,
         traffic=services.traffic,
         uploads=services.uploads,
+        charts=services.charts,
+        exports=services.exports,
         bulk_sources=SourceCache(settings.bulk_cache_mb * 1024 * 1024),
         access_policy=shared.policy,
         bulk_runner=shared.runner,

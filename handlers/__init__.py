@@ -16,6 +16,7 @@ from handlers import (
     errors,
     fallback,
     history,
+    insights,
     send,
     settings,
     status,
@@ -43,6 +44,7 @@ def build_router() -> Router:
         status.create_router(),
         templates.create_router(),
         bulk.create_router(),
+        insights.create_router(),
     )
 
     root.include_routers(

@@ -31,3 +31,7 @@ class TemplateForm(StatesGroup):
     body = State()  # a new template's text
     rename = State()  # a new name for `template_id`
     edit = State()  # a new text for `template_id`
+
+
+class ExportForm(StatesGroup):
+    range = State()  # waiting for two typed dates

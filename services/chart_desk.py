@@ -14,6 +14,7 @@ children than cores would only share them).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Final
@@ -45,7 +46,8 @@ class ChartDesk:
         ]
         self._free: asyncio.Queue[UploadWorker] | None = None
         self._running: dict[int, asyncio.Task[None]] = {}
-        self._waiting: dict[int, Job] = {}
+        # With the context it was submitted in (the user's locale for gettext, for one).
+        self._waiting: dict[int, tuple[Job, contextvars.Context]] = {}
         self._closed = False
 
     @property
@@ -63,9 +65,9 @@ class ChartDesk:
         if key in self._running:
             if key in self._waiting:
                 logger.debug("chart request of %s replaced a waiting one", key)
-            self._waiting[key] = job
+            self._waiting[key] = (job, contextvars.copy_context())
             return False
-        self._start(key, job)
+        self._start(key, job, contextvars.copy_context())
         return True
 
     def pending(self, key: int) -> int:
@@ -104,8 +106,8 @@ class ChartDesk:
                 self._free.put_nowait(worker)
         return self._free
 
-    def _start(self, key: int, job: Job) -> None:
-        task = asyncio.create_task(self._run(key, job), name=f"chart-{key}")
+    def _start(self, key: int, job: Job, context: contextvars.Context) -> None:
+        task = asyncio.create_task(self._run(key, job), name=f"chart-{key}", context=context)
         self._running[key] = task
 
     async def _run(self, key: int, job: Job) -> None:
@@ -120,4 +122,4 @@ class ChartDesk:
             del self._running[key]
             following = self._waiting.pop(key, None)
             if following is not None and not self._closed:
-                self._start(key, following)
+                self._start(key, *following)

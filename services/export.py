@@ -294,3 +294,21 @@ def _csv_line(values: list[str]) -> bytes:
     buffer = io.StringIO(newline="")
     csv.writer(buffer).writerow(values)
     return buffer.getvalue().encode()
+
+
+class ExportSlots:
+    """How many exports are written at once: one more is refused, never queued (a queued
+    export would hold its user's chat, and its files, behind the others')."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._users: set[int] = set()
+
+    def take(self, user_id: int) -> bool:
+        if len(self._users) >= self._limit or user_id in self._users:
+            return False
+        self._users.add(user_id)
+        return True
+
+    def release(self, user_id: int) -> None:
+        self._users.discard(user_id)
