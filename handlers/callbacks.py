@@ -131,9 +131,9 @@ class TokenCb(CallbackData, prefix="tok"):
 
 
 class StatsCb(CallbackData, prefix="sts"):
-    """The 7/30/90 days buttons under a /stats chart."""
+    """The 7/30/90 days buttons under a /stats chart (the router takes those three only)."""
 
-    days: Literal[7, 30, 90]
+    days: Annotated[int, Field(ge=1, le=366)]
 
 
 class ExportAction(StrEnum):

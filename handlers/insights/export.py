@@ -120,7 +120,7 @@ async def range_not_text(message: Message) -> None:
     )
 
 
-async def cancel_export(message: Message, state: FSMContext) -> None:
+async def cancel_export(query: CallbackQuery, message: Message, state: FSMContext) -> None:
     if await state.get_state() == ExportForm.range:
         await state.clear()
     await edit_or_keep(message, _("Export cancelled."))

@@ -12,6 +12,7 @@ import datetime as dt
 import itertools
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiogram import Bot
@@ -38,6 +39,7 @@ from aiogram.types import (
     Chat,
     Document,
     File,
+    FSInputFile,
     InlineKeyboardMarkup,
     InputMediaPhoto,
     Message,
@@ -67,6 +69,9 @@ class SentMessage:
     is_document: bool = False
     # The PNG/JPEG bytes of a photo (a photo is a media message: is_document is True too).
     photo: bytes | None = None
+    # A document's name and bytes as uploaded (read at once: the bot may delete its file).
+    file_name: str | None = None
+    file: bytes | None = None
 
     def buttons(self) -> list[tuple[str, str | None]]:
         """(label, callback_data) of every inline button, in order."""
@@ -156,7 +161,10 @@ class RecordingSession(BaseSession):
         if isinstance(method, SendDocument):
             caption = method.caption or ""
             visible, entities = rules.check_caption(caption, _parse_mode(bot, method))
-            return self._send(bot, method, caption, visible, entities, is_document=True)
+            answer = self._send(bot, method, caption, visible, entities, is_document=True)
+            sent = self.messages[(answer.chat.id, answer.message_id)]
+            sent.file_name, sent.file = _upload(method.document)
+            return answer
         if isinstance(method, SendPhoto):
             caption = method.caption or ""
             visible, entities = rules.check_caption(caption, _parse_mode(bot, method))
@@ -293,6 +301,14 @@ class RecordingSession(BaseSession):
 
     def chat(self, chat_id: int) -> list[SentMessage]:
         return [m for (chat, _), m in sorted(self.messages.items()) if chat == chat_id]
+
+
+def _upload(document: Any) -> tuple[str | None, bytes | None]:
+    if isinstance(document, BufferedInputFile):
+        return document.filename, document.data
+    if isinstance(document, FSInputFile):
+        return document.filename, Path(document.path).read_bytes()
+    return None, None
 
 
 def _photo_bytes(photo: Any) -> bytes:
