@@ -26,6 +26,7 @@ import asyncio
 import importlib
 import logging
 import multiprocessing
+import os
 import resource
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -60,8 +61,12 @@ class UploadWorker:
         time_limit: float = DEFAULT_TIME_LIMIT,
         start_method: Literal["forkserver", "spawn"] = "forkserver",
         preload: tuple[str, ...] = (),
+        nice: int = 0,
     ) -> None:
         self._memory_limit = memory_limit
+        # Added to the child's niceness: work nobody waits on interactively (charts) yields
+        # the CPU to the bot's event loop on a small machine.
+        self._nice = nice
         # Modules the child imports when it starts, so that the time limit measures parsing
         # rather than importing openpyxl on a busy machine.
         self._preload = preload
@@ -145,7 +150,7 @@ class UploadWorker:
         ours, theirs = self._context.Pipe()
         process = self._context.Process(
             target=_serve,
-            args=(theirs, self._memory_limit, self._preload),
+            args=(theirs, self._memory_limit, self._preload, self._nice),
             name="upload-worker",
             daemon=True,
         )
@@ -182,8 +187,10 @@ def _exchange(conn: Connection, function: Callable[..., Any], args: tuple[Any, .
     return conn.recv()
 
 
-def _serve(conn: Connection, memory_limit: int, preload: tuple[str, ...]) -> None:
+def _serve(conn: Connection, memory_limit: int, preload: tuple[str, ...], nice: int = 0) -> None:
     """The child's loop: one job at a time until the bot closes the connection."""
+    if nice:
+        os.nice(nice)
     for module in preload:
         importlib.import_module(module)
     if memory_limit:
