@@ -7,8 +7,10 @@ bot). A handler does not wait for a chart: it hands the desk a job (read the num
 send the photo) and returns. Per user the desk keeps the job that runs and at most one that
 waits; a later tap replaces the waiting one, so a user tapping 7/30/90 fast gets the chart
 of their last tap and the desk never holds more than two jobs per user. The jobs of different
-users share the children: a job waits for a free one (the machine has few cores; more
-children than cores would only share them).
+users share the children: as many jobs run at once as there are children, the others wait
+their turn (the machine has few cores; more children than cores would only share them). A job
+reads its numbers only once it runs, so 20 users asking at once do not put 20 readings in
+front of everyone else's database calls at the same moment.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class ChartDesk:
             for _ in range(workers)
         ]
         self._free: asyncio.Queue[UploadWorker] | None = None
+        self._slots: asyncio.Semaphore | None = None
         self._running: dict[int, asyncio.Task[None]] = {}
         # With the context it was submitted in (the user's locale for gettext, for one).
         self._waiting: dict[int, tuple[Job, contextvars.Context]] = {}
@@ -103,6 +106,11 @@ class ChartDesk:
         for worker in self._workers:
             await worker.close()
 
+    def _turns(self) -> asyncio.Semaphore:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(len(self._workers))
+        return self._slots
+
     def _queue(self) -> asyncio.Queue[UploadWorker]:
         # Made on first use, inside the running loop.
         if self._free is None:
@@ -117,7 +125,8 @@ class ChartDesk:
 
     async def _run(self, key: int, job: Job) -> None:
         try:
-            await job()
+            async with self._turns():
+                await job()
         except asyncio.CancelledError:
             raise
         except Exception:
