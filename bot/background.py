@@ -17,11 +17,13 @@ from bot.notices.presenter import Presenter
 from services.access import AccessPolicy
 from services.accounts import Accounts
 from services.bulk_delivery import BulkDeliveryReporter
+from services.failure_watch import FailureWatch
 from services.health import GatewayHealth
+from services.insights import DigestSender
 from services.tracker import DeliveryTracker
 from services.traffic import TrafficSync
 from services.watcher import BalanceWatcher
-from storage import AlertRepo, BulkRepo, OutboxRepo, TrafficRepo, UserRepo
+from storage import AlertRepo, BulkRepo, InsightRepo, OutboxRepo, TrafficRepo, UserRepo
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +53,11 @@ class Background:
         i18n: I18n,
         policy: AccessPolicy,
         traffic: TrafficRepo,
+        insights: InsightRepo,
     ) -> None:
         self._settings = settings
         self._traffic = traffic
+        self._insights = insights
         self._policy = policy
         self._bulk = bulk
         self._users = users
@@ -94,6 +98,10 @@ class Background:
             backfill_days=settings.traffic_backfill_days,
             health=health,
             policy=policy,
+            after_round=[FailureWatch(self._traffic, self._insights, notices).after_round],
+        )
+        digests = DigestSender(
+            self._insights, self._traffic, self._bulk, notices, poll=settings.insights_poll
         )
         tracker = DeliveryTracker(
             self._outbox,
@@ -118,6 +126,7 @@ class Background:
             asyncio.create_task(bulk_delivery.run(), name="bulk-delivery"),
             asyncio.create_task(tracker.run(settings.delivery_poll), name="delivery-tracker"),
             asyncio.create_task(traffic.run(), name="traffic-sync"),
+            asyncio.create_task(digests.run(), name="digests"),
         ]
         language = settings.default_language
         await notifier.to_admins(

@@ -44,6 +44,7 @@ from storage import (
     BulkRepo,
     CredentialRepo,
     Database,
+    InsightRepo,
     OutboxRepo,
     SQLiteStorage,
     TemplateRepo,
@@ -72,6 +73,7 @@ class Services:
     templates: TemplateRepo
     traffic: TrafficRepo
     """The account's whole traffic and balance snapshots (services/traffic.py keeps it)."""
+    insights: InsightRepo
     uploads: UploadWorker
     """Parses uploaded files in a child process, started on the first upload."""
     charts: ChartDesk
@@ -132,6 +134,7 @@ async def open_services(settings: Settings) -> Services:
         bulk=BulkRepo(db),
         templates=TemplateRepo(db),
         traffic=TrafficRepo(db),
+        insights=InsightRepo(db),
         uploads=UploadWorker(
             memory_limit=settings.upload_memory_mb * 1024 * 1024,
             time_limit=settings.upload_time_limit,
@@ -223,6 +226,7 @@ async def build_app(settings: Settings, *, bot: Bot | None = None) -> AsyncItera
             i18n=services.i18n,
             policy=policy,
             traffic=services.traffic,
+            insights=services.insights,
         )
         stack.push_async_callback(background.stop)
         sender = SmsSender(
@@ -291,6 +295,7 @@ def create_dispatcher(services: Services, shared: Shared) -> Dispatcher:
         bulk=services.bulk,
         templates=services.templates,
         traffic=services.traffic,
+        insights=services.insights,
         uploads=services.uploads,
         charts=services.charts,
         exports=services.exports,

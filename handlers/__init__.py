@@ -17,6 +17,7 @@ from handlers import (
     fallback,
     history,
     insights,
+    reports,
     send,
     settings,
     status,
@@ -39,12 +40,13 @@ def build_router() -> Router:
     gated.include_routers(
         send.create_router(),
         settings.create_router(),
+        insights.create_router(),
         balance.create_router(),
         history.create_router(),
         status.create_router(),
         templates.create_router(),
         bulk.create_router(),
-        insights.create_router(),
+        reports.create_router(),
     )
 
     root.include_routers(

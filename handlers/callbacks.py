@@ -59,6 +59,16 @@ class HistoryCb(CallbackData, prefix="hst"):
     flt: str
 
 
+class HistorySearchCb(CallbackData, prefix="hsq"):
+    """/history's "Search by phone number": asks for the number."""
+
+
+class FailuresCb(CallbackData, prefix="fls"):
+    """ "Show them" under a failure-watch notice: the SMS that notice told about."""
+
+    batch: Id
+
+
 class SmsCb(CallbackData, prefix="sms"):
     """Details / refresh of one SMS: by the gateway's sms_id, or by our outbox row id."""
 
@@ -74,10 +84,26 @@ class SettingsAction(StrEnum):
     ALERTS = "alerts"  # low-balance alerts on/off
     NOTIFY = "notify"  # the next delivery-results mode
     LANG = "lang"
+    INSIGHTS = "insights"  # failure watch, delivery-rate warning, digest (InsightsCb)
 
 
 class SettingsCb(CallbackData, prefix="set"):
     action: SettingsAction
+
+
+class InsightsAction(StrEnum):
+    WATCH = "watch"  # failure watch on/off
+    RATE = "rate"  # asks for the delivery-rate threshold
+    DIGEST = "digest"  # the next digest mode: off, daily, weekly
+    HOURS = "hours"  # shows the hours to choose from
+    HOUR = "hour"  # `hour` chosen
+
+
+class InsightsCb(CallbackData, prefix="ins"):
+    """The insights part of /settings; `hour` (0-23) with action HOUR."""
+
+    action: InsightsAction
+    hour: Annotated[int, Field(ge=0, le=23)] = 0
 
 
 class BulkAction(StrEnum):

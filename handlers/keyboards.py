@@ -142,6 +142,10 @@ def settings_keyboard(has_own_sender: bool, *, alerts_on: bool) -> InlineKeyboar
         text=_("📬 Delivery results"), callback_data=SettingsCb(action=SettingsAction.NOTIFY)
     )
     builder.button(text=_("🌐 Language"), callback_data=SettingsCb(action=SettingsAction.LANG))
+    builder.button(
+        text=_("📈 Failure watch and digest"),
+        callback_data=SettingsCb(action=SettingsAction.INSIGHTS),
+    )
     builder.adjust(1)
     return builder.as_markup()
 

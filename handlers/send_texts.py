@@ -11,6 +11,7 @@ from aiogram import html
 from aiogram.utils.i18n import gettext as _
 
 from handlers.render import MISSING, money, not_enough_text
+from handlers.sms_render import status_label
 from services.devsms import Balance
 from services.phones import PhoneError, PhoneNumber
 from services.pricing import cost_of
@@ -117,7 +118,12 @@ def result_text(phone: PhoneNumber, text: str, outcome: SendOutcome) -> str:
             _("✅ <b>Sent.</b>"),
             summary,
             _("SMS id: {sms_id} · status: {status}").format(
-                sms_id=result.sms_id or MISSING, status=html.quote(result.status or MISSING)
+                sms_id=result.sms_id or MISSING, status=status_label(result.status)
+            ),
+            _("Request id: {request_id}").format(
+                request_id=f"<code>{html.quote(result.request_id)}</code>"
+                if result.request_id
+                else MISSING
             ),
             _("Parts: {parts} · cost: {cost}").format(
                 parts=result.parts_count or MISSING, cost=money(result.total_cost)

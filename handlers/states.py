@@ -33,5 +33,13 @@ class TemplateForm(StatesGroup):
     edit = State()  # a new text for `template_id`
 
 
+class HistoryForm(StatesGroup):
+    phone = State()  # the number /history searches for
+
+
+class InsightsForm(StatesGroup):
+    rate = State()  # the lowest delivery rate (percent) before a warning
+
+
 class ExportForm(StatesGroup):
     range = State()  # waiting for two typed dates

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 from typing import Protocol
 
 from services.money import Money
-from storage import JobCounts, JobRow, UserRow
+from storage import JobCounts, JobRow, Totals, UserRow
 
 
 class Delivery(StrEnum):
@@ -93,6 +94,54 @@ class BulkDeliveryResults:
     delivered: int
     failed: int
     waiting: int
+
+
+# --- insights: the account's whole traffic (opt-in, to the owner) ---------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FailuresSeen:
+    """SMS sent outside the bot ended REJECTED or UNDELIVERABLE (the failure watch), grouped:
+    at most one such notice an hour."""
+
+    person: Person
+    total: int
+    operators: tuple[tuple[str, int], ...]
+    """(operator or prefix, how many), most first; "" for numbers of no known operator."""
+    statuses: tuple[tuple[str, int], ...]
+    """(status, how many), most first."""
+    batch: int
+    """Finds these SMS again (the "Show them" button)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRateLow:
+    """The delivery rate of the last hour fell below the owner's threshold (once an hour)."""
+
+    person: Person
+    rate: int
+    """Percent of the settled SMS that were delivered."""
+    threshold: int
+    delivered: int
+    failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficDigest:
+    """The daily or weekly digest of the account's traffic."""
+
+    person: Person
+    weekly: bool
+    first_day: date
+    last_day: date
+    """The period's local days, both included."""
+    current: Totals
+    previous: Totals
+    balance: Money | None
+    days_left: int | None
+    """At the period's average spending per day; None when nothing was spent."""
+    jobs: int
+    """Bulk jobs started in the period."""
 
 
 # --- gateway health (to the admins) --------------------------------------------------------
@@ -218,6 +267,9 @@ Event = (
     | AccessRequested
     | TokenConnected
     | AccessDecided
+    | FailuresSeen
+    | DeliveryRateLow
+    | TrafficDigest
 )
 
 

@@ -229,3 +229,23 @@ def mask_phone(digits: str) -> str:
     if len(nsn) < 6:
         return f"+{number.country_code} ***"
     return f"+{number.country_code} {nsn[:2]} {'*' * (len(nsn) - 4)}{nsn[-2:]}"
+
+
+def operator_of(phone: str | None) -> str | None:
+    """The mobile operator of a number as phonenumbers' carrier data knows it ("Beeline",
+    "Ucell", "MobiUZ", "Uzbektelecom"...), else its prefix ("+998 90"); None when it is no
+    phone number at all."""
+    if phone is None or len(phone) > 32:
+        return None
+    try:
+        parsed = normalize_phone(phone)
+    except InvalidPhone:
+        return None
+    from phonenumbers import carrier  # its data loads on first use
+
+    number = phonenumbers.parse("+" + parsed.digits)
+    name = carrier.name_for_number(number, "en")
+    if name:
+        return str(name)
+    national = phonenumbers.national_significant_number(number)
+    return f"+{number.country_code} {national[:2]}"

@@ -10,6 +10,7 @@ from storage.bulk import BulkRepo, BulkRow, JobCounts, JobRow
 from storage.credentials import CredentialRepo, CredentialRow, CredentialState
 from storage.db import Database, utc_now
 from storage.fsm import SQLiteStorage
+from storage.insights import InsightPrefs, InsightRepo
 from storage.migrations import LATEST_VERSION, MigrationError, migrate
 from storage.outbox import OutboxRepo, OutboxRow, OutboxState
 from storage.templates import TemplateRepo, TemplateRow
@@ -28,6 +29,8 @@ __all__ = [
     "Database",
     "DayTotals",
     "Forecast",
+    "InsightPrefs",
+    "InsightRepo",
     "JobCounts",
     "JobRow",
     "MigrationError",

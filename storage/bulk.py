@@ -174,6 +174,15 @@ class BulkRepo:
         rows = await self._db.fetchall(sql + " ORDER BY id", params)
         return [JobRow.from_row(row) for row in rows]
 
+    async def started_between(self, user_id: int, since: str, until: str) -> int:
+        """Jobs of the user started in [since, until) (UTC `*_at` texts): the digest."""
+        row = await self._db.fetchone(
+            "SELECT COUNT(*) AS n FROM bulk_jobs WHERE user_id = ? AND started_at >= ? "
+            "AND started_at < ?",
+            (user_id, since, until),
+        )
+        return 0 if row is None else int(row["n"])
+
     async def count_active(self, user_id: int) -> int:
         row = await self._db.fetchone(
             "SELECT COUNT(*) AS n FROM bulk_jobs WHERE user_id = ? "
@@ -292,7 +301,8 @@ class BulkRepo:
     ) -> None:
         await self._db.execute(
             "UPDATE bulk_rows SET state = ?, sms_id = ?, request_id = ?, status = ?, cost = ?, "
-            "error = ?, updated_at = ? WHERE job_id = ? AND row_no = ?",
+            "error = ?, updated_at = ?, sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END "
+            "WHERE job_id = ? AND row_no = ?",
             # An sms_id beyond SQLite's range must not turn a sent row into a crash.
             (
                 state,
@@ -301,7 +311,9 @@ class BulkRepo:
                 status,
                 cost,
                 error,
-                utc_now(),
+                now := utc_now(),
+                state,
+                now,
                 job_id,
                 row_no,
             ),
@@ -348,6 +360,25 @@ class BulkRepo:
         )
         return [BulkRow.from_row(row) for row in rows]
 
+    async def totals(self, since: str) -> tuple[int, int]:
+        """(Bulk rows sent since `since`, parts of them), every job: the admin summary."""
+        row = await self._db.fetchone(
+            "SELECT COUNT(*) AS n, COALESCE(SUM(parts), 0) AS parts FROM bulk_rows "
+            "WHERE state = 'sent' AND COALESCE(sent_at, updated_at) >= ?",
+            (since,),
+        )
+        assert row is not None
+        return int(row["n"]), int(row["parts"])
+
+    async def costs_since(self, since: str) -> list[str]:
+        """The verbatim cost of each bulk row sent since `since`."""
+        rows = await self._db.fetchall(
+            "SELECT cost FROM bulk_rows WHERE state = 'sent' "
+            "AND COALESCE(sent_at, updated_at) >= ? AND cost IS NOT NULL",
+            (since,),
+        )
+        return [str(row["cost"]) for row in rows]
+
     async def set_row_status(self, job_id: int, row_no: int, status: str) -> None:
         await self._db.execute(
             "UPDATE bulk_rows SET status = ?, updated_at = ? WHERE job_id = ? AND row_no = ?",
@@ -392,10 +423,10 @@ class BulkRepo:
         (another reconciliation got there first)."""
         changed = await self._db.execute(
             "UPDATE bulk_rows SET state = 'sent', sms_id = ?, request_id = ?, status = ?, "
-            "cost = ?, error = NULL, updated_at = ? "
+            "cost = ?, error = NULL, updated_at = ?, sent_at = COALESCE(sent_at, ?) "
             "WHERE job_id = ? AND row_no = ? AND state = 'unknown'",
             # An sms_id beyond SQLite's range must not stop the user's reconciliation for good.
-            (sqlite_int(sms_id), request_id, status, cost, utc_now(), job_id, row_no),
+            (sqlite_int(sms_id), request_id, status, cost, now := utc_now(), now, job_id, row_no),
         )
         return changed > 0
 

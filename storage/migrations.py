@@ -163,6 +163,7 @@ CREATE TABLE traffic (
     outbox_id INTEGER,
     job_id INTEGER,
     template TEXT,
+    -- failure watch: 0 not looked at, > 0 the notice that told it, -1 passed over
     failure_noticed INTEGER NOT NULL DEFAULT 0,
     first_seen_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
@@ -172,6 +173,7 @@ CREATE INDEX traffic_request_id ON traffic (user_id, request_id) WHERE request_i
 CREATE INDEX traffic_user_time ON traffic (user_id, created_at, id);
 CREATE INDEX traffic_failures ON traffic (user_id, created_at)
     WHERE failure_noticed = 0 AND origin = 'elsewhere';
+CREATE INDEX traffic_noticed ON traffic (user_id, failure_noticed) WHERE failure_noticed > 0;
 -- Where the sync goes on reading older history (offset from the newest entry).
 CREATE TABLE traffic_sync (
     user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
@@ -190,12 +192,16 @@ CREATE TABLE balance_snapshots (
 -- Matching history entries to bulk rows without reading every job's rows.
 CREATE INDEX bulk_rows_sms_id ON bulk_rows (sms_id) WHERE sms_id IS NOT NULL;
 CREATE INDEX bulk_rows_request_id ON bulk_rows (request_id) WHERE request_id IS NOT NULL;
+-- When a bulk row went out (its updated_at moves with every status): the admin summary's days.
+ALTER TABLE bulk_rows ADD COLUMN sent_at TEXT;
+CREATE INDEX traffic_phone ON traffic (user_id, phone, created_at);
 -- Failure watch and digest: opt-in per user; what was last told survives restarts.
 CREATE TABLE insight_prefs (
     user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
     failure_watch INTEGER NOT NULL DEFAULT 0,
     rate_threshold INTEGER,  -- percent; NULL: no delivery-rate warning
     rate_window_sent TEXT,  -- the last hour (UTC start) a rate warning went out for
+    failure_sent_at TEXT,  -- when the last failure notice went out (one per hour at most)
     digest TEXT NOT NULL DEFAULT 'off' CHECK (digest IN ('off', 'daily', 'weekly')),
     digest_hour INTEGER NOT NULL DEFAULT 9 CHECK (digest_hour BETWEEN 0 AND 23),
     digest_last_period TEXT,  -- the first local day of the last period a digest went out for

@@ -39,6 +39,9 @@ SNAPSHOT_KEEP: Final = timedelta(days=100)
 
 _DELIVERED_SQL: Final = "('DELIVERED', 'PARTDELIVERED')"
 _FAILED_SQL: Final = "('REJECTED', 'UNDELIVERABLE', 'EXPIRED')"
+# What the failure watch tells about (an SMS that expired was not refused by anyone).
+_WATCHED_SQL: Final = "('REJECTED', 'UNDELIVERABLE')"
+PASSED_OVER: Final = -1
 
 _ROW_COLUMNS: Final = (
     "id, user_id, sms_id, request_id, phone, message, sender, parts, cost_micros, currency, "
@@ -375,6 +378,16 @@ class TrafficRepo:
         found.sort(key=lambda r: (r.created_at, r.id), reverse=True)
         return found
 
+    async def by_phone(self, user_id: int, phones: Sequence[str], limit: int) -> list[TrafficRow]:
+        """The newest `limit` SMS to any of `phones` (the spellings the gateway may use)."""
+        marks = ", ".join("?" for _ in phones)
+        rows = await self._db.fetchall(
+            f"SELECT {_ROW_COLUMNS} FROM traffic WHERE user_id = ? AND phone IN ({marks}) "
+            "ORDER BY created_at DESC, id DESC LIMIT ?",
+            (user_id, *phones, limit),
+        )
+        return [TrafficRow.from_row(row) for row in rows]
+
     async def latest_balance(self, user_id: int) -> BalanceSnapshot | None:
         row = await self._db.fetchone(
             "SELECT taken_at, amount_micros, currency FROM balance_snapshots "
@@ -616,26 +629,37 @@ class TrafficRepo:
 
     # --- failure watch -----------------------------------------------------------------------
 
-    async def unnoticed_failures(
-        self, user_id: int, settled_before: datetime, limit: int = 1000
-    ) -> list[TrafficRow]:
-        """SMS sent elsewhere that failed and were not reported yet (oldest first), whose row
-        was last changed before `settled_before` (the bot's own sends had time to be matched)."""
+    async def unnoticed_failures(self, user_id: int, limit: int = 1000) -> list[TrafficRow]:
+        """SMS sent elsewhere that ended REJECTED or UNDELIVERABLE and were not reported (nor
+        passed over) yet, oldest first."""
         rows = await self._db.fetchall(
             f"SELECT {_ROW_COLUMNS} FROM traffic WHERE user_id = ? AND origin = 'elsewhere' "
-            f"AND failure_noticed = 0 AND UPPER(COALESCE(status, '')) IN {_FAILED_SQL} "
-            "AND updated_at < ? ORDER BY created_at, id LIMIT ?",
-            (user_id, utc_text(settled_before), limit),
+            f"AND failure_noticed = 0 AND UPPER(COALESCE(status, '')) IN {_WATCHED_SQL} "
+            "ORDER BY created_at, id LIMIT ?",
+            (user_id, limit),
         )
         return [TrafficRow.from_row(row) for row in rows]
 
-    async def mark_failures_noticed(self, ids: Sequence[int]) -> None:
+    async def mark_failures(self, ids: Sequence[int], batch: int) -> None:
+        """`batch` > 0: told in that notice; PASSED_OVER: not to be told (the watch was off,
+        or the failure is old news)."""
         for start in range(0, len(ids), _PARAMS_PER_QUERY):
             chunk = list(ids[start : start + _PARAMS_PER_QUERY])
             marks = ", ".join("?" for _ in chunk)
             await self._db.execute(
-                f"UPDATE traffic SET failure_noticed = 1 WHERE id IN ({marks})", chunk
+                f"UPDATE traffic SET failure_noticed = ? WHERE id IN ({marks})", (batch, *chunk)
             )
+
+    async def failures_of(self, user_id: int, batch: int, limit: int) -> list[TrafficRow]:
+        """The SMS one failure notice told about, newest first."""
+        if batch <= 0:
+            return []
+        rows = await self._db.fetchall(
+            f"SELECT {_ROW_COLUMNS} FROM traffic WHERE user_id = ? AND failure_noticed = ? "
+            "ORDER BY created_at DESC, id DESC LIMIT ?",
+            (user_id, batch, limit),
+        )
+        return [TrafficRow.from_row(row) for row in rows]
 
 
 def forecast_days(balance: Decimal, daily_spend: Decimal) -> int | None:

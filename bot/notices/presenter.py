@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from aiogram.utils.i18n import I18n
 
-from bot.notices import texts
+from bot.notices import insights, texts
 from bot.notices.digest import AdminDigest, AdminNotice
 from bot.notices.jobs import JobReports
 from bot.notices.notifier import Delivery, Outbox
@@ -21,8 +21,10 @@ from services.events import (
     BroadcastProgress,
     BroadcastReport,
     BulkDeliveryResults,
+    DeliveryRateLow,
     DeliveryResult,
     Event,
+    FailuresSeen,
     GatewayDown,
     GatewayUp,
     JobFinished,
@@ -32,6 +34,7 @@ from services.events import (
     Person,
     TokenConnected,
     TokenRejected,
+    TrafficDigest,
     UnknownSendMissing,
 )
 from services.languages import LANGUAGES
@@ -76,6 +79,12 @@ class Presenter:
                 await self._tell(event.person, texts.unknown_send_missing, event)
             case BulkDeliveryResults():
                 await self._tell(event.person, texts.bulk_delivery_results, event)
+            case FailuresSeen():
+                await self._tell(event.person, insights.failures_seen, event)
+            case DeliveryRateLow():
+                await self._tell(event.person, insights.delivery_rate_low, event)
+            case TrafficDigest():
+                await self._tell(event.person, insights.traffic_digest, event)
             case AccessRequested():
                 self._note(texts.access_requested_note, event)
             case TokenConnected():

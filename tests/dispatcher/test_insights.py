@@ -1,384 +1,273 @@
-"""/stats and /export through the Dispatcher: charts, period switches, fast taps, periods,
-typed ranges and their errors, empty periods, files and their parts."""
+"""The insights in the current screens: /balance's days-left forecast, /history's filters for
+every status and its search by phone number, and the /settings entries of the failure watch
+and the digest."""
 
 from __future__ import annotations
 
-import csv
-import datetime as dt
-import io
-from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
-import pytest
-from openpyxl import load_workbook
-
-from bot.config import Settings
-from bot.factory import build_app
-from services.charts import PNG_MAGIC
+from bot.notices.insights import failures_seen
+from services.events import FailuresSeen, Person
 from storage.traffic import NewRecord
-from tests.conftest import GOOD_TOKEN, make_settings
+from tests.conftest import GOOD_TOKEN
 from tests.fakes.fake_devsms import FakeDevsms
-from tests.support.harness import Harness, make_bot
-from tests.support.recording import RecordingSession, SentMessage
-
-USER = 1
-NOW = dt.datetime.now(dt.UTC)
+from tests.support.harness import Harness
+from tests.support.recording import SentMessage
 
 
-async def connect(app: Harness, lang: str = "en") -> None:
-    await app.send("/start", USER, lang)
-    await app.send(GOOD_TOKEN, USER, lang)
+async def connect(app: Harness, user_id: int = 1, lang: str = "en") -> None:
+    await app.send("/start", user_id, lang)
+    await app.send(GOOD_TOKEN, user_id, lang)
 
 
-def record(n: int, status: str, at: dt.datetime, **fields: object) -> NewRecord:
-    values: dict[str, object] = {
-        "sms_id": 10_000 + n,
-        "request_id": f"req-{n}",
-        "phone": "998901234567",
-        "message": f"Code {n}",
-        "sender": "4546",
-        "parts": 1,
-        "cost": Decimal(50),
-        "currency": "UZS",
-        "status": status,
-        "created_at": at,
-    }
-    values.update(fields)
-    return NewRecord(**values)  # type: ignore[arg-type]
+def spent(n: int, cost: int, *, phone: str = "998901234567", status: str = "DELIVERED",
+          days_ago: float = 1) -> NewRecord:  # fmt: skip
+    at = datetime.now(UTC) - timedelta(days=days_ago)
+    return NewRecord(n, f"r{n}", phone, "otp", "4546", 1, Decimal(cost), "UZS", status, at)
 
 
-async def traffic_today(app: Harness) -> None:
-    """Five SMS an hour ago: three delivered, one rejected, one waiting; balance 10,000."""
-    at = NOW - dt.timedelta(hours=1)
-    statuses = ["DELIVERED", "DELIVERED", "DELIVERED", "REJECTED", "waiting"]
-    await app.services.traffic.merge(
-        USER, [record(n, s, at + dt.timedelta(seconds=n)) for n, s in enumerate(statuses)]
-    )
-    await app.services.traffic.record_balance(USER, Decimal(10_000), "UZS")
+# --- /balance ----------------------------------------------------------------------------------
 
 
-def photos(app: Harness) -> list[SentMessage]:
-    return [m for m in app.session.chat(USER) if m.photo is not None]
+async def test_balance_without_spending_says_there_is_no_forecast(app: Harness) -> None:
+    await connect(app)
+    [balance] = await app.send("/balance")
+    assert "📅 Nothing spent lately: no forecast of the days left." in balance.text
 
 
-def documents(app: Harness) -> list[SentMessage]:
-    return [m for m in app.session.chat(USER) if m.file is not None]
+async def test_balance_forecast_from_the_accounts_last_week(
+    app: Harness, devsms: FakeDevsms
+) -> None:
+    await connect(app)
+    # 7 × 200 so'm in the last seven days, SMS sent outside the bot included: 200 a day;
+    # 10 000 so'm last 50 days.
+    await app.services.traffic.merge(1, [spent(n, 200, days_ago=n % 6 + 0.5) for n in range(7)])
+    [balance] = await app.send("/balance")
+    assert "📅 Lasts about 50 days at the pace of the last 7 days" in balance.text
+    devsms.accounts[GOOD_TOKEN].balance -= 5000
+    [edited] = await app.tap(balance, "Refresh")
+    assert "📅 Lasts about 25 days at the pace of the last 7 days" in edited.text
+
+
+async def test_balance_forecast_falls_back_to_the_gateways_own_count(
+    app: Harness, devsms: FakeDevsms
+) -> None:
+    await connect(app)
+    account = devsms.accounts[GOOD_TOKEN]
+    account.today_spent = Decimal(2500)
+    [balance] = await app.send("/balance")
+    assert "📅 Lasts about 4 days at the current pace" in balance.text
+
+
+async def test_balance_forecast_in_russian_uses_plural_forms(app: Harness) -> None:
+    await connect(app, lang="ru")
+    await app.services.traffic.merge(1, [spent(n, 1000, days_ago=1) for n in range(7)])
+    [balance] = await app.send("/balance", lang="ru")
+    assert "📅 Хватит примерно на 10 дней" in balance.text
+
+
+# --- /history: every status, and the search by phone number ----------------------------------
 
 
 def labels(message: SentMessage) -> list[str]:
     return [label for label, _ in message.buttons()]
 
 
-# --- /stats ----------------------------------------------------------------------------------
-
-
-async def test_stats_sends_a_chart_with_the_weeks_numbers(app: Harness) -> None:
+async def test_history_filters_accepted_and_undeliverable(
+    app: Harness, devsms: FakeDevsms
+) -> None:
     await connect(app)
-    await traffic_today(app)
-    await app.send("/stats")
-    await app.services.charts.idle()
-    [chart] = photos(app)
-    assert chart.photo is not None and chart.photo.startswith(PNG_MAGIC)
-    assert "Last 7 days" in chart.text
-    assert "SMS: 5 · delivered 3, not delivered 1, waiting 1" in chart.text
-    assert "Delivery rate: 75.0%" in chart.text
-    # 250 so'm over 7 days: 35.71 a day; 10,000 lasts 280 days at that pace.
-    assert "Spent: 250 so'm · 35.71 so'm a day · 0.7 SMS a day" in chart.text
-    assert "Balance: 10\u00a0000 so'm · lasts ≈ 280 days at this pace" in chart.text
-    assert labels(chart) == ["• 7 days", "30 days", "90 days"]
+    accepted = devsms.sent_elsewhere(GOOD_TOKEN, "998901111111", "with the operator")
+    accepted.status = "ACCEPTED"
+    lost = devsms.sent_elsewhere(GOOD_TOKEN, "998902222222", "never arrived")
+    lost.status = "UNDELIVERABLE"
+    [page] = await app.send("/history")
+    [only_accepted] = await app.tap(page, "Accepted")
+    assert "· Accepted" in only_accepted.text and "with the operator" in only_accepted.text
+    assert "never arrived" not in only_accepted.text
+    assert "• Accepted" in labels(only_accepted)
+    [only_lost] = await app.tap(only_accepted, "Undeliverable")
+    assert "❌ undeliverable" in only_lost.text and "never arrived" in only_lost.text
+    assert "with the operator" not in only_lost.text
+    devsms.accounts[GOOD_TOKEN].sent.clear()
+    [empty] = await app.tap(only_lost, "Accepted")
+    assert "No SMS is with the operator now." in empty.text
+    [empty_lost] = await app.tap(empty, "Undeliverable")
+    assert "No undeliverable SMS." in empty_lost.text
 
 
-async def test_stats_handler_returns_before_the_chart_is_drawn(app: Harness) -> None:
-    """The chart is the desk's job: the handler hands it over and returns."""
+async def test_waiting_filter_finds_what_a_newer_gateway_calls_sent(
+    app: Harness, devsms: FakeDevsms
+) -> None:
     await connect(app)
-    sent = await app.send("/stats")
-    assert sent == []
-    assert app.services.charts.pending(USER) == 1
-    await app.services.charts.idle()
-    assert len(photos(app)) == 1
+    devsms.sent_elsewhere(GOOD_TOKEN, "998901111111", "newer gateway", status="sent")
+    [page] = await app.send("/history")
+    assert "⏳ waiting" in page.text  # "sent" reads as waiting
+    [waiting] = await app.tap(page, "Waiting")
+    assert "newer gateway" in waiting.text
+    assert "• Waiting" in labels(waiting)
+    statuses = [r.query.get("status") for r in devsms.requests_to("/get_history.php")]
+    assert statuses[-2:] == ["waiting", "sent"]
 
 
-async def test_a_period_button_redraws_the_same_photo(app: Harness) -> None:
+async def test_search_by_phone_from_the_button_with_a_wrong_number_first(
+    app: Harness, devsms: FakeDevsms
+) -> None:
     await connect(app)
-    await traffic_today(app)
-    await app.send("/stats")
-    await app.services.charts.idle()
-    [chart] = photos(app)
-    before = chart.photo
-    await app.tap(chart, "30 days")
-    assert app.answers()[-1].text == "Drawing the chart…"
-    await app.services.charts.idle()
-    [chart] = photos(app)
-    assert chart.edits == 1 and chart.photo != before
-    assert "Last 30 days" in chart.text
-    assert labels(chart) == ["7 days", "• 30 days", "90 days"]
-    # 250 so'm over 30 days.
-    assert "8.33 so'm a day" in chart.text and "lasts ≈ 1\u00a0200 days" in chart.text
+    await app.services.traffic.merge(
+        1,
+        [
+            spent(1, 50, phone="998901234567", days_ago=0.1),
+            spent(2, 50, phone="998907654321", days_ago=0.1),
+            spent(3, 50, phone="998901234567", status="REJECTED", days_ago=0.2),
+        ],
+    )
+    [page] = await app.send("/history")
+    [ask] = await app.tap(page, "🔎 Search by phone number")
+    assert "Send the phone number to look for" in ask.text
+    [bad] = await app.send("12")
+    assert "/cancel to stop." in bad.text
+    [sticker] = await app.send_sticker()
+    assert "Please send the number as a text message." in sticker.text
+    [found] = await app.send("+998 90 123 45 67")
+    assert "🔎 <b>SMS to +998 90 123 45 67</b>" in found.text
+    assert found.text.count("otp") == 2 and "❌ rejected" in found.text
+    # The dialog is over: the next number is not a search any more.
+    [after] = await app.send("+998 90 123 45 67")
+    assert "SMS to +998" not in after.text
 
 
-async def test_fast_taps_draw_the_running_chart_and_the_last_tap_only(app: Harness) -> None:
+async def test_history_command_with_a_number_and_with_garbage(app: Harness) -> None:
     await connect(app)
-    await app.send("/stats")
-    await app.services.charts.idle()
-    [chart] = photos(app)
-    await app.tap(chart, "30 days")  # runs
-    await app.tap_data(chart, _data(chart, "90 days"))  # waits...
-    await app.tap_data(chart, _data(chart, "7 days"))  # ...and is replaced by this one
-    assert app.services.charts.pending(USER) == 2
-    await app.services.charts.idle()
-    [chart] = photos(app)
-    assert chart.edits == 2
-    assert "Last 7 days" in chart.text and labels(chart)[0] == "• 7 days"
+    [none] = await app.send("/history 90 765 43 21")
+    assert "No SMS to this number in the record yet." in none.text
+    await app.services.traffic.merge(1, [spent(7, 50, phone="998907654321", days_ago=0.1)])
+    [one] = await app.send("/history +998907654321")
+    assert "SMS to +998 90 765 43 21" in one.text and "otp" in one.text
+    [bad] = await app.send("/history hello")
+    assert "/history alone shows every SMS" in bad.text
 
 
-def _data(message: SentMessage, label: str) -> str:
-    [data] = [d for text, d in message.buttons() if text.endswith(label)]
-    assert data is not None
-    return data
-
-
-async def test_stats_of_an_empty_account_says_so(app: Harness) -> None:
+async def test_search_can_be_cancelled(app: Harness) -> None:
     await connect(app)
-    await app.send("/stats")
-    await app.services.charts.idle()
-    [chart] = photos(app)
-    assert "No SMS in these days." in chart.text
-    assert "Delivery rate" not in chart.text
-    assert "Spent: 0 so'm" in chart.text
+    [page] = await app.send("/history")
+    await app.tap(page, "🔎 Search by phone number")
+    [cancelled] = await app.send("/cancel")
+    assert "Cancelled." in cancelled.text
+    [answer] = await app.send("+998901234567")
+    assert "SMS to +998" not in answer.text
 
 
-async def test_stats_in_russian(app: Harness) -> None:
-    await connect(app, "ru")
-    await traffic_today(app)
-    await app.send("/stats", USER, "ru")
-    await app.services.charts.idle()
-    [chart] = photos(app)
-    assert "Последние 7 дней" in chart.text
-    assert "доставлено 3, не доставлено 1, в ожидании 1" in chart.text
-    assert "при таком темпе хватит ≈ на 280 дней" in chart.text
-    assert labels(chart) == ["• 7 дней", "30 дней", "90 дней"]
+async def test_search_in_uzbek(app: Harness) -> None:
+    await connect(app, lang="uz")
+    [found] = await app.send("/history +998901234567", lang="uz")
+    assert "🔎 <b>+998 90 123 45 67 raqamiga SMS</b>" in found.text
 
 
-async def test_a_forged_period_or_a_tap_on_a_text_message_changes_nothing(
+# --- /settings: failure watch, delivery-rate warning, digest ----------------------------------
+
+
+async def open_insights(app: Harness, lang: str = "en") -> SentMessage:
+    [shown] = await app.send("/settings", lang=lang)
+    label = [label for label, _ in shown.buttons()][-1]
+    [insights] = await app.tap(shown, label, lang=lang)
+    return insights
+
+
+async def test_insights_settings_are_off_by_default_and_toggle(app: Harness) -> None:
+    await connect(app)
+    shown = await open_insights(app)
+    assert "Failure watch (SMS sent outside the bot that fail): off" in shown.text
+    assert "Delivery-rate warning: off" in shown.text
+    assert "Digest: off" in shown.text
+    assert "Times are in your time zone: Asia/Tashkent" in shown.text
+    assert labels(shown) == [
+        "👁 Watch failures",
+        "📉 Delivery-rate warning",
+        "📰 Digest: turn on daily",
+    ]
+    [watching] = await app.tap(shown, "👁 Watch failures")
+    assert "that fail): on" in watching.text
+    assert (await app.services.insights.get(1)).failure_watch
+    [stopped] = await app.tap(watching, "🔕 Stop the failure watch")
+    assert "that fail): off" in stopped.text
+    [daily] = await app.tap(stopped, "📰 Digest: turn on daily")
+    assert "Digest: daily at 09:00" in daily.text
+    assert "🕘 Digest hour" in labels(daily)
+    [hours] = await app.tap(daily, "🕘 Digest hour")
+    assert len(labels(hours)) == 24
+    [chosen] = await app.tap(hours, "18:00")
+    assert "Digest: daily at 18:00" in chosen.text
+    assert app.answers()[-1].text == "Saved."
+    [weekly] = await app.tap(chosen, "📰 Digest: make it weekly")
+    assert "Digest: weekly, on Mondays at 18:00" in weekly.text
+    [off] = await app.tap(weekly, "📰 Digest: turn off")
+    assert "Digest: off" in off.text and "🕘 Digest hour" not in labels(off)
+    assert app.session.refused == []
+
+
+async def test_rate_threshold_dialog_refuses_bad_input_and_can_be_turned_off(
     app: Harness,
 ) -> None:
     await connect(app)
-    [menu] = await app.send("/export")
-    await app.tap_data(menu, "sts:30")
-    assert app.answers()[-1].text == "This button is no longer active."
-    await app.tap_data(menu, "sts:14")
-    assert app.services.charts.pending(USER) == 0
-    assert photos(app) == []
+    shown = await open_insights(app)
+    [ask] = await app.tap(shown, "📉 Delivery-rate warning")
+    assert "Send a percentage from 1 to 100" in ask.text
+    for bad in ("101", "ninety", "-5", "1e2"):
+        [refused] = await app.send(bad)
+        assert "Send a whole number from 0 to 100, e.g. 90." in refused.text, bad
+    [sticker] = await app.send_sticker()
+    assert "Please send it as a text message." in sticker.text
+    assert (await app.services.insights.get(1)).rate_threshold is None
+    saved, view = await app.send("90%")
+    assert "Saved: a warning when fewer than 90% are delivered." in saved.text
+    assert "Delivery-rate warning: below 90%" in view.text
+    await app.tap(view, "📉 Delivery-rate warning")
+    saved, view = await app.send("0")
+    assert "Saved: no delivery-rate warning." in saved.text
+    assert "Delivery-rate warning: off" in view.text
+    await app.tap(view, "📉 Delivery-rate warning")
+    [cancelled] = await app.send("/cancel")
+    assert "Cancelled." in cancelled.text
+    assert (await app.services.insights.get(1)).rate_threshold is None
 
 
-@pytest.fixture
-async def slow_app(tmp_path: Path, devsms: FakeDevsms) -> AsyncIterator[Harness]:
-    settings: Settings = make_settings(tmp_path, devsms.url, chart_time_limit=0.001)
-    session = RecordingSession()
-    async with build_app(settings, bot=make_bot(session)) as built:
-        yield Harness.of(built, session)
+async def test_insights_settings_in_russian(app: Harness) -> None:
+    await connect(app, lang="ru")
+    shown = await open_insights(app, lang="ru")
+    assert "Контроль сбоев" in shown.text and "Сводка: выключено" in shown.text
+    [watching] = await app.tap(shown, "👁 Следить за сбоями", lang="ru")
+    assert "не дошедшие): включено" in watching.text
 
 
-async def test_a_chart_past_its_time_limit_is_reported(slow_app: Harness) -> None:
-    app = slow_app
+async def test_show_them_lists_the_failed_sms_of_that_notice_only(app: Harness) -> None:
     await connect(app)
-    await app.send("/stats")
-    await app.services.charts.idle()
-    assert photos(app) == []
-    assert "Could not draw the chart right now" in app.last().text
-
-
-# --- /export ---------------------------------------------------------------------------------
-
-
-def csv_rows(data: bytes) -> list[list[str]]:
-    return list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
-
-
-async def test_export_this_month_as_csv(app: Harness) -> None:
-    await connect(app)
-    at = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
-    await app.services.traffic.merge(
-        USER,
+    traffic = app.services.traffic
+    await traffic.merge(
+        1,
         [
-            record(1, "DELIVERED", at, message='=HYPERLINK("http://evil")'),
-            record(2, "REJECTED", at + dt.timedelta(seconds=1), cost=Decimal(100), parts=2),
+            spent(1, 50, phone="998901234567", status="REJECTED", days_ago=0.01),
+            spent(2, 50, phone="998931234567", status="UNDELIVERABLE", days_ago=0.01),
         ],
     )
-    [menu] = await app.send("/export")
-    assert "Asia/Tashkent" in menu.text
-    assert labels(menu) == ["This month", "Last month", "Type the dates", "✖️ Cancel"]
-    [choice] = await app.tap(menu, "This month")
-    assert choice.message_id == menu.message_id
-    today = dt.datetime.now(dt.UTC).astimezone(dt.timezone(dt.timedelta(hours=5))).date()
-    first = today.replace(day=1)
-    shown = first.isoformat() if first == today else f"{first.isoformat()} – {today.isoformat()}"
-    assert f"Period: {shown}\n" in choice.text
-    assert labels(choice) == ["CSV", "Excel (XLSX)", "✖️ Cancel"]
-    await app.tap(choice, "CSV")
-    [document] = documents(app)
-    assert document.file_name == f"sms-{today.replace(day=1).isoformat()}_{today}.csv"
-    assert "· 2 SMS" in document.text and "Part" not in document.text
-    header, *rows = csv_rows(document.file or b"")
-    assert header == ["Time", "Phone", "Text", "Parts", "Cost", "Status", "Sent from",
-                      "Bulk job", "Template"]  # fmt: skip
-    local = (at + dt.timedelta(hours=5)).replace(tzinfo=None, microsecond=0)
-    assert rows[0][0] == local.isoformat(sep=" ")
-    assert rows[0][1:] == ["998901234567", "'=HYPERLINK(\"http://evil\")", "1", "50",
-                           "DELIVERED", "elsewhere", "", ""]  # fmt: skip
-    assert rows[1][3:6] == ["2", "100", "REJECTED"]
-    assert "✅ Exported 2 SMS" in app.session.messages[(USER, menu.message_id)].text
-
-
-async def test_export_last_month_as_xlsx_with_a_summary(app: Harness) -> None:
-    await connect(app, "ru")
-    today = dt.datetime.now(dt.UTC).astimezone(dt.timezone(dt.timedelta(hours=5))).date()
-    last_month_day = today.replace(day=1) - dt.timedelta(days=3)
-    at = dt.datetime.combine(last_month_day, dt.time(12), tzinfo=dt.UTC)
-    await app.services.traffic.merge(
-        USER, [record(1, "DELIVERED", at), record(2, "waiting", at, sms_id=20_002)]
-    )
-    [menu] = await app.send("/export", USER, "ru")
-    [choice] = await app.tap(menu, "Прошлый месяц")
-    await app.tap(choice, "Excel (XLSX)")
-    [document] = documents(app)
-    assert (document.file_name or "").endswith(".xlsx")
-    book = load_workbook(io.BytesIO(document.file or b""))
-    assert book.sheetnames == ["SMS", "Итоги"]
-    sheet = book["SMS"]
-    assert [c.value for c in sheet[1]][:3] == ["Время", "Телефон", "Текст"]
-    assert sheet.max_row == 3
-    summary = {row[0].value: row[1].value for row in book["Итоги"].iter_rows()}
-    assert summary["SMS"] == 2 and summary["Доставлены"] == 1
-    assert summary["Расход, сум"] == 100
-
-
-async def test_an_empty_period_says_so_plainly(app: Harness) -> None:
-    await connect(app)
-    [menu] = await app.send("/export")
-    [choice] = await app.tap(menu, "Last month")
-    [done] = await app.tap(choice, "CSV")
-    assert "There are no SMS from" in done.text and "Nothing to export" in done.text
-    assert documents(app) == []
-
-
-async def test_typed_range_and_its_errors(app: Harness) -> None:
-    await connect(app)
-    await app.services.traffic.merge(
-        USER, [record(1, "DELIVERED", dt.datetime(2026, 11, 10, 8, tzinfo=dt.UTC))]
-    )
-    [menu] = await app.send("/export")
-    [ask] = await app.tap(menu, "Type the dates")
-    assert "first and the last day" in ask.text and ask.buttons() == []
-    assert await app.state_of() == "ExportForm:range"
-    cases = {
-        "november": "could not read two dates",
-        "2026-11-31 2026-12-01": "could not read two dates",
-        "2026-11-30 2026-11-01": "before the first one",
-        "2024-01-01 2026-11-30": "more than a year",
-        "2099-01-01 2099-01-02": "starts after today",
-    }
-    for typed, expected in cases.items():
-        [reply] = await app.send(typed)
-        assert expected in reply.text and "For example" in reply.text
-        assert await app.state_of() == "ExportForm:range"
-    [choice] = await app.send("2026-11-01 2026-11-30")
-    assert "Period: 2026-11-01 – 2026-11-30" in choice.text
-    assert await app.state_of() is None
-    await app.tap(choice, "CSV")
-    [document] = documents(app)
-    assert document.file_name == "sms-2026-11-01_2026-11-30.csv"
-    assert len(csv_rows(document.file or b"")) == 2
-
-
-async def test_typed_range_takes_text_only_and_cancel_leaves(app: Harness) -> None:
-    await connect(app)
-    [menu] = await app.send("/export")
-    await app.tap(menu, "Type the dates")
-    [reply] = await app.send_sticker()
-    assert "as a text message" in reply.text
-    [cancelled] = await app.send("/cancel")
-    assert cancelled.text.startswith("Cancelled.")
-    assert await app.state_of() is None
-
-
-async def test_cancel_button(app: Harness) -> None:
-    await connect(app)
-    [menu] = await app.send("/export")
-    [done] = await app.tap(menu, "✖️ Cancel")
-    assert done.text == "Export cancelled." and done.buttons() == []
-
-
-async def test_forged_format_buttons_export_nothing(app: Harness) -> None:
-    await connect(app)
-    [menu] = await app.send("/export")
-    first = dt.date(2026, 1, 1).toordinal()
-    for data in (
-        f"exp:fmt:csv:{first}:{first - 1}",  # backwards
-        f"exp:fmt:csv:{first}:{first + 400}",  # too long
-        f"exp:fmt::{first}:{first}",  # no format
-    ):
-        await app.tap_data(menu, data)
-        assert app.answers()[-1].text == "This button is no longer active."
-    assert documents(app) == []
-
-
-@pytest.fixture
-async def small_parts_app(tmp_path: Path, devsms: FakeDevsms) -> AsyncIterator[Harness]:
-    settings = make_settings(tmp_path, devsms.url, export_part_mb=0.01)  # 10 kB
-    session = RecordingSession()
-    async with build_app(settings, bot=make_bot(session)) as built:
-        yield Harness.of(built, session)
-
-
-async def test_a_large_export_comes_in_numbered_parts(small_parts_app: Harness) -> None:
-    app = small_parts_app
-    await connect(app)
-    at = dt.datetime(2026, 11, 10, 8, tzinfo=dt.UTC)
-    await app.services.traffic.merge(
-        USER,
-        [record(n, "DELIVERED", at + dt.timedelta(seconds=n), message="x" * 60 + str(n))
-         for n in range(600)],
-    )  # fmt: skip
-    [menu] = await app.send("/export")
-    await app.tap(menu, "Type the dates")
-    [choice] = await app.send("2026-11-10 2026-11-10")
-    await app.tap(choice, "CSV")
-    parts = documents(app)
-    assert len(parts) > 2
-    assert all(len(p.file or b"") <= int(0.01 * 1024 * 1024) for p in parts)
-    assert [p.file_name for p in parts] == [
-        f"sms-2026-11-10_2026-11-10-part{n}.csv" for n in range(1, len(parts) + 1)
-    ]
-    assert f"Part 1 of {len(parts)}" in parts[0].text and "600 SMS" in parts[0].text
-    texts = [row[2] for p in parts for row in csv_rows(p.file or b"")[1:]]
-    assert texts == ["x" * 60 + str(n) for n in range(600)]
-
-
-async def test_exports_at_once_are_bounded(app: Harness) -> None:
-    await connect(app)
-    [menu] = await app.send("/export")
-    [choice] = await app.tap(menu, "This month")
-    # Another user's export holds the only slots.
-    assert app.services.exports.take(98) and app.services.exports.take(99)
-    await app.tap(choice, "CSV")
-    answer = app.answers()[-1]
-    assert answer.text is not None and "Try again in a minute" in answer.text
-    assert answer.show_alert
-    assert documents(app) == []
-
-
-async def test_menu_and_help_list_both_commands(app: Harness) -> None:
-    from bot.commands import commands_for
-
-    for lang, stats, export in (
-        ("en", "Charts of SMS and spending", "SMS of a period as a file"),
-        ("ru", "Графики SMS и расходов", "SMS за период файлом"),
-        ("uz", "SMS va xarajatlar grafiklari", "Davrdagi SMSlar fayl koʻrinishida"),
-    ):
-        menu = {c.command: c.description for c in commands_for(app.services.i18n, lang)}
-        assert menu["stats"] == stats and menu["export"] == export
-    await connect(app)
-    [help_text] = await app.send("/help")
-    assert "/stats — charts" in help_text.text and "/export — SMS of a period" in help_text.text
+    now = datetime.now(UTC)
+    rows = [r async for r in traffic.iter_rows(1, now - timedelta(days=1), now)]
+    await traffic.mark_failures([r.id for r in rows], 777)
+    i18n = app.services.i18n
+    with i18n.context(), i18n.use_locale("en"):
+        text, markup = failures_seen(
+            FailuresSeen(Person(1, "en", "A", None), 2, (("Beeline", 1), ("Ucell", 1)),
+                         (("REJECTED", 1), ("UNDELIVERABLE", 1)), 777)
+        )  # fmt: skip
+    assert "2 SMS sent outside the bot failed in the last hour" in text
+    assert "By operator: Beeline: 1 · Ucell: 1" in text
+    assert "By status: ❌ rejected: 1 · ❌ undeliverable: 1" in text
+    await app.bot.send_message(1, text, reply_markup=markup)  # as the notifier would
+    notice = app.last(1)
+    [listed] = await app.tap(notice, "👀 Show them")
+    assert "The SMS that failed" in listed.text
+    assert "+998 90 123 45 67" in listed.text and "+998 93 123 45 67" in listed.text
+    await traffic.mark_failures([r.id for r in rows], 778)
+    assert await app.tap(notice, "👀 Show them") == []
+    assert app.answers()[-1].text == "These SMS are no longer in the record."

@@ -20,7 +20,15 @@ SEND: Final = "/send_sms.php"
 PHONE: Final = "998901234567"
 SHOWN_PHONE: Final = "+998 90 123 45 67"
 PREVIEW_BUTTONS: Final = ["✅ Send", "✏️ Change text", "📞 Change number", "✖️ Cancel"]
-FILTERS: Final = ["• All", "Delivered", "Waiting", "Rejected"]
+FILTERS: Final = [
+    "• All",
+    "Delivered",
+    "Waiting",
+    "Accepted",
+    "Rejected",
+    "Undeliverable",
+    "🔎 Search by phone number",
+]
 STALE: Final = "This preview is no longer active."
 # Longer than DEVSMS_TIMEOUT=1 of the slow-gateway bot: its answer comes after the bot gave up.
 HANG: Final = 3.0

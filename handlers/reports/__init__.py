@@ -7,7 +7,7 @@ from aiogram.filters import Command, StateFilter
 
 from handlers.callbacks import ExportAction, ExportCb, StatsCb
 from handlers.filters import Accessible, AnyMenuButton
-from handlers.insights.export import (
+from handlers.reports.export import (
     cancel_export,
     format_chosen,
     month_chosen,
@@ -16,8 +16,8 @@ from handlers.insights.export import (
     start_export,
     type_chosen,
 )
-from handlers.insights.render import STATS_DAYS
-from handlers.insights.stats import show_stats, switch_days
+from handlers.reports.render import STATS_DAYS
+from handlers.reports.stats import show_stats, switch_days
 from handlers.states import ExportForm
 from handlers.utils import AnswerCallbacks
 
@@ -25,7 +25,7 @@ __all__ = ["create_router"]
 
 
 def create_router() -> Router:
-    router = Router(name="insights")
+    router = Router(name="reports")
     # Every button is answered once, after its handler; a handler sets the text, if any.
     router.callback_query.middleware(AnswerCallbacks())
     router.message.register(show_stats, Command("stats"))

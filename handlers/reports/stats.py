@@ -18,14 +18,14 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 
 from handlers.callbacks import StatsCb
-from handlers.insights.render import (
+from handlers.reports.render import (
     DEFAULT_DAYS,
     chart_failed_text,
     chart_labels,
     stats_caption,
     stats_keyboard,
 )
-from handlers.insights.zone import zone_name
+from handlers.reports.zone import zone_name
 from services.accounts import Accounts
 from services.chart_desk import ChartDesk
 from services.charts import ChartSpec, DayPoint, fill_days, summarise

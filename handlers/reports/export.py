@@ -23,7 +23,7 @@ from aiogram.utils.i18n import gettext as _
 
 from handlers.callbacks import ExportAction, ExportCb
 from handlers.config import HandlerSettings
-from handlers.insights.render import (
+from handlers.reports.render import (
     ask_range_text,
     choose_format_text,
     empty_period_text,
@@ -39,7 +39,7 @@ from handlers.insights.render import (
     sheet_names,
     summary_rows,
 )
-from handlers.insights.zone import today_in, zone_name
+from handlers.reports.zone import today_in, zone_name
 from handlers.states import ExportForm
 from handlers.utils import edit_or_keep
 from services.export import (
