@@ -1305,10 +1305,13 @@ class Bench:
             expected = await probe_answer(telegram, INTERACTIVE_USER)
             telegram.send_text(INTERACTIVE_USER, "/stats")
             await wait_until(lambda: photos(INTERACTIVE_USER) or None, ROUND_TIMEOUT, "chart")
+            assert bot.pid is not None
+            cpu_idle = process_cpu(bot.pid)
             for _ in range(p.chart_idle_samples):
                 sent, answered, _reply = await telegram.ask(INTERACTIVE_USER, "/balance")
                 idle.append(answered - sent)
                 await asyncio.sleep(INTERACTIVE_PAUSE)
+            cpu_start = process_cpu(bot.pid)
             started = time.monotonic()
             arrivals: list[float] = []
             for burst in range(1, p.chart_bursts + 1):
@@ -1335,6 +1338,11 @@ class Bench:
                     during.append(answered - sent)
                     await asyncio.sleep(INTERACTIVE_PAUSE)
             charts_in = (time.monotonic() - started) / p.chart_bursts
+            # The bot's own CPU per chart (its event loop: reading, the PNG's upload), less
+            # the /balance answered meanwhile at the idle phase's cost each.
+            per_balance = (cpu_start - cpu_idle) / len(idle)
+            charts_cpu = process_cpu(bot.pid) - cpu_start - per_balance * len(during)
+            cpu_per_chart = charts_cpu / (n * p.chart_bursts)
             await bot.stop()
         finally:
             await self.stop_all()
@@ -1343,7 +1351,7 @@ class Bench:
         draw = statistics.median(times)
         self.say(
             f"  {p.chart_bursts} × {n} charts, {charts_in:.1f} s each; "
-            f"{len(during)} /balance meanwhile"
+            f"{len(during)} /balance meanwhile; bot CPU per chart {cpu_per_chart * 1000:.1f} ms"
         )
         self.details["charts"] = {
             "first_draw_with_import": first,
@@ -1354,13 +1362,15 @@ class Bench:
             "during": summary(during),
             "during_samples": during,
             "with_the_stats": arrivals,
+            "bot_cpu_per_chart": cpu_per_chart,
         }
         self.add(
             "8",
             "one /stats chart drawn (30 days, 1000 × 600 PNG; median of "
             f"{len(times)}, matplotlib already imported)",
             f"{draw * 1000:.0f} ms",
-            f"first one with matplotlib's import {first:.2f} s",
+            f"first one with matplotlib's import {first:.2f} s; the bot's own CPU per chart "
+            f"(reading, upload) {cpu_per_chart * 1000:.1f} ms",
             "—",
             draws=times,
         )

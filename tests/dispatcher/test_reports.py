@@ -1,5 +1,5 @@
-"""/stats and /export (handlers/reports) through the Dispatcher: charts, period switches, fast taps, periods,
-typed ranges and their errors, empty periods, files and their parts."""
+"""/stats and /export (handlers/reports) through the Dispatcher: charts, period switches, fast
+taps, periods, typed ranges and their errors, empty periods, files and their parts."""
 
 from __future__ import annotations
 
