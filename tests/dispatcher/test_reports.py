@@ -15,7 +15,7 @@ from openpyxl import load_workbook
 
 from bot.config import Settings
 from bot.factory import build_app
-from services.charts import PNG_MAGIC
+from services.charts import PNG_MAGIC, ChartSpec
 from storage.traffic import NewRecord
 from tests.conftest import GOOD_TOKEN, make_settings
 from tests.fakes.fake_devsms import FakeDevsms
@@ -382,3 +382,59 @@ async def test_menu_and_help_list_both_commands(app: Harness) -> None:
     await connect(app)
     [help_text] = await app.send("/help")
     assert "/stats — charts" in help_text.text and "/export — SMS of a period" in help_text.text
+
+
+async def test_chart_texts_are_in_the_users_language(app: Harness) -> None:
+    """What the picture says (title, axes, legend) comes translated into the chart process."""
+    await connect(app, "ru")
+    drawn: list[ChartSpec] = []
+    desk = app.services.charts
+    draw = desk.draw
+
+    async def spy(spec: ChartSpec) -> bytes:
+        drawn.append(spec)
+        return await draw(spec)
+
+    desk.draw = spy  # type: ignore[method-assign]
+    await app.send("/stats", USER, "ru")
+    await desk.idle()
+    [spec] = drawn
+    assert spec.labels.title == "SMS и расходы за последние 7 дней"
+    assert (spec.labels.sms_axis, spec.labels.spent_axis) == ("SMS в день", "Расход в день, сум")
+    assert (spec.labels.delivered, spec.labels.failed) == ("Доставлены", "Не доставлены")
+    assert len(spec.days) == 7
+
+
+async def test_a_chart_whose_message_is_gone_comes_as_a_new_photo(app: Harness) -> None:
+    await connect(app)
+    await app.send("/stats")
+    await app.services.charts.idle()
+    [chart] = photos(app)
+    data = _data(chart, "30 days")
+    chart.deleted = True  # the user deleted it; an old copy of its buttons is still tapped
+    await app.tap_data(chart, data)
+    await app.services.charts.idle()
+    fresh = [m for m in photos(app) if not m.deleted]
+    assert len(fresh) == 1 and fresh[0].message_id != chart.message_id
+    assert "Last 30 days" in fresh[0].text and labels(fresh[0])[1] == "• 30 days"
+
+
+async def test_export_again_while_typing_dates_starts_over(app: Harness) -> None:
+    await connect(app)
+    [menu] = await app.send("/export")
+    await app.tap(menu, "Type the dates")
+    [again] = await app.send("/export")
+    assert "Choose the period" in again.text
+    assert await app.state_of() is None
+
+
+def test_the_users_zone_or_tashkent() -> None:
+    from types import SimpleNamespace
+
+    from handlers.reports.zone import zone_name
+
+    assert zone_name(SimpleNamespace()) == "Asia/Tashkent"  # type: ignore[arg-type]
+    assert zone_name(SimpleNamespace(timezone=None)) == "Asia/Tashkent"  # type: ignore[arg-type]
+    moscow = SimpleNamespace(timezone="Europe/Moscow")
+    assert zone_name(moscow) == "Europe/Moscow"  # type: ignore[arg-type]
+    assert zone_name(SimpleNamespace(timezone="Mars/Olympus")) == "Asia/Tashkent"  # type: ignore[arg-type]
