@@ -60,6 +60,8 @@ from storage.users import UserRow
 logger = logging.getLogger(__name__)
 
 BATCH: Final = 500
+# Seconds one part may take to upload: 50 MB over a slow link outlasts aiogram's default 60 s.
+UPLOAD_TIMEOUT: Final = 600
 
 
 def export_row(row: TrafficRow) -> ExportRow:
@@ -205,6 +207,7 @@ async def _export(
             await message.answer_document(
                 FSInputFile(path),
                 caption=export_caption(period, writer.rows, number, len(paths)),
+                request_timeout=UPLOAD_TIMEOUT,
             )
     finally:
         await asyncio.to_thread(shutil.rmtree, folder, True)

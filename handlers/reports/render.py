@@ -48,6 +48,11 @@ def _percent(value: Decimal) -> str:
     return f"{value:.1f}%"
 
 
+def _per_day(amount: Decimal, currency: str) -> Decimal:
+    """So'm to the tiyin; dollars keep their fractions of a cent (Money.format rounds them)."""
+    return amount if currency == USD else amount.quantize(Decimal("0.01"))
+
+
 def stats_caption(days: int, summary: Summary, currency: str, balance: Money | None) -> str:
     """The caption under the chart (Telegram: at most 1024 characters; this is ~400)."""
     title = ngettext("📊 <b>Last {n} day</b>", "📊 <b>Last {n} days</b>", days).format(n=days)
@@ -74,7 +79,7 @@ def stats_caption(days: int, summary: Summary, currency: str, balance: Money | N
     lines.append(
         _("Spent: {spent} · {per_day} a day · {sms_per_day} SMS a day").format(
             spent=money(Money(summary.spent, currency)),
-            per_day=money(Money(summary.spent_per_day.quantize(Decimal("0.01")), currency)),
+            per_day=money(Money(_per_day(summary.spent_per_day, currency), currency)),
             sms_per_day=grouped(summary.sms_per_day),
         )
     )

@@ -438,3 +438,31 @@ def test_the_users_zone_or_tashkent() -> None:
     moscow = SimpleNamespace(timezone="Europe/Moscow")
     assert zone_name(moscow) == "Europe/Moscow"  # type: ignore[arg-type]
     assert zone_name(SimpleNamespace(timezone="Mars/Olympus")) == "Asia/Tashkent"  # type: ignore[arg-type]
+
+
+async def test_stats_of_a_dollar_account_speak_dollars(app: Harness, devsms: FakeDevsms) -> None:
+    devsms.add_account("devsms-usd-token-0003", balance="10", sms_price="0.005", currency="USD")
+    await app.send("/start", USER, "en")
+    await app.send("devsms-usd-token-0003", USER, "en")
+    at = NOW - dt.timedelta(hours=1)
+    await app.services.traffic.merge(
+        USER,
+        [record(n, "DELIVERED", at, cost=Decimal("0.005"), currency="USD") for n in range(7)],
+    )
+    await app.services.traffic.record_balance(USER, Decimal(10), "USD")
+    drawn: list[ChartSpec] = []
+    draw = app.services.charts.draw
+
+    async def spy(spec: ChartSpec) -> bytes:
+        drawn.append(spec)
+        return await draw(spec)
+
+    app.services.charts.draw = spy  # type: ignore[method-assign]
+    await app.send("/stats")
+    await app.services.charts.idle()
+    [chart] = photos(app)
+    # 7 × $0.005 over 7 days: $0.005 a day, and $10 lasts 2,000 days at that pace.
+    assert "Spent: $0.035 · $0.005 a day" in chart.text
+    assert "Balance: $10.00 · lasts ≈ 2\u00a0000 days" in chart.text
+    assert drawn[0].labels.spent_axis == "Spent a day, $"
+    assert sum(p.spent for p in drawn[0].days) == Decimal("0.035")
