@@ -47,7 +47,11 @@ class ChartDesk:
             raise ValueError("at least one chart worker")
         self._workers = [
             UploadWorker(
-                memory_limit=memory_limit, time_limit=time_limit, preload=PRELOAD, nice=CHART_NICE
+                memory_limit=memory_limit,
+                time_limit=time_limit,
+                preload=PRELOAD,
+                nice=CHART_NICE,
+                name="chart worker",
             )
             for _ in range(workers)
         ]

@@ -62,7 +62,9 @@ class UploadWorker:
         start_method: Literal["forkserver", "spawn"] = "forkserver",
         preload: tuple[str, ...] = (),
         nice: int = 0,
+        name: str = "upload worker",
     ) -> None:
+        self._name = name  # in the log lines and the child's process name
         self._memory_limit = memory_limit
         # Added to the child's niceness: work nobody waits on interactively (charts) yields
         # the CPU to the bot's event loop on a small machine.
@@ -114,13 +116,16 @@ class UploadWorker:
                 status, value = await asyncio.wait_for(asyncio.shield(exchange), self._time_limit)
             except TimeoutError:
                 logger.warning(
-                    "upload parse ran past %ss: worker %s killed", self._time_limit, process.pid
+                    "%s: a job ran past %ss, child %s killed",
+                    self._name,
+                    self._time_limit,
+                    process.pid,
                 )
                 await self._discard(exchange)
                 raise TooSlow(f"over {self._time_limit}s") from None
             except (EOFError, OSError) as exc:
                 # The child died: the kernel's OOM killer, or a crash inside a C parser.
-                logger.warning("upload worker %s died: %r", process.pid, exc)
+                logger.warning("%s %s died: %r", self._name, process.pid, exc)
                 await self._discard(exchange)
                 raise TooLarge("worker died") from None
             except asyncio.CancelledError:
@@ -128,7 +133,7 @@ class UploadWorker:
                 await asyncio.shield(self._discard(exchange))
                 raise
             if status == _OUT_OF_MEMORY:
-                logger.warning("upload parse ran out of its memory limit")
+                logger.warning("%s: a job ran out of its memory limit", self._name)
                 # MemoryError can leave a process half broken: the next upload gets a new one.
                 await self._discard(exchange)
                 raise TooLarge("out of memory")
@@ -151,7 +156,7 @@ class UploadWorker:
         process = self._context.Process(
             target=_serve,
             args=(theirs, self._memory_limit, self._preload, self._nice),
-            name="upload-worker",
+            name=self._name.replace(" ", "-"),
             daemon=True,
         )
         # Starting asks the fork server for a child (and starts that server the first time).
@@ -163,10 +168,10 @@ class UploadWorker:
         try:
             await asyncio.wait_for(asyncio.shield(ready), self._time_limit)
         except (TimeoutError, EOFError, OSError) as exc:
-            logger.error("upload worker did not start: %r", exc)
+            logger.error("%s did not start: %r", self._name, exc)
             await self._discard(ready)
             raise TooSlow("worker did not start") from None
-        logger.info("upload worker %s started", process.pid)
+        logger.info("%s %s started", self._name, process.pid)
         return process, ours
 
     async def _discard(self, exchange: asyncio.Future[Any] | None) -> None:
