@@ -54,6 +54,7 @@ from services.export import (
     parse_range,
     this_month,
 )
+from storage import BulkRepo
 from storage.traffic import Origin, TrafficRepo, TrafficRow
 from storage.users import UserRow
 
@@ -64,7 +65,7 @@ BATCH: Final = 500
 UPLOAD_TIMEOUT: Final = 600
 
 
-def export_row(row: TrafficRow) -> ExportRow:
+def export_row(row: TrafficRow, job: str | None = None) -> ExportRow:
     return ExportRow(
         sent_at=row.created_at,
         phone=row.phone,
@@ -73,9 +74,17 @@ def export_row(row: TrafficRow) -> ExportRow:
         cost=row.cost,
         status=row.status,
         from_bot=row.origin is not Origin.ELSEWHERE,
-        job=f"#{row.job_id}" if row.job_id is not None else None,
+        job=job,
         template=row.template,
     )
+
+
+async def job_label(bulk: BulkRepo, job_id: int, user_id: int) -> str:
+    """ "#12 clients.xlsx": the bulk job a row of the export came from."""
+    job = await bulk.get_job(job_id, user_id=user_id)
+    if job is None or not job.file_name:
+        return f"#{job_id}"
+    return f"#{job_id} {job.file_name}"
 
 
 async def start_export(message: Message, state: FSMContext, user_row: UserRow) -> None:
@@ -150,6 +159,7 @@ async def format_chosen(
     traffic: TrafficRepo,
     exports: ExportSlots,
     settings: HandlerSettings,
+    bulk: BulkRepo,
 ) -> None:
     period = _period(callback_data)
     if period is None:
@@ -160,7 +170,7 @@ async def format_chosen(
         callback_answer.show_alert = True
         return
     try:
-        await _export(message, callback_data, period, user_row, traffic, settings)
+        await _export(message, callback_data, period, user_row, traffic, settings, bulk)
     finally:
         exports.release(user_row.id)
 
@@ -172,6 +182,7 @@ async def _export(
     user_row: UserRow,
     traffic: TrafficRepo,
     settings: HandlerSettings,
+    bulk: BulkRepo,
 ) -> None:
     zone_label = zone_name(user_row)
     zone = ZoneInfo(zone_label)
@@ -195,8 +206,14 @@ async def _export(
             sheet_names=sheet_names(),
         )
         batch: list[list[object]] = []
+        jobs: dict[int, str] = {}
         async for row in traffic.iter_rows(user_row.id, since, until, batch=BATCH):
-            batch.append(cells(export_row(row), zone, texts))
+            job = None
+            if row.job_id is not None:
+                if row.job_id not in jobs:
+                    jobs[row.job_id] = await job_label(bulk, row.job_id, user_row.id)
+                job = jobs[row.job_id]
+            batch.append(cells(export_row(row, job), zone, texts))
             if len(batch) >= BATCH:
                 await asyncio.to_thread(writer.add, batch)
                 batch = []

@@ -466,3 +466,35 @@ async def test_stats_of_a_dollar_account_speak_dollars(app: Harness, devsms: Fak
     assert "Balance: $10.00 · lasts ≈ 2\u00a0000 days" in chart.text
     assert drawn[0].labels.spent_axis == "Spent a day, $"
     assert sum(p.spent for p in drawn[0].days) == Decimal("0.035")
+
+
+async def test_export_names_the_bulk_job_and_tells_bot_sends_apart(app: Harness) -> None:
+    await connect(app)
+    bulk = app.services.bulk
+    job_id = await bulk.create_job(
+        USER,
+        template="Hi {name}",
+        sender=None,
+        file_name="clients.xlsx",
+        file_format="xlsx",
+        rows=[(1, "998901234567", "Hi Ali", 1)],
+    )
+    await bulk.finish_row(job_id, 1, "sent", sms_id=30_001, request_id="bulk-req-1")
+    at = dt.datetime(2026, 11, 10, 8, tzinfo=dt.UTC)
+    await app.services.traffic.merge(
+        USER,
+        [
+            record(1, "DELIVERED", at, sms_id=30_001, request_id="bulk-req-1", message="Hi Ali"),
+            record(2, "DELIVERED", at + dt.timedelta(seconds=1)),
+        ],
+    )
+    [menu] = await app.send("/export")
+    await app.tap(menu, "Type the dates")
+    [choice] = await app.send("2026-11-10")
+    await app.tap(choice, "CSV")
+    [document] = documents(app)
+    _header, *rows = csv_rows(document.file or b"")
+    assert [(r[2], r[6], r[7]) for r in rows] == [
+        ("Hi Ali", "this bot", f"#{job_id} clients.xlsx"),
+        ("Code 2", "elsewhere", ""),
+    ]
