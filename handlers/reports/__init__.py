@@ -10,10 +10,11 @@ from handlers.filters import Accessible, AnyMenuButton
 from handlers.reports.export import (
     cancel_export,
     format_chosen,
-    month_chosen,
+    last_month_chosen,
     range_not_text,
     range_typed,
     start_export,
+    this_month_chosen,
     type_chosen,
 )
 from handlers.reports.render import STATS_DAYS
@@ -36,8 +37,12 @@ def create_router() -> Router:
     router.callback_query.register(
         switch_days, StatsCb.filter(F.days.in_(STATS_DAYS)), Accessible()
     )
-    months = F.action.in_({ExportAction.THIS_MONTH, ExportAction.LAST_MONTH})
-    router.callback_query.register(month_chosen, ExportCb.filter(months), Accessible())
+    router.callback_query.register(
+        this_month_chosen, ExportCb.filter(F.action == ExportAction.THIS_MONTH), Accessible()
+    )
+    router.callback_query.register(
+        last_month_chosen, ExportCb.filter(F.action == ExportAction.LAST_MONTH), Accessible()
+    )
     router.callback_query.register(
         type_chosen, ExportCb.filter(F.action == ExportAction.TYPE), Accessible()
     )

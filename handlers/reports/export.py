@@ -21,7 +21,7 @@ from aiogram.types import CallbackQuery, FSInputFile, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 
-from handlers.callbacks import ExportAction, ExportCb
+from handlers.callbacks import ExportCb
 from handlers.config import HandlerSettings
 from handlers.reports.render import (
     ask_range_text,
@@ -95,13 +95,17 @@ async def start_export(message: Message, state: FSMContext, user_row: UserRow) -
     )
 
 
-async def month_chosen(
-    query: CallbackQuery, callback_data: ExportCb, message: Message, user_row: UserRow
-) -> None:
+async def this_month_chosen(query: CallbackQuery, message: Message, user_row: UserRow) -> None:
     today = today_in(ZoneInfo(zone_name(user_row)))
-    period = (
-        this_month(today) if callback_data.action is ExportAction.THIS_MONTH else last_month(today)
-    )
+    await _choose_format(message, this_month(today))
+
+
+async def last_month_chosen(query: CallbackQuery, message: Message, user_row: UserRow) -> None:
+    today = today_in(ZoneInfo(zone_name(user_row)))
+    await _choose_format(message, last_month(today))
+
+
+async def _choose_format(message: Message, period: Period) -> None:
     await edit_or_keep(message, choose_format_text(period), format_keyboard(period))
 
 
