@@ -95,17 +95,24 @@ async def start_export(message: Message, state: FSMContext, user_row: UserRow) -
     )
 
 
-async def this_month_chosen(query: CallbackQuery, message: Message, user_row: UserRow) -> None:
+async def this_month_chosen(
+    query: CallbackQuery, message: Message, state: FSMContext, user_row: UserRow
+) -> None:
     today = today_in(ZoneInfo(zone_name(user_row)))
-    await _choose_format(message, this_month(today))
+    await _choose_format(message, state, this_month(today))
 
 
-async def last_month_chosen(query: CallbackQuery, message: Message, user_row: UserRow) -> None:
+async def last_month_chosen(
+    query: CallbackQuery, message: Message, state: FSMContext, user_row: UserRow
+) -> None:
     today = today_in(ZoneInfo(zone_name(user_row)))
-    await _choose_format(message, last_month(today))
+    await _choose_format(message, state, last_month(today))
 
 
-async def _choose_format(message: Message, period: Period) -> None:
+async def _choose_format(message: Message, state: FSMContext, period: Period) -> None:
+    # A month tapped on the menu while the bot waits for typed dates: no dates are awaited.
+    if await state.get_state() == ExportForm.range:
+        await state.clear()
     await edit_or_keep(message, choose_format_text(period), format_keyboard(period))
 
 

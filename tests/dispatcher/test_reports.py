@@ -498,3 +498,14 @@ async def test_export_names_the_bulk_job_and_tells_bot_sends_apart(app: Harness)
         ("Hi Ali", "this bot", f"#{job_id} clients.xlsx"),
         ("Code 2", "elsewhere", ""),
     ]
+
+
+async def test_a_month_tapped_while_dates_are_awaited_ends_the_wait(app: Harness) -> None:
+    await connect(app)
+    [first] = await app.send("/export")
+    [second] = await app.send("/export")
+    await app.tap(second, "Type the dates")
+    assert await app.state_of() == "ExportForm:range"
+    [choice] = await app.tap(first, "Last month")
+    assert "Choose the file format" in choice.text
+    assert await app.state_of() is None
