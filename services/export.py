@@ -31,8 +31,9 @@ TELEGRAM_FILE_LIMIT: Final = 50 * 1024 * 1024
 # Room left under the limit for what the estimate of an XLSX part does not see (the zip's
 # directory, styles, the summary sheet); CSV parts are measured exactly.
 _XLSX_MARGIN: Final = 64 * 1024
-# Per cell in the sheet's XML before compression (<c r="A1" t="s"><v>12</v></c>): an upper
-# bound on what a cell adds to the file beside its text; zip only makes it smaller.
+# About what a cell adds beside its text in the sheet's XML (openpyxl writes text inline:
+# <c r="A1" t="inlineStr"><is><t>..</t></is></c>). The estimate counts the XML before
+# compression, and zip makes the file several times smaller, so a part stays under the limit.
 _XLSX_CELL_OVERHEAD: Final = 40
 _PHONE_COLUMN: Final = 1
 
