@@ -18,6 +18,7 @@ COMMANDS = (
     ("status", N_("Status of one SMS")),
     ("bulk", N_("Send to a list from a file")),
     ("jobs", N_("Bulk sending jobs")),
+    ("scheduled", N_("Scheduled sends")),
     ("templates", N_("Saved SMS texts")),
     ("settings", N_("Settings")),
     ("language", N_("Language")),

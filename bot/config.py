@@ -15,6 +15,7 @@ from handlers.config import HandlerSettings
 from services.access import AccessPolicy
 from services.devsms import DEFAULT_GATEWAY_TIMEZONE
 from services.languages import Language
+from services.schedule_time import InvalidQuiet, QuietHours, parse_quiet, quiet_text
 from services.user_input import InvalidSender, parse_sender
 
 DEFAULT_DEVSMS_URL: Final = "https://devsms.uz/api"
@@ -98,6 +99,11 @@ class Settings(BaseSettings):
     export_part_mb: float = Field(default=50.0, gt=0, le=50)
     # Exports written at once; one more is refused with "try again in a minute".
     exports_at_once: int = Field(default=2, ge=1, le=20)
+
+    # Scheduled sends and quiet hours
+    schedule_grace: float = Field(default=3600.0, ge=0)
+    schedule_poll: float = Field(default=5.0, gt=0)
+    quiet_hours: str = "21:00-09:00"
 
     # Access
     access_mode: Literal["open", "allowlist"] = "open"
@@ -198,6 +204,18 @@ class Settings(BaseSettings):
             ) from None
         return name
 
+    @field_validator("quiet_hours")
+    @classmethod
+    def _check_quiet(cls, value: str) -> str:
+        try:
+            return quiet_text(parse_quiet(value))
+        except InvalidQuiet:
+            raise ValueError('QUIET_HOURS must be like 21:00-09:00, or "off"') from None
+
+    @property
+    def quiet_default(self) -> QuietHours | None:
+        return parse_quiet(self.quiet_hours)
+
     @field_validator("log_level")
     @classmethod
     def _upper_level(cls, value: str) -> str:
@@ -227,4 +245,5 @@ def handler_settings(settings: Settings, policy: AccessPolicy) -> HandlerSetting
         bulk_jobs_per_user=settings.bulk_jobs_per_user,
         bulk_rate=settings.bulk_rate,
         export_part_bytes=int(settings.export_part_mb * 1024 * 1024),
+        quiet_default=settings.quiet_default,
     )

@@ -36,6 +36,7 @@ from services.devsms import DevsmsClient
 from services.export import ExportSlots
 from services.key_rotation import rotate_all
 from services.languages import Language
+from services.scheduler import Scheduler
 from services.sending import SmsSender
 from services.upload_worker import UploadWorker
 from services.vault import TokenVault, load_generated_keys, parse_keys
@@ -46,6 +47,7 @@ from storage import (
     Database,
     InsightRepo,
     OutboxRepo,
+    ScheduleRepo,
     SQLiteStorage,
     TemplateRepo,
     TrafficRepo,
@@ -74,6 +76,7 @@ class Services:
     traffic: TrafficRepo
     """The account's whole traffic and balance snapshots (services/traffic.py keeps it)."""
     insights: InsightRepo
+    schedule: ScheduleRepo
     uploads: UploadWorker
     """Parses uploaded files in a child process, started on the first upload."""
     charts: ChartDesk
@@ -135,6 +138,7 @@ async def open_services(settings: Settings) -> Services:
         templates=TemplateRepo(db),
         traffic=TrafficRepo(db),
         insights=InsightRepo(db),
+        schedule=ScheduleRepo(db),
         uploads=UploadWorker(
             memory_limit=settings.upload_memory_mb * 1024 * 1024,
             time_limit=settings.upload_time_limit,
@@ -169,6 +173,7 @@ class Shared:
     notices: Presenter
     sender: SmsSender
     runner: BulkRunner
+    scheduler: Scheduler
 
 
 @dataclass
@@ -247,13 +252,32 @@ async def build_app(settings: Settings, *, bot: Bot | None = None) -> AsyncItera
         )
         # Rows in flight settle while the database and the notices are still there.
         stack.push_async_callback(runner.stop)
-        shared = Shared(policy, for_handlers, notifier, notices, sender, runner)
+        scheduler = Scheduler(
+            services.schedule,
+            services.users,
+            services.bulk,
+            services.accounts,
+            sender,
+            runner,
+            notices,
+            grace=timedelta(seconds=settings.schedule_grace),
+            poll=settings.schedule_poll,
+            quiet_default=settings.quiet_default,
+            jobs_per_user=settings.bulk_jobs_per_user,
+            policy=policy,
+        )
+        # Stopped first: it starts sends and jobs.
+        stack.push_async_callback(scheduler.stop)
+        shared = Shared(policy, for_handlers, notifier, notices, sender, runner, scheduler)
         dp = create_dispatcher(services, shared)
 
         async def on_startup(bot: Bot) -> None:
             await set_commands(bot, services.i18n, settings.default_language)
             await background.start()
+            # Jobs left running inside their owners' quiet hours are paused before they resume.
+            await scheduler.hold_quiet_jobs()
             await runner.start()  # resumes the jobs a previous process left running
+            scheduler.start()
             me = await bot.get_me()
             logger.info("bot @%s started", me.username)
 
@@ -302,6 +326,8 @@ def create_dispatcher(services: Services, shared: Shared) -> Dispatcher:
         bulk_sources=SourceCache(settings.bulk_cache_mb * 1024 * 1024),
         access_policy=shared.policy,
         bulk_runner=shared.runner,
+        schedule=services.schedule,
+        scheduler=shared.scheduler,
         notifier=shared.notifier,
         notices=shared.notices,
     )

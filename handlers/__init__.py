@@ -18,6 +18,7 @@ from handlers import (
     history,
     insights,
     reports,
+    schedule,
     send,
     settings,
     status,
@@ -38,6 +39,9 @@ def build_router() -> Router:
     gated.message.filter(HasToken())
     gated.callback_query.filter(HasToken())
     gated.include_routers(
+        # Before send, bulk and settings: it answers some of their buttons (Send later, the
+        # time zone and quiet hours of /settings).
+        schedule.create_router(),
         send.create_router(),
         settings.create_router(),
         insights.create_router(),

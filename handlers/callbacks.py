@@ -42,6 +42,7 @@ class SendAction(StrEnum):
     TEXT = "text"
     PHONE = "phone"
     CANCEL = "cancel"
+    LATER = "later"
 
 
 class SendCb(CallbackData, prefix="snd"):
@@ -84,6 +85,10 @@ class SettingsAction(StrEnum):
     ALERTS = "alerts"  # low-balance alerts on/off
     NOTIFY = "notify"  # the next delivery-results mode
     LANG = "lang"
+    ZONE = "zone"  # the time zone
+    QUIET = "quiet"  # quiet hours, typed
+    QUIET_OFF = "quiet_off"
+    QUIET_DEFAULT = "quiet_std"  # back to QUIET_HOURS
     INSIGHTS = "insights"  # failure watch, delivery-rate warning, digest (InsightsCb)
 
 
@@ -97,6 +102,7 @@ class InsightsAction(StrEnum):
     DIGEST = "digest"  # the next digest mode: off, daily, weekly
     HOURS = "hours"  # shows the hours to choose from
     HOUR = "hour"  # `hour` chosen
+    BACK = "back"  # from the hours back to the insights settings, unchanged
 
 
 class InsightsCb(CallbackData, prefix="ins"):
@@ -110,6 +116,9 @@ class BulkAction(StrEnum):
     TEMPLATE = "tpl"
     START = "start"
     CANCEL = "cancel"
+    LATER = "later"  # send later: choose a time
+    FORCE = "force"  # start anyway, inside quiet hours
+    AT_END = "atend"  # start when quiet hours end
 
 
 class BulkCb(CallbackData, prefix="blk"):
@@ -177,3 +186,27 @@ class ExportCb(CallbackData, prefix="exp"):
     fmt: Literal["", "csv", "xlsx"] = ""
     first: Annotated[int, Field(ge=0, le=1_000_000)] = 0
     last: Annotated[int, Field(ge=0, le=1_000_000)] = 0
+
+
+class ScheduleAction(StrEnum):
+    PICK = "pick"  # a quick choice of time (`choice`) for the draft being scheduled
+    ABORT = "abort"  # leave choosing a time: nothing is scheduled
+    NOW = "now"  # send a scheduled item now
+    CANCEL = "cancel"  # cancel a scheduled item
+    LIST = "list"  # /scheduled
+
+
+class ScheduleCb(CallbackData, prefix="sch"):
+    """`draft` ties a quick choice to one question; `item` is a scheduled item's id (checked
+    against the tapping user)."""
+
+    action: ScheduleAction
+    item: Id = 0
+    draft: Id = 0
+    choice: str = ""
+
+
+class ZoneCb(CallbackData, prefix="tz"):
+    """A time zone from the short list (services.schedule_time.ZONE_CHOICES), by position."""
+
+    index: Annotated[int, Field(ge=0, le=50)]

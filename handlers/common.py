@@ -67,7 +67,9 @@ async def help_command(message: Message) -> None:
             "/logout — delete your token and all your data\n"
             "/cancel — leave the current dialog"
         )
-        + "\n\n"
+        + "\n"
+        + _("/scheduled — sends set for later (quiet hours and time zone: /settings)")
+        + "\n"
         + _(
             "/stats — charts of SMS and spending by day\n"
             "/export — SMS of a period as a CSV or Excel file"

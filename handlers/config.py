@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from services.access import AccessPolicy
+from services.schedule_time import QuietHours
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,3 +28,5 @@ class HandlerSettings:
     """SMS a second of a bulk job: the progress text's time estimate."""
     export_part_bytes: int = 50 * 1024 * 1024
     """/export splits files past this size into numbered parts (EXPORT_PART_MB)."""
+    quiet_default: QuietHours | None = None
+    """Quiet hours of users who set none (QUIET_HOURS)."""

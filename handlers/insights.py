@@ -7,7 +7,7 @@ from typing import Final
 
 from aiogram import F, Router
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
@@ -133,6 +133,11 @@ async def hours_button(query: CallbackQuery, message: Message) -> None:
             text=hour_text(hour), callback_data=InsightsCb(action=InsightsAction.HOUR, hour=hour)
         )
     builder.adjust(_HOURS_PER_ROW)
+    builder.row(
+        InlineKeyboardButton(
+            text=_("↩️ Back"), callback_data=InsightsCb(action=InsightsAction.BACK).pack()
+        )
+    )
     await edit_or_keep(
         message, _("🕘 At what hour should the digest come (your time zone)?"), builder.as_markup()
     )
@@ -148,6 +153,12 @@ async def hour_button(
 ) -> None:
     await insights.set_digest_hour(query.from_user.id, callback_data.hour)
     callback_answer.text = _("Saved.")
+    await refresh(message, query.from_user.id, users, insights)
+
+
+async def back_button(
+    query: CallbackQuery, message: Message, users: UserRepo, insights: InsightRepo
+) -> None:
     await refresh(message, query.from_user.id, users, insights)
 
 
@@ -223,6 +234,7 @@ def create_router() -> Router:
         (InsightsAction.DIGEST, digest_button),
         (InsightsAction.HOURS, hours_button),
         (InsightsAction.HOUR, hour_button),
+        (InsightsAction.BACK, back_button),
     ):
         router.callback_query.register(button, InsightsCb.filter(F.action == action), Accessible())
     router.callback_query.register(show_failures, FailuresCb.filter(), Accessible())

@@ -93,6 +93,9 @@ def preview_keyboard(draft: int, *, cheaper: bool, can_send: bool) -> InlineKeyb
         builder.button(
             text=_("✅ Send"), callback_data=SendCb(action=SendAction.SEND, draft=draft)
         )
+        builder.button(
+            text=_("🕒 Send later"), callback_data=SendCb(action=SendAction.LATER, draft=draft)
+        )
     if cheaper:
         builder.button(
             text=_("🪶 Cheaper spelling"),
@@ -142,6 +145,8 @@ def settings_keyboard(has_own_sender: bool, *, alerts_on: bool) -> InlineKeyboar
         text=_("📬 Delivery results"), callback_data=SettingsCb(action=SettingsAction.NOTIFY)
     )
     builder.button(text=_("🌐 Language"), callback_data=SettingsCb(action=SettingsAction.LANG))
+    builder.button(text=_("🌍 Time zone"), callback_data=SettingsCb(action=SettingsAction.ZONE))
+    builder.button(text=_("🌙 Quiet hours"), callback_data=SettingsCb(action=SettingsAction.QUIET))
     builder.button(
         text=_("📈 Failure watch and digest"),
         callback_data=SettingsCb(action=SettingsAction.INSIGHTS),
@@ -227,6 +232,9 @@ def bulk_review_keyboard(draft: int, *, can_start: bool) -> InlineKeyboardMarkup
     if can_start:
         builder.button(
             text=_("🚀 Start"), callback_data=BulkCb(action=BulkAction.START, draft=draft)
+        )
+        builder.button(
+            text=_("🕒 Send later"), callback_data=BulkCb(action=BulkAction.LATER, draft=draft)
         )
     builder.button(text=_("✖️ Cancel"), callback_data=BulkCb(action=BulkAction.CANCEL, draft=draft))
     builder.adjust(2)

@@ -18,6 +18,8 @@ class SendForm(StatesGroup):
 class SettingsForm(StatesGroup):
     sender = State()
     threshold = State()
+    zone = State()  # a typed IANA time zone name
+    quiet = State()  # typed quiet hours, "21:00-09:00" or "off"
 
 
 class BulkForm(StatesGroup):
@@ -43,3 +45,7 @@ class InsightsForm(StatesGroup):
 
 class ExportForm(StatesGroup):
     range = State()  # waiting for two typed dates
+
+
+class ScheduleForm(StatesGroup):
+    when = State()  # a quick choice or a typed date and time for the draft in FSM data

@@ -57,6 +57,8 @@ PAUSE_REFUSED: Final = "refused"
 PAUSE_TOKEN_CHANGED: Final = "token_changed"
 # An administrator withdrew the owner's access (/deny).
 PAUSE_ACCESS: Final = "access"
+# The owner's quiet hours began; the scheduler resumes the job when they end.
+PAUSE_QUIET: Final = "quiet"
 # The bot itself failed (a database error, a bug): logged, and the owner may try again.
 PAUSE_ERROR: Final = "error"
 # The same refusal on this many rows in a row stops the job: a refusal that repeats is about
@@ -153,9 +155,16 @@ class BulkRunner:
 
     # --- commands ----------------------------------------------------------------------------
 
-    async def begin(self, job_id: int) -> bool:
-        """ready → running; False if the job was not ready (a double tap on Start)."""
-        if not await self._bulk.set_job_state(job_id, "running", allowed_from=("ready",)):
+    async def begin(
+        self, job_id: int, *, claim: Callable[[], Awaitable[bool]] | None = None
+    ) -> bool:
+        """ready → running; False if the job was not ready (a double tap on Start).
+
+        `claim` (a scheduled start) is committed in one transaction with the state change."""
+        if claim is not None:
+            if not await self._bulk.begin_claimed(job_id, claim):
+                return False
+        elif not await self._bulk.set_job_state(job_id, "running", allowed_from=("ready",)):
             return False
         self._spawn(job_id)
         return True

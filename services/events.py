@@ -16,7 +16,8 @@ from enum import StrEnum
 from typing import Protocol
 
 from services.money import Money
-from storage import JobCounts, JobRow, Totals, UserRow
+from services.sending import SendOutcome
+from storage import JobCounts, JobRow, ScheduledRow, Totals, UserRow
 
 
 class Delivery(StrEnum):
@@ -183,6 +184,61 @@ class JobFinished(JobReport):
     """Every row is settled; the summary and the result file go out once."""
 
 
+# --- scheduled sends (to their owner) ------------------------------------------------------
+
+
+class NotStarted(StrEnum):
+    """Why a scheduled send whose time came did not go out."""
+
+    BALANCE = "balance"  # the balance does not cover it now
+    TOKEN = "token"  # no token, or devsms refuses it
+    ACCESS = "access"  # an administrator withdrew the owner's access
+    JOB = "job"  # the prepared bulk job is no longer waiting (cancelled, paused by /deny)
+    REFUSED = "refused"  # the send path refused it before any request (e.g. the stop list)
+
+
+class Missed(StrEnum):
+    """Why a scheduled send waits for its owner's decision instead of going out."""
+
+    LATE = "late"  # its time passed while the bot was down, by more than SCHEDULE_GRACE
+    BUSY = "busy"  # another bulk job of the owner is still in progress
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledEvent:
+    person: Person
+    item: ScheduledRow
+    zone: str
+    """The owner's time zone, in which times are shown."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledJobStarted(ScheduledEvent):
+    """A scheduled bulk job began; its summary follows when it is done."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledSmsDone(ScheduledEvent):
+    """A scheduled SMS went through the send path; `outcome` is what became of it."""
+
+    outcome: SendOutcome
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledNotStarted(ScheduledEvent):
+    reason: NotStarted
+    missing: Money | None = None
+    """How much the balance lacks (reason BALANCE), when known."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledMissed(ScheduledEvent):
+    """Waits for "Send now" or "Cancel" from its owner."""
+
+    reason: Missed
+    other_job: int | None = None
+
+
 # --- broadcasts (to the admin who started one) ---------------------------------------------
 
 
@@ -262,6 +318,10 @@ Event = (
     | JobProgress
     | JobPaused
     | JobFinished
+    | ScheduledJobStarted
+    | ScheduledSmsDone
+    | ScheduledNotStarted
+    | ScheduledMissed
     | BroadcastProgress
     | BroadcastFinished
     | AccessRequested

@@ -17,31 +17,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Final, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from services.events import Notices, Person, TrafficDigest
 from services.money import CURRENCIES, Money
+from services.schedule_time import zone_of
 from storage.bulk import BulkRepo
 from storage.insights import DigestTarget, InsightRepo
 from storage.traffic import TrafficRepo, day_start, forecast_days, utc_text
+from storage.users import UserRow
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_ZONE: Final = "Asia/Tashkent"
 PAGE_SIZE: Final = 500
 
 
-def zone_of(name: str | None) -> ZoneInfo:
-    """A user's zone, or the default for none (or a name this machine does not know)."""
-    try:
-        return ZoneInfo(name or DEFAULT_ZONE)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo(DEFAULT_ZONE)
-
-
-def user_zone_name(user: object) -> str:
-    """The IANA name of a user row's zone (`timezone`, set in /settings), else the default."""
-    return zone_of(getattr(user, "timezone", None)).key
+def user_zone_name(user: UserRow | None) -> str:
+    """The IANA name of a user's zone (set in /settings), else the default."""
+    return zone_of(None if user is None else user.timezone).key
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from services.devsms import (
 from services.phones import mask_phone
 from services.pricing import stored_cost
 from storage import OutboxRepo
+from storage.outbox import Claim
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +72,13 @@ class SmsSender:
         self._recording: set[asyncio.Task[None]] = set()
 
     async def send(
-        self, user_id: int, phone: str, message: str, sender: str | None
+        self,
+        user_id: int,
+        phone: str,
+        message: str,
+        sender: str | None,
+        *,
+        claim: Claim | None = None,
     ) -> SendOutcome:
         """Exactly one POST. The outbox row is committed before it, so a crash mid-request
         leaves a 'pending' row to reconcile instead of a forgotten SMS.
@@ -79,8 +86,14 @@ class SmsSender:
         Once the request was made, the outcome is returned whatever happens to the record of
         it: a write that fails is retried in the background (see :meth:`close`), because
         "something went wrong, try again" after an SMS went out would have it sent twice.
+
+        `claim` (a scheduled send) is committed together with the outbox row; when it says no,
+        storage.outbox.NotClaimed is raised and nothing is recorded or sent.
         """
-        outbox_id = await self._outbox.create_pending(user_id, phone, message, sender)
+        if claim is None:
+            outbox_id = await self._outbox.create_pending(user_id, phone, message, sender)
+        else:
+            outbox_id = await self._outbox.create_claimed(user_id, phone, message, sender, claim)
         try:
             result = await self._accounts.send(user_id, phone, message, sender)
         except NoToken:

@@ -180,12 +180,17 @@ class TrafficSync:
     async def sync_user(self, user_id: int) -> SyncReport:
         """One round for one user: at most `max_pages` history calls."""
         now = self._now()
+        # A new token (maybe another account) drops the record; a round that began with the
+        # old one must not write its pages afterwards.
+        token = await self._accounts.stored_token(user_id)
+        if token is None:
+            return SyncReport(0, 0, 0, None)
         state = await self._traffic.sync_state(user_id)
         oldest_open = await self._traffic.oldest_open(user_id, now - OPEN_HORIZON)
         budget = self._max_pages
         inserted = updated = 0
         top = HistoryCursor(self._accounts, user_id, limit=self._page_limit)
-        reached_known = cut = False
+        reached_known = cut = failed = False
         while True:
             if budget == 0:
                 cut = True
@@ -193,10 +198,12 @@ class TrafficSync:
             budget -= 1
             items = await self._read(top)
             if items is None:
-                cut = True
+                cut = failed = True
                 break
             if not items:
                 break
+            if await self._accounts.stored_token(user_id) != token:
+                return SyncReport(self._max_pages - budget, inserted, updated, None)
             result = await self._traffic.merge(user_id, [new_record(r) for r in items], now=now)
             inserted += result.inserted
             updated += result.updated
@@ -212,7 +219,7 @@ class TrafficSync:
             resume = None if top.finished and not cut else top.offset
         elif resume is not None:
             resume += inserted  # the new entries on top moved the older ones down
-        if resume is not None and budget > 0:
+        if resume is not None and budget > 0 and not failed:
             deep = HistoryCursor(self._accounts, user_id, limit=self._page_limit, offset=resume)
             while budget > 0:
                 budget -= 1
@@ -222,6 +229,8 @@ class TrafficSync:
                 if not items:
                     resume = None
                     break
+                if await self._accounts.stored_token(user_id) != token:
+                    return SyncReport(self._max_pages - budget, inserted, updated, None)
                 result = await self._traffic.merge(
                     user_id, [new_record(r) for r in items], now=now
                 )
@@ -232,6 +241,8 @@ class TrafficSync:
                 if deep.finished or (oldest is not None and oldest < now - self._backfill):
                     resume = None
                     break
+        if await self._accounts.stored_token(user_id) != token:
+            return SyncReport(self._max_pages - budget, inserted, updated, None)
         await self._traffic.save_sync_state(user_id, resume)
         await self._traffic.rematch(user_id, now - REMATCH_WINDOW)
         calls = self._max_pages - budget

@@ -13,6 +13,7 @@ from storage.fsm import SQLiteStorage
 from storage.insights import InsightPrefs, InsightRepo
 from storage.migrations import LATEST_VERSION, MigrationError, migrate
 from storage.outbox import OutboxRepo, OutboxRow, OutboxState
+from storage.schedule import ScheduledRow, ScheduleRepo
 from storage.templates import TemplateRepo, TemplateRow
 from storage.traffic import DayTotals, Forecast, Origin, Outcome, Totals, TrafficRepo, TrafficRow
 from storage.users import UserRepo, UserRow
@@ -40,6 +41,8 @@ __all__ = [
     "OutboxState",
     "Outcome",
     "SQLiteStorage",
+    "ScheduleRepo",
+    "ScheduledRow",
     "TemplateRepo",
     "TemplateRow",
     "Totals",

@@ -12,7 +12,7 @@ job:  ready --> running <--> paused (pause_reason says why);  running | paused -
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -97,6 +97,10 @@ class JobCounts:
     @property
     def left(self) -> int:
         return self.pending + self.sending
+
+
+class _Declined(Exception):
+    """Rolls a transaction back when one of its steps found its row taken."""
 
 
 class BulkRepo:
@@ -216,6 +220,19 @@ class BulkRepo:
             (*params, job_id, *allowed_from),
         )
         return changed > 0
+
+    async def begin_claimed(self, job_id: int, claim: Callable[[], Awaitable[bool]]) -> bool:
+        """ready → running in one transaction with `claim` (a scheduled item taken): both,
+        or neither. False when either said no."""
+        try:
+            async with self._db.transaction():
+                if not await claim():
+                    raise _Declined
+                if not await self.set_job_state(job_id, "running", allowed_from=("ready",)):
+                    raise _Declined
+        except _Declined:
+            return False
+        return True
 
     async def set_progress_message(self, job_id: int, chat_id: int, message_id: int) -> None:
         await self._db.execute(

@@ -115,8 +115,7 @@ class InsightRepo:
     async def digest_targets(self, after_user_id: int, limit: int) -> list[DigestTarget]:
         """Users with a digest on, a valid token and a bot they did not block (keyset paging)."""
         rows = await self._db.fetchall(
-            # u.*: users.timezone comes with the per-user time zones; before them, no zone.
-            f"SELECT u.*, "
+            f"SELECT u.id, u.language, u.first_name, u.username, u.timezone, "
             f"{', '.join('p.' + c for c in _COLUMNS.split(', '))} "
             "FROM insight_prefs p JOIN users u ON u.id = p.user_id "
             "JOIN credentials c ON c.user_id = u.id "
@@ -131,7 +130,7 @@ class InsightRepo:
                 row["first_name"],
                 row["username"],
                 InsightPrefs.from_row(row),
-                row["timezone"] if "timezone" in row.keys() else None,  # noqa: SIM118
+                row["timezone"],
             )
             for row in rows
         ]

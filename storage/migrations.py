@@ -144,6 +144,40 @@ CREATE TABLE bulk_rows (
 CREATE INDEX bulk_rows_state ON bulk_rows (job_id, state, row_no);
 """
 
+_SCHEDULE: Final = """
+-- The user's clock: their time zone (NULL: Asia/Tashkent) and quiet hours, "HH:MM-HH:MM" in
+-- that zone or "off" (NULL: QUIET_HOURS, 21:00-09:00 unless configured otherwise).
+ALTER TABLE users ADD COLUMN timezone TEXT NULL;
+ALTER TABLE users ADD COLUMN quiet_hours TEXT NULL;
+-- Sends to start later: one SMS, or a bulk job kept 'ready' until its time. 'started' is set
+-- in the transaction that records the send (the outbox row, or the job going 'running'), so
+-- an item is never started twice; 'missed' waits for its owner's decision.
+CREATE TABLE scheduled (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN ('sms', 'bulk')),
+    phone TEXT,
+    message TEXT,
+    sender TEXT,
+    job_id INTEGER REFERENCES bulk_jobs(id) ON DELETE CASCADE,
+    due_at TEXT NOT NULL,  -- UTC
+    state TEXT NOT NULL DEFAULT 'waiting'
+        CHECK (state IN ('waiting', 'started', 'cancelled', 'missed', 'failed')),
+    ignore_quiet INTEGER NOT NULL DEFAULT 0,  -- "Send now": the owner asked for it now
+    outbox_id INTEGER,
+    reason TEXT,  -- why it failed or was missed
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX scheduled_due ON scheduled (state, due_at);
+CREATE INDEX scheduled_user ON scheduled (user_id, state, due_at);
+-- A job its owner started (or resumed) inside quiet hours runs on until this moment (UTC).
+CREATE TABLE job_quiet (
+    job_id INTEGER PRIMARY KEY REFERENCES bulk_jobs(id) ON DELETE CASCADE,
+    until TEXT NOT NULL
+);
+"""
+
 _TRAFFIC: Final = """
 -- The whole account's traffic from get_history (storage/traffic.py), whoever sent each SMS.
 CREATE TABLE traffic (
@@ -209,7 +243,7 @@ CREATE TABLE insight_prefs (
 );
 """
 
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4, _TRAFFIC)
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4, _SCHEDULE, _TRAFFIC)
 LATEST_VERSION: Final = len(MIGRATIONS)
 
 

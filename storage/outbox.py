@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
@@ -19,6 +19,15 @@ from typing import Any, Final
 from storage.db import Database, sqlite_int, utc_now
 
 logger = logging.getLogger(__name__)
+
+
+Claim = Callable[[int], Awaitable[bool]]
+"""Marks what a send records as taken (a scheduled item), given the outbox row's id; False
+when something else took it first."""
+
+
+class NotClaimed(Exception):
+    """The claim of a send said no: nothing was recorded, nothing must be sent."""
 
 
 class OutboxState(StrEnum):
@@ -87,6 +96,17 @@ class OutboxRepo:
         )
         assert row is not None  # INSERT ... RETURNING always yields the row
         return int(row["id"])
+
+    async def create_claimed(
+        self, user_id: int, phone: str, message: str, sender: str | None, claim: Claim
+    ) -> int:
+        """Records the SMS like `create_pending`, in one transaction with `claim` (given the
+        new row's id): both are committed, or neither (NotClaimed when the claim said no)."""
+        async with self._db.transaction():
+            outbox_id = await self.create_pending(user_id, phone, message, sender)
+            if not await claim(outbox_id):
+                raise NotClaimed(outbox_id)
+        return outbox_id
 
     async def mark_sent(
         self,

@@ -252,6 +252,80 @@ _AGGREGATES: Final = (
 )
 
 
+_INSERT: Final = (
+    "INSERT INTO traffic (user_id, sms_id, request_id, phone, message, sender, parts, "
+    "cost_micros, currency, status, created_at, origin, outbox_id, job_id, first_seen_at, "
+    "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+@dataclass(slots=True)
+class _Known:
+    """Stored rows of a page's entries, by the id that found them."""
+
+    by_sms: dict[object, sqlite3.Row] = field(default_factory=dict)
+    by_request: dict[object, sqlite3.Row] = field(default_factory=dict)
+    by_entry: dict[object, sqlite3.Row] = field(default_factory=dict)
+
+
+def _identity(record: NewRecord) -> object:
+    if record.sms_id is not None:
+        return ("id", record.sms_id)
+    if record.request_id is not None:
+        return ("request", record.request_id)
+    created = None if record.created_at is None else utc_text(record.created_at)
+    return ("entry", record.phone, record.message, created)
+
+
+def _pick(known: _Known, record: NewRecord) -> sqlite3.Row | None:
+    sms_id = sqlite_int(record.sms_id)
+    if sms_id is not None and sms_id in known.by_sms:
+        return known.by_sms[sms_id]
+    if record.request_id is not None and record.request_id in known.by_request:
+        return known.by_request[record.request_id]
+    return known.by_entry.get(_identity(record))
+
+
+def _change(existing: sqlite3.Row, record: NewRecord) -> tuple[Any, ...] | None:
+    """The UPDATE parameters when the history shows something new, else None."""
+    micros = None if record.cost is None else to_micros(record.cost)
+    status = record.status if record.status is not None else existing["status"]
+    parts = record.parts if record.parts is not None else existing["parts"]
+    cost = micros if micros is not None else existing["cost_micros"]
+    if (status, parts, cost) == (existing["status"], existing["parts"], existing["cost_micros"]):
+        return None
+    return (status, parts, cost, record.currency if micros is not None else None, existing["id"])
+
+
+def _insert_params(
+    user_id: int,
+    record: NewRecord,
+    origin: tuple[Origin, int | None, int | None],
+    seen_at: datetime,
+    stamp: str,
+) -> tuple[Any, ...]:
+    kind, outbox_id, job_id = origin
+    created = record.created_at if record.created_at is not None else seen_at
+    return (
+        user_id,
+        sqlite_int(record.sms_id),
+        record.request_id,
+        record.phone,
+        record.message,
+        record.sender,
+        record.parts,
+        None if record.cost is None else to_micros(record.cost),
+        record.currency if record.cost is not None else None,
+        record.status,
+        utc_text(created),
+        kind.value,
+        outbox_id,
+        job_id,
+        stamp,
+        stamp,
+    )
+
+
 class TrafficRepo:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -448,6 +522,12 @@ class TrafficRepo:
                 (user_id, utc_text(taken), to_micros(amount), currency),
             )
 
+    async def forget(self, user_id: int) -> None:
+        """Drops the record of the user's account: a new token may be another account."""
+        async with self._db.transaction():
+            for table in ("traffic", "traffic_sync", "balance_snapshots"):
+                await self._db.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
+
     async def sync_state(self, user_id: int) -> SyncState:
         row = await self._db.fetchone(
             "SELECT resume_offset, synced_at, rounds FROM traffic_sync WHERE user_id = ?",
@@ -483,147 +563,173 @@ class TrafficRepo:
         self, user_id: int, records: Sequence[NewRecord], *, now: datetime | None = None
     ) -> MergeResult:
         """Stores a page of history: new entries are inserted (matched to the bot's outbox and
-        bulk rows by sms id or request id), known ones take the status the history shows."""
+        bulk rows by sms id or request id), known ones take the status the history shows.
+
+        The lookups are a few IN queries per page, read before the write transaction, so the
+        one database connection is held for the writes only (a page is one commit)."""
         seen_at = now if now is not None else datetime.now(UTC)
-        inserted = updated = known = 0
-        async with self._db.transaction():
-            for record in records:
-                existing = await self._find(user_id, record)
-                if existing is None:
-                    await self._insert(user_id, record, seen_at)
-                    inserted += 1
-                    continue
-                known += 1
-                if await self._update(existing, record):
-                    updated += 1
-        return MergeResult(inserted, updated, known)
-
-    async def _find(self, user_id: int, record: NewRecord) -> sqlite3.Row | None:
-        sms_id = sqlite_int(record.sms_id)
-        if sms_id is not None:
-            row = await self._db.fetchone(
-                "SELECT id, status, parts, cost_micros FROM traffic "
-                "WHERE user_id = ? AND sms_id = ?",
-                (user_id, sms_id),
-            )
-            if row is not None:
-                return row
-        if record.request_id is not None:
-            row = await self._db.fetchone(
-                "SELECT id, status, parts, cost_micros FROM traffic "
-                "WHERE user_id = ? AND request_id = ?",
-                (user_id, record.request_id),
-            )
-            if row is not None:
-                return row
-        if sms_id is None and record.request_id is None and record.created_at is not None:
-            return await self._db.fetchone(
-                "SELECT id, status, parts, cost_micros FROM traffic WHERE user_id = ? "
-                "AND sms_id IS NULL AND request_id IS NULL AND created_at = ? "
-                "AND phone IS ? AND message IS ?",
-                (user_id, utc_text(record.created_at), record.phone, record.message),
-            )
-        return None
-
-    async def _update(self, existing: sqlite3.Row, record: NewRecord) -> bool:
-        micros = None if record.cost is None else to_micros(record.cost)
-        status = record.status if record.status is not None else existing["status"]
-        parts = record.parts if record.parts is not None else existing["parts"]
-        cost = micros if micros is not None else existing["cost_micros"]
-        if (status, parts, cost) == (
-            existing["status"],
-            existing["parts"],
-            existing["cost_micros"],
-        ):
-            return False
-        await self._db.execute(
-            "UPDATE traffic SET status = ?, parts = ?, cost_micros = ?, "
-            "currency = COALESCE(?, currency), updated_at = ? WHERE id = ?",
-            (status, parts, cost, record.currency, utc_now(), existing["id"]),
-        )
-        return True
-
-    async def _insert(self, user_id: int, record: NewRecord, seen_at: datetime) -> None:
-        origin, outbox_id, job_id = await self._sent_by(user_id, record)
-        created = record.created_at if record.created_at is not None else seen_at
-        now = utc_now()
-        await self._db.execute(
-            "INSERT INTO traffic (user_id, sms_id, request_id, phone, message, sender, parts, "
-            "cost_micros, currency, status, created_at, origin, outbox_id, job_id, "
-            "first_seen_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                user_id,
-                sqlite_int(record.sms_id),
-                record.request_id,
-                record.phone,
-                record.message,
-                record.sender,
-                record.parts,
-                None if record.cost is None else to_micros(record.cost),
-                record.currency if record.cost is not None else None,
-                record.status,
-                utc_text(created),
-                origin.value,
-                outbox_id,
-                job_id,
-                now,
-                now,
-            ),
-        )
-
-    async def _sent_by(
-        self, user_id: int, record: NewRecord
-    ) -> tuple[Origin, int | None, int | None]:
-        """Whether the bot sent it: an outbox row or a bulk row with its sms id or request id,
-        else (an answer that was lost or not recorded yet) an open outbox row to the same phone
-        with the same text."""
-        sms_id = sqlite_int(record.sms_id)
-        for column, value in (("sms_id", sms_id), ("request_id", record.request_id)):
-            if value is None:
+        known_rows = await self._known(user_id, records)
+        fresh: list[NewRecord] = []
+        updates: list[tuple[Any, ...]] = []
+        known = 0
+        taken: set[object] = set()
+        for record in records:
+            key = _identity(record)
+            if key in taken:
+                continue  # the same entry twice on one page (a gateway that repeats itself)
+            taken.add(key)
+            existing = _pick(known_rows, record)
+            if existing is None:
+                fresh.append(record)
                 continue
-            row = await self._db.fetchone(
-                f"SELECT id FROM outbox WHERE user_id = ? AND {column} = ? LIMIT 1",
-                (user_id, value),
+            known += 1
+            change = _change(existing, record)
+            if change is not None:
+                updates.append(change)
+        origins = await self._origins(user_id, fresh)
+        stamp = utc_now()
+        rows = [
+            _insert_params(user_id, record, origins[n], seen_at, stamp)
+            for n, record in enumerate(fresh)
+        ]
+        if rows or updates:
+            async with self._db.transaction():
+                if rows:
+                    await self._db.conn.executemany(_INSERT, rows)
+                if updates:
+                    await self._db.conn.executemany(
+                        "UPDATE traffic SET status = ?, parts = ?, cost_micros = ?, "
+                        f"currency = COALESCE(?, currency), updated_at = '{stamp}' WHERE id = ?",
+                        updates,
+                    )
+        return MergeResult(len(rows), len(updates), known)
+
+    async def _known(self, user_id: int, records: Sequence[NewRecord]) -> _Known:
+        found = _Known()
+        for column, values, into in (
+            ("sms_id", [sqlite_int(r.sms_id) for r in records], found.by_sms),
+            ("request_id", [r.request_id for r in records], found.by_request),
+        ):
+            wanted = sorted({v for v in values if v is not None}, key=str)
+            for row in await self._in(
+                f"SELECT id, sms_id, request_id, status, parts, cost_micros FROM traffic "
+                f"WHERE user_id = ? AND {column} IN",
+                (user_id,),
+                wanted,
+            ):
+                into[row[column]] = row
+        for record in records:
+            if record.sms_id is None and record.request_id is None and record.created_at:
+                match = await self._db.fetchone(
+                    "SELECT id, sms_id, request_id, status, parts, cost_micros FROM traffic "
+                    "WHERE user_id = ? AND sms_id IS NULL AND request_id IS NULL "
+                    "AND created_at = ? AND phone IS ? AND message IS ?",
+                    (user_id, utc_text(record.created_at), record.phone, record.message),
+                )
+                if match is not None:
+                    found.by_entry[_identity(record)] = match
+        return found
+
+    async def _in(
+        self, sql: str, params: tuple[Any, ...], values: Sequence[Any]
+    ) -> list[sqlite3.Row]:
+        """`sql` ending in "... IN", run over `values` in chunks."""
+        rows: list[sqlite3.Row] = []
+        for start in range(0, len(values), _PARAMS_PER_QUERY):
+            chunk = list(values[start : start + _PARAMS_PER_QUERY])
+            marks = ", ".join("?" for _ in chunk)
+            rows.extend(await self._db.fetchall(f"{sql} ({marks})", (*params, *chunk)))
+        return rows
+
+    async def _origins(
+        self, user_id: int, records: Sequence[NewRecord]
+    ) -> list[tuple[Origin, int | None, int | None]]:
+        """Whether the bot sent each: an outbox row or a bulk row with its sms id or request
+        id, else (an answer not recorded yet) an open outbox row to the same phone with the
+        same text."""
+        if not records:
+            return []
+        outbox: dict[tuple[str, object], int] = {}
+        bulk: dict[tuple[str, object], int] = {}
+        for column in ("sms_id", "request_id"):
+            values = sorted(
+                {
+                    v
+                    for r in records
+                    if (v := sqlite_int(r.sms_id) if column == "sms_id" else r.request_id)
+                    is not None
+                },
+                key=str,
             )
-            if row is not None:
-                return Origin.BOT, row["id"], None
-            row = await self._db.fetchone(
-                f"SELECT r.job_id AS job_id FROM bulk_rows r JOIN bulk_jobs j ON j.id = r.job_id "
-                f"WHERE r.{column} = ? AND j.user_id = ? LIMIT 1",
-                (value, user_id),
-            )
-            if row is not None:
-                return Origin.BULK, None, row["job_id"]
-        if record.phone is not None and record.message is not None:
-            row = await self._db.fetchone(
-                "SELECT id FROM outbox WHERE user_id = ? AND state IN ('pending', 'unknown') "
-                "AND phone = ? AND message = ? ORDER BY id DESC LIMIT 1",
-                (user_id, record.phone, record.message),
-            )
-            if row is not None:
-                return Origin.BOT, row["id"], None
-        return Origin.ELSEWHERE, None, None
+            if not values:
+                continue
+            for row in await self._in(
+                f"SELECT id, {column} AS v FROM outbox WHERE user_id = ? AND {column} IN",
+                (user_id,),
+                values,
+            ):
+                outbox.setdefault((column, row["v"]), row["id"])
+            for row in await self._in(
+                f"SELECT r.job_id AS job_id, r.{column} AS v FROM bulk_rows r "
+                f"JOIN bulk_jobs j ON j.id = r.job_id WHERE j.user_id = ? AND r.{column} IN",
+                (user_id,),
+                values,
+            ):
+                bulk.setdefault((column, row["v"]), row["job_id"])
+        open_rows = await self._db.fetchall(
+            "SELECT id, phone, message FROM outbox WHERE user_id = ? "
+            "AND state IN ('pending', 'unknown') ORDER BY id DESC LIMIT 1000",
+            (user_id,),
+        )
+        pending: dict[tuple[str | None, str | None], int] = {}
+        for row in open_rows:
+            pending.setdefault((row["phone"], row["message"]), row["id"])
+        result: list[tuple[Origin, int | None, int | None]] = []
+        for record in records:
+            keys = [("sms_id", sqlite_int(record.sms_id)), ("request_id", record.request_id)]
+            keys = [k for k in keys if k[1] is not None]
+            outbox_id = next((outbox[k] for k in keys if k in outbox), None)
+            job_id = next((bulk[k] for k in keys if k in bulk), None)
+            if outbox_id is not None:
+                result.append((Origin.BOT, outbox_id, None))
+            elif job_id is not None:
+                result.append((Origin.BULK, None, job_id))
+            elif (record.phone, record.message) in pending:
+                result.append((Origin.BOT, pending[(record.phone, record.message)], None))
+            else:
+                result.append((Origin.ELSEWHERE, None, None))
+        return result
 
     async def rematch(self, user_id: int, since_utc: datetime) -> int:
         """Rows stored as "elsewhere" since `since_utc` that the bot's outbox or a bulk job now
-        claims (the send's answer was recorded after the history showed it) change origin."""
-        rows = await self._db.fetchall(
-            "SELECT id, sms_id, request_id, phone, message FROM traffic WHERE user_id = ? "
-            "AND origin = 'elsewhere' AND created_at >= ? AND failure_noticed = 0",
-            (user_id, utc_text(since_utc)),
-        )
+        claims (the send's answer was recorded after the history showed it) change origin.
+
+        Set-based: a few statements per round whatever the traffic, each probing the indexes
+        on outbox and bulk_rows ids once per recent "elsewhere" row."""
         changed = 0
-        for row in rows:
-            probe = NewRecord(
-                row["sms_id"], row["request_id"], row["phone"], row["message"],
-                None, None, None, None, None, None,
-            )  # fmt: skip
-            origin, outbox_id, job_id = await self._sent_by(user_id, probe)
-            if origin is Origin.ELSEWHERE:
-                continue
+        for column in ("sms_id", "request_id"):
+            outbox = (
+                f"SELECT o.id FROM outbox o WHERE o.user_id = traffic.user_id "
+                f"AND o.{column} = traffic.{column} LIMIT 1"
+            )
+            bulk = (
+                f"SELECT r.job_id FROM bulk_rows r JOIN bulk_jobs j ON j.id = r.job_id "
+                f"WHERE r.{column} = traffic.{column} AND j.user_id = traffic.user_id LIMIT 1"
+            )
+            recent = (
+                f"user_id = ? AND origin = 'elsewhere' AND created_at >= ? "
+                f"AND failure_noticed = 0 AND {column} IS NOT NULL"
+            )
+            params = (user_id, utc_text(since_utc))
             changed += await self._db.execute(
-                "UPDATE traffic SET origin = ?, outbox_id = ?, job_id = ? WHERE id = ?",
-                (origin.value, outbox_id, job_id, row["id"]),
+                f"UPDATE traffic SET origin = 'bot', outbox_id = ({outbox}) "
+                f"WHERE {recent} AND EXISTS ({outbox})",
+                params,
+            )
+            changed += await self._db.execute(
+                f"UPDATE traffic SET origin = 'bulk', job_id = ({bulk}) "
+                f"WHERE {recent} AND EXISTS ({bulk})",
+                params,
             )
         return changed
 

@@ -32,6 +32,10 @@ from services.events import (
     JobProgress,
     LowBalance,
     Person,
+    ScheduledJobStarted,
+    ScheduledMissed,
+    ScheduledNotStarted,
+    ScheduledSmsDone,
     TokenConnected,
     TokenRejected,
     TrafficDigest,
@@ -99,6 +103,14 @@ class Presenter:
             case GatewayUp():
                 with self._locale(None):
                     self._outbox.post_to_admins(texts.gateway_up(event))
+            case ScheduledSmsDone():
+                await self._tell(event.person, texts.scheduled_sms_done, event)
+            case ScheduledJobStarted():
+                await self._tell(event.person, texts.scheduled_job_started, event)
+            case ScheduledNotStarted():
+                await self._tell(event.person, texts.scheduled_not_started, event)
+            case ScheduledMissed():
+                await self._tell(event.person, texts.scheduled_missed, event)
             case JobProgress() | JobPaused() | JobFinished():
                 await self._job(event)
             case BroadcastProgress():

@@ -84,7 +84,9 @@ def create_router() -> Router:
         *on_message,
     )
     router.callback_query.register(
-        start_button, BulkCb.filter(F.action == BulkAction.START), *on_message
+        start_button,
+        BulkCb.filter(F.action.in_({BulkAction.START, BulkAction.FORCE})),
+        *on_message,
     )
     router.callback_query.register(
         cancel_button, BulkCb.filter(F.action == BulkAction.CANCEL), *on_message

@@ -12,6 +12,7 @@ asked for again instead. Files are parsed in the upload worker (services.upload_
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import logging
 import secrets
@@ -27,6 +28,7 @@ from aiogram.utils.i18n import gettext as _
 
 from handlers.bulk.jobs import post_progress
 from handlers.bulk.lists import Lists
+from handlers.bulk.quiet import ask_quiet_start
 from handlers.bulk.render import (
     INVALID_SHOWN,
     list_read_text,
@@ -39,7 +41,8 @@ from handlers.bulk.render import (
     too_big_text,
     unknown_placeholders_text,
 )
-from handlers.callbacks import BulkCb
+from handlers.callbacks import BulkAction, BulkCb
+from handlers.clock import quiet_for, quiet_until, user_zone, utc_now
 from handlers.config import HandlerSettings
 from handlers.keyboards import bulk_review_keyboard, bulk_templates_keyboard, open_job_keyboard
 from handlers.render import count, not_enough_text
@@ -56,11 +59,12 @@ from services.bulk_plan import (
     build_plan,
 )
 from services.pricing import cost_of
+from services.scheduler import stamp
 from services.spreadsheet import SpreadsheetError
 from services.templating import TemplateError, check_template
 from services.upload_worker import UploadWorker
 from services.user_input import effective_sender
-from storage import BulkRepo, TemplateRepo
+from storage import BulkRepo, ScheduleRepo, TemplateRepo
 from storage.users import UserRow
 
 logger = logging.getLogger(__name__)
@@ -331,6 +335,7 @@ async def start_button(
     accounts: Accounts,
     bulk: BulkRepo,
     bulk_runner: BulkRunner,
+    schedule: ScheduleRepo,
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
@@ -357,6 +362,11 @@ async def start_button(
         )
         await message.answer(refusal)
         return
+    quiet_end = quiet_until(user_row, settings, utc_now())
+    if quiet_end is not None and callback_data.action == BulkAction.START:
+        quiet, zone = quiet_for(user_row, settings), user_zone(user_row)
+        await ask_quiet_start(message, quiet, quiet_end, zone, callback_data.draft)
+        return
     # The draft leaves the FSM before the job is created: a second tap (handled after this
     # one, see SimpleEventIsolation) finds nothing to start.
     await state.clear()
@@ -364,7 +374,11 @@ async def start_button(
     callback_answer.text = _("Starting…")
     with suppress(TelegramBadRequest):
         await message.edit_reply_markup(reply_markup=None)
-    await start_job(message, bulk, bulk_runner, settings, user_row, source, template, plan)
+    # "Start anyway" inside quiet hours: the job runs on until they end.
+    override = (schedule, quiet_end) if quiet_end is not None else None
+    await start_job(
+        message, bulk, bulk_runner, settings, user_row, source, template, plan, override
+    )
 
 
 async def refuse_second_job(message: Message, bulk: BulkRepo, user_id: int) -> None:
@@ -389,6 +403,7 @@ async def start_job(
     source: Source,
     template: str,
     plan: Plan,
+    quiet_override: tuple[ScheduleRepo, dt.datetime] | None = None,
 ) -> None:
     job_id = await bulk.create_job(
         user_row.id,
@@ -400,6 +415,9 @@ async def start_job(
     )
     job = await bulk.get_job(job_id)
     assert job is not None
+    if quiet_override is not None:
+        schedule, until = quiet_override
+        await schedule.set_job_quiet_until(job_id, stamp(until))
     # The progress message exists before the runner starts: its first report edits it.
     await post_progress(message, bulk, settings, job, "running")
     if not await bulk_runner.begin(job_id):

@@ -7,7 +7,7 @@ it is shown (a button, /jobs, the job's reports in bot/notices/jobs.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Final
@@ -24,6 +24,7 @@ from services.bulk import (
     PAUSE_BALANCE,
     PAUSE_ERROR,
     PAUSE_GATEWAY,
+    PAUSE_QUIET,
     PAUSE_REFUSED,
     PAUSE_TOKEN,
     PAUSE_TOKEN_CHANGED,
@@ -73,6 +74,8 @@ _PHONE_REASONS: Final = {
 }
 _STATE_LABELS: Final = {
     "ready": N_("🕓 starting"),
+    "scheduled": N_("🕒 scheduled"),
+    PAUSE_QUIET: N_("🌙 paused for quiet hours"),
     "running": N_("▶️ sending"),
     "paused": N_("⏸ paused"),
     "done": N_("✅ finished"),
@@ -324,6 +327,11 @@ def pause_text(job: JobRow, refusal: str | None) -> str:
             "Fix this (for example, the sender name) and tap Resume; only the rows not sent "
             "yet are sent."
         ).format(text=quote_cut(refusal or MISSING, REFUSAL_SHOWN))
+    if reason == PAUSE_QUIET:
+        return _(
+            "🌙 Paused for your quiet hours; it goes on by itself when they end. "
+            "Tap Resume to send now anyway."
+        )
     if reason == PAUSE_ACCESS:
         return _("⏸ Paused: an administrator withdrew your access to the bot.")
     if reason == PAUSE_ERROR:
@@ -394,15 +402,25 @@ def short_of_balance_text(job_id: int, cost: Cost) -> str:
     ).format(id=job_id, total=money(cost.total), missing=money(cost.missing))
 
 
-def jobs_text(jobs: Sequence[tuple[JobRow, JobCounts]]) -> str:
-    """/jobs: the user's recent jobs, newest first."""
+def state_key(job: JobRow, scheduled: Collection[int]) -> str:
+    """The label of a job in /jobs: its state, or why it waits."""
+    if job.id in scheduled:
+        return "scheduled"
+    if job.state == "paused" and job.pause_reason == PAUSE_QUIET:
+        return PAUSE_QUIET
+    return job.state
+
+
+def jobs_text(jobs: Sequence[tuple[JobRow, JobCounts]], scheduled: Collection[int] = ()) -> str:
+    """/jobs: the user's recent jobs, newest first; `scheduled` are ids of jobs that wait for
+    their time (see /scheduled)."""
     lines = [_("📦 <b>Your bulk jobs</b>"), ""]
     for job, counts in jobs:
         name = html.quote(job.file_name) if job.file_name else _("Pasted list")
         line = _("#{id} · {name} · {state} · sent {sent} of {total}, failed {failed}").format(
             id=job.id,
             name=name,
-            state=_(_STATE_LABELS.get(job.state, job.state)),
+            state=_(_STATE_LABELS[state_key(job, scheduled)]),
             sent=count(counts.sent),
             total=count(job.total),
             failed=count(counts.failed),

@@ -1,27 +1,18 @@
-"""The user's time zone and today in it."""
+"""The user's time zone (chosen in /settings, services.schedule_time) and today in it."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Final
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
+from services.schedule_time import zone_of
 from storage.users import UserRow
-
-DEFAULT_ZONE: Final = "Asia/Tashkent"
 
 
 def zone_name(user: UserRow) -> str:
-    """The IANA zone the user chose in /settings, or Asia/Tashkent (also for a name this
-    machine no longer knows). Read by attribute: the zone column comes with scheduled sends."""
-    name = getattr(user, "timezone", None)
-    if isinstance(name, str) and name:
-        try:
-            ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            return DEFAULT_ZONE
-        return name
-    return DEFAULT_ZONE
+    """The IANA name of the user's zone: theirs, or Asia/Tashkent (also for a name this
+    machine no longer knows), as services.schedule_time.zone_of reads it."""
+    return zone_of(user.timezone).key
 
 
 def today_in(zone: ZoneInfo, now: dt.datetime | None = None) -> dt.date:

@@ -10,7 +10,7 @@ from decimal import Decimal
 from bot.notices.insights import failures_seen
 from services.events import FailuresSeen, Person
 from storage.traffic import NewRecord
-from tests.conftest import GOOD_TOKEN
+from tests.conftest import GOOD_TOKEN, OTHER_TOKEN
 from tests.fakes.fake_devsms import FakeDevsms
 from tests.support.harness import Harness
 from tests.support.recording import SentMessage
@@ -196,7 +196,10 @@ async def test_insights_settings_are_off_by_default_and_toggle(app: Harness) -> 
     assert "Digest: daily at 09:00" in daily.text
     assert "🕘 Digest hour" in labels(daily)
     [hours] = await app.tap(daily, "🕘 Digest hour")
-    assert len(labels(hours)) == 24
+    assert len(labels(hours)) == 25 and labels(hours)[-1] == "↩️ Back"
+    [back] = await app.tap(hours, "↩️ Back")
+    assert "Digest: daily at 09:00" in back.text
+    [hours] = await app.tap(back, "🕘 Digest hour")
     [chosen] = await app.tap(hours, "18:00")
     assert "Digest: daily at 18:00" in chosen.text
     assert app.answers()[-1].text == "Saved."
@@ -271,3 +274,28 @@ async def test_show_them_lists_the_failed_sms_of_that_notice_only(app: Harness) 
     await traffic.mark_failures([r.id for r in rows], 778)
     assert await app.tap(notice, "👀 Show them") == []
     assert app.answers()[-1].text == "These SMS are no longer in the record."
+
+
+async def test_insights_settings_show_the_users_own_zone(app: Harness) -> None:
+    await connect(app)
+    await app.services.users.set_timezone(1, "Europe/Moscow")
+    shown = await open_insights(app)
+    assert "Times are in your time zone: Europe/Moscow" in shown.text
+
+
+async def test_a_new_token_or_logout_drops_the_accounts_record(app: Harness) -> None:
+    await connect(app)
+    traffic = app.services.traffic
+    await traffic.merge(1, [spent(1, 50, days_ago=0.1)])
+    await traffic.record_balance(1, Decimal(100), "UZS")
+    await app.send("/token")
+    await app.send(OTHER_TOKEN)
+    assert await traffic.latest_balance(1) is None
+    now = datetime.now(UTC)
+    assert [r async for r in traffic.iter_rows(1, now - timedelta(days=1), now)] == []
+    await traffic.merge(1, [spent(2, 50, days_ago=0.1)])
+    await app.services.insights.set_failure_watch(1, True)
+    [confirm] = await app.send("/logout")
+    await app.tap(confirm, "Yes, delete everything")
+    assert [r async for r in traffic.iter_rows(1, now - timedelta(days=1), now)] == []
+    assert not (await app.services.insights.get(1)).failure_watch

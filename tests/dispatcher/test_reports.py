@@ -428,16 +428,36 @@ async def test_export_again_while_typing_dates_starts_over(app: Harness) -> None
     assert await app.state_of() is None
 
 
+async def test_export_counts_days_in_the_users_zone(app: Harness) -> None:
+    """A user in Moscow (UTC+3): 22:30 UTC on 9 Nov is already 10 Nov for them, 03:30 in
+    Tashkent's default; their typed day and the times in the file are Moscow's."""
+    await connect(app)
+    await app.services.users.set_timezone(USER, "Europe/Moscow")
+    late = dt.datetime(2026, 11, 9, 22, 30, tzinfo=dt.UTC)  # 10 Nov 01:30 in Moscow
+    early = dt.datetime(2026, 11, 9, 20, 30, tzinfo=dt.UTC)  # 9 Nov 23:30 in Moscow
+    await app.services.traffic.merge(
+        USER, [record(1, "DELIVERED", late), record(2, "DELIVERED", early)]
+    )
+    [menu] = await app.send("/export")
+    assert "Europe/Moscow" in menu.text
+    await app.tap(menu, "Type the dates")
+    [choice] = await app.send("2026-11-10")
+    await app.tap(choice, "CSV")
+    [document] = documents(app)
+    _header, *rows = csv_rows(document.file or b"")
+    assert [(r[0], r[2]) for r in rows] == [("2026-11-10 01:30:00", "Code 1")]
+
+
 def test_the_users_zone_or_tashkent() -> None:
     from types import SimpleNamespace
 
     from handlers.reports.zone import zone_name
 
-    assert zone_name(SimpleNamespace()) == "Asia/Tashkent"  # type: ignore[arg-type]
     assert zone_name(SimpleNamespace(timezone=None)) == "Asia/Tashkent"  # type: ignore[arg-type]
     moscow = SimpleNamespace(timezone="Europe/Moscow")
     assert zone_name(moscow) == "Europe/Moscow"  # type: ignore[arg-type]
-    assert zone_name(SimpleNamespace(timezone="Mars/Olympus")) == "Asia/Tashkent"  # type: ignore[arg-type]
+    unknown = SimpleNamespace(timezone="Mars/Olympus")
+    assert zone_name(unknown) == "Asia/Tashkent"  # type: ignore[arg-type]
 
 
 async def test_stats_of_a_dollar_account_speak_dollars(app: Harness, devsms: FakeDevsms) -> None:

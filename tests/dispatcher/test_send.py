@@ -54,7 +54,13 @@ async def test_dialog_previews_then_sends_exactly_one_sms(
     assert "GSM-7 · 17 characters · 1 part(s)" in preview.text
     assert "Cost: 1 × 50 so'm = 50 so'm" in preview.text
     assert "Balance after sending: 9\u00a0950 so'm" in preview.text
-    assert labels(preview) == ["✅ Send", "✏️ Change text", "📞 Change number", "✖️ Cancel"]
+    assert labels(preview) == [
+        "✅ Send",
+        "🕒 Send later",
+        "✏️ Change text",
+        "📞 Change number",
+        "✖️ Cancel",
+    ]
     assert devsms.sent == []  # nothing leaves without the tap
 
     [result] = await app.tap(preview, "Send")

@@ -19,7 +19,13 @@ pytestmark = pytest.mark.e2e
 SEND: Final = "/send_sms.php"
 PHONE: Final = "998901234567"
 SHOWN_PHONE: Final = "+998 90 123 45 67"
-PREVIEW_BUTTONS: Final = ["✅ Send", "✏️ Change text", "📞 Change number", "✖️ Cancel"]
+PREVIEW_BUTTONS: Final = [
+    "✅ Send",
+    "🕒 Send later",
+    "✏️ Change text",
+    "📞 Change number",
+    "✖️ Cancel",
+]
 FILTERS: Final = [
     "• All",
     "Delivered",

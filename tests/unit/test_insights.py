@@ -10,8 +10,9 @@ from zoneinfo import ZoneInfo
 
 from services.events import DeliveryRateLow, Event, FailuresSeen, TrafficDigest
 from services.failure_watch import FailureWatch, group_failures, hour_window
-from services.insights import DigestSender, due_period, zone_of
+from services.insights import DigestSender, due_period
 from services.phones import operator_of
+from services.schedule_time import zone_of
 from storage import BulkRepo, Database, InsightRepo, TrafficRepo, UserRepo
 from storage.alerts import AlertPrefs, WatchTarget
 from storage.traffic import NewRecord
@@ -44,6 +45,7 @@ def test_operators_come_from_the_carrier_data() -> None:
     assert operator_of("998901234567") == "Beeline"
     assert operator_of("+998 93 123 45 67") == "Ucell"
     assert operator_of("998971234567") == "MobiUZ"
+    assert operator_of("998712345678") == "+998 71"  # a landline: no carrier, its prefix
     assert operator_of("not a phone") is None
 
 
@@ -236,3 +238,14 @@ async def test_no_digest_when_off(db: Database) -> None:
     sender, notices = await digest_world(db, clock)
     await InsightRepo(db).set_digest(1, "off")
     assert await sender.send_due() == 0 and notices.events == []
+
+
+async def test_digest_hour_is_in_the_users_own_zone(db: Database) -> None:
+    clock = [datetime(2026, 12, 1, 16, 5, tzinfo=UTC)]  # 21:05 in Tashkent, 08:05 in LA
+    sender, notices = await digest_world(db, clock)
+    assert await UserRepo(db).set_timezone(1, "America/Los_Angeles")
+    assert await sender.send_due() == 0
+    clock[0] = datetime(2026, 12, 1, 17, 5, tzinfo=UTC)  # 09:05 on Dec 1 in Los Angeles
+    assert await sender.send_due() == 1
+    [event] = notices.events
+    assert isinstance(event, TrafficDigest) and event.first_day == date(2026, 11, 30)

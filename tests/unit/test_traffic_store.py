@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from storage import Database, TrafficRepo, UserRepo
+from storage import Database, OutboxRepo, TrafficRepo, UserRepo
 from storage.traffic import NewRecord, Origin, Outcome, outcome_of
 
 T0 = datetime(2026, 11, 30, 20, 30, tzinfo=UTC)  # 01:30 on Dec 1 in Tashkent
@@ -87,3 +87,18 @@ def test_outcomes() -> None:
     assert outcome_of("ACCEPTED") is Outcome.WAITING
     assert outcome_of("rejected") is Outcome.FAILED
     assert outcome_of(None) is Outcome.WAITING
+
+
+async def test_a_page_repeating_an_entry_stores_it_once(db: Database) -> None:
+    traffic = await repo_with_user(db)
+    result = await traffic.merge(1, [rec(1, T0), rec(1, T0), rec(2, T0)])
+    assert (result.inserted, result.known) == (2, 0)
+
+
+async def test_an_open_outbox_row_to_the_same_phone_and_text_is_the_bots(db: Database) -> None:
+    traffic = await repo_with_user(db)
+    # The bot's send is in flight (its answer not recorded yet) when the history shows it.
+    row_id = await OutboxRepo(db).create_pending(1, "998901234567", "hi", None)
+    await traffic.merge(1, [rec(1, T0)])
+    [row] = [r async for r in traffic.iter_rows(1, T0, T0 + timedelta(seconds=1))]
+    assert (row.origin, row.outbox_id) == (Origin.BOT, row_id)

@@ -4,6 +4,7 @@ sends told apart from the rest."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from services.sending import SmsSender
@@ -157,3 +158,36 @@ async def test_the_watcher_keeps_balance_snapshots_for_the_forecast(world: World
     await world.watcher(snapshots=traffic).check_all()
     snapshot = await traffic.latest_balance(1)
     assert snapshot is not None and snapshot.amount == 12_345 and snapshot.currency == "UZS"
+
+
+async def test_a_round_that_meets_a_new_token_writes_nothing_more(world: World) -> None:
+    await world.add_user(1, TOKEN)
+    elsewhere(world.devsms, 12)
+    world.devsms.add_account("tok-traffic-2", balance=100, sms_price=50)
+    traffic = TrafficRepo(world.db)
+    worker = sync(world, pages=3, limit=5)
+    world.devsms.hold("/get_history.php")
+    round_ = asyncio.create_task(worker.sync_user(1))
+    await world.devsms.wait_held(1)
+    # The owner connects another account's token while the first page is on its way.
+    await world.credentials.save(1, world.vault.encrypt(1, "tok-traffic-2"))
+    await traffic.forget(1)
+    world.devsms.release()
+    report = await round_
+    assert report.inserted == 0
+    assert await stored(world) == {}
+
+
+async def test_a_failing_gateway_costs_one_call_and_the_next_round_catches_up(
+    world: World,
+) -> None:
+    await world.add_user(1, TOKEN)
+    ids = elsewhere(world.devsms, 3)
+    worker = sync(world, pages=5, limit=5)
+    world.devsms.fail_next(5, path="/get_history.php")
+    before = history_calls(world.devsms)
+    report = await worker.sync_user(1)
+    assert history_calls(world.devsms) - before == 1 and report.inserted == 0
+    world.devsms.clear_faults()
+    await worker.sync_user(1)
+    assert set(await stored(world)) == set(ids)
