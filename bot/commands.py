@@ -13,6 +13,8 @@ COMMANDS = (
     ("send", N_("Send an SMS")),
     ("balance", N_("Balance and spending")),
     ("history", N_("Sent SMS")),
+    ("stats", N_("Charts of SMS and spending")),
+    ("export", N_("SMS of a period as a file")),
     ("status", N_("Status of one SMS")),
     ("bulk", N_("Send to a list from a file")),
     ("jobs", N_("Bulk sending jobs")),

@@ -90,6 +90,16 @@ class Settings(BaseSettings):
     upload_memory_mb: int = Field(default=1024, ge=256)
     upload_time_limit: float = Field(default=120.0, gt=0)
 
+    # /stats and /export
+    # Charts are drawn in child processes with these limits (services/chart_desk.py).
+    chart_workers: int = Field(default=1, ge=1, le=8)
+    chart_memory_mb: int = Field(default=768, ge=256)
+    chart_time_limit: float = Field(default=30.0, gt=0)
+    # Export files past this size are split into numbered parts (Telegram: 50 MB for bots).
+    export_part_mb: float = Field(default=50.0, gt=0, le=50)
+    # Exports written at once; one more is refused with "try again in a minute".
+    exports_at_once: int = Field(default=2, ge=1, le=20)
+
     # Scheduled sends and quiet hours
     schedule_grace: float = Field(default=3600.0, ge=0)
     schedule_poll: float = Field(default=5.0, gt=0)
@@ -234,5 +244,6 @@ def handler_settings(settings: Settings, policy: AccessPolicy) -> HandlerSetting
         bulk_max_rows=settings.bulk_max_rows,
         bulk_jobs_per_user=settings.bulk_jobs_per_user,
         bulk_rate=settings.bulk_rate,
+        export_part_bytes=int(settings.export_part_mb * 1024 * 1024),
         quiet_default=settings.quiet_default,
     )

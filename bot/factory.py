@@ -31,7 +31,9 @@ from services.access import AccessPolicy
 from services.accounts import Accounts
 from services.bulk import BulkRunner
 from services.bulk_plan import SourceCache
+from services.chart_desk import ChartDesk
 from services.devsms import DevsmsClient
+from services.export import ExportSlots
 from services.key_rotation import rotate_all
 from services.languages import Language
 from services.scheduler import Scheduler
@@ -77,8 +79,12 @@ class Services:
     schedule: ScheduleRepo
     uploads: UploadWorker
     """Parses uploaded files in a child process, started on the first upload."""
+    charts: ChartDesk
+    """Draws /stats charts in child processes, started with the first chart."""
+    exports: ExportSlots
 
     async def close(self) -> None:
+        await self.charts.close()
         await self.uploads.close()
         await self.devsms.close()
         await self.db.close()
@@ -136,8 +142,14 @@ async def open_services(settings: Settings) -> Services:
         uploads=UploadWorker(
             memory_limit=settings.upload_memory_mb * 1024 * 1024,
             time_limit=settings.upload_time_limit,
-            preload=("services.bulk_plan",),
+            preload=("services.bulk_plan", "openpyxl"),
         ),
+        charts=ChartDesk(
+            workers=settings.chart_workers,
+            memory_limit=settings.chart_memory_mb * 1024 * 1024,
+            time_limit=settings.chart_time_limit,
+        ),
+        exports=ExportSlots(settings.exports_at_once),
     )
 
 
@@ -186,6 +198,7 @@ async def build_app(settings: Settings, *, bot: Bot | None = None) -> AsyncItera
         stack.push_async_callback(services.db.close)
         stack.push_async_callback(services.devsms.close)
         stack.push_async_callback(services.uploads.close)
+        stack.push_async_callback(services.charts.close)
         if bot is None:
             bot = create_bot(settings)
         stack.push_async_callback(bot.session.close)
@@ -308,6 +321,8 @@ def create_dispatcher(services: Services, shared: Shared) -> Dispatcher:
         traffic=services.traffic,
         insights=services.insights,
         uploads=services.uploads,
+        charts=services.charts,
+        exports=services.exports,
         bulk_sources=SourceCache(settings.bulk_cache_mb * 1024 * 1024),
         access_policy=shared.policy,
         bulk_runner=shared.runner,

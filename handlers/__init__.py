@@ -17,6 +17,7 @@ from handlers import (
     fallback,
     history,
     insights,
+    reports,
     schedule,
     send,
     settings,
@@ -49,6 +50,7 @@ def build_router() -> Router:
         status.create_router(),
         templates.create_router(),
         bulk.create_router(),
+        reports.create_router(),
     )
 
     root.include_routers(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Final
+from typing import Annotated, Final, Literal
 
 from aiogram.filters.callback_data import CallbackData
 from pydantic import Field
@@ -163,6 +163,29 @@ class TemplateCb(CallbackData, prefix="tpl"):
 
 class TokenCb(CallbackData, prefix="tok"):
     """ "Connect a new token" under the notice that devsms stopped accepting the old one."""
+
+
+class StatsCb(CallbackData, prefix="sts"):
+    """The 7/30/90 days buttons under a /stats chart (the router takes those three only)."""
+
+    days: Annotated[int, Field(ge=1, le=366)]
+
+
+class ExportAction(StrEnum):
+    THIS_MONTH = "this"
+    LAST_MONTH = "last"
+    TYPE = "type"  # the user types the dates
+    FORMAT = "fmt"  # the file: `fmt` and the period's days
+    CANCEL = "cancel"
+
+
+class ExportCb(CallbackData, prefix="exp"):
+    """/export's buttons; a chosen period travels as day ordinals (date.toordinal)."""
+
+    action: ExportAction
+    fmt: Literal["", "csv", "xlsx"] = ""
+    first: Annotated[int, Field(ge=0, le=1_000_000)] = 0
+    last: Annotated[int, Field(ge=0, le=1_000_000)] = 0
 
 
 class ScheduleAction(StrEnum):

@@ -69,6 +69,11 @@ async def help_command(message: Message) -> None:
         )
         + "\n"
         + _("/scheduled — sends set for later (quiet hours and time zone: /settings)")
+        + "\n"
+        + _(
+            "/stats — charts of SMS and spending by day\n"
+            "/export — SMS of a period as a CSV or Excel file"
+        )
     )
 
 

@@ -26,5 +26,7 @@ class HandlerSettings:
     bulk_jobs_per_user: int
     bulk_rate: float
     """SMS a second of a bulk job: the progress text's time estimate."""
+    export_part_bytes: int = 50 * 1024 * 1024
+    """/export splits files past this size into numbered parts (EXPORT_PART_MB)."""
     quiet_default: QuietHours | None = None
     """Quiet hours of users who set none (QUIET_HOURS)."""

@@ -43,5 +43,9 @@ class InsightsForm(StatesGroup):
     rate = State()  # the lowest delivery rate (percent) before a warning
 
 
+class ExportForm(StatesGroup):
+    range = State()  # waiting for two typed dates
+
+
 class ScheduleForm(StatesGroup):
     when = State()  # a quick choice or a typed date and time for the draft in FSM data
