@@ -17,6 +17,7 @@ COMMANDS = (
     ("bulk", N_("Send to a list from a file")),
     ("jobs", N_("Bulk sending jobs")),
     ("templates", N_("Saved SMS texts")),
+    ("stoplist", N_("Numbers that never get an SMS")),
     ("settings", N_("Settings")),
     ("language", N_("Language")),
     ("token", N_("Connect another token")),

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     upload_memory_mb: int = Field(default=1024, ge=256)
     upload_time_limit: float = Field(default=120.0, gt=0)
 
+    # Stop list
+    stoplist_limit: int = Field(default=10_000, ge=1, le=1_000_000)
+
     # Access
     access_mode: Literal["open", "allowlist"] = "open"
 
@@ -208,4 +211,5 @@ def handler_settings(settings: Settings, policy: AccessPolicy) -> HandlerSetting
         bulk_max_rows=settings.bulk_max_rows,
         bulk_jobs_per_user=settings.bulk_jobs_per_user,
         bulk_rate=settings.bulk_rate,
+        stoplist_limit=settings.stoplist_limit,
     )

@@ -44,6 +44,7 @@ from storage import (
     Database,
     OutboxRepo,
     SQLiteStorage,
+    StopListRepo,
     TemplateRepo,
     UserRepo,
 )
@@ -67,6 +68,8 @@ class Services:
     i18n: I18n
     bulk: BulkRepo
     templates: TemplateRepo
+    stoplist: StopListRepo
+    """Numbers no send of their owner may reach (see SmsSender, BulkRunner, make_plan)."""
     uploads: UploadWorker
     """Parses uploaded files in a child process, started on the first upload."""
 
@@ -122,6 +125,7 @@ async def open_services(settings: Settings) -> Services:
         i18n=create_i18n(settings.default_language),
         bulk=BulkRepo(db),
         templates=TemplateRepo(db),
+        stoplist=StopListRepo(db),
         uploads=UploadWorker(
             memory_limit=settings.upload_memory_mb * 1024 * 1024,
             time_limit=settings.upload_time_limit,
@@ -211,6 +215,7 @@ async def build_app(settings: Settings, *, bot: Bot | None = None) -> AsyncItera
             services.accounts,
             services.outbox,
             first_check=timedelta(seconds=settings.delivery_first_check),
+            stoplist=services.stoplist,
         )
         # Outcomes of sends whose recording is being retried, before the database closes.
         stack.push_async_callback(sender.close)
@@ -222,6 +227,7 @@ async def build_app(settings: Settings, *, bot: Bot | None = None) -> AsyncItera
             notices=notices,
             users=services.users,
             policy=policy,
+            stoplist=services.stoplist,
         )
         # Rows in flight settle while the database and the notices are still there.
         stack.push_async_callback(runner.stop)
@@ -272,6 +278,7 @@ def create_dispatcher(services: Services, shared: Shared) -> Dispatcher:
         sms_sender=shared.sender,
         bulk=services.bulk,
         templates=services.templates,
+        stoplist=services.stoplist,
         uploads=services.uploads,
         bulk_sources=SourceCache(settings.bulk_cache_mb * 1024 * 1024),
         access_policy=shared.policy,

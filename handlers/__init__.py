@@ -19,6 +19,7 @@ from handlers import (
     send,
     settings,
     status,
+    stoplist,
     templates,
     token,
 )
@@ -43,6 +44,7 @@ def build_router() -> Router:
         status.create_router(),
         templates.create_router(),
         bulk.create_router(),
+        stoplist.create_router(),
     )
 
     root.include_routers(

@@ -25,3 +25,5 @@ class HandlerSettings:
     bulk_jobs_per_user: int
     bulk_rate: float
     """SMS a second of a bulk job: the progress text's time estimate."""
+    stoplist_limit: int
+    """Most numbers one user's stop list may hold (STOPLIST_LIMIT)."""

@@ -28,6 +28,7 @@ from handlers.keyboards import (
     phone_keyboard,
     preview_keyboard,
     sent_keyboard,
+    unstop_keyboard,
 )
 from handlers.render import too_many_parts_text
 from handlers.send_texts import (
@@ -38,6 +39,7 @@ from handlers.send_texts import (
     result_text,
 )
 from handlers.states import SendForm
+from handlers.stoplist_texts import refused_text
 from services.accounts import Accounts
 from services.devsms import Balance, DevsmsGatewayError, DevsmsUnavailable
 from services.phones import InvalidPhone, normalize_phone
@@ -45,6 +47,7 @@ from services.phones import extract_phone_and_text as split_quick_form
 from services.sending import Outcome, SmsSender
 from services.sms_parts import TooManyParts, cheaper_spelling, check_parts
 from services.user_input import effective_sender
+from storage import StopEntry, StopListRepo
 from storage.users import UserRow
 
 logger = logging.getLogger(__name__)
@@ -57,6 +60,7 @@ async def start_send(
     message: Message,
     state: FSMContext,
     accounts: Accounts,
+    stoplist: StopListRepo,
     settings: HandlerSettings,
     user_row: UserRow,
     command: CommandObject | None = None,
@@ -66,7 +70,7 @@ async def start_send(
     if replied is not None and replied.contact is not None:
         # "/send" as a reply to a shared contact: its number is the recipient.
         raw = replied.contact.phone_number
-        await take_phone(message, state, accounts, settings, user_row, raw)
+        await take_phone(message, state, accounts, stoplist, settings, user_row, raw)
         return
     args = (command.args or "").strip() if command else ""
     if args:
@@ -74,9 +78,9 @@ async def start_send(
         if quick is not None:
             phone, text = quick
             await state.update_data(phone=phone.digits)
-            await take_text(message, state, accounts, settings, user_row, text)
+            await take_text(message, state, accounts, stoplist, settings, user_row, text)
             return
-        await take_phone(message, state, accounts, settings, user_row, args)
+        await take_phone(message, state, accounts, stoplist, settings, user_row, args)
         return
     await state.set_state(SendForm.phone)
     await message.answer(ask_phone_text(), reply_markup=phone_keyboard())
@@ -86,29 +90,32 @@ async def phone_as_text(
     message: Message,
     state: FSMContext,
     accounts: Accounts,
+    stoplist: StopListRepo,
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
     assert message.text is not None
-    await take_phone(message, state, accounts, settings, user_row, message.text)
+    await take_phone(message, state, accounts, stoplist, settings, user_row, message.text)
 
 
 async def phone_as_contact(
     message: Message,
     state: FSMContext,
     accounts: Accounts,
+    stoplist: StopListRepo,
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
     assert message.contact is not None
     raw = message.contact.phone_number
-    await take_phone(message, state, accounts, settings, user_row, raw)
+    await take_phone(message, state, accounts, stoplist, settings, user_row, raw)
 
 
 async def take_phone(
     message: Message,
     state: FSMContext,
     accounts: Accounts,
+    stoplist: StopListRepo,
     settings: HandlerSettings,
     user_row: UserRow,
     raw: str,
@@ -125,9 +132,13 @@ async def take_phone(
         )
         return
     await state.update_data(phone=phone.digits)
+    stopped = await stoplist.entry(user_row.id, phone.digits)
+    if stopped is not None:
+        await refuse_stopped(message, state, stopped)
+        return
     if (await state.get_data()).get("text"):
         # "Change number" from a preview keeps the text.
-        await show_preview(message, state, accounts, settings, user_row)
+        await show_preview(message, state, accounts, stoplist, settings, user_row)
         return
     await state.set_state(SendForm.text)
     await message.answer(
@@ -150,17 +161,19 @@ async def text_received(
     message: Message,
     state: FSMContext,
     accounts: Accounts,
+    stoplist: StopListRepo,
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
     assert message.text is not None
-    await take_text(message, state, accounts, settings, user_row, message.text)
+    await take_text(message, state, accounts, stoplist, settings, user_row, message.text)
 
 
 async def take_text(
     message: Message,
     state: FSMContext,
     accounts: Accounts,
+    stoplist: StopListRepo,
     settings: HandlerSettings,
     user_row: UserRow,
     text: str,
@@ -177,7 +190,7 @@ async def take_text(
         await message.answer(too_many_parts_text(exc))
         return
     await state.update_data(text=text)
-    await show_preview(message, state, accounts, settings, user_row)
+    await show_preview(message, state, accounts, stoplist, settings, user_row)
 
 
 async def text_not_understood(message: Message) -> None:
@@ -204,6 +217,7 @@ async def show_preview(
     message: Message,
     state: FSMContext,
     accounts: Accounts,
+    stoplist: StopListRepo,
     settings: HandlerSettings,
     user_row: UserRow,
     *,
@@ -213,6 +227,11 @@ async def show_preview(
     data = await state.get_data()
     phone = normalize_phone(data["phone"])
     text: str = data["text"]
+    # Every way to a preview passes here: the quick form, a template, "Change number".
+    stopped = await stoplist.entry(user_row.id, phone.digits)
+    if stopped is not None:
+        await refuse_stopped(message, state, stopped)
+        return
     sender = effective_sender(user_row, settings.default_sender)
     try:
         balance = await accounts.recent_balance(user_row.id)
@@ -229,6 +248,13 @@ async def show_preview(
         await message.edit_text(body, reply_markup=markup)
     else:
         await message.answer(body, reply_markup=markup)
+
+
+async def refuse_stopped(message: Message, state: FSMContext, entry: StopEntry) -> None:
+    """No preview for a number on the stop list: the reason, and a button that removes it.
+    The draft's text stays, so another number (or this one, once removed) goes on."""
+    await state.set_state(SendForm.phone)
+    await message.answer(refused_text(entry), reply_markup=unstop_keyboard(entry.id))
 
 
 # --- buttons under the preview ------------------------------------------------------------
@@ -255,13 +281,16 @@ async def send_button(
     message: Message,
     state: FSMContext,
     accounts: Accounts,
+    stoplist: StopListRepo,
     settings: HandlerSettings,
     sms_sender: SmsSender,
     user_row: UserRow,
 ) -> None:
     data = await live_draft(query, callback_data, message, state)
     if data is not None:
-        await confirm_send(query, message, state, accounts, settings, sms_sender, user_row, data)
+        await confirm_send(
+            query, message, state, accounts, stoplist, settings, sms_sender, user_row, data
+        )
 
 
 async def cheaper_button(
@@ -270,6 +299,7 @@ async def cheaper_button(
     message: Message,
     state: FSMContext,
     accounts: Accounts,
+    stoplist: StopListRepo,
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
@@ -280,7 +310,7 @@ async def cheaper_button(
     if cheaper is not None:
         await state.update_data(text=cheaper)
     await query.answer(_("Apostrophes and quotes replaced with plain ones."))
-    await show_preview(message, state, accounts, settings, user_row, edit=True)
+    await show_preview(message, state, accounts, stoplist, settings, user_row, edit=True)
 
 
 async def change_text_button(
@@ -323,6 +353,7 @@ async def confirm_send(
     message: Message,
     state: FSMContext,
     accounts: Accounts,
+    stoplist: StopListRepo,
     settings: HandlerSettings,
     sms_sender: SmsSender,
     user_row: UserRow,
@@ -349,7 +380,14 @@ async def confirm_send(
             + _("Here is the draft again; try in a minute."),
             None,
         )
-        await show_preview(message, state, accounts, settings, user_row)
+        await show_preview(message, state, accounts, stoplist, settings, user_row)
+        return
+    if outcome.outcome is Outcome.STOPPED and outcome.stopped is not None:
+        # Put on the stop list after the preview: nothing left, the draft comes back.
+        await state.set_state(SendForm.phone)
+        await state.set_data({k: v for k, v in data.items() if k in ("phone", "text")})
+        markup = unstop_keyboard(outcome.stopped.id)
+        await tell_outcome(message, result_text(phone, data["text"], outcome), markup)
         return
     accounts.forget_balance(user_row.id)  # it changed, or may have
     await tell_outcome(

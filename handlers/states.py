@@ -31,3 +31,8 @@ class TemplateForm(StatesGroup):
     body = State()  # a new template's text
     rename = State()  # a new name for `template_id`
     edit = State()  # a new text for `template_id`
+
+
+class StopListForm(StatesGroup):
+    add = State()  # numbers typed or pasted, or a file, to add
+    remove = State()  # numbers typed or pasted to remove

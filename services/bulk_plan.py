@@ -2,17 +2,19 @@
 
 Pure and blocking: the dialog runs read_upload in the upload worker (a file) and unpacks its
 result in a thread, parse_source in a thread (a pasted list), and build_plan through
-asyncio.to_thread.
+asyncio.to_thread. make_plan is the one way to a plan for a user: it reads the user's stop list
+first, so every bulk path (a file, a pasted list, a contact group) leaves those numbers out.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import sys
 from array import array
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Final
 
 from services.phones import PhoneError
@@ -28,6 +30,7 @@ from services.spreadsheet import (
     read_table,
 )
 from services.templating import make_renderer
+from storage import StopListRepo
 
 PASTED: Final = "numbers.txt"
 # Users whose list was evicted are remembered (a user id and a hash each) to say so.
@@ -38,6 +41,7 @@ _RECIPIENT_OVERHEAD: Final = 400
 _INVALID_OVERHEAD: Final = 120
 EMPTY_TEXT: Final = "empty_text"
 LONG_TEXT: Final = "long_text"
+STOPPED: Final = "stop_list"
 
 
 # --- the parsed list ----------------------------------------------------------------------------
@@ -239,7 +243,7 @@ class SourceCache:
 class Skipped:
     row_no: int
     value: str
-    reason: str  # a PhoneError value, EMPTY_TEXT or LONG_TEXT
+    reason: str  # a PhoneError value, EMPTY_TEXT, LONG_TEXT or STOPPED
     parts: int = 0
 
 
@@ -249,17 +253,34 @@ class Plan:
     skipped: list[Skipped]
     duplicates: int
     parts_total: int
+    stopped: list[tuple[int, str]] = field(default_factory=list)
+    """(row_no, phone) left out for the stop list; they are among `skipped` too."""
 
 
-def build_plan(source: Source, template: str, max_parts: int) -> Plan:
-    """Renders every row; a row whose text is empty or too long is skipped, with the reason.
-    Blocking for big lists: run it through asyncio.to_thread."""
+async def make_plan(
+    source: Source, template: str, max_parts: int, *, stoplist: StopListRepo, user_id: int
+) -> Plan:
+    """The plan of a bulk send for `user_id`, without the numbers on their stop list."""
+    phones = [recipient.phone for recipient in source.recipients.valid]
+    stopped = await stoplist.stopped_among(user_id, phones)
+    return await asyncio.to_thread(build_plan, source, template, max_parts, stopped=stopped)
+
+
+def build_plan(source: Source, template: str, max_parts: int, *, stopped: Collection[str]) -> Plan:
+    """Renders every row; a row whose number is in `stopped` (the stop list: see make_plan) or
+    whose text is empty or too long is skipped, with the reason. Blocking for big lists: run
+    it through asyncio.to_thread."""
     render_row = make_renderer(template, source.columns)
     rows: list[tuple[int, str, str, int]] = []
     skipped = [Skipped(r.row_no, r.value, r.reason.value) for r in source.recipients.invalid]
+    left_out: list[tuple[int, str]] = []
     parts_total = 0
     counted: dict[str, int | TooManyParts] = {}  # rows often render the same text
     for recipient in source.recipients.valid:
+        if recipient.phone in stopped:
+            skipped.append(Skipped(recipient.row_no, recipient.phone, STOPPED))
+            left_out.append((recipient.row_no, recipient.phone))
+            continue
         text = render_row(recipient.fields).strip()
         if not text:
             skipped.append(Skipped(recipient.row_no, recipient.phone, EMPTY_TEXT))
@@ -277,4 +298,4 @@ def build_plan(source: Source, template: str, max_parts: int) -> Plan:
         rows.append((recipient.row_no, recipient.phone, text, parts))
         parts_total += parts
     skipped.sort(key=lambda s: s.row_no)
-    return Plan(rows, skipped, source.recipients.duplicates, parts_total)
+    return Plan(rows, skipped, source.recipients.duplicates, parts_total, left_out)

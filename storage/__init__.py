@@ -12,11 +12,13 @@ from storage.db import Database, utc_now
 from storage.fsm import SQLiteStorage
 from storage.migrations import LATEST_VERSION, MigrationError, migrate
 from storage.outbox import OutboxRepo, OutboxRow, OutboxState
+from storage.stoplist import Added, StopEntry, StopListFull, StopListRepo
 from storage.templates import TemplateRepo, TemplateRow
 from storage.users import UserRepo, UserRow
 
 __all__ = [
     "LATEST_VERSION",
+    "Added",
     "AlertPrefs",
     "AlertRepo",
     "BulkRepo",
@@ -32,6 +34,9 @@ __all__ = [
     "OutboxRow",
     "OutboxState",
     "SQLiteStorage",
+    "StopEntry",
+    "StopListFull",
+    "StopListRepo",
     "TemplateRepo",
     "TemplateRow",
     "UserRepo",
