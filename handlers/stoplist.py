@@ -19,6 +19,7 @@ from aiogram.filters import Command, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 
 from handlers.bulk.dialog import DOWNLOAD_LIMIT
 from handlers.bulk.render import (
@@ -200,7 +201,9 @@ async def export_button(
     )
     await message.answer_document(
         BufferedInputFile(data, filename="stoplist.csv"),
-        caption=_("Your stop list: {n} numbers.").format(n=len(entries)),
+        caption=ngettext(
+            "Your stop list: {n} number.", "Your stop list: {n} numbers.", len(entries)
+        ).format(n=len(entries)),
     )
 
 
