@@ -15,7 +15,7 @@ from typing import Final
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.filters import Command, StateFilter
+from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
@@ -319,6 +319,10 @@ async def not_understood(message: Message) -> None:
     await message.answer(not_understood_text())
 
 
+async def remove_not_understood(message: Message) -> None:
+    await message.answer(ask_remove_text())
+
+
 def create_router() -> Router:
     router = Router(name="stoplist")
     router.message.register(show_stoplist, Command("stoplist"))
@@ -326,7 +330,8 @@ def create_router() -> Router:
     router.message.register(numbers_typed, StopListForm.add, *free_text)
     router.message.register(file_received, StopListForm.add, F.document)
     router.message.register(numbers_to_remove, StopListForm.remove, *free_text)
-    router.message.register(not_understood, StateFilter(StopListForm), ~F.text)
+    router.message.register(not_understood, StopListForm.add, ~F.text)
+    router.message.register(remove_not_understood, StopListForm.remove, ~F.text)
     entry_fits = (F.entry >= 0) & (F.entry <= ID_MAX)
     buttons = (
         (StopCb.filter(F.action == StopAction.OPEN), open_button),

@@ -260,7 +260,8 @@ class Plan:
 async def make_plan(
     source: Source, template: str, max_parts: int, *, stoplist: StopListRepo, user_id: int
 ) -> Plan:
-    """The plan of a bulk send for `user_id`, without the numbers on their stop list."""
+    """The plan of a bulk send for `user_id`, without the numbers on their stop list. Start
+    builds it again, so a number stopped after the dry run is left out of the job too."""
     phones = [recipient.phone for recipient in source.recipients.valid]
     stopped = await stoplist.stopped_among(user_id, phones)
     return await asyncio.to_thread(build_plan, source, template, max_parts, stopped=stopped)

@@ -330,7 +330,6 @@ async def review_button(
         await lost_source(message, state, lists, data)
         return
     template: str = data["template"]
-    # Built again, stop list included: a number stopped since the report is left out too.
     plan = await make_plan(
         source, template, settings.sms_max_parts, stoplist=stoplist, user_id=user_row.id
     )

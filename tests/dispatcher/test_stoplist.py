@@ -188,6 +188,8 @@ async def test_remove_typed_numbers(app: Harness) -> None:
     assert "Send the numbers to remove" in ask.text
     [bad] = await app.send("nonsense")
     assert "These are not phone numbers" in bad.text
+    [file] = await app.send_document("x.csv", b"phone\n901234567\n")
+    assert "Send the numbers to remove" in file.text
     assert len(await stopped(app)) == 2
     [removed] = await app.send("+998 90 123 45 67\n912345678")
     assert "🗑 1 number removed from the stop list." in removed.text
