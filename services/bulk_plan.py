@@ -15,7 +15,7 @@ from array import array
 from collections import OrderedDict
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Protocol
 
 from services.phones import PhoneError
 from services.sms_parts import TooManyParts, check_parts
@@ -30,7 +30,6 @@ from services.spreadsheet import (
     read_table,
 )
 from services.templating import make_renderer
-from storage import StopListRepo
 
 PASTED: Final = "numbers.txt"
 # Users whose list was evicted are remembered (a user id and a hash each) to say so.
@@ -42,6 +41,13 @@ _INVALID_OVERHEAD: Final = 120
 EMPTY_TEXT: Final = "empty_text"
 LONG_TEXT: Final = "long_text"
 STOPPED: Final = "stop_list"
+
+
+class StopList(Protocol):
+    """storage.StopListRepo, as the plan needs it: this module runs in the upload worker too,
+    which must not import the storage layer (aiosqlite) to parse a file."""
+
+    async def stopped_among(self, user_id: int, phones: Iterable[str]) -> set[str]: ...
 
 
 # --- the parsed list ----------------------------------------------------------------------------
@@ -258,7 +264,7 @@ class Plan:
 
 
 async def make_plan(
-    source: Source, template: str, max_parts: int, *, stoplist: StopListRepo, user_id: int
+    source: Source, template: str, max_parts: int, *, stoplist: StopList, user_id: int
 ) -> Plan:
     """The plan of a bulk send for `user_id`, without the numbers on their stop list. Start
     builds it again, so a number stopped after the dry run is left out of the job too."""
