@@ -39,6 +39,7 @@ from handlers.stoplist_texts import (
     ask_add_text,
     ask_import_text,
     ask_remove_text,
+    file_too_long_text,
     full_text,
     invalid_numbers_text,
     list_text,
@@ -51,7 +52,7 @@ from handlers.stoplist_texts import (
 from handlers.utils import edit_or_keep
 from services.accounts import Accounts
 from services.bulk_plan import NoPhoneColumn, read_upload
-from services.spreadsheet import SpreadsheetError, write_result
+from services.spreadsheet import SpreadsheetError, TooManyRows, write_result
 from services.stoplist import imported, note_column, parse_typed
 from services.upload_worker import UploadWorker
 from storage import StopListFull, StopListRepo
@@ -281,6 +282,9 @@ async def file_received(
     try:
         packed = await uploads.run(read_upload, content, name, key, settings.stoplist_limit)
         source = await asyncio.to_thread(packed.unpack)
+    except TooManyRows:
+        await message.answer(file_too_long_text(settings.stoplist_limit))
+        return
     except SpreadsheetError as exc:
         await message.answer(spreadsheet_error_text(exc) + "\n" + _("/cancel stops."))
         return

@@ -132,6 +132,17 @@ def full_text(exc: StopListFull) -> str:
     ).format(limit=count(exc.limit), have=count(exc.have), new=count(exc.new))
 
 
+def file_too_long_text(limit: int) -> str:
+    return (
+        _(
+            "The file has more rows than the stop list can hold ({limit} numbers), so nothing "
+            "was added. Send a shorter file."
+        ).format(limit=count(limit))
+        + "\n"
+        + _("/cancel stops.")
+    )
+
+
 def added_text(result: Added, skipped_rows: int = 0) -> str:
     lines = [
         ngettext(

@@ -256,7 +256,7 @@ async def test_import_refusals_change_nothing(app: Harness) -> None:
     assert "at most 20 MB" in big.text
     rows = "\n".join(f"9012345{i:02d}" for i in range(LIMIT + 1))
     [too_many] = await app.send_document("many.csv", f"phone\n{rows}\n".encode())
-    assert f"more than {LIMIT} rows" in too_many.text
+    assert f"more rows than the stop list can hold ({LIMIT} numbers)" in too_many.text
     assert await stopped(app) == {}
     assert await app.state_of() == "StopListForm:add"
 
