@@ -417,6 +417,8 @@ def jobs_text(jobs: Sequence[tuple[JobRow, JobCounts]]) -> str:
             line += ", " + _("unclear {n}").format(n=count(counts.unknown))
         if counts.not_sent:
             line += ", " + _("probably not sent {n}").format(n=count(counts.not_sent))
+        if counts.stopped:
+            line += ", " + _("on the stop list {n}").format(n=count(counts.stopped))
         lines.append(line)
     lines.append("")
     lines.append(_("Tap a job to open it."))

@@ -188,6 +188,8 @@ async def test_remove_typed_numbers(app: Harness) -> None:
     assert "Send the numbers to remove" in ask.text
     [bad] = await app.send("nonsense")
     assert "These are not phone numbers" in bad.text
+    [nothing] = await app.send(";")
+    assert "I found no phone number there." in nothing.text
     [file] = await app.send_document("x.csv", b"phone\n901234567\n")
     assert "Send the numbers to remove" in file.text
     assert len(await stopped(app)) == 2
@@ -306,9 +308,17 @@ async def test_send_to_a_stopped_number_is_refused_then_goes_on_once_removed(
     assert "Note: asked to stop" in refused.text
     assert "remove it from the stop list (the button below, or /stoplist)" in refused.text
     assert labels(refused) == ["🗑 Remove from stop list"]
+    # A shared contact with that number is refused the same way.
+    [again] = await app.send_contact("998901234567")
+    assert "is on your stop list" in again.text
     # Another number goes on as usual.
     [ask_text] = await app.send("901234568")
     assert "Now send the text of the SMS" in ask_text.text
+    # Removing the first one now changes the list only: the dialog is on another number.
+    [removed] = await app.tap(refused, "Remove from stop list")
+    assert removed.text == "✅ +998 90 123 45 67 was removed from your stop list."
+    assert await app.state_of() == "SendForm:text"
+    assert await stopped(app) == {}
     assert devsms.sent == []
 
 
@@ -402,6 +412,8 @@ async def test_bulk_dry_run_leaves_stopped_numbers_out_and_the_job_never_sends_t
     ]
     final = app.session.messages[(1, job.message_id)]
     assert "⛔ 2 numbers on your stop list were left out." in final.text
+    [jobs] = await app.send("/jobs")
+    assert "sent 1 of 3, failed 0, on the stop list 2" in jobs.text
 
 
 async def test_bulk_one_left_out_in_russian_and_a_number_stopped_before_start(
