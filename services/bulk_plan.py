@@ -285,7 +285,8 @@ def build_plan(source: Source, template: str, max_parts: int, *, stopped: Collec
     counted: dict[str, int | TooManyParts] = {}  # rows often render the same text
     for recipient in source.recipients.valid:
         if recipient.phone in stopped:
-            skipped.append(Skipped(recipient.row_no, recipient.phone, STOPPED))
+            typed = recipient.fields.get(source.phone_column, recipient.phone)  # as in the file
+            skipped.append(Skipped(recipient.row_no, typed, STOPPED))
             left_out.append((recipient.row_no, recipient.phone))
             continue
         text = render_row(recipient.fields).strip()
