@@ -10,6 +10,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder, ReplyKeyboardBuilder
 
 from handlers.callbacks import (
     BalanceCb,
+    BulkAction,
     BulkCb,
     JobAction,
     JobCb,
@@ -17,6 +18,7 @@ from handlers.callbacks import (
     LogoutCb,
     SendAction,
     SendCb,
+    SettingsAction,
     SettingsCb,
     SmsCb,
     StopAction,
@@ -124,16 +126,24 @@ def sent_keyboard(sms_id: int | None, outbox_id: int) -> InlineKeyboardMarkup:
 
 def settings_keyboard(has_own_sender: bool, *, alerts_on: bool) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
-    builder.button(text=_("✏️ Change sender"), callback_data=SettingsCb(action="sender"))
+    builder.button(
+        text=_("✏️ Change sender"), callback_data=SettingsCb(action=SettingsAction.SENDER)
+    )
     if has_own_sender:
-        builder.button(text=_("↩️ Default sender"), callback_data=SettingsCb(action="reset"))
-    builder.button(text=_("🔔 Alert threshold"), callback_data=SettingsCb(action="threshold"))
+        builder.button(
+            text=_("↩️ Default sender"), callback_data=SettingsCb(action=SettingsAction.RESET)
+        )
+    builder.button(
+        text=_("🔔 Alert threshold"), callback_data=SettingsCb(action=SettingsAction.THRESHOLD)
+    )
     builder.button(
         text=_("🔕 Turn alerts off") if alerts_on else _("🔔 Turn alerts on"),
-        callback_data=SettingsCb(action="alerts"),
+        callback_data=SettingsCb(action=SettingsAction.ALERTS),
     )
-    builder.button(text=_("📬 Delivery results"), callback_data=SettingsCb(action="notify"))
-    builder.button(text=_("🌐 Language"), callback_data=SettingsCb(action="lang"))
+    builder.button(
+        text=_("📬 Delivery results"), callback_data=SettingsCb(action=SettingsAction.NOTIFY)
+    )
+    builder.button(text=_("🌐 Language"), callback_data=SettingsCb(action=SettingsAction.LANG))
     builder.button(text=_("⛔ Stop list"), callback_data=StopCb(action=StopAction.OPEN))
     builder.adjust(1)
     return builder.as_markup()
@@ -204,7 +214,8 @@ def bulk_templates_keyboard(draft: int, templates: list[tuple[int, str]]) -> Inl
     builder = InlineKeyboardBuilder()
     for template_id, name in templates:
         builder.button(
-            text=f"📄 {name}", callback_data=BulkCb(action="tpl", draft=draft, tpl=template_id)
+            text=f"📄 {name}",
+            callback_data=BulkCb(action=BulkAction.TEMPLATE, draft=draft, tpl=template_id),
         )
     builder.adjust(1)
     return builder.as_markup()
@@ -213,8 +224,10 @@ def bulk_templates_keyboard(draft: int, templates: list[tuple[int, str]]) -> Inl
 def bulk_review_keyboard(draft: int, *, can_start: bool) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     if can_start:
-        builder.button(text=_("🚀 Start"), callback_data=BulkCb(action="start", draft=draft))
-    builder.button(text=_("✖️ Cancel"), callback_data=BulkCb(action="cancel", draft=draft))
+        builder.button(
+            text=_("🚀 Start"), callback_data=BulkCb(action=BulkAction.START, draft=draft)
+        )
+    builder.button(text=_("✖️ Cancel"), callback_data=BulkCb(action=BulkAction.CANCEL, draft=draft))
     builder.adjust(2)
     return builder.as_markup()
 

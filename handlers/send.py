@@ -16,6 +16,7 @@ from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.filters import Command, CommandObject
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 
 from handlers.callbacks import SendAction, SendCb
@@ -31,6 +32,7 @@ from handlers.keyboards import (
     unstop_keyboard,
 )
 from handlers.render import too_many_parts_text
+from handlers.send_stop import refused_for_stop_list
 from handlers.send_texts import (
     EXAMPLE_PHONE,
     ask_phone_text,
@@ -39,7 +41,7 @@ from handlers.send_texts import (
     result_text,
 )
 from handlers.states import SendForm
-from handlers.stoplist_texts import refused_text
+from handlers.utils import AnswerCallbacks
 from services.accounts import Accounts
 from services.devsms import Balance, DevsmsGatewayError, DevsmsUnavailable
 from services.phones import InvalidPhone, normalize_phone
@@ -47,7 +49,7 @@ from services.phones import extract_phone_and_text as split_quick_form
 from services.sending import Outcome, SmsSender
 from services.sms_parts import TooManyParts, cheaper_spelling, check_parts
 from services.user_input import effective_sender
-from storage import StopEntry, StopListRepo
+from storage import StopListRepo
 from storage.users import UserRow
 
 logger = logging.getLogger(__name__)
@@ -132,9 +134,7 @@ async def take_phone(
         )
         return
     await state.update_data(phone=phone.digits)
-    stopped = await stoplist.entry(user_row.id, phone.digits)
-    if stopped is not None:
-        await refuse_stopped(message, state, stopped)
+    if await refused_for_stop_list(message, state, stoplist, user_row.id, phone.digits):
         return
     if (await state.get_data()).get("text"):
         # "Change number" from a preview keeps the text.
@@ -228,9 +228,7 @@ async def show_preview(
     phone = normalize_phone(data["phone"])
     text: str = data["text"]
     # Every way to a preview passes here: the quick form, a template, "Change number".
-    stopped = await stoplist.entry(user_row.id, phone.digits)
-    if stopped is not None:
-        await refuse_stopped(message, state, stopped)
+    if await refused_for_stop_list(message, state, stoplist, user_row.id, phone.digits):
         return
     sender = effective_sender(user_row, settings.default_sender)
     try:
@@ -250,18 +248,11 @@ async def show_preview(
         await message.answer(body, reply_markup=markup)
 
 
-async def refuse_stopped(message: Message, state: FSMContext, entry: StopEntry) -> None:
-    """No preview for a number on the stop list: the reason, and a button that removes it.
-    The draft's text stays, so another number (or this one, once removed) goes on."""
-    await state.set_state(SendForm.phone)
-    await message.answer(refused_text(entry), reply_markup=unstop_keyboard(entry.id))
-
-
 # --- buttons under the preview ------------------------------------------------------------
 
 
 async def live_draft(
-    query: CallbackQuery, callback_data: SendCb, message: Message, state: FSMContext
+    callback_answer: CallbackAnswer, callback_data: SendCb, message: Message, state: FSMContext
 ) -> dict[str, Any] | None:
     """The draft the tapped preview shows, or None (and the tap is told so) for an older
     preview, a second tap after sending, or a button from before a restart."""
@@ -269,7 +260,7 @@ async def live_draft(
     current = await state.get_state() == SendForm.preview.state
     if current and data.get("draft") == callback_data.draft:
         return data
-    await query.answer(_("This preview is no longer active."))
+    callback_answer.text = _("This preview is no longer active.")
     with suppress(TelegramBadRequest):
         await message.edit_reply_markup(reply_markup=None)
     return None
@@ -277,6 +268,7 @@ async def live_draft(
 
 async def send_button(
     query: CallbackQuery,
+    callback_answer: CallbackAnswer,
     callback_data: SendCb,
     message: Message,
     state: FSMContext,
@@ -286,15 +278,25 @@ async def send_button(
     sms_sender: SmsSender,
     user_row: UserRow,
 ) -> None:
-    data = await live_draft(query, callback_data, message, state)
+    data = await live_draft(callback_answer, callback_data, message, state)
     if data is not None:
         await confirm_send(
-            query, message, state, accounts, stoplist, settings, sms_sender, user_row, data
+            query,
+            callback_answer,
+            message,
+            state,
+            accounts,
+            stoplist,
+            settings,
+            sms_sender,
+            user_row,
+            data,
         )
 
 
 async def cheaper_button(
     query: CallbackQuery,
+    callback_answer: CallbackAnswer,
     callback_data: SendCb,
     message: Message,
     state: FSMContext,
@@ -303,22 +305,25 @@ async def cheaper_button(
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
-    data = await live_draft(query, callback_data, message, state)
+    data = await live_draft(callback_answer, callback_data, message, state)
     if data is None:
         return
     cheaper = cheaper_spelling(data["text"])
     if cheaper is not None:
         await state.update_data(text=cheaper)
-    await query.answer(_("Apostrophes and quotes replaced with plain ones."))
+    callback_answer.text = _("Apostrophes and quotes replaced with plain ones.")
     await show_preview(message, state, accounts, stoplist, settings, user_row, edit=True)
 
 
 async def change_text_button(
-    query: CallbackQuery, callback_data: SendCb, message: Message, state: FSMContext
+    query: CallbackQuery,
+    callback_answer: CallbackAnswer,
+    callback_data: SendCb,
+    message: Message,
+    state: FSMContext,
 ) -> None:
-    if await live_draft(query, callback_data, message, state) is None:
+    if await live_draft(callback_answer, callback_data, message, state) is None:
         return
-    await query.answer()
     await message.edit_reply_markup(reply_markup=None)
     await state.set_state(SendForm.text)
     await message.answer(
@@ -328,28 +333,35 @@ async def change_text_button(
 
 
 async def change_phone_button(
-    query: CallbackQuery, callback_data: SendCb, message: Message, state: FSMContext
+    query: CallbackQuery,
+    callback_answer: CallbackAnswer,
+    callback_data: SendCb,
+    message: Message,
+    state: FSMContext,
 ) -> None:
-    if await live_draft(query, callback_data, message, state) is None:
+    if await live_draft(callback_answer, callback_data, message, state) is None:
         return
-    await query.answer()
     await message.edit_reply_markup(reply_markup=None)
     await state.set_state(SendForm.phone)
     await message.answer(ask_phone_text(), reply_markup=phone_keyboard())
 
 
 async def cancel_preview_button(
-    query: CallbackQuery, callback_data: SendCb, message: Message, state: FSMContext
+    query: CallbackQuery,
+    callback_answer: CallbackAnswer,
+    callback_data: SendCb,
+    message: Message,
+    state: FSMContext,
 ) -> None:
-    if await live_draft(query, callback_data, message, state) is None:
+    if await live_draft(callback_answer, callback_data, message, state) is None:
         return
     await state.clear()
-    await query.answer()
     await message.edit_text(_("Cancelled. Nothing was sent."))
 
 
 async def confirm_send(
     query: CallbackQuery,
+    callback_answer: CallbackAnswer,
     message: Message,
     state: FSMContext,
     accounts: Accounts,
@@ -363,7 +375,9 @@ async def confirm_send(
     # see SimpleEventIsolation) finds nothing to send.
     await state.clear()
     # Both only tidy up the preview. An expired query ("query is too old": the tap waited in
-    # a queue) or a network error must not stop the send the user confirmed.
+    # a queue) or a network error must not stop the send the user confirmed. "Sending…" is
+    # answered here, before the request, not by the middleware after it.
+    callback_answer.disable()
     with suppress(TelegramAPIError):
         await query.answer(_("Sending…"))
     with suppress(TelegramAPIError):
@@ -416,6 +430,8 @@ async def tell_outcome(message: Message, text: str, markup: InlineKeyboardMarkup
 
 def create_router() -> Router:
     router = Router(name="send")
+    # Every button is answered once, after its handler (confirm_send answers before the send).
+    router.callback_query.middleware(AnswerCallbacks())
     router.message.register(start_send, Command("send"))
     router.message.register(start_send, MenuButton(BTN_SEND))
     router.message.register(cancel_button, MenuButton(BTN_CANCEL))

@@ -18,6 +18,7 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 
@@ -49,7 +50,7 @@ from handlers.stoplist_texts import (
     shown_phone,
     unstopped_text,
 )
-from handlers.utils import edit_or_keep
+from handlers.utils import AnswerCallbacks, edit_or_keep
 from services.accounts import Accounts
 from services.bulk_plan import NoPhoneColumn, read_upload
 from services.spreadsheet import SpreadsheetError, TooManyRows, write_result
@@ -101,7 +102,6 @@ async def open_button(
     user_row: UserRow,
 ) -> None:
     """From /settings: the list as a new message."""
-    await query.answer()
     await show_stoplist(message, state, stoplist, settings, user_row)
 
 
@@ -113,7 +113,6 @@ async def page_button(
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
-    await query.answer()
     text, keyboard = await render_list(
         stoplist, user_row.id, callback_data.page, settings.stoplist_limit
     )
@@ -122,6 +121,7 @@ async def page_button(
 
 async def drop_button(
     query: CallbackQuery,
+    callback_answer: CallbackAnswer,
     callback_data: StopCb,
     message: Message,
     stoplist: StopListRepo,
@@ -131,9 +131,9 @@ async def drop_button(
     """❌ beside a number: removes it and shows the same page again."""
     removed = await stoplist.remove_entry(user_row.id, callback_data.entry)
     if removed is None:
-        await query.answer(_("This number is no longer on your stop list."))
+        callback_answer.text = _("This number is no longer on your stop list.")
     else:
-        await query.answer(unstopped_text(removed))
+        callback_answer.text = unstopped_text(removed)
     text, keyboard = await render_list(
         stoplist, user_row.id, callback_data.page, settings.stoplist_limit
     )
@@ -153,7 +153,6 @@ async def unstop_button(
     """ "Remove from stop list" under a refused send. When that send's draft still waits for a
     number, its preview follows (sending still needs the user's tap on Send)."""
     removed = await stoplist.remove_entry(user_row.id, callback_data.entry)
-    await query.answer()
     if removed is None:
         await edit_or_keep(message, _("This number is no longer on your stop list."))
         return
@@ -168,7 +167,6 @@ async def unstop_button(
 async def add_button(
     query: CallbackQuery, message: Message, state: FSMContext, settings: HandlerSettings
 ) -> None:
-    await query.answer()
     await state.set_state(StopListForm.add)
     await message.answer(ask_add_text(settings.stoplist_limit))
 
@@ -177,25 +175,27 @@ async def import_button(
     query: CallbackQuery, message: Message, state: FSMContext, settings: HandlerSettings
 ) -> None:
     """The same step as Add (a file or typed numbers), asked for a file."""
-    await query.answer()
     await state.set_state(StopListForm.add)
     await message.answer(ask_import_text(settings.stoplist_limit))
 
 
 async def remove_button(query: CallbackQuery, message: Message, state: FSMContext) -> None:
-    await query.answer()
     await state.set_state(StopListForm.remove)
     await message.answer(ask_remove_text())
 
 
 async def export_button(
-    query: CallbackQuery, message: Message, stoplist: StopListRepo, user_row: UserRow
+    query: CallbackQuery,
+    callback_answer: CallbackAnswer,
+    message: Message,
+    stoplist: StopListRepo,
+    user_row: UserRow,
 ) -> None:
     entries = await stoplist.all(user_row.id)
     if not entries:
-        await query.answer(_("Your stop list is empty."), show_alert=True)
+        callback_answer.text = _("Your stop list is empty.")
+        callback_answer.show_alert = True
         return
-    await query.answer()
     rows = [(entry.phone, entry.note or "", entry.added_at) for entry in entries]
     data = await asyncio.to_thread(
         write_result, "csv", EXPORT_HEADER, rows, own_columns=EXPORT_OWN_COLUMNS
@@ -329,6 +329,8 @@ async def remove_not_understood(message: Message) -> None:
 
 def create_router() -> Router:
     router = Router(name="stoplist")
+    # Every button is answered once, after its handler (a text or an alert when it set one).
+    router.callback_query.middleware(AnswerCallbacks())
     router.message.register(show_stoplist, Command("stoplist"))
     free_text = (F.text, ~F.text.startswith("/"), ~AnyMenuButton())
     router.message.register(numbers_typed, StopListForm.add, *free_text)

@@ -19,7 +19,7 @@ from aiogram.utils.i18n import gettext as _
 from handlers.render import MISSING, costs_text, count, duration_text, money, not_enough_text
 from handlers.send_texts import quote_cut
 from handlers.stoplist_texts import left_out_text
-from handlers.templates import placeholder_list
+from handlers.templates.render import placeholder_list
 from services.bulk import (
     PAUSE_ACCESS,
     PAUSE_BALANCE,
