@@ -20,6 +20,7 @@ COMMANDS = (
     ("jobs", N_("Bulk sending jobs")),
     ("scheduled", N_("Scheduled sends")),
     ("templates", N_("Saved SMS texts")),
+    ("stoplist", N_("Numbers that never get an SMS")),
     ("settings", N_("Settings")),
     ("language", N_("Language")),
     ("token", N_("Connect another token")),

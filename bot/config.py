@@ -104,6 +104,8 @@ class Settings(BaseSettings):
     schedule_grace: float = Field(default=3600.0, ge=0)
     schedule_poll: float = Field(default=5.0, gt=0)
     quiet_hours: str = "21:00-09:00"
+    # Stop list
+    stoplist_limit: int = Field(default=10_000, ge=1, le=1_000_000)
 
     # Access
     access_mode: Literal["open", "allowlist"] = "open"
@@ -246,4 +248,5 @@ def handler_settings(settings: Settings, policy: AccessPolicy) -> HandlerSetting
         bulk_rate=settings.bulk_rate,
         export_part_bytes=int(settings.export_part_mb * 1024 * 1024),
         quiet_default=settings.quiet_default,
+        stoplist_limit=settings.stoplist_limit,
     )

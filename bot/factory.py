@@ -49,6 +49,7 @@ from storage import (
     OutboxRepo,
     ScheduleRepo,
     SQLiteStorage,
+    StopListRepo,
     TemplateRepo,
     TrafficRepo,
     UserRepo,
@@ -77,6 +78,8 @@ class Services:
     """The account's whole traffic and balance snapshots (services/traffic.py keeps it)."""
     insights: InsightRepo
     schedule: ScheduleRepo
+    stoplist: StopListRepo
+    """Numbers no send of their owner may reach (see SmsSender, BulkRunner, make_plan)."""
     uploads: UploadWorker
     """Parses uploaded files in a child process, started on the first upload."""
     charts: ChartDesk
@@ -139,6 +142,7 @@ async def open_services(settings: Settings) -> Services:
         traffic=TrafficRepo(db),
         insights=InsightRepo(db),
         schedule=ScheduleRepo(db),
+        stoplist=StopListRepo(db),
         uploads=UploadWorker(
             memory_limit=settings.upload_memory_mb * 1024 * 1024,
             time_limit=settings.upload_time_limit,
@@ -238,6 +242,7 @@ async def build_app(settings: Settings, *, bot: Bot | None = None) -> AsyncItera
             services.accounts,
             services.outbox,
             first_check=timedelta(seconds=settings.delivery_first_check),
+            stoplist=services.stoplist,
         )
         # Outcomes of sends whose recording is being retried, before the database closes.
         stack.push_async_callback(sender.close)
@@ -249,6 +254,7 @@ async def build_app(settings: Settings, *, bot: Bot | None = None) -> AsyncItera
             notices=notices,
             users=services.users,
             policy=policy,
+            stoplist=services.stoplist,
         )
         # Rows in flight settle while the database and the notices are still there.
         stack.push_async_callback(runner.stop)
@@ -320,6 +326,7 @@ def create_dispatcher(services: Services, shared: Shared) -> Dispatcher:
         templates=services.templates,
         traffic=services.traffic,
         insights=services.insights,
+        stoplist=services.stoplist,
         uploads=services.uploads,
         charts=services.charts,
         exports=services.exports,

@@ -22,6 +22,7 @@ from handlers import (
     send,
     settings,
     status,
+    stoplist,
     templates,
     token,
 )
@@ -51,6 +52,7 @@ def build_router() -> Router:
         templates.create_router(),
         bulk.create_router(),
         reports.create_router(),
+        stoplist.create_router(),
     )
 
     root.include_routers(

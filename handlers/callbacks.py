@@ -210,3 +210,22 @@ class ZoneCb(CallbackData, prefix="tz"):
     """A time zone from the short list (services.schedule_time.ZONE_CHOICES), by position."""
 
     index: Annotated[int, Field(ge=0, le=50)]
+
+
+class StopAction(StrEnum):
+    OPEN = "open"  # the list as a new message (from /settings)
+    PAGE = "page"  # a page of the list, edited in place
+    ADD = "add"
+    IMPORT = "import"
+    REMOVE = "remove"  # asks for numbers to remove
+    EXPORT = "export"
+    DROP = "drop"  # one entry's button in the list
+    UNSTOP = "unstop"  # "Remove from stop list" under a refused send
+
+
+class StopCb(CallbackData, prefix="stp"):
+    """Stop list buttons: `entry` is a stop-list row id (never the number itself)."""
+
+    action: StopAction
+    entry: Id = 0
+    page: Page = 0

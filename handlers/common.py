@@ -74,6 +74,8 @@ async def help_command(message: Message) -> None:
             "/stats — charts of SMS and spending by day\n"
             "/export — SMS of a period as a CSV or Excel file"
         )
+        + "\n"
+        + _("/stoplist — numbers that never get an SMS from you")
     )
 
 

@@ -26,6 +26,8 @@ class HandlerSettings:
     bulk_jobs_per_user: int
     bulk_rate: float
     """SMS a second of a bulk job: the progress text's time estimate."""
+    stoplist_limit: int
+    """Most numbers one user's stop list may hold (STOPLIST_LIMIT)."""
     export_part_bytes: int = 50 * 1024 * 1024
     """/export splits files past this size into numbered parts (EXPORT_PART_MB)."""
     quiet_default: QuietHours | None = None

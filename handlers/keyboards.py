@@ -21,6 +21,8 @@ from handlers.callbacks import (
     SettingsAction,
     SettingsCb,
     SmsCb,
+    StopAction,
+    StopCb,
     TemplateAction,
     TemplateCb,
     fits_id,
@@ -151,6 +153,7 @@ def settings_keyboard(has_own_sender: bool, *, alerts_on: bool) -> InlineKeyboar
         text=_("📈 Failure watch and digest"),
         callback_data=SettingsCb(action=SettingsAction.INSIGHTS),
     )
+    builder.button(text=_("⛔ Stop list"), callback_data=StopCb(action=StopAction.OPEN))
     builder.adjust(1)
     return builder.as_markup()
 
@@ -284,4 +287,48 @@ def jobs_keyboard(job_ids: list[int]) -> InlineKeyboardMarkup:
             text=f"#{job_id}", callback_data=JobCb(action=JobAction.OPEN, job_id=job_id)
         )
     builder.adjust(5)
+    return builder.as_markup()
+
+
+# --- the stop list -----------------------------------------------------------------------------
+
+
+def stoplist_keyboard(
+    entries: list[tuple[int, str]], page: int, *, more: bool
+) -> InlineKeyboardMarkup:
+    """One remove button per (entry id, number as shown), paging, then the list's actions."""
+    builder = InlineKeyboardBuilder()
+    sizes: list[int] = []
+    for entry_id, shown in entries:
+        builder.button(
+            text=f"❌ {shown}",
+            callback_data=StopCb(action=StopAction.DROP, entry=entry_id, page=page),
+        )
+        sizes.append(1)
+    paging = 0
+    if page > 0:
+        builder.button(text="◀️", callback_data=StopCb(action=StopAction.PAGE, page=page - 1))
+        paging += 1
+    if more:
+        builder.button(text="▶️", callback_data=StopCb(action=StopAction.PAGE, page=page + 1))
+        paging += 1
+    if paging:
+        sizes.append(paging)
+    actions = [(StopAction.ADD, _("➕ Add")), (StopAction.IMPORT, _("📥 Import a file"))]
+    if entries:
+        actions += [(StopAction.REMOVE, _("➖ Remove")), (StopAction.EXPORT, _("📤 Export"))]
+    for action, label in actions:
+        builder.button(text=label, callback_data=StopCb(action=action, page=page))
+    sizes += [2] * ((len(actions) + 1) // 2)
+    builder.adjust(*sizes)
+    return builder.as_markup()
+
+
+def unstop_keyboard(entry_id: int) -> InlineKeyboardMarkup:
+    """Under a send refused for the stop list."""
+    builder = InlineKeyboardBuilder()
+    builder.button(
+        text=_("🗑 Remove from stop list"),
+        callback_data=StopCb(action=StopAction.UNSTOP, entry=entry_id),
+    )
     return builder.as_markup()

@@ -29,8 +29,10 @@ from handlers.keyboards import (
     phone_keyboard,
     preview_keyboard,
     sent_keyboard,
+    unstop_keyboard,
 )
 from handlers.render import too_many_parts_text
+from handlers.send_stop import refused_for_stop_list
 from handlers.send_texts import (
     EXAMPLE_PHONE,
     ask_phone_text,
@@ -47,6 +49,7 @@ from services.phones import extract_phone_and_text as split_quick_form
 from services.sending import Outcome, SmsSender
 from services.sms_parts import TooManyParts, cheaper_spelling, check_parts
 from services.user_input import effective_sender
+from storage import StopListRepo
 from storage.users import UserRow
 
 logger = logging.getLogger(__name__)
@@ -59,6 +62,7 @@ async def start_send(
     message: Message,
     state: FSMContext,
     accounts: Accounts,
+    stoplist: StopListRepo,
     settings: HandlerSettings,
     user_row: UserRow,
     command: CommandObject | None = None,
@@ -68,7 +72,7 @@ async def start_send(
     if replied is not None and replied.contact is not None:
         # "/send" as a reply to a shared contact: its number is the recipient.
         raw = replied.contact.phone_number
-        await take_phone(message, state, accounts, settings, user_row, raw)
+        await take_phone(message, state, accounts, stoplist, settings, user_row, raw)
         return
     args = (command.args or "").strip() if command else ""
     if args:
@@ -76,9 +80,9 @@ async def start_send(
         if quick is not None:
             phone, text = quick
             await state.update_data(phone=phone.digits)
-            await take_text(message, state, accounts, settings, user_row, text)
+            await take_text(message, state, accounts, stoplist, settings, user_row, text)
             return
-        await take_phone(message, state, accounts, settings, user_row, args)
+        await take_phone(message, state, accounts, stoplist, settings, user_row, args)
         return
     await state.set_state(SendForm.phone)
     await message.answer(ask_phone_text(), reply_markup=phone_keyboard())
@@ -88,29 +92,32 @@ async def phone_as_text(
     message: Message,
     state: FSMContext,
     accounts: Accounts,
+    stoplist: StopListRepo,
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
     assert message.text is not None
-    await take_phone(message, state, accounts, settings, user_row, message.text)
+    await take_phone(message, state, accounts, stoplist, settings, user_row, message.text)
 
 
 async def phone_as_contact(
     message: Message,
     state: FSMContext,
     accounts: Accounts,
+    stoplist: StopListRepo,
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
     assert message.contact is not None
     raw = message.contact.phone_number
-    await take_phone(message, state, accounts, settings, user_row, raw)
+    await take_phone(message, state, accounts, stoplist, settings, user_row, raw)
 
 
 async def take_phone(
     message: Message,
     state: FSMContext,
     accounts: Accounts,
+    stoplist: StopListRepo,
     settings: HandlerSettings,
     user_row: UserRow,
     raw: str,
@@ -127,9 +134,11 @@ async def take_phone(
         )
         return
     await state.update_data(phone=phone.digits)
+    if await refused_for_stop_list(message, state, stoplist, user_row.id, phone.digits):
+        return
     if (await state.get_data()).get("text"):
         # "Change number" from a preview keeps the text.
-        await show_preview(message, state, accounts, settings, user_row)
+        await show_preview(message, state, accounts, stoplist, settings, user_row)
         return
     await state.set_state(SendForm.text)
     await message.answer(
@@ -152,17 +161,19 @@ async def text_received(
     message: Message,
     state: FSMContext,
     accounts: Accounts,
+    stoplist: StopListRepo,
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
     assert message.text is not None
-    await take_text(message, state, accounts, settings, user_row, message.text)
+    await take_text(message, state, accounts, stoplist, settings, user_row, message.text)
 
 
 async def take_text(
     message: Message,
     state: FSMContext,
     accounts: Accounts,
+    stoplist: StopListRepo,
     settings: HandlerSettings,
     user_row: UserRow,
     text: str,
@@ -179,7 +190,7 @@ async def take_text(
         await message.answer(too_many_parts_text(exc))
         return
     await state.update_data(text=text)
-    await show_preview(message, state, accounts, settings, user_row)
+    await show_preview(message, state, accounts, stoplist, settings, user_row)
 
 
 async def text_not_understood(message: Message) -> None:
@@ -206,6 +217,7 @@ async def show_preview(
     message: Message,
     state: FSMContext,
     accounts: Accounts,
+    stoplist: StopListRepo,
     settings: HandlerSettings,
     user_row: UserRow,
     *,
@@ -215,6 +227,9 @@ async def show_preview(
     data = await state.get_data()
     phone = normalize_phone(data["phone"])
     text: str = data["text"]
+    # Every way to a preview passes here: the quick form, a template, "Change number".
+    if await refused_for_stop_list(message, state, stoplist, user_row.id, phone.digits):
+        return
     sender = effective_sender(user_row, settings.default_sender)
     try:
         balance = await accounts.recent_balance(user_row.id)
@@ -258,6 +273,7 @@ async def send_button(
     message: Message,
     state: FSMContext,
     accounts: Accounts,
+    stoplist: StopListRepo,
     settings: HandlerSettings,
     sms_sender: SmsSender,
     user_row: UserRow,
@@ -265,7 +281,16 @@ async def send_button(
     data = await live_draft(callback_answer, callback_data, message, state)
     if data is not None:
         await confirm_send(
-            query, callback_answer, message, state, accounts, settings, sms_sender, user_row, data
+            query,
+            callback_answer,
+            message,
+            state,
+            accounts,
+            stoplist,
+            settings,
+            sms_sender,
+            user_row,
+            data,
         )
 
 
@@ -276,6 +301,7 @@ async def cheaper_button(
     message: Message,
     state: FSMContext,
     accounts: Accounts,
+    stoplist: StopListRepo,
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
@@ -286,7 +312,7 @@ async def cheaper_button(
     if cheaper is not None:
         await state.update_data(text=cheaper)
     callback_answer.text = _("Apostrophes and quotes replaced with plain ones.")
-    await show_preview(message, state, accounts, settings, user_row, edit=True)
+    await show_preview(message, state, accounts, stoplist, settings, user_row, edit=True)
 
 
 async def change_text_button(
@@ -339,6 +365,7 @@ async def confirm_send(
     message: Message,
     state: FSMContext,
     accounts: Accounts,
+    stoplist: StopListRepo,
     settings: HandlerSettings,
     sms_sender: SmsSender,
     user_row: UserRow,
@@ -367,7 +394,14 @@ async def confirm_send(
             + _("Here is the draft again; try in a minute."),
             None,
         )
-        await show_preview(message, state, accounts, settings, user_row)
+        await show_preview(message, state, accounts, stoplist, settings, user_row)
+        return
+    if outcome.outcome is Outcome.STOPPED and outcome.stopped is not None:
+        # Put on the stop list after the preview: nothing left, the draft comes back.
+        await state.set_state(SendForm.phone)
+        await state.set_data({k: v for k, v in data.items() if k in ("phone", "text")})
+        markup = unstop_keyboard(outcome.stopped.id)
+        await tell_outcome(message, result_text(phone, data["text"], outcome), markup)
         return
     accounts.forget_balance(user_row.id)  # it changed, or may have
     await tell_outcome(

@@ -142,6 +142,18 @@ def result_text(phone: PhoneNumber, text: str, outcome: SendOutcome) -> str:
                 ),
             ]
         )
+    if outcome.outcome is Outcome.STOPPED:
+        # Put on the stop list after the preview (or the scheduling) was made.
+        return (
+            _("⛔ Not sent: {phone} is on your stop list. Nothing was sent or charged.").format(
+                phone=phone.international
+            )
+            + "\n"
+            + _(
+                "Remove it from the stop list to send to it, or send another number; "
+                "/cancel stops."
+            )
+        )
     if outcome.outcome is Outcome.TOKEN_REJECTED:
         return _(
             "devsms.uz no longer accepts your token, so the SMS was not sent. "

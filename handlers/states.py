@@ -49,3 +49,8 @@ class ExportForm(StatesGroup):
 
 class ScheduleForm(StatesGroup):
     when = State()  # a quick choice or a typed date and time for the draft in FSM data
+
+
+class StopListForm(StatesGroup):
+    add = State()  # numbers typed or pasted, or a file, to add
+    remove = State()  # numbers typed or pasted to remove

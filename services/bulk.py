@@ -38,7 +38,8 @@ from services.reconcile import (
     settle,
     wanted_keys,
 )
-from storage import BulkRepo, BulkRow, JobRow, OutboxRepo, UserRepo
+from storage import BulkRepo, BulkRow, JobRow, OutboxRepo, StopListRepo, UserRepo
+from storage.bulk import STOP_LIST
 
 logger = logging.getLogger(__name__)
 
@@ -111,9 +112,13 @@ class BulkRunner:
         notices: Notices | None = None,
         users: UserRepo | None = None,
         policy: AccessPolicy = OPEN,
+        stoplist: StopListRepo | None = None,
     ) -> None:
         self._bulk = bulk
         self._accounts = accounts
+        # Every bulk row passes the runner: a number added to the owner's stop list after the
+        # dry run is caught here, right before its request (default: the same database).
+        self._stoplist = stoplist or StopListRepo(bulk.db)
         # Who may send: asked again whenever a run starts (see _run_job).
         self._users = users
         self._policy = policy
@@ -266,7 +271,7 @@ class BulkRunner:
         except NoToken:
             await self._pause(job_id, PAUSE_TOKEN)
             return
-        run = _Run(self._bulk, session, job, stop, self._limits(), self._progress)
+        run = _Run(self._bulk, session, job, stop, self._limits(), self._progress, self._stoplist)
         await run.send_all()
         # Every worker is done: a row still 'sending' lost its settlement to an error.
         if orphans := await self._bulk.unsettled_to_unknown(job_id):
@@ -388,8 +393,10 @@ class _Run:
         stop: asyncio.Event,
         limits: _Limits,
         progress: Callable[[JobRow], Awaitable[None]],
+        stoplist: StopListRepo,
     ) -> None:
         self.bulk = bulk
+        self.stoplist = stoplist
         self.session = session
         self.job = job
         self.stop = stop
@@ -464,6 +471,11 @@ class _Run:
         if not await self.token_current():
             return
         if not await self.bulk.claim(self.job.id, row.row_no):
+            return
+        # Read after the claim is committed: a number stopped before this row was claimed is
+        # caught, and the row ends 'stopped' (not a failure of the gateway, never sent).
+        if await self.stoplist.entry(self.job.user_id, row.phone) is not None:
+            await self.bulk.finish_row(self.job.id, row.row_no, "stopped", error=STOP_LIST)
             return
         try:
             result = await self.session.send(row.phone, row.message, self.job.sender)

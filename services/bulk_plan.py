@@ -2,18 +2,20 @@
 
 Pure and blocking: the dialog runs read_upload in the upload worker (a file) and unpacks its
 result in a thread, parse_source in a thread (a pasted list), and build_plan through
-asyncio.to_thread.
+asyncio.to_thread. make_plan is the one way to a plan for a user: it reads the user's stop list
+first, so every bulk path (a file, a pasted list, a contact group) leaves those numbers out.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import sys
 from array import array
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import Final
+from collections.abc import Collection, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Final, Protocol
 
 from services.phones import PhoneError
 from services.sms_parts import TooManyParts, check_parts
@@ -38,6 +40,14 @@ _RECIPIENT_OVERHEAD: Final = 400
 _INVALID_OVERHEAD: Final = 120
 EMPTY_TEXT: Final = "empty_text"
 LONG_TEXT: Final = "long_text"
+STOPPED: Final = "stop_list"
+
+
+class StopList(Protocol):
+    """storage.StopListRepo, as the plan needs it: this module runs in the upload worker too,
+    which must not import the storage layer (aiosqlite) to parse a file."""
+
+    async def stopped_among(self, user_id: int, phones: Iterable[str]) -> set[str]: ...
 
 
 # --- the parsed list ----------------------------------------------------------------------------
@@ -239,7 +249,7 @@ class SourceCache:
 class Skipped:
     row_no: int
     value: str
-    reason: str  # a PhoneError value, EMPTY_TEXT or LONG_TEXT
+    reason: str  # a PhoneError value, EMPTY_TEXT, LONG_TEXT or STOPPED
     parts: int = 0
 
 
@@ -249,17 +259,36 @@ class Plan:
     skipped: list[Skipped]
     duplicates: int
     parts_total: int
+    stopped: list[tuple[int, str]] = field(default_factory=list)
+    """(row_no, phone) left out for the stop list; they are among `skipped` too."""
 
 
-def build_plan(source: Source, template: str, max_parts: int) -> Plan:
-    """Renders every row; a row whose text is empty or too long is skipped, with the reason.
-    Blocking for big lists: run it through asyncio.to_thread."""
+async def make_plan(
+    source: Source, template: str, max_parts: int, *, stoplist: StopList, user_id: int
+) -> Plan:
+    """The plan of a bulk send for `user_id`, without the numbers on their stop list. Start
+    builds it again, so a number stopped after the dry run is left out of the job too."""
+    phones = [recipient.phone for recipient in source.recipients.valid]
+    stopped = await stoplist.stopped_among(user_id, phones)
+    return await asyncio.to_thread(build_plan, source, template, max_parts, stopped=stopped)
+
+
+def build_plan(source: Source, template: str, max_parts: int, *, stopped: Collection[str]) -> Plan:
+    """Renders every row; a row whose number is in `stopped` (the stop list: see make_plan) or
+    whose text is empty or too long is skipped, with the reason. Blocking for big lists: run
+    it through asyncio.to_thread."""
     render_row = make_renderer(template, source.columns)
     rows: list[tuple[int, str, str, int]] = []
     skipped = [Skipped(r.row_no, r.value, r.reason.value) for r in source.recipients.invalid]
+    left_out: list[tuple[int, str]] = []
     parts_total = 0
     counted: dict[str, int | TooManyParts] = {}  # rows often render the same text
     for recipient in source.recipients.valid:
+        if recipient.phone in stopped:
+            typed = recipient.fields.get(source.phone_column, recipient.phone)  # as in the file
+            skipped.append(Skipped(recipient.row_no, typed, STOPPED))
+            left_out.append((recipient.row_no, recipient.phone))
+            continue
         text = render_row(recipient.fields).strip()
         if not text:
             skipped.append(Skipped(recipient.row_no, recipient.phone, EMPTY_TEXT))
@@ -277,4 +306,4 @@ def build_plan(source: Source, template: str, max_parts: int) -> Plan:
         rows.append((recipient.row_no, recipient.phone, text, parts))
         parts_total += parts
     skipped.sort(key=lambda s: s.row_no)
-    return Plan(rows, skipped, source.recipients.duplicates, parts_total)
+    return Plan(rows, skipped, source.recipients.duplicates, parts_total, left_out)

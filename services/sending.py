@@ -22,7 +22,7 @@ from services.devsms import (
 )
 from services.phones import mask_phone
 from services.pricing import stored_cost
-from storage import OutboxRepo
+from storage import OutboxRepo, StopEntry, StopListRepo
 from storage.outbox import Claim
 
 logger = logging.getLogger(__name__)
@@ -47,6 +47,7 @@ class Outcome(StrEnum):
     UNKNOWN = "unknown"  # it may have gone out: never resend, reconcile through history
     TOKEN_REJECTED = "token_rejected"
     NO_TOKEN = "no_token"  # the token was gone (logout, undecryptable) before the request
+    STOPPED = "stopped"  # the number is on the user's stop list: no request, no outbox row
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,8 @@ class SendOutcome:
     outbox_id: int
     result: SendResult | None = None
     gateway_text: str | None = None
+    stopped: StopEntry | None = None
+    """For STOPPED: the stop-list entry that held the SMS back (outbox_id is 0 then)."""
 
 
 class SmsSender:
@@ -64,9 +67,13 @@ class SmsSender:
         outbox: OutboxRepo,
         first_check: dt.timedelta = FIRST_CHECK_AFTER,
         record_retry: Sequence[float] = RECORD_RETRY_DELAYS,
+        stoplist: StopListRepo | None = None,
     ) -> None:
         self._accounts = accounts
         self._outbox = outbox
+        # Every single send passes here, so the stop list is checked here and nowhere later;
+        # by default it is read from the outbox's own database, so no sender can go without.
+        self._stoplist = stoplist or StopListRepo(outbox.db)
         self._first_check = first_check
         self._record_retry = tuple(record_retry)
         self._recording: set[asyncio.Task[None]] = set()
@@ -89,7 +96,14 @@ class SmsSender:
 
         `claim` (a scheduled send) is committed together with the outbox row; when it says no,
         storage.outbox.NotClaimed is raised and nothing is recorded or sent.
+
+        A number on the user's stop list gets no request at all (Outcome.STOPPED), whatever
+        the preview showed: it may have been added since.
         """
+        stopped = await self._stoplist.entry(user_id, phone)
+        if stopped is not None:
+            logger.info("send to %s: on the stop list of user %s", mask_phone(phone), user_id)
+            return SendOutcome(Outcome.STOPPED, 0, stopped=stopped)
         if claim is None:
             outbox_id = await self._outbox.create_pending(user_id, phone, message, sender)
         else:

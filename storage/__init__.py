@@ -14,12 +14,14 @@ from storage.insights import InsightPrefs, InsightRepo
 from storage.migrations import LATEST_VERSION, MigrationError, migrate
 from storage.outbox import OutboxRepo, OutboxRow, OutboxState
 from storage.schedule import ScheduledRow, ScheduleRepo
+from storage.stoplist import Added, StopEntry, StopListFull, StopListRepo
 from storage.templates import TemplateRepo, TemplateRow
 from storage.traffic import DayTotals, Forecast, Origin, Outcome, Totals, TrafficRepo, TrafficRow
 from storage.users import UserRepo, UserRow
 
 __all__ = [
     "LATEST_VERSION",
+    "Added",
     "AlertPrefs",
     "AlertRepo",
     "BulkRepo",
@@ -43,6 +45,9 @@ __all__ = [
     "SQLiteStorage",
     "ScheduleRepo",
     "ScheduledRow",
+    "StopEntry",
+    "StopListFull",
+    "StopListRepo",
     "TemplateRepo",
     "TemplateRow",
     "Totals",

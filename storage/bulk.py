@@ -5,6 +5,8 @@ row:  pending --> sending --> sent | failed | unknown
       sending --(its result was lost to an error, found when the run ends)--> unknown
       unknown --(reconciled against the history)--> sent
       unknown --(no trace a day later, in a history read back past it)--> not_sent
+      sending --(the number is on the owner's stop list)--> stopped  (never sent)
+      stopped  (on the stop list when the job was created: in the job, never sent)
 job:  ready --> running <--> paused (pause_reason says why);  running | paused --> cancelled | done
       ready --> paused (its owner was denied access before it began)
 """
@@ -19,7 +21,9 @@ from typing import Final, Literal
 from storage.db import Database, sqlite_int, utc_now
 
 JobState = Literal["ready", "running", "paused", "cancelled", "done"]
-RowState = Literal["pending", "sending", "sent", "failed", "unknown", "not_sent"]
+RowState = Literal["pending", "sending", "sent", "failed", "unknown", "not_sent", "stopped"]
+# The error of a row left out because its number is on the owner's stop list.
+STOP_LIST: Final = "stop list"
 
 _JOB_COLUMNS: Final = (
     "id, user_id, state, pause_reason, file_name, file_format, template, sender, total, "
@@ -89,10 +93,12 @@ class JobCounts:
     failed: int = 0
     unknown: int = 0
     not_sent: int = 0
+    stopped: int = 0
+    """On the owner's stop list: never sent, and no failure of the gateway."""
 
     @property
     def done(self) -> int:
-        return self.sent + self.failed + self.unknown + self.not_sent
+        return self.sent + self.failed + self.unknown + self.not_sent + self.stopped
 
     @property
     def left(self) -> int:
@@ -118,9 +124,11 @@ class BulkRepo:
         file_name: str | None,
         file_format: str,
         rows: Iterable[tuple[int, str, str, int]],
+        stopped: Iterable[tuple[int, str]] = (),
     ) -> int:
         """Stores a job in state 'ready' with its rows (row_no, phone, message, parts), in one
-        transaction: a job exists whole or not at all."""
+        transaction: a job exists whole or not at all. `stopped` (row_no, phone) are the rows
+        left out for the stop list: stored 'stopped', so the result file shows them."""
         now = utc_now()
         async with self._db.transaction():
             row = await self._db.fetchone(
@@ -138,6 +146,11 @@ class BulkRepo:
                     (job_id, row_no, phone, message, parts)
                     for row_no, phone, message, parts in rows
                 ),
+            )
+            await self._db.conn.executemany(
+                "INSERT INTO bulk_rows (job_id, row_no, phone, message, parts, state, error, "
+                "updated_at) VALUES (?, ?, ?, '', 0, 'stopped', ?, ?)",
+                ((job_id, row_no, phone, STOP_LIST, now) for row_no, phone in stopped),
             )
             await self._db.execute(
                 "UPDATE bulk_jobs SET total = (SELECT COUNT(*) FROM bulk_rows WHERE job_id = ?), "

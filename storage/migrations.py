@@ -243,7 +243,46 @@ CREATE TABLE insight_prefs (
 );
 """
 
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4, _SCHEDULE, _TRAFFIC)
+_STOPLIST: Final = """
+-- Numbers that must never get an SMS from this user's account (the stop list).
+CREATE TABLE stoplist (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    phone TEXT NOT NULL,  -- digits, country code first (services/phones.py)
+    note TEXT,
+    added_at TEXT NOT NULL,
+    UNIQUE (user_id, phone)
+);
+CREATE INDEX stoplist_user_recent ON stoplist (user_id, id DESC);
+-- A bulk row whose number is on the owner's stop list is never sent: 'stopped'. SQLite cannot
+-- change a CHECK constraint in place, so bulk_rows is rebuilt with the same columns.
+CREATE TABLE bulk_rows_v5 (
+    job_id INTEGER NOT NULL REFERENCES bulk_jobs(id) ON DELETE CASCADE,
+    row_no INTEGER NOT NULL,
+    phone TEXT NOT NULL,
+    message TEXT NOT NULL,
+    parts INTEGER NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending'
+        CHECK (state IN ('pending', 'sending', 'sent', 'failed', 'unknown', 'not_sent',
+                         'stopped')),
+    sms_id INTEGER,
+    request_id TEXT,
+    status TEXT,
+    cost TEXT,
+    error TEXT,
+    updated_at TEXT,
+    PRIMARY KEY (job_id, row_no)
+) WITHOUT ROWID;
+INSERT INTO bulk_rows_v5 (job_id, row_no, phone, message, parts, state, sms_id, request_id,
+    status, cost, error, updated_at)
+    SELECT job_id, row_no, phone, message, parts, state, sms_id, request_id, status, cost, error,
+    updated_at FROM bulk_rows;
+DROP TABLE bulk_rows;
+ALTER TABLE bulk_rows_v5 RENAME TO bulk_rows;
+CREATE INDEX bulk_rows_state ON bulk_rows (job_id, state, row_no);
+"""
+
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4, _SCHEDULE, _TRAFFIC, _STOPLIST)
 LATEST_VERSION: Final = len(MIGRATIONS)
 
 

@@ -56,7 +56,7 @@ from services.bulk_plan import (
     Plan,
     Source,
     SourceCache,
-    build_plan,
+    make_plan,
 )
 from services.pricing import cost_of
 from services.scheduler import stamp
@@ -64,7 +64,7 @@ from services.spreadsheet import SpreadsheetError
 from services.templating import TemplateError, check_template
 from services.upload_worker import UploadWorker
 from services.user_input import effective_sender
-from storage import BulkRepo, ScheduleRepo, TemplateRepo
+from storage import BulkRepo, ScheduleRepo, StopListRepo, TemplateRepo
 from storage.users import UserRow
 
 logger = logging.getLogger(__name__)
@@ -207,12 +207,13 @@ async def text_received(
     bulk_sources: SourceCache,
     uploads: UploadWorker,
     accounts: Accounts,
+    stoplist: StopListRepo,
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
     assert message.text is not None
     lists = Lists.of(bot, bulk_sources, uploads, settings, user_row)
-    await take_template(message, state, lists, accounts, settings, message.text)
+    await take_template(message, state, lists, accounts, stoplist, settings, message.text)
 
 
 async def template_picked(
@@ -226,6 +227,7 @@ async def template_picked(
     uploads: UploadWorker,
     templates: TemplateRepo,
     accounts: Accounts,
+    stoplist: StopListRepo,
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
@@ -242,7 +244,7 @@ async def template_picked(
         callback_answer.text = _("This template no longer exists.")
         return
     lists = Lists.of(bot, bulk_sources, uploads, settings, user_row)
-    await take_template(message, state, lists, accounts, settings, row.body)
+    await take_template(message, state, lists, accounts, stoplist, settings, row.body)
 
 
 async def take_template(
@@ -250,6 +252,7 @@ async def take_template(
     state: FSMContext,
     lists: Lists,
     accounts: Accounts,
+    stoplist: StopListRepo,
     settings: HandlerSettings,
     template: str,
 ) -> None:
@@ -271,7 +274,7 @@ async def take_template(
         await message.answer(unknown_placeholders_text(unknown, source.columns))
         return
     max_parts = settings.sms_max_parts
-    plan = await asyncio.to_thread(build_plan, source, template, max_parts)
+    plan = await make_plan(source, template, max_parts, stoplist=stoplist, user_id=lists.user_id)
     balance = await accounts.recent_balance(lists.user_id)
     review = secrets.randbelow(1_000_000_000)
     await state.set_state(BulkForm.review)
@@ -336,6 +339,7 @@ async def start_button(
     bulk: BulkRepo,
     bulk_runner: BulkRunner,
     schedule: ScheduleRepo,
+    stoplist: StopListRepo,
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
@@ -352,7 +356,9 @@ async def start_button(
         await lost_source(message, state, lists, data)
         return
     template: str = data["template"]
-    plan = await asyncio.to_thread(build_plan, source, template, settings.sms_max_parts)
+    plan = await make_plan(
+        source, template, settings.sms_max_parts, stoplist=stoplist, user_id=user_row.id
+    )
     # The report may be minutes old. A gateway error here leaves the draft in place.
     accounts.forget_balance(user_row.id)
     cost = cost_of(plan.parts_total, await accounts.recent_balance(user_row.id))
@@ -412,6 +418,7 @@ async def start_job(
         file_name=source.file_name,
         file_format=source.file_format,
         rows=plan.rows,
+        stopped=plan.stopped,
     )
     job = await bulk.get_job(job_id)
     assert job is not None

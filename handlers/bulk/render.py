@@ -18,6 +18,7 @@ from aiogram.utils.i18n import gettext as _
 
 from handlers.render import MISSING, costs_text, count, duration_text, money, not_enough_text
 from handlers.send_texts import quote_cut
+from handlers.stoplist_texts import left_out_text
 from handlers.templates.render import placeholder_list
 from services.bulk import (
     PAUSE_ACCESS,
@@ -29,7 +30,7 @@ from services.bulk import (
     PAUSE_TOKEN,
     PAUSE_TOKEN_CHANGED,
 )
-from services.bulk_plan import EMPTY_TEXT, LONG_TEXT, Plan, Skipped, Source
+from services.bulk_plan import EMPTY_TEXT, LONG_TEXT, STOPPED, Plan, Skipped, Source
 from services.devsms import Balance
 from services.i18n import N_
 from services.phones import PhoneError, normalize_phone
@@ -62,7 +63,7 @@ RESULT_HEADER: Final = ("row", "phone", "sms_id", "state", "status", "error")
 RESULT_OWN_COLUMNS: Final = (0, 1, 2)
 # A row's state as the result file shows it: 'not_sent' is a conclusion from the history, not
 # a refusal, and must not read as certain.
-RESULT_STATES: Final = {"not_sent": "probably_not_sent"}
+RESULT_STATES: Final = {"not_sent": "probably_not_sent", "stopped": "stop_list"}
 
 _PHONE_REASONS: Final = {
     PhoneError.EMPTY.value: N_("no number"),
@@ -71,6 +72,7 @@ _PHONE_REASONS: Final = {
     PhoneError.TOO_LONG.value: N_("number too long"),
     PhoneError.INVALID.value: N_("no such number"),
     EMPTY_TEXT: N_("the text is empty for this row"),
+    STOPPED: N_("on your stop list"),
 }
 _STATE_LABELS: Final = {
     "ready": N_("🕓 starting"),
@@ -243,6 +245,8 @@ def review_text(
     if plan.skipped:
         lines.append(_("❌ Skipped: {n}").format(n=count(len(plan.skipped))))
         lines += ["  " + line for line in skipped_lines(plan.skipped, max_parts)]
+    if plan.stopped:
+        lines.append(left_out_text(len(plan.stopped)))
     if plan.duplicates:
         lines.append(_("♻️ Duplicates removed: {n}").format(n=count(plan.duplicates)))
     lines.append("")
@@ -373,6 +377,8 @@ def progress_text(facts: JobFacts, rate: float) -> str:
         )
     if counts.not_sent:
         lines.append(not_sent_text(counts))
+    if counts.stopped:
+        lines.append(left_out_text(counts.stopped))
     cost = cost_so_far(facts.costs)
     if job.state in ("done", "cancelled"):
         lines.append(_("Cost: {cost}").format(cost=cost))
@@ -429,6 +435,8 @@ def jobs_text(jobs: Sequence[tuple[JobRow, JobCounts]], scheduled: Collection[in
             line += ", " + _("unclear {n}").format(n=count(counts.unknown))
         if counts.not_sent:
             line += ", " + _("probably not sent {n}").format(n=count(counts.not_sent))
+        if counts.stopped:
+            line += ", " + _("on the stop list {n}").format(n=count(counts.stopped))
         lines.append(line)
     lines.append("")
     lines.append(_("Tap a job to open it."))

@@ -7,7 +7,6 @@ state 'ready' with its rows, which stays so until its time. Nothing is sent here
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import secrets
 from contextlib import suppress
@@ -36,7 +35,7 @@ from handlers.schedule.render import (
 )
 from handlers.send import live_draft
 from handlers.states import BulkForm, ScheduleForm
-from services.bulk_plan import SourceCache, build_plan
+from services.bulk_plan import SourceCache, make_plan
 from services.schedule_time import (
     InvalidWhen,
     Quick,
@@ -49,7 +48,7 @@ from services.schedule_time import (
 from services.scheduler import stamp
 from services.upload_worker import UploadWorker
 from services.user_input import effective_sender
-from storage import ScheduleRepo
+from storage import ScheduleRepo, StopListRepo
 from storage.users import UserRow
 
 # Scheduled sends one user may have waiting at a time.
@@ -127,6 +126,7 @@ async def quick_picked(
     bot: Bot,
     state: FSMContext,
     schedule: ScheduleRepo,
+    stoplist: StopListRepo,
     bulk_sources: SourceCache,
     uploads: UploadWorker,
     settings: HandlerSettings,
@@ -150,7 +150,7 @@ async def quick_picked(
     with suppress(TelegramBadRequest):
         await message.edit_reply_markup(reply_markup=None)
     lists = Lists.of(bot, bulk_sources, uploads, settings, user_row)
-    await schedule_at(message, state, schedule, lists, settings, user_row, moment)
+    await schedule_at(message, state, schedule, stoplist, lists, settings, user_row, moment)
 
 
 async def when_typed(
@@ -158,6 +158,7 @@ async def when_typed(
     bot: Bot,
     state: FSMContext,
     schedule: ScheduleRepo,
+    stoplist: StopListRepo,
     bulk_sources: SourceCache,
     uploads: UploadWorker,
     settings: HandlerSettings,
@@ -170,7 +171,7 @@ async def when_typed(
         await message.answer(when_problem_text(exc.problem))
         return
     lists = Lists.of(bot, bulk_sources, uploads, settings, user_row)
-    await schedule_at(message, state, schedule, lists, settings, user_row, moment)
+    await schedule_at(message, state, schedule, stoplist, lists, settings, user_row, moment)
 
 
 async def when_not_text(message: Message) -> None:
@@ -208,6 +209,7 @@ async def at_quiet_end(
     bot: Bot,
     state: FSMContext,
     schedule: ScheduleRepo,
+    stoplist: StopListRepo,
     bulk_sources: SourceCache,
     uploads: UploadWorker,
     settings: HandlerSettings,
@@ -231,13 +233,14 @@ async def at_quiet_end(
         await message.edit_reply_markup(reply_markup=None)
     await state.update_data(later=KIND_BULK)
     lists = Lists.of(bot, bulk_sources, uploads, settings, user_row)
-    await schedule_at(message, state, schedule, lists, settings, user_row, end)
+    await schedule_at(message, state, schedule, stoplist, lists, settings, user_row, end)
 
 
 async def schedule_at(
     message: Message,
     state: FSMContext,
     schedule: ScheduleRepo,
+    stoplist: StopListRepo,
     lists: Lists,
     settings: HandlerSettings,
     user_row: UserRow,
@@ -259,7 +262,9 @@ async def schedule_at(
             await lost_source(message, state, lists, data)
             return
         template: str = data["template"]
-        plan = await asyncio.to_thread(build_plan, source, template, settings.sms_max_parts)
+        plan = await make_plan(
+            source, template, settings.sms_max_parts, stoplist=stoplist, user_id=user_row.id
+        )
         if not plan.rows:
             await message.answer(nothing_to_send_text())
             return
