@@ -217,6 +217,27 @@ def extract_phone_and_text(args: str) -> tuple[PhoneNumber, str] | None:
     return phone, text
 
 
+def foreign_region(digits: str) -> str | None:
+    """The ISO region ("RU", "KZ") of a number outside Uzbekistan, given as the gateway's
+    digits; None for an Uzbek number (the cheap common case: no parsing) or one that names
+    no single region. Sends abroad are priced by the gateway (services/pricing.py)."""
+    if digits.startswith(_UZ_CC_DIGITS):
+        return None
+    try:
+        number = phonenumbers.parse("+" + digits, None)
+    except NumberParseException:
+        return None
+    region = phonenumbers.region_code_for_number(number)
+    if region is None or region in ("ZZ", "001", "UZ"):
+        return None
+    return str(region)
+
+
+def is_foreign(digits: str) -> bool:
+    """Whether the gateway's digits are a number outside Uzbekistan."""
+    return not digits.startswith(_UZ_CC_DIGITS)
+
+
 def mask_phone(digits: str) -> str:
     """Hide the middle of a number for logs: "+998 90 ***-**-67"."""
     try:

@@ -11,7 +11,7 @@ from storage.credentials import CredentialRepo, CredentialRow, CredentialState
 from storage.db import Database, utc_now
 from storage.fsm import SQLiteStorage
 from storage.migrations import LATEST_VERSION, MigrationError, migrate
-from storage.outbox import OutboxRepo, OutboxRow, OutboxState
+from storage.outbox import OutboxKind, OutboxRepo, OutboxRow, OutboxState
 from storage.templates import TemplateRepo, TemplateRow
 from storage.users import UserRepo, UserRow
 
@@ -28,6 +28,7 @@ __all__ = [
     "JobCounts",
     "JobRow",
     "MigrationError",
+    "OutboxKind",
     "OutboxRepo",
     "OutboxRow",
     "OutboxState",
