@@ -11,6 +11,7 @@ from services.languages import LANGUAGES
 
 COMMANDS = (
     ("send", N_("Send an SMS")),
+    ("otp", N_("Send a one-time verification code")),
     ("balance", N_("Balance and spending")),
     ("history", N_("Sent SMS")),
     ("status", N_("Status of one SMS")),

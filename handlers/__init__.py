@@ -16,6 +16,7 @@ from handlers import (
     errors,
     fallback,
     history,
+    otp,
     send,
     settings,
     status,
@@ -37,6 +38,7 @@ def build_router() -> Router:
     gated.callback_query.filter(HasToken())
     gated.include_routers(
         send.create_router(),
+        otp.create_router(),
         settings.create_router(),
         balance.create_router(),
         history.create_router(),

@@ -52,6 +52,22 @@ class SendCb(CallbackData, prefix="snd"):
     draft: Id
 
 
+class OtpAction(StrEnum):
+    TYPE = "type"  # with `tt`, the template type
+    GENERATE = "gen"
+    SEND = "send"
+    CANCEL = "cancel"
+
+
+class OtpCb(CallbackData, prefix="otp"):
+    """Buttons of the /otp dialog: `draft` ties a tap to one dialog, so an old dialog's buttons
+    cannot act on a newer one; `tt` is the template type for action "type"."""
+
+    action: OtpAction
+    draft: Id
+    tt: Annotated[int, Field(ge=0, le=99)] = 0
+
+
 class HistoryCb(CallbackData, prefix="hst"):
     """History paging and filters: `page` from 0, `flt` a HistoryFilter code."""
 

@@ -67,6 +67,8 @@ async def help_command(message: Message) -> None:
             "/logout — delete your token and all your data\n"
             "/cancel — leave the current dialog"
         )
+        + "\n"
+        + _("/otp — send a one-time verification code by SMS")
     )
 
 

@@ -15,6 +15,8 @@ from handlers.callbacks import (
     JobCb,
     LanguageCb,
     LogoutCb,
+    OtpAction,
+    OtpCb,
     SendAction,
     SendCb,
     SettingsCb,
@@ -259,4 +261,41 @@ def jobs_keyboard(job_ids: list[int]) -> InlineKeyboardMarkup:
             text=f"#{job_id}", callback_data=JobCb(action=JobAction.OPEN, job_id=job_id)
         )
     builder.adjust(5)
+    return builder.as_markup()
+
+
+# --- /otp ----------------------------------------------------------------------------------------
+
+
+def otp_template_keyboard(draft: int) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(
+        text=_("1 — confirm an operation"),
+        callback_data=OtpCb(action=OtpAction.TYPE, draft=draft, tt=1),
+    )
+    builder.button(
+        text=_("2 — password"), callback_data=OtpCb(action=OtpAction.TYPE, draft=draft, tt=2)
+    )
+    builder.button(text=_("✖️ Cancel"), callback_data=OtpCb(action=OtpAction.CANCEL, draft=draft))
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def otp_code_keyboard(draft: int) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(
+        text=_("🎲 Generate a code"), callback_data=OtpCb(action=OtpAction.GENERATE, draft=draft)
+    )
+    builder.button(text=_("✖️ Cancel"), callback_data=OtpCb(action=OtpAction.CANCEL, draft=draft))
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def otp_confirm_keyboard(draft: int) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(
+        text=_("✅ Send the code"), callback_data=OtpCb(action=OtpAction.SEND, draft=draft)
+    )
+    builder.button(text=_("✖️ Cancel"), callback_data=OtpCb(action=OtpAction.CANCEL, draft=draft))
+    builder.adjust(1)
     return builder.as_markup()

@@ -13,7 +13,7 @@ from aiogram.utils.i18n import gettext as _
 from handlers.render import MISSING, money, not_enough_text
 from services.devsms import Balance
 from services.phones import PhoneError, PhoneNumber
-from services.pricing import cost_of
+from services.pricing import Cost, PartPrice, cost_at
 from services.sending import Outcome, SendOutcome
 from services.sms_parts import cheaper_spelling, count_sms, describe_char
 
@@ -59,11 +59,29 @@ def phone_error_text(reason: PhoneError) -> str:
     return _("That is not a phone number.")
 
 
+def price_lines(parts: int, price: PartPrice, balance: Balance) -> tuple[list[str], Cost]:
+    """The cost lines of a preview: local, abroad at a known rate, or abroad unknown."""
+    if price.known_after_sending:
+        return [_("Cost: international, the price is known only after sending.")], Cost(None, None)
+    cost = cost_at(parts, price.price, balance)
+    lines = [
+        _("Cost: {parts} × {price} = {total}").format(
+            parts=parts, price=money(price.price), total=money(cost.total)
+        )
+    ]
+    if price.abroad:
+        lines.append(_("(the rate devsms.uz charged for your last SMS to this country)"))
+    lines.append(_("Balance after sending: {balance}").format(balance=money(cost.after)))
+    return lines, cost
+
+
 def preview_text(
-    phone: PhoneNumber, text: str, sender: str, balance: Balance
+    phone: PhoneNumber, text: str, sender: str, balance: Balance, price: PartPrice | None = None
 ) -> tuple[str, bool, bool]:
-    """The preview, whether sending is possible, and whether a cheaper spelling is offered."""
+    """The preview, whether sending is possible, and whether a cheaper spelling is offered.
+    ``price`` is services.pricing.part_price for the number (default: the local price)."""
     count = count_sms(text)
+    price = price or PartPrice(balance.sms_price, abroad=not phone.is_uzbek)
     lines = [_("📤 <b>Check before sending</b>"), ""]
     lines.append(_("To: {phone}").format(phone=phone.international))
     if not phone.is_uzbek:
@@ -76,13 +94,8 @@ def preview_text(
             encoding=count.encoding, characters=count.characters, parts=count.parts
         )
     )
-    cost = cost_of(count.parts, balance)
-    lines.append(
-        _("Cost: {parts} × {price} = {total}").format(
-            parts=count.parts, price=money(balance.sms_price), total=money(cost.total)
-        )
-    )
-    lines.append(_("Balance after sending: {balance}").format(balance=money(cost.after)))
+    cost_lines, cost = price_lines(count.parts, price, balance)
+    lines += cost_lines
     can_send = cost.enough
     if cost.missing is not None:
         lines.append(not_enough_text(cost.missing))

@@ -31,3 +31,11 @@ class TemplateForm(StatesGroup):
     body = State()  # a new template's text
     rename = State()  # a new name for `template_id`
     edit = State()  # a new text for `template_id`
+
+
+class OtpForm(StatesGroup):
+    phone = State()
+    template = State()  # waiting for a tap on the template type
+    company = State()  # the company name shown in the SMS
+    code = State()  # typed digits, or "Generate"
+    confirm = State()  # the summary with the gateway's warning: Send or Cancel

@@ -6,16 +6,23 @@ price rule that drifts would let one path send what another refuses, so each pat
 
 Pure logic, no I/O. The gateway bills per part (devsms-api.md, "SMS parts and cost"): the cost
 shown before a send is a preview, ``parts × sms_price`` with the price of the last balance.
+
+Honest prices: ``sms_price`` is the price in Uzbekistan. A number abroad is billed by the
+gateway at its country's rate, which no answer tells before sending, so such a send is priced
+by what the gateway charged for the user's last SMS to that country (the outbox keeps cost and
+parts), or shown as "known after sending" — never at the local price.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from services.money import USD, UZS, Money, parse_money
+from services.phones import foreign_region, is_foreign
 
 if TYPE_CHECKING:
     # Only a type: the bulk dry run runs in a thread and should not need the gateway client.
@@ -50,7 +57,12 @@ class Cost:
 
 
 def cost_of(parts: int, balance: Balance) -> Cost:
-    price = balance.sms_price
+    """Parts in Uzbekistan, at the balance answer's ``sms_price``."""
+    return cost_at(parts, balance.sms_price, balance)
+
+
+def cost_at(parts: int, price: Money | None, balance: Balance) -> Cost:
+    """Parts at a given price per part (see :func:`part_price`) against the balance."""
     total = price * parts if price is not None else None
     if total is None or balance.balance is None or total.currency != balance.balance.currency:
         return Cost(total, None)
@@ -79,3 +91,41 @@ def sum_costs(stored: Iterable[str | None]) -> list[Money]:
             continue
         sums[cost.currency] = sums.get(cost.currency, Money.zero(cost.currency)) + cost
     return [sums[currency] for currency in sorted(sums, key=lambda c: (c != UZS, c))]
+
+
+@dataclass(frozen=True, slots=True)
+class PartPrice:
+    """What one SMS part to a number costs, as far as it can be told before sending."""
+
+    price: Money | None
+    """Per part; None when unknown (no balance read yet, or abroad with no earlier SMS)."""
+    abroad: bool
+    """The number is outside Uzbekistan: the gateway bills it by country."""
+    region: str | None = None
+    """The ISO region abroad (phonenumbers), when the number names one."""
+
+    @property
+    def known_after_sending(self) -> bool:
+        """Abroad, and no earlier SMS to that country tells the rate."""
+        return self.abroad and self.price is None
+
+
+def part_price(digits: str, balance: Balance, abroad: Mapping[str, Money]) -> PartPrice:
+    """The one rule: in Uzbekistan ``sms_price``; abroad the rate the gateway charged last
+    time for that country (``abroad``, from :func:`abroad_rates`), else unknown."""
+    if not is_foreign(digits):
+        return PartPrice(balance.sms_price, abroad=False)
+    region = foreign_region(digits)
+    return PartPrice(abroad.get(region) if region else None, abroad=True, region=region)
+
+
+def abroad_rates(stored: Mapping[str, tuple[str, int]]) -> dict[str, Money]:
+    """Per region: the price of one part, from the stored (total_cost, parts) of the last SMS
+    there (storage OutboxRepo.country_costs). A cost that is not money is left out."""
+    rates: dict[str, Money] = {}
+    for region, (raw, parts) in stored.items():
+        cost = parse_money(raw)
+        if cost is None or parts <= 0:
+            continue
+        rates[region] = Money(cost.amount / Decimal(parts), cost.currency)
+    return rates
