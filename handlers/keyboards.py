@@ -209,12 +209,29 @@ def bulk_templates_keyboard(draft: int, templates: list[tuple[int, str]]) -> Inl
     return builder.as_markup()
 
 
-def bulk_review_keyboard(draft: int, *, can_start: bool) -> InlineKeyboardMarkup:
+def bulk_review_keyboard(
+    draft: int, *, can_start: bool, cheaper: bool = False
+) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     if can_start:
         builder.button(text=_("🚀 Start"), callback_data=BulkCb(action="start", draft=draft))
     builder.button(text=_("✖️ Cancel"), callback_data=BulkCb(action="cancel", draft=draft))
+    if cheaper:
+        builder.button(
+            text=_("🪶 Cheaper spelling"), callback_data=BulkCb(action="cheap", draft=draft)
+        )
     builder.adjust(2)
+    return builder.as_markup()
+
+
+def bulk_abroad_keyboard(draft: int) -> InlineKeyboardMarkup:
+    """Start once more, the rows abroad included knowingly (see the dry run's question)."""
+    builder = InlineKeyboardBuilder()
+    builder.button(
+        text=_("🚀 Start, rows abroad included"), callback_data=BulkCb(action="intl", draft=draft)
+    )
+    builder.button(text=_("✖️ Cancel"), callback_data=BulkCb(action="cancel", draft=draft))
+    builder.adjust(1)
     return builder.as_markup()
 
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 import dataclasses
 import sys
 from array import array
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
-from services.phones import PhoneError
-from services.sms_parts import TooManyParts, check_parts
+from services.phones import PhoneError, foreign_region, is_foreign
+from services.sms_parts import SmsCount, TooManyParts, cheaper_spelling, check_parts
 from services.spreadsheet import (
     NEVER_IN_CELL,
     InvalidRow,
@@ -249,6 +249,20 @@ class Plan:
     skipped: list[Skipped]
     duplicates: int
     parts_total: int
+    shapes: dict[tuple[str, int], int] = field(default_factory=dict)
+    """Rows to send per (encoding, parts): "GSM-7: 120 rows × 1 part"."""
+    abroad: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Rows to numbers outside Uzbekistan per ISO region ("" when the number names none):
+    (rows, parts). The gateway prices them by country (services/pricing.list_cost)."""
+
+    @property
+    def abroad_rows(self) -> int:
+        return sum(rows for rows, _parts in self.abroad.values())
+
+    @property
+    def local_parts(self) -> int:
+        """Parts to numbers in Uzbekistan, priced at sms_price."""
+        return self.parts_total - sum(parts for _rows, parts in self.abroad.values())
 
 
 def build_plan(source: Source, template: str, max_parts: int) -> Plan:
@@ -258,23 +272,44 @@ def build_plan(source: Source, template: str, max_parts: int) -> Plan:
     rows: list[tuple[int, str, str, int]] = []
     skipped = [Skipped(r.row_no, r.value, r.reason.value) for r in source.recipients.invalid]
     parts_total = 0
-    counted: dict[str, int | TooManyParts] = {}  # rows often render the same text
+    counted: dict[str, SmsCount | TooManyParts] = {}  # rows often render the same text
+    shapes: Counter[tuple[str, int]] = Counter()
+    abroad: dict[str, tuple[int, int]] = {}
     for recipient in source.recipients.valid:
         text = render_row(recipient.fields).strip()
         if not text:
             skipped.append(Skipped(recipient.row_no, recipient.phone, EMPTY_TEXT))
             continue
-        parts = counted.get(text)
-        if parts is None:
+        shape = counted.get(text)
+        if shape is None:
             try:
-                parts = check_parts(text, max_parts).parts
+                shape = check_parts(text, max_parts)
             except TooManyParts as exc:
-                parts = exc
-            counted[text] = parts
-        if isinstance(parts, TooManyParts):
-            skipped.append(Skipped(recipient.row_no, recipient.phone, LONG_TEXT, parts.parts))
+                shape = exc
+            counted[text] = shape
+        if isinstance(shape, TooManyParts):
+            skipped.append(Skipped(recipient.row_no, recipient.phone, LONG_TEXT, shape.parts))
             continue
+        parts = shape.parts
         rows.append((recipient.row_no, recipient.phone, text, parts))
         parts_total += parts
+        shapes[shape.encoding, parts] += 1
+        if is_foreign(recipient.phone):
+            region = foreign_region(recipient.phone) or ""
+            had_rows, had_parts = abroad.get(region, (0, 0))
+            abroad[region] = (had_rows + 1, had_parts + parts)
     skipped.sort(key=lambda s: s.row_no)
-    return Plan(rows, skipped, source.recipients.duplicates, parts_total)
+    return Plan(rows, skipped, source.recipients.duplicates, parts_total, dict(shapes), abroad)
+
+
+def plan_with_cheaper(source: Source, template: str, max_parts: int) -> tuple[Plan, Plan | None]:
+    """The plan, and the plan with the template's cheaper spelling (services/sms_parts) when
+    that saves parts across the list without leaving out a row more. Blocking, as build_plan."""
+    plan = build_plan(source, template, max_parts)
+    alternative = cheaper_spelling(template)
+    if alternative is None:
+        return plan, None
+    cheaper = build_plan(source, alternative, max_parts)
+    if cheaper.parts_total >= plan.parts_total or len(cheaper.rows) < len(plan.rows):
+        return plan, None
+    return plan, cheaper

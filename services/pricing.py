@@ -129,3 +129,38 @@ def abroad_rates(stored: Mapping[str, tuple[str, int]]) -> dict[str, Money]:
             continue
         rates[region] = Money(cost.amount / Decimal(parts), cost.currency)
     return rates
+
+
+@dataclass(frozen=True, slots=True)
+class ListCost:
+    """What a list of SMS costs before sending, abroad rows priced by :func:`part_price`."""
+
+    cost: Cost
+    """Of the parts whose price is known: in Uzbekistan, and abroad where a rate is known."""
+    unpriced_rows: int
+    """Rows abroad whose price is known only after sending (not in ``cost``)."""
+    unpriced_parts: int
+
+
+def list_cost(
+    local_parts: int,
+    abroad: Mapping[str, tuple[int, int]],
+    balance: Balance,
+    rates: Mapping[str, Money],
+) -> ListCost:
+    """``local_parts`` at ``sms_price``; ``abroad`` maps a region ("" when the number names
+    none) to (rows, parts), each priced at its rate from :func:`abroad_rates` when there is
+    one in the price's currency, else left out and counted as unpriced."""
+    price = balance.sms_price
+    # No price for the local parts: no total at all, rather than one that leaves them out.
+    total: Money | None = price * local_parts if price is not None else None
+    unpriced_rows = unpriced_parts = 0
+    for region, (rows, parts) in abroad.items():
+        rate = rates.get(region) if region else None
+        currency = price or total
+        if rate is None or (currency is not None and rate.currency != currency.currency):
+            unpriced_rows += rows
+            unpriced_parts += parts
+        elif total is not None or (price is None and local_parts == 0):
+            total = rate * parts if total is None else total + rate * parts
+    return ListCost(cost_at(1, total, balance), unpriced_rows, unpriced_parts)

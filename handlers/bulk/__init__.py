@@ -2,7 +2,9 @@
 
 - `dialog`: upload or paste → text → dry-run report → Start;
 - `jobs`: /jobs and a job's buttons, and reading a job's facts and result file;
-- `render`: the texts and files, pure functions of what the callers read.
+- `render`: the texts and files, pure functions of what the callers read;
+- `prices`: the dry run's parts per row, rows abroad and the cheaper spelling's saving;
+- `spelling`: the dry run's "cheaper spelling" button.
 
 bot/notices/jobs.py (the job's reports) uses the names exported here.
 """
@@ -41,6 +43,7 @@ from handlers.bulk.render import (
     result_file,
     review_text,
 )
+from handlers.bulk.spelling import cheaper_button
 from handlers.callbacks import ID_MAX, BulkCb, JobAction, JobCb
 from handlers.filters import Accessible, AnyMenuButton
 from handlers.states import BulkForm
@@ -79,7 +82,10 @@ def create_router() -> Router:
         BulkCb.filter((F.action == "tpl") & (F.tpl >= 0) & (F.tpl <= ID_MAX)),
         *on_message,
     )
-    router.callback_query.register(review_button, BulkCb.filter(F.action != "tpl"), *on_message)
+    router.callback_query.register(cheaper_button, BulkCb.filter(F.action == "cheap"), *on_message)
+    router.callback_query.register(
+        review_button, BulkCb.filter(F.action.in_({"start", "intl", "cancel"})), *on_message
+    )
     job_buttons = (
         (JobAction.OPEN, open_job),
         (JobAction.FILE, job_file),

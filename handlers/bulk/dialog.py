@@ -26,6 +26,7 @@ from aiogram.utils.i18n import gettext as _
 
 from handlers.bulk.jobs import post_progress
 from handlers.bulk.lists import Lists
+from handlers.bulk.prices import abroad_confirm_text
 from handlers.bulk.render import (
     INVALID_SHOWN,
     list_read_text,
@@ -40,7 +41,12 @@ from handlers.bulk.render import (
 )
 from handlers.callbacks import BulkCb
 from handlers.config import HandlerSettings
-from handlers.keyboards import bulk_review_keyboard, bulk_templates_keyboard, open_job_keyboard
+from handlers.keyboards import (
+    bulk_abroad_keyboard,
+    bulk_review_keyboard,
+    bulk_templates_keyboard,
+    open_job_keyboard,
+)
 from handlers.render import count, not_enough_text
 from handlers.states import BulkForm
 from handlers.templates import EXAMPLE_PLACEHOLDER, template_buttons, template_error_text
@@ -53,13 +59,15 @@ from services.bulk_plan import (
     Source,
     SourceCache,
     build_plan,
+    plan_with_cheaper,
 )
-from services.pricing import cost_of
+from services.money import Money
+from services.pricing import abroad_rates, list_cost
 from services.spreadsheet import SpreadsheetError
 from services.templating import TemplateError, check_template
 from services.upload_worker import UploadWorker
 from services.user_input import effective_sender
-from storage import BulkRepo, TemplateRepo
+from storage import BulkRepo, OutboxRepo, TemplateRepo
 from storage.users import UserRow
 
 logger = logging.getLogger(__name__)
@@ -202,12 +210,13 @@ async def text_received(
     bulk_sources: SourceCache,
     uploads: UploadWorker,
     accounts: Accounts,
+    outbox: OutboxRepo,
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
     assert message.text is not None
     lists = Lists.of(bot, bulk_sources, uploads, settings, user_row)
-    await take_template(message, state, lists, accounts, settings, message.text)
+    await take_template(message, state, lists, accounts, outbox, settings, message.text)
 
 
 async def template_picked(
@@ -220,6 +229,7 @@ async def template_picked(
     uploads: UploadWorker,
     templates: TemplateRepo,
     accounts: Accounts,
+    outbox: OutboxRepo,
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
@@ -237,7 +247,7 @@ async def template_picked(
         return
     await query.answer()
     lists = Lists.of(bot, bulk_sources, uploads, settings, user_row)
-    await take_template(message, state, lists, accounts, settings, row.body)
+    await take_template(message, state, lists, accounts, outbox, settings, row.body)
 
 
 async def take_template(
@@ -245,6 +255,7 @@ async def take_template(
     state: FSMContext,
     lists: Lists,
     accounts: Accounts,
+    outbox: OutboxRepo,
     settings: HandlerSettings,
     template: str,
 ) -> None:
@@ -266,8 +277,9 @@ async def take_template(
         await message.answer(unknown_placeholders_text(unknown, source.columns))
         return
     max_parts = settings.sms_max_parts
-    plan = await asyncio.to_thread(build_plan, source, template, max_parts)
+    plan, cheaper = await asyncio.to_thread(plan_with_cheaper, source, template, max_parts)
     balance = await accounts.recent_balance(lists.user_id)
+    rates = await rates_for(outbox, lists.user_id, plan)
     review = secrets.randbelow(1_000_000_000)
     await state.set_state(BulkForm.review)
     await state.update_data(template=template, review=review)
@@ -282,8 +294,15 @@ async def take_template(
             ),
             caption=_("All {n} rows that will be skipped.").format(n=count(len(plan.skipped))),
         )
-    text, can_start = review_text(source, template, plan, balance, max_parts)
-    await message.answer(text, reply_markup=bulk_review_keyboard(review, can_start=can_start))
+    text, can_start = review_text(source, template, plan, balance, max_parts, rates, cheaper)
+    keyboard = bulk_review_keyboard(review, can_start=can_start, cheaper=cheaper is not None)
+    await message.answer(text, reply_markup=keyboard)
+
+
+async def rates_for(outbox: OutboxRepo, user_id: int, plan: Plan) -> dict[str, Money]:
+    """Prices abroad for the plan's countries, from the user's last SMS to each (one query)."""
+    regions = [region for region in plan.abroad if region]
+    return abroad_rates(await outbox.country_costs(user_id, regions)) if regions else {}
 
 
 # --- step 3: Start / Cancel ---------------------------------------------------------------------
@@ -298,6 +317,7 @@ async def review_button(
     bulk_sources: SourceCache,
     uploads: UploadWorker,
     accounts: Accounts,
+    outbox: OutboxRepo,
     bulk: BulkRepo,
     bulk_runner: BulkRunner,
     settings: HandlerSettings,
@@ -308,7 +328,7 @@ async def review_button(
     if not current or data.get("review") != callback_data.draft:
         await stale(query, message)
         return
-    if callback_data.action != "start":
+    if callback_data.action not in ("start", "intl"):
         await state.clear()
         bulk_sources.drop(user_row.id)
         await query.answer()
@@ -329,13 +349,22 @@ async def review_button(
     plan = await asyncio.to_thread(build_plan, source, template, settings.sms_max_parts)
     # The report may be minutes old. A gateway error here leaves the draft in place.
     accounts.forget_balance(user_row.id)
-    cost = cost_of(plan.parts_total, await accounts.recent_balance(user_row.id))
+    balance = await accounts.recent_balance(user_row.id)
+    rates = await rates_for(outbox, user_row.id, plan)
+    cost = list_cost(plan.local_parts, plan.abroad, balance, rates).cost
     if cost.missing is not None or not plan.rows:
         await query.answer()
         refusal = (
             not_enough_text(cost.missing) if cost.missing is not None else nothing_to_send_text()
         )
         await message.answer(refusal)
+        return
+    if plan.abroad and callback_data.action != "intl":
+        # Rows abroad are billed at their countries' rates: Start asks about them once more.
+        await query.answer()
+        await message.answer(
+            abroad_confirm_text(plan, rates), reply_markup=bulk_abroad_keyboard(data["review"])
+        )
         return
     # The draft leaves the FSM before the job is created: a second tap (handled after this
     # one, see SimpleEventIsolation) finds nothing to start.

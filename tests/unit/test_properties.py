@@ -84,7 +84,7 @@ STR_VALUES: Final[dict[tuple[str, str], tuple[str, ...]]] = {
     ("LanguageCb", "code"): LANGUAGES,
     ("HistoryCb", "flt"): tuple(HistoryFilter),
     ("SettingsCb", "action"): ("sender", "reset", "threshold", "alerts", "notify", "lang"),
-    ("BulkCb", "action"): ("tpl", "start", "cancel"),
+    ("BulkCb", "action"): ("tpl", "start", "cancel", "cheap", "intl"),
 }
 
 
