@@ -11,13 +11,13 @@ from services.languages import LANGUAGES
 
 COMMANDS = (
     ("send", N_("Send an SMS")),
-    ("otp", N_("Send a one-time verification code")),
     ("balance", N_("Balance and spending")),
     ("history", N_("Sent SMS")),
     ("status", N_("Status of one SMS")),
     ("bulk", N_("Send to a list from a file")),
     ("jobs", N_("Bulk sending jobs")),
     ("templates", N_("Saved SMS texts")),
+    ("otp", N_("Send a one-time verification code")),
     ("settings", N_("Settings")),
     ("language", N_("Language")),
     ("token", N_("Connect another token")),

@@ -20,6 +20,8 @@ logger = logging.getLogger(__name__)
 
 UZ_COUNTRY_CODE: Final = 998
 _UZ_CC_DIGITS: Final = str(UZ_COUNTRY_CODE)
+UZ_DIGITS: Final = _UZ_CC_DIGITS
+"""How the gateway's digits of every Uzbek number begin."""
 # National significant number length in Uzbekistan: operator code (2) + subscriber (7).
 _UZ_NSN_LENGTH: Final = 9
 # E.164 caps a number at 15 digits including the country code.

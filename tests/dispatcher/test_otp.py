@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from aiogram.methods import SetMyCommands
 
 from storage import OutboxKind
 from tests.conftest import GOOD_TOKEN
@@ -229,6 +230,22 @@ async def test_an_international_number_says_the_price_comes_after_sending(
     [confirm] = await app.send("1234")
     assert "international, the price is known only after sending" in confirm.text
     assert "per SMS part" not in confirm.text
+
+
+async def test_otp_is_in_the_command_menu_and_help_in_three_languages(app: Harness) -> None:
+    await app.dp.emit_startup(bot=app.bot)
+    menus = {call.language_code: call.commands for call in app.session.of(SetMyCommands)}
+    described = {
+        lang: next(c.description for c in menus[lang] if c.command == "otp")
+        for lang in ("uz", "ru", "en")
+    }
+    assert described == {
+        "en": "Send a one-time verification code",
+        "ru": "Отправить одноразовый код",
+        "uz": "Bir martalik tasdiqlash kodini yuborish",
+    }
+    [help_text] = await app.send("/help")
+    assert "/otp — send a one-time verification code by SMS" in help_text.text
 
 
 async def test_the_dialog_speaks_russian_and_uzbek(app: Harness) -> None:

@@ -8,10 +8,11 @@ from decimal import Decimal
 from services.bulk_plan import Source, build_plan, plan_with_cheaper
 from services.devsms import Balance
 from services.money import Money
-from services.phones import foreign_region
+from services.phones import UZ_DIGITS, foreign_region
 from services.pricing import abroad_rates, list_cost, part_price
 from services.spreadsheet import Recipient, Recipients
 from storage import Database, OutboxKind, OutboxRepo, UserRepo
+from tests.support.bulk_env import TOKEN, USER, Env
 
 ACCOUNT = Balance(balance=Money(Decimal(1000), "UZS"), sms_price=Money(Decimal(50), "UZS"))
 
@@ -86,3 +87,20 @@ async def test_country_costs_is_the_latest_billed_plain_sms_per_country(db: Data
     assert await outbox.country_costs(1, ["RU", "US", "KZ"]) == {"RU": ("800", 2)}
     assert await outbox.country_costs(2, ["RU"]) == {}
     assert await outbox.country_costs(1, []) == {}
+
+
+async def test_resume_checks_the_balance_against_the_parts_priced_in_uzbekistan(
+    env: Env,
+) -> None:
+    rows = [(2, "998901000000", "Hi", 1), (3, "79161234567", "Hi", 3), (4, "12025550123", "Hi", 3)]
+    job_id = await env.bulk.create_job(
+        USER, template="Hi", sender=None, file_name=None, file_format="csv", rows=rows
+    )
+    assert await env.bulk.parts_left(job_id) == 7
+    assert await env.bulk.parts_left(job_id, phone_prefix=UZ_DIGITS) == 1
+    assert await env.bulk.set_job_state(job_id, "paused", allowed_from=("ready",))
+    # Enough for the Uzbek row at 50 so'm, not for seven parts at the local price.
+    env.fake.accounts[TOKEN].balance = Decimal(100)
+    runner = env.runner(concurrency=1)
+    assert await runner.resume(job_id)
+    await runner.stop()
