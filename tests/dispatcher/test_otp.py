@@ -190,6 +190,24 @@ async def test_a_timeout_is_unknown_and_never_resent(app: Harness, devsms: FakeD
     assert row.state == "unknown"
 
 
+async def test_check_status_settles_an_unknown_otp_from_the_history(
+    app: Harness, devsms: FakeDevsms
+) -> None:
+    await connect(app)
+    confirm = await to_confirm(app, code="905512")
+    devsms.fail_next(1, path=SEND, hang=5)
+    [result] = await app.tap(confirm, "Send the code")
+    assert "did not answer in time" in result.text
+    gateway_sms = devsms.sent[0]  # the gateway did take it, writing its own text
+    assert "905512" in gateway_sms.message and gateway_sms.message != "905512"
+
+    details = await app.tap(result, "Check status")
+    assert any(f"{gateway_sms.sms_id}" in m.text for m in details)
+    [row] = await app.services.outbox.recent(1, 10)
+    assert (row.state, row.sms_id) == ("sent", gateway_sms.sms_id)
+    assert len(devsms.requests_to(SEND)) == 1
+
+
 async def test_double_taps_send_once(app: Harness, devsms: FakeDevsms) -> None:
     await connect(app)
     confirm = await to_confirm(app)
