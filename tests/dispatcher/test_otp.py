@@ -159,6 +159,22 @@ async def test_cancel_command_and_menu_button_leave_the_typed_steps(app: Harness
     assert await app.state_of() is None
 
 
+async def test_a_shared_contact_is_the_recipient_and_cancel_works_at_the_name(
+    app: Harness,
+) -> None:
+    await connect(app)
+    await app.send("/otp")
+    recipient, kinds = await app.send_contact("998911234567")
+    assert "+998 91 123 45 67" in recipient.text
+    await app.tap(kinds, "1 — confirm")
+    [sticker_reply] = await app.send_sticker()
+    assert "text message" in sticker_reply.text
+    assert await app.state_of() == "OtpForm:company"
+    [reply] = await app.send("/cancel")
+    assert "Cancelled." in reply.text
+    assert await app.state_of() is None
+
+
 async def test_a_refused_company_name_says_not_sent_but_charged(
     app: Harness, devsms: FakeDevsms
 ) -> None:
