@@ -11,7 +11,7 @@ from aiogram import html
 from aiogram.utils.i18n import gettext as _
 
 from handlers.render import MISSING, money, not_enough_text
-from services.devsms import Balance
+from services.devsms import Balance, SendResult
 from services.phones import PhoneError, PhoneNumber
 from services.pricing import Cost, PartPrice, cost_at
 from services.sending import Outcome, SendOutcome
@@ -120,6 +120,15 @@ def preview_text(
     return "\n".join(lines), can_send, cheaper
 
 
+def country_line(result: SendResult) -> str:
+    """The country the gateway billed a send abroad for, as it named it."""
+    if result.country and result.country_code:
+        named = f"{result.country} ({result.country_code})"
+    else:
+        named = result.country or result.country_code or MISSING
+    return _("🌍 Billed as a send to: {country}").format(country=html.quote(named))
+
+
 def result_text(phone: PhoneNumber, text: str, outcome: SendOutcome) -> str:
     summary = _("To {phone}: {text}").format(
         phone=phone.international, text=quote_cut(text, RESULT_TEXT_LIMIT)
@@ -137,6 +146,8 @@ def result_text(phone: PhoneNumber, text: str, outcome: SendOutcome) -> str:
             ),
             _("Balance: {balance}").format(balance=money(result.balance)),
         ]
+        if result.country or result.country_code:
+            lines.insert(-1, country_line(result))
         return "\n".join(lines)
     if outcome.outcome is Outcome.UNKNOWN:
         return "\n".join(

@@ -74,6 +74,7 @@ async def test_a_first_sms_abroad_says_its_price_is_known_after_sending(
 
     [result] = await app.tap(preview, "Send")
     assert "cost: 300 so'm" in result.text  # the real cost, from the gateway's answer
+    assert "🌍 Billed as a send to: Russia (RU)" in result.text
 
 
 async def test_a_later_sms_to_that_country_is_priced_as_the_gateway_charged(
