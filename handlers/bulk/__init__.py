@@ -4,6 +4,7 @@
 - `jobs`: /jobs and a job's buttons, and reading a job's facts and result file;
 - `render`: the texts and files, pure functions of what the callers read;
 - `prices`: the dry run's parts per row, rows abroad and the cheaper spelling's saving;
+- `abroad`: the rates of the list's countries and the checks Start makes with them;
 - `spelling`: the dry run's "cheaper spelling" button.
 
 bot/notices/jobs.py (the job's reports) uses the names exported here.

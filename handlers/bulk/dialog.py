@@ -24,15 +24,14 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import BufferedInputFile, CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
+from handlers.bulk.abroad import rates_for, start_refused
 from handlers.bulk.jobs import post_progress
 from handlers.bulk.lists import Lists
-from handlers.bulk.prices import abroad_confirm_text
 from handlers.bulk.render import (
     INVALID_SHOWN,
     list_read_text,
     no_phone_column_text,
     no_valid_number_text,
-    nothing_to_send_text,
     review_text,
     skipped_file,
     spreadsheet_error_text,
@@ -42,12 +41,11 @@ from handlers.bulk.render import (
 from handlers.callbacks import BulkCb
 from handlers.config import HandlerSettings
 from handlers.keyboards import (
-    bulk_abroad_keyboard,
     bulk_review_keyboard,
     bulk_templates_keyboard,
     open_job_keyboard,
 )
-from handlers.render import count, not_enough_text
+from handlers.render import count
 from handlers.states import BulkForm
 from handlers.templates import EXAMPLE_PLACEHOLDER, template_buttons, template_error_text
 from services.accounts import Accounts
@@ -61,8 +59,6 @@ from services.bulk_plan import (
     build_plan,
     plan_with_cheaper,
 )
-from services.money import Money
-from services.pricing import abroad_rates, list_cost
 from services.spreadsheet import SpreadsheetError
 from services.templating import TemplateError, check_template
 from services.upload_worker import UploadWorker
@@ -299,12 +295,6 @@ async def take_template(
     await message.answer(text, reply_markup=keyboard)
 
 
-async def rates_for(outbox: OutboxRepo, user_id: int, plan: Plan) -> dict[str, Money]:
-    """Prices abroad for the plan's countries, from the user's last SMS to each (one query)."""
-    regions = [region for region in plan.abroad if region]
-    return abroad_rates(await outbox.country_costs(user_id, regions)) if regions else {}
-
-
 # --- step 3: Start / Cancel ---------------------------------------------------------------------
 
 
@@ -347,24 +337,9 @@ async def review_button(
         return
     template: str = data["template"]
     plan = await asyncio.to_thread(build_plan, source, template, settings.sms_max_parts)
-    # The report may be minutes old. A gateway error here leaves the draft in place.
-    accounts.forget_balance(user_row.id)
-    balance = await accounts.recent_balance(user_row.id)
-    rates = await rates_for(outbox, user_row.id, plan)
-    cost = list_cost(plan.local_parts, plan.abroad, balance, rates).cost
-    if cost.missing is not None or not plan.rows:
-        await query.answer()
-        refusal = (
-            not_enough_text(cost.missing) if cost.missing is not None else nothing_to_send_text()
-        )
-        await message.answer(refusal)
-        return
-    if plan.abroad and callback_data.action != "intl":
-        # Rows abroad are billed at their countries' rates: Start asks about them once more.
-        await query.answer()
-        await message.answer(
-            abroad_confirm_text(plan, rates), reply_markup=bulk_abroad_keyboard(data["review"])
-        )
+    # "intl": the Start under the question about rows abroad, which is not asked again.
+    ask_abroad = None if callback_data.action == "intl" else callback_data.draft
+    if await start_refused(query, message, accounts, outbox, user_row.id, plan, ask_abroad):
         return
     # The draft leaves the FSM before the job is created: a second tap (handled after this
     # one, see SimpleEventIsolation) finds nothing to start.
