@@ -608,20 +608,25 @@ class FakeDevsms:
             # Documented: a company name moderation refuses is not sent, but charged.
             sms.status = "REJECTED"
             return _error(400, ERR_MODERATION)
+        return web.json_response({"success": True, "message": OK_SENT, "data": self._sent(sms)})
+
+    def _sent(self, sms: SentSms) -> dict[str, Any]:
+        """A send answer's data; sends abroad name the country (the later docs revision)."""
+        account = self.accounts[sms.token]
         data: dict[str, Any] = {
             "sms_id": sms.sms_id,
             "request_id": sms.request_id,
             "status": sms.status,
-            "parts_count": parts,
-            "total_cost": self._money(account, cost),
+            "parts_count": sms.parts_count,
+            "total_cost": self._money(account, sms.cost),
             "balance": self._money(account, account.balance),
         }
-        if kind != "eskiz":
-            data["type"] = kind
-        if not phone.startswith("998"):
-            country, code = _COUNTRIES.get(self._prefix(phone) or "", ("Unknown", "XX"))
+        if sms.type != "eskiz":
+            data["type"] = sms.type
+        if not sms.phone.startswith("998"):
+            country, code = _COUNTRIES.get(self._prefix(sms.phone) or "", ("Unknown", "XX"))
             data |= {"country": country, "country_code": code}
-        return web.json_response({"success": True, "message": OK_SENT, "data": data})
+        return data
 
     @staticmethod
     def _otp_fields(body: dict[str, Any]) -> dict[str, Any] | web.Response:
