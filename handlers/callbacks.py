@@ -83,15 +83,32 @@ class SmsCb(CallbackData, prefix="sms"):
     refresh: bool = False
 
 
+class SettingsAction(StrEnum):
+    SENDER = "sender"
+    RESET = "reset"  # back to the default sender
+    THRESHOLD = "threshold"
+    ALERTS = "alerts"  # low-balance alerts on/off
+    NOTIFY = "notify"  # the next delivery-results mode
+    LANG = "lang"
+
+
 class SettingsCb(CallbackData, prefix="set"):
-    action: str
+    action: SettingsAction
+
+
+class BulkAction(StrEnum):
+    TEMPLATE = "tpl"
+    START = "start"
+    CANCEL = "cancel"
+    CHEAP = "cheap"  # the template with the cheaper spelling, and a new dry run
+    INTL = "intl"  # Start under the question about rows abroad: not asked again
 
 
 class BulkCb(CallbackData, prefix="blk"):
     """Buttons of the bulk dialog before a job exists: `draft` ties a tap to one dry run;
-    `tpl` is a template id for action "tpl"."""
+    `tpl` is a template id for action TEMPLATE."""
 
-    action: str  # "tpl" | "start" | "cancel"
+    action: BulkAction
     draft: Id
     tpl: Id = 0
 

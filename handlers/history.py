@@ -10,6 +10,7 @@ from typing import Final
 from aiogram import F, Router
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
@@ -17,7 +18,7 @@ from handlers.callbacks import HistoryCb, SmsCb, fits_id
 from handlers.filters import Accessible, MenuButton
 from handlers.keyboards import BTN_HISTORY
 from handlers.sms_render import sms_list
-from handlers.utils import edit_or_keep
+from handlers.utils import AnswerCallbacks, edit_or_keep
 from services.accounts import Accounts
 from services.devsms import HistoryPage
 from services.history_pages import HistoryCursor
@@ -152,6 +153,7 @@ async def show_history(message: Message, accounts: Accounts, outbox: OutboxRepo)
 
 async def turn_page(
     query: CallbackQuery,
+    callback_answer: CallbackAnswer,
     callback_data: HistoryCb,
     message: Message,
     accounts: Accounts,
@@ -159,19 +161,21 @@ async def turn_page(
 ) -> None:
     page, flt = callback_data.page, HistoryFilter(callback_data.flt)
     if page < 0:
-        await query.answer(_("This is the first page."))
+        callback_answer.text = _("This is the first page.")
         return
     history, resolved = await load_page(accounts, outbox, query.from_user.id, flt, page)
     if page > 0 and not history.items:
-        await query.answer(_("This is the last page."))
+        callback_answer.text = _("This is the last page.")
         return
     text, keyboard = history_view(history, flt, page, len(resolved))
-    changed = await edit_or_keep(message, text, keyboard)
-    await query.answer(None if changed else _("Already up to date."))
+    if not await edit_or_keep(message, text, keyboard):
+        callback_answer.text = _("Already up to date.")
 
 
 def create_router() -> Router:
     router = Router(name="history")
+    # Every button is answered once, after its handler; a handler sets the text, if any.
+    router.callback_query.middleware(AnswerCallbacks())
     router.message.register(show_history, Command("history"))
     router.message.register(show_history, MenuButton(BTN_HISTORY))
     # A forged or outdated filter code falls through to the fallback's "no longer active".

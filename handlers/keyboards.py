@@ -10,6 +10,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder, ReplyKeyboardBuilder
 
 from handlers.callbacks import (
     BalanceCb,
+    BulkAction,
     BulkCb,
     JobAction,
     JobCb,
@@ -19,6 +20,7 @@ from handlers.callbacks import (
     OtpCb,
     SendAction,
     SendCb,
+    SettingsAction,
     SettingsCb,
     SmsCb,
     TemplateAction,
@@ -124,16 +126,24 @@ def sent_keyboard(sms_id: int | None, outbox_id: int) -> InlineKeyboardMarkup:
 
 def settings_keyboard(has_own_sender: bool, *, alerts_on: bool) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
-    builder.button(text=_("✏️ Change sender"), callback_data=SettingsCb(action="sender"))
+    builder.button(
+        text=_("✏️ Change sender"), callback_data=SettingsCb(action=SettingsAction.SENDER)
+    )
     if has_own_sender:
-        builder.button(text=_("↩️ Default sender"), callback_data=SettingsCb(action="reset"))
-    builder.button(text=_("🔔 Alert threshold"), callback_data=SettingsCb(action="threshold"))
+        builder.button(
+            text=_("↩️ Default sender"), callback_data=SettingsCb(action=SettingsAction.RESET)
+        )
+    builder.button(
+        text=_("🔔 Alert threshold"), callback_data=SettingsCb(action=SettingsAction.THRESHOLD)
+    )
     builder.button(
         text=_("🔕 Turn alerts off") if alerts_on else _("🔔 Turn alerts on"),
-        callback_data=SettingsCb(action="alerts"),
+        callback_data=SettingsCb(action=SettingsAction.ALERTS),
     )
-    builder.button(text=_("📬 Delivery results"), callback_data=SettingsCb(action="notify"))
-    builder.button(text=_("🌐 Language"), callback_data=SettingsCb(action="lang"))
+    builder.button(
+        text=_("📬 Delivery results"), callback_data=SettingsCb(action=SettingsAction.NOTIFY)
+    )
+    builder.button(text=_("🌐 Language"), callback_data=SettingsCb(action=SettingsAction.LANG))
     builder.adjust(1)
     return builder.as_markup()
 
@@ -203,7 +213,8 @@ def bulk_templates_keyboard(draft: int, templates: list[tuple[int, str]]) -> Inl
     builder = InlineKeyboardBuilder()
     for template_id, name in templates:
         builder.button(
-            text=f"📄 {name}", callback_data=BulkCb(action="tpl", draft=draft, tpl=template_id)
+            text=f"📄 {name}",
+            callback_data=BulkCb(action=BulkAction.TEMPLATE, draft=draft, tpl=template_id),
         )
     builder.adjust(1)
     return builder.as_markup()
@@ -214,11 +225,14 @@ def bulk_review_keyboard(
 ) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     if can_start:
-        builder.button(text=_("🚀 Start"), callback_data=BulkCb(action="start", draft=draft))
-    builder.button(text=_("✖️ Cancel"), callback_data=BulkCb(action="cancel", draft=draft))
+        builder.button(
+            text=_("🚀 Start"), callback_data=BulkCb(action=BulkAction.START, draft=draft)
+        )
+    builder.button(text=_("✖️ Cancel"), callback_data=BulkCb(action=BulkAction.CANCEL, draft=draft))
     if cheaper:
         builder.button(
-            text=_("🪶 Cheaper spelling"), callback_data=BulkCb(action="cheap", draft=draft)
+            text=_("🪶 Cheaper spelling"),
+            callback_data=BulkCb(action=BulkAction.CHEAP, draft=draft),
         )
     builder.adjust(2)
     return builder.as_markup()
@@ -228,9 +242,10 @@ def bulk_abroad_keyboard(draft: int) -> InlineKeyboardMarkup:
     """Start once more, the rows abroad included knowingly (see the dry run's question)."""
     builder = InlineKeyboardBuilder()
     builder.button(
-        text=_("🚀 Start, rows abroad included"), callback_data=BulkCb(action="intl", draft=draft)
+        text=_("🚀 Start, rows abroad included"),
+        callback_data=BulkCb(action=BulkAction.INTL, draft=draft),
     )
-    builder.button(text=_("✖️ Cancel"), callback_data=BulkCb(action="cancel", draft=draft))
+    builder.button(text=_("✖️ Cancel"), callback_data=BulkCb(action=BulkAction.CANCEL, draft=draft))
     builder.adjust(1)
     return builder.as_markup()
 

@@ -18,6 +18,7 @@ from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State
 from aiogram.types import CallbackQuery, Message
+from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 
 from handlers.callbacks import OtpAction, OtpCb
@@ -45,6 +46,7 @@ from handlers.otp_texts import (
 from handlers.send import price_for, tell_outcome
 from handlers.send_texts import EXAMPLE_PHONE, phone_error_text
 from handlers.states import OtpForm
+from handlers.utils import AnswerCallbacks
 from services.accounts import Accounts
 from services.devsms import Balance, DevsmsGatewayError, DevsmsUnavailable
 from services.otp import (
@@ -175,7 +177,11 @@ def request_of(data: dict[str, Any]) -> OtpRequest:
 
 
 async def live(
-    query: CallbackQuery, callback_data: OtpCb, message: Message, state: FSMContext, *steps: State
+    callback_answer: CallbackAnswer,
+    callback_data: OtpCb,
+    message: Message,
+    state: FSMContext,
+    *steps: State,
 ) -> dict[str, Any] | None:
     """The dialog's data when the tap belongs to it and to one of `steps`; else the tap is
     told the button is no longer active (an older dialog, a second tap, a restart)."""
@@ -183,21 +189,24 @@ async def live(
     current = await state.get_state()
     if any(current == step.state for step in steps) and data.get("draft") == callback_data.draft:
         return data
-    await query.answer(_("This button is no longer active."))
+    callback_answer.text = _("This button is no longer active.")
     with suppress(TelegramBadRequest):
         await message.edit_reply_markup(reply_markup=None)
     return None
 
 
 async def template_button(
-    query: CallbackQuery, callback_data: OtpCb, message: Message, state: FSMContext
+    query: CallbackQuery,
+    callback_answer: CallbackAnswer,
+    callback_data: OtpCb,
+    message: Message,
+    state: FSMContext,
 ) -> None:
-    if await live(query, callback_data, message, state, OtpForm.template) is None:
+    if await live(callback_answer, callback_data, message, state, OtpForm.template) is None:
         return
     if callback_data.tt not in TEMPLATE_TYPES:
-        await query.answer(_("This button is no longer active."))
+        callback_answer.text = _("This button is no longer active.")
         return
-    await query.answer()
     await state.update_data(tt=callback_data.tt)
     await state.set_state(OtpForm.company)
     with suppress(TelegramBadRequest):
@@ -207,6 +216,7 @@ async def template_button(
 
 async def generate_button(
     query: CallbackQuery,
+    callback_answer: CallbackAnswer,
     callback_data: OtpCb,
     message: Message,
     state: FSMContext,
@@ -214,9 +224,8 @@ async def generate_button(
     outbox: OutboxRepo,
     user_row: UserRow,
 ) -> None:
-    if await live(query, callback_data, message, state, OtpForm.code) is None:
+    if await live(callback_answer, callback_data, message, state, OtpForm.code) is None:
         return
-    await query.answer()
     await state.update_data(code=generate_code())
     with suppress(TelegramBadRequest):
         await message.edit_reply_markup(reply_markup=None)
@@ -224,18 +233,22 @@ async def generate_button(
 
 
 async def cancel_button(
-    query: CallbackQuery, callback_data: OtpCb, message: Message, state: FSMContext
+    query: CallbackQuery,
+    callback_answer: CallbackAnswer,
+    callback_data: OtpCb,
+    message: Message,
+    state: FSMContext,
 ) -> None:
     steps = (OtpForm.template, OtpForm.code, OtpForm.confirm)
-    if await live(query, callback_data, message, state, *steps) is None:
+    if await live(callback_answer, callback_data, message, state, *steps) is None:
         return
     await state.clear()
-    await query.answer()
     await message.edit_text(_("Cancelled. Nothing was sent."))
 
 
 async def send_button(
     query: CallbackQuery,
+    callback_answer: CallbackAnswer,
     callback_data: OtpCb,
     message: Message,
     state: FSMContext,
@@ -244,11 +257,14 @@ async def send_button(
     sms_sender: SmsSender,
     user_row: UserRow,
 ) -> None:
-    data = await live(query, callback_data, message, state, OtpForm.confirm)
+    data = await live(callback_answer, callback_data, message, state, OtpForm.confirm)
     if data is None:
         return
     # The draft leaves the FSM before the request: a second tap finds nothing to send.
     await state.clear()
+    # "Sending…" is answered here, before the request, not by the middleware after it; an
+    # expired query must not stop the send the user confirmed.
+    callback_answer.disable()
     with suppress(TelegramAPIError):
         await query.answer(_("Sending…"))
     with suppress(TelegramAPIError):
@@ -273,6 +289,8 @@ async def send_button(
 
 def create_router() -> Router:
     router = Router(name="otp")
+    # Every button is answered once, after its handler (send_button answers before the send).
+    router.callback_query.middleware(AnswerCallbacks())
     router.message.register(start_otp, Command("otp"))
     free_text = (F.text, ~F.text.startswith("/"), ~AnyMenuButton())
     router.message.register(phone_as_text, OtpForm.phone, *free_text)

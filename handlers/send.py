@@ -16,6 +16,7 @@ from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.filters import Command, CommandObject
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 
 from handlers.callbacks import SendAction, SendCb
@@ -38,6 +39,7 @@ from handlers.send_texts import (
     result_text,
 )
 from handlers.states import SendForm
+from handlers.utils import AnswerCallbacks
 from services.accounts import Accounts
 from services.devsms import Balance, DevsmsGatewayError, DevsmsUnavailable
 from services.phones import InvalidPhone, foreign_region, normalize_phone
@@ -253,7 +255,7 @@ async def price_for(outbox: OutboxRepo, user_id: int, digits: str, balance: Bala
 
 
 async def live_draft(
-    query: CallbackQuery, callback_data: SendCb, message: Message, state: FSMContext
+    callback_answer: CallbackAnswer, callback_data: SendCb, message: Message, state: FSMContext
 ) -> dict[str, Any] | None:
     """The draft the tapped preview shows, or None (and the tap is told so) for an older
     preview, a second tap after sending, or a button from before a restart."""
@@ -261,7 +263,7 @@ async def live_draft(
     current = await state.get_state() == SendForm.preview.state
     if current and data.get("draft") == callback_data.draft:
         return data
-    await query.answer(_("This preview is no longer active."))
+    callback_answer.text = _("This preview is no longer active.")
     with suppress(TelegramBadRequest):
         await message.edit_reply_markup(reply_markup=None)
     return None
@@ -269,6 +271,7 @@ async def live_draft(
 
 async def send_button(
     query: CallbackQuery,
+    callback_answer: CallbackAnswer,
     callback_data: SendCb,
     message: Message,
     state: FSMContext,
@@ -278,15 +281,25 @@ async def send_button(
     sms_sender: SmsSender,
     user_row: UserRow,
 ) -> None:
-    data = await live_draft(query, callback_data, message, state)
+    data = await live_draft(callback_answer, callback_data, message, state)
     if data is not None:
         await confirm_send(
-            query, message, state, accounts, outbox, settings, sms_sender, user_row, data
+            query,
+            callback_answer,
+            message,
+            state,
+            accounts,
+            outbox,
+            settings,
+            sms_sender,
+            user_row,
+            data,
         )
 
 
 async def cheaper_button(
     query: CallbackQuery,
+    callback_answer: CallbackAnswer,
     callback_data: SendCb,
     message: Message,
     state: FSMContext,
@@ -295,22 +308,25 @@ async def cheaper_button(
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
-    data = await live_draft(query, callback_data, message, state)
+    data = await live_draft(callback_answer, callback_data, message, state)
     if data is None:
         return
     cheaper = cheaper_spelling(data["text"])
     if cheaper is not None:
         await state.update_data(text=cheaper)
-    await query.answer(_("Apostrophes and quotes replaced with plain ones."))
+    callback_answer.text = _("Apostrophes and quotes replaced with plain ones.")
     await show_preview(message, state, accounts, outbox, settings, user_row, edit=True)
 
 
 async def change_text_button(
-    query: CallbackQuery, callback_data: SendCb, message: Message, state: FSMContext
+    query: CallbackQuery,
+    callback_answer: CallbackAnswer,
+    callback_data: SendCb,
+    message: Message,
+    state: FSMContext,
 ) -> None:
-    if await live_draft(query, callback_data, message, state) is None:
+    if await live_draft(callback_answer, callback_data, message, state) is None:
         return
-    await query.answer()
     await message.edit_reply_markup(reply_markup=None)
     await state.set_state(SendForm.text)
     await message.answer(
@@ -320,28 +336,35 @@ async def change_text_button(
 
 
 async def change_phone_button(
-    query: CallbackQuery, callback_data: SendCb, message: Message, state: FSMContext
+    query: CallbackQuery,
+    callback_answer: CallbackAnswer,
+    callback_data: SendCb,
+    message: Message,
+    state: FSMContext,
 ) -> None:
-    if await live_draft(query, callback_data, message, state) is None:
+    if await live_draft(callback_answer, callback_data, message, state) is None:
         return
-    await query.answer()
     await message.edit_reply_markup(reply_markup=None)
     await state.set_state(SendForm.phone)
     await message.answer(ask_phone_text(), reply_markup=phone_keyboard())
 
 
 async def cancel_preview_button(
-    query: CallbackQuery, callback_data: SendCb, message: Message, state: FSMContext
+    query: CallbackQuery,
+    callback_answer: CallbackAnswer,
+    callback_data: SendCb,
+    message: Message,
+    state: FSMContext,
 ) -> None:
-    if await live_draft(query, callback_data, message, state) is None:
+    if await live_draft(callback_answer, callback_data, message, state) is None:
         return
     await state.clear()
-    await query.answer()
     await message.edit_text(_("Cancelled. Nothing was sent."))
 
 
 async def confirm_send(
     query: CallbackQuery,
+    callback_answer: CallbackAnswer,
     message: Message,
     state: FSMContext,
     accounts: Accounts,
@@ -355,7 +378,9 @@ async def confirm_send(
     # see SimpleEventIsolation) finds nothing to send.
     await state.clear()
     # Both only tidy up the preview. An expired query ("query is too old": the tap waited in
-    # a queue) or a network error must not stop the send the user confirmed.
+    # a queue) or a network error must not stop the send the user confirmed. "Sending…" is
+    # answered here, before the request, not by the middleware after it.
+    callback_answer.disable()
     with suppress(TelegramAPIError):
         await query.answer(_("Sending…"))
     with suppress(TelegramAPIError):
@@ -401,6 +426,8 @@ async def tell_outcome(message: Message, text: str, markup: InlineKeyboardMarkup
 
 def create_router() -> Router:
     router = Router(name="send")
+    # Every button is answered once, after its handler (confirm_send answers before the send).
+    router.callback_query.middleware(AnswerCallbacks())
     router.message.register(start_send, Command("send"))
     router.message.register(start_send, MenuButton(BTN_SEND))
     router.message.register(cancel_button, MenuButton(BTN_CANCEL))

@@ -11,14 +11,14 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 
-from handlers.callbacks import SettingsCb
+from handlers.callbacks import SettingsAction, SettingsCb
 from handlers.common import LANGUAGE_PROMPT
 from handlers.config import HandlerSettings
 from handlers.filters import Accessible, AnyMenuButton, MenuButton
 from handlers.keyboards import BTN_SETTINGS, language_keyboard, settings_keyboard
 from handlers.render import count, money
 from handlers.states import SettingsForm
-from handlers.utils import edit_or_keep
+from handlers.utils import AnswerCallbacks, edit_or_keep
 from services.money import Money
 from services.user_input import (
     InvalidSender,
@@ -83,51 +83,73 @@ async def show_settings(
     await message.answer(text, reply_markup=keyboard)
 
 
-async def settings_button(
+async def sender_button(query: CallbackQuery, message: Message, state: FSMContext) -> None:
+    await state.set_state(SettingsForm.sender)
+    await message.answer(
+        _(
+            "Send the sender name: a number (3–15 digits) or a Latin name of up to 11 "
+            "characters. It must be approved for your account at devsms.uz."
+        )
+        + "\n"
+        + _("/cancel keeps the current one.")
+    )
+
+
+async def threshold_button(query: CallbackQuery, message: Message, state: FSMContext) -> None:
+    await state.set_state(SettingsForm.threshold)
+    await message.answer(
+        _(
+            "When should I warn you? Send an amount in so'm (e.g. 20000) "
+            "or a number of SMS (e.g. 100 sms)."
+        )
+        + "\n"
+        + _("/cancel keeps the current one.")
+    )
+
+
+async def language_button(query: CallbackQuery, message: Message) -> None:
+    await message.answer(LANGUAGE_PROMPT, reply_markup=language_keyboard())
+
+
+async def reset_sender_button(
     query: CallbackQuery,
-    callback_data: SettingsCb,
     message: Message,
-    state: FSMContext,
     users: UserRepo,
     alerts: AlertRepo,
     settings: HandlerSettings,
 ) -> None:
-    user_id = query.from_user.id
-    action = callback_data.action
-    await query.answer()
-    if action == "sender":
-        await state.set_state(SettingsForm.sender)
-        await message.answer(
-            _(
-                "Send the sender name: a number (3–15 digits) or a Latin name of up to 11 "
-                "characters. It must be approved for your account at devsms.uz."
-            )
-            + "\n"
-            + _("/cancel keeps the current one.")
-        )
-        return
-    if action == "threshold":
-        await state.set_state(SettingsForm.threshold)
-        await message.answer(
-            _(
-                "When should I warn you? Send an amount in so'm (e.g. 20000) "
-                "or a number of SMS (e.g. 100 sms)."
-            )
-            + "\n"
-            + _("/cancel keeps the current one.")
-        )
-        return
-    if action == "lang":
-        await message.answer(LANGUAGE_PROMPT, reply_markup=language_keyboard())
-        return
-    if action == "reset":
-        await users.set_sender(user_id, None)
-    elif action == "alerts":
-        prefs = await alerts.get(user_id)
-        await alerts.set_balance_alerts(user_id, not prefs.balance_alerts)
-    elif action == "notify":
-        prefs = await alerts.get(user_id)
-        await alerts.set_delivery_notify(user_id, NEXT_NOTIFY[prefs.delivery_notify])
+    await users.set_sender(query.from_user.id, None)
+    await refresh(message, query.from_user.id, users, alerts, settings)
+
+
+async def alerts_button(
+    query: CallbackQuery,
+    message: Message,
+    users: UserRepo,
+    alerts: AlertRepo,
+    settings: HandlerSettings,
+) -> None:
+    prefs = await alerts.get(query.from_user.id)
+    await alerts.set_balance_alerts(query.from_user.id, not prefs.balance_alerts)
+    await refresh(message, query.from_user.id, users, alerts, settings)
+
+
+async def notify_button(
+    query: CallbackQuery,
+    message: Message,
+    users: UserRepo,
+    alerts: AlertRepo,
+    settings: HandlerSettings,
+) -> None:
+    prefs = await alerts.get(query.from_user.id)
+    await alerts.set_delivery_notify(query.from_user.id, NEXT_NOTIFY[prefs.delivery_notify])
+    await refresh(message, query.from_user.id, users, alerts, settings)
+
+
+async def refresh(
+    message: Message, user_id: int, users: UserRepo, alerts: AlertRepo, settings: HandlerSettings
+) -> None:
+    """The settings message shows what the tap changed."""
     text, keyboard = await render(user_id, users, alerts, settings)
     await edit_or_keep(message, text, keyboard)
 
@@ -196,6 +218,8 @@ async def not_text(message: Message) -> None:
 
 def create_router() -> Router:
     router = Router(name="settings")
+    # Every button is answered once (without a text), after its handler.
+    router.callback_query.middleware(AnswerCallbacks())
     free_text = (F.text, ~F.text.startswith("/"), ~AnyMenuButton())
     router.message.register(show_settings, Command("settings"))
     router.message.register(show_settings, MenuButton(BTN_SETTINGS))
@@ -203,5 +227,13 @@ def create_router() -> Router:
     router.message.register(threshold_received, SettingsForm.threshold, *free_text)
     router.message.register(not_text, SettingsForm.sender, ~F.text)
     router.message.register(not_text, SettingsForm.threshold, ~F.text)
-    router.callback_query.register(settings_button, SettingsCb.filter(), Accessible())
+    for action, button in (
+        (SettingsAction.SENDER, sender_button),
+        (SettingsAction.RESET, reset_sender_button),
+        (SettingsAction.THRESHOLD, threshold_button),
+        (SettingsAction.ALERTS, alerts_button),
+        (SettingsAction.NOTIFY, notify_button),
+        (SettingsAction.LANG, language_button),
+    ):
+        router.callback_query.register(button, SettingsCb.filter(F.action == action), Accessible())
     return router

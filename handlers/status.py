@@ -18,6 +18,7 @@ from aiogram.types import (
     InlineKeyboardMarkup,
     Message,
 )
+from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
@@ -25,7 +26,7 @@ from handlers.callbacks import SmsCb, fits_id
 from handlers.filters import Accessible, MenuButton
 from handlers.keyboards import BTN_STATUS
 from handlers.sms_render import clip, one_line, sms_details, status_label
-from handlers.utils import edit_or_keep
+from handlers.utils import AnswerCallbacks, edit_or_keep
 from services.accounts import Accounts
 from services.devsms import DevsmsNotFound, SmsRecord
 from services.history_pages import HistoryCursor
@@ -214,6 +215,7 @@ async def status_menu(message: Message) -> None:
 
 async def sms_button(
     query: CallbackQuery,
+    callback_answer: CallbackAnswer,
     callback_data: SmsCb,
     message: InaccessibleMessage | Message,
     accounts: Accounts,
@@ -228,22 +230,24 @@ async def sms_button(
             # Callback data can be forged: the row must be this user's.
             row = await outbox.get(callback_data.outbox_id, user_id=user_id)
             if row is None:
-                await query.answer(_("This button is no longer active."))
+                callback_answer.text = _("This button is no longer active.")
                 return
             view = await outbox_view(accounts, outbox, user_id, row)
     except DevsmsNotFound:
-        await query.answer(_("This SMS was not found for your account."), show_alert=True)
+        callback_answer.text = _("This SMS was not found for your account.")
+        callback_answer.show_alert = True
         return
     if callback_data.refresh and isinstance(message, Message):
         changed = await edit_or_keep(message, view.card, view.keyboard)
-        await query.answer(_("Updated.") if changed else _("Already up to date."))
+        callback_answer.text = _("Updated.") if changed else _("Already up to date.")
         return
-    await query.answer()
     await _send_view(message, view)
 
 
 def create_router() -> Router:
     router = Router(name="status")
+    # Every button is answered once, after its handler; a handler sets the text, if any.
+    router.callback_query.middleware(AnswerCallbacks())
     router.message.register(status_command, Command("status"))
     router.message.register(status_menu, MenuButton(BTN_STATUS))
     # Ids of 0 (or below) come only from a forged button: the fallback answers those.

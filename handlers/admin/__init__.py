@@ -15,6 +15,7 @@ from aiogram.enums import ChatType
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import IS_MEMBER, ChatMemberUpdatedFilter, Command, StateFilter
 from aiogram.types import CallbackQuery, ChatMemberUpdated, Message
+from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 
 from handlers.access import AccessCb, AdminPlace, IsAdmin, PendingCb
@@ -41,6 +42,7 @@ from handlers.admin.summary import (
 )
 from handlers.config import HandlerSettings
 from handlers.filters import Accessible
+from handlers.utils import AnswerCallbacks
 
 __all__ = [
     "ADMIN_COMMANDS",
@@ -64,8 +66,9 @@ async def not_for_you(message: Message) -> None:
     await message.answer(_("I do not know this command. /help lists what I can do."))
 
 
-async def button_not_for_you(query: CallbackQuery) -> None:
-    await query.answer(_("Only administrators can use this button."), show_alert=True)
+async def button_not_for_you(query: CallbackQuery, callback_answer: CallbackAnswer) -> None:
+    callback_answer.text = _("Only administrators can use this button.")
+    callback_answer.show_alert = True
 
 
 async def bot_added(event: ChatMemberUpdated, bot: Bot, settings: HandlerSettings) -> None:
@@ -83,6 +86,8 @@ def create_router() -> Router:
     router = Router(name="admin")
     router.message.filter(AdminPlace())
     router.callback_query.filter(AdminPlace())
+    # Every button is answered once, after its handler; a handler sets the text, if any.
+    router.callback_query.middleware(AnswerCallbacks())
     broadcasts = Broadcasts()
     router.shutdown.register(broadcasts.close)
 

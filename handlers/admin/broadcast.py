@@ -18,6 +18,7 @@ from aiogram.types import (
     InlineKeyboardMarkup,
     Message,
 )
+from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
@@ -136,7 +137,7 @@ class Broadcasts:
         self._started: set[int] = set()
 
     async def _live_draft(
-        self, query: CallbackQuery, callback_data: BroadcastCb, state: FSMContext
+        self, callback_answer: CallbackAnswer, callback_data: BroadcastCb, state: FSMContext
     ) -> dict[str, Any] | None:
         """The draft the tapped preview shows (and the dialog ends), or None for an older
         preview or a second tap; the tap is then told so."""
@@ -144,7 +145,7 @@ class Broadcasts:
         current = await state.get_state() == BroadcastForm.confirm.state
         draft = callback_data.draft
         if not current or data.get("broadcast_draft") != draft or draft in self._started:
-            await query.answer(_("This button is no longer active."))
+            callback_answer.text = _("This button is no longer active.")
             return None
         await state.clear()
         return data
@@ -152,17 +153,18 @@ class Broadcasts:
     async def on_cancel(
         self,
         query: CallbackQuery,
+        callback_answer: CallbackAnswer,
         callback_data: BroadcastCb,
         message: Message,
         state: FSMContext,
     ) -> None:
-        if await self._live_draft(query, callback_data, state) is not None:
-            await query.answer()
+        if await self._live_draft(callback_answer, callback_data, state) is not None:
             await edit_or_keep(message, _("Broadcast cancelled."))
 
     async def on_send(
         self,
         query: CallbackQuery,
+        callback_answer: CallbackAnswer,
         callback_data: BroadcastCb,
         message: Message,
         state: FSMContext,
@@ -172,14 +174,14 @@ class Broadcasts:
         i18n: I18n,
         settings: HandlerSettings,
     ) -> None:
-        data = await self._live_draft(query, callback_data, state)
+        data = await self._live_draft(callback_answer, callback_data, state)
         if data is None:
             return
         # Marked before the first await that could let a second tap in.
         self._started.add(callback_data.draft)
         text = str(data["broadcast_text"])
         targets = await recipients(users, settings)
-        await query.answer(_("Broadcast started."))
+        callback_answer.text = _("Broadcast started.")
         await edit_or_keep(message, broadcast_progress_text(Tally(), len(targets)))
         logger.info("user %s started a broadcast to %s users", query.from_user.id, len(targets))
         task = asyncio.create_task(

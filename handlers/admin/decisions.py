@@ -15,6 +15,7 @@ from aiogram.types import (
     InlineKeyboardMarkup,
     Message,
 )
+from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 
@@ -111,7 +112,6 @@ async def access_button(
     user_id = callback_data.user_id
     access = Access.ALLOWED if callback_data.allow else Access.DENIED
     await decide(user_id, access, users, notices, bulk_runner, access_policy)
-    await query.answer()
     admin = html.quote(query.from_user.first_name)
     if callback_data.allow:
         verdict = _("✅ Allowed by {admin}").format(admin=admin)
@@ -149,6 +149,7 @@ async def list_pending(message: Message, users: UserRepo, settings: HandlerSetti
 
 async def pending_button(
     query: CallbackQuery,
+    callback_answer: CallbackAnswer,
     callback_data: PendingCb,
     message: Message,
     users: UserRepo,
@@ -161,10 +162,10 @@ async def pending_button(
     user_id = callback_data.user_id
     if callback_data.allow:
         await decide(user_id, Access.ALLOWED, users, notices, bulk_runner, access_policy)
-        await query.answer(_("✅ User {id} may use the bot.").format(id=user_id))
+        callback_answer.text = _("✅ User {id} may use the bot.").format(id=user_id)
     else:
         await decide(user_id, Access.DENIED, users, notices, bulk_runner, access_policy)
-        await query.answer(_("⛔ User {id} may not use the bot.").format(id=user_id))
+        callback_answer.text = _("⛔ User {id} may not use the bot.").format(id=user_id)
     markup = message.reply_markup
     if markup is None:
         return

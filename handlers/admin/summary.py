@@ -150,4 +150,3 @@ async def turn_users_page(
 ) -> None:
     text, keyboard = await users_page(callback_data.page, users, settings)
     await edit_or_keep(message, text, keyboard)
-    await query.answer()

@@ -16,11 +16,12 @@ from aiogram import F, Router
 from aiogram.filters import Command, StateFilter
 
 from handlers.bulk.dialog import (
+    cancel_button,
     document_received,
     list_pasted,
-    review_button,
     source_not_understood,
     start_bulk,
+    start_button,
     template_picked,
     text_not_understood,
     text_received,
@@ -45,10 +46,11 @@ from handlers.bulk.render import (
     review_text,
 )
 from handlers.bulk.spelling import cheaper_button
-from handlers.callbacks import ID_MAX, BulkCb, JobAction, JobCb
+from handlers.callbacks import ID_MAX, BulkAction, BulkCb, JobAction, JobCb
 from handlers.filters import Accessible, AnyMenuButton
 from handlers.states import BulkForm
 from handlers.templates import ACCESSIBLE
+from handlers.utils import AnswerCallbacks
 
 __all__ = [
     "JobFacts",
@@ -66,6 +68,8 @@ __all__ = [
 
 def create_router() -> Router:
     router = Router(name="bulk")
+    # Every button is answered once, after its handler; a handler sets the text, if any.
+    router.callback_query.middleware(AnswerCallbacks())
     router.message.register(start_bulk, Command("bulk"))
     router.message.register(list_jobs, Command("jobs"))
     free_text = (F.text, ~F.text.startswith("/"), ~AnyMenuButton())
@@ -80,12 +84,20 @@ def create_router() -> Router:
     on_message = (ACCESSIBLE, Accessible())
     router.callback_query.register(
         template_picked,
-        BulkCb.filter((F.action == "tpl") & (F.tpl >= 0) & (F.tpl <= ID_MAX)),
+        BulkCb.filter((F.action == BulkAction.TEMPLATE) & (F.tpl >= 0) & (F.tpl <= ID_MAX)),
         *on_message,
     )
-    router.callback_query.register(cheaper_button, BulkCb.filter(F.action == "cheap"), *on_message)
     router.callback_query.register(
-        review_button, BulkCb.filter(F.action.in_({"start", "intl", "cancel"})), *on_message
+        cheaper_button, BulkCb.filter(F.action == BulkAction.CHEAP), *on_message
+    )
+    router.callback_query.register(
+        # Start, and the Start under the question about rows abroad (handlers/bulk/abroad.py).
+        start_button,
+        BulkCb.filter(F.action.in_({BulkAction.START, BulkAction.INTL})),
+        *on_message,
+    )
+    router.callback_query.register(
+        cancel_button, BulkCb.filter(F.action == BulkAction.CANCEL), *on_message
     )
     job_buttons = (
         (JobAction.OPEN, open_job),

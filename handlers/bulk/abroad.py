@@ -4,7 +4,7 @@ question about rows abroad, which the gateway bills at their countries' rates)."
 
 from __future__ import annotations
 
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import Message
 
 from handlers.bulk.prices import abroad_confirm_text
 from handlers.bulk.render import nothing_to_send_text
@@ -24,7 +24,6 @@ async def rates_for(outbox: OutboxRepo, user_id: int, plan: Plan) -> dict[str, M
 
 
 async def start_refused(
-    query: CallbackQuery,
     message: Message,
     accounts: Accounts,
     outbox: OutboxRepo,
@@ -41,7 +40,6 @@ async def start_refused(
     rates = await rates_for(outbox, user_id, plan)
     cost = list_cost(plan.local_parts, plan.abroad, balance, rates).cost
     if cost.missing is not None or not plan.rows:
-        await query.answer()
         refusal = (
             not_enough_text(cost.missing) if cost.missing is not None else nothing_to_send_text()
         )
@@ -49,7 +47,6 @@ async def start_refused(
         return True
     if plan.abroad and ask_abroad is not None:
         # Rows abroad are billed at their countries' rates: Start asks about them once more.
-        await query.answer()
         await message.answer(
             abroad_confirm_text(plan, rates), reply_markup=bulk_abroad_keyboard(ask_abroad)
         )

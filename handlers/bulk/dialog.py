@@ -22,6 +22,7 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.fsm.context import FSMContext
 from aiogram.types import BufferedInputFile, CallbackQuery, Message
+from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 
 from handlers.bulk.abroad import rates_for, start_refused
@@ -38,7 +39,7 @@ from handlers.bulk.render import (
     too_big_text,
     unknown_placeholders_text,
 )
-from handlers.callbacks import BulkCb
+from handlers.callbacks import BulkAction, BulkCb
 from handlers.config import HandlerSettings
 from handlers.keyboards import (
     bulk_review_keyboard,
@@ -47,7 +48,7 @@ from handlers.keyboards import (
 )
 from handlers.render import count
 from handlers.states import BulkForm
-from handlers.templates import EXAMPLE_PLACEHOLDER, template_buttons, template_error_text
+from handlers.templates.render import EXAMPLE_PLACEHOLDER, template_buttons, template_error_text
 from services.accounts import Accounts
 from services.bulk import BulkRunner
 from services.bulk_plan import (
@@ -217,6 +218,7 @@ async def text_received(
 
 async def template_picked(
     query: CallbackQuery,
+    callback_answer: CallbackAnswer,
     callback_data: BulkCb,
     message: Message,
     bot: Bot,
@@ -235,13 +237,12 @@ async def template_picked(
         step not in (BulkForm.text.state, BulkForm.review.state)
         or data.get("draft") != callback_data.draft
     ):
-        await stale(query, message)
+        await stale(callback_answer, message)
         return
     row = await templates.get(user_row.id, callback_data.tpl)
     if row is None:
-        await query.answer(_("This template no longer exists."))
+        callback_answer.text = _("This template no longer exists.")
         return
-    await query.answer()
     lists = Lists.of(bot, bulk_sources, uploads, settings, user_row)
     await take_template(message, state, lists, accounts, outbox, settings, row.body)
 
@@ -298,8 +299,38 @@ async def take_template(
 # --- step 3: Start / Cancel ---------------------------------------------------------------------
 
 
-async def review_button(
+async def live_review(
+    callback_answer: CallbackAnswer, callback_data: BulkCb, message: Message, state: FSMContext
+) -> dict[str, Any] | None:
+    """The draft the tapped report shows, or None (and the tap is told so) for an older
+    report, a second tap, or a button from before a restart."""
+    data = await state.get_data()
+    current = await state.get_state() == BulkForm.review.state
+    if current and data.get("review") == callback_data.draft:
+        return data
+    await stale(callback_answer, message)
+    return None
+
+
+async def cancel_button(
     query: CallbackQuery,
+    callback_answer: CallbackAnswer,
+    callback_data: BulkCb,
+    message: Message,
+    state: FSMContext,
+    bulk_sources: SourceCache,
+    user_row: UserRow,
+) -> None:
+    if await live_review(callback_answer, callback_data, message, state) is None:
+        return
+    await state.clear()
+    bulk_sources.drop(user_row.id)
+    await message.edit_text(_("Cancelled. Nothing was sent."))
+
+
+async def start_button(
+    query: CallbackQuery,
+    callback_answer: CallbackAnswer,
     callback_data: BulkCb,
     message: Message,
     bot: Bot,
@@ -313,39 +344,29 @@ async def review_button(
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
-    data = await state.get_data()
-    current = await state.get_state() == BulkForm.review.state
-    if not current or data.get("review") != callback_data.draft:
-        await stale(query, message)
-        return
-    if callback_data.action not in ("start", "intl"):
-        await state.clear()
-        bulk_sources.drop(user_row.id)
-        await query.answer()
-        await message.edit_text(_("Cancelled. Nothing was sent."))
+    data = await live_review(callback_answer, callback_data, message, state)
+    if data is None:
         return
     if await bulk.count_active(user_row.id) >= settings.bulk_jobs_per_user:
         # The draft stays: Start works again once that job is over.
-        await query.answer()
         await refuse_second_job(message, bulk, user_row.id)
         return
     lists = Lists.of(bot, bulk_sources, uploads, settings, user_row)
     source = await lists.load(data)
     if source is None:
-        await query.answer()
         await lost_source(message, state, lists, data)
         return
     template: str = data["template"]
     plan = await asyncio.to_thread(build_plan, source, template, settings.sms_max_parts)
     # "intl": the Start under the question about rows abroad, which is not asked again.
-    ask_abroad = None if callback_data.action == "intl" else callback_data.draft
-    if await start_refused(query, message, accounts, outbox, user_row.id, plan, ask_abroad):
+    ask_abroad = None if callback_data.action == BulkAction.INTL else callback_data.draft
+    if await start_refused(message, accounts, outbox, user_row.id, plan, ask_abroad):
         return
     # The draft leaves the FSM before the job is created: a second tap (handled after this
     # one, see SimpleEventIsolation) finds nothing to start.
     await state.clear()
     bulk_sources.drop(user_row.id)
-    await query.answer(_("Starting…"))
+    callback_answer.text = _("Starting…")
     with suppress(TelegramBadRequest):
         await message.edit_reply_markup(reply_markup=None)
     await start_job(message, bulk, bulk_runner, settings, user_row, source, template, plan)
@@ -412,7 +433,7 @@ async def lost_source(
     await message.answer(_("I no longer have the list. Start again with /bulk."))
 
 
-async def stale(query: CallbackQuery, message: Message) -> None:
-    await query.answer(_("This button is no longer active."))
+async def stale(callback_answer: CallbackAnswer, message: Message) -> None:
+    callback_answer.text = _("This button is no longer active.")
     with suppress(TelegramBadRequest):
         await message.edit_reply_markup(reply_markup=None)

@@ -12,6 +12,7 @@ from typing import Final
 
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import BufferedInputFile, CallbackQuery, Message
+from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 
 from handlers.bulk.render import (
@@ -57,34 +58,42 @@ async def post_progress(
 
 
 async def owned_job(
-    query: CallbackQuery, callback_data: JobCb, bulk: BulkRepo, user_row: UserRow
+    callback_answer: CallbackAnswer, callback_data: JobCb, bulk: BulkRepo, user_row: UserRow
 ) -> JobRow | None:
     """The tapped job if it is the user's (callback data can be forged); else the tap is told."""
     job = await bulk.get_job(callback_data.job_id, user_id=user_row.id)
     if job is None:
-        await query.answer(_("This job was not found."), show_alert=True)
+        callback_answer.text = _("This job was not found.")
+        callback_answer.show_alert = True
     return job
 
 
 async def open_job(
     query: CallbackQuery,
+    callback_answer: CallbackAnswer,
     callback_data: JobCb,
     message: Message,
     bulk: BulkRepo,
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
-    job = await owned_job(query, callback_data, bulk, user_row)
+    job = await owned_job(callback_answer, callback_data, bulk, user_row)
     if job is not None:
-        await query.answer()
         await post_progress(message, bulk, settings, job, job.state)
 
 
 async def job_file(
-    query: CallbackQuery, callback_data: JobCb, message: Message, bulk: BulkRepo, user_row: UserRow
+    query: CallbackQuery,
+    callback_answer: CallbackAnswer,
+    callback_data: JobCb,
+    message: Message,
+    bulk: BulkRepo,
+    user_row: UserRow,
 ) -> None:
-    job = await owned_job(query, callback_data, bulk, user_row)
+    job = await owned_job(callback_answer, callback_data, bulk, user_row)
     if job is not None:
+        # Answered before a big job's file is built, which can take a while.
+        callback_answer.disable()
         await query.answer()
         await message.answer_document(
             await load_result_file(bulk, job),
@@ -94,6 +103,7 @@ async def job_file(
 
 async def pause_job(
     query: CallbackQuery,
+    callback_answer: CallbackAnswer,
     callback_data: JobCb,
     message: Message,
     bulk: BulkRepo,
@@ -101,16 +111,17 @@ async def pause_job(
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
-    job = await owned_job(query, callback_data, bulk, user_row)
+    job = await owned_job(callback_answer, callback_data, bulk, user_row)
     if job is None:
         return
     changed = await bulk_runner.pause(job.id)
-    await query.answer(_("Paused.") if changed else _("This job is not running."))
+    callback_answer.text = _("Paused.") if changed else _("This job is not running.")
     await refresh_progress(message, bulk, settings, job.id)
 
 
 async def resume_job(
     query: CallbackQuery,
+    callback_answer: CallbackAnswer,
     callback_data: JobCb,
     message: Message,
     bulk: BulkRepo,
@@ -118,21 +129,21 @@ async def resume_job(
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
-    job = await owned_job(query, callback_data, bulk, user_row)
+    job = await owned_job(callback_answer, callback_data, bulk, user_row)
     if job is None:
         return
     try:
         changed = await bulk_runner.resume(job.id)
     except ShortOfBalance as exc:
-        await query.answer()
         await message.answer(short_of_balance_text(job.id, exc.cost))
         return
-    await query.answer(_("Resuming…") if changed else _("This job cannot be resumed now."))
+    callback_answer.text = _("Resuming…") if changed else _("This job cannot be resumed now.")
     await refresh_progress(message, bulk, settings, job.id)
 
 
 async def cancel_job(
     query: CallbackQuery,
+    callback_answer: CallbackAnswer,
     callback_data: JobCb,
     message: Message,
     bulk: BulkRepo,
@@ -140,11 +151,11 @@ async def cancel_job(
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
-    job = await owned_job(query, callback_data, bulk, user_row)
+    job = await owned_job(callback_answer, callback_data, bulk, user_row)
     if job is None:
         return
     changed = await bulk_runner.cancel(job.id)
-    await query.answer(_("Job cancelled.") if changed else _("This job is already over."))
+    callback_answer.text = _("Job cancelled.") if changed else _("This job is already over.")
     await refresh_progress(message, bulk, settings, job.id)
 
 

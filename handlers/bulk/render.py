@@ -19,7 +19,7 @@ from aiogram.utils.i18n import gettext as _
 from handlers.bulk.prices import abroad_lines, cheaper_line, cost_lines
 from handlers.render import MISSING, costs_text, count, duration_text, money
 from handlers.send_texts import quote_cut
-from handlers.templates import placeholder_list
+from handlers.templates.render import placeholder_list
 from services.bulk import (
     PAUSE_ACCESS,
     PAUSE_BALANCE,

@@ -9,13 +9,13 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
+from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 
-from handlers.bulk.dialog import stale, take_template
+from handlers.bulk.dialog import live_review, stale, take_template
 from handlers.bulk.lists import Lists
 from handlers.callbacks import BulkCb
 from handlers.config import HandlerSettings
-from handlers.states import BulkForm
 from services.accounts import Accounts
 from services.bulk_plan import SourceCache
 from services.sms_parts import cheaper_spelling
@@ -26,6 +26,7 @@ from storage.users import UserRow
 
 async def cheaper_button(
     query: CallbackQuery,
+    callback_answer: CallbackAnswer,
     callback_data: BulkCb,
     message: Message,
     bot: Bot,
@@ -38,16 +39,14 @@ async def cheaper_button(
     user_row: UserRow,
 ) -> None:
     """The template with plain apostrophes and quotes, and a new dry run of it."""
-    data = await state.get_data()
-    current = await state.get_state() == BulkForm.review.state
-    if not current or data.get("review") != callback_data.draft:
-        await stale(query, message)
+    data = await live_review(callback_answer, callback_data, message, state)
+    if data is None:
         return
     cheaper = cheaper_spelling(data["template"])
     if cheaper is None:
-        await stale(query, message)
+        await stale(callback_answer, message)
         return
-    await query.answer(_("Apostrophes and quotes replaced with plain ones."))
+    callback_answer.text = _("Apostrophes and quotes replaced with plain ones.")
     with suppress(TelegramBadRequest):
         await message.edit_reply_markup(reply_markup=None)
     lists = Lists.of(bot, bulk_sources, uploads, settings, user_row)

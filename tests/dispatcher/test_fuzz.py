@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import html
 import json
 import logging
 import random
@@ -67,7 +66,7 @@ from handlers.callbacks import (
     TemplateCb,
 )
 from handlers.keyboards import MENU_BUTTONS
-from handlers.sms_render import TELEGRAM_LIMIT, telegram_length
+from handlers.sms_render import TELEGRAM_LIMIT
 from handlers.states import SendForm
 from services.bulk import BulkRunner
 from services.languages import LANGUAGES
@@ -77,7 +76,7 @@ from tests.fakes.fake_devsms import SEND, FakeDevsms
 from tests.support.harness import Harness
 from tests.support.notifiers import install
 from tests.support.recording import BOT_USER, SentMessage
-from tests.support.telegram_html import telegram_html_problems
+from tests.support.telegram_rules import TelegramRefusal, parse_html, visible_length
 
 SEED: Final = 1234
 UPDATES: Final = 2500
@@ -434,7 +433,9 @@ class Fuzzer:
                 page=some_id, flt=rng.choice(["a", "d", "w", "r", "z"])
             ).pack(),
             lambda: LanguageCb.model_construct(code=rng.choice([*LANGUAGES, "de", ""])).pack(),
-            lambda: SettingsCb(action=rng.choice(["sender", "threshold", "x", "lang"])).pack(),
+            lambda: SettingsCb.model_construct(
+                action=rng.choice(["sender", "threshold", "x", "lang"])
+            ).pack(),
             lambda: LogoutCb(confirm=rng.random() < 0.3).pack(),
             lambda: f"usr:{some_id}",
             lambda: f"bc:send:{some_id}",
@@ -738,11 +739,6 @@ class Outgoing:
     message: bool = False  # a message text (not a caption, file or callback answer)
 
 
-def visible_length(html_text: str) -> int:
-    """What Telegram counts: UTF-16 units of the text once tags and entities are parsed."""
-    return telegram_length(html.unescape(re.sub(r"<[^>]*>", "", html_text)).strip())
-
-
 def outgoing(fuzzer: Fuzzer) -> list[Outgoing]:
     """Every text the bot sent or edited in, with its chat; callback answers and files too."""
     found: list[Outgoing] = []
@@ -821,17 +817,20 @@ async def test_thousands_of_hostile_updates(
             leaks[out.chat_id].add(f"MRK{owner}X in {out.text[:200]!r}")
     assert not leaks, dict(leaks)
 
-    bad_html = [
-        (out.chat_id, problems, out.text[:300])
-        for out in sent
-        if out.html and (problems := telegram_html_problems(out.text))
-    ]
+    bad_html = []
+    for out in (out for out in sent if out.html):
+        try:
+            parse_html(out.text)
+        except TelegramRefusal as refusal:
+            bad_html.append((out.chat_id, refusal.description, out.text[:300]))
     assert bad_html == []
     # Telegram refuses an empty text and one over 4096 characters once the tags are gone.
     assert [
         out.text[:100]
         for out in sent
-        if out.html and out.message and not 0 < visible_length(out.text) <= TELEGRAM_LIMIT
+        if out.html
+        and out.message
+        and not 0 < visible_length(parse_html(out.text)[0]) <= TELEGRAM_LIMIT
     ] == []
     assert not [out.text for out in sent if HOSTILE in out.text and out.html]
     # User text with HTML in it did reach the screen, escaped.

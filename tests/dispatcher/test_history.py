@@ -263,3 +263,21 @@ async def test_history_in_russian_keeps_numbers_phones_and_buttons(
     assert labels(page)[:12] == [*(str(n) for n in range(1, 11)), "◀", "▶"]
     [second] = await app.tap(page, "▶", lang="ru")
     assert entries(second) == ["11.", "12."]
+
+
+async def test_a_tap_while_the_gateway_is_down_gets_exactly_one_answer(
+    app: Harness, devsms: FakeDevsms
+) -> None:
+    # The history and status routers answer taps through AnswerCallbacks; when the handler
+    # fails, the errors router answers instead, and only it (Telegram refuses a second answer).
+    await connect(app)
+    await send_sms(app, 12)
+    [page] = await app.send("/history")
+    [details] = await app.tap(page, "2")
+    for sent, label, path in ((page, "▶", "/get_history.php"), (details, "Refresh", None)):
+        devsms.fail_next(10, path=path)
+        before = len(app.answers())
+        [told] = await app.tap(sent, label)
+        assert "devsms.uz is not answering right now" in told.text
+        assert [answer.text for answer in app.answers()[before:]] == [None]
+    assert app.session.refused == []

@@ -99,3 +99,16 @@ async def test_a_4096_character_threshold_is_refused_at_once(app: Harness) -> No
         assert time.thread_time() - started < 1.0
         assert "Send a whole number" in refused.text
     assert (await app.services.alerts.get(1)).threshold_value is None
+
+
+async def test_every_settings_button_is_answered_once_without_a_text(app: Harness) -> None:
+    await connect(app)
+    [shown] = await app.send("/settings")
+    labels = [label for label, _ in shown.buttons()]
+    assert len(labels) == 5  # no "Default sender" without an own one
+    for label in labels:
+        before = len(app.answers())
+        await app.tap(shown, label)
+        assert [answer.text for answer in app.answers()[before:]] == [None], label
+        await app.send("/cancel")
+    assert app.session.refused == []

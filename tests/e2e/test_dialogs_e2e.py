@@ -276,8 +276,16 @@ async def test_flood_control_and_5xx_on_edits_and_callback_answers(world: World)
     answers_before = len(telegram.calls_of("answerCallbackQuery"))
 
     async def toggle(label: str, now: str) -> None:
-        user.tap(user.message(shown.message_id), label)
+        query_id = user.tap(user.message(shown.message_id), label)
         await user.wait_edited(user.message(shown.message_id), now)
+        # The tap is answered after its edit: wait for that call (ok or refused), so the next
+        # fault is not taken by this answer.
+        await telegram.wait_for(
+            lambda: any(
+                call.status and call.params.get("callback_query_id") == query_id
+                for call in telegram.calls_of("answerCallbackQuery")
+            )
+        )
 
     # An edit refused with a 5xx or flood control is tried again (after retry_after).
     telegram.fail_next(1, method="editMessageText", error_code=502, description="Bad Gateway")

@@ -5,8 +5,8 @@ Already covered elsewhere, so not repeated here: normalize_phone raising only In
 (test_devsms_client), the parts counter against a reference (test_sms_parts), read_table on any
 bytes (test_spreadsheet).
 
-Also home of `telegram_html_problems`, the checker the dispatcher fuzz test uses
-on every message the bot sends.
+The Telegram HTML rules themselves live in tests/support/telegram_rules.py (the one validator the
+recording session, the e2e fake and the fuzz test share); the first tests here pin them down.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 import handlers
 from bot.i18n import DOMAIN, LOCALES_DIR
+from handlers.callbacks import BulkAction, BulkCb, SettingsAction, SettingsCb
 from handlers.history import HistoryFilter
 from handlers.sms_render import TELEGRAM_LIMIT, sms_details, sms_list, telegram_length
 from handlers.status import parse_sms_ref
@@ -33,7 +34,7 @@ from services.devsms import SmsRecord, parse_sms_record
 from services.languages import LANGUAGES
 from services.money import MAX_ABS_AMOUNT, Money, parse_money
 from services.phones import PhoneNumber, extract_phone_and_text, normalize_phone
-from tests.support.telegram_html import telegram_html_problems
+from tests.support.telegram_rules import TelegramRefusal, parse_html
 
 # --- Telegram HTML -------------------------------------------------------------------------
 
@@ -56,7 +57,8 @@ from tests.support.telegram_html import telegram_html_problems
     ],
 )
 def test_html_checker_flags_what_telegram_refuses(text: str) -> None:
-    assert telegram_html_problems(text)
+    with pytest.raises(TelegramRefusal):
+        parse_html(text)
 
 
 @pytest.mark.parametrize(
@@ -72,7 +74,7 @@ def test_html_checker_flags_what_telegram_refuses(text: str) -> None:
     ],
 )
 def test_html_checker_accepts_telegram_html(text: str) -> None:
-    assert telegram_html_problems(text) == []
+    parse_html(text)  # raises TelegramRefusal on what Telegram would refuse
 
 
 # --- CallbackData --------------------------------------------------------------------------
@@ -83,8 +85,6 @@ INT64: Final = 2**63
 STR_VALUES: Final[dict[tuple[str, str], tuple[str, ...]]] = {
     ("LanguageCb", "code"): LANGUAGES,
     ("HistoryCb", "flt"): tuple(HistoryFilter),
-    ("SettingsCb", "action"): ("sender", "reset", "threshold", "alerts", "notify", "lang"),
-    ("BulkCb", "action"): ("tpl", "start", "cancel", "cheap", "intl"),
 }
 
 
@@ -131,6 +131,28 @@ def _field_values(cls: type[CallbackData], name: str, info: Any) -> st.SearchStr
 def legal_callback_data(cls: type[CallbackData]) -> st.SearchStrategy[CallbackData]:
     fields = {name: _field_values(cls, name, info) for name, info in cls.model_fields.items()}
     return st.fixed_dictionaries(fields).map(lambda values: cls(**values))
+
+
+@pytest.mark.parametrize(
+    ("packed", "value"),
+    [
+        ("set:sender", SettingsCb(action=SettingsAction.SENDER)),
+        ("set:reset", SettingsCb(action=SettingsAction.RESET)),
+        ("set:threshold", SettingsCb(action=SettingsAction.THRESHOLD)),
+        ("set:alerts", SettingsCb(action=SettingsAction.ALERTS)),
+        ("set:notify", SettingsCb(action=SettingsAction.NOTIFY)),
+        ("set:lang", SettingsCb(action=SettingsAction.LANG)),
+        ("blk:tpl:12:7", BulkCb(action=BulkAction.TEMPLATE, draft=12, tpl=7)),
+        ("blk:start:12:0", BulkCb(action=BulkAction.START, draft=12)),
+        ("blk:cancel:12:0", BulkCb(action=BulkAction.CANCEL, draft=12)),
+    ],
+)
+def test_buttons_sent_before_the_actions_became_enums_still_unpack(
+    packed: str, value: CallbackData
+) -> None:
+    # The strings buttons already in chats carry: they must keep meaning the same action.
+    assert value.pack() == packed
+    assert type(value).unpack(packed) == value
 
 
 def test_every_callback_class_is_found() -> None:
@@ -333,7 +355,7 @@ def test_gateway_records_render_as_valid_telegram_html_within_the_limit(
     with i18n.context(), i18n.use_locale(language):
         messages = [sms_list(records[:10], "<b>History</b>"), *sms_details(records[-1])]
     for text in messages:
-        assert telegram_html_problems(text) == [], text[:300]
+        parse_html(text)  # raises TelegramRefusal on what Telegram would refuse
         assert 0 < telegram_length(text) <= TELEGRAM_LIMIT
     assert "<script>" not in "".join(messages)
 

@@ -1,0 +1,1 @@
+"""The fake Telegram Bot API, by concern; tests/fakes/fake_telegram.py puts it together."""
