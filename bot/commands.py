@@ -21,6 +21,7 @@ COMMANDS = (
     ("scheduled", N_("Scheduled sends")),
     ("templates", N_("Saved SMS texts")),
     ("stoplist", N_("Numbers that never get an SMS")),
+    ("otp", N_("Send a one-time verification code")),
     ("settings", N_("Settings")),
     ("language", N_("Language")),
     ("token", N_("Connect another token")),

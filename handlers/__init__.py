@@ -17,6 +17,7 @@ from handlers import (
     fallback,
     history,
     insights,
+    otp,
     reports,
     schedule,
     send,
@@ -44,6 +45,7 @@ def build_router() -> Router:
         # time zone and quiet hours of /settings).
         schedule.create_router(),
         send.create_router(),
+        otp.create_router(),
         settings.create_router(),
         insights.create_router(),
         balance.create_router(),

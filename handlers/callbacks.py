@@ -53,6 +53,22 @@ class SendCb(CallbackData, prefix="snd"):
     draft: Id
 
 
+class OtpAction(StrEnum):
+    TYPE = "type"  # with `tt`, the template type
+    GENERATE = "gen"
+    SEND = "send"
+    CANCEL = "cancel"
+
+
+class OtpCb(CallbackData, prefix="otp"):
+    """Buttons of the /otp dialog: `draft` ties a tap to one dialog, so an old dialog's buttons
+    cannot act on a newer one; `tt` is the template type for action "type"."""
+
+    action: OtpAction
+    draft: Id
+    tt: Annotated[int, Field(ge=0, le=99)] = 0
+
+
 class HistoryCb(CallbackData, prefix="hst"):
     """History paging and filters: `page` from 0, `flt` a HistoryFilter code."""
 
@@ -119,6 +135,8 @@ class BulkAction(StrEnum):
     LATER = "later"  # send later: choose a time
     FORCE = "force"  # start anyway, inside quiet hours
     AT_END = "atend"  # start when quiet hours end
+    CHEAP = "cheap"  # the template with the cheaper spelling, and a new dry run
+    INTL = "intl"  # Start under the question about rows abroad: not asked again
 
 
 class BulkCb(CallbackData, prefix="blk"):

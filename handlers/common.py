@@ -76,6 +76,8 @@ async def help_command(message: Message) -> None:
         )
         + "\n"
         + _("/stoplist — numbers that never get an SMS from you")
+        + "\n"
+        + _("/otp — send a one-time verification code by SMS")
     )
 
 

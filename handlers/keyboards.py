@@ -16,6 +16,8 @@ from handlers.callbacks import (
     JobCb,
     LanguageCb,
     LogoutCb,
+    OtpAction,
+    OtpCb,
     SendAction,
     SendCb,
     SettingsAction,
@@ -230,7 +232,9 @@ def bulk_templates_keyboard(draft: int, templates: list[tuple[int, str]]) -> Inl
     return builder.as_markup()
 
 
-def bulk_review_keyboard(draft: int, *, can_start: bool) -> InlineKeyboardMarkup:
+def bulk_review_keyboard(
+    draft: int, *, can_start: bool, cheaper: bool = False
+) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     if can_start:
         builder.button(
@@ -240,7 +244,24 @@ def bulk_review_keyboard(draft: int, *, can_start: bool) -> InlineKeyboardMarkup
             text=_("🕒 Send later"), callback_data=BulkCb(action=BulkAction.LATER, draft=draft)
         )
     builder.button(text=_("✖️ Cancel"), callback_data=BulkCb(action=BulkAction.CANCEL, draft=draft))
+    if cheaper:
+        builder.button(
+            text=_("🪶 Cheaper spelling"),
+            callback_data=BulkCb(action=BulkAction.CHEAP, draft=draft),
+        )
     builder.adjust(2)
+    return builder.as_markup()
+
+
+def bulk_abroad_keyboard(draft: int) -> InlineKeyboardMarkup:
+    """Start once more, the rows abroad included knowingly (see the dry run's question)."""
+    builder = InlineKeyboardBuilder()
+    builder.button(
+        text=_("🚀 Start, rows abroad included"),
+        callback_data=BulkCb(action=BulkAction.INTL, draft=draft),
+    )
+    builder.button(text=_("✖️ Cancel"), callback_data=BulkCb(action=BulkAction.CANCEL, draft=draft))
+    builder.adjust(1)
     return builder.as_markup()
 
 
@@ -331,4 +352,41 @@ def unstop_keyboard(entry_id: int) -> InlineKeyboardMarkup:
         text=_("🗑 Remove from stop list"),
         callback_data=StopCb(action=StopAction.UNSTOP, entry=entry_id),
     )
+    return builder.as_markup()
+
+
+# --- /otp ----------------------------------------------------------------------------------------
+
+
+def otp_template_keyboard(draft: int) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(
+        text=_("1 — confirm an operation"),
+        callback_data=OtpCb(action=OtpAction.TYPE, draft=draft, tt=1),
+    )
+    builder.button(
+        text=_("2 — password"), callback_data=OtpCb(action=OtpAction.TYPE, draft=draft, tt=2)
+    )
+    builder.button(text=_("✖️ Cancel"), callback_data=OtpCb(action=OtpAction.CANCEL, draft=draft))
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def otp_code_keyboard(draft: int) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(
+        text=_("🎲 Generate a code"), callback_data=OtpCb(action=OtpAction.GENERATE, draft=draft)
+    )
+    builder.button(text=_("✖️ Cancel"), callback_data=OtpCb(action=OtpAction.CANCEL, draft=draft))
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def otp_confirm_keyboard(draft: int) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(
+        text=_("✅ Send the code"), callback_data=OtpCb(action=OtpAction.SEND, draft=draft)
+    )
+    builder.button(text=_("✖️ Cancel"), callback_data=OtpCb(action=OtpAction.CANCEL, draft=draft))
+    builder.adjust(1)
     return builder.as_markup()

@@ -54,3 +54,11 @@ class ScheduleForm(StatesGroup):
 class StopListForm(StatesGroup):
     add = State()  # numbers typed or pasted, or a file, to add
     remove = State()  # numbers typed or pasted to remove
+
+
+class OtpForm(StatesGroup):
+    phone = State()
+    template = State()  # waiting for a tap on the template type
+    company = State()  # the company name shown in the SMS
+    code = State()  # typed digits, or "Generate"
+    confirm = State()  # the summary with the gateway's warning: Send or Cancel

@@ -56,7 +56,7 @@ from services.bulk_plan import NoPhoneColumn, read_upload
 from services.spreadsheet import SpreadsheetError, TooManyRows, write_result
 from services.stoplist import imported, note_column, parse_typed
 from services.upload_worker import UploadWorker
-from storage import StopListFull, StopListRepo
+from storage import OutboxRepo, StopListFull, StopListRepo
 from storage.users import UserRow
 
 logger = logging.getLogger(__name__)
@@ -147,6 +147,7 @@ async def unstop_button(
     state: FSMContext,
     accounts: Accounts,
     stoplist: StopListRepo,
+    outbox: OutboxRepo,
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
@@ -161,7 +162,7 @@ async def unstop_button(
     data = await state.get_data()
     waiting = await state.get_state() == SendForm.phone.state
     if waiting and data.get("phone") == removed.phone and data.get("text"):
-        await show_preview(message, state, accounts, stoplist, settings, user_row)
+        await show_preview(message, state, accounts, stoplist, outbox, settings, user_row)
 
 
 async def add_button(

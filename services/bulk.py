@@ -30,6 +30,7 @@ from services.devsms import (
     DevsmsUnavailable,
 )
 from services.events import JobFinished, JobPaused, JobProgress, Notices
+from services.phones import UZ_DIGITS
 from services.pricing import Cost, cost_of, stored_cost
 from services.reconcile import (
     HistoryWalk,
@@ -195,7 +196,10 @@ class BulkRunner:
         # A pause may be hours old and the token another one: the balance is read afresh.
         self._accounts.forget_balance(job.user_id)
         balance = await self._accounts.recent_balance(job.user_id)
-        cost = cost_of(await self._bulk.parts_left(job_id), balance)
+        # Rows abroad are billed at their countries' rates, never at sms_price (see
+        # services/pricing.py): the check covers the parts priced in Uzbekistan.
+        local = await self._bulk.parts_left(job_id, phone_prefix=UZ_DIGITS)
+        cost = cost_of(local, balance)
         if not cost.enough:
             raise ShortOfBalance(cost)
         if not await self._bulk.set_job_state(job_id, "running", allowed_from=("paused",)):

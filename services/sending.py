@@ -20,9 +20,10 @@ from services.devsms import (
     SendResult,
     is_final_status,
 )
-from services.phones import mask_phone
+from services.otp import OtpRequest, outbox_text
+from services.phones import foreign_region, mask_phone
 from services.pricing import stored_cost
-from storage import OutboxRepo, StopEntry, StopListRepo
+from storage import OutboxKind, OutboxRepo, StopEntry, StopListRepo
 from storage.outbox import Claim
 
 logger = logging.getLogger(__name__)
@@ -100,16 +101,55 @@ class SmsSender:
         A number on the user's stop list gets no request at all (Outcome.STOPPED), whatever
         the preview showed: it may have been added since.
         """
-        stopped = await self._stoplist.entry(user_id, phone)
-        if stopped is not None:
-            logger.info("send to %s: on the stop list of user %s", mask_phone(phone), user_id)
-            return SendOutcome(Outcome.STOPPED, 0, stopped=stopped)
+        held = await self._held_back(user_id, phone)
+        if held is not None:
+            return held
+        country = foreign_region(phone)
         if claim is None:
-            outbox_id = await self._outbox.create_pending(user_id, phone, message, sender)
+            outbox_id = await self._outbox.create_pending(
+                user_id, phone, message, sender, country=country
+            )
         else:
-            outbox_id = await self._outbox.create_claimed(user_id, phone, message, sender, claim)
+            outbox_id = await self._outbox.create_claimed(
+                user_id, phone, message, sender, claim, country=country
+            )
+        return await self._deliver(
+            outbox_id, phone, lambda: self._accounts.send(user_id, phone, message, sender)
+        )
+
+    async def send_otp(self, user_id: int, phone: str, otp: OtpRequest) -> SendOutcome:
+        """One verification code (type universal_otp), under the same rules as :meth:`send`.
+        The outbox row keeps the company name and the code (services/otp.outbox_text), which
+        the history is matched on; the code goes into no log line."""
+        held = await self._held_back(user_id, phone)
+        if held is not None:
+            return held
+        outbox_id = await self._outbox.create_pending(
+            user_id,
+            phone,
+            outbox_text(otp),
+            None,
+            kind=OutboxKind.OTP,
+            country=foreign_region(phone),
+        )
+        return await self._deliver(
+            outbox_id, phone, lambda: self._accounts.send_otp(user_id, phone, otp)
+        )
+
+    async def _held_back(self, user_id: int, phone: str) -> SendOutcome | None:
+        """STOPPED for a number on the user's stop list, before anything is recorded."""
+        stopped = await self._stoplist.entry(user_id, phone)
+        if stopped is None:
+            return None
+        logger.info("send to %s: on the stop list of user %s", mask_phone(phone), user_id)
+        return SendOutcome(Outcome.STOPPED, 0, stopped=stopped)
+
+    async def _deliver(
+        self, outbox_id: int, phone: str, request: Callable[[], Awaitable[SendResult]]
+    ) -> SendOutcome:
+        """Makes the one request of a recorded send and writes down what came of it."""
         try:
-            result = await self._accounts.send(user_id, phone, message, sender)
+            result = await request()
         except NoToken:
             # Raised before any request: the token was removed (/logout elsewhere) or cannot
             # be read any more since the preview.

@@ -12,7 +12,7 @@ from storage.db import Database, utc_now
 from storage.fsm import SQLiteStorage
 from storage.insights import InsightPrefs, InsightRepo
 from storage.migrations import LATEST_VERSION, MigrationError, migrate
-from storage.outbox import OutboxRepo, OutboxRow, OutboxState
+from storage.outbox import OutboxKind, OutboxRepo, OutboxRow, OutboxState
 from storage.schedule import ScheduledRow, ScheduleRepo
 from storage.stoplist import Added, StopEntry, StopListFull, StopListRepo
 from storage.templates import TemplateRepo, TemplateRow
@@ -38,6 +38,7 @@ __all__ = [
     "JobRow",
     "MigrationError",
     "Origin",
+    "OutboxKind",
     "OutboxRepo",
     "OutboxRow",
     "OutboxState",

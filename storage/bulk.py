@@ -281,12 +281,13 @@ class BulkRepo:
         )
         return [str(row["cost"]) for row in rows]
 
-    async def parts_left(self, job_id: int) -> int:
-        """SMS parts of the rows not sent yet: what resuming the job will cost."""
+    async def parts_left(self, job_id: int, *, phone_prefix: str = "") -> int:
+        """SMS parts of the rows not sent yet: what resuming the job will cost. With
+        `phone_prefix`, only of the rows whose phone (digits) starts with it."""
         row = await self._db.fetchone(
             "SELECT COALESCE(SUM(parts), 0) AS n FROM bulk_rows "
-            "WHERE job_id = ? AND state = 'pending'",
-            (job_id,),
+            "WHERE job_id = ? AND state = 'pending' AND substr(phone, 1, ?) = ?",
+            (job_id, len(phone_prefix), phone_prefix),
         )
         assert row is not None  # an aggregate always yields one row
         return int(row["n"])

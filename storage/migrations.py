@@ -282,7 +282,15 @@ ALTER TABLE bulk_rows_v5 RENAME TO bulk_rows;
 CREATE INDEX bulk_rows_state ON bulk_rows (job_id, state, row_no);
 """
 
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4, _SCHEDULE, _TRAFFIC, _STOPLIST)
+_OTP: Final = """
+-- OTP sends (type universal_otp) beside plain ones, and the country (ISO region) of a number
+-- outside Uzbekistan: its price is what the gateway charged last time (services/pricing.py).
+ALTER TABLE outbox ADD COLUMN kind TEXT NOT NULL DEFAULT 'sms' CHECK (kind IN ('sms', 'otp'));
+ALTER TABLE outbox ADD COLUMN country TEXT NULL;
+CREATE INDEX outbox_country ON outbox (user_id, country, id) WHERE country IS NOT NULL;
+"""
+
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4, _SCHEDULE, _TRAFFIC, _STOPLIST, _OTP)
 LATEST_VERSION: Final = len(MIGRATIONS)
 
 

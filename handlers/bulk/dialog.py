@@ -26,6 +26,7 @@ from aiogram.types import BufferedInputFile, CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 
+from handlers.bulk.abroad import rates_for, start_refused
 from handlers.bulk.jobs import post_progress
 from handlers.bulk.lists import Lists
 from handlers.bulk.quiet import ask_quiet_start
@@ -34,7 +35,6 @@ from handlers.bulk.render import (
     list_read_text,
     no_phone_column_text,
     no_valid_number_text,
-    nothing_to_send_text,
     review_text,
     skipped_file,
     spreadsheet_error_text,
@@ -44,8 +44,12 @@ from handlers.bulk.render import (
 from handlers.callbacks import BulkAction, BulkCb
 from handlers.clock import quiet_for, quiet_until, user_zone, utc_now
 from handlers.config import HandlerSettings
-from handlers.keyboards import bulk_review_keyboard, bulk_templates_keyboard, open_job_keyboard
-from handlers.render import count, not_enough_text
+from handlers.keyboards import (
+    bulk_review_keyboard,
+    bulk_templates_keyboard,
+    open_job_keyboard,
+)
+from handlers.render import count
 from handlers.states import BulkForm
 from handlers.templates.render import EXAMPLE_PLACEHOLDER, template_buttons, template_error_text
 from services.accounts import Accounts
@@ -57,14 +61,14 @@ from services.bulk_plan import (
     Source,
     SourceCache,
     make_plan,
+    make_plans,
 )
-from services.pricing import cost_of
 from services.scheduler import stamp
 from services.spreadsheet import SpreadsheetError
 from services.templating import TemplateError, check_template
 from services.upload_worker import UploadWorker
 from services.user_input import effective_sender
-from storage import BulkRepo, ScheduleRepo, StopListRepo, TemplateRepo
+from storage import BulkRepo, OutboxRepo, ScheduleRepo, StopListRepo, TemplateRepo
 from storage.users import UserRow
 
 logger = logging.getLogger(__name__)
@@ -208,12 +212,13 @@ async def text_received(
     uploads: UploadWorker,
     accounts: Accounts,
     stoplist: StopListRepo,
+    outbox: OutboxRepo,
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
     assert message.text is not None
     lists = Lists.of(bot, bulk_sources, uploads, settings, user_row)
-    await take_template(message, state, lists, accounts, stoplist, settings, message.text)
+    await take_template(message, state, lists, accounts, stoplist, outbox, settings, message.text)
 
 
 async def template_picked(
@@ -228,6 +233,7 @@ async def template_picked(
     templates: TemplateRepo,
     accounts: Accounts,
     stoplist: StopListRepo,
+    outbox: OutboxRepo,
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
@@ -244,7 +250,7 @@ async def template_picked(
         callback_answer.text = _("This template no longer exists.")
         return
     lists = Lists.of(bot, bulk_sources, uploads, settings, user_row)
-    await take_template(message, state, lists, accounts, stoplist, settings, row.body)
+    await take_template(message, state, lists, accounts, stoplist, outbox, settings, row.body)
 
 
 async def take_template(
@@ -253,6 +259,7 @@ async def take_template(
     lists: Lists,
     accounts: Accounts,
     stoplist: StopListRepo,
+    outbox: OutboxRepo,
     settings: HandlerSettings,
     template: str,
 ) -> None:
@@ -274,8 +281,11 @@ async def take_template(
         await message.answer(unknown_placeholders_text(unknown, source.columns))
         return
     max_parts = settings.sms_max_parts
-    plan = await make_plan(source, template, max_parts, stoplist=stoplist, user_id=lists.user_id)
+    plan, cheaper = await make_plans(
+        source, template, max_parts, stoplist=stoplist, user_id=lists.user_id
+    )
     balance = await accounts.recent_balance(lists.user_id)
+    rates = await rates_for(outbox, lists.user_id, plan)
     review = secrets.randbelow(1_000_000_000)
     await state.set_state(BulkForm.review)
     await state.update_data(template=template, review=review)
@@ -290,8 +300,9 @@ async def take_template(
             ),
             caption=_("All {n} rows that will be skipped.").format(n=count(len(plan.skipped))),
         )
-    text, can_start = review_text(source, template, plan, balance, max_parts)
-    await message.answer(text, reply_markup=bulk_review_keyboard(review, can_start=can_start))
+    text, can_start = review_text(source, template, plan, balance, max_parts, rates, cheaper)
+    keyboard = bulk_review_keyboard(review, can_start=can_start, cheaper=cheaper is not None)
+    await message.answer(text, reply_markup=keyboard)
 
 
 # --- step 3: Start / Cancel ---------------------------------------------------------------------
@@ -336,6 +347,7 @@ async def start_button(
     bulk_sources: SourceCache,
     uploads: UploadWorker,
     accounts: Accounts,
+    outbox: OutboxRepo,
     bulk: BulkRepo,
     bulk_runner: BulkRunner,
     schedule: ScheduleRepo,
@@ -359,17 +371,14 @@ async def start_button(
     plan = await make_plan(
         source, template, settings.sms_max_parts, stoplist=stoplist, user_id=user_row.id
     )
-    # The report may be minutes old. A gateway error here leaves the draft in place.
-    accounts.forget_balance(user_row.id)
-    cost = cost_of(plan.parts_total, await accounts.recent_balance(user_row.id))
-    if cost.missing is not None or not plan.rows:
-        refusal = (
-            not_enough_text(cost.missing) if cost.missing is not None else nothing_to_send_text()
-        )
-        await message.answer(refusal)
+    # Asked about rows abroad already: under the question's own Start ("intl"), or before
+    # the question about quiet hours ("Start anyway").
+    answered = callback_data.action in (BulkAction.INTL, BulkAction.FORCE)
+    ask_abroad = None if answered else callback_data.draft
+    if await start_refused(message, accounts, outbox, user_row.id, plan, ask_abroad):
         return
     quiet_end = quiet_until(user_row, settings, utc_now())
-    if quiet_end is not None and callback_data.action == BulkAction.START:
+    if quiet_end is not None and callback_data.action != BulkAction.FORCE:
         quiet, zone = quiet_for(user_row, settings), user_zone(user_row)
         await ask_quiet_start(message, quiet, quiet_end, zone, callback_data.draft)
         return

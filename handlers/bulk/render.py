@@ -7,7 +7,7 @@ it is shown (a button, /jobs, the job's reports in bot/notices/jobs.py).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Final
@@ -16,7 +16,8 @@ from aiogram import html
 from aiogram.types import BufferedInputFile
 from aiogram.utils.i18n import gettext as _
 
-from handlers.render import MISSING, costs_text, count, duration_text, money, not_enough_text
+from handlers.bulk.prices import abroad_lines, cheaper_line, cost_lines
+from handlers.render import MISSING, costs_text, count, duration_text, money
 from handlers.send_texts import quote_cut
 from handlers.stoplist_texts import left_out_text
 from handlers.templates.render import placeholder_list
@@ -33,8 +34,9 @@ from services.bulk import (
 from services.bulk_plan import EMPTY_TEXT, LONG_TEXT, STOPPED, Plan, Skipped, Source
 from services.devsms import Balance
 from services.i18n import N_
+from services.money import Money
 from services.phones import PhoneError, normalize_phone
-from services.pricing import Cost, cost_of, sum_costs
+from services.pricing import Cost, sum_costs
 from services.spreadsheet import (
     ResultFormat,
     SpreadsheetError,
@@ -234,9 +236,16 @@ def skipped_lines(skipped: list[Skipped], max_parts: int) -> list[str]:
 
 
 def review_text(
-    source: Source, template: str, plan: Plan, balance: Balance, max_parts: int
+    source: Source,
+    template: str,
+    plan: Plan,
+    balance: Balance,
+    max_parts: int,
+    rates: Mapping[str, Money] | None = None,
+    cheaper: Plan | None = None,
 ) -> tuple[str, bool]:
-    """The dry-run report, and whether Start may be offered."""
+    """The dry-run report, and whether Start may be offered. `rates` are the prices abroad
+    (services.pricing.abroad_rates); `cheaper`, the plan with the cheaper spelling, if any."""
     lines = [_("📦 <b>Check before sending</b>")]
     if source.file_name:
         lines.append(_("File: {name}").format(name=html.quote(source.file_name)))
@@ -260,24 +269,14 @@ def review_text(
                 f"<blockquote>{quote_cut(text, EXAMPLE_LIMIT)}</blockquote>"
             )
     lines.append("")
-    cost = cost_of(plan.parts_total, balance)
-    lines.append(
-        _("SMS parts in total: {parts} · cost: {total}").format(
-            parts=count(plan.parts_total), total=money(cost.total)
-        )
-    )
-    lines.append(
-        _("Balance: {balance} · after sending: {after}").format(
-            balance=money(balance.balance), after=money(cost.after)
-        )
-    )
-    can_start = bool(plan.rows)
+    lines += abroad_lines(plan, rates or {})
+    money_lines, enough = cost_lines(plan, balance, rates or {})
+    lines += money_lines
+    if offer := cheaper_line(plan, cheaper, balance):
+        lines.append(offer)
     if not plan.rows:
         lines.append(nothing_to_send_text())
-    if cost.missing is not None:
-        can_start = False
-        lines.append(not_enough_text(cost.missing))
-    return "\n".join(lines), can_start
+    return "\n".join(lines), bool(plan.rows) and enough
 
 
 def nothing_to_send_text() -> str:

@@ -11,7 +11,12 @@ import pytest
 
 from storage import migrations
 from storage.db import Database
-from storage.migrations import LATEST_VERSION, MigrationError, migrate, schema_version
+from storage.migrations import (
+    LATEST_VERSION,
+    MigrationError,
+    migrate,
+    schema_version,
+)
 
 
 @pytest.fixture
