@@ -17,10 +17,13 @@ from bot.notices.presenter import Presenter
 from services.access import AccessPolicy
 from services.accounts import Accounts
 from services.bulk_delivery import BulkDeliveryReporter
+from services.failure_watch import FailureWatch
 from services.health import GatewayHealth
+from services.insights import DigestSender
 from services.tracker import DeliveryTracker
+from services.traffic import TrafficSync
 from services.watcher import BalanceWatcher
-from storage import AlertRepo, BulkRepo, OutboxRepo, UserRepo
+from storage import AlertRepo, BulkRepo, InsightRepo, OutboxRepo, TrafficRepo, UserRepo
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +52,12 @@ class Background:
         accounts: Accounts,
         i18n: I18n,
         policy: AccessPolicy,
+        traffic: TrafficRepo,
+        insights: InsightRepo,
     ) -> None:
         self._settings = settings
+        self._traffic = traffic
+        self._insights = insights
         self._policy = policy
         self._bulk = bulk
         self._users = users
@@ -79,6 +86,22 @@ class Background:
             concurrency=settings.balance_check_concurrency,
             health=health,
             policy=policy,
+            snapshots=self._traffic,
+        )
+        traffic = TrafficSync(
+            self._traffic,
+            self._alerts,
+            self._accounts,
+            interval=settings.traffic_sync_interval,
+            max_pages=settings.traffic_sync_pages,
+            concurrency=settings.traffic_sync_concurrency,
+            backfill_days=settings.traffic_backfill_days,
+            health=health,
+            policy=policy,
+            after_round=[FailureWatch(self._traffic, self._insights, notices).after_round],
+        )
+        digests = DigestSender(
+            self._insights, self._traffic, self._bulk, notices, poll=settings.insights_poll
         )
         tracker = DeliveryTracker(
             self._outbox,
@@ -102,6 +125,8 @@ class Background:
             asyncio.create_task(watcher.run(), name="balance-watcher"),
             asyncio.create_task(bulk_delivery.run(), name="bulk-delivery"),
             asyncio.create_task(tracker.run(settings.delivery_poll), name="delivery-tracker"),
+            asyncio.create_task(traffic.run(), name="traffic-sync"),
+            asyncio.create_task(digests.run(), name="digests"),
         ]
         language = settings.default_language
         await notifier.to_admins(

@@ -15,6 +15,7 @@ from handlers.config import HandlerSettings
 from services.access import AccessPolicy
 from services.devsms import DEFAULT_GATEWAY_TIMEZONE
 from services.languages import Language
+from services.schedule_time import InvalidQuiet, QuietHours, parse_quiet, quiet_text
 from services.user_input import InvalidSender, parse_sender
 
 DEFAULT_DEVSMS_URL: Final = "https://devsms.uz/api"
@@ -71,6 +72,14 @@ class Settings(BaseSettings):
     notify_rate: float = Field(default=25.0, gt=0)
     delivery_first_check: float = Field(default=30.0, ge=0)
     delivery_poll: float = Field(default=5.0, gt=0)
+    # The account's traffic (services/traffic.py): a round per user every interval, at most
+    # this many history calls each.
+    traffic_sync_interval: float = Field(default=300.0, gt=0)
+    traffic_sync_pages: int = Field(default=5, ge=1, le=100)
+    traffic_sync_concurrency: int = Field(default=4, ge=1, le=100)
+    traffic_backfill_days: int = Field(default=92, ge=1, le=400)
+    # Insights notices: how often the failure watch and the digest look for something to say.
+    insights_poll: float = Field(default=60.0, gt=0)
 
     # Bulk sending
     bulk_max_rows: int = Field(default=50_000, ge=1)
@@ -81,6 +90,22 @@ class Settings(BaseSettings):
     upload_memory_mb: int = Field(default=1024, ge=256)
     upload_time_limit: float = Field(default=120.0, gt=0)
 
+    # /stats and /export
+    # Charts are drawn in child processes with these limits (services/chart_desk.py).
+    chart_workers: int = Field(default=1, ge=1, le=8)
+    chart_memory_mb: int = Field(default=768, ge=256)
+    chart_time_limit: float = Field(default=30.0, gt=0)
+    # Export files past this size are split into numbered parts (Telegram: 50 MB for bots).
+    export_part_mb: float = Field(default=50.0, gt=0, le=50)
+    # Exports written at once; one more is refused with "try again in a minute".
+    exports_at_once: int = Field(default=2, ge=1, le=20)
+
+    # Scheduled sends and quiet hours
+    schedule_grace: float = Field(default=3600.0, ge=0)
+    schedule_poll: float = Field(default=5.0, gt=0)
+    quiet_hours: str = "21:00-09:00"
+    # Stop list
+    stoplist_limit: int = Field(default=10_000, ge=1, le=1_000_000)
     # Contacts
     contacts_limit: int = Field(default=10_000, ge=1, le=1_000_000)
     contact_groups_limit: int = Field(default=100, ge=1, le=10_000)
@@ -184,6 +209,18 @@ class Settings(BaseSettings):
             ) from None
         return name
 
+    @field_validator("quiet_hours")
+    @classmethod
+    def _check_quiet(cls, value: str) -> str:
+        try:
+            return quiet_text(parse_quiet(value))
+        except InvalidQuiet:
+            raise ValueError('QUIET_HOURS must be like 21:00-09:00, or "off"') from None
+
+    @property
+    def quiet_default(self) -> QuietHours | None:
+        return parse_quiet(self.quiet_hours)
+
     @field_validator("log_level")
     @classmethod
     def _upper_level(cls, value: str) -> str:
@@ -212,6 +249,9 @@ def handler_settings(settings: Settings, policy: AccessPolicy) -> HandlerSetting
         bulk_max_rows=settings.bulk_max_rows,
         bulk_jobs_per_user=settings.bulk_jobs_per_user,
         bulk_rate=settings.bulk_rate,
+        export_part_bytes=int(settings.export_part_mb * 1024 * 1024),
+        quiet_default=settings.quiet_default,
+        stoplist_limit=settings.stoplist_limit,
         contacts_limit=settings.contacts_limit,
         contact_groups_limit=settings.contact_groups_limit,
     )

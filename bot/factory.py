@@ -31,9 +31,12 @@ from services.access import AccessPolicy
 from services.accounts import Accounts
 from services.bulk import BulkRunner
 from services.bulk_plan import SourceCache
+from services.chart_desk import ChartDesk
 from services.devsms import DevsmsClient
+from services.export import ExportSlots
 from services.key_rotation import rotate_all
 from services.languages import Language
+from services.scheduler import Scheduler
 from services.sending import SmsSender
 from services.upload_worker import UploadWorker
 from services.vault import TokenVault, load_generated_keys, parse_keys
@@ -43,9 +46,13 @@ from storage import (
     ContactRepo,
     CredentialRepo,
     Database,
+    InsightRepo,
     OutboxRepo,
+    ScheduleRepo,
     SQLiteStorage,
+    StopListRepo,
     TemplateRepo,
+    TrafficRepo,
     UserRepo,
 )
 
@@ -68,11 +75,21 @@ class Services:
     i18n: I18n
     bulk: BulkRepo
     templates: TemplateRepo
+    traffic: TrafficRepo
+    """The account's whole traffic and balance snapshots (services/traffic.py keeps it)."""
+    insights: InsightRepo
+    schedule: ScheduleRepo
+    stoplist: StopListRepo
+    """Numbers no send of their owner may reach (see SmsSender, BulkRunner, make_plan)."""
     contacts: ContactRepo
     uploads: UploadWorker
     """Parses uploaded files in a child process, started on the first upload."""
+    charts: ChartDesk
+    """Draws /stats charts in child processes, started with the first chart."""
+    exports: ExportSlots
 
     async def close(self) -> None:
+        await self.charts.close()
         await self.uploads.close()
         await self.devsms.close()
         await self.db.close()
@@ -124,12 +141,22 @@ async def open_services(settings: Settings) -> Services:
         i18n=create_i18n(settings.default_language),
         bulk=BulkRepo(db),
         templates=TemplateRepo(db),
+        traffic=TrafficRepo(db),
+        insights=InsightRepo(db),
+        schedule=ScheduleRepo(db),
+        stoplist=StopListRepo(db),
         contacts=ContactRepo(db),
         uploads=UploadWorker(
             memory_limit=settings.upload_memory_mb * 1024 * 1024,
             time_limit=settings.upload_time_limit,
-            preload=("services.bulk_plan", "services.contacts"),
+            preload=("services.bulk_plan", "services.contacts", "openpyxl"),
         ),
+        charts=ChartDesk(
+            workers=settings.chart_workers,
+            memory_limit=settings.chart_memory_mb * 1024 * 1024,
+            time_limit=settings.chart_time_limit,
+        ),
+        exports=ExportSlots(settings.exports_at_once),
     )
 
 
@@ -153,6 +180,7 @@ class Shared:
     notices: Presenter
     sender: SmsSender
     runner: BulkRunner
+    scheduler: Scheduler
 
 
 @dataclass
@@ -177,6 +205,7 @@ async def build_app(settings: Settings, *, bot: Bot | None = None) -> AsyncItera
         stack.push_async_callback(services.db.close)
         stack.push_async_callback(services.devsms.close)
         stack.push_async_callback(services.uploads.close)
+        stack.push_async_callback(services.charts.close)
         if bot is None:
             bot = create_bot(settings)
         stack.push_async_callback(bot.session.close)
@@ -208,12 +237,15 @@ async def build_app(settings: Settings, *, bot: Bot | None = None) -> AsyncItera
             accounts=services.accounts,
             i18n=services.i18n,
             policy=policy,
+            traffic=services.traffic,
+            insights=services.insights,
         )
         stack.push_async_callback(background.stop)
         sender = SmsSender(
             services.accounts,
             services.outbox,
             first_check=timedelta(seconds=settings.delivery_first_check),
+            stoplist=services.stoplist,
         )
         # Outcomes of sends whose recording is being retried, before the database closes.
         stack.push_async_callback(sender.close)
@@ -225,16 +257,36 @@ async def build_app(settings: Settings, *, bot: Bot | None = None) -> AsyncItera
             notices=notices,
             users=services.users,
             policy=policy,
+            stoplist=services.stoplist,
         )
         # Rows in flight settle while the database and the notices are still there.
         stack.push_async_callback(runner.stop)
-        shared = Shared(policy, for_handlers, notifier, notices, sender, runner)
+        scheduler = Scheduler(
+            services.schedule,
+            services.users,
+            services.bulk,
+            services.accounts,
+            sender,
+            runner,
+            notices,
+            grace=timedelta(seconds=settings.schedule_grace),
+            poll=settings.schedule_poll,
+            quiet_default=settings.quiet_default,
+            jobs_per_user=settings.bulk_jobs_per_user,
+            policy=policy,
+        )
+        # Stopped first: it starts sends and jobs.
+        stack.push_async_callback(scheduler.stop)
+        shared = Shared(policy, for_handlers, notifier, notices, sender, runner, scheduler)
         dp = create_dispatcher(services, shared)
 
         async def on_startup(bot: Bot) -> None:
             await set_commands(bot, services.i18n, settings.default_language)
             await background.start()
+            # Jobs left running inside their owners' quiet hours are paused before they resume.
+            await scheduler.hold_quiet_jobs()
             await runner.start()  # resumes the jobs a previous process left running
+            scheduler.start()
             me = await bot.get_me()
             logger.info("bot @%s started", me.username)
 
@@ -275,11 +327,18 @@ def create_dispatcher(services: Services, shared: Shared) -> Dispatcher:
         sms_sender=shared.sender,
         bulk=services.bulk,
         templates=services.templates,
+        traffic=services.traffic,
+        insights=services.insights,
+        stoplist=services.stoplist,
         contacts=services.contacts,
         uploads=services.uploads,
+        charts=services.charts,
+        exports=services.exports,
         bulk_sources=SourceCache(settings.bulk_cache_mb * 1024 * 1024),
         access_policy=shared.policy,
         bulk_runner=shared.runner,
+        schedule=services.schedule,
+        scheduler=shared.scheduler,
         notifier=shared.notifier,
         notices=shared.notices,
     )

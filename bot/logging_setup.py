@@ -54,3 +54,6 @@ def setup_logging(level: str, secrets: tuple[str, ...] = ()) -> None:
     root.setLevel(level)
     # aiohttp's access log and aiogram's per-update lines are noise at INFO.
     logging.getLogger("aiogram.event").setLevel(max(logging.WARNING, root.level))
+    # aiosqlite logs every statement with its parameters at DEBUG: SMS texts, OTP codes and
+    # encrypted tokens would reach the log at LOG_LEVEL=DEBUG.
+    logging.getLogger("aiosqlite").setLevel(max(logging.INFO, root.level))

@@ -17,9 +17,14 @@ from handlers import (
     errors,
     fallback,
     history,
+    insights,
+    otp,
+    reports,
+    schedule,
     send,
     settings,
     status,
+    stoplist,
     templates,
     token,
 )
@@ -37,13 +42,20 @@ def build_router() -> Router:
     gated.message.filter(HasToken())
     gated.callback_query.filter(HasToken())
     gated.include_routers(
+        # Before send, bulk and settings: it answers some of their buttons (Send later, the
+        # time zone and quiet hours of /settings).
+        schedule.create_router(),
         send.create_router(),
+        otp.create_router(),
         settings.create_router(),
+        insights.create_router(),
         balance.create_router(),
         history.create_router(),
         status.create_router(),
         templates.create_router(),
         bulk.create_router(),
+        reports.create_router(),
+        stoplist.create_router(),
         contacts.create_router(),
     )
 

@@ -68,6 +68,17 @@ async def help_command(message: Message) -> None:
             "/cancel — leave the current dialog"
         )
         + "\n"
+        + _("/scheduled — sends set for later (quiet hours and time zone: /settings)")
+        + "\n"
+        + _(
+            "/stats — charts of SMS and spending by day\n"
+            "/export — SMS of a period as a CSV or Excel file"
+        )
+        + "\n"
+        + _("/stoplist — numbers that never get an SMS from you")
+        + "\n"
+        + _("/otp — send a one-time verification code by SMS")
+        + "\n"
         + _("/contacts — your contacts and groups: import, export, send to a group")
     )
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from services.access import AccessPolicy
+from services.schedule_time import QuietHours
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +26,12 @@ class HandlerSettings:
     bulk_jobs_per_user: int
     bulk_rate: float
     """SMS a second of a bulk job: the progress text's time estimate."""
+    stoplist_limit: int
+    """Most numbers one user's stop list may hold (STOPLIST_LIMIT)."""
+    export_part_bytes: int = 50 * 1024 * 1024
+    """/export splits files past this size into numbered parts (EXPORT_PART_MB)."""
+    quiet_default: QuietHours | None = None
+    """Quiet hours of users who set none (QUIET_HOURS)."""
     contacts_limit: int = 10_000
     """Contacts one user may keep in /contacts."""
     contact_groups_limit: int = 100

@@ -18,11 +18,15 @@ from handlers.callbacks import (
     JobCb,
     LanguageCb,
     LogoutCb,
+    OtpAction,
+    OtpCb,
     SendAction,
     SendCb,
     SettingsAction,
     SettingsCb,
     SmsCb,
+    StopAction,
+    StopCb,
     TemplateAction,
     TemplateCb,
     fits_id,
@@ -105,6 +109,9 @@ def preview_keyboard(draft: int, *, cheaper: bool, can_send: bool) -> InlineKeyb
         builder.button(
             text=_("✅ Send"), callback_data=SendCb(action=SendAction.SEND, draft=draft)
         )
+        builder.button(
+            text=_("🕒 Send later"), callback_data=SendCb(action=SendAction.LATER, draft=draft)
+        )
     if cheaper:
         builder.button(
             text=_("🪶 Cheaper spelling"),
@@ -154,6 +161,13 @@ def settings_keyboard(has_own_sender: bool, *, alerts_on: bool) -> InlineKeyboar
         text=_("📬 Delivery results"), callback_data=SettingsCb(action=SettingsAction.NOTIFY)
     )
     builder.button(text=_("🌐 Language"), callback_data=SettingsCb(action=SettingsAction.LANG))
+    builder.button(text=_("🌍 Time zone"), callback_data=SettingsCb(action=SettingsAction.ZONE))
+    builder.button(text=_("🌙 Quiet hours"), callback_data=SettingsCb(action=SettingsAction.QUIET))
+    builder.button(
+        text=_("📈 Failure watch and digest"),
+        callback_data=SettingsCb(action=SettingsAction.INSIGHTS),
+    )
+    builder.button(text=_("⛔ Stop list"), callback_data=StopCb(action=StopAction.OPEN))
     builder.adjust(1)
     return builder.as_markup()
 
@@ -237,14 +251,36 @@ def bulk_start_keyboard() -> InlineKeyboardMarkup:
     return builder.as_markup()
 
 
-def bulk_review_keyboard(draft: int, *, can_start: bool) -> InlineKeyboardMarkup:
+def bulk_review_keyboard(
+    draft: int, *, can_start: bool, cheaper: bool = False
+) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     if can_start:
         builder.button(
             text=_("🚀 Start"), callback_data=BulkCb(action=BulkAction.START, draft=draft)
         )
+        builder.button(
+            text=_("🕒 Send later"), callback_data=BulkCb(action=BulkAction.LATER, draft=draft)
+        )
     builder.button(text=_("✖️ Cancel"), callback_data=BulkCb(action=BulkAction.CANCEL, draft=draft))
+    if cheaper:
+        builder.button(
+            text=_("🪶 Cheaper spelling"),
+            callback_data=BulkCb(action=BulkAction.CHEAP, draft=draft),
+        )
     builder.adjust(2)
+    return builder.as_markup()
+
+
+def bulk_abroad_keyboard(draft: int) -> InlineKeyboardMarkup:
+    """Start once more, the rows abroad included knowingly (see the dry run's question)."""
+    builder = InlineKeyboardBuilder()
+    builder.button(
+        text=_("🚀 Start, rows abroad included"),
+        callback_data=BulkCb(action=BulkAction.INTL, draft=draft),
+    )
+    builder.button(text=_("✖️ Cancel"), callback_data=BulkCb(action=BulkAction.CANCEL, draft=draft))
+    builder.adjust(1)
     return builder.as_markup()
 
 
@@ -291,4 +327,85 @@ def jobs_keyboard(job_ids: list[int]) -> InlineKeyboardMarkup:
             text=f"#{job_id}", callback_data=JobCb(action=JobAction.OPEN, job_id=job_id)
         )
     builder.adjust(5)
+    return builder.as_markup()
+
+
+# --- the stop list -----------------------------------------------------------------------------
+
+
+def stoplist_keyboard(
+    entries: list[tuple[int, str]], page: int, *, more: bool
+) -> InlineKeyboardMarkup:
+    """One remove button per (entry id, number as shown), paging, then the list's actions."""
+    builder = InlineKeyboardBuilder()
+    sizes: list[int] = []
+    for entry_id, shown in entries:
+        builder.button(
+            text=f"❌ {shown}",
+            callback_data=StopCb(action=StopAction.DROP, entry=entry_id, page=page),
+        )
+        sizes.append(1)
+    paging = 0
+    if page > 0:
+        builder.button(text="◀️", callback_data=StopCb(action=StopAction.PAGE, page=page - 1))
+        paging += 1
+    if more:
+        builder.button(text="▶️", callback_data=StopCb(action=StopAction.PAGE, page=page + 1))
+        paging += 1
+    if paging:
+        sizes.append(paging)
+    actions = [(StopAction.ADD, _("➕ Add")), (StopAction.IMPORT, _("📥 Import a file"))]
+    if entries:
+        actions += [(StopAction.REMOVE, _("➖ Remove")), (StopAction.EXPORT, _("📤 Export"))]
+    for action, label in actions:
+        builder.button(text=label, callback_data=StopCb(action=action, page=page))
+    sizes += [2] * ((len(actions) + 1) // 2)
+    builder.adjust(*sizes)
+    return builder.as_markup()
+
+
+def unstop_keyboard(entry_id: int) -> InlineKeyboardMarkup:
+    """Under a send refused for the stop list."""
+    builder = InlineKeyboardBuilder()
+    builder.button(
+        text=_("🗑 Remove from stop list"),
+        callback_data=StopCb(action=StopAction.UNSTOP, entry=entry_id),
+    )
+    return builder.as_markup()
+
+
+# --- /otp ----------------------------------------------------------------------------------------
+
+
+def otp_template_keyboard(draft: int) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(
+        text=_("1 — confirm an operation"),
+        callback_data=OtpCb(action=OtpAction.TYPE, draft=draft, tt=1),
+    )
+    builder.button(
+        text=_("2 — password"), callback_data=OtpCb(action=OtpAction.TYPE, draft=draft, tt=2)
+    )
+    builder.button(text=_("✖️ Cancel"), callback_data=OtpCb(action=OtpAction.CANCEL, draft=draft))
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def otp_code_keyboard(draft: int) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(
+        text=_("🎲 Generate a code"), callback_data=OtpCb(action=OtpAction.GENERATE, draft=draft)
+    )
+    builder.button(text=_("✖️ Cancel"), callback_data=OtpCb(action=OtpAction.CANCEL, draft=draft))
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def otp_confirm_keyboard(draft: int) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(
+        text=_("✅ Send the code"), callback_data=OtpCb(action=OtpAction.SEND, draft=draft)
+    )
+    builder.button(text=_("✖️ Cancel"), callback_data=OtpCb(action=OtpAction.CANCEL, draft=draft))
+    builder.adjust(1)
     return builder.as_markup()

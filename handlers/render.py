@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Final
 
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 
 from services.devsms import Balance
 from services.money import Money, grouped, spoken
@@ -63,7 +64,26 @@ def sms_affordable(balance: Money | None, price: Money | None) -> int | None:
     return max(int(balance.amount // price.amount), 0)
 
 
-def balance_text(balance: Balance) -> str:
+def forecast_text(days_left: int | None, *, window: int | None) -> str:
+    """How long the balance lasts: at the pace of the last `window` days of the account's
+    traffic, or (window None) at the pace the gateway's statistics show (today, else this
+    month)."""
+    if days_left is None:
+        return _("📅 Nothing spent lately: no forecast of the days left.")
+    if window is None:
+        return ngettext(
+            "📅 Lasts about {n} day at the current pace",
+            "📅 Lasts about {n} days at the current pace",
+            days_left,
+        ).format(n=count(days_left))
+    return ngettext(
+        "📅 Lasts about {n} day at the pace of the last {days} days",
+        "📅 Lasts about {n} days at the pace of the last {days} days",
+        days_left,
+    ).format(n=count(days_left), days=window)
+
+
+def balance_text(balance: Balance, forecast: str | None = None) -> str:
     stats = balance.statistics
     lines = [
         _("💰 <b>Balance: {balance}</b>").format(balance=money(balance.balance)),
@@ -71,6 +91,10 @@ def balance_text(balance: Balance) -> str:
         _("Enough for about {n} SMS").format(
             n=count(sms_affordable(balance.balance, balance.sms_price))
         ),
+    ]
+    if forecast is not None:
+        lines.append(forecast)
+    lines += [
         "",
         _("Today: {sms} SMS · {spent}").format(
             sms=count(stats.today_sms), spent=money(stats.today_spent)

@@ -1,8 +1,8 @@
 """/send: phone → text → preview with parts and cost → explicit confirmation → one POST.
 
 Handlers take what they use by parameter name from the dispatcher's data: `state`,
-`accounts`, `settings`, `sms_sender`, and `user_row` (the sender's row, loaded once per update
-by the user middleware)."""
+`accounts`, `outbox` (the price of a country abroad), `settings`, `sms_sender`, and `user_row`
+(the sender's row, loaded once per update by the user middleware)."""
 
 from __future__ import annotations
 
@@ -29,8 +29,10 @@ from handlers.keyboards import (
     phone_keyboard,
     preview_keyboard,
     sent_keyboard,
+    unstop_keyboard,
 )
 from handlers.render import too_many_parts_text
+from handlers.send_stop import refused_for_stop_list
 from handlers.send_texts import (
     EXAMPLE_PHONE,
     ask_phone_text,
@@ -42,11 +44,13 @@ from handlers.states import SendForm
 from handlers.utils import AnswerCallbacks
 from services.accounts import Accounts
 from services.devsms import Balance, DevsmsGatewayError, DevsmsUnavailable
-from services.phones import InvalidPhone, normalize_phone
+from services.phones import InvalidPhone, foreign_region, normalize_phone
 from services.phones import extract_phone_and_text as split_quick_form
+from services.pricing import PartPrice, abroad_rates, part_price
 from services.sending import Outcome, SmsSender
 from services.sms_parts import TooManyParts, cheaper_spelling, check_parts
 from services.user_input import effective_sender
+from storage import OutboxRepo, StopListRepo
 from storage.users import UserRow
 
 logger = logging.getLogger(__name__)
@@ -59,6 +63,8 @@ async def start_send(
     message: Message,
     state: FSMContext,
     accounts: Accounts,
+    stoplist: StopListRepo,
+    outbox: OutboxRepo,
     settings: HandlerSettings,
     user_row: UserRow,
     command: CommandObject | None = None,
@@ -68,7 +74,7 @@ async def start_send(
     if replied is not None and replied.contact is not None:
         # "/send" as a reply to a shared contact: its number is the recipient.
         raw = replied.contact.phone_number
-        await take_phone(message, state, accounts, settings, user_row, raw)
+        await take_phone(message, state, accounts, stoplist, outbox, settings, user_row, raw)
         return
     args = (command.args or "").strip() if command else ""
     if args:
@@ -76,9 +82,9 @@ async def start_send(
         if quick is not None:
             phone, text = quick
             await state.update_data(phone=phone.digits)
-            await take_text(message, state, accounts, settings, user_row, text)
+            await take_text(message, state, accounts, stoplist, outbox, settings, user_row, text)
             return
-        await take_phone(message, state, accounts, settings, user_row, args)
+        await take_phone(message, state, accounts, stoplist, outbox, settings, user_row, args)
         return
     await state.set_state(SendForm.phone)
     await message.answer(ask_phone_text(), reply_markup=phone_keyboard())
@@ -88,29 +94,35 @@ async def phone_as_text(
     message: Message,
     state: FSMContext,
     accounts: Accounts,
+    stoplist: StopListRepo,
+    outbox: OutboxRepo,
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
     assert message.text is not None
-    await take_phone(message, state, accounts, settings, user_row, message.text)
+    await take_phone(message, state, accounts, stoplist, outbox, settings, user_row, message.text)
 
 
 async def phone_as_contact(
     message: Message,
     state: FSMContext,
     accounts: Accounts,
+    stoplist: StopListRepo,
+    outbox: OutboxRepo,
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
     assert message.contact is not None
     raw = message.contact.phone_number
-    await take_phone(message, state, accounts, settings, user_row, raw)
+    await take_phone(message, state, accounts, stoplist, outbox, settings, user_row, raw)
 
 
 async def take_phone(
     message: Message,
     state: FSMContext,
     accounts: Accounts,
+    stoplist: StopListRepo,
+    outbox: OutboxRepo,
     settings: HandlerSettings,
     user_row: UserRow,
     raw: str,
@@ -127,9 +139,11 @@ async def take_phone(
         )
         return
     await state.update_data(phone=phone.digits)
+    if await refused_for_stop_list(message, state, stoplist, user_row.id, phone.digits):
+        return
     if (await state.get_data()).get("text"):
         # "Change number" from a preview keeps the text.
-        await show_preview(message, state, accounts, settings, user_row)
+        await show_preview(message, state, accounts, stoplist, outbox, settings, user_row)
         return
     await state.set_state(SendForm.text)
     await message.answer(
@@ -152,17 +166,21 @@ async def text_received(
     message: Message,
     state: FSMContext,
     accounts: Accounts,
+    stoplist: StopListRepo,
+    outbox: OutboxRepo,
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
     assert message.text is not None
-    await take_text(message, state, accounts, settings, user_row, message.text)
+    await take_text(message, state, accounts, stoplist, outbox, settings, user_row, message.text)
 
 
 async def take_text(
     message: Message,
     state: FSMContext,
     accounts: Accounts,
+    stoplist: StopListRepo,
+    outbox: OutboxRepo,
     settings: HandlerSettings,
     user_row: UserRow,
     text: str,
@@ -179,7 +197,7 @@ async def take_text(
         await message.answer(too_many_parts_text(exc))
         return
     await state.update_data(text=text)
-    await show_preview(message, state, accounts, settings, user_row)
+    await show_preview(message, state, accounts, stoplist, outbox, settings, user_row)
 
 
 async def text_not_understood(message: Message) -> None:
@@ -206,6 +224,8 @@ async def show_preview(
     message: Message,
     state: FSMContext,
     accounts: Accounts,
+    stoplist: StopListRepo,
+    outbox: OutboxRepo,
     settings: HandlerSettings,
     user_row: UserRow,
     *,
@@ -215,6 +235,9 @@ async def show_preview(
     data = await state.get_data()
     phone = normalize_phone(data["phone"])
     text: str = data["text"]
+    # Every way to a preview passes here: the quick form, a template, "Change number".
+    if await refused_for_stop_list(message, state, stoplist, user_row.id, phone.digits):
+        return
     sender = effective_sender(user_row, settings.default_sender)
     try:
         balance = await accounts.recent_balance(user_row.id)
@@ -223,7 +246,8 @@ async def show_preview(
         # balance usually cannot be read either, and an error here would drop the draft.
         balance = accounts.last_balance(user_row.id) or Balance(balance=None, sms_price=None)
     draft = secrets.randbelow(1_000_000_000)
-    body, can_send, cheaper = preview_text(phone, text, sender, balance)
+    price = await price_for(outbox, user_row.id, phone.digits, balance)
+    body, can_send, cheaper = preview_text(phone, text, sender, balance, price)
     markup = preview_keyboard(draft, cheaper=cheaper, can_send=can_send)
     await state.set_state(SendForm.preview)
     await state.update_data(draft=draft, sender=sender)
@@ -231,6 +255,14 @@ async def show_preview(
         await message.edit_text(body, reply_markup=markup)
     else:
         await message.answer(body, reply_markup=markup)
+
+
+async def price_for(outbox: OutboxRepo, user_id: int, digits: str, balance: Balance) -> PartPrice:
+    """The price of a part to `digits` (services.pricing.part_price); abroad, from the cost of
+    the user's last SMS to that country (one query), if any."""
+    region = foreign_region(digits)
+    stored = await outbox.country_costs(user_id, [region]) if region else {}
+    return part_price(digits, balance, abroad_rates(stored))
 
 
 # --- buttons under the preview ------------------------------------------------------------
@@ -258,6 +290,8 @@ async def send_button(
     message: Message,
     state: FSMContext,
     accounts: Accounts,
+    stoplist: StopListRepo,
+    outbox: OutboxRepo,
     settings: HandlerSettings,
     sms_sender: SmsSender,
     user_row: UserRow,
@@ -265,7 +299,17 @@ async def send_button(
     data = await live_draft(callback_answer, callback_data, message, state)
     if data is not None:
         await confirm_send(
-            query, callback_answer, message, state, accounts, settings, sms_sender, user_row, data
+            query,
+            callback_answer,
+            message,
+            state,
+            accounts,
+            stoplist,
+            outbox,
+            settings,
+            sms_sender,
+            user_row,
+            data,
         )
 
 
@@ -276,6 +320,8 @@ async def cheaper_button(
     message: Message,
     state: FSMContext,
     accounts: Accounts,
+    stoplist: StopListRepo,
+    outbox: OutboxRepo,
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
@@ -286,7 +332,7 @@ async def cheaper_button(
     if cheaper is not None:
         await state.update_data(text=cheaper)
     callback_answer.text = _("Apostrophes and quotes replaced with plain ones.")
-    await show_preview(message, state, accounts, settings, user_row, edit=True)
+    await show_preview(message, state, accounts, stoplist, outbox, settings, user_row, edit=True)
 
 
 async def change_text_button(
@@ -339,6 +385,8 @@ async def confirm_send(
     message: Message,
     state: FSMContext,
     accounts: Accounts,
+    stoplist: StopListRepo,
+    outbox: OutboxRepo,
     settings: HandlerSettings,
     sms_sender: SmsSender,
     user_row: UserRow,
@@ -367,7 +415,14 @@ async def confirm_send(
             + _("Here is the draft again; try in a minute."),
             None,
         )
-        await show_preview(message, state, accounts, settings, user_row)
+        await show_preview(message, state, accounts, stoplist, outbox, settings, user_row)
+        return
+    if outcome.outcome is Outcome.STOPPED and outcome.stopped is not None:
+        # Put on the stop list after the preview: nothing left, the draft comes back.
+        await state.set_state(SendForm.phone)
+        await state.set_data({k: v for k, v in data.items() if k in ("phone", "text")})
+        markup = unstop_keyboard(outcome.stopped.id)
+        await tell_outcome(message, result_text(phone, data["text"], outcome), markup)
         return
     accounts.forget_balance(user_row.id)  # it changed, or may have
     await tell_outcome(

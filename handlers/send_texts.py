@@ -11,9 +11,10 @@ from aiogram import html
 from aiogram.utils.i18n import gettext as _
 
 from handlers.render import MISSING, money, not_enough_text
-from services.devsms import Balance
+from handlers.sms_render import status_label
+from services.devsms import Balance, SendResult
 from services.phones import PhoneError, PhoneNumber
-from services.pricing import cost_of
+from services.pricing import Cost, PartPrice, cost_at
 from services.sending import Outcome, SendOutcome
 from services.sms_parts import cheaper_spelling, count_sms, describe_char
 
@@ -59,11 +60,29 @@ def phone_error_text(reason: PhoneError) -> str:
     return _("That is not a phone number.")
 
 
+def price_lines(parts: int, price: PartPrice, balance: Balance) -> tuple[list[str], Cost]:
+    """The cost lines of a preview: local, abroad at a known rate, or abroad unknown."""
+    if price.known_after_sending:
+        return [_("Cost: international, the price is known only after sending.")], Cost(None, None)
+    cost = cost_at(parts, price.price, balance)
+    lines = [
+        _("Cost: {parts} × {price} = {total}").format(
+            parts=parts, price=money(price.price), total=money(cost.total)
+        )
+    ]
+    if price.abroad:
+        lines.append(_("(the rate devsms.uz charged for your last SMS to this country)"))
+    lines.append(_("Balance after sending: {balance}").format(balance=money(cost.after)))
+    return lines, cost
+
+
 def preview_text(
-    phone: PhoneNumber, text: str, sender: str, balance: Balance
+    phone: PhoneNumber, text: str, sender: str, balance: Balance, price: PartPrice | None = None
 ) -> tuple[str, bool, bool]:
-    """The preview, whether sending is possible, and whether a cheaper spelling is offered."""
+    """The preview, whether sending is possible, and whether a cheaper spelling is offered.
+    ``price`` is services.pricing.part_price for the number (default: the local price)."""
     count = count_sms(text)
+    price = price or PartPrice(balance.sms_price, abroad=not phone.is_uzbek)
     lines = [_("📤 <b>Check before sending</b>"), ""]
     lines.append(_("To: {phone}").format(phone=phone.international))
     if not phone.is_uzbek:
@@ -76,13 +95,8 @@ def preview_text(
             encoding=count.encoding, characters=count.characters, parts=count.parts
         )
     )
-    cost = cost_of(count.parts, balance)
-    lines.append(
-        _("Cost: {parts} × {price} = {total}").format(
-            parts=count.parts, price=money(balance.sms_price), total=money(cost.total)
-        )
-    )
-    lines.append(_("Balance after sending: {balance}").format(balance=money(cost.after)))
+    cost_lines, cost = price_lines(count.parts, price, balance)
+    lines += cost_lines
     can_send = cost.enough
     if cost.missing is not None:
         lines.append(not_enough_text(cost.missing))
@@ -107,6 +121,15 @@ def preview_text(
     return "\n".join(lines), can_send, cheaper
 
 
+def country_line(result: SendResult) -> str:
+    """The country the gateway billed a send abroad for, as it named it."""
+    if result.country and result.country_code:
+        named = f"{result.country} ({result.country_code})"
+    else:
+        named = result.country or result.country_code or MISSING
+    return _("🌍 Billed as a send to: {country}").format(country=html.quote(named))
+
+
 def result_text(phone: PhoneNumber, text: str, outcome: SendOutcome) -> str:
     summary = _("To {phone}: {text}").format(
         phone=phone.international, text=quote_cut(text, RESULT_TEXT_LIMIT)
@@ -117,13 +140,20 @@ def result_text(phone: PhoneNumber, text: str, outcome: SendOutcome) -> str:
             _("✅ <b>Sent.</b>"),
             summary,
             _("SMS id: {sms_id} · status: {status}").format(
-                sms_id=result.sms_id or MISSING, status=html.quote(result.status or MISSING)
+                sms_id=result.sms_id or MISSING, status=status_label(result.status)
+            ),
+            _("Request id: {request_id}").format(
+                request_id=f"<code>{html.quote(result.request_id)}</code>"
+                if result.request_id
+                else MISSING
             ),
             _("Parts: {parts} · cost: {cost}").format(
                 parts=result.parts_count or MISSING, cost=money(result.total_cost)
             ),
             _("Balance: {balance}").format(balance=money(result.balance)),
         ]
+        if result.country or result.country_code:
+            lines.insert(-1, country_line(result))
         return "\n".join(lines)
     if outcome.outcome is Outcome.UNKNOWN:
         return "\n".join(
@@ -135,6 +165,18 @@ def result_text(phone: PhoneNumber, text: str, outcome: SendOutcome) -> str:
                     "automatically: check /history in a minute before sending it again."
                 ),
             ]
+        )
+    if outcome.outcome is Outcome.STOPPED:
+        # Put on the stop list after the preview (or the scheduling) was made.
+        return (
+            _("⛔ Not sent: {phone} is on your stop list. Nothing was sent or charged.").format(
+                phone=phone.international
+            )
+            + "\n"
+            + _(
+                "Remove it from the stop list to send to it, or send another number; "
+                "/cancel stops."
+            )
         )
     if outcome.outcome is Outcome.TOKEN_REJECTED:
         return _(

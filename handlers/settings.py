@@ -12,6 +12,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 
 from handlers.callbacks import SettingsAction, SettingsCb
+from handlers.clock import quiet_for, quiet_label, user_zone
 from handlers.common import LANGUAGE_PROMPT
 from handlers.config import HandlerSettings
 from handlers.filters import Accessible, AnyMenuButton, MenuButton
@@ -71,6 +72,11 @@ async def render(
         "off": _("off"),
     }[prefs.delivery_notify]
     lines.append(_("Delivery results: {mode}").format(mode=mode))
+    if user is not None:
+        lines.append(_("Time zone: {zone}").format(zone=user_zone(user)))
+        lines.append(
+            _("Quiet hours: {quiet}").format(quiet=quiet_label(quiet_for(user, settings)))
+        )
     keyboard = settings_keyboard(own is not None, alerts_on=prefs.balance_alerts)
     return "\n".join(lines), keyboard
 

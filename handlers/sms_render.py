@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from aiogram import html
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 
 from handlers.render import MISSING, count, money
 from services.devsms import SmsRecord
@@ -37,7 +38,8 @@ _TIME_FORMAT: Final = "%d.%m.%Y %H:%M"
 _STATUSES: Final = {
     "DELIVERED": ("✅", N_("delivered")),
     "WAITING": ("⏳", N_("waiting")),
-    "SENT": ("⏳", N_("sent")),
+    # Newer gateway answers say "sent" for what older ones call "waiting": the same state.
+    "SENT": ("⏳", N_("waiting")),
     "ACCEPTED": ("⏳", N_("accepted")),
     "NEW": ("⏳", N_("queued")),
     "REJECTED": ("❌", N_("rejected")),
@@ -107,6 +109,13 @@ def time_label(value: datetime | str | None, field_chars: int = _CARD_FIELD_CHAR
     return html.quote(clip(one_line(value), field_chars))
 
 
+def parts_label(parts: int | None) -> str:
+    """ "2 parts" in the user's language (plural forms), "parts: —" when the gateway gave none."""
+    if parts is None:
+        return _("parts: {n}").format(n=MISSING)
+    return ngettext("{n} part", "{n} parts", parts).format(n=count(parts))
+
+
 def text_preview(message: str | None, chars: int) -> str:
     """HTML: the start of the SMS text on one line."""
     text = one_line(message or "")
@@ -121,7 +130,7 @@ def sms_line(
         f"<b>{number}.</b> {time_label(record.created_at, field_chars)}"
         f" · {phone_label(record.phone, field_chars)}",
         f"{status_label(record.status, field_chars)}"
-        f" · {_('parts: {n}').format(n=count(record.parts_count))}"
+        f" · {parts_label(record.parts_count)}"
         f" · {money(record.cost)}",
     ]
     if preview_chars > 0:

@@ -18,6 +18,8 @@ class SendForm(StatesGroup):
 class SettingsForm(StatesGroup):
     sender = State()
     threshold = State()
+    zone = State()  # a typed IANA time zone name
+    quiet = State()  # typed quiet hours, "21:00-09:00" or "off"
 
 
 class BulkForm(StatesGroup):
@@ -31,6 +33,35 @@ class TemplateForm(StatesGroup):
     body = State()  # a new template's text
     rename = State()  # a new name for `template_id`
     edit = State()  # a new text for `template_id`
+
+
+class HistoryForm(StatesGroup):
+    phone = State()  # the number /history searches for
+
+
+class InsightsForm(StatesGroup):
+    rate = State()  # the lowest delivery rate (percent) before a warning
+
+
+class ExportForm(StatesGroup):
+    range = State()  # waiting for two typed dates
+
+
+class ScheduleForm(StatesGroup):
+    when = State()  # a quick choice or a typed date and time for the draft in FSM data
+
+
+class StopListForm(StatesGroup):
+    add = State()  # numbers typed or pasted, or a file, to add
+    remove = State()  # numbers typed or pasted to remove
+
+
+class OtpForm(StatesGroup):
+    phone = State()
+    template = State()  # waiting for a tap on the template type
+    company = State()  # the company name shown in the SMS
+    code = State()  # typed digits, or "Generate"
+    confirm = State()  # the summary with the gateway's warning: Send or Cancel
 
 
 class ContactForm(StatesGroup):

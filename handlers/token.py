@@ -13,6 +13,7 @@ from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
 from aiogram.utils.i18n import gettext as _
 
 from handlers.access import announce_token
+from handlers.balance import forecast
 from handlers.callbacks import LogoutCb, TokenCb
 from handlers.common import ask_token_text
 from handlers.keyboards import balance_keyboard, logout_keyboard, main_menu
@@ -22,7 +23,7 @@ from handlers.utils import edit_or_keep
 from services.accounts import Accounts
 from services.devsms import DevsmsBadRequest, DevsmsError, DevsmsUnauthorized
 from services.events import Notices
-from storage import UserRepo
+from storage import TrafficRepo, UserRepo
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ async def token_received(
     state: FSMContext,
     accounts: Accounts,
     notices: Notices,
+    traffic: TrafficRepo,
 ) -> None:
     assert message.from_user is not None and message.text is not None
     token = message.text.strip()
@@ -86,8 +88,11 @@ async def token_received(
         )
         return
     await state.clear()
+    # The record of the account's traffic belongs to the token before, maybe another account.
+    await traffic.forget(message.from_user.id)
     await message.answer(_("✅ Token connected and stored encrypted."), reply_markup=main_menu())
-    await message.answer(balance_text(balance), reply_markup=balance_keyboard())
+    days = await forecast(traffic, accounts, message.from_user.id, balance)
+    await message.answer(balance_text(balance, days), reply_markup=balance_keyboard())
     await announce_token(notices, message.from_user)
 
 

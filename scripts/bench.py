@@ -27,6 +27,8 @@ Sections (--quick scales every count down):
    while the bot is idle.
 7. the event loop's longest stall while the largest list a user may upload comes back from
    the upload worker (scripts/upload_stall.py), as the bot receives it and sent whole.
+8. the time to draw one /stats chart (the chart process's code, run here), and one user's
+   /balance while 20 other users' charts are being drawn, against the same /balance idle.
 
 The machine is reported with the results, and so is how much CPU other processes took
 meanwhile: on a shared machine, times stretch, while CPU per update stays comparable.
@@ -53,6 +55,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -61,6 +64,7 @@ from aiohttp import web
 
 from bot.config import Settings
 from scripts.upload_stall import measure as measure_upload_stall
+from services.charts import ChartLabels, ChartSpec, DayPoint, draw_chart, fill_days
 from services.spreadsheet import MAX_CELLS, MAX_ROWS
 from services.vault import TokenVault
 from storage import Database, OutboxRepo, utc_now
@@ -96,6 +100,7 @@ INTERACTIVE_USER: Final = 6_000_001
 WATCH_USERS_FROM: Final = 7_000_001
 STORAGE_USERS_FROM: Final = 8_000_001
 CONNECT_USERS_FROM: Final = 9_000_001
+CHART_USERS_FROM: Final = 9_500_001
 ADMIN_GROUP: Final = -1_009_000_000_001
 
 LATENCY_P99_TARGET: Final = 0.020
@@ -103,6 +108,7 @@ THROUGHPUT_RATIO_TARGET: Final = 0.6
 LAG_P99_TARGET: Final = 0.050
 INTERACTIVE_SLOWDOWN_TARGET: Final = 2.0
 CONNECT_SLOWDOWN_TARGET: Final = 2.0
+CHART_SLOWDOWN_TARGET: Final = 1.5
 SCALE_RATIO_TARGET: Final = 1.3
 PAGE_TARGET: Final = 0.005
 STARTUP_TARGET: Final = 1.5
@@ -143,6 +149,10 @@ class Profile:
     startups: int = 1  # in section 5; every other start of the run counts too
     connect_users: int = 30  # section 6: users who connect a token at the same moment
     upload_rows: int = MAX_ROWS  # section 7, of MAX_CELLS // MAX_ROWS columns
+    chart_draws: int = 10  # section 8: charts drawn in a row for the time of one
+    chart_users: int = 20  # section 8: users whose charts are drawn at once (the target's 20)
+    chart_idle_samples: int = 60  # section 8: /balance samples while idle
+    chart_bursts: int = 3  # section 8: times the chart users ask for a chart at once
 
 
 QUICK: Final = Profile(
@@ -156,6 +166,9 @@ QUICK: Final = Profile(
     outbox_rows=100_000,
     upload_rows=10_000,
     outbox_users=100,
+    chart_draws=4,
+    chart_idle_samples=30,
+    chart_bursts=2,
 )
 
 
@@ -1255,6 +1268,153 @@ class Bench:
             whole_stall=whole_stall,
         )
 
+    # --- 8 -------------------------------------------------------------------------------------
+
+    async def charts(self) -> None:
+        """One chart's drawing time, and /balance while other users' charts are drawn.
+
+        The bot draws charts in its chart process (services/chart_desk.py), so a chart should
+        cost the event loop only the reading of its numbers and the upload of the PNG. The
+        reference is the same user's /balance while the bot is idle, measured first, after one
+        chart has started the chart process (a one-off per bot process).
+        """
+        p = self.profile
+        n = p.chart_users
+        self.say(f"8. charts: one drawn {p.chart_draws} times, then {n} users' /stats at once")
+        first, times = await asyncio.to_thread(time_charts, p.chart_draws)
+        telegram, devsms = await self.fakes()
+        database = self.root / "charts-seed" / "bot.sqlite3"
+        await seed_users(database, [INTERACTIVE_USER], INTERACTIVE_TOKEN)
+        chart_users = range(CHART_USERS_FROM, CHART_USERS_FROM + n)
+        await seed_users(database, chart_users, LOAD_TOKEN)
+        idle: list[float] = []
+        during: list[float] = []
+
+        def photos(user_id: int) -> int:
+            return sum("photo" in m.message for m in telegram.chat_messages(user_id))
+
+        try:
+            bot = await self.start_process(
+                "charts", telegram, devsms, database=database, env=bot_env()
+            )
+            await wait_until(
+                lambda: "balance round:" in bot.output() and "traffic round:" in bot.output(),
+                ROUND_TIMEOUT,
+                "start-up rounds",
+            )
+            expected = await probe_answer(telegram, INTERACTIVE_USER)
+            telegram.send_text(INTERACTIVE_USER, "/stats")
+            await wait_until(lambda: photos(INTERACTIVE_USER) or None, ROUND_TIMEOUT, "chart")
+            assert bot.pid is not None
+            cpu_idle = process_cpu(bot.pid)
+            for _ in range(p.chart_idle_samples):
+                sent, answered, _reply = await telegram.ask(INTERACTIVE_USER, "/balance")
+                idle.append(answered - sent)
+                await asyncio.sleep(INTERACTIVE_PAUSE)
+            cpu_start = process_cpu(bot.pid)
+            started = time.monotonic()
+            arrivals: list[float] = []
+            for burst in range(1, p.chart_bursts + 1):
+                actions = len(telegram.calls_of("sendChatAction"))
+                for user_id in chart_users:
+                    telegram.send_text(user_id, "/stats")
+                # The /balance sent together with the 20 /stats waits behind their 20
+                # updates (user rows, chat actions): reported beside the figure, not in it.
+                sent, answered, _reply = await telegram.ask(INTERACTIVE_USER, "/balance")
+                arrivals.append(answered - sent)
+                await wait_until(
+                    lambda goal=actions + n: (
+                        len(telegram.calls_of("sendChatAction")) >= goal or None
+                    ),
+                    REPLY_TIMEOUT,
+                    "the /stats handled",
+                )
+                while sum(photos(user_id) for user_id in chart_users) < n * burst:
+                    if time.monotonic() - started > ROUND_TIMEOUT:
+                        raise TimeoutError(f"{n} charts not sent within {ROUND_TIMEOUT} s")
+                    sent, answered, reply = await telegram.ask(INTERACTIVE_USER, "/balance")
+                    if reply.split("\n")[0] != expected.split("\n")[0]:
+                        raise AssertionError(f"unexpected /balance answer: {reply!r}")
+                    during.append(answered - sent)
+                    await asyncio.sleep(INTERACTIVE_PAUSE)
+            charts_in = (time.monotonic() - started) / p.chart_bursts
+            # The bot's own CPU per chart (its event loop: reading, the PNG's upload), less
+            # the /balance answered meanwhile at the idle phase's cost each.
+            per_balance = (cpu_start - cpu_idle) / len(idle)
+            charts_cpu = process_cpu(bot.pid) - cpu_start - per_balance * len(during)
+            cpu_per_chart = charts_cpu / (n * p.chart_bursts)
+            await bot.stop()
+        finally:
+            await self.stop_all()
+            await telegram.stop()
+            await devsms.stop()
+        draw = statistics.median(times)
+        self.say(
+            f"  {p.chart_bursts} × {n} charts, {charts_in:.1f} s each; "
+            f"{len(during)} /balance meanwhile; bot CPU per chart {cpu_per_chart * 1000:.1f} ms"
+        )
+        self.details["charts"] = {
+            "first_draw_with_import": first,
+            "draws": times,
+            "users": n,
+            "charts_seconds": charts_in,
+            "idle": summary(idle),
+            "during": summary(during),
+            "during_samples": during,
+            "with_the_stats": arrivals,
+            "bot_cpu_per_chart": cpu_per_chart,
+        }
+        self.add(
+            "8",
+            "one /stats chart drawn (30 days, 1000 × 600 PNG; median of "
+            f"{len(times)}, matplotlib already imported)",
+            f"{draw * 1000:.0f} ms",
+            f"first one with matplotlib's import {first:.2f} s; the bot's own CPU per chart "
+            f"(reading, upload) {cpu_per_chart * 1000:.1f} ms",
+            "—",
+            draws=times,
+        )
+        idle99, during99 = percentile(idle, 99), percentile(during, 99)
+        self.add(
+            "8",
+            f"/balance while {n} users' charts are drawn ({p.chart_bursts} × {n} charts, each "
+            f"{n} sent in {charts_in:.1f} s; the /balance sent together with the {n} /stats: "
+            f"up to {ms(max(arrivals))})",
+            pair_ms(during) + f" (n={len(during)})",
+            f"idle {pair_ms(idle)}; p99 ≤ {CHART_SLOWDOWN_TARGET:g}× idle",
+            verdict(during99 <= CHART_SLOWDOWN_TARGET * idle99),
+            during=summary(during),
+            idle=summary(idle),
+        )
+
+
+def time_charts(draws: int) -> tuple[float, list[float]]:
+    """Seconds of the first chart (with matplotlib's import) and of each later one."""
+    first_day = dt.date(2026, 11, 1)
+    points = [
+        DayPoint(first_day + dt.timedelta(days=i), 40 + i % 7 * 9, i % 5, i % 3, Decimal(50 * i))
+        for i in range(30)
+    ]
+    labels = ChartLabels(
+        title="SMS and spending, last 30 days",
+        sms_axis="SMS a day",
+        spent_axis="Spent a day, so'm",
+        delivered="Delivered",
+        failed="Not delivered",
+        waiting="Waiting",
+        empty="No SMS in these days",
+    )
+    spec = ChartSpec(fill_days(points, first_day, first_day + dt.timedelta(days=29)), labels)
+    started = time.perf_counter()
+    draw_chart(spec)
+    first = time.perf_counter() - started
+    times = []
+    for _ in range(draws):
+        started = time.perf_counter()
+        draw_chart(spec)
+        times.append(time.perf_counter() - started)
+    return first, times
+
 
 # --- output -----------------------------------------------------------------------------------
 
@@ -1289,6 +1449,7 @@ SECTIONS: Final[dict[str, Callable[[Bench], Awaitable[None]]]] = {
     "5": Bench.footprint,
     "6": Bench.connect_burst,
     "7": Bench.upload_stall,
+    "8": Bench.charts,
 }
 
 
@@ -1318,7 +1479,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller counts (about a minute)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write results as JSON")
     parser.add_argument(
-        "--only", default="1,2,3,4,5,6,7", help="comma-separated sections to run (default: all)"
+        "--only",
+        default="1,2,3,4,5,6,7,8",
+        help="comma-separated sections to run (default: all)",
     )
     parser.add_argument(
         "--profile-bot",

@@ -16,6 +16,7 @@ from services.devsms import (
     SendResult,
     SmsRecord,
 )
+from services.otp import OtpRequest
 from services.vault import TokenVault, VaultError
 from storage import CredentialRepo
 
@@ -130,6 +131,10 @@ class Accounts:
         """One POST, never retried: see DevsmsClient.send_sms."""
         return await (await self.session(user_id)).send(phone, message, sender)
 
+    async def send_otp(self, user_id: int, phone: str, otp: OtpRequest) -> SendResult:
+        """One universal_otp POST, never retried: see DevsmsClient.send_otp."""
+        return await (await self.session(user_id)).send_otp(phone, otp)
+
     async def token_rejected(self, user_id: int) -> None:
         logger.info("devsms rejected the token of user %s; marked invalid", user_id)
         await self._credentials.mark_invalid(user_id)
@@ -175,6 +180,19 @@ class AccountSession:
         and propagates: the request was refused, nothing went out."""
         devsms = self._accounts.devsms
         return await self.call(lambda token: devsms.send_sms(token, phone, message, sender=sender))
+
+    async def send_otp(self, phone: str, otp: OtpRequest) -> SendResult:
+        """One universal_otp POST, never retried; a 401 marks the token invalid."""
+        devsms = self._accounts.devsms
+        return await self.call(
+            lambda token: devsms.send_otp(
+                token,
+                phone,
+                template_type=otp.template_type,
+                service_name=otp.service_name,
+                otp_code=otp.code,
+            )
+        )
 
     async def check(self) -> TokenState:
         """Whether the stored token is still this session's: after /token or /logout the old

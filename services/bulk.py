@@ -30,6 +30,7 @@ from services.devsms import (
     DevsmsUnavailable,
 )
 from services.events import JobFinished, JobPaused, JobProgress, Notices
+from services.phones import UZ_DIGITS
 from services.pricing import Cost, cost_of, stored_cost
 from services.reconcile import (
     HistoryWalk,
@@ -38,7 +39,8 @@ from services.reconcile import (
     settle,
     wanted_keys,
 )
-from storage import BulkRepo, BulkRow, JobRow, OutboxRepo, UserRepo
+from storage import BulkRepo, BulkRow, JobRow, OutboxRepo, StopListRepo, UserRepo
+from storage.bulk import STOP_LIST
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +59,8 @@ PAUSE_REFUSED: Final = "refused"
 PAUSE_TOKEN_CHANGED: Final = "token_changed"
 # An administrator withdrew the owner's access (/deny).
 PAUSE_ACCESS: Final = "access"
+# The owner's quiet hours began; the scheduler resumes the job when they end.
+PAUSE_QUIET: Final = "quiet"
 # The bot itself failed (a database error, a bug): logged, and the owner may try again.
 PAUSE_ERROR: Final = "error"
 # The same refusal on this many rows in a row stops the job: a refusal that repeats is about
@@ -109,9 +113,13 @@ class BulkRunner:
         notices: Notices | None = None,
         users: UserRepo | None = None,
         policy: AccessPolicy = OPEN,
+        stoplist: StopListRepo | None = None,
     ) -> None:
         self._bulk = bulk
         self._accounts = accounts
+        # Every bulk row passes the runner: a number added to the owner's stop list after the
+        # dry run is caught here, right before its request (default: the same database).
+        self._stoplist = stoplist or StopListRepo(bulk.db)
         # Who may send: asked again whenever a run starts (see _run_job).
         self._users = users
         self._policy = policy
@@ -153,9 +161,16 @@ class BulkRunner:
 
     # --- commands ----------------------------------------------------------------------------
 
-    async def begin(self, job_id: int) -> bool:
-        """ready → running; False if the job was not ready (a double tap on Start)."""
-        if not await self._bulk.set_job_state(job_id, "running", allowed_from=("ready",)):
+    async def begin(
+        self, job_id: int, *, claim: Callable[[], Awaitable[bool]] | None = None
+    ) -> bool:
+        """ready → running; False if the job was not ready (a double tap on Start).
+
+        `claim` (a scheduled start) is committed in one transaction with the state change."""
+        if claim is not None:
+            if not await self._bulk.begin_claimed(job_id, claim):
+                return False
+        elif not await self._bulk.set_job_state(job_id, "running", allowed_from=("ready",)):
             return False
         self._spawn(job_id)
         return True
@@ -181,7 +196,10 @@ class BulkRunner:
         # A pause may be hours old and the token another one: the balance is read afresh.
         self._accounts.forget_balance(job.user_id)
         balance = await self._accounts.recent_balance(job.user_id)
-        cost = cost_of(await self._bulk.parts_left(job_id), balance)
+        # Rows abroad are billed at their countries' rates, never at sms_price (see
+        # services/pricing.py): the check covers the parts priced in Uzbekistan.
+        local = await self._bulk.parts_left(job_id, phone_prefix=UZ_DIGITS)
+        cost = cost_of(local, balance)
         if not cost.enough:
             raise ShortOfBalance(cost)
         if not await self._bulk.set_job_state(job_id, "running", allowed_from=("paused",)):
@@ -257,7 +275,7 @@ class BulkRunner:
         except NoToken:
             await self._pause(job_id, PAUSE_TOKEN)
             return
-        run = _Run(self._bulk, session, job, stop, self._limits(), self._progress)
+        run = _Run(self._bulk, session, job, stop, self._limits(), self._progress, self._stoplist)
         await run.send_all()
         # Every worker is done: a row still 'sending' lost its settlement to an error.
         if orphans := await self._bulk.unsettled_to_unknown(job_id):
@@ -379,8 +397,10 @@ class _Run:
         stop: asyncio.Event,
         limits: _Limits,
         progress: Callable[[JobRow], Awaitable[None]],
+        stoplist: StopListRepo,
     ) -> None:
         self.bulk = bulk
+        self.stoplist = stoplist
         self.session = session
         self.job = job
         self.stop = stop
@@ -455,6 +475,11 @@ class _Run:
         if not await self.token_current():
             return
         if not await self.bulk.claim(self.job.id, row.row_no):
+            return
+        # Read after the claim is committed: a number stopped before this row was claimed is
+        # caught, and the row ends 'stopped' (not a failure of the gateway, never sent).
+        if await self.stoplist.entry(self.job.user_id, row.phone) is not None:
+            await self.bulk.finish_row(self.job.id, row.row_no, "stopped", error=STOP_LIST)
             return
         try:
             result = await self.session.send(row.phone, row.message, self.job.sender)

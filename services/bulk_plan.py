@@ -2,21 +2,23 @@
 
 Pure and blocking: the dialog runs read_upload in the upload worker (a file) and unpacks its
 result in a thread, parse_source in a thread (a pasted list), and build_plan through
-asyncio.to_thread.
+asyncio.to_thread. make_plan is the one way to a plan for a user: it reads the user's stop list
+first, so every bulk path (a file, a pasted list, a contact group) leaves those numbers out.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import sys
 from array import array
-from collections import OrderedDict
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import Final
+from collections import Counter, OrderedDict
+from collections.abc import Collection, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Final, Protocol
 
-from services.phones import PhoneError
-from services.sms_parts import TooManyParts, check_parts
+from services.phones import PhoneError, foreign_region, is_foreign
+from services.sms_parts import SmsCount, TooManyParts, cheaper_spelling, check_parts
 from services.spreadsheet import (
     NEVER_IN_CELL,
     InvalidRow,
@@ -38,6 +40,14 @@ _RECIPIENT_OVERHEAD: Final = 400
 _INVALID_OVERHEAD: Final = 120
 EMPTY_TEXT: Final = "empty_text"
 LONG_TEXT: Final = "long_text"
+STOPPED: Final = "stop_list"
+
+
+class StopList(Protocol):
+    """storage.StopListRepo, as the plan needs it: this module runs in the upload worker too,
+    which must not import the storage layer (aiosqlite) to parse a file."""
+
+    async def stopped_among(self, user_id: int, phones: Iterable[str]) -> set[str]: ...
 
 
 # --- the parsed list ----------------------------------------------------------------------------
@@ -239,7 +249,7 @@ class SourceCache:
 class Skipped:
     row_no: int
     value: str
-    reason: str  # a PhoneError value, EMPTY_TEXT or LONG_TEXT
+    reason: str  # a PhoneError value, EMPTY_TEXT, LONG_TEXT or STOPPED
     parts: int = 0
 
 
@@ -249,32 +259,100 @@ class Plan:
     skipped: list[Skipped]
     duplicates: int
     parts_total: int
+    stopped: list[tuple[int, str]] = field(default_factory=list)
+    """(row_no, phone) left out for the stop list; they are among `skipped` too."""
+    shapes: dict[tuple[str, int], int] = field(default_factory=dict)
+    """Rows to send per (encoding, parts): "GSM-7: 120 rows × 1 part"."""
+    abroad: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Rows to numbers outside Uzbekistan per ISO region ("" when the number names none):
+    (rows, parts). The gateway prices them by country (services/pricing.list_cost)."""
+
+    @property
+    def abroad_rows(self) -> int:
+        return sum(rows for rows, _parts in self.abroad.values())
+
+    @property
+    def local_parts(self) -> int:
+        """Parts to numbers in Uzbekistan, priced at sms_price."""
+        return self.parts_total - sum(parts for _rows, parts in self.abroad.values())
 
 
-def build_plan(source: Source, template: str, max_parts: int) -> Plan:
-    """Renders every row; a row whose text is empty or too long is skipped, with the reason.
-    Blocking for big lists: run it through asyncio.to_thread."""
+async def make_plan(
+    source: Source, template: str, max_parts: int, *, stoplist: StopList, user_id: int
+) -> Plan:
+    """The plan of a bulk send for `user_id`, without the numbers on their stop list. Start
+    builds it again, so a number stopped after the dry run is left out of the job too."""
+    phones = [recipient.phone for recipient in source.recipients.valid]
+    stopped = await stoplist.stopped_among(user_id, phones)
+    return await asyncio.to_thread(build_plan, source, template, max_parts, stopped=stopped)
+
+
+async def make_plans(
+    source: Source, template: str, max_parts: int, *, stoplist: StopList, user_id: int
+) -> tuple[Plan, Plan | None]:
+    """make_plan, and the plan with the cheaper spelling when that saves parts
+    (plan_with_cheaper)."""
+    phones = [recipient.phone for recipient in source.recipients.valid]
+    stopped = await stoplist.stopped_among(user_id, phones)
+    return await asyncio.to_thread(plan_with_cheaper, source, template, max_parts, stopped=stopped)
+
+
+def build_plan(source: Source, template: str, max_parts: int, *, stopped: Collection[str]) -> Plan:
+    """Renders every row; a row whose number is in `stopped` (the stop list: see make_plan) or
+    whose text is empty or too long is skipped, with the reason. Blocking for big lists: run
+    it through asyncio.to_thread."""
     render_row = make_renderer(template, source.columns)
     rows: list[tuple[int, str, str, int]] = []
     skipped = [Skipped(r.row_no, r.value, r.reason.value) for r in source.recipients.invalid]
+    left_out: list[tuple[int, str]] = []
     parts_total = 0
-    counted: dict[str, int | TooManyParts] = {}  # rows often render the same text
+    counted: dict[str, SmsCount | TooManyParts] = {}  # rows often render the same text
+    shapes: Counter[tuple[str, int]] = Counter()
+    abroad: dict[str, tuple[int, int]] = {}
     for recipient in source.recipients.valid:
+        if recipient.phone in stopped:
+            typed = recipient.fields.get(source.phone_column, recipient.phone)  # as in the file
+            skipped.append(Skipped(recipient.row_no, typed, STOPPED))
+            left_out.append((recipient.row_no, recipient.phone))
+            continue
         text = render_row(recipient.fields).strip()
         if not text:
             skipped.append(Skipped(recipient.row_no, recipient.phone, EMPTY_TEXT))
             continue
-        parts = counted.get(text)
-        if parts is None:
+        shape = counted.get(text)
+        if shape is None:
             try:
-                parts = check_parts(text, max_parts).parts
+                shape = check_parts(text, max_parts)
             except TooManyParts as exc:
-                parts = exc
-            counted[text] = parts
-        if isinstance(parts, TooManyParts):
-            skipped.append(Skipped(recipient.row_no, recipient.phone, LONG_TEXT, parts.parts))
+                shape = exc
+            counted[text] = shape
+        if isinstance(shape, TooManyParts):
+            skipped.append(Skipped(recipient.row_no, recipient.phone, LONG_TEXT, shape.parts))
             continue
+        parts = shape.parts
         rows.append((recipient.row_no, recipient.phone, text, parts))
         parts_total += parts
+        shapes[shape.encoding, parts] += 1
+        if is_foreign(recipient.phone):
+            region = foreign_region(recipient.phone) or ""
+            had_rows, had_parts = abroad.get(region, (0, 0))
+            abroad[region] = (had_rows + 1, had_parts + parts)
     skipped.sort(key=lambda s: s.row_no)
-    return Plan(rows, skipped, source.recipients.duplicates, parts_total)
+    return Plan(
+        rows, skipped, source.recipients.duplicates, parts_total, left_out, dict(shapes), abroad
+    )
+
+
+def plan_with_cheaper(
+    source: Source, template: str, max_parts: int, *, stopped: Collection[str]
+) -> tuple[Plan, Plan | None]:
+    """The plan, and the plan with the template's cheaper spelling (services/sms_parts) when
+    that saves parts across the list without leaving out a row more. Blocking, as build_plan."""
+    plan = build_plan(source, template, max_parts, stopped=stopped)
+    alternative = cheaper_spelling(template)
+    if alternative is None:
+        return plan, None
+    cheaper = build_plan(source, alternative, max_parts, stopped=stopped)
+    if cheaper.parts_total >= plan.parts_total or len(cheaper.rows) < len(plan.rows):
+        return plan, None
+    return plan, cheaper

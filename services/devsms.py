@@ -89,6 +89,9 @@ _CONTROL_CHARS: Final = re.compile(r"[\x00-\x1f\x7f]")
 # 40 digits: ids beyond int64 (the gateway's own choice) are still read and shown, while a
 # hostile "9" * 10**6 stays cheap.
 _INTEGER: Final = re.compile(r"-?[0-9]{1,40}")
+_LABEL_MAX: Final = 64
+# `type` of a templated verification SMS (devsms-api.md, "Send an SMS").
+OTP_TYPE: Final = "universal_otp"
 
 
 # --- exceptions ------------------------------------------------------------------------------
@@ -171,6 +174,10 @@ class SendResult:
     parts_count: int | None
     total_cost: Money | None
     balance: Money | None
+    country: str | None = None
+    """International sends (later docs revision): the country's name, as the gateway says."""
+    country_code: str | None = None
+    """International sends: the country's code, as the gateway says (e.g. "RU")."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,7 +357,18 @@ def _parse_send_result(data: object) -> SendResult:
         parts_count=_as_int(obj.get("parts_count")),
         total_cost=parse_money(_first(obj, "total_cost", "cost")),
         balance=parse_money(obj.get("balance")),
+        country=_short_text(obj.get("country")),
+        country_code=_short_text(obj.get("country_code")),
     )
+
+
+def _short_text(value: object) -> str | None:
+    """A short label from an answer (a country's name or code): one line, bounded."""
+    text = _as_str(value)
+    if text is None:
+        return None
+    text = " ".join(_CONTROL_CHARS.sub(" ", text).split())
+    return text[:_LABEL_MAX] or None
 
 
 def _status_record(data: object, zone: tzinfo) -> SmsRecord | None:
@@ -555,9 +573,38 @@ class DevsmsClient:
         sender: str | None = None,
     ) -> SendResult:
         """Send one SMS. Raises DevsmsSendUnknown when it may or may not have gone out."""
-        body: dict[str, str] = {"phone": phone, "message": message}
+        body: dict[str, str | int] = {"phone": phone, "message": message}
         if sender is not None:
             body["from"] = sender
+        return await self._send(token, body)
+
+    async def send_otp(
+        self,
+        token: str,
+        phone: str,
+        *,
+        template_type: int,
+        service_name: str,
+        otp_code: str,
+    ) -> SendResult:
+        """Send one verification code through the gateway's approved template
+        (``type: universal_otp``). Same rules as :meth:`send_sms`: never retried,
+        DevsmsSendUnknown when it may have gone out. The gateway warns that a company name
+        its moderation refuses is not sent but charged: a refusal here may have cost money.
+
+        ``otp_code`` never reaches a log line from here (only the path and the outcome do).
+        """
+        body: dict[str, str | int] = {
+            "phone": phone,
+            "type": OTP_TYPE,
+            "template_type": template_type,
+            "service_name": service_name,
+            "otp_code": otp_code,
+        }
+        return await self._send(token, body)
+
+    async def _send(self, token: str, body: Mapping[str, str | int]) -> SendResult:
+        """The one POST of a send, and what its outcome means; never retried."""
         headers = self._headers(token)
         try:
             reply = await self._exchange("POST", SEND_PATH, headers, json_body=body)
@@ -642,7 +689,7 @@ class DevsmsClient:
         headers: Mapping[str, str],
         *,
         params: Mapping[str, str | int] | None = None,
-        json_body: Mapping[str, str] | None = None,
+        json_body: Mapping[str, str | int] | None = None,
     ) -> _Reply:
         session = self._session_for_call()
         key = headers["Authorization"]
@@ -665,7 +712,7 @@ class DevsmsClient:
         path: str,
         headers: Mapping[str, str],
         params: Mapping[str, str | int] | None,
-        json_body: Mapping[str, str] | None,
+        json_body: Mapping[str, str | int] | None,
     ) -> _Reply:
         started = time.monotonic()
         progress: _Progress | None = None

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 from typing import Protocol
 
 from services.money import Money
-from storage import JobCounts, JobRow, UserRow
+from services.sending import SendOutcome
+from storage import JobCounts, JobRow, ScheduledRow, Totals, UserRow
 
 
 class Delivery(StrEnum):
@@ -95,6 +97,54 @@ class BulkDeliveryResults:
     waiting: int
 
 
+# --- insights: the account's whole traffic (opt-in, to the owner) ---------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FailuresSeen:
+    """SMS sent outside the bot ended REJECTED or UNDELIVERABLE (the failure watch), grouped:
+    at most one such notice an hour."""
+
+    person: Person
+    total: int
+    operators: tuple[tuple[str, int], ...]
+    """(operator or prefix, how many), most first; "" for numbers of no known operator."""
+    statuses: tuple[tuple[str, int], ...]
+    """(status, how many), most first."""
+    batch: int
+    """Finds these SMS again (the "Show them" button)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRateLow:
+    """The delivery rate of the last hour fell below the owner's threshold (once an hour)."""
+
+    person: Person
+    rate: int
+    """Percent of the settled SMS that were delivered."""
+    threshold: int
+    delivered: int
+    failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficDigest:
+    """The daily or weekly digest of the account's traffic."""
+
+    person: Person
+    weekly: bool
+    first_day: date
+    last_day: date
+    """The period's local days, both included."""
+    current: Totals
+    previous: Totals
+    balance: Money | None
+    days_left: int | None
+    """At the period's average spending per day; None when nothing was spent."""
+    jobs: int
+    """Bulk jobs started in the period."""
+
+
 # --- gateway health (to the admins) --------------------------------------------------------
 
 
@@ -132,6 +182,61 @@ class JobPaused(JobReport):
 @dataclass(frozen=True, slots=True)
 class JobFinished(JobReport):
     """Every row is settled; the summary and the result file go out once."""
+
+
+# --- scheduled sends (to their owner) ------------------------------------------------------
+
+
+class NotStarted(StrEnum):
+    """Why a scheduled send whose time came did not go out."""
+
+    BALANCE = "balance"  # the balance does not cover it now
+    TOKEN = "token"  # no token, or devsms refuses it
+    ACCESS = "access"  # an administrator withdrew the owner's access
+    JOB = "job"  # the prepared bulk job is no longer waiting (cancelled, paused by /deny)
+    REFUSED = "refused"  # the send path refused it before any request (e.g. the stop list)
+
+
+class Missed(StrEnum):
+    """Why a scheduled send waits for its owner's decision instead of going out."""
+
+    LATE = "late"  # its time passed while the bot was down, by more than SCHEDULE_GRACE
+    BUSY = "busy"  # another bulk job of the owner is still in progress
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledEvent:
+    person: Person
+    item: ScheduledRow
+    zone: str
+    """The owner's time zone, in which times are shown."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledJobStarted(ScheduledEvent):
+    """A scheduled bulk job began; its summary follows when it is done."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledSmsDone(ScheduledEvent):
+    """A scheduled SMS went through the send path; `outcome` is what became of it."""
+
+    outcome: SendOutcome
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledNotStarted(ScheduledEvent):
+    reason: NotStarted
+    missing: Money | None = None
+    """How much the balance lacks (reason BALANCE), when known."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledMissed(ScheduledEvent):
+    """Waits for "Send now" or "Cancel" from its owner."""
+
+    reason: Missed
+    other_job: int | None = None
 
 
 # --- broadcasts (to the admin who started one) ---------------------------------------------
@@ -213,11 +318,18 @@ Event = (
     | JobProgress
     | JobPaused
     | JobFinished
+    | ScheduledJobStarted
+    | ScheduledSmsDone
+    | ScheduledNotStarted
+    | ScheduledMissed
     | BroadcastProgress
     | BroadcastFinished
     | AccessRequested
     | TokenConnected
     | AccessDecided
+    | FailuresSeen
+    | DeliveryRateLow
+    | TrafficDigest
 )
 
 

@@ -20,6 +20,8 @@ logger = logging.getLogger(__name__)
 
 UZ_COUNTRY_CODE: Final = 998
 _UZ_CC_DIGITS: Final = str(UZ_COUNTRY_CODE)
+UZ_DIGITS: Final = _UZ_CC_DIGITS
+"""How the gateway's digits of every Uzbek number begin."""
 # National significant number length in Uzbekistan: operator code (2) + subscriber (7).
 _UZ_NSN_LENGTH: Final = 9
 # E.164 caps a number at 15 digits including the country code.
@@ -217,6 +219,27 @@ def extract_phone_and_text(args: str) -> tuple[PhoneNumber, str] | None:
     return phone, text
 
 
+def foreign_region(digits: str) -> str | None:
+    """The ISO region ("RU", "KZ") of a number outside Uzbekistan, given as the gateway's
+    digits; None for an Uzbek number (the cheap common case: no parsing) or one that names
+    no single region. Sends abroad are priced by the gateway (services/pricing.py)."""
+    if digits.startswith(_UZ_CC_DIGITS):
+        return None
+    try:
+        number = phonenumbers.parse("+" + digits, None)
+    except NumberParseException:
+        return None
+    region = phonenumbers.region_code_for_number(number)
+    if region is None or region in ("ZZ", "001", "UZ"):
+        return None
+    return str(region)
+
+
+def is_foreign(digits: str) -> bool:
+    """Whether the gateway's digits are a number outside Uzbekistan."""
+    return not digits.startswith(_UZ_CC_DIGITS)
+
+
 def mask_phone(digits: str) -> str:
     """Hide the middle of a number for logs: "+998 90 ***-**-67"."""
     try:
@@ -229,3 +252,23 @@ def mask_phone(digits: str) -> str:
     if len(nsn) < 6:
         return f"+{number.country_code} ***"
     return f"+{number.country_code} {nsn[:2]} {'*' * (len(nsn) - 4)}{nsn[-2:]}"
+
+
+def operator_of(phone: str | None) -> str | None:
+    """The mobile operator of a number as phonenumbers' carrier data knows it ("Beeline",
+    "Ucell", "MobiUZ", "Uzbektelecom"...), else its prefix ("+998 90"); None when it is no
+    phone number at all."""
+    if phone is None or len(phone) > 32:
+        return None
+    try:
+        parsed = normalize_phone(phone)
+    except InvalidPhone:
+        return None
+    from phonenumbers import carrier  # its data loads on first use
+
+    number = phonenumbers.parse("+" + parsed.digits)
+    name = carrier.name_for_number(number, "en")
+    if name:
+        return str(name)
+    national = phonenumbers.national_significant_number(number)
+    return f"+{number.country_code} {national[:2]}"

@@ -7,7 +7,8 @@ for single sends (storage/outbox.py) and bulk rows (storage/bulk.py) alike:
 
 - :func:`pair` is the matcher: the same phone (digits), the same text (line endings and outer
   spaces aside), created while the request could have been in flight (give or take the clock
-  skew), and an SMS already held by any send of the user (single or bulk) is never taken;
+  skew), and an SMS already held by any send of the user (single or bulk) is never taken; an
+  OTP send, whose text the gateway writes from its template, by its phone and its code;
 - :class:`HistoryWalk` reads the history back page by page (services/history_pages.py) until
   it passes a moment;
 - :func:`settle` runs the matcher over every open send of the user at once, so an unknown
@@ -33,10 +34,11 @@ from typing import Final
 
 from services.devsms import SmsRecord
 from services.history_pages import HistoryCursor, HistorySource, record_identity
+from services.otp import code_of, codes_in
 from services.pricing import stored_cost
 from services.sending import first_check_at
 from storage.bulk import BulkRepo, BulkRow
-from storage.outbox import OutboxRepo, OutboxRow, OutboxState
+from storage.outbox import OutboxKind, OutboxRepo, OutboxRow, OutboxState
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +46,8 @@ logger = logging.getLogger(__name__)
 CLOCK_SKEW: Final = timedelta(minutes=5)
 _NOT_DIGITS: Final = re.compile(r"[^0-9]")
 _NEVER: Final = datetime.max.replace(tzinfo=UTC)
+# Starts an OTP send's key: no SMS text begins with a NUL, so it never meets a text's key.
+_OTP_MARK: Final = "\x00otp:"
 
 SmsKey = tuple[str, str]
 
@@ -72,8 +76,14 @@ class OpenSend:
     latest: datetime | None
     in_flight: bool
 
+    otp_code: str | None = None
+    """For an OTP send: its code. The gateway writes the text from its template, so such a
+    send is known in the history by its phone and the code within the text."""
+
     @property
     def key(self) -> SmsKey:
+        if self.otp_code is not None:
+            return _digits(self.phone), _OTP_MARK + self.otp_code
         return _digits(self.phone), _text(self.message)
 
     @classmethod
@@ -85,6 +95,7 @@ class OpenSend:
             0,
             row.phone,
             row.message,
+            otp_code=code_of(row.message) if row.kind is OutboxKind.OTP else None,
             earliest=parse_stamp(row.created_at),
             # Marked unknown when the request was over: the gateway had it by then, if ever.
             latest=None if in_flight else parse_stamp(row.updated_at),
@@ -118,10 +129,15 @@ class Settled:
 # --- the matcher -------------------------------------------------------------------------------
 
 
-def sms_key(record: SmsRecord) -> SmsKey | None:
+def sms_keys(record: SmsRecord) -> set[SmsKey]:
+    """Every key of a send this record could be: its phone and text, and its phone with each
+    code in the text (an OTP send's key); empty without a phone or a text."""
     if record.phone is None or record.message is None:
-        return None
-    return _digits(record.phone), _text(record.message)
+        return set()
+    phone = _digits(record.phone)
+    keys = {(phone, _text(record.message))}
+    keys.update((phone, _OTP_MARK + code) for code in codes_in(record.message))
+    return keys
 
 
 def pair(
@@ -138,10 +154,12 @@ def pair(
     """
     pools: dict[SmsKey, list[SmsRecord]] = {}
     for record in _oldest_first(records):
-        key = sms_key(record)
-        if key is None or (record.sms_id is not None and record.sms_id in taken):
+        if record.sms_id is not None and record.sms_id in taken:
             continue
-        pools.setdefault(key, []).append(record)
+        for key in sms_keys(record):
+            pools.setdefault(key, []).append(record)
+    # A record sits in a pool per key it has (its text, the codes in it): used once in all.
+    used: set[int] = set()
     in_flight: dict[SmsKey, list[OpenSend]] = {}
     settling: list[OpenSend] = []
     for send in sends:
@@ -163,12 +181,16 @@ def pair(
             (
                 i
                 for i, record in enumerate(pool)
-                if _fits(send, record) and not any(_fits(h, record) for h in holders)
+                if id(record) not in used
+                and _fits(send, record)
+                and not any(_fits(h, record) for h in holders)
             ),
             None,
         )
         if index is not None:
-            pairs.append((send, pool.pop(index)))
+            record = pool.pop(index)
+            used.add(id(record))
+            pairs.append((send, record))
     return pairs
 
 
@@ -242,7 +264,7 @@ class HistoryWalk:
                 break
             items = (await self._cursor.read()).items
             for record in items:
-                if sms_key(record) in wanted:
+                if not sms_keys(record).isdisjoint(wanted):
                     self._kept.setdefault(record_identity(record), record)
             if self._passed(items):
                 self.passed = True
@@ -294,7 +316,7 @@ async def settle(
         if all(send.in_flight for send in sends):
             return settled
         keys = {send.key for send in sends}
-        candidates = [record for record in records if sms_key(record) in keys]
+        candidates = [record for record in records if not sms_keys(record).isdisjoint(keys)]
         ids = sorted({record.sms_id for record in candidates if record.sms_id is not None})
         taken = await outbox.sms_ids_taken(user_id, ids)
         for send, record in pair(sends, candidates, taken):

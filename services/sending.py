@@ -20,9 +20,11 @@ from services.devsms import (
     SendResult,
     is_final_status,
 )
-from services.phones import mask_phone
+from services.otp import OtpRequest, outbox_text
+from services.phones import foreign_region, mask_phone
 from services.pricing import stored_cost
-from storage import OutboxRepo
+from storage import OutboxKind, OutboxRepo, StopEntry, StopListRepo
+from storage.outbox import Claim
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ class Outcome(StrEnum):
     UNKNOWN = "unknown"  # it may have gone out: never resend, reconcile through history
     TOKEN_REJECTED = "token_rejected"
     NO_TOKEN = "no_token"  # the token was gone (logout, undecryptable) before the request
+    STOPPED = "stopped"  # the number is on the user's stop list: no request, no outbox row
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,8 @@ class SendOutcome:
     outbox_id: int
     result: SendResult | None = None
     gateway_text: str | None = None
+    stopped: StopEntry | None = None
+    """For STOPPED: the stop-list entry that held the SMS back (outbox_id is 0 then)."""
 
 
 class SmsSender:
@@ -63,15 +68,25 @@ class SmsSender:
         outbox: OutboxRepo,
         first_check: dt.timedelta = FIRST_CHECK_AFTER,
         record_retry: Sequence[float] = RECORD_RETRY_DELAYS,
+        stoplist: StopListRepo | None = None,
     ) -> None:
         self._accounts = accounts
         self._outbox = outbox
+        # Every single send passes here, so the stop list is checked here and nowhere later;
+        # by default it is read from the outbox's own database, so no sender can go without.
+        self._stoplist = stoplist or StopListRepo(outbox.db)
         self._first_check = first_check
         self._record_retry = tuple(record_retry)
         self._recording: set[asyncio.Task[None]] = set()
 
     async def send(
-        self, user_id: int, phone: str, message: str, sender: str | None
+        self,
+        user_id: int,
+        phone: str,
+        message: str,
+        sender: str | None,
+        *,
+        claim: Claim | None = None,
     ) -> SendOutcome:
         """Exactly one POST. The outbox row is committed before it, so a crash mid-request
         leaves a 'pending' row to reconcile instead of a forgotten SMS.
@@ -79,10 +94,62 @@ class SmsSender:
         Once the request was made, the outcome is returned whatever happens to the record of
         it: a write that fails is retried in the background (see :meth:`close`), because
         "something went wrong, try again" after an SMS went out would have it sent twice.
+
+        `claim` (a scheduled send) is committed together with the outbox row; when it says no,
+        storage.outbox.NotClaimed is raised and nothing is recorded or sent.
+
+        A number on the user's stop list gets no request at all (Outcome.STOPPED), whatever
+        the preview showed: it may have been added since.
         """
-        outbox_id = await self._outbox.create_pending(user_id, phone, message, sender)
+        held = await self._held_back(user_id, phone)
+        if held is not None:
+            return held
+        country = foreign_region(phone)
+        if claim is None:
+            outbox_id = await self._outbox.create_pending(
+                user_id, phone, message, sender, country=country
+            )
+        else:
+            outbox_id = await self._outbox.create_claimed(
+                user_id, phone, message, sender, claim, country=country
+            )
+        return await self._deliver(
+            outbox_id, phone, lambda: self._accounts.send(user_id, phone, message, sender)
+        )
+
+    async def send_otp(self, user_id: int, phone: str, otp: OtpRequest) -> SendOutcome:
+        """One verification code (type universal_otp), under the same rules as :meth:`send`.
+        The outbox row keeps the company name and the code (services/otp.outbox_text), which
+        the history is matched on; the code goes into no log line."""
+        held = await self._held_back(user_id, phone)
+        if held is not None:
+            return held
+        outbox_id = await self._outbox.create_pending(
+            user_id,
+            phone,
+            outbox_text(otp),
+            None,
+            kind=OutboxKind.OTP,
+            country=foreign_region(phone),
+        )
+        return await self._deliver(
+            outbox_id, phone, lambda: self._accounts.send_otp(user_id, phone, otp)
+        )
+
+    async def _held_back(self, user_id: int, phone: str) -> SendOutcome | None:
+        """STOPPED for a number on the user's stop list, before anything is recorded."""
+        stopped = await self._stoplist.entry(user_id, phone)
+        if stopped is None:
+            return None
+        logger.info("send to %s: on the stop list of user %s", mask_phone(phone), user_id)
+        return SendOutcome(Outcome.STOPPED, 0, stopped=stopped)
+
+    async def _deliver(
+        self, outbox_id: int, phone: str, request: Callable[[], Awaitable[SendResult]]
+    ) -> SendOutcome:
+        """Makes the one request of a recorded send and writes down what came of it."""
         try:
-            result = await self._accounts.send(user_id, phone, message, sender)
+            result = await request()
         except NoToken:
             # Raised before any request: the token was removed (/logout elsewhere) or cannot
             # be read any more since the preview.

@@ -1,5 +1,8 @@
 """Recipient lists from CSV, XLSX or pasted text, and result files back out.
 
+openpyxl is imported where a sheet is read or written, not with this module: it imports
+numpy when numpy is installed (matplotlib brings it, for the charts), and the bot's start-up
+and idle memory should not pay for either.
 Synchronous and CPU-bound on purpose: the bot reads uploads in its upload worker (a process
 with memory and time limits, services.upload_worker) and writes files through
 ``asyncio.to_thread``.
@@ -21,11 +24,6 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, ClassVar, Final, Literal
-
-from openpyxl import Workbook, load_workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-from openpyxl.utils import get_column_letter
 
 from services.phones import InvalidPhone, PhoneError, PhoneNumber, normalize_phone
 from services.templating import field_key
@@ -367,6 +365,8 @@ def _build_table(
 
 def _column_names(header: Sequence[str], width: int) -> list[str]:
     """Header names made unique (as templates compare them) and usable as placeholders."""
+    from openpyxl.utils import get_column_letter
+
     names: list[str] = []
     taken: set[str] = set()
     for index in range(width):
@@ -420,6 +420,8 @@ def check_archive(data: bytes) -> None:
 def _read_xlsx(data: bytes, max_rows: int) -> Table:
     check_archive(data)
     try:
+        from openpyxl import load_workbook
+
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:
         # openpyxl lets zipfile, XML, KeyError, ValueError and TypeError escape from broken
@@ -653,6 +655,8 @@ def _write_csv(
 def _write_xlsx(
     header: Sequence[str], rows: Iterable[Sequence[object]], own: frozenset[int]
 ) -> bytes:
+    from openpyxl import Workbook
+
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet()
     sheet.append([_xlsx_value(sheet, v, False) for v in header])
@@ -668,6 +672,20 @@ def _xlsx_value(sheet: Any, value: object, own: bool) -> object:
         return value
     # openpyxl stores any string starting with "=" as a formula: every text is typed as a
     # string explicitly, so nothing in the file is a formula.
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
     cell = WriteOnlyCell(sheet, value=ILLEGAL_CHARACTERS_RE.sub("", _text_cell(value, own)))
     cell.data_type = "s"
     return cell
+
+
+def csv_cell(value: object, *, own: bool = False) -> str:
+    """One value as write_result puts it into a CSV cell (numbers as numbers, text
+    neutralised); for writers that stream rows themselves (services.export)."""
+    return _csv_value(value, own)
+
+
+def xlsx_cell(sheet: Any, value: object, *, own: bool = False) -> object:
+    """One value as write_result puts it into a write-only XLSX sheet (text typed as text)."""
+    return _xlsx_value(sheet, value, own)

@@ -26,6 +26,7 @@ import asyncio
 import importlib
 import logging
 import multiprocessing
+import os
 import resource
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -60,8 +61,14 @@ class UploadWorker:
         time_limit: float = DEFAULT_TIME_LIMIT,
         start_method: Literal["forkserver", "spawn"] = "forkserver",
         preload: tuple[str, ...] = (),
+        nice: int = 0,
+        name: str = "upload worker",
     ) -> None:
+        self._name = name  # in the log lines and the child's process name
         self._memory_limit = memory_limit
+        # Added to the child's niceness: work nobody waits on interactively (charts) yields
+        # the CPU to the bot's event loop on a small machine.
+        self._nice = nice
         # Modules the child imports when it starts, so that the time limit measures parsing
         # rather than importing openpyxl on a busy machine.
         self._preload = preload
@@ -109,13 +116,16 @@ class UploadWorker:
                 status, value = await asyncio.wait_for(asyncio.shield(exchange), self._time_limit)
             except TimeoutError:
                 logger.warning(
-                    "upload parse ran past %ss: worker %s killed", self._time_limit, process.pid
+                    "%s: a job ran past %ss, child %s killed",
+                    self._name,
+                    self._time_limit,
+                    process.pid,
                 )
                 await self._discard(exchange)
                 raise TooSlow(f"over {self._time_limit}s") from None
             except (EOFError, OSError) as exc:
                 # The child died: the kernel's OOM killer, or a crash inside a C parser.
-                logger.warning("upload worker %s died: %r", process.pid, exc)
+                logger.warning("%s %s died: %r", self._name, process.pid, exc)
                 await self._discard(exchange)
                 raise TooLarge("worker died") from None
             except asyncio.CancelledError:
@@ -123,7 +133,7 @@ class UploadWorker:
                 await asyncio.shield(self._discard(exchange))
                 raise
             if status == _OUT_OF_MEMORY:
-                logger.warning("upload parse ran out of its memory limit")
+                logger.warning("%s: a job ran out of its memory limit", self._name)
                 # MemoryError can leave a process half broken: the next upload gets a new one.
                 await self._discard(exchange)
                 raise TooLarge("out of memory")
@@ -145,8 +155,8 @@ class UploadWorker:
         ours, theirs = self._context.Pipe()
         process = self._context.Process(
             target=_serve,
-            args=(theirs, self._memory_limit, self._preload),
-            name="upload-worker",
+            args=(theirs, self._memory_limit, self._preload, self._nice),
+            name=self._name.replace(" ", "-"),
             daemon=True,
         )
         # Starting asks the fork server for a child (and starts that server the first time).
@@ -158,10 +168,10 @@ class UploadWorker:
         try:
             await asyncio.wait_for(asyncio.shield(ready), self._time_limit)
         except (TimeoutError, EOFError, OSError) as exc:
-            logger.error("upload worker did not start: %r", exc)
+            logger.error("%s did not start: %r", self._name, exc)
             await self._discard(ready)
             raise TooSlow("worker did not start") from None
-        logger.info("upload worker %s started", process.pid)
+        logger.info("%s %s started", self._name, process.pid)
         return process, ours
 
     async def _discard(self, exchange: asyncio.Future[Any] | None) -> None:
@@ -182,8 +192,10 @@ def _exchange(conn: Connection, function: Callable[..., Any], args: tuple[Any, .
     return conn.recv()
 
 
-def _serve(conn: Connection, memory_limit: int, preload: tuple[str, ...]) -> None:
+def _serve(conn: Connection, memory_limit: int, preload: tuple[str, ...], nice: int = 0) -> None:
     """The child's loop: one job at a time until the bot closes the connection."""
+    if nice:
+        os.nice(nice)
     for module in preload:
         importlib.import_module(module)
     if memory_limit:

@@ -37,6 +37,7 @@ from services.events import LowBalance, Notices, Person, TokenRejected
 from services.health import GatewayHealth
 from services.money import Money
 from storage.alerts import AlertRepo, WatchTarget
+from storage.traffic import TrafficRepo
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ class BalanceWatcher:
         page_size: int = PAGE_SIZE,
         today: Callable[[], date] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        snapshots: TrafficRepo | None = None,
     ) -> None:
         if concurrency < 1 or page_size < 1 or interval <= 0:
             raise ValueError("concurrency and page_size must be positive, interval too")
@@ -99,6 +101,7 @@ class BalanceWatcher:
         zone = accounts.devsms.timezone
         self._today = today if today is not None else lambda: gateway_today(zone)
         self._clock = clock
+        self._snapshots = snapshots
 
     # --- the loop --------------------------------------------------------------------------
 
@@ -199,6 +202,11 @@ class BalanceWatcher:
         if balance.balance is None:
             logger.info("balance answer for user %s has no balance", user_id)
             return _Result.CHECKED
+        if self._snapshots is not None:
+            # Kept for the forecast of /stats and the digest (one per hour per user).
+            await self._snapshots.record_balance(
+                user_id, balance.balance.amount, balance.balance.currency
+            )
         threshold = threshold_money(prefs, self._default_threshold, balance.sms_price)
         crossed = await self._alerts.record_check(
             user_id, balance.balance.format(), below=is_below(balance.balance, threshold)

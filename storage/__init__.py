@@ -19,13 +19,18 @@ from storage.contacts import (
 from storage.credentials import CredentialRepo, CredentialRow, CredentialState
 from storage.db import Database, utc_now
 from storage.fsm import SQLiteStorage
+from storage.insights import InsightPrefs, InsightRepo
 from storage.migrations import LATEST_VERSION, MigrationError, migrate
-from storage.outbox import OutboxRepo, OutboxRow, OutboxState
+from storage.outbox import OutboxKind, OutboxRepo, OutboxRow, OutboxState
+from storage.schedule import ScheduledRow, ScheduleRepo
+from storage.stoplist import Added, StopEntry, StopListFull, StopListRepo
 from storage.templates import TemplateRepo, TemplateRow
+from storage.traffic import DayTotals, Forecast, Origin, Outcome, Totals, TrafficRepo, TrafficRow
 from storage.users import UserRepo, UserRow
 
 __all__ = [
     "LATEST_VERSION",
+    "Added",
     "AlertPrefs",
     "AlertRepo",
     "BulkRepo",
@@ -37,19 +42,34 @@ __all__ = [
     "CredentialRow",
     "CredentialState",
     "Database",
+    "DayTotals",
+    "Forecast",
     "GroupLimit",
     "GroupRow",
     "Imported",
+    "InsightPrefs",
+    "InsightRepo",
     "JobCounts",
     "JobRow",
     "MigrationError",
     "NewContact",
+    "Origin",
+    "OutboxKind",
     "OutboxRepo",
     "OutboxRow",
     "OutboxState",
+    "Outcome",
     "SQLiteStorage",
+    "ScheduleRepo",
+    "ScheduledRow",
+    "StopEntry",
+    "StopListFull",
+    "StopListRepo",
     "TemplateRepo",
     "TemplateRow",
+    "Totals",
+    "TrafficRepo",
+    "TrafficRow",
     "UserRepo",
     "UserRow",
     "WatchTarget",

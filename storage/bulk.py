@@ -5,6 +5,8 @@ row:  pending --> sending --> sent | failed | unknown
       sending --(its result was lost to an error, found when the run ends)--> unknown
       unknown --(reconciled against the history)--> sent
       unknown --(no trace a day later, in a history read back past it)--> not_sent
+      sending --(the number is on the owner's stop list)--> stopped  (never sent)
+      stopped  (on the stop list when the job was created: in the job, never sent)
 job:  ready --> running <--> paused (pause_reason says why);  running | paused --> cancelled | done
       ready --> paused (its owner was denied access before it began)
 """
@@ -12,14 +14,16 @@ job:  ready --> running <--> paused (pause_reason says why);  running | paused -
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
 from storage.db import Database, sqlite_int, utc_now
 
 JobState = Literal["ready", "running", "paused", "cancelled", "done"]
-RowState = Literal["pending", "sending", "sent", "failed", "unknown", "not_sent"]
+RowState = Literal["pending", "sending", "sent", "failed", "unknown", "not_sent", "stopped"]
+# The error of a row left out because its number is on the owner's stop list.
+STOP_LIST: Final = "stop list"
 
 _JOB_COLUMNS: Final = (
     "id, user_id, state, pause_reason, file_name, file_format, template, sender, total, "
@@ -89,14 +93,20 @@ class JobCounts:
     failed: int = 0
     unknown: int = 0
     not_sent: int = 0
+    stopped: int = 0
+    """On the owner's stop list: never sent, and no failure of the gateway."""
 
     @property
     def done(self) -> int:
-        return self.sent + self.failed + self.unknown + self.not_sent
+        return self.sent + self.failed + self.unknown + self.not_sent + self.stopped
 
     @property
     def left(self) -> int:
         return self.pending + self.sending
+
+
+class _Declined(Exception):
+    """Rolls a transaction back when one of its steps found its row taken."""
 
 
 class BulkRepo:
@@ -114,9 +124,11 @@ class BulkRepo:
         file_name: str | None,
         file_format: str,
         rows: Iterable[tuple[int, str, str, int]],
+        stopped: Iterable[tuple[int, str]] = (),
     ) -> int:
         """Stores a job in state 'ready' with its rows (row_no, phone, message, parts), in one
-        transaction: a job exists whole or not at all."""
+        transaction: a job exists whole or not at all. `stopped` (row_no, phone) are the rows
+        left out for the stop list: stored 'stopped', so the result file shows them."""
         now = utc_now()
         async with self._db.transaction():
             row = await self._db.fetchone(
@@ -134,6 +146,11 @@ class BulkRepo:
                     (job_id, row_no, phone, message, parts)
                     for row_no, phone, message, parts in rows
                 ),
+            )
+            await self._db.conn.executemany(
+                "INSERT INTO bulk_rows (job_id, row_no, phone, message, parts, state, error, "
+                "updated_at) VALUES (?, ?, ?, '', 0, 'stopped', ?, ?)",
+                ((job_id, row_no, phone, STOP_LIST, now) for row_no, phone in stopped),
             )
             await self._db.execute(
                 "UPDATE bulk_jobs SET total = (SELECT COUNT(*) FROM bulk_rows WHERE job_id = ?), "
@@ -174,6 +191,15 @@ class BulkRepo:
         rows = await self._db.fetchall(sql + " ORDER BY id", params)
         return [JobRow.from_row(row) for row in rows]
 
+    async def started_between(self, user_id: int, since: str, until: str) -> int:
+        """Jobs of the user started in [since, until) (UTC `*_at` texts): the digest."""
+        row = await self._db.fetchone(
+            "SELECT COUNT(*) AS n FROM bulk_jobs WHERE user_id = ? AND started_at >= ? "
+            "AND started_at < ?",
+            (user_id, since, until),
+        )
+        return 0 if row is None else int(row["n"])
+
     async def count_active(self, user_id: int) -> int:
         row = await self._db.fetchone(
             "SELECT COUNT(*) AS n FROM bulk_jobs WHERE user_id = ? "
@@ -207,6 +233,19 @@ class BulkRepo:
             (*params, job_id, *allowed_from),
         )
         return changed > 0
+
+    async def begin_claimed(self, job_id: int, claim: Callable[[], Awaitable[bool]]) -> bool:
+        """ready → running in one transaction with `claim` (a scheduled item taken): both,
+        or neither. False when either said no."""
+        try:
+            async with self._db.transaction():
+                if not await claim():
+                    raise _Declined
+                if not await self.set_job_state(job_id, "running", allowed_from=("ready",)):
+                    raise _Declined
+        except _Declined:
+            return False
+        return True
 
     async def set_progress_message(self, job_id: int, chat_id: int, message_id: int) -> None:
         await self._db.execute(
@@ -242,12 +281,13 @@ class BulkRepo:
         )
         return [str(row["cost"]) for row in rows]
 
-    async def parts_left(self, job_id: int) -> int:
-        """SMS parts of the rows not sent yet: what resuming the job will cost."""
+    async def parts_left(self, job_id: int, *, phone_prefix: str = "") -> int:
+        """SMS parts of the rows not sent yet: what resuming the job will cost. With
+        `phone_prefix`, only of the rows whose phone (digits) starts with it."""
         row = await self._db.fetchone(
             "SELECT COALESCE(SUM(parts), 0) AS n FROM bulk_rows "
-            "WHERE job_id = ? AND state = 'pending'",
-            (job_id,),
+            "WHERE job_id = ? AND state = 'pending' AND substr(phone, 1, ?) = ?",
+            (job_id, len(phone_prefix), phone_prefix),
         )
         assert row is not None  # an aggregate always yields one row
         return int(row["n"])
@@ -292,7 +332,8 @@ class BulkRepo:
     ) -> None:
         await self._db.execute(
             "UPDATE bulk_rows SET state = ?, sms_id = ?, request_id = ?, status = ?, cost = ?, "
-            "error = ?, updated_at = ? WHERE job_id = ? AND row_no = ?",
+            "error = ?, updated_at = ?, sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END "
+            "WHERE job_id = ? AND row_no = ?",
             # An sms_id beyond SQLite's range must not turn a sent row into a crash.
             (
                 state,
@@ -301,7 +342,9 @@ class BulkRepo:
                 status,
                 cost,
                 error,
-                utc_now(),
+                now := utc_now(),
+                state,
+                now,
                 job_id,
                 row_no,
             ),
@@ -348,6 +391,25 @@ class BulkRepo:
         )
         return [BulkRow.from_row(row) for row in rows]
 
+    async def totals(self, since: str) -> tuple[int, int]:
+        """(Bulk rows sent since `since`, parts of them), every job: the admin summary."""
+        row = await self._db.fetchone(
+            "SELECT COUNT(*) AS n, COALESCE(SUM(parts), 0) AS parts FROM bulk_rows "
+            "WHERE state = 'sent' AND COALESCE(sent_at, updated_at) >= ?",
+            (since,),
+        )
+        assert row is not None
+        return int(row["n"]), int(row["parts"])
+
+    async def costs_since(self, since: str) -> list[str]:
+        """The verbatim cost of each bulk row sent since `since`."""
+        rows = await self._db.fetchall(
+            "SELECT cost FROM bulk_rows WHERE state = 'sent' "
+            "AND COALESCE(sent_at, updated_at) >= ? AND cost IS NOT NULL",
+            (since,),
+        )
+        return [str(row["cost"]) for row in rows]
+
     async def set_row_status(self, job_id: int, row_no: int, status: str) -> None:
         await self._db.execute(
             "UPDATE bulk_rows SET status = ?, updated_at = ? WHERE job_id = ? AND row_no = ?",
@@ -392,10 +454,10 @@ class BulkRepo:
         (another reconciliation got there first)."""
         changed = await self._db.execute(
             "UPDATE bulk_rows SET state = 'sent', sms_id = ?, request_id = ?, status = ?, "
-            "cost = ?, error = NULL, updated_at = ? "
+            "cost = ?, error = NULL, updated_at = ?, sent_at = COALESCE(sent_at, ?) "
             "WHERE job_id = ? AND row_no = ? AND state = 'unknown'",
             # An sms_id beyond SQLite's range must not stop the user's reconciliation for good.
-            (sqlite_int(sms_id), request_id, status, cost, utc_now(), job_id, row_no),
+            (sqlite_int(sms_id), request_id, status, cost, now := utc_now(), now, job_id, row_no),
         )
         return changed > 0
 

@@ -144,6 +144,152 @@ CREATE TABLE bulk_rows (
 CREATE INDEX bulk_rows_state ON bulk_rows (job_id, state, row_no);
 """
 
+_SCHEDULE: Final = """
+-- The user's clock: their time zone (NULL: Asia/Tashkent) and quiet hours, "HH:MM-HH:MM" in
+-- that zone or "off" (NULL: QUIET_HOURS, 21:00-09:00 unless configured otherwise).
+ALTER TABLE users ADD COLUMN timezone TEXT NULL;
+ALTER TABLE users ADD COLUMN quiet_hours TEXT NULL;
+-- Sends to start later: one SMS, or a bulk job kept 'ready' until its time. 'started' is set
+-- in the transaction that records the send (the outbox row, or the job going 'running'), so
+-- an item is never started twice; 'missed' waits for its owner's decision.
+CREATE TABLE scheduled (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN ('sms', 'bulk')),
+    phone TEXT,
+    message TEXT,
+    sender TEXT,
+    job_id INTEGER REFERENCES bulk_jobs(id) ON DELETE CASCADE,
+    due_at TEXT NOT NULL,  -- UTC
+    state TEXT NOT NULL DEFAULT 'waiting'
+        CHECK (state IN ('waiting', 'started', 'cancelled', 'missed', 'failed')),
+    ignore_quiet INTEGER NOT NULL DEFAULT 0,  -- "Send now": the owner asked for it now
+    outbox_id INTEGER,
+    reason TEXT,  -- why it failed or was missed
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX scheduled_due ON scheduled (state, due_at);
+CREATE INDEX scheduled_user ON scheduled (user_id, state, due_at);
+-- A job its owner started (or resumed) inside quiet hours runs on until this moment (UTC).
+CREATE TABLE job_quiet (
+    job_id INTEGER PRIMARY KEY REFERENCES bulk_jobs(id) ON DELETE CASCADE,
+    until TEXT NOT NULL
+);
+"""
+
+_TRAFFIC: Final = """
+-- The whole account's traffic from get_history (storage/traffic.py), whoever sent each SMS.
+CREATE TABLE traffic (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    sms_id INTEGER,
+    request_id TEXT,
+    phone TEXT,
+    message TEXT,
+    sender TEXT,
+    parts INTEGER,
+    cost_micros INTEGER,  -- millionths of `currency`: exact sums in SQL
+    currency TEXT,
+    status TEXT,  -- the gateway's, verbatim
+    created_at TEXT NOT NULL,  -- UTC
+    origin TEXT NOT NULL CHECK (origin IN ('bot', 'bulk', 'elsewhere')),
+    outbox_id INTEGER,
+    job_id INTEGER,
+    template TEXT,
+    -- failure watch: 0 not looked at, > 0 the notice that told it, -1 passed over
+    failure_noticed INTEGER NOT NULL DEFAULT 0,
+    first_seen_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE UNIQUE INDEX traffic_sms_id ON traffic (user_id, sms_id) WHERE sms_id IS NOT NULL;
+CREATE INDEX traffic_request_id ON traffic (user_id, request_id) WHERE request_id IS NOT NULL;
+CREATE INDEX traffic_user_time ON traffic (user_id, created_at, id);
+CREATE INDEX traffic_failures ON traffic (user_id, created_at)
+    WHERE failure_noticed = 0 AND origin = 'elsewhere';
+CREATE INDEX traffic_noticed ON traffic (user_id, failure_noticed) WHERE failure_noticed > 0;
+-- Where the sync goes on reading older history (offset from the newest entry).
+CREATE TABLE traffic_sync (
+    user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+    resume_offset INTEGER,
+    synced_at TEXT,
+    rounds INTEGER NOT NULL DEFAULT 0
+);
+-- The balances the watcher saw: one per user per hour, a hundred days.
+CREATE TABLE balance_snapshots (
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    taken_at TEXT NOT NULL,
+    amount_micros INTEGER NOT NULL,
+    currency TEXT NOT NULL,
+    PRIMARY KEY (user_id, taken_at)
+) WITHOUT ROWID;
+-- Matching history entries to bulk rows without reading every job's rows.
+CREATE INDEX bulk_rows_sms_id ON bulk_rows (sms_id) WHERE sms_id IS NOT NULL;
+CREATE INDEX bulk_rows_request_id ON bulk_rows (request_id) WHERE request_id IS NOT NULL;
+-- When a bulk row went out (its updated_at moves with every status): the admin summary's days.
+ALTER TABLE bulk_rows ADD COLUMN sent_at TEXT;
+CREATE INDEX traffic_phone ON traffic (user_id, phone, created_at);
+-- Failure watch and digest: opt-in per user; what was last told survives restarts.
+CREATE TABLE insight_prefs (
+    user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+    failure_watch INTEGER NOT NULL DEFAULT 0,
+    rate_threshold INTEGER,  -- percent; NULL: no delivery-rate warning
+    rate_window_sent TEXT,  -- the last hour (UTC start) a rate warning went out for
+    failure_sent_at TEXT,  -- when the last failure notice went out (one per hour at most)
+    digest TEXT NOT NULL DEFAULT 'off' CHECK (digest IN ('off', 'daily', 'weekly')),
+    digest_hour INTEGER NOT NULL DEFAULT 9 CHECK (digest_hour BETWEEN 0 AND 23),
+    digest_last_period TEXT,  -- the first local day of the last period a digest went out for
+    updated_at TEXT
+);
+"""
+
+_STOPLIST: Final = """
+-- Numbers that must never get an SMS from this user's account (the stop list).
+CREATE TABLE stoplist (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    phone TEXT NOT NULL,  -- digits, country code first (services/phones.py)
+    note TEXT,
+    added_at TEXT NOT NULL,
+    UNIQUE (user_id, phone)
+);
+CREATE INDEX stoplist_user_recent ON stoplist (user_id, id DESC);
+-- A bulk row whose number is on the owner's stop list is never sent: 'stopped'. SQLite cannot
+-- change a CHECK constraint in place, so bulk_rows is rebuilt with the same columns.
+CREATE TABLE bulk_rows_v5 (
+    job_id INTEGER NOT NULL REFERENCES bulk_jobs(id) ON DELETE CASCADE,
+    row_no INTEGER NOT NULL,
+    phone TEXT NOT NULL,
+    message TEXT NOT NULL,
+    parts INTEGER NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending'
+        CHECK (state IN ('pending', 'sending', 'sent', 'failed', 'unknown', 'not_sent',
+                         'stopped')),
+    sms_id INTEGER,
+    request_id TEXT,
+    status TEXT,
+    cost TEXT,
+    error TEXT,
+    updated_at TEXT,
+    PRIMARY KEY (job_id, row_no)
+) WITHOUT ROWID;
+INSERT INTO bulk_rows_v5 (job_id, row_no, phone, message, parts, state, sms_id, request_id,
+    status, cost, error, updated_at)
+    SELECT job_id, row_no, phone, message, parts, state, sms_id, request_id, status, cost, error,
+    updated_at FROM bulk_rows;
+DROP TABLE bulk_rows;
+ALTER TABLE bulk_rows_v5 RENAME TO bulk_rows;
+CREATE INDEX bulk_rows_state ON bulk_rows (job_id, state, row_no);
+"""
+
+_OTP: Final = """
+-- OTP sends (type universal_otp) beside plain ones, and the country (ISO region) of a number
+-- outside Uzbekistan: its price is what the gateway charged last time (services/pricing.py).
+ALTER TABLE outbox ADD COLUMN kind TEXT NOT NULL DEFAULT 'sms' CHECK (kind IN ('sms', 'otp'));
+ALTER TABLE outbox ADD COLUMN country TEXT NULL;
+CREATE INDEX outbox_country ON outbox (user_id, country, id) WHERE country IS NOT NULL;
+"""
+
 _CONTACTS: Final = """
 -- The address book (/contacts): a contact per normalised number and user; `fields` is a JSON
 -- object of extra values (column -> text) that fill a template's placeholders.
@@ -173,7 +319,17 @@ CREATE TABLE contact_group_members (
 CREATE INDEX contact_group_members_contact ON contact_group_members (contact_id);
 """
 
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4, _CONTACTS)
+MIGRATIONS: Final[tuple[str, ...]] = (
+    _V1,
+    _V2,
+    _V3,
+    _V4,
+    _SCHEDULE,
+    _TRAFFIC,
+    _STOPLIST,
+    _OTP,
+    _CONTACTS,
+)
 LATEST_VERSION: Final = len(MIGRATIONS)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
@@ -19,6 +19,20 @@ from typing import Any, Final
 from storage.db import Database, sqlite_int, utc_now
 
 logger = logging.getLogger(__name__)
+
+
+Claim = Callable[[int], Awaitable[bool]]
+"""Marks what a send records as taken (a scheduled item), given the outbox row's id; False
+when something else took it first."""
+
+
+class NotClaimed(Exception):
+    """The claim of a send said no: nothing was recorded, nothing must be sent."""
+
+
+class OutboxKind(StrEnum):
+    SMS = "sms"  # a text the user wrote
+    OTP = "otp"  # a verification code through the gateway's template (services/otp.py)
 
 
 class OutboxState(StrEnum):
@@ -32,7 +46,7 @@ class OutboxState(StrEnum):
 _COLUMNS: Final = (
     "id, user_id, phone, message, sender, state, sms_id, request_id, status, "
     "parts_count, total_cost, error, created_at, updated_at, next_check_at, checks, "
-    "result_notified"
+    "result_notified, kind, country"
 )
 _OPEN: Final = (OutboxState.PENDING, OutboxState.UNKNOWN)
 # SQLite allows 999 bound parameters in older builds; each id is bound twice.
@@ -58,12 +72,16 @@ class OutboxRow:
     next_check_at: str | None = None  # when delivery tracking looks again; None: not tracked
     checks: int = 0
     result_notified: bool = False
+    kind: OutboxKind = OutboxKind.SMS
+    country: str | None = None
+    """The ISO region of a number outside Uzbekistan (phonenumbers); None for Uzbek ones."""
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> OutboxRow:
         values = dict(zip(row.keys(), tuple(row), strict=True))
         values["state"] = OutboxState(values["state"])
         values["result_notified"] = bool(values["result_notified"])
+        values["kind"] = OutboxKind(values["kind"])
         return cls(**values)
 
 
@@ -76,17 +94,52 @@ class OutboxRepo:
         return self._db
 
     async def create_pending(
-        self, user_id: int, phone: str, message: str, sender: str | None
+        self,
+        user_id: int,
+        phone: str,
+        message: str,
+        sender: str | None,
+        *,
+        kind: OutboxKind = OutboxKind.SMS,
+        country: str | None = None,
     ) -> int:
         """Records the SMS and commits at once, before the gateway is called."""
         now = utc_now()
         row = await self._db.fetchone(
-            "INSERT INTO outbox (user_id, phone, message, sender, state, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            (user_id, phone, message, sender, OutboxState.PENDING.value, now, now),
+            "INSERT INTO outbox (user_id, phone, message, sender, state, created_at, updated_at, "
+            "kind, country) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (
+                user_id,
+                phone,
+                message,
+                sender,
+                OutboxState.PENDING.value,
+                now,
+                now,
+                kind.value,
+                country,
+            ),
         )
         assert row is not None  # INSERT ... RETURNING always yields the row
         return int(row["id"])
+
+    async def create_claimed(
+        self,
+        user_id: int,
+        phone: str,
+        message: str,
+        sender: str | None,
+        claim: Claim,
+        *,
+        country: str | None = None,
+    ) -> int:
+        """Records the SMS like `create_pending`, in one transaction with `claim` (given the
+        new row's id): both are committed, or neither (NotClaimed when the claim said no)."""
+        async with self._db.transaction():
+            outbox_id = await self.create_pending(user_id, phone, message, sender, country=country)
+            if not await claim(outbox_id):
+                raise NotClaimed(outbox_id)
+        return outbox_id
 
     async def mark_sent(
         self,
@@ -250,6 +303,26 @@ class OutboxRepo:
             (OutboxState.SENT.value, since),
         )
         return [str(row["total_cost"]) for row in rows]
+
+    async def country_costs(
+        self, user_id: int, countries: Sequence[str]
+    ) -> dict[str, tuple[str, int]]:
+        """Per country of `countries`: (total_cost verbatim, parts) of the user's latest plain
+        SMS there that the gateway billed. One query, on the (user_id, country, id) index."""
+        wanted = sorted(set(countries))[:_IDS_PER_QUERY]  # there are about 250 regions
+        if not wanted:
+            return {}
+        marks = ", ".join("?" * len(wanted))
+        rows = await self._db.fetchall(
+            "SELECT country, total_cost, parts_count FROM outbox WHERE id IN ("
+            "SELECT MAX(id) FROM outbox WHERE user_id = ? AND country IN "
+            f"({marks}) AND state = ? AND kind = ? AND total_cost IS NOT NULL "
+            "AND parts_count > 0 GROUP BY country)",
+            (user_id, *wanted, OutboxState.SENT.value, OutboxKind.SMS.value),
+        )
+        return {
+            str(row["country"]): (str(row["total_cost"]), int(row["parts_count"])) for row in rows
+        }
 
     async def orphans_to_unknown(self) -> int:
         """At start-up: sends left 'pending' by a process that died mid-request may have gone

@@ -14,7 +14,8 @@ from storage.fsm import fsm_key_ids
 logger = logging.getLogger(__name__)
 
 _COLUMNS: Final = (
-    "id, language, first_name, username, sender, is_active, created_at, last_seen_at, access"
+    "id, language, first_name, username, sender, is_active, created_at, last_seen_at, access, "
+    "timezone, quiet_hours"
 )
 
 
@@ -37,6 +38,8 @@ class UserRow:
     created_at: str
     last_seen_at: str
     access: Access = Access.PENDING  # counts only when ACCESS_MODE=allowlist
+    timezone: str | None = None  # IANA name; None: Asia/Tashkent
+    quiet_hours: str | None = None  # "HH:MM-HH:MM" or "off"; None: QUIET_HOURS
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> UserRow:
@@ -50,6 +53,8 @@ class UserRow:
             created_at=row["created_at"],
             last_seen_at=row["last_seen_at"],
             access=Access(row["access"]),
+            timezone=row["timezone"],
+            quiet_hours=row["quiet_hours"],
         )
 
 
@@ -123,6 +128,13 @@ class UserRepo:
         """None goes back to the gateway's default sender."""
         return await self._set(user_id, "sender", sender)
 
+    async def set_timezone(self, user_id: int, zone: str | None) -> bool:
+        return await self._set(user_id, "timezone", zone)
+
+    async def set_quiet(self, user_id: int, quiet: str | None) -> bool:
+        """ "HH:MM-HH:MM" or "off"; None goes back to QUIET_HOURS."""
+        return await self._set(user_id, "quiet_hours", quiet)
+
     async def set_active(self, user_id: int, active: bool) -> bool:
         """False when the user blocked the bot: broadcasts skip them."""
         return await self._set(user_id, "is_active", int(active))
@@ -144,6 +156,8 @@ class UserRepo:
             # connection that forgot `PRAGMA foreign_keys`.
             await self._db.execute("DELETE FROM outbox WHERE user_id = ?", (user_id,))
             await self._db.execute("DELETE FROM credentials WHERE user_id = ?", (user_id,))
+            for table in ("traffic", "traffic_sync", "balance_snapshots", "insight_prefs"):
+                await self._db.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
             # LIKE only narrows the candidates; the exact match on the chat and user
             # fields is done in Python, since a thread id could also equal the user id.
             candidates = await self._db.fetchall(

@@ -24,6 +24,7 @@ from handlers.bulk import (
 from handlers.config import HandlerSettings
 from handlers.keyboards import job_keyboard, open_job_keyboard
 from handlers.render import count
+from handlers.stoplist_texts import left_out_text
 from services.events import JobFinished, JobPaused, JobProgress
 from storage import BulkRepo
 
@@ -65,6 +66,7 @@ class JobReports:
                     unknown=count(counts.unknown),
                 ),
                 *([not_sent_text(counts)] if counts.not_sent else []),
+                *([left_out_text(counts.stopped)] if counts.stopped else []),
                 _("Cost: {cost}").format(cost=cost_so_far(facts.costs)),
                 _("The file has the result of every row."),
             ]

@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from aiogram.utils.i18n import I18n
 
-from bot.notices import texts
+from bot.notices import insights, texts
 from bot.notices.digest import AdminDigest, AdminNotice
 from bot.notices.jobs import JobReports
 from bot.notices.notifier import Delivery, Outbox
@@ -21,8 +21,10 @@ from services.events import (
     BroadcastProgress,
     BroadcastReport,
     BulkDeliveryResults,
+    DeliveryRateLow,
     DeliveryResult,
     Event,
+    FailuresSeen,
     GatewayDown,
     GatewayUp,
     JobFinished,
@@ -30,8 +32,13 @@ from services.events import (
     JobProgress,
     LowBalance,
     Person,
+    ScheduledJobStarted,
+    ScheduledMissed,
+    ScheduledNotStarted,
+    ScheduledSmsDone,
     TokenConnected,
     TokenRejected,
+    TrafficDigest,
     UnknownSendMissing,
 )
 from services.languages import LANGUAGES
@@ -76,6 +83,12 @@ class Presenter:
                 await self._tell(event.person, texts.unknown_send_missing, event)
             case BulkDeliveryResults():
                 await self._tell(event.person, texts.bulk_delivery_results, event)
+            case FailuresSeen():
+                await self._tell(event.person, insights.failures_seen, event)
+            case DeliveryRateLow():
+                await self._tell(event.person, insights.delivery_rate_low, event)
+            case TrafficDigest():
+                await self._tell(event.person, insights.traffic_digest, event)
             case AccessRequested():
                 self._note(texts.access_requested_note, event)
             case TokenConnected():
@@ -90,6 +103,14 @@ class Presenter:
             case GatewayUp():
                 with self._locale(None):
                     self._outbox.post_to_admins(texts.gateway_up(event))
+            case ScheduledSmsDone():
+                await self._tell(event.person, texts.scheduled_sms_done, event)
+            case ScheduledJobStarted():
+                await self._tell(event.person, texts.scheduled_job_started, event)
+            case ScheduledNotStarted():
+                await self._tell(event.person, texts.scheduled_not_started, event)
+            case ScheduledMissed():
+                await self._tell(event.person, texts.scheduled_missed, event)
             case JobProgress() | JobPaused() | JobFinished():
                 await self._job(event)
             case BroadcastProgress():

@@ -17,8 +17,10 @@ from bot.notices.digest import AdminNotice, NoticeKind
 from handlers.access import access_keyboard, pending_buttons, user_label
 from handlers.admin import broadcast_progress_text, tally_text
 from handlers.callbacks import BalanceCb, SmsCb, TokenCb, fits_id
-from handlers.keyboards import BTN_BALANCE
+from handlers.keyboards import BTN_BALANCE, open_job_keyboard, sent_keyboard
 from handlers.render import count, duration_text, money
+from handlers.schedule import render as schedule_render
+from handlers.send_texts import result_text
 from handlers.sms_render import phone_label, status_parts
 from services.events import (
     AccessDecided,
@@ -31,11 +33,17 @@ from services.events import (
     GatewayUp,
     LowBalance,
     Person,
+    ScheduledJobStarted,
+    ScheduledMissed,
+    ScheduledNotStarted,
+    ScheduledSmsDone,
     TokenConnected,
     TokenRejected,
     UnknownSendMissing,
 )
 from services.i18n import N_
+from services.phones import normalize_phone
+from services.sending import Outcome
 
 Message = tuple[str, InlineKeyboardMarkup | None]
 """HTML text and its buttons."""
@@ -192,3 +200,41 @@ def _balance_details(event: LowBalance) -> list[str]:
         )
     lines.append(_("Alert threshold: {threshold}").format(threshold=money(event.threshold)))
     return lines
+
+
+# --- scheduled sends -----------------------------------------------------------------------
+
+
+def scheduled_sms_done(event: ScheduledSmsDone) -> Message:
+    item, outcome = event.item, event.outcome
+    assert item.phone is not None and item.message is not None
+    if outcome.outcome is Outcome.NOT_SENT:
+        # The request never left: said plainly, not as the gateway's refusal.
+        result = _("⚠️ Could not reach devsms.uz: the SMS was <b>not</b> sent.")
+    else:
+        result = result_text(normalize_phone(item.phone), item.message, outcome)
+    text = schedule_render.sms_done_header(item, event.zone) + "\n" + result
+    markup = None
+    if outcome.outcome in (Outcome.SENT, Outcome.UNKNOWN):
+        markup = sent_keyboard(
+            outcome.result.sms_id if outcome.result else None, outcome.outbox_id
+        )
+    return text, markup
+
+
+def scheduled_job_started(event: ScheduledJobStarted) -> Message:
+    assert event.item.job_id is not None
+    return (
+        schedule_render.job_started_text(event.item, event.zone),
+        open_job_keyboard(event.item.job_id),
+    )
+
+
+def scheduled_not_started(event: ScheduledNotStarted) -> Message:
+    text = schedule_render.not_started_text(event.item, event.zone, event.reason, event.missing)
+    return text, None
+
+
+def scheduled_missed(event: ScheduledMissed) -> Message:
+    text = schedule_render.missed_text(event.item, event.zone, event.reason, event.other_job)
+    return text, schedule_render.item_keyboard(event.item.id)

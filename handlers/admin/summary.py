@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Final
+from zoneinfo import ZoneInfo
 
 from aiogram import html
 from aiogram.filters.callback_data import CallbackData
@@ -20,12 +21,14 @@ from handlers.config import HandlerSettings
 from handlers.utils import edit_or_keep
 from services.money import Money
 from services.pricing import sum_costs
-from storage import OutboxRepo
+from storage import BulkRepo, OutboxRepo
 from storage.users import Access, UserListEntry, UserRepo
 
 PAGE_SIZE: Final = 20
 # Names are cut so that a page of 20 lines stays far below Telegram's 4096 characters.
 NAME_LIMIT: Final = 32
+# The days of the summary are Uzbek days, as devsms counts its own "today".
+SUMMARY_ZONE: Final = ZoneInfo("Asia/Tashkent")
 
 
 class UsersCb(CallbackData, prefix="usr"):
@@ -35,11 +38,16 @@ class UsersCb(CallbackData, prefix="usr"):
 # --- /admin -------------------------------------------------------------------------------
 
 
-def period_starts(now: datetime) -> tuple[str, str]:
-    """Start of today and of this month (UTC), in the format of the `*_at` columns."""
-    today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+def period_starts(now: datetime, zone: tzinfo = SUMMARY_ZONE) -> tuple[str, str]:
+    """Start of today and of this month in `zone`, as UTC in the format of the `*_at`
+    columns."""
+    today = now.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
     month = today.replace(day=1)
-    return today.isoformat(timespec="seconds"), month.isoformat(timespec="seconds")
+    return _stamp(today), _stamp(month)
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def total_cost(costs: list[str]) -> str:
@@ -49,7 +57,11 @@ def total_cost(costs: list[str]) -> str:
 
 
 async def summary(
-    message: Message, users: UserRepo, outbox: OutboxRepo, settings: HandlerSettings
+    message: Message,
+    users: UserRepo,
+    outbox: OutboxRepo,
+    bulk: BulkRepo,
+    settings: HandlerSettings,
 ) -> None:
     counts = await users.counts()
     today, month = period_starts(datetime.now(UTC))
@@ -67,10 +79,12 @@ async def summary(
             )
         )
     lines.append("")
-    lines.append(_("SMS sent through the bot (days in UTC):"))
+    lines.append(_("SMS sent through the bot, bulk jobs included (days in Tashkent time):"))
     for label, since in ((_("today"), today), (_("this month"), month)):
-        sent, parts = await outbox.totals(since)
-        cost = total_cost(await outbox.costs_since(since))
+        single, single_parts = await outbox.totals(since)
+        rows, row_parts = await bulk.totals(since)
+        sent, parts = single + rows, single_parts + row_parts
+        cost = total_cost(await outbox.costs_since(since) + await bulk.costs_since(since))
         lines.append(
             _("{period}: {sent} SMS, {parts} parts, cost {cost}").format(
                 period=label, sent=sent, parts=parts, cost=cost

@@ -2,7 +2,10 @@
 
 - `dialog`: upload or paste → text → dry-run report → Start;
 - `jobs`: /jobs and a job's buttons, and reading a job's facts and result file;
-- `render`: the texts and files, pure functions of what the callers read.
+- `render`: the texts and files, pure functions of what the callers read;
+- `prices`: the dry run's parts per row, rows abroad and the cheaper spelling's saving;
+- `abroad`: the rates of the list's countries and the checks Start makes with them;
+- `spelling`: the dry run's "cheaper spelling" button.
 
 bot/notices/jobs.py (the job's reports) uses the names exported here.
 """
@@ -42,6 +45,7 @@ from handlers.bulk.render import (
     result_file,
     review_text,
 )
+from handlers.bulk.spelling import cheaper_button
 from handlers.callbacks import ID_MAX, BulkAction, BulkCb, JobAction, JobCb
 from handlers.filters import Accessible, AnyMenuButton
 from handlers.states import BulkForm
@@ -84,7 +88,14 @@ def create_router() -> Router:
         *on_message,
     )
     router.callback_query.register(
-        start_button, BulkCb.filter(F.action == BulkAction.START), *on_message
+        cheaper_button, BulkCb.filter(F.action == BulkAction.CHEAP), *on_message
+    )
+    router.callback_query.register(
+        # Start; Start under the question about rows abroad (handlers/bulk/abroad.py); and
+        # "Start anyway" under the one about quiet hours (handlers/bulk/quiet.py).
+        start_button,
+        BulkCb.filter(F.action.in_({BulkAction.START, BulkAction.INTL, BulkAction.FORCE})),
+        *on_message,
     )
     router.callback_query.register(
         cancel_button, BulkCb.filter(F.action == BulkAction.CANCEL), *on_message

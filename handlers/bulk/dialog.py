@@ -12,6 +12,7 @@ asked for again instead. Files are parsed in the upload worker (services.upload_
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import logging
 import secrets
@@ -25,21 +26,23 @@ from aiogram.types import BufferedInputFile, CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 
+from handlers.bulk.abroad import rates_for, start_refused
 from handlers.bulk.jobs import post_progress
 from handlers.bulk.lists import Lists
+from handlers.bulk.quiet import ask_quiet_start
 from handlers.bulk.render import (
     INVALID_SHOWN,
     list_read_text,
     no_phone_column_text,
     no_valid_number_text,
-    nothing_to_send_text,
     review_text,
     skipped_file,
     spreadsheet_error_text,
     too_big_text,
     unknown_placeholders_text,
 )
-from handlers.callbacks import BulkCb
+from handlers.callbacks import BulkAction, BulkCb
+from handlers.clock import quiet_for, quiet_until, user_zone, utc_now
 from handlers.config import HandlerSettings
 from handlers.keyboards import (
     bulk_review_keyboard,
@@ -47,7 +50,7 @@ from handlers.keyboards import (
     bulk_templates_keyboard,
     open_job_keyboard,
 )
-from handlers.render import count, not_enough_text
+from handlers.render import count
 from handlers.states import BulkForm
 from handlers.templates.render import EXAMPLE_PLACEHOLDER, template_buttons, template_error_text
 from services.accounts import Accounts
@@ -58,14 +61,15 @@ from services.bulk_plan import (
     Plan,
     Source,
     SourceCache,
-    build_plan,
+    make_plan,
+    make_plans,
 )
-from services.pricing import cost_of
+from services.scheduler import stamp
 from services.spreadsheet import SpreadsheetError
 from services.templating import TemplateError, check_template
 from services.upload_worker import UploadWorker
 from services.user_input import effective_sender
-from storage import BulkRepo, ContactRepo, TemplateRepo
+from storage import BulkRepo, ContactRepo, OutboxRepo, ScheduleRepo, StopListRepo, TemplateRepo
 from storage.users import UserRow
 
 logger = logging.getLogger(__name__)
@@ -226,12 +230,14 @@ async def text_received(
     uploads: UploadWorker,
     contacts: ContactRepo,
     accounts: Accounts,
+    stoplist: StopListRepo,
+    outbox: OutboxRepo,
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
     assert message.text is not None
     lists = Lists.of(bot, bulk_sources, uploads, contacts, settings, user_row)
-    await take_template(message, state, lists, accounts, settings, message.text)
+    await take_template(message, state, lists, accounts, stoplist, outbox, settings, message.text)
 
 
 async def template_picked(
@@ -246,6 +252,8 @@ async def template_picked(
     templates: TemplateRepo,
     contacts: ContactRepo,
     accounts: Accounts,
+    stoplist: StopListRepo,
+    outbox: OutboxRepo,
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
@@ -262,7 +270,7 @@ async def template_picked(
         callback_answer.text = _("This template no longer exists.")
         return
     lists = Lists.of(bot, bulk_sources, uploads, contacts, settings, user_row)
-    await take_template(message, state, lists, accounts, settings, row.body)
+    await take_template(message, state, lists, accounts, stoplist, outbox, settings, row.body)
 
 
 async def take_template(
@@ -270,6 +278,8 @@ async def take_template(
     state: FSMContext,
     lists: Lists,
     accounts: Accounts,
+    stoplist: StopListRepo,
+    outbox: OutboxRepo,
     settings: HandlerSettings,
     template: str,
 ) -> None:
@@ -291,8 +301,11 @@ async def take_template(
         await message.answer(unknown_placeholders_text(unknown, source.columns))
         return
     max_parts = settings.sms_max_parts
-    plan = await asyncio.to_thread(build_plan, source, template, max_parts)
+    plan, cheaper = await make_plans(
+        source, template, max_parts, stoplist=stoplist, user_id=lists.user_id
+    )
     balance = await accounts.recent_balance(lists.user_id)
+    rates = await rates_for(outbox, lists.user_id, plan)
     review = secrets.randbelow(1_000_000_000)
     await state.set_state(BulkForm.review)
     await state.update_data(template=template, review=review)
@@ -307,8 +320,9 @@ async def take_template(
             ),
             caption=_("All {n} rows that will be skipped.").format(n=count(len(plan.skipped))),
         )
-    text, can_start = review_text(source, template, plan, balance, max_parts)
-    await message.answer(text, reply_markup=bulk_review_keyboard(review, can_start=can_start))
+    text, can_start = review_text(source, template, plan, balance, max_parts, rates, cheaper)
+    keyboard = bulk_review_keyboard(review, can_start=can_start, cheaper=cheaper is not None)
+    await message.answer(text, reply_markup=keyboard)
 
 
 # --- step 3: Start / Cancel ---------------------------------------------------------------------
@@ -354,8 +368,11 @@ async def start_button(
     uploads: UploadWorker,
     contacts: ContactRepo,
     accounts: Accounts,
+    outbox: OutboxRepo,
     bulk: BulkRepo,
     bulk_runner: BulkRunner,
+    schedule: ScheduleRepo,
+    stoplist: StopListRepo,
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
@@ -372,15 +389,19 @@ async def start_button(
         await lost_source(message, state, lists, data)
         return
     template: str = data["template"]
-    plan = await asyncio.to_thread(build_plan, source, template, settings.sms_max_parts)
-    # The report may be minutes old. A gateway error here leaves the draft in place.
-    accounts.forget_balance(user_row.id)
-    cost = cost_of(plan.parts_total, await accounts.recent_balance(user_row.id))
-    if cost.missing is not None or not plan.rows:
-        refusal = (
-            not_enough_text(cost.missing) if cost.missing is not None else nothing_to_send_text()
-        )
-        await message.answer(refusal)
+    plan = await make_plan(
+        source, template, settings.sms_max_parts, stoplist=stoplist, user_id=user_row.id
+    )
+    # Asked about rows abroad already: under the question's own Start ("intl"), or before
+    # the question about quiet hours ("Start anyway").
+    answered = callback_data.action in (BulkAction.INTL, BulkAction.FORCE)
+    ask_abroad = None if answered else callback_data.draft
+    if await start_refused(message, accounts, outbox, user_row.id, plan, ask_abroad):
+        return
+    quiet_end = quiet_until(user_row, settings, utc_now())
+    if quiet_end is not None and callback_data.action != BulkAction.FORCE:
+        quiet, zone = quiet_for(user_row, settings), user_zone(user_row)
+        await ask_quiet_start(message, quiet, quiet_end, zone, callback_data.draft)
         return
     # The draft leaves the FSM before the job is created: a second tap (handled after this
     # one, see SimpleEventIsolation) finds nothing to start.
@@ -389,7 +410,11 @@ async def start_button(
     callback_answer.text = _("Starting…")
     with suppress(TelegramBadRequest):
         await message.edit_reply_markup(reply_markup=None)
-    await start_job(message, bulk, bulk_runner, settings, user_row, source, template, plan)
+    # "Start anyway" inside quiet hours: the job runs on until they end.
+    override = (schedule, quiet_end) if quiet_end is not None else None
+    await start_job(
+        message, bulk, bulk_runner, settings, user_row, source, template, plan, override
+    )
 
 
 async def refuse_second_job(message: Message, bulk: BulkRepo, user_id: int) -> None:
@@ -414,6 +439,7 @@ async def start_job(
     source: Source,
     template: str,
     plan: Plan,
+    quiet_override: tuple[ScheduleRepo, dt.datetime] | None = None,
 ) -> None:
     job_id = await bulk.create_job(
         user_row.id,
@@ -422,9 +448,13 @@ async def start_job(
         file_name=source.file_name,
         file_format=source.file_format,
         rows=plan.rows,
+        stopped=plan.stopped,
     )
     job = await bulk.get_job(job_id)
     assert job is not None
+    if quiet_override is not None:
+        schedule, until = quiet_override
+        await schedule.set_job_quiet_until(job_id, stamp(until))
     # The progress message exists before the runner starts: its first report edits it.
     await post_progress(message, bulk, settings, job, "running")
     if not await bulk_runner.begin(job_id):

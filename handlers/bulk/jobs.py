@@ -23,11 +23,13 @@ from handlers.bulk.render import (
     short_of_balance_text,
 )
 from handlers.callbacks import JobCb
+from handlers.clock import quiet_until, utc_now
 from handlers.config import HandlerSettings
 from handlers.keyboards import job_keyboard, jobs_keyboard
 from handlers.utils import edit_or_keep
 from services.bulk import PAUSE_REFUSED, BulkRunner, ShortOfBalance
-from storage import BulkRepo, JobCounts, JobRow
+from services.scheduler import stamp
+from storage import BulkRepo, JobCounts, JobRow, ScheduleRepo
 from storage.users import UserRow
 
 JOBS_LISTED: Final = 10
@@ -78,8 +80,16 @@ async def open_job(
     user_row: UserRow,
 ) -> None:
     job = await owned_job(callback_answer, callback_data, bulk, user_row)
-    if job is not None:
-        await post_progress(message, bulk, settings, job, job.state)
+    if job is None:
+        return
+    if job.state == "ready":
+        # Prepared by "Send later": it has no progress before its time.
+        callback_answer.text = _("Job #{id} waits for its scheduled time; see /scheduled.").format(
+            id=job.id
+        )
+        callback_answer.show_alert = True
+        return
+    await post_progress(message, bulk, settings, job, job.state)
 
 
 async def job_file(
@@ -126,12 +136,17 @@ async def resume_job(
     message: Message,
     bulk: BulkRepo,
     bulk_runner: BulkRunner,
+    schedule: ScheduleRepo,
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
     job = await owned_job(callback_answer, callback_data, bulk, user_row)
     if job is None:
         return
+    quiet_end = quiet_until(user_row, settings, utc_now())
+    if quiet_end is not None:
+        # Resumed inside quiet hours on purpose: the job runs on until they end.
+        await schedule.set_job_quiet_until(job.id, stamp(quiet_end))
     try:
         changed = await bulk_runner.resume(job.id)
     except ShortOfBalance as exc:
@@ -170,10 +185,21 @@ async def refresh_progress(
         await edit_or_keep(message, text, job_keyboard(job_id, fresh.state))
 
 
-async def list_jobs(message: Message, bulk: BulkRepo, user_row: UserRow) -> None:
+async def list_jobs(
+    message: Message, bulk: BulkRepo, schedule: ScheduleRepo, user_row: UserRow
+) -> None:
     jobs = await bulk.jobs_of(user_row.id, limit=JOBS_LISTED)
     if not jobs:
         await message.answer(_("No bulk jobs yet. Start one with /bulk."))
         return
     listed = [(job, await bulk.counts(job.id)) for job in jobs]
-    await message.answer(jobs_text(listed), reply_markup=jobs_keyboard([job.id for job in jobs]))
+    scheduled = {job.id for job in jobs if job.state == "ready" and await waits(schedule, job)}
+    await message.answer(
+        jobs_text(listed, scheduled), reply_markup=jobs_keyboard([job.id for job in jobs])
+    )
+
+
+async def waits(schedule: ScheduleRepo, job: JobRow) -> bool:
+    """Whether the job was prepared by «Send later» and waits for its time."""
+    item = await schedule.for_job(job.id)
+    return item is not None and item.state in ("waiting", "missed")

@@ -7,7 +7,7 @@ it is shown (a button, /jobs, the job's reports in bot/notices/jobs.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Final
@@ -16,24 +16,28 @@ from aiogram import html
 from aiogram.types import BufferedInputFile
 from aiogram.utils.i18n import gettext as _
 
-from handlers.render import MISSING, costs_text, count, duration_text, money, not_enough_text
+from handlers.bulk.prices import abroad_lines, cheaper_line, cost_lines
+from handlers.render import MISSING, costs_text, count, duration_text, money
 from handlers.send_texts import quote_cut
+from handlers.stoplist_texts import left_out_text
 from handlers.templates.render import placeholder_list
 from services.bulk import (
     PAUSE_ACCESS,
     PAUSE_BALANCE,
     PAUSE_ERROR,
     PAUSE_GATEWAY,
+    PAUSE_QUIET,
     PAUSE_REFUSED,
     PAUSE_TOKEN,
     PAUSE_TOKEN_CHANGED,
 )
-from services.bulk_plan import EMPTY_TEXT, LONG_TEXT, Plan, Skipped, Source
+from services.bulk_plan import EMPTY_TEXT, LONG_TEXT, STOPPED, Plan, Skipped, Source
 from services.contacts import GROUP_FORMAT
 from services.devsms import Balance
 from services.i18n import N_
+from services.money import Money
 from services.phones import PhoneError, normalize_phone
-from services.pricing import Cost, cost_of, sum_costs
+from services.pricing import Cost, sum_costs
 from services.spreadsheet import (
     ResultFormat,
     SpreadsheetError,
@@ -62,7 +66,7 @@ RESULT_HEADER: Final = ("row", "phone", "sms_id", "state", "status", "error")
 RESULT_OWN_COLUMNS: Final = (0, 1, 2)
 # A row's state as the result file shows it: 'not_sent' is a conclusion from the history, not
 # a refusal, and must not read as certain.
-RESULT_STATES: Final = {"not_sent": "probably_not_sent"}
+RESULT_STATES: Final = {"not_sent": "probably_not_sent", "stopped": "stop_list"}
 
 _PHONE_REASONS: Final = {
     PhoneError.EMPTY.value: N_("no number"),
@@ -71,9 +75,12 @@ _PHONE_REASONS: Final = {
     PhoneError.TOO_LONG.value: N_("number too long"),
     PhoneError.INVALID.value: N_("no such number"),
     EMPTY_TEXT: N_("the text is empty for this row"),
+    STOPPED: N_("on your stop list"),
 }
 _STATE_LABELS: Final = {
     "ready": N_("🕓 starting"),
+    "scheduled": N_("🕒 scheduled"),
+    PAUSE_QUIET: N_("🌙 paused for quiet hours"),
     "running": N_("▶️ sending"),
     "paused": N_("⏸ paused"),
     "done": N_("✅ finished"),
@@ -232,9 +239,16 @@ def skipped_lines(skipped: list[Skipped], max_parts: int) -> list[str]:
 
 
 def review_text(
-    source: Source, template: str, plan: Plan, balance: Balance, max_parts: int
+    source: Source,
+    template: str,
+    plan: Plan,
+    balance: Balance,
+    max_parts: int,
+    rates: Mapping[str, Money] | None = None,
+    cheaper: Plan | None = None,
 ) -> tuple[str, bool]:
-    """The dry-run report, and whether Start may be offered."""
+    """The dry-run report, and whether Start may be offered. `rates` are the prices abroad
+    (services.pricing.abroad_rates); `cheaper`, the plan with the cheaper spelling, if any."""
     lines = [_("📦 <b>Check before sending</b>")]
     if source.file_format == GROUP_FORMAT and source.file_name:
         lines.append(_("Group: {name}").format(name=html.quote(source.file_name)))
@@ -245,6 +259,8 @@ def review_text(
     if plan.skipped:
         lines.append(_("❌ Skipped: {n}").format(n=count(len(plan.skipped))))
         lines += ["  " + line for line in skipped_lines(plan.skipped, max_parts)]
+    if plan.stopped:
+        lines.append(left_out_text(len(plan.stopped)))
     if plan.duplicates:
         lines.append(_("♻️ Duplicates removed: {n}").format(n=count(plan.duplicates)))
     lines.append("")
@@ -258,24 +274,14 @@ def review_text(
                 f"<blockquote>{quote_cut(text, EXAMPLE_LIMIT)}</blockquote>"
             )
     lines.append("")
-    cost = cost_of(plan.parts_total, balance)
-    lines.append(
-        _("SMS parts in total: {parts} · cost: {total}").format(
-            parts=count(plan.parts_total), total=money(cost.total)
-        )
-    )
-    lines.append(
-        _("Balance: {balance} · after sending: {after}").format(
-            balance=money(balance.balance), after=money(cost.after)
-        )
-    )
-    can_start = bool(plan.rows)
+    lines += abroad_lines(plan, rates or {})
+    money_lines, enough = cost_lines(plan, balance, rates or {})
+    lines += money_lines
+    if offer := cheaper_line(plan, cheaper, balance):
+        lines.append(offer)
     if not plan.rows:
         lines.append(nothing_to_send_text())
-    if cost.missing is not None:
-        can_start = False
-        lines.append(not_enough_text(cost.missing))
-    return "\n".join(lines), can_start
+    return "\n".join(lines), bool(plan.rows) and enough
 
 
 def nothing_to_send_text() -> str:
@@ -329,6 +335,11 @@ def pause_text(job: JobRow, refusal: str | None) -> str:
             "Fix this (for example, the sender name) and tap Resume; only the rows not sent "
             "yet are sent."
         ).format(text=quote_cut(refusal or MISSING, REFUSAL_SHOWN))
+    if reason == PAUSE_QUIET:
+        return _(
+            "🌙 Paused for your quiet hours; it goes on by itself when they end. "
+            "Tap Resume to send now anyway."
+        )
     if reason == PAUSE_ACCESS:
         return _("⏸ Paused: an administrator withdrew your access to the bot.")
     if reason == PAUSE_ERROR:
@@ -370,6 +381,8 @@ def progress_text(facts: JobFacts, rate: float) -> str:
         )
     if counts.not_sent:
         lines.append(not_sent_text(counts))
+    if counts.stopped:
+        lines.append(left_out_text(counts.stopped))
     cost = cost_so_far(facts.costs)
     if job.state in ("done", "cancelled"):
         lines.append(_("Cost: {cost}").format(cost=cost))
@@ -399,15 +412,25 @@ def short_of_balance_text(job_id: int, cost: Cost) -> str:
     ).format(id=job_id, total=money(cost.total), missing=money(cost.missing))
 
 
-def jobs_text(jobs: Sequence[tuple[JobRow, JobCounts]]) -> str:
-    """/jobs: the user's recent jobs, newest first."""
+def state_key(job: JobRow, scheduled: Collection[int]) -> str:
+    """The label of a job in /jobs: its state, or why it waits."""
+    if job.id in scheduled:
+        return "scheduled"
+    if job.state == "paused" and job.pause_reason == PAUSE_QUIET:
+        return PAUSE_QUIET
+    return job.state
+
+
+def jobs_text(jobs: Sequence[tuple[JobRow, JobCounts]], scheduled: Collection[int] = ()) -> str:
+    """/jobs: the user's recent jobs, newest first; `scheduled` are ids of jobs that wait for
+    their time (see /scheduled)."""
     lines = [_("📦 <b>Your bulk jobs</b>"), ""]
     for job, counts in jobs:
         name = html.quote(job.file_name) if job.file_name else _("Pasted list")
         line = _("#{id} · {name} · {state} · sent {sent} of {total}, failed {failed}").format(
             id=job.id,
             name=name,
-            state=_(_STATE_LABELS.get(job.state, job.state)),
+            state=_(_STATE_LABELS[state_key(job, scheduled)]),
             sent=count(counts.sent),
             total=count(job.total),
             failed=count(counts.failed),
@@ -416,6 +439,8 @@ def jobs_text(jobs: Sequence[tuple[JobRow, JobCounts]]) -> str:
             line += ", " + _("unclear {n}").format(n=count(counts.unknown))
         if counts.not_sent:
             line += ", " + _("probably not sent {n}").format(n=count(counts.not_sent))
+        if counts.stopped:
+            line += ", " + _("on the stop list {n}").format(n=count(counts.stopped))
         lines.append(line)
     lines.append("")
     lines.append(_("Tap a job to open it."))

@@ -150,9 +150,13 @@ def test_costs_are_summed_per_currency_and_garbage_is_left_out() -> None:
     assert total_cost(["$0.005"]) == "$0.005"
 
 
-def test_periods_start_at_utc_midnight_and_the_first_of_the_month() -> None:
-    now = dt.datetime(2024, 5, 17, 2, 30, tzinfo=dt.timezone(dt.timedelta(hours=5)))
-    assert period_starts(now) == ("2024-05-16T00:00:00+00:00", "2024-05-01T00:00:00+00:00")
+def test_periods_start_at_tashkent_midnight_and_the_first_of_the_month() -> None:
+    # 02:30 on May 17 in Tashkent is still May 16 in UTC: the day is Tashkent's.
+    now = dt.datetime(2024, 5, 16, 21, 30, tzinfo=dt.UTC)
+    assert period_starts(now) == ("2024-05-16T19:00:00+00:00", "2024-04-30T19:00:00+00:00")
+    # 23:59 on June 1 in Tashkent: June's first day, its month began on May 31 in UTC.
+    late = dt.datetime(2024, 6, 1, 18, 59, tzinfo=dt.UTC)
+    assert period_starts(late) == ("2024-05-31T19:00:00+00:00", "2024-05-31T19:00:00+00:00")
 
 
 # --- Who may use admin commands -----------------------------------------------------------
@@ -168,13 +172,23 @@ async def test_summary_for_an_admin_in_private_and_in_the_admin_group(admin: Adm
         row_id = await outbox.create_pending(1, "998901234567", "Hi", None)
         await outbox.mark_sent(row_id, 1, None, "DELIVERED", 1, cost)
     await outbox.mark_failed(await outbox.create_pending(1, "998901234567", "x", None), "no")
+    # A bulk job's rows count too: two sent (1 and 2 parts), one failed.
+    bulk = app.services.bulk
+    rows = [(n, "998901234567", "Hi", n) for n in (1, 2, 3)]
+    job = await bulk.create_job(
+        1, template="Hi", sender=None, file_name="a.csv", file_format="csv", rows=rows
+    )
+    await bulk.finish_row(job, 1, "sent", sms_id=71, status="waiting", cost="50")
+    await bulk.finish_row(job, 2, "sent", sms_id=72, status="waiting", cost="100")
+    await bulk.finish_row(job, 3, "failed", error="no")
 
     [private] = await app.send("/admin", user_id=ADMIN)
     assert private.chat_id == ADMIN
     assert "Users: 3, of them blocked the bot: 1" in private.text  # 1, 2 and the admin
     assert "Valid devsms tokens: 1" in private.text
-    assert "today: 3 SMS, 3 parts, cost 150 so'm + $0.005" in private.text
-    assert "this month: 3 SMS, 3 parts, cost 150 so'm + $0.005" in private.text
+    assert "bulk jobs included (days in Tashkent time)" in private.text
+    assert "today: 5 SMS, 6 parts, cost 300 so'm + $0.005" in private.text
+    assert "this month: 5 SMS, 6 parts, cost 300 so'm + $0.005" in private.text
     assert "Access:" not in private.text  # open mode
 
     [in_group] = await admin.group("/admin@test_bot")

@@ -142,7 +142,7 @@ async def test_csv_dry_run_then_each_valid_row_gets_exactly_one_sms(
     assert "Hello Gulnora from Bukhara &amp; co!" in review.text
     assert "SMS parts in total: 3 · cost: 150 so'm" in review.text
     assert "after sending: 9\u00a0850 so'm" in review.text
-    assert labels(review) == ["🚀 Start", "✖️ Cancel"]
+    assert labels(review) == ["🚀 Start", "🕒 Send later", "✖️ Cancel"]
     assert devsms.sent == []  # a dry run sends nothing
 
     job = await start(app, review)
@@ -311,7 +311,7 @@ async def test_balance_is_checked_again_on_start(bulk_app: Harness, devsms: Fake
     app = bulk_app
     await connect(app)
     review = await review_for(app, "people.csv", PEOPLE_CSV, "Hi {name}")
-    assert labels(review) == ["🚀 Start", "✖️ Cancel"]
+    assert labels(review) == ["🚀 Start", "🕒 Send later", "✖️ Cancel"]
     devsms.accounts[GOOD_TOKEN].balance = Decimal(100)  # spent elsewhere meanwhile
     [refused] = await app.tap(review, "Start")
     assert "Not enough balance: 50 so'm more is needed" in refused.text

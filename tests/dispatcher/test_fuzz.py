@@ -65,6 +65,7 @@ from handlers.callbacks import (
     SendCb,
     SettingsCb,
     SmsCb,
+    StopCb,
     TemplateCb,
 )
 from handlers.keyboards import MENU_BUTTONS
@@ -458,6 +459,11 @@ class Fuzzer:
                 action=rng.choice(["sender", "threshold", "x", "lang"])
             ).pack(),
             lambda: LogoutCb(confirm=rng.random() < 0.3).pack(),
+            lambda: StopCb.model_construct(
+                action=rng.choice(["open", "page", "drop", "unstop", "export", "add", "?"]),
+                entry=some_id,
+                page=rng.choice([some_id, -1, 0, 1]),
+            ).pack(),
             lambda: f"usr:{some_id}",
             lambda: f"bc:send:{some_id}",
             lambda: f"acc:{rng.choice(USERS)}:{rng.choice('01')}",

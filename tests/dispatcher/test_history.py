@@ -18,6 +18,16 @@ from tests.support.recording import SentMessage
 PHONE = "998901234567"
 HOSTILE = "<&>" * 1000
 
+FILTERS = [
+    "• All",
+    "Delivered",
+    "Waiting",
+    "Accepted",
+    "Rejected",
+    "Undeliverable",
+    "🔎 Search by phone number",
+]
+
 
 async def connect(app: Harness, user_id: int = 1, lang: str = "en") -> None:
     await app.send("/start", user_id, lang)
@@ -64,10 +74,10 @@ async def test_history_pages_by_ten_and_paging_edits_the_same_message(
     assert first.text.index("Message 25") < first.text.index("Message 16")
     assert "Message 15" not in first.text
     assert "+998 90 123 45 67" in first.text
-    assert "⏳ waiting · parts: 1 · 50 so'm" in first.text
+    assert "⏳ waiting · 1 part · 50 so'm" in first.text
     assert labels(first)[:10] == [str(n) for n in range(1, 11)]
     assert labels(first)[10:12] == ["◀", "▶"]
-    assert labels(first)[12:] == ["• All", "Delivered", "Waiting", "Rejected"]
+    assert labels(first)[12:] == FILTERS
 
     [second] = await app.tap(first, "▶")
     assert second.message_id == first.message_id and second.edits == 1
@@ -144,7 +154,7 @@ async def test_empty_history_says_so_for_each_filter(app: Harness, devsms: FakeD
     await connect(app)
     [page] = await app.send("/history")
     assert "No SMS yet" in page.text
-    assert labels(page) == ["• All", "Delivered", "Waiting", "Rejected"]
+    assert labels(page) == FILTERS
     [rejected] = await app.tap(page, "Rejected")
     assert "No rejected SMS." in rejected.text
     [delivered] = await app.tap(rejected, "Delivered")
@@ -215,7 +225,7 @@ async def test_entries_without_an_sms_id_get_no_details_button(
     devsms.fail_next(status=200, body=body, path="/get_history.php")
     [page] = await app.send("/history")
     assert entries(page) == ["1.", "2."]
-    assert labels(page) == ["1", "• All", "Delivered", "Waiting", "Rejected"]
+    assert labels(page) == ["1", *FILTERS]
     # The entry with nothing known shows dashes, not "None".
     assert "None" not in page.text
     assert "❔ — · parts: — · —" in page.text

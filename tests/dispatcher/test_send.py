@@ -54,7 +54,13 @@ async def test_dialog_previews_then_sends_exactly_one_sms(
     assert "GSM-7 · 17 characters · 1 part(s)" in preview.text
     assert "Cost: 1 × 50 so'm = 50 so'm" in preview.text
     assert "Balance after sending: 9\u00a0950 so'm" in preview.text
-    assert labels(preview) == ["✅ Send", "✏️ Change text", "📞 Change number", "✖️ Cancel"]
+    assert labels(preview) == [
+        "✅ Send",
+        "🕒 Send later",
+        "✏️ Change text",
+        "📞 Change number",
+        "✖️ Cancel",
+    ]
     assert devsms.sent == []  # nothing leaves without the tap
 
     [result] = await app.tap(preview, "Send")
@@ -63,7 +69,8 @@ async def test_dialog_previews_then_sends_exactly_one_sms(
     ]
     assert result.message_id == preview.message_id
     assert "✅ <b>Sent.</b>" in result.text
-    assert f"SMS id: {devsms.sent[0].sms_id}" in result.text
+    assert f"SMS id: {devsms.sent[0].sms_id} · status: ⏳ waiting" in result.text
+    assert f"Request id: <code>{devsms.sent[0].request_id}</code>" in result.text
     assert "Balance: 9\u00a0950 so'm" in result.text
     assert labels(result) == ["🔄 Refresh status"]
     [row] = await app.services.outbox.recent(1, 10)
@@ -364,6 +371,7 @@ async def test_whole_send_dialog_in_russian(app: Harness, devsms: FakeDevsms) ->
     assert labels(preview)[0] == "✅ Отправить"
     [result] = await app.tap(preview, "Отправить", lang="ru")
     assert "Отправлено." in result.text
+    assert "⏳ в ожидании" in result.text  # the status's label, translated
     assert [s.message for s in devsms.sent] == ["Привет"]
 
 

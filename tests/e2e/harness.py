@@ -138,6 +138,8 @@ class BotProcess:
             DEVSMS_TIMEOUT="2",
             DEVSMS_RETRIES="1",
             DEVSMS_RETRY_BACKOFF="0.05",
+            # Bulk jobs must not wait for morning because of when the suite runs.
+            QUIET_HOURS="off",
         )
         if self.bot_token is not None:
             env["BOT_TOKEN"] = self.bot_token

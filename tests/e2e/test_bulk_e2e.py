@@ -83,7 +83,7 @@ async def review_for(user: ChatUser, file_name: str, content: bytes) -> ChatMess
 
 async def start_job(user: ChatUser, review: ChatMessage) -> ChatMessage:
     """Taps Start; returns the job's progress message."""
-    assert review.button_texts == ["🚀 Start", "✖️ Cancel"]
+    assert review.button_texts == ["🚀 Start", "🕒 Send later", "✖️ Cancel"]
     tap = user.tap(review, "Start")
     assert (await user.answer_to(tap)).get("text") == "Starting…"
     progress = await user.reply_after(review.message_id, "Bulk job #")

@@ -19,8 +19,22 @@ pytestmark = pytest.mark.e2e
 SEND: Final = "/send_sms.php"
 PHONE: Final = "998901234567"
 SHOWN_PHONE: Final = "+998 90 123 45 67"
-PREVIEW_BUTTONS: Final = ["✅ Send", "✏️ Change text", "📞 Change number", "✖️ Cancel"]
-FILTERS: Final = ["• All", "Delivered", "Waiting", "Rejected"]
+PREVIEW_BUTTONS: Final = [
+    "✅ Send",
+    "🕒 Send later",
+    "✏️ Change text",
+    "📞 Change number",
+    "✖️ Cancel",
+]
+FILTERS: Final = [
+    "• All",
+    "Delivered",
+    "Waiting",
+    "Accepted",
+    "Rejected",
+    "Undeliverable",
+    "🔎 Search by phone number",
+]
 STALE: Final = "This preview is no longer active."
 # Longer than DEVSMS_TIMEOUT=1 of the slow-gateway bot: its answer comes after the bot gave up.
 HANG: Final = 3.0

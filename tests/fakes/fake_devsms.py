@@ -81,6 +81,16 @@ ERR_NOT_FOUND: Final = "SMS topilmadi"
 ERR_SERVER: Final = "Ichki server xatosi"
 ERR_TOO_MANY: Final = "So'rovlar soni juda ko'p"
 OK_SENT: Final = "SMS muvaffaqiyatli yuborildi"
+ERR_TYPE: Final = "SMS turi noto'g'ri"
+ERR_OTP_FIELDS: Final = "template_type, service_name va otp_code kiritilishi shart"
+ERR_TEMPLATE_TYPE: Final = "Shablon turi noto'g'ri"
+ERR_MODERATION: Final = "Xizmat nomi moderatsiyadan o'tmadi"
+OTP_TYPE: Final = "universal_otp"
+# What the fake's approved templates read like; the real wording is the gateway's.
+OTP_TEMPLATES: Final = {
+    1: "{service}: amaliyotni tasdiqlash kodi {code}. Kodni hech kimga bermang.",
+    2: "{service}: parolingiz {code}. Uni hech kimga bermang.",
+}
 
 _UZ_PHONE: Final = re.compile(r"998[0-9]{9}")
 _INTL_PHONE: Final = re.compile(r"[1-9][0-9]{7,14}")
@@ -120,6 +130,9 @@ class SentSms:
     created_at: datetime
     """Naive, on the gateway's wall clock (FakeDevsms.timezone), as the answers show it."""
     callback_url: str | None = None
+    type: str = "eskiz"
+    otp: dict[str, Any] | None = None
+    """For type universal_otp: template_type, service_name and otp_code as received."""
 
 
 @dataclass
@@ -211,6 +224,13 @@ class FakeDevsms:
         self.failure_mode: str = "500"
         self.failure_hang: float = 30.0
         self.history_shape: str = "sms"
+        self.country_prices: dict[str, Decimal] = {}
+        """Price per part by dialling prefix ("7", "44"): sends abroad cost this instead of
+        the account's sms_price, as the gateway bills international SMS by country."""
+        self.refused_service_names: set[str] = set()
+        """Company names moderation refuses (case-insensitive): such an OTP is not sent, the
+        balance is charged all the same (the gateway's documented warning), and the answer is
+        a refusal; the history lists it as REJECTED."""
         # Its clock, never the machine's: a test must not pass or fail by the machine's zone.
         self.timezone: tzinfo = ZoneInfo(GATEWAY_TIMEZONE)
         self.random = random.Random(seed)
@@ -341,6 +361,37 @@ class FakeDevsms:
         async with asyncio.timeout(WAIT_LIMIT), self._changed:
             await self._changed.wait_for(lambda: len(self.held) >= count)
         return list(self.held)
+
+    def sent_elsewhere(
+        self,
+        token: str,
+        phone: str,
+        message: str,
+        *,
+        status: str = "waiting",
+        at: datetime | None = None,
+    ) -> SentSms:
+        """An SMS of the account that did not come through the bot (the owner's backend, the
+        web panel): it shows in the history only. Change its ``status`` on the returned object.
+        """
+        account = self.accounts[token]
+        parts = count_parts(message)
+        sms = SentSms(
+            sms_id=self._next_id,
+            request_id=str(uuid.uuid4()),
+            token=token,
+            phone=phone,
+            message=message,
+            sender=DEFAULT_SENDER,
+            status=status,
+            parts_count=parts,
+            cost=account.sms_price * parts,
+            created_at=at if at is not None else self.now(),
+        )
+        self._next_id += 1
+        account.balance -= sms.cost
+        account.sent.append(sms)
+        return sms
 
     def set_status(self, sms_id: int, status: str) -> None:
         self.find(sms_id).status = status
@@ -521,7 +572,8 @@ class FakeDevsms:
         return int(amount) if amount == amount.to_integral_value() else str(amount)
 
     def _sms_json(self, account: Account, sms: SentSms, *, id_key: str, cost_key: str) -> Any:
-        return {
+        extra = {} if sms.type == "eskiz" else {"type": sms.type}
+        return extra | {
             id_key: sms.sms_id,
             "request_id": sms.request_id,
             "phone": sms.phone,
@@ -545,15 +597,28 @@ class FakeDevsms:
             body = None
         if not isinstance(body, dict):
             return _error(400, ERR_JSON)
-        phone, message = body.get("phone"), body.get("message")
+        phone, kind = body.get("phone"), body.get("type", "eskiz")
         sender, callback_url = body.get("from", DEFAULT_SENDER), body.get("callback_url")
         if not isinstance(phone, str) or not (
             _UZ_PHONE.fullmatch(phone)
             or (not phone.startswith("998") and _INTL_PHONE.fullmatch(phone))
         ):
             return _error(400, ERR_PHONE)
-        if not isinstance(message, str) or not message.strip():
-            return _error(400, ERR_MESSAGE)
+        if kind not in ("eskiz", "simple", OTP_TYPE):
+            return _error(400, ERR_TYPE)
+        otp: dict[str, Any] | None = None
+        if kind == OTP_TYPE:
+            otp_or_error = self._otp_fields(body)
+            if isinstance(otp_or_error, web.Response):
+                return otp_or_error
+            otp = otp_or_error
+            message = OTP_TEMPLATES[otp["template_type"]].format(
+                service=otp["service_name"], code=otp["otp_code"]
+            )
+        else:
+            message = body.get("message")
+            if not isinstance(message, str) or not message.strip():
+                return _error(400, ERR_MESSAGE)
         if not isinstance(sender, str) or not sender.strip():
             return _error(400, ERR_SENDER)
         if callback_url is not None and not (
@@ -561,10 +626,77 @@ class FakeDevsms:
         ):
             return _error(400, ERR_CALLBACK)
         parts = count_parts(message)
-        cost = account.sms_price * parts
+        cost = self._price(account, phone) * parts
         if account.balance < cost:
             return _error(400, ERR_BALANCE)
+        refused = otp is not None and otp["service_name"].casefold() in {
+            name.casefold() for name in self.refused_service_names
+        }
+        sms = self._charge(account, phone, message, sender, parts, cost, callback_url)
+        sms.type, sms.otp = kind, otp
+        await self._notify()
+        if refused:
+            # Documented: a company name moderation refuses is not sent, but charged.
+            sms.status = "REJECTED"
+            return _error(400, ERR_MODERATION)
+        return web.json_response({"success": True, "message": OK_SENT, "data": self._sent(sms)})
 
+    def _sent(self, sms: SentSms) -> dict[str, Any]:
+        """A send answer's data; sends abroad name the country (the later docs revision)."""
+        account = self.accounts[sms.token]
+        data: dict[str, Any] = {
+            "sms_id": sms.sms_id,
+            "request_id": sms.request_id,
+            "status": sms.status,
+            "parts_count": sms.parts_count,
+            "total_cost": self._money(account, sms.cost),
+            "balance": self._money(account, account.balance),
+        }
+        if sms.type != "eskiz":
+            data["type"] = sms.type
+        if not sms.phone.startswith("998"):
+            country, code = _COUNTRIES.get(self._prefix(sms.phone) or "", ("Unknown", "XX"))
+            data |= {"country": country, "country_code": code}
+        return data
+
+    @staticmethod
+    def _otp_fields(body: dict[str, Any]) -> dict[str, Any] | web.Response:
+        template_type, service_name = body.get("template_type"), body.get("service_name")
+        code = body.get("otp_code")
+        if not (
+            isinstance(service_name, str)
+            and service_name.strip()
+            and isinstance(code, str | int)
+            and str(code).strip()
+            and template_type is not None
+        ):
+            return _error(400, ERR_OTP_FIELDS)
+        if not isinstance(template_type, int) or template_type not in OTP_TEMPLATES:
+            return _error(400, ERR_TEMPLATE_TYPE)
+        return {"template_type": template_type, "service_name": service_name, "otp_code": code}
+
+    @staticmethod
+    def _prefix(phone: str) -> str | None:
+        return next((p for p in ("44", "7", "1") if phone.startswith(p)), None)
+
+    def _price(self, account: Account, phone: str) -> Decimal:
+        if phone.startswith("998"):
+            return account.sms_price
+        for prefix, price in sorted(self.country_prices.items(), key=lambda kv: -len(kv[0])):
+            if phone.startswith(prefix):
+                return Decimal(price)
+        return account.sms_price
+
+    def _charge(
+        self,
+        account: Account,
+        phone: str,
+        message: str,
+        sender: str,
+        parts: int,
+        cost: Decimal,
+        callback_url: str | None,
+    ) -> SentSms:
         account.balance -= cost
         for counter in ("total", "today", "month"):
             setattr(account, f"{counter}_sms", getattr(account, f"{counter}_sms") + 1)
@@ -585,20 +717,7 @@ class FakeDevsms:
         self._next_id += 1
         account.sent.append(sms)
         self.sent.append(sms)
-        await self._notify()
-        data: dict[str, Any] = {
-            "sms_id": sms.sms_id,
-            "request_id": sms.request_id,
-            "status": sms.status,
-            "parts_count": parts,
-            "total_cost": self._money(account, cost),
-            "balance": self._money(account, account.balance),
-        }
-        if not phone.startswith("998"):
-            prefix = next((p for p in ("44", "7", "1") if phone.startswith(p)), None)
-            country, code = _COUNTRIES.get(prefix or "", ("Unknown", "XX"))
-            data |= {"country": country, "country_code": code}
-        return web.json_response({"success": True, "message": OK_SENT, "data": data})
+        return sms
 
     async def _history(self, request: web.Request) -> web.Response:
         account = self._account(request)

@@ -66,6 +66,8 @@ class FakeTelegram(HttpServer, Chats):
             "deleteMessages": self._delete_messages,
             "answerCallbackQuery": self._answer_callback_query,
             "sendDocument": self._send_document,
+            "sendPhoto": self._send_photo,
+            "editMessageMedia": self._edit_message_media,
             "getFile": self._get_file,
             "leaveChat": self._leave_chat,
             "getChat": self._get_chat,

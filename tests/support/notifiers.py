@@ -132,6 +132,7 @@ def wire(
     dp["notifier"] = notifier
     dp["notices"] = notices
     dp["bulk_runner"].notices = notices
+    dp["scheduler"].notices = notices
     return notices
 
 

@@ -12,6 +12,7 @@ import datetime as dt
 import itertools
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiogram import Bot
@@ -21,6 +22,7 @@ from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 from aiogram.methods import (
     AnswerCallbackQuery,
     DeleteMessage,
+    EditMessageMedia,
     EditMessageReplyMarkup,
     EditMessageText,
     GetFile,
@@ -28,10 +30,22 @@ from aiogram.methods import (
     SendChatAction,
     SendDocument,
     SendMessage,
+    SendPhoto,
     SetMyCommands,
     TelegramMethod,
 )
-from aiogram.types import Chat, Document, File, InlineKeyboardMarkup, Message, User
+from aiogram.types import (
+    BufferedInputFile,
+    Chat,
+    Document,
+    File,
+    FSInputFile,
+    InlineKeyboardMarkup,
+    InputMediaPhoto,
+    Message,
+    PhotoSize,
+    User,
+)
 
 from tests.support import telegram_rules as rules
 from tests.support.telegram_rules import JsonDict
@@ -53,6 +67,11 @@ class SentMessage:
     visible: str = ""
     entities: list[JsonDict] = field(default_factory=list)
     is_document: bool = False
+    # The PNG/JPEG bytes of a photo (a photo is a media message: is_document is True too).
+    photo: bytes | None = None
+    # A document's name and bytes as uploaded (read at once: the bot may delete its file).
+    file_name: str | None = None
+    file: bytes | None = None
 
     def buttons(self) -> list[tuple[str, str | None]]:
         """(label, callback_data) of every inline button, in order."""
@@ -142,7 +161,19 @@ class RecordingSession(BaseSession):
         if isinstance(method, SendDocument):
             caption = method.caption or ""
             visible, entities = rules.check_caption(caption, _parse_mode(bot, method))
-            return self._send(bot, method, caption, visible, entities, is_document=True)
+            answer = self._send(bot, method, caption, visible, entities, is_document=True)
+            sent = self.messages[(answer.chat.id, answer.message_id)]
+            sent.file_name, sent.file = _upload(method.document)
+            return answer
+        if isinstance(method, SendPhoto):
+            caption = method.caption or ""
+            visible, entities = rules.check_caption(caption, _parse_mode(bot, method))
+            photo = _photo_bytes(method.photo)
+            sent = self._send(bot, method, caption, visible, entities, is_document=True)
+            self.messages[(sent.chat.id, sent.message_id)].photo = photo
+            return self._as_message(self.messages[(sent.chat.id, sent.message_id)])
+        if isinstance(method, EditMessageMedia):
+            return self._edit_media(bot, method)
         if isinstance(method, EditMessageText | EditMessageReplyMarkup):
             return self._edit(bot, method)
         if isinstance(method, DeleteMessage):
@@ -179,7 +210,7 @@ class RecordingSession(BaseSession):
     def _send(
         self,
         bot: Bot,
-        method: SendMessage | SendDocument,
+        method: SendMessage | SendDocument | SendPhoto,
         text: str,
         visible: str,
         entities: list[JsonDict],
@@ -223,6 +254,25 @@ class RecordingSession(BaseSession):
         old.reply_markup, old.edits = method.reply_markup, old.edits + 1
         return self._as_message(old)
 
+    def _edit_media(self, bot: Bot, method: EditMessageMedia) -> Message:
+        key = (int(method.chat_id or 0), int(method.message_id or 0))
+        old = self.messages.get(key)
+        rules.check_editable(old is not None and not old.deleted, old is not None)
+        assert old is not None
+        if old.photo is None:
+            raise rules.bad_request("there is no media in the message to edit")
+        media = method.media
+        if not isinstance(media, InputMediaPhoto):
+            raise rules.bad_request("can't parse InputMedia: photo expected")
+        rules.check_reply_markup(_dump(method.reply_markup))
+        caption = media.caption or ""
+        visible, entities = rules.check_caption(caption, _parse_mode(bot, media))
+        # A new upload is new content: Telegram takes the edit even with the same caption.
+        old.photo = _photo_bytes(media.media)
+        old.text, old.visible, old.entities = caption, visible, entities
+        old.reply_markup, old.edits = method.reply_markup, old.edits + 1
+        return self._as_message(old)
+
     def _as_message(self, sent: SentMessage) -> Message:
         # A document carries its text as a caption: editMessageText on it is refused.
         content: dict[str, Any] = {"text": sent.text}
@@ -230,6 +280,10 @@ class RecordingSession(BaseSession):
             file_id = f"bot-doc-{sent.message_id}"
             document = Document(file_id=file_id, file_unique_id=file_id)
             content = {"document": document, "caption": sent.text or None}
+        if sent.photo is not None:
+            file_id = f"bot-photo-{sent.message_id}-{sent.edits}"
+            size = PhotoSize(file_id=file_id, file_unique_id=file_id, width=1000, height=600)
+            content = {"photo": [size], "caption": sent.text or None}
         return Message(
             message_id=sent.message_id,
             date=dt.datetime.now(dt.UTC),
@@ -249,7 +303,24 @@ class RecordingSession(BaseSession):
         return [m for (chat, _), m in sorted(self.messages.items()) if chat == chat_id]
 
 
-def _parse_mode(bot: Bot, method: TelegramMethod[Any]) -> str | None:
+def _upload(document: Any) -> tuple[str | None, bytes | None]:
+    if isinstance(document, BufferedInputFile):
+        return document.filename, document.data
+    if isinstance(document, FSInputFile):
+        return document.filename, Path(document.path).read_bytes()
+    return None, None
+
+
+def _photo_bytes(photo: Any) -> bytes:
+    """The uploaded image; Telegram refuses what is not one."""
+    if not isinstance(photo, BufferedInputFile):
+        raise rules.bad_request("wrong file identifier/HTTP URL specified")
+    if not photo.data.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")):
+        raise rules.bad_request("IMAGE_PROCESS_FAILED")
+    return photo.data
+
+
+def _parse_mode(bot: Bot, method: Any) -> str | None:
     value = getattr(method, "parse_mode", None)
     if isinstance(value, Default):
         resolved = bot.default[value.name]

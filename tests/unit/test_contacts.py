@@ -222,7 +222,7 @@ def test_a_group_plans_like_a_file_with_its_fields_in_the_text() -> None:
     ]
     source = group_source("VIP", members)
     assert source.columns == ["name", "phone", "City"]
-    plan = build_plan(source, "Hi {name} from {city}!", 10)
+    plan = build_plan(source, "Hi {name} from {city}!", 10, stopped=())
     assert [(phone, text) for _, phone, text, _ in plan.rows] == [
         ("998901234567", "Hi Ali from Tashkent!"),
         ("998901234568", "Hi Vali from !"),

@@ -10,6 +10,7 @@ make the test flaky, and generous: linear parsers stay two orders of magnitude b
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import re
 import time
 from collections.abc import Callable
@@ -22,6 +23,15 @@ from hypothesis import strategies as st
 from handlers.status import parse_sms_ref
 from services.bulk_plan import PASTED
 from services.phones import InvalidPhone, extract_phone_and_text, normalize_phone
+from services.schedule_time import (
+    InvalidQuiet,
+    InvalidWhen,
+    InvalidZone,
+    parse_quiet,
+    parse_when,
+    parse_zone,
+    zone_of,
+)
 from services.sms_parts import cheaper_spelling, count_sms
 from services.spreadsheet import SpreadsheetError, read_table
 from services.templating import TemplateError, check_template, placeholders, valid_template_name
@@ -35,6 +45,8 @@ from services.user_input import (
 )
 
 CALL_BOUND: Final = 0.2  # seconds of CPU per call
+_NOW: Final = dt.datetime(2026, 12, 1, 5, 0, tzinfo=dt.UTC)
+_ZONE: Final = zone_of(None)
 TELEGRAM_TEXT_MAX: Final = 4096
 _COLUMNS: Final = ["phone", "name", "{x}", " ism "]
 
@@ -52,6 +64,9 @@ PARSERS: Final[dict[str, tuple[Callable[[str], object], tuple[type[Exception], .
     "SMS parts": (count_sms, ()),
     "cheaper spelling": (cheaper_spelling, ()),
     "pasted list": (lambda text: read_table(text.encode(), PASTED), (SpreadsheetError,)),
+    "scheduled time": (lambda text: parse_when(text, _NOW, _ZONE), (InvalidWhen,)),
+    "time zone": (parse_zone, (InvalidZone,)),
+    "quiet hours": (parse_quiet, (InvalidQuiet,)),
 }
 
 # Pieces that make regular expressions and hand-written loops work hard: whitespace of every

@@ -13,7 +13,6 @@ from storage import migrations
 from storage.db import Database
 from storage.migrations import (
     LATEST_VERSION,
-    MIGRATIONS,
     MigrationError,
     migrate,
     schema_version,
@@ -36,7 +35,7 @@ async def columns(conn: aiosqlite.Connection, table: str) -> set[str]:
 
 
 async def test_fresh_database_reaches_latest_version(raw: aiosqlite.Connection) -> None:
-    assert await migrate(raw) == LATEST_VERSION == len(MIGRATIONS)
+    assert await migrate(raw) == LATEST_VERSION == len(migrations.MIGRATIONS)
     assert await schema_version(raw) == LATEST_VERSION
     assert {"sender", "is_active", "access"} <= await columns(raw, "users")
     assert {"next_check_at", "checks", "result_notified"} <= await columns(raw, "outbox")

@@ -34,6 +34,7 @@ from services.devsms import SmsRecord, parse_sms_record
 from services.languages import LANGUAGES
 from services.money import MAX_ABS_AMOUNT, Money, parse_money
 from services.phones import PhoneNumber, extract_phone_and_text, normalize_phone
+from services.schedule_time import Quick
 from tests.support.telegram_rules import TelegramRefusal, parse_html
 
 # --- Telegram HTML -------------------------------------------------------------------------
@@ -85,6 +86,7 @@ INT64: Final = 2**63
 STR_VALUES: Final[dict[tuple[str, str], tuple[str, ...]]] = {
     ("LanguageCb", "code"): LANGUAGES,
     ("HistoryCb", "flt"): tuple(HistoryFilter),
+    ("ScheduleCb", "choice"): ("", *Quick),
 }
 
 

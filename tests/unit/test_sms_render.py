@@ -58,7 +58,7 @@ def record(**fields: object) -> SmsRecord:
     [
         ("DELIVERED", "✅ delivered"),
         ("waiting", "⏳ waiting"),
-        ("sent", "⏳ sent"),
+        ("sent", "⏳ waiting"),
         ("ACCEPTED", "⏳ accepted"),
         ("REJECTED", "❌ rejected"),
         ("UNDELIVERABLE", "❌ undeliverable"),
@@ -77,7 +77,7 @@ def test_status_has_a_symbol_and_unknown_ones_are_shown_verbatim(
 def test_line_shows_time_phone_status_parts_cost_and_the_start_of_the_text() -> None:
     line = sms_line(3, record(message="Salom! " + "x" * 100, parts_count=2, cost=parse_money(100)))
     assert line.startswith("<b>3.</b> 27.11.2026 11:45 · +998 90 123 45 67")
-    assert "✅ delivered · parts: 2 · 100 so'm" in line
+    assert "✅ delivered · 2 parts · 100 so'm" in line
     assert "<i>Salom! " + "x" * 33 + "…</i>" in line
 
 

@@ -1,0 +1,143 @@
+"""Charts are drawn in child processes, one request per user at a time, the newest one winning.
+
+Drawing a chart is a few hundred milliseconds of CPU in matplotlib: on the event loop it would
+stall every chat (the GIL), so it runs in children started by forkserver with a memory and a
+time limit (services.upload_worker.UploadWorker; matplotlib is imported there, never in the
+bot). A handler does not wait for a chart: it hands the desk a job (read the numbers, draw,
+send the photo) and returns. Per user the desk keeps the job that runs and at most one that
+waits; a later tap replaces the waiting one, so a user tapping 7/30/90 fast gets the chart
+of their last tap and the desk never holds more than two jobs per user. The jobs of different
+users share the children: as many jobs run at once as there are children, the others wait
+their turn (the machine has few cores; more children than cores would only share them). A job
+reads its numbers only once it runs, so 20 users asking at once do not put 20 readings in
+front of everyone else's database calls at the same moment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+from services.charts import PRELOAD, ChartSpec, draw_chart
+from services.upload_worker import UploadWorker
+
+logger = logging.getLogger(__name__)
+
+Job = Callable[[], Awaitable[None]]
+
+DEFAULT_MEMORY_LIMIT: Final = 768 * 1024 * 1024
+DEFAULT_TIME_LIMIT: Final = 30.0
+# The chart children run this much nicer than the bot: on a machine with few cores the event
+# loop, which answers everyone, gets the CPU first (make bench, section 8).
+CHART_NICE: Final = 10
+
+
+class ChartDesk:
+    def __init__(
+        self,
+        *,
+        workers: int = 1,
+        memory_limit: int = DEFAULT_MEMORY_LIMIT,
+        time_limit: float = DEFAULT_TIME_LIMIT,
+    ) -> None:
+        if workers < 1:
+            raise ValueError("at least one chart worker")
+        self._workers = [
+            UploadWorker(
+                memory_limit=memory_limit,
+                time_limit=time_limit,
+                preload=PRELOAD,
+                nice=CHART_NICE,
+                name="chart worker",
+            )
+            for _ in range(workers)
+        ]
+        self._free: asyncio.Queue[UploadWorker] | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._running: dict[int, asyncio.Task[None]] = {}
+        # With the context it was submitted in (the user's locale for gettext, for one).
+        self._waiting: dict[int, tuple[Job, contextvars.Context]] = {}
+        self._closed = False
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the children started so far (none until the first chart)."""
+        return [w.pid for w in self._workers if w.pid is not None]
+
+    def submit(self, key: int, job: Job) -> bool:
+        """Runs `job` after `key`'s running one, in place of any job of `key` still waiting.
+
+        Returns False when the job waits (another one of `key` runs). Never blocks.
+        """
+        if self._closed:
+            raise RuntimeError("chart desk closed")
+        if key in self._running:
+            if key in self._waiting:
+                logger.debug("chart request of %s replaced a waiting one", key)
+            self._waiting[key] = (job, contextvars.copy_context())
+            return False
+        self._start(key, job, contextvars.copy_context())
+        return True
+
+    def pending(self, key: int) -> int:
+        """Jobs of `key` the desk holds: 0, 1 (running) or 2 (one waits)."""
+        return int(key in self._running) + int(key in self._waiting)
+
+    async def draw(self, spec: ChartSpec) -> bytes:
+        """The PNG of `spec`, drawn in a free child (waits for one). Raises TooSlow or
+        TooLarge (services.spreadsheet) when the child ran past its limits."""
+        free = self._queue()
+        worker = await free.get()
+        try:
+            return await worker.run(draw_chart, spec)
+        finally:
+            free.put_nowait(worker)
+
+    async def idle(self) -> None:
+        """Returns once no job runs or waits (tests and the bench)."""
+        while self._running:
+            await asyncio.gather(*self._running.values(), return_exceptions=True)
+
+    async def close(self) -> None:
+        self._closed = True
+        self._waiting.clear()
+        for task in list(self._running.values()):
+            task.cancel()
+        await asyncio.gather(*self._running.values(), return_exceptions=True)
+        for worker in self._workers:
+            await worker.close()
+
+    def _turns(self) -> asyncio.Semaphore:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(len(self._workers))
+        return self._slots
+
+    def _queue(self) -> asyncio.Queue[UploadWorker]:
+        # Made on first use, inside the running loop.
+        if self._free is None:
+            self._free = asyncio.Queue()
+            for worker in self._workers:
+                self._free.put_nowait(worker)
+        return self._free
+
+    def _start(self, key: int, job: Job, context: contextvars.Context) -> None:
+        task = asyncio.create_task(self._run(key, job), name=f"chart-{key}", context=context)
+        self._running[key] = task
+
+    async def _run(self, key: int, job: Job) -> None:
+        try:
+            async with self._turns():
+                await job()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # A job reports its own failures to its user; this is a bug in one.
+            logger.exception("chart job of %s failed", key)
+        finally:
+            del self._running[key]
+            following = self._waiting.pop(key, None)
+            if following is not None and not self._closed:
+                self._start(key, *following)

@@ -1,0 +1,185 @@
+"""The /stats chart: daily SMS and spending as a PNG, and the numbers of its caption.
+
+Pure functions over plain dataclasses. matplotlib is imported inside `draw_chart` only, so
+importing this module (the bot does at start-up) costs nothing: the chart is drawn in a child
+process (services.chart_desk) that imports matplotlib once. Texts arrive translated
+(`ChartLabels`): the child has no gettext context.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Final
+
+# 1000 × 600 px: sharp on a phone, about 40–70 kB as PNG.
+_WIDTH_IN: Final = 10.0
+_HEIGHT_IN: Final = 6.0
+_DPI: Final = 100
+# Dates on the x axis: at most this many labels, the others are skipped.
+_MAX_TICKS: Final = 15
+_DELIVERED: Final = "#2e9e5b"
+_FAILED: Final = "#d64545"
+_WAITING: Final = "#b8bec6"
+_SPENT: Final = "#3f6fb5"
+PNG_MAGIC: Final = b"\x89PNG\r\n\x1a\n"
+# Modules the chart process imports when it starts, before its first chart.
+PRELOAD: Final = ("matplotlib.figure", "matplotlib.backends.backend_agg")
+
+
+@dataclass(frozen=True, slots=True)
+class DayPoint:
+    """One day in the user's zone: SMS by outcome and what they cost."""
+
+    day: dt.date
+    delivered: int = 0
+    failed: int = 0
+    waiting: int = 0
+    spent: Decimal = Decimal(0)
+
+    @property
+    def sms(self) -> int:
+        return self.delivered + self.failed + self.waiting
+
+
+@dataclass(frozen=True, slots=True)
+class ChartLabels:
+    """Every text on the image, already in the user's language."""
+
+    title: str
+    sms_axis: str
+    spent_axis: str
+    delivered: str
+    failed: str
+    waiting: str
+    empty: str
+    """Written across an empty chart ("No SMS in these days")."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChartSpec:
+    days: tuple[DayPoint, ...]
+    labels: ChartLabels
+
+
+def fill_days(points: list[DayPoint], first: dt.date, last: dt.date) -> tuple[DayPoint, ...]:
+    """Every day from `first` to `last`, with zeros on days that had no SMS; points outside
+    the span are left out."""
+    by_day = {p.day: p for p in points if first <= p.day <= last}
+    span = (last - first).days + 1
+    return tuple(
+        by_day.get(day, DayPoint(day))
+        for day in (first + dt.timedelta(days=n) for n in range(max(span, 0)))
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """The caption's numbers over the chart's days."""
+
+    days: int
+    sms: int
+    delivered: int
+    failed: int
+    waiting: int
+    spent: Decimal
+
+    @property
+    def delivery_rate(self) -> Decimal | None:
+        """Delivered among the SMS whose outcome is known, in per cent; None with none."""
+        settled = self.delivered + self.failed
+        if not settled:
+            return None
+        return (Decimal(100) * self.delivered / settled).quantize(Decimal("0.1"), ROUND_HALF_UP)
+
+    @property
+    def spent_per_day(self) -> Decimal:
+        return self.spent / self.days if self.days else Decimal(0)
+
+    @property
+    def sms_per_day(self) -> Decimal:
+        return (
+            (Decimal(self.sms) / self.days).quantize(Decimal("0.1"), ROUND_HALF_UP)
+            if (self.days)
+            else Decimal(0)
+        )
+
+    def days_left(self, balance: Decimal | None) -> int | None:
+        """≈ whole days the balance lasts at this pace; None with no spending or no balance."""
+        per_day = self.spent_per_day
+        if balance is None or per_day <= 0:
+            return None
+        return max(int(balance / per_day), 0)
+
+
+def summarise(days: tuple[DayPoint, ...]) -> Summary:
+    return Summary(
+        days=len(days),
+        sms=sum(p.sms for p in days),
+        delivered=sum(p.delivered for p in days),
+        failed=sum(p.failed for p in days),
+        waiting=sum(p.waiting for p in days),
+        spent=sum((p.spent for p in days), Decimal(0)),
+    )
+
+
+def tick_positions(count: int, most: int = _MAX_TICKS) -> list[int]:
+    """Indexes of the days that get a date label: every k-th, the last day always."""
+    if count <= 0:
+        return []
+    step = max(1, -(-count // most))
+    ticks = list(range(count - 1, -1, -step))
+    return sorted(ticks)
+
+
+def draw_chart(spec: ChartSpec) -> bytes:
+    """The chart as PNG bytes: SMS per day stacked by outcome above, spending per day below."""
+    # Lazy on purpose: matplotlib (with numpy) is tens of MB and a second of start-up that
+    # a bot that never draws should not pay. Figure + the Agg canvas need no pyplot and no
+    # global backend: nothing here touches a display or shared state.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    days, labels = spec.days, spec.labels
+    figure = Figure(figsize=(_WIDTH_IN, _HEIGHT_IN), dpi=_DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(3, 2))
+    figure.suptitle(labels.title, fontsize=14)
+    xs = list(range(len(days)))
+    delivered = [p.delivered for p in days]
+    failed = [p.failed for p in days]
+    waiting = [p.waiting for p in days]
+    width = 0.8
+    top.bar(xs, delivered, width, color=_DELIVERED, label=labels.delivered)
+    top.bar(xs, failed, width, bottom=delivered, color=_FAILED, label=labels.failed)
+    under = [d + f for d, f in zip(delivered, failed, strict=True)]
+    top.bar(xs, waiting, width, bottom=under, color=_WAITING, label=labels.waiting)
+    top.set_ylabel(labels.sms_axis)
+    top.legend(loc="upper left", fontsize=9, frameon=False, ncols=3)
+    spent = [float(p.spent) for p in days]
+    bottom.bar(xs, spent, width, color=_SPENT)
+    bottom.set_ylabel(labels.spent_axis)
+    for axes in (top, bottom):
+        axes.grid(axis="y", alpha=0.3)
+        axes.spines[["top", "right"]].set_visible(False)
+        axes.yaxis.get_major_locator().set_params(integer=True)
+    top_peak = max((p.sms for p in days), default=0)
+    # Headroom above the tallest bar for the legend; an empty chart still gets an axis.
+    top.set_ylim(0, max(top_peak, 1) * 1.25)
+    if not any(spent):
+        bottom.set_ylim(0, 1)
+    ticks = tick_positions(len(days))
+    bottom.set_xticks(ticks, [days[i].day.strftime("%d.%m") for i in ticks])
+    bottom.tick_params(axis="x", labelsize=8)
+    if days:
+        bottom.set_xlim(-0.6, len(days) - 0.4)
+    if top_peak == 0:
+        top.text(
+            0.5, 0.5, labels.empty, transform=top.transAxes, ha="center", va="center",
+            fontsize=13, color="#666666",
+        )  # fmt: skip
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=_DPI)
+    return buffer.getvalue()

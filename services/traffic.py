@@ -1,0 +1,279 @@
+"""Keeps the local record of each account's traffic (storage/traffic.py) up to date.
+
+Every `interval` seconds each user with a working token gets one round of at most `max_pages`
+history calls (``get_history``, through the one cursor of services/history_pages.py):
+
+1. From the newest entry down, until a page holds an entry already stored and nothing older
+   can still change status: no stored SMS of the last OPEN_HORIZON that is not final is older
+   than that page. New entries are stored, known ones take the status the history shows now.
+2. With the calls left, older history the first rounds could not reach: the round goes on at
+   the offset where the last one stopped (moved down by the entries that arrived on top
+   since), until the history ends or reaches BACKFILL_DAYS back.
+
+A burst of new SMS larger than one round's calls leaves a gap under them; the round notes
+where it stopped, and the next ones read on from there before going deeper.
+
+After its round a user's new SMS are offered to the `after_round` hooks (the failure watch).
+Handlers never await any of this; it runs as a background task (bot/background.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+from services.access import OPEN, AccessPolicy
+from services.accounts import Accounts, NoToken
+from services.devsms import (
+    HISTORY_MAX_LIMIT,
+    DevsmsError,
+    DevsmsGatewayError,
+    DevsmsUnauthorized,
+    DevsmsUnavailable,
+    SmsRecord,
+)
+from services.health import GatewayHealth
+from services.history_pages import HistoryCursor
+from storage.alerts import AlertRepo, WatchTarget
+from storage.traffic import NewRecord, TrafficRepo
+
+logger = logging.getLogger(__name__)
+
+# Statuses stop changing within a day (Eskiz: EXPIRED after 24 h offline); older SMS that are
+# still "waiting" are not chased any more.
+OPEN_HORIZON: Final = timedelta(days=2)
+# The bot's own sends whose answer came after the history showed them are re-matched this long.
+REMATCH_WINDOW: Final = timedelta(days=1)
+PAGE_SIZE: Final = 500
+
+AfterRound = Callable[[WatchTarget, datetime], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    calls: int
+    inserted: int
+    updated: int
+    resume_offset: int | None
+
+
+def new_record(record: SmsRecord) -> NewRecord:
+    """A history entry as the store keeps it: aware UTC time, cost as amount and currency."""
+    created = record.created_at if isinstance(record.created_at, datetime) else None
+    if created is not None and created.tzinfo is None:
+        created = None  # the client gives aware times; a naive one is not trusted
+    cost = record.cost
+    return NewRecord(
+        sms_id=record.sms_id,
+        request_id=record.request_id,
+        phone=record.phone,
+        message=record.message,
+        sender=record.sender,
+        parts=record.parts_count,
+        cost=None if cost is None else cost.amount,
+        currency=None if cost is None else cost.currency,
+        status=record.status,
+        created_at=None if created is None else created.astimezone(UTC),
+    )
+
+
+class TrafficSync:
+    def __init__(
+        self,
+        traffic: TrafficRepo,
+        alerts: AlertRepo,
+        accounts: Accounts,
+        *,
+        interval: float,
+        max_pages: int,
+        concurrency: int,
+        backfill_days: int,
+        health: GatewayHealth | None = None,
+        policy: AccessPolicy = OPEN,
+        after_round: Sequence[AfterRound] = (),
+        page_limit: int = HISTORY_MAX_LIMIT,
+        now: Callable[[], datetime] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if interval <= 0 or max_pages < 1 or concurrency < 1 or backfill_days < 1:
+            raise ValueError("interval, max_pages, concurrency and backfill_days must be positive")
+        self._traffic = traffic
+        self._alerts = alerts
+        self._accounts = accounts
+        self._interval = interval
+        self._max_pages = max_pages
+        self._concurrency = concurrency
+        self._backfill = timedelta(days=backfill_days)
+        self._health = health
+        self._policy = policy
+        self._after_round = tuple(after_round)
+        self._page_limit = page_limit
+        self._now = now if now is not None else lambda: datetime.now(UTC)
+        self._clock = clock
+
+    async def run(self) -> None:
+        """Rounds forever, `interval` seconds apart. Cancel the task to stop it."""
+        while True:
+            started = self._clock()
+            try:
+                users = await self.sync_all()
+            except Exception:
+                logger.exception("traffic round failed; next one in %.0f s", self._interval)
+            else:
+                logger.info("traffic round: %s users in %.1f s", users, self._clock() - started)
+            await asyncio.sleep(self._interval)
+
+    async def sync_all(self) -> int:
+        """One round over every user with a valid token; returns how many were synced."""
+        queue: asyncio.Queue[WatchTarget | None] = asyncio.Queue(maxsize=self._concurrency * 2)
+        done = 0
+
+        async def worker() -> None:
+            nonlocal done
+            while (target := await queue.get()) is not None:
+                if await self._sync_target(target):
+                    done += 1
+
+        workers = [
+            asyncio.create_task(worker(), name=f"traffic-worker-{n}")
+            for n in range(self._concurrency)
+        ]
+        try:
+            after = 0
+            while True:
+                page = await self._alerts.watch_targets(after, PAGE_SIZE)
+                for target in page:
+                    await queue.put(target)
+                if len(page) < PAGE_SIZE:
+                    break
+                after = page[-1].user_id
+            for _ in workers:
+                await queue.put(None)
+            await asyncio.gather(*workers)
+        finally:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+        return done
+
+    async def _sync_target(self, target: WatchTarget) -> bool:
+        if not self._policy.admits(target.user_id, target.access):
+            return False
+        try:
+            await self.sync_user(target.user_id)
+        except Exception:
+            # One user's trouble never ends the round for the others.
+            logger.exception("traffic sync of user %s failed", target.user_id)
+            return False
+        for hook in self._after_round:
+            try:
+                await hook(target, self._now())
+            except Exception:
+                logger.exception("after-sync work for user %s failed", target.user_id)
+        return True
+
+    async def sync_user(self, user_id: int) -> SyncReport:
+        """One round for one user: at most `max_pages` history calls."""
+        now = self._now()
+        # A new token (maybe another account) drops the record; a round that began with the
+        # old one must not write its pages afterwards.
+        token = await self._accounts.stored_token(user_id)
+        if token is None:
+            return SyncReport(0, 0, 0, None)
+        state = await self._traffic.sync_state(user_id)
+        oldest_open = await self._traffic.oldest_open(user_id, now - OPEN_HORIZON)
+        budget = self._max_pages
+        inserted = updated = 0
+        top = HistoryCursor(self._accounts, user_id, limit=self._page_limit)
+        reached_known = cut = failed = False
+        while True:
+            if budget == 0:
+                cut = True
+                break
+            budget -= 1
+            items = await self._read(top)
+            if items is None:
+                cut = failed = True
+                break
+            if not items:
+                break
+            if await self._accounts.stored_token(user_id) != token:
+                return SyncReport(self._max_pages - budget, inserted, updated, None)
+            result = await self._traffic.merge(user_id, [new_record(r) for r in items], now=now)
+            inserted += result.inserted
+            updated += result.updated
+            if result.known:
+                reached_known = True
+                oldest = _oldest(items)
+                if oldest_open is None or (oldest is not None and oldest < oldest_open):
+                    break
+        resume = state.resume_offset
+        if not reached_known:
+            # Everything read was new: the history ended there, or what lies below it (older
+            # entries, maybe already stored) is read from there on.
+            resume = None if top.finished and not cut else top.offset
+        elif resume is not None:
+            resume += inserted  # the new entries on top moved the older ones down
+        if resume is not None and budget > 0 and not failed:
+            deep = HistoryCursor(self._accounts, user_id, limit=self._page_limit, offset=resume)
+            while budget > 0:
+                budget -= 1
+                items = await self._read(deep)
+                if items is None:
+                    break
+                if not items:
+                    resume = None
+                    break
+                if await self._accounts.stored_token(user_id) != token:
+                    return SyncReport(self._max_pages - budget, inserted, updated, None)
+                result = await self._traffic.merge(
+                    user_id, [new_record(r) for r in items], now=now
+                )
+                inserted += result.inserted
+                updated += result.updated
+                resume = deep.offset
+                oldest = _oldest(items)
+                if deep.finished or (oldest is not None and oldest < now - self._backfill):
+                    resume = None
+                    break
+        if await self._accounts.stored_token(user_id) != token:
+            return SyncReport(self._max_pages - budget, inserted, updated, None)
+        await self._traffic.save_sync_state(user_id, resume)
+        await self._traffic.rematch(user_id, now - REMATCH_WINDOW)
+        calls = self._max_pages - budget
+        logger.debug(
+            "traffic of user %s: %s calls, %s new, %s changed", user_id, calls, inserted, updated
+        )
+        return SyncReport(calls, inserted, updated, resume)
+
+    async def _read(self, cursor: HistoryCursor) -> list[SmsRecord] | None:
+        """A page's entries ([] once the history ended), or None when the gateway failed."""
+        try:
+            page = await cursor.read()
+        except NoToken:
+            return None
+        except DevsmsUnauthorized:
+            # Accounts marked the token invalid; the watcher tells the user.
+            return None
+        except (DevsmsGatewayError, DevsmsUnavailable) as exc:
+            logger.info("history of user %s: %s", cursor.user_id, type(exc).__name__)
+            if self._health is not None:
+                await self._health.record_failure()
+            return None
+        except DevsmsError as exc:
+            logger.warning("history of user %s refused: %s", cursor.user_id, type(exc).__name__)
+            return None
+        if self._health is not None:
+            await self._health.record_success()
+        return page.items
+
+
+def _oldest(items: Sequence[SmsRecord]) -> datetime | None:
+    times = [r.created_at for r in items if isinstance(r.created_at, datetime)]
+    times = [t for t in times if t.tzinfo is not None]
+    return min(times) if times else None

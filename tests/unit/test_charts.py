@@ -1,0 +1,133 @@
+"""The /stats chart as pure functions: a real PNG, the caption's numbers, empty days."""
+
+from __future__ import annotations
+
+import datetime as dt
+import struct
+import subprocess
+import sys
+from decimal import Decimal
+
+import pytest
+
+from services.charts import (
+    PNG_MAGIC,
+    ChartLabels,
+    ChartSpec,
+    DayPoint,
+    draw_chart,
+    fill_days,
+    summarise,
+    tick_positions,
+)
+
+FIRST = dt.date(2026, 11, 2)
+RU = ChartLabels(
+    title="Расходы и SMS · 30 дней",
+    sms_axis="SMS в день",
+    spent_axis="Расход, сум",
+    delivered="Доставлено",
+    failed="Не доставлено",
+    waiting="Ожидают",
+    empty="За эти дни SMS не было",
+)
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == PNG_MAGIC
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+def days(n: int) -> tuple[DayPoint, ...]:
+    points = [
+        DayPoint(FIRST + dt.timedelta(days=i), i % 5, i % 2, i % 3, Decimal(50 * (i % 5)))
+        for i in range(n)
+    ]
+    return fill_days(points, FIRST, FIRST + dt.timedelta(days=n - 1))
+
+
+@pytest.mark.parametrize("n", [7, 30, 90])
+def test_chart_is_a_png_of_sane_size(n: int) -> None:
+    png = draw_chart(ChartSpec(days(n), RU))
+    assert png_size(png) == (1000, 600)
+    # Small enough for a photo (Telegram: 10 MB), not a blank picture either.
+    assert 10_000 < len(png) < 500_000
+
+
+def test_labels_reach_the_picture_in_the_users_language() -> None:
+    """The translated texts are what the figure draws (no English fallback on the axes)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: F401
+    from matplotlib.figure import Figure
+
+    drawn: list[str] = []
+    original = Figure.savefig
+
+    def capture(self: Figure, *args: object, **kwargs: object) -> None:
+        drawn.extend(t.get_text() for t in self.findobj(lambda o: hasattr(o, "get_text")))
+        original(self, *args, **kwargs)
+
+    Figure.savefig = capture  # type: ignore[method-assign]
+    try:
+        draw_chart(ChartSpec(days(7), RU))
+    finally:
+        Figure.savefig = original  # type: ignore[method-assign]
+    for text in (RU.title, RU.sms_axis, RU.spent_axis, RU.delivered, RU.failed, RU.waiting):
+        assert text in drawn
+    assert "02.11" in drawn and "08.11" in drawn
+    assert RU.empty not in drawn
+
+
+def test_days_without_sms_still_draw_a_chart_that_says_so() -> None:
+    empty = fill_days([], FIRST, FIRST + dt.timedelta(days=29))
+    assert len(empty) == 30 and all(p.sms == 0 and p.spent == 0 for p in empty)
+    png = draw_chart(ChartSpec(empty, RU))
+    assert png_size(png) == (1000, 600)
+    assert summarise(empty).delivery_rate is None
+    assert summarise(empty).days_left(Decimal(1000)) is None
+
+
+def test_fill_days_puts_zeros_between_known_days_and_drops_outside_ones() -> None:
+    points = [
+        DayPoint(FIRST, delivered=2),
+        DayPoint(FIRST + dt.timedelta(days=3), failed=1),
+        DayPoint(FIRST - dt.timedelta(days=1), delivered=9),
+    ]
+    filled = fill_days(points, FIRST, FIRST + dt.timedelta(days=4))
+    assert [p.day.day for p in filled] == [2, 3, 4, 5, 6]
+    assert [p.sms for p in filled] == [2, 0, 0, 1, 0]
+
+
+def test_summary_numbers() -> None:
+    points = (
+        DayPoint(FIRST, delivered=8, failed=2, waiting=5, spent=Decimal(750)),
+        DayPoint(FIRST + dt.timedelta(days=1), delivered=1, failed=0, spent=Decimal(50)),
+    )
+    summary = summarise(points)
+    assert (summary.sms, summary.delivered, summary.failed, summary.waiting) == (16, 9, 2, 5)
+    assert summary.spent == Decimal(800)
+    # Waiting SMS have no outcome yet: the rate is over delivered + failed.
+    assert summary.delivery_rate == Decimal("81.8")
+    assert summary.spent_per_day == Decimal(400)
+    assert summary.sms_per_day == Decimal("8.0")
+    assert summary.days_left(Decimal(10_000)) == 25
+    assert summary.days_left(None) is None
+
+
+def test_ticks_never_crowd_and_keep_the_last_day() -> None:
+    assert tick_positions(7) == list(range(7))
+    ninety = tick_positions(90)
+    assert len(ninety) <= 15 and ninety[-1] == 89
+    assert tick_positions(0) == []
+
+
+def test_importing_the_bot_does_not_import_matplotlib() -> None:
+    """Idle memory and start-up stay as they were: matplotlib is loaded only in the chart
+    process, when the first chart is drawn."""
+    code = (
+        "import sys, bot.__main__, bot.factory, handlers, services.charts, "
+        "services.chart_desk, services.export; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('matplotlib', 'numpy')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

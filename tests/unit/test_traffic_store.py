@@ -1,0 +1,104 @@
+"""storage/traffic.py: the read API other features build on (day totals in a zone, streaming
+rows, the forecast) and the merge of history pages."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+from storage import Database, OutboxRepo, TrafficRepo, UserRepo
+from storage.traffic import NewRecord, Origin, Outcome, outcome_of
+
+T0 = datetime(2026, 11, 30, 20, 30, tzinfo=UTC)  # 01:30 on Dec 1 in Tashkent
+
+
+def rec(sms_id: int, at: datetime, status: str = "DELIVERED", cost: str = "50") -> NewRecord:
+    return NewRecord(
+        sms_id, f"req-{sms_id}", "998901234567", "hi", "4546", 1,
+        Decimal(cost.lstrip("$")), "USD" if cost.startswith("$") else "UZS", status, at,
+    )  # fmt: skip
+
+
+async def repo_with_user(db: Database) -> TrafficRepo:
+    await UserRepo(db).upsert_seen(1, "A", None)
+    return TrafficRepo(db)
+
+
+async def test_daily_totals_fall_on_the_local_day_and_include_empty_days(db: Database) -> None:
+    traffic = await repo_with_user(db)
+    await traffic.merge(
+        1,
+        [
+            rec(1, T0),
+            rec(2, T0 + timedelta(hours=1), "REJECTED"),
+            rec(3, T0 - timedelta(hours=2), "waiting", cost="$0.005"),
+        ],
+    )
+    since = datetime(2026, 11, 29, 19, tzinfo=UTC)  # Nov 30 00:00 in Tashkent
+    until = datetime(2026, 12, 2, 19, tzinfo=UTC)
+    days = await traffic.daily_totals(1, since, until, "Asia/Tashkent")
+    assert [d.day for d in days] == [date(2026, 11, 30), date(2026, 12, 1), date(2026, 12, 2)]
+    nov30, dec1, dec2 = days
+    assert (nov30.sms, nov30.waiting) == (1, 1)
+    assert (dec1.sms, dec1.delivered, dec1.failed, dec1.parts) == (2, 1, 1, 2)
+    assert dec1.cost_by_currency == {"UZS": Decimal(100)}
+    assert dec2.sms == 0 and dec2.cost_by_currency == {}
+    # The same SMS seen from Los Angeles all fall on Nov 30.
+    la = await traffic.daily_totals(1, since, until, "America/Los_Angeles")
+    assert sum(d.sms for d in la if d.day == date(2026, 11, 30)) == 3
+
+
+async def test_iter_rows_streams_in_batches_oldest_first(db: Database) -> None:
+    traffic = await repo_with_user(db)
+    await traffic.merge(1, [rec(n, T0 + timedelta(minutes=n % 3)) for n in range(1, 12)])
+    rows = [r async for r in traffic.iter_rows(1, T0, T0 + timedelta(days=1), batch=4)]
+    assert len(rows) == 11
+    assert [r.created_at for r in rows] == sorted(r.created_at for r in rows)
+    assert len({r.id for r in rows}) == 11
+    assert rows[0].origin is Origin.ELSEWHERE and rows[0].cost == Decimal(50)
+
+
+async def test_merge_updates_status_and_counts_known(db: Database) -> None:
+    traffic = await repo_with_user(db)
+    first = await traffic.merge(1, [rec(1, T0, "waiting")])
+    again = await traffic.merge(1, [rec(1, T0, "waiting"), rec(2, T0)])
+    changed = await traffic.merge(1, [rec(1, T0, "UNDELIVERABLE")])
+    assert (first.inserted, again.inserted, again.known, again.updated) == (1, 1, 1, 0)
+    assert changed.updated == 1
+    rows = [r async for r in traffic.iter_rows(1, T0, T0 + timedelta(hours=1))]
+    assert {r.sms_id: r.outcome for r in rows} == {1: Outcome.FAILED, 2: Outcome.DELIVERED}
+
+
+async def test_forecast_uses_the_average_spend_of_the_window(db: Database) -> None:
+    traffic = await repo_with_user(db)
+    now = T0 + timedelta(days=1)
+    assert await traffic.balance_forecast(1, now) is None
+    await traffic.record_balance(1, Decimal(7000), "UZS", now=now)
+    nothing = await traffic.balance_forecast(1, now)
+    assert nothing is not None and nothing.days_left is None
+    await traffic.merge(1, [rec(n, T0 - timedelta(days=n % 7), cost="100") for n in range(70)])
+    forecast = await traffic.balance_forecast(1, now, days=7)
+    assert forecast is not None
+    assert forecast.daily_spend == Decimal(1000) and forecast.days_left == 7
+
+
+def test_outcomes() -> None:
+    assert outcome_of("sent") is Outcome.WAITING
+    assert outcome_of("ACCEPTED") is Outcome.WAITING
+    assert outcome_of("rejected") is Outcome.FAILED
+    assert outcome_of(None) is Outcome.WAITING
+
+
+async def test_a_page_repeating_an_entry_stores_it_once(db: Database) -> None:
+    traffic = await repo_with_user(db)
+    result = await traffic.merge(1, [rec(1, T0), rec(1, T0), rec(2, T0)])
+    assert (result.inserted, result.known) == (2, 0)
+
+
+async def test_an_open_outbox_row_to_the_same_phone_and_text_is_the_bots(db: Database) -> None:
+    traffic = await repo_with_user(db)
+    # The bot's send is in flight (its answer not recorded yet) when the history shows it.
+    row_id = await OutboxRepo(db).create_pending(1, "998901234567", "hi", None)
+    await traffic.merge(1, [rec(1, T0)])
+    [row] = [r async for r in traffic.iter_rows(1, T0, T0 + timedelta(seconds=1))]
+    assert (row.origin, row.outbox_id) == (Origin.BOT, row_id)
