@@ -194,7 +194,8 @@ class NotStarted(StrEnum):
     TOKEN = "token"  # no token, or devsms refuses it
     ACCESS = "access"  # an administrator withdrew the owner's access
     JOB = "job"  # the prepared bulk job is no longer waiting (cancelled, paused by /deny)
-    REFUSED = "refused"  # the send path refused it before any request (e.g. the stop list)
+    REFUSED = "refused"  # the send path refused it before any request
+    STOPPED = "stopped"  # the number was put on the owner's stop list after it was scheduled
 
 
 class Missed(StrEnum):

@@ -41,7 +41,7 @@ from services.events import (
 )
 from services.pricing import Cost, cost_of
 from services.schedule_time import QuietHours, is_quiet, quiet_end, user_quiet, zone_of
-from services.sending import SmsSender
+from services.sending import Outcome, SmsSender
 from services.sms_parts import count_sms
 from storage import BulkRepo, ScheduledRow, ScheduleRepo, UserRepo, UserRow
 from storage.outbox import NotClaimed
@@ -228,7 +228,9 @@ class Scheduler:
         self._accounts.forget_balance(user.id)
         if await self._schedule.mark_failed(item.id, outcome.outcome.value):
             # Still waiting: the send path refused it before recording anything.
-            await self._tell(ScheduledNotStarted, user, item, reason=NotStarted.REFUSED)
+            stopped = outcome.outcome is Outcome.STOPPED
+            reason = NotStarted.STOPPED if stopped else NotStarted.REFUSED
+            await self._tell(ScheduledNotStarted, user, item, reason=reason)
             return
         logger.info("scheduled item %s sent: %s", item.id, outcome.outcome)
         await self._tell(ScheduledSmsDone, user, item, outcome=outcome)

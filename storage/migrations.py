@@ -255,8 +255,10 @@ CREATE TABLE stoplist (
 );
 CREATE INDEX stoplist_user_recent ON stoplist (user_id, id DESC);
 -- A bulk row whose number is on the owner's stop list is never sent: 'stopped'. SQLite cannot
--- change a CHECK constraint in place, so bulk_rows is rebuilt with the same columns.
-CREATE TABLE bulk_rows_v5 (
+-- change a CHECK constraint in place, so bulk_rows is rebuilt with every column and index it
+-- has at this point, _TRAFFIC's included (sent_at and the two lookup indexes): this script
+-- must stay after _TRAFFIC, and a later change to bulk_rows must come after this one.
+CREATE TABLE bulk_rows_stoplist (
     job_id INTEGER NOT NULL REFERENCES bulk_jobs(id) ON DELETE CASCADE,
     row_no INTEGER NOT NULL,
     phone TEXT NOT NULL,
@@ -271,15 +273,18 @@ CREATE TABLE bulk_rows_v5 (
     cost TEXT,
     error TEXT,
     updated_at TEXT,
+    sent_at TEXT,
     PRIMARY KEY (job_id, row_no)
 ) WITHOUT ROWID;
-INSERT INTO bulk_rows_v5 (job_id, row_no, phone, message, parts, state, sms_id, request_id,
-    status, cost, error, updated_at)
+INSERT INTO bulk_rows_stoplist (job_id, row_no, phone, message, parts, state, sms_id,
+    request_id, status, cost, error, updated_at, sent_at)
     SELECT job_id, row_no, phone, message, parts, state, sms_id, request_id, status, cost, error,
-    updated_at FROM bulk_rows;
+    updated_at, sent_at FROM bulk_rows;
 DROP TABLE bulk_rows;
-ALTER TABLE bulk_rows_v5 RENAME TO bulk_rows;
+ALTER TABLE bulk_rows_stoplist RENAME TO bulk_rows;
 CREATE INDEX bulk_rows_state ON bulk_rows (job_id, state, row_no);
+CREATE INDEX bulk_rows_sms_id ON bulk_rows (sms_id) WHERE sms_id IS NOT NULL;
+CREATE INDEX bulk_rows_request_id ON bulk_rows (request_id) WHERE request_id IS NOT NULL;
 """
 
 _OTP: Final = """

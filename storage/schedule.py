@@ -79,9 +79,10 @@ class ScheduleRepo:
         file_name: str | None,
         file_format: str,
         rows: Iterable[tuple[int, str, str, int]],
+        stopped: Iterable[tuple[int, str]] = (),
     ) -> tuple[int, int]:
         """A bulk job in state 'ready' and the item that starts it, in one transaction;
-        returns (item id, job id)."""
+        returns (item id, job id). `stopped`: see BulkRepo.create_job."""
         now = utc_now()
         async with self._db.transaction():
             job_id = await BulkRepo(self._db).create_job(
@@ -91,6 +92,7 @@ class ScheduleRepo:
                 file_name=file_name,
                 file_format=file_format,
                 rows=rows,
+                stopped=stopped,
             )
             row = await self._db.fetchone(
                 "INSERT INTO scheduled (user_id, kind, job_id, due_at, created_at, updated_at) "

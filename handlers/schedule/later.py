@@ -279,6 +279,7 @@ async def schedule_at(
             file_name=source.file_name,
             file_format=source.file_format,
             rows=plan.rows,
+            stopped=plan.stopped,
         )
         lists.sources.drop(user_row.id)
     await state.clear()

@@ -220,6 +220,7 @@ def not_started_text(
         NotStarted.ACCESS: _("An administrator withdrew your access to the bot"),
         NotStarted.JOB: _("Its bulk job is no longer waiting to start (see /jobs)"),
         NotStarted.REFUSED: _("It was refused before sending"),
+        NotStarted.STOPPED: _("The number is on your stop list now (see /stoplist)"),
     }[reason]
     if reason is NotStarted.BALANCE and missing is not None:
         why += " " + _("({missing} more is needed)").format(missing=money(missing))

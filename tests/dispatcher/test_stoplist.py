@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import datetime as dt
 import io
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ from aiogram.types import BufferedInputFile
 from bot.commands import commands_for
 from bot.config import Settings
 from services.bulk import BulkRunner
+from services.scheduler import Scheduler, parse_stamp
 from tests.conftest import GOOD_TOKEN, make_settings
 from tests.fakes.fake_devsms import FakeDevsms
 from tests.support.harness import Harness, button_data
@@ -435,3 +437,57 @@ async def test_bulk_one_left_out_in_russian_and_a_number_stopped_before_start(
         await devsms.wait_sent(1)
     await until(lambda: any("-result-" in (f.filename or "") for f in files(app)))
     assert [s.phone for s in devsms.sent] == ["998901234569"]
+
+
+# --- scheduled sends ---------------------------------------------------------------------------
+
+
+def scheduler_of(app: Harness) -> Scheduler:
+    found: Scheduler = app.dp["scheduler"]
+    return found
+
+
+async def tick_at(app: Harness, moment: dt.datetime) -> None:
+    scheduler_of(app).now = lambda: moment
+    await scheduler_of(app).tick()
+
+
+async def test_a_scheduled_sms_to_a_number_stopped_meanwhile_is_not_sent(
+    bulk_app: Harness, devsms: FakeDevsms
+) -> None:
+    app = bulk_app
+    await connect(app)
+    [preview] = await app.send(f"/send {ALI} Later")
+    [ask] = [m for m in await app.tap(preview, "Send later") if "When" in m.text]
+    await app.tap(ask, "In 1 hour")
+    [item] = await app.services.schedule.open_of(1, 10)
+    await add(app, "901234567")
+    await tick_at(app, parse_stamp(item.due_at) + dt.timedelta(seconds=1))
+    told = app.last().text
+    assert "The number is on your stop list now (see /stoplist). Nothing was sent." in told
+    assert devsms.sent == []
+    assert await app.services.outbox.recent(1, 10) == []
+
+
+async def test_a_scheduled_bulk_job_leaves_stopped_numbers_out(
+    bulk_app: Harness, devsms: FakeDevsms
+) -> None:
+    app = bulk_app
+    await connect(app)
+    await add(app, "901234567")
+    await app.send("/bulk")
+    await app.send("901234567\n901234568\n901234569\n")
+    [review] = await app.send("Sale")
+    assert "⛔ 1 number on your stop list was left out." in review.text
+    [ask] = [m for m in await app.tap(review, "Send later") if "When" in m.text]
+    await app.tap(ask, "In 1 hour")
+    [item] = await app.services.schedule.open_of(1, 10)
+    # Stopped after scheduling: the job's row is caught when its turn comes.
+    await app.services.stoplist.add(1, [(VALI, None)], limit=LIMIT)
+    await tick_at(app, parse_stamp(item.due_at) + dt.timedelta(seconds=1))
+    async with asyncio.timeout(5):
+        await devsms.wait_sent(1)
+    await until(lambda: any("-result-" in (f.filename or "") for f in files(app)))
+    assert [s.phone for s in devsms.sent] == ["998901234569"]
+    [summary] = [m for m in app.session.chat(1) if "finished." in m.text]
+    assert "⛔ 2 numbers on your stop list were left out." in summary.text
