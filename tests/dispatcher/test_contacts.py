@@ -583,3 +583,33 @@ async def test_a_group_set_aside_to_save_memory_is_read_again(
     async with asyncio.timeout(5):
         [sms] = await devsms.wait_sent(1)
     assert (sms.phone, sms.message) == ("998901234567", "Hi Ali")
+
+
+async def test_a_group_send_leaves_out_numbers_on_the_stop_list(
+    bulk_app: Harness, devsms: FakeDevsms
+) -> None:
+    app = bulk_app
+    await connect(app)
+    group = await repo(app).create_group(1, "VIP", limit=2)
+    assert group is not None
+    for name, phone in (("Ali", "998901234567"), ("Vali", "998901234568")):
+        row, _ = await repo(app).add(1, name, phone, {}, limit=LIMIT)
+        await repo(app).set_member(1, group.id, row.id, True)
+    await app.services.stoplist.add(1, [("998901234568", None)], limit=10)
+    [book] = await app.send("/contacts")
+    [groups] = await app.tap(book, "Groups")
+    [opened] = await app.tap(groups, "VIP")
+    await app.tap(opened, "Send to this group")
+    [review] = await app.send("Hi {name}")
+    assert "✅ To send: 1" in review.text
+    assert "⛔ 1 number on your stop list was left out." in review.text
+    sent = await app.tap(review, "Start")
+    assert any("Bulk job #" in m.text for m in sent)
+    async with asyncio.timeout(5):
+        [sms] = await devsms.wait_sent(1)
+    assert (sms.phone, sms.message) == ("998901234567", "Hi Ali")
+    deadline = asyncio.get_running_loop().time() + 5
+    while (await app.services.bulk.jobs_of(1))[0].state != "done":
+        assert asyncio.get_running_loop().time() < deadline, "the job did not finish"
+        await asyncio.sleep(0.01)
+    assert len(devsms.requests_to(SEND)) == 1  # the stopped number never reached the gateway
