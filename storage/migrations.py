@@ -295,15 +295,6 @@ ALTER TABLE outbox ADD COLUMN country TEXT NULL;
 CREATE INDEX outbox_country ON outbox (user_id, country, id) WHERE country IS NOT NULL;
 """
 
-_TRAFFIC_AFTER_REBUILD: Final = """
--- The stop list's rebuild of bulk_rows (a new CHECK) kept the columns it knew: what the traffic
--- migration had added to bulk_rows comes back (sent_at of rows sent before is not known).
-ALTER TABLE bulk_rows ADD COLUMN sent_at TEXT;
-CREATE INDEX IF NOT EXISTS bulk_rows_sms_id ON bulk_rows (sms_id) WHERE sms_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS bulk_rows_request_id ON bulk_rows (request_id)
-    WHERE request_id IS NOT NULL;
-"""
-
 MIGRATIONS: Final[tuple[str, ...]] = (
     _V1,
     _V2,
@@ -313,7 +304,6 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     _TRAFFIC,
     _STOPLIST,
     _OTP,
-    _TRAFFIC_AFTER_REBUILD,
 )
 LATEST_VERSION: Final = len(MIGRATIONS)
 
