@@ -170,8 +170,7 @@ async def test_search_in_uzbek(app: Harness) -> None:
 
 async def open_insights(app: Harness, lang: str = "en") -> SentMessage:
     [shown] = await app.send("/settings", lang=lang)
-    label = [label for label, _ in shown.buttons()][-1]
-    [insights] = await app.tap(shown, label, lang=lang)
+    [insights] = await app.tap(shown, "📈", lang=lang)  # "Failure watch and digest"
     return insights
 
 

@@ -119,3 +119,12 @@ async def test_failing_migration_leaves_previous_version(
     names = {row["name"] for row in await raw.execute_fetchall("SELECT name FROM sqlite_master")}
     assert "outbox" in names
     assert "extra" not in names
+
+
+async def test_bulk_rows_keep_what_the_traffic_record_needs(raw: aiosqlite.Connection) -> None:
+    # A later rebuild of bulk_rows (the stop list's new CHECK) once dropped these.
+    await migrate(raw)
+    assert "sent_at" in await columns(raw, "bulk_rows")
+    async with raw.execute("PRAGMA index_list(bulk_rows)") as cursor:
+        indexes = {row["name"] for row in await cursor.fetchall()}
+    assert {"bulk_rows_sms_id", "bulk_rows_request_id", "bulk_rows_state"} <= indexes
