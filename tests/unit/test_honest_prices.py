@@ -59,7 +59,9 @@ def source_of(phones: list[str]) -> Source:
 
 
 def test_the_plan_counts_shapes_and_rows_abroad() -> None:
-    plan = build_plan(source_of(["998901234567", "79161234567", "12025550123"]), "Hi", 10)
+    plan = build_plan(
+        source_of(["998901234567", "79161234567", "12025550123"]), "Hi", 10, stopped=()
+    )
     assert plan.shapes == {("GSM-7", 1): 3}
     assert plan.abroad == {"RU": (1, 1), "US": (1, 1)}
     assert (plan.abroad_rows, plan.local_parts, plan.parts_total) == (2, 1, 3)
@@ -67,10 +69,10 @@ def test_the_plan_counts_shapes_and_rows_abroad() -> None:
 
 def test_the_cheaper_plan_only_when_it_saves_parts() -> None:
     source = source_of(["998901234567"])
-    plan, cheaper = plan_with_cheaper(source, "Oʻzbek " + "a" * 94, 10)
+    plan, cheaper = plan_with_cheaper(source, "Oʻzbek " + "a" * 94, 10, stopped=())
     assert plan.parts_total == 2 and cheaper is not None and cheaper.parts_total == 1
-    assert plan_with_cheaper(source, "Oʻzbek", 10)[1] is None
-    assert plan_with_cheaper(source, "Plain", 10)[1] is None
+    assert plan_with_cheaper(source, "Oʻzbek", 10, stopped=())[1] is None
+    assert plan_with_cheaper(source, "Plain", 10, stopped=())[1] is None
 
 
 async def test_country_costs_is_the_latest_billed_plain_sms_per_country(db: Database) -> None:
