@@ -22,6 +22,7 @@ COMMANDS = (
     ("templates", N_("Saved SMS texts")),
     ("stoplist", N_("Numbers that never get an SMS")),
     ("otp", N_("Send a one-time verification code")),
+    ("contacts", N_("Contacts and groups")),
     ("settings", N_("Settings")),
     ("language", N_("Language")),
     ("token", N_("Connect another token")),

@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     quiet_hours: str = "21:00-09:00"
     # Stop list
     stoplist_limit: int = Field(default=10_000, ge=1, le=1_000_000)
+    # Contacts
+    contacts_limit: int = Field(default=10_000, ge=1, le=1_000_000)
+    contact_groups_limit: int = Field(default=100, ge=1, le=10_000)
 
     # Access
     access_mode: Literal["open", "allowlist"] = "open"
@@ -249,4 +252,6 @@ def handler_settings(settings: Settings, policy: AccessPolicy) -> HandlerSetting
         export_part_bytes=int(settings.export_part_mb * 1024 * 1024),
         quiet_default=settings.quiet_default,
         stoplist_limit=settings.stoplist_limit,
+        contacts_limit=settings.contacts_limit,
+        contact_groups_limit=settings.contact_groups_limit,
     )

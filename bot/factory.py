@@ -43,6 +43,7 @@ from services.vault import TokenVault, load_generated_keys, parse_keys
 from storage import (
     AlertRepo,
     BulkRepo,
+    ContactRepo,
     CredentialRepo,
     Database,
     InsightRepo,
@@ -80,6 +81,7 @@ class Services:
     schedule: ScheduleRepo
     stoplist: StopListRepo
     """Numbers no send of their owner may reach (see SmsSender, BulkRunner, make_plan)."""
+    contacts: ContactRepo
     uploads: UploadWorker
     """Parses uploaded files in a child process, started on the first upload."""
     charts: ChartDesk
@@ -143,10 +145,11 @@ async def open_services(settings: Settings) -> Services:
         insights=InsightRepo(db),
         schedule=ScheduleRepo(db),
         stoplist=StopListRepo(db),
+        contacts=ContactRepo(db),
         uploads=UploadWorker(
             memory_limit=settings.upload_memory_mb * 1024 * 1024,
             time_limit=settings.upload_time_limit,
-            preload=("services.bulk_plan", "openpyxl"),
+            preload=("services.bulk_plan", "services.contacts", "openpyxl"),
         ),
         charts=ChartDesk(
             workers=settings.chart_workers,
@@ -327,6 +330,7 @@ def create_dispatcher(services: Services, shared: Shared) -> Dispatcher:
         traffic=services.traffic,
         insights=services.insights,
         stoplist=services.stoplist,
+        contacts=services.contacts,
         uploads=services.uploads,
         charts=services.charts,
         exports=services.exports,

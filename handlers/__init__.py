@@ -13,6 +13,7 @@ from handlers import (
     balance,
     bulk,
     common,
+    contacts,
     errors,
     fallback,
     history,
@@ -55,6 +56,7 @@ def build_router() -> Router:
         bulk.create_router(),
         reports.create_router(),
         stoplist.create_router(),
+        contacts.create_router(),
     )
 
     root.include_routers(

@@ -247,3 +247,47 @@ class StopCb(CallbackData, prefix="stp"):
     action: StopAction
     entry: Id = 0
     page: Page = 0
+
+
+class ContactAction(StrEnum):
+    LIST = "list"  # the address book's page `page`
+    OPEN = "open"
+    ADD = "add"
+    IMPORT = "import"
+    EXPORT = "export"  # `page` 0: CSV, 1: XLSX
+    SEARCH = "search"
+    RENAME = "rename"
+    FIELDS = "fields"
+    GROUPS = "groups"  # the contact's groups to tick, page `page`
+    DELETE = "delete"
+    DROP = "drop"  # the confirmed delete
+
+
+class ContactCb(CallbackData, prefix="ct"):
+    """/contacts: `id` is a contact id; the handler checks it belongs to the tapping user."""
+
+    action: ContactAction
+    id: Id = 0
+    page: Page = 0
+
+
+class GroupAction(StrEnum):
+    LIST = "list"
+    OPEN = "open"
+    NEW = "new"
+    MEMBERS = "members"
+    IMPORT = "import"
+    SEND = "send"
+    RENAME = "rename"
+    DELETE = "delete"
+    DROP = "drop"  # the confirmed delete
+    TOGGLE = "toggle"  # put `contact` into the group or take it out
+
+
+class GroupCb(CallbackData, prefix="cg"):
+    """Contact groups: `id` a group id, `contact` a contact id (TOGGLE), `page` a list page."""
+
+    action: GroupAction
+    id: Id = 0
+    page: Page = 0
+    contact: Id = 0

@@ -78,6 +78,8 @@ async def help_command(message: Message) -> None:
         + _("/stoplist — numbers that never get an SMS from you")
         + "\n"
         + _("/otp — send a one-time verification code by SMS")
+        + "\n"
+        + _("/contacts — your contacts and groups: import, export, send to a group")
     )
 
 

@@ -32,3 +32,6 @@ class HandlerSettings:
     """/export splits files past this size into numbered parts (EXPORT_PART_MB)."""
     quiet_default: QuietHours | None = None
     """Quiet hours of users who set none (QUIET_HOURS)."""
+    contacts_limit: int = 10_000
+    """Contacts one user may keep in /contacts."""
+    contact_groups_limit: int = 100

@@ -12,6 +12,8 @@ from handlers.callbacks import (
     BalanceCb,
     BulkAction,
     BulkCb,
+    GroupAction,
+    GroupCb,
     JobAction,
     JobCb,
     LanguageCb,
@@ -38,10 +40,19 @@ BTN_BALANCE: Final = N_("💰 Balance")
 BTN_HISTORY: Final = N_("📜 History")
 BTN_STATUS: Final = N_("🔎 Status")
 BTN_SETTINGS: Final = N_("⚙️ Settings")
+BTN_CONTACTS: Final = N_("📇 Contacts")
 
 BTN_CANCEL: Final = N_("✖️ Cancel")
 BTN_MY_NUMBER: Final = N_("📱 My own number")
-MENU_BUTTONS: Final = (BTN_SEND, BTN_BALANCE, BTN_HISTORY, BTN_STATUS, BTN_SETTINGS, BTN_CANCEL)
+MENU_BUTTONS: Final = (
+    BTN_SEND,
+    BTN_BALANCE,
+    BTN_HISTORY,
+    BTN_STATUS,
+    BTN_SETTINGS,
+    BTN_CONTACTS,
+    BTN_CANCEL,
+)
 
 LANGUAGE_NAMES: Final[dict[Language, str]] = {
     "uz": "🇺🇿 O'zbekcha",
@@ -57,7 +68,8 @@ def main_menu() -> ReplyKeyboardMarkup:
     builder.button(text=_(BTN_HISTORY))
     builder.button(text=_(BTN_STATUS))
     builder.button(text=_(BTN_SETTINGS))
-    builder.adjust(1, 2, 2)
+    builder.button(text=_(BTN_CONTACTS))
+    builder.adjust(1, 2, 2, 1)
     return builder.as_markup(resize_keyboard=True, is_persistent=True)
 
 
@@ -229,6 +241,13 @@ def bulk_templates_keyboard(draft: int, templates: list[tuple[int, str]]) -> Inl
             callback_data=BulkCb(action=BulkAction.TEMPLATE, draft=draft, tpl=template_id),
         )
     builder.adjust(1)
+    return builder.as_markup()
+
+
+def bulk_start_keyboard() -> InlineKeyboardMarkup:
+    """Under /bulk's first question: a contact group instead of a file."""
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("👥 Send to a group"), callback_data=GroupCb(action=GroupAction.LIST))
     return builder.as_markup()
 
 

@@ -62,3 +62,13 @@ class OtpForm(StatesGroup):
     company = State()  # the company name shown in the SMS
     code = State()  # typed digits, or "Generate"
     confirm = State()  # the summary with the gateway's warning: Send or Cancel
+
+
+class ContactForm(StatesGroup):
+    add = State()  # "name, phone" typed, or a shared Telegram contact
+    import_file = State()  # a file or pasted lines; `group` in data: also into that group
+    search = State()
+    rename = State()  # a new name for contact `contact`
+    fields = State()  # fields of contact `contact`
+    group_name = State()  # a new group's name
+    group_rename = State()  # a new name for group `group`

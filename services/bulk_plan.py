@@ -57,7 +57,7 @@ class StopList(Protocol):
 class Source:
     key: str
     file_name: str | None  # None for a pasted list
-    file_format: str  # "csv" | "xlsx" | "text"
+    file_format: str  # "csv" | "xlsx" | "text" | "group" (services.contacts.group_source)
     columns: list[str]
     phone_column: str
     rows_read: int

@@ -7,6 +7,15 @@ from __future__ import annotations
 
 from storage.alerts import AlertPrefs, AlertRepo, WatchTarget
 from storage.bulk import BulkRepo, BulkRow, JobCounts, JobRow
+from storage.contacts import (
+    ContactLimit,
+    ContactRepo,
+    ContactRow,
+    GroupLimit,
+    GroupRow,
+    Imported,
+    NewContact,
+)
 from storage.credentials import CredentialRepo, CredentialRow, CredentialState
 from storage.db import Database, utc_now
 from storage.fsm import SQLiteStorage
@@ -26,17 +35,24 @@ __all__ = [
     "AlertRepo",
     "BulkRepo",
     "BulkRow",
+    "ContactLimit",
+    "ContactRepo",
+    "ContactRow",
     "CredentialRepo",
     "CredentialRow",
     "CredentialState",
     "Database",
     "DayTotals",
     "Forecast",
+    "GroupLimit",
+    "GroupRow",
+    "Imported",
     "InsightPrefs",
     "InsightRepo",
     "JobCounts",
     "JobRow",
     "MigrationError",
+    "NewContact",
     "Origin",
     "OutboxKind",
     "OutboxRepo",

@@ -295,6 +295,35 @@ ALTER TABLE outbox ADD COLUMN country TEXT NULL;
 CREATE INDEX outbox_country ON outbox (user_id, country, id) WHERE country IS NOT NULL;
 """
 
+_CONTACTS: Final = """
+-- The address book (/contacts): a contact per normalised number and user; `fields` is a JSON
+-- object of extra values (column -> text) that fill a template's placeholders.
+CREATE TABLE contacts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    phone TEXT NOT NULL,  -- digits, country code first
+    fields TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    UNIQUE (user_id, phone)
+);
+CREATE INDEX contacts_by_name ON contacts (user_id, name COLLATE NOCASE, id);
+CREATE TABLE contact_groups (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name TEXT NOT NULL COLLATE NOCASE,
+    created_at TEXT NOT NULL,
+    UNIQUE (user_id, name)
+);
+CREATE TABLE contact_group_members (
+    group_id INTEGER NOT NULL REFERENCES contact_groups(id) ON DELETE CASCADE,
+    contact_id INTEGER NOT NULL REFERENCES contacts(id) ON DELETE CASCADE,
+    PRIMARY KEY (group_id, contact_id)
+) WITHOUT ROWID;
+CREATE INDEX contact_group_members_contact ON contact_group_members (contact_id);
+"""
+
 MIGRATIONS: Final[tuple[str, ...]] = (
     _V1,
     _V2,
@@ -304,6 +333,7 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     _TRAFFIC,
     _STOPLIST,
     _OTP,
+    _CONTACTS,
 )
 LATEST_VERSION: Final = len(MIGRATIONS)
 

@@ -46,6 +46,7 @@ from handlers.clock import quiet_for, quiet_until, user_zone, utc_now
 from handlers.config import HandlerSettings
 from handlers.keyboards import (
     bulk_review_keyboard,
+    bulk_start_keyboard,
     bulk_templates_keyboard,
     open_job_keyboard,
 )
@@ -68,7 +69,7 @@ from services.spreadsheet import SpreadsheetError
 from services.templating import TemplateError, check_template
 from services.upload_worker import UploadWorker
 from services.user_input import effective_sender
-from storage import BulkRepo, OutboxRepo, ScheduleRepo, StopListRepo, TemplateRepo
+from storage import BulkRepo, ContactRepo, OutboxRepo, ScheduleRepo, StopListRepo, TemplateRepo
 from storage.users import UserRow
 
 logger = logging.getLogger(__name__)
@@ -102,7 +103,8 @@ async def start_bulk(
             "Other columns can fill the text: {example} is replaced with the «name» column."
         ).format(example=EXAMPLE_PLACEHOLDER)
         + "\n"
-        + _("/cancel stops.")
+        + _("/cancel stops."),
+        reply_markup=bulk_start_keyboard(),
     )
 
 
@@ -113,6 +115,7 @@ async def document_received(
     bulk_sources: SourceCache,
     uploads: UploadWorker,
     templates: TemplateRepo,
+    contacts: ContactRepo,
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
@@ -130,7 +133,7 @@ async def document_received(
         await message.answer(too_big_text(document.file_size))
         return
     assert downloaded is not None
-    lists = Lists.of(bot, bulk_sources, uploads, settings, user_row)
+    lists = Lists.of(bot, bulk_sources, uploads, contacts, settings, user_row)
     content, name = downloaded.read(), document.file_name or "file"
     found_by = {"file_id": document.file_id}
     await take_source(message, state, lists, templates, settings, content, name, found_by)
@@ -143,13 +146,14 @@ async def list_pasted(
     bulk_sources: SourceCache,
     uploads: UploadWorker,
     templates: TemplateRepo,
+    contacts: ContactRepo,
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
     assert message.text is not None
     # "901234567, 901234568; ..." on one line is a list too: one number per line for the reader.
     text = message.text.replace(",", "\n").replace(";", "\n")
-    lists = Lists.of(bot, bulk_sources, uploads, settings, user_row)
+    lists = Lists.of(bot, bulk_sources, uploads, contacts, settings, user_row)
     found_by = {"pasted": text}
     await take_source(message, state, lists, templates, settings, text.encode(), PASTED, found_by)
 
@@ -176,10 +180,24 @@ async def take_source(
     if not source.recipients.valid:
         await message.answer(no_valid_number_text(source, settings.sms_max_parts))
         return
+    await offer_text(message, state, lists, templates, source, found_by)
+
+
+async def offer_text(
+    message: Message,
+    state: FSMContext,
+    lists: Lists,
+    templates: TemplateRepo,
+    source: Source,
+    found_by: dict[str, str],
+) -> None:
+    """The list is read: keep it and ask for the text. A file, a pasted list and a contact
+    group (handlers.contacts) all go on from here the same way."""
     lists.sources.put(lists.user_id, source)
     draft = secrets.randbelow(1_000_000_000)
     await state.set_state(BulkForm.text)
-    await state.set_data({"src": {"key": key, "name": file_name, **found_by}, "draft": draft})
+    found_by = {"key": source.key, "name": source.file_name or PASTED, **found_by}
+    await state.set_data({"src": found_by, "draft": draft})
     saved = await templates.list(lists.user_id)
     keyboard = bulk_templates_keyboard(draft, template_buttons(saved)) if saved else None
     await message.answer(
@@ -210,6 +228,7 @@ async def text_received(
     state: FSMContext,
     bulk_sources: SourceCache,
     uploads: UploadWorker,
+    contacts: ContactRepo,
     accounts: Accounts,
     stoplist: StopListRepo,
     outbox: OutboxRepo,
@@ -217,7 +236,7 @@ async def text_received(
     user_row: UserRow,
 ) -> None:
     assert message.text is not None
-    lists = Lists.of(bot, bulk_sources, uploads, settings, user_row)
+    lists = Lists.of(bot, bulk_sources, uploads, contacts, settings, user_row)
     await take_template(message, state, lists, accounts, stoplist, outbox, settings, message.text)
 
 
@@ -231,6 +250,7 @@ async def template_picked(
     bulk_sources: SourceCache,
     uploads: UploadWorker,
     templates: TemplateRepo,
+    contacts: ContactRepo,
     accounts: Accounts,
     stoplist: StopListRepo,
     outbox: OutboxRepo,
@@ -249,7 +269,7 @@ async def template_picked(
     if row is None:
         callback_answer.text = _("This template no longer exists.")
         return
-    lists = Lists.of(bot, bulk_sources, uploads, settings, user_row)
+    lists = Lists.of(bot, bulk_sources, uploads, contacts, settings, user_row)
     await take_template(message, state, lists, accounts, stoplist, outbox, settings, row.body)
 
 
@@ -346,6 +366,7 @@ async def start_button(
     state: FSMContext,
     bulk_sources: SourceCache,
     uploads: UploadWorker,
+    contacts: ContactRepo,
     accounts: Accounts,
     outbox: OutboxRepo,
     bulk: BulkRepo,
@@ -362,7 +383,7 @@ async def start_button(
         # The draft stays: Start works again once that job is over.
         await refuse_second_job(message, bulk, user_row.id)
         return
-    lists = Lists.of(bot, bulk_sources, uploads, settings, user_row)
+    lists = Lists.of(bot, bulk_sources, uploads, contacts, settings, user_row)
     source = await lists.load(data)
     if source is None:
         await lost_source(message, state, lists, data)
@@ -444,6 +465,17 @@ async def start_job(
 async def lost_source(
     message: Message, state: FSMContext, lists: Lists, data: dict[str, Any]
 ) -> None:
+    if isinstance(data.get("src"), dict) and "group" in data["src"]:
+        # A group is read again from the database whenever needed (Lists.load): it is gone.
+        lists.sources.drop(lists.user_id)
+        await state.clear()
+        await message.answer(
+            _(
+                "The group changed or was deleted after the report. Open it again in "
+                "/contacts and send to it from there."
+            )
+        )
+        return
     if lists.evicted(data):
         # Dropped to keep memory within BULK_CACHE_MB while many lists were being prepared.
         lists.sources.drop(lists.user_id)

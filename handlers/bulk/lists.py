@@ -20,8 +20,10 @@ from services.bulk_plan import (
     parse_source,
     read_upload,
 )
+from services.contacts import Member, group_source
 from services.spreadsheet import SpreadsheetError
 from services.upload_worker import UploadWorker
+from storage import ContactRepo
 from storage.users import UserRow
 
 logger = logging.getLogger(__name__)
@@ -34,6 +36,7 @@ class Lists:
     bot: Bot
     sources: SourceCache
     uploads: UploadWorker
+    contacts: ContactRepo
     max_rows: int
     user_id: int
 
@@ -43,10 +46,11 @@ class Lists:
         bot: Bot,
         bulk_sources: SourceCache,
         uploads: UploadWorker,
+        contacts: ContactRepo,
         settings: HandlerSettings,
         user_row: UserRow,
     ) -> Lists:
-        return cls(bot, bulk_sources, uploads, settings.bulk_max_rows, user_row.id)
+        return cls(bot, bulk_sources, uploads, contacts, settings.bulk_max_rows, user_row.id)
 
     async def parse(self, data: bytes, file_name: str, key: str) -> Source:
         """A file is read in the upload worker (limits on memory and time); a pasted list is
@@ -64,6 +68,10 @@ class Lists:
         cached = self.sources.get(self.user_id, found_by["key"])
         if cached is not None:
             return cached
+        if "group" in found_by:
+            # Read again from the database, also after it was set aside to save memory: a
+            # group is small, and nothing need be sent again.
+            return await self.load_group(int(found_by["group"]), str(found_by["key"]))
         if self.sources.evicted(self.user_id, found_by["key"]):
             return None  # lost_source asks for the file again
         if "pasted" in found_by:
@@ -82,6 +90,25 @@ class Lists:
             return None  # BULK_MAX_ROWS was lowered meanwhile
         self.sources.put(self.user_id, source)
         return source
+
+    async def load_group(self, group_id: int, key: str) -> Source | None:
+        """A contact group read again; None when it is gone or changed since the report."""
+        source = await self.group(group_id)
+        if source is None or source.key != key:
+            return None
+        self.sources.put(self.user_id, source)
+        return source
+
+    async def group(self, group_id: int) -> Source | None:
+        """The user's contact group as a list, as a file upload makes one."""
+        group = await self.contacts.get_group(self.user_id, group_id)
+        if group is None:
+            return None
+        members = [
+            Member(c.name, c.phone, c.fields)
+            for c in await self.contacts.members(self.user_id, group_id)
+        ]
+        return await asyncio.to_thread(group_source, group.name, members)
 
     def evicted(self, data: dict[str, Any]) -> bool:
         found_by = data.get("src")

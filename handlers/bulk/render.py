@@ -32,6 +32,7 @@ from services.bulk import (
     PAUSE_TOKEN_CHANGED,
 )
 from services.bulk_plan import EMPTY_TEXT, LONG_TEXT, STOPPED, Plan, Skipped, Source
+from services.contacts import GROUP_FORMAT
 from services.devsms import Balance
 from services.i18n import N_
 from services.money import Money
@@ -179,6 +180,8 @@ def listed(items: Sequence[str], budget: int = LIST_SHOWN) -> str:
 def list_read_text(source: Source, *, offer_templates: bool) -> str:
     """The list as read, and the question for the SMS text."""
     name = html.quote(source.file_name) if source.file_name else _("Pasted list")
+    if source.file_format == GROUP_FORMAT:
+        name = _("Group «{name}»").format(name=name)
     lines = [
         _("📄 {name}: {rows} rows, {valid} numbers in column «{column}».").format(
             name=name,
@@ -247,7 +250,9 @@ def review_text(
     """The dry-run report, and whether Start may be offered. `rates` are the prices abroad
     (services.pricing.abroad_rates); `cheaper`, the plan with the cheaper spelling, if any."""
     lines = [_("📦 <b>Check before sending</b>")]
-    if source.file_name:
+    if source.file_format == GROUP_FORMAT and source.file_name:
+        lines.append(_("Group: {name}").format(name=html.quote(source.file_name)))
+    elif source.file_name:
         lines.append(_("File: {name}").format(name=html.quote(source.file_name)))
     lines.append(_("Rows read: {n}").format(n=count(source.rows_read)))
     lines.append(_("✅ To send: {n}").format(n=count(len(plan.rows))))

@@ -20,7 +20,7 @@ from services.accounts import Accounts
 from services.bulk_plan import SourceCache
 from services.sms_parts import cheaper_spelling
 from services.upload_worker import UploadWorker
-from storage import OutboxRepo, StopListRepo
+from storage import ContactRepo, OutboxRepo, StopListRepo
 from storage.users import UserRow
 
 
@@ -33,6 +33,7 @@ async def cheaper_button(
     state: FSMContext,
     bulk_sources: SourceCache,
     uploads: UploadWorker,
+    contacts: ContactRepo,
     accounts: Accounts,
     stoplist: StopListRepo,
     outbox: OutboxRepo,
@@ -50,5 +51,5 @@ async def cheaper_button(
     callback_answer.text = _("Apostrophes and quotes replaced with plain ones.")
     with suppress(TelegramBadRequest):
         await message.edit_reply_markup(reply_markup=None)
-    lists = Lists.of(bot, bulk_sources, uploads, settings, user_row)
+    lists = Lists.of(bot, bulk_sources, uploads, contacts, settings, user_row)
     await take_template(message, state, lists, accounts, stoplist, outbox, settings, cheaper)

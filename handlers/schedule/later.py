@@ -48,7 +48,7 @@ from services.schedule_time import (
 from services.scheduler import stamp
 from services.upload_worker import UploadWorker
 from services.user_input import effective_sender
-from storage import ScheduleRepo, StopListRepo
+from storage import ContactRepo, ScheduleRepo, StopListRepo
 from storage.users import UserRow
 
 # Scheduled sends one user may have waiting at a time.
@@ -129,6 +129,7 @@ async def quick_picked(
     stoplist: StopListRepo,
     bulk_sources: SourceCache,
     uploads: UploadWorker,
+    contacts: ContactRepo,
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
@@ -149,7 +150,7 @@ async def quick_picked(
         return
     with suppress(TelegramBadRequest):
         await message.edit_reply_markup(reply_markup=None)
-    lists = Lists.of(bot, bulk_sources, uploads, settings, user_row)
+    lists = Lists.of(bot, bulk_sources, uploads, contacts, settings, user_row)
     await schedule_at(message, state, schedule, stoplist, lists, settings, user_row, moment)
 
 
@@ -161,6 +162,7 @@ async def when_typed(
     stoplist: StopListRepo,
     bulk_sources: SourceCache,
     uploads: UploadWorker,
+    contacts: ContactRepo,
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
@@ -170,7 +172,7 @@ async def when_typed(
     except InvalidWhen as exc:
         await message.answer(when_problem_text(exc.problem))
         return
-    lists = Lists.of(bot, bulk_sources, uploads, settings, user_row)
+    lists = Lists.of(bot, bulk_sources, uploads, contacts, settings, user_row)
     await schedule_at(message, state, schedule, stoplist, lists, settings, user_row, moment)
 
 
@@ -212,6 +214,7 @@ async def at_quiet_end(
     stoplist: StopListRepo,
     bulk_sources: SourceCache,
     uploads: UploadWorker,
+    contacts: ContactRepo,
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
@@ -232,7 +235,7 @@ async def at_quiet_end(
     with suppress(TelegramBadRequest):
         await message.edit_reply_markup(reply_markup=None)
     await state.update_data(later=KIND_BULK)
-    lists = Lists.of(bot, bulk_sources, uploads, settings, user_row)
+    lists = Lists.of(bot, bulk_sources, uploads, contacts, settings, user_row)
     await schedule_at(message, state, schedule, stoplist, lists, settings, user_row, end)
 
 

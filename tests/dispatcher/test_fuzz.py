@@ -56,6 +56,8 @@ from bot.config import Settings
 from handlers.admin import ADMIN_COMMANDS
 from handlers.callbacks import (
     BulkCb,
+    ContactCb,
+    GroupCb,
     HistoryCb,
     JobCb,
     LanguageCb,
@@ -301,6 +303,14 @@ async def seed_user(app: Harness, user_id: int) -> None:
     await app.send(f"MRK{user_id}X tpl", user_id)
     await app.send(f"MRK{user_id}X template {{name}}", user_id)
 
+    [book] = await app.send("/contacts", user_id)
+    await app.tap(book, "Add", user_id)
+    await app.send(f"MRK{user_id}X contact, +998 93 000 00 {user_id % 100:02}", user_id)
+    [book] = await app.send("/contacts", user_id)
+    [groups] = await app.tap(book, "Groups", user_id)
+    await app.tap(groups, "New group", user_id)
+    await app.send(f"MRK{user_id}X", user_id)
+
     await app.send("/bulk", user_id)
     rows = f"name,phone\nMRK{user_id}X one,+998 91 000 00 {user_id % 100:02}\nx,12\n"
     await app.send_document("list.csv", rows.encode(), user_id)
@@ -429,6 +439,17 @@ class Fuzzer:
             ).pack(),
             lambda: SendCb.model_construct(
                 action=rng.choice(["send", "cheap", "text", "phone", "cancel", ""]), draft=some_id
+            ).pack(),
+            lambda: ContactCb.model_construct(
+                action=rng.choice(["list", "open", "rename", "fields", "groups", "drop", "x"]),
+                id=some_id,
+                page=rng.choice([0, 1, some_id]),
+            ).pack(),
+            lambda: GroupCb.model_construct(
+                action=rng.choice(["list", "open", "members", "send", "toggle", "drop", "x"]),
+                id=some_id,
+                page=rng.choice([0, 1, -2, 999_999]),
+                contact=rng.choice(other_ids[:2]),
             ).pack(),
             lambda: HistoryCb.model_construct(
                 page=some_id, flt=rng.choice(["a", "d", "w", "r", "z"])
