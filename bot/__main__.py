@@ -38,7 +38,11 @@ def load_settings() -> Settings:
 
 async def main() -> None:
     settings = load_settings()
-    setup_logging(settings.log_level, secrets=(settings.bot_token.get_secret_value(),))
+    setup_logging(
+        settings.log_level,
+        secrets=(settings.bot_token.get_secret_value(),),
+        log_sql=settings.log_sql,
+    )
     async with build_app(settings) as app:
         # aiogram's types are thousands of long-lived objects: keeping them out of the garbage
         # collector's full passes removes its pauses of a few hundred ms from the event loop.

@@ -116,6 +116,8 @@ class Settings(BaseSettings):
     # Behaviour
     default_language: Language = "uz"
     log_level: str = "INFO"
+    # Every SQL statement with its values at DEBUG: for debugging only (SMS texts, OTP codes).
+    log_sql: bool = False
     sms_max_parts: int = Field(default=10, ge=1, le=50)
     default_sender: str = "4546"
 

@@ -43,7 +43,7 @@ class SecretMaskFilter(logging.Filter):
         return True
 
 
-def setup_logging(level: str, secrets: tuple[str, ...] = ()) -> None:
+def setup_logging(level: str, secrets: tuple[str, ...] = (), *, log_sql: bool = False) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(
         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S")
@@ -55,5 +55,6 @@ def setup_logging(level: str, secrets: tuple[str, ...] = ()) -> None:
     # aiohttp's access log and aiogram's per-update lines are noise at INFO.
     logging.getLogger("aiogram.event").setLevel(max(logging.WARNING, root.level))
     # aiosqlite logs every statement with its parameters at DEBUG: SMS texts, OTP codes and
-    # encrypted tokens would reach the log at LOG_LEVEL=DEBUG.
-    logging.getLogger("aiosqlite").setLevel(max(logging.INFO, root.level))
+    # encrypted tokens would reach the log at LOG_LEVEL=DEBUG, unless LOG_SQL asks for them.
+    if not log_sql:
+        logging.getLogger("aiosqlite").setLevel(max(logging.INFO, root.level))

@@ -624,7 +624,8 @@ def waiting_writes(log: str) -> list[str]:
 async def test_a_locked_database_delays_answers_or_fails_them_clearly_and_stays_intact(
     bots: BotLauncher, telegram: FakeTelegram, devsms: FakeDevsms
 ) -> None:
-    bot = await bots.started()
+    # The SQL log shows which writes wait on the lock.
+    bot = await bots.started(extra_env={"LOG_SQL": "1"})
     alice = ChatUser(telegram, user_id=1001, first_name="Alice")
     bob = ChatUser(telegram, user_id=1002, first_name="Bob")
     await connect_token(alice, GOOD_TOKEN)
