@@ -26,7 +26,7 @@ from handlers.reports.render import (
     stats_keyboard,
 )
 from handlers.reports.zone import zone_name
-from services.accounts import Accounts
+from services.accounts import Accounts, NoToken
 from services.chart_desk import ChartDesk
 from services.charts import ChartSpec, DayPoint, fill_days, summarise
 from services.devsms import DevsmsError
@@ -78,7 +78,8 @@ async def _balance(traffic: TrafficRepo, accounts: Accounts, user_id: int) -> Mo
         return Money(snapshot.amount, snapshot.currency)
     try:
         return (await accounts.balance(user_id)).balance
-    except DevsmsError:
+    except (DevsmsError, NoToken):
+        # NoToken: the token went (/logout) between the tap and the job; a chart without it.
         return None
 
 

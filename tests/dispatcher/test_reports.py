@@ -15,6 +15,7 @@ from openpyxl import load_workbook
 
 from bot.config import Settings
 from bot.factory import build_app
+from handlers.reports.stats import chart_of
 from services.charts import PNG_MAGIC, ChartSpec
 from storage.traffic import NewRecord
 from tests.conftest import GOOD_TOKEN, make_settings
@@ -529,3 +530,19 @@ async def test_a_month_tapped_while_dates_are_awaited_ends_the_wait(app: Harness
     [choice] = await app.tap(first, "Last month")
     assert "Choose the file format" in choice.text
     assert await app.state_of() is None
+
+
+async def test_a_chart_job_whose_token_went_meanwhile_draws_without_a_balance(
+    app: Harness,
+) -> None:
+    # Found by the fuzz test: a chart job that runs after /logout read the balance of a token
+    # that was gone and failed (NoToken) instead of drawing.
+    await connect(app)
+    [confirm] = await app.send("/logout")
+    await app.tap_data(confirm, "out:1")
+    i18n = app.services.i18n
+    with i18n.context(), i18n.use_locale("en"):
+        spec, caption = await chart_of(
+            app.services.traffic, app.services.accounts, USER, "Asia/Tashkent", 30
+        )
+    assert len(spec.days) == 30 and "Last 30 days" in caption and "lasts" not in caption
