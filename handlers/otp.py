@@ -285,7 +285,9 @@ async def send_button(
     phone, otp = normalize_phone(data["phone"]), request_of(data)
     outcome = await sms_sender.send_otp(user_row.id, phone.digits, otp)
     if outcome.outcome is Outcome.STOPPED and outcome.stopped is not None:
-        # Put on the stop list after the phone step: nothing was recorded or sent.
+        # Put on the stop list after the phone step: nothing was recorded or sent. The
+        # dialog asks for another number (its draft kept, the code dropped).
+        await state.set_data({k: v for k, v in data.items() if k != "code"})
         await state.set_state(OtpForm.phone)
         await tell_outcome(
             message, refused_text(outcome.stopped), unstop_keyboard(outcome.stopped.id)

@@ -65,13 +65,14 @@ class Lists:
         found_by = data.get("src")
         if not isinstance(found_by, dict):
             return None
+        if "group" in found_by:
+            # Always read again from the database (never the copy in memory): a member removed
+            # since the report, from another /contacts message, must not get the SMS. A group
+            # is at most CONTACTS_LIMIT rows, and nothing need be sent again.
+            return await self.load_group(int(found_by["group"]), str(found_by["key"]))
         cached = self.sources.get(self.user_id, found_by["key"])
         if cached is not None:
             return cached
-        if "group" in found_by:
-            # Read again from the database, also after it was set aside to save memory: a
-            # group is small, and nothing need be sent again.
-            return await self.load_group(int(found_by["group"]), str(found_by["key"]))
         if self.sources.evicted(self.user_id, found_by["key"]):
             return None  # lost_source asks for the file again
         if "pasted" in found_by:

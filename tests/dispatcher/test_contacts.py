@@ -434,6 +434,26 @@ async def test_an_empty_group_and_a_group_changed_before_start(bulk_app: Harness
     assert ask_text.text
 
 
+async def test_a_member_removed_after_the_report_gets_nothing(
+    bulk_app: Harness, devsms: FakeDevsms
+) -> None:
+    # The group's list is still in memory (no restart): Start reads the group again anyway.
+    app = bulk_app
+    await connect(app)
+    opened = await new_group(app, "VIP")
+    ali, _ = await repo(app).add(1, "Ali", "998901234567", {}, limit=LIMIT)
+    vali, _ = await repo(app).add(1, "Vali", "998901234568", {}, limit=LIMIT)
+    [(group, _member)] = await repo(app).groups(1, offset=0, limit=5)
+    for row in (ali, vali):
+        await repo(app).set_member(1, group.id, row.id, True)
+    await app.tap(opened, "Send to this group")
+    [review] = await app.send("Hi {name}")
+    await repo(app).set_member(1, group.id, vali.id, False)
+    sent = await app.tap(review, "Start")
+    assert any("The group changed or was deleted after the report" in m.text for m in sent)
+    assert devsms.requests_to(SEND) == []
+
+
 async def test_command_menu_and_help_list_contacts(app: Harness) -> None:
     assert ("contacts", "Contacts and groups") in COMMANDS
     menus = {lang: commands_for(app.services.i18n, lang) for lang in ("en", "ru", "uz")}

@@ -291,3 +291,21 @@ async def test_the_dialog_speaks_russian_and_uzbek(app: Harness) -> None:
     await app.send("/otp", 2, "uz")
     _, kinds = await app.send("901234567", 2, "uz")
     assert "amaliyotni tasdiqlash" in kinds.text
+
+
+async def test_a_number_stopped_before_send_is_refused_and_another_can_be_typed(
+    app: Harness, devsms: FakeDevsms
+) -> None:
+    await connect(app)
+    await to_code_step(app)
+    confirm = await to_confirm(app)
+    await app.services.stoplist.add(1, [("998901234567", "asked to stop")], limit=100)
+    [refused] = await app.tap(confirm, "Send the code")
+    assert "stop list" in refused.text
+    assert labels(refused) == ["🗑 Remove from stop list"]
+    assert devsms.requests_to(SEND) == []
+    # The dialog goes on: another number leads to the next step, the old code is gone.
+    context = app.dp.fsm.get_context(app.bot, chat_id=1, user_id=1)
+    assert "code" not in await context.get_data()
+    _, kinds = await app.send("+998 90 765 43 21")
+    assert "2 — password" in labels(kinds)
