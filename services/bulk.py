@@ -28,6 +28,7 @@ from services.devsms import (
     DevsmsSendUnknown,
     DevsmsUnauthorized,
     DevsmsUnavailable,
+    mark_background,
 )
 from services.events import JobFinished, JobPaused, JobProgress, Notices
 from services.phones import UZ_DIGITS
@@ -249,6 +250,7 @@ class BulkRunner:
     # --- the job -------------------------------------------------------------------------------
 
     async def _run(self, job_id: int, stop: asyncio.Event) -> None:
+        mark_background()  # leaves the owner's token a slot for their taps
         try:
             await self._run_job(job_id, stop)
         except Exception:

@@ -47,6 +47,7 @@ import math
 import re
 import time
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from types import SimpleNamespace
@@ -442,11 +443,23 @@ def _trace_config() -> aiohttp.TraceConfig:
     return config
 
 
+_BACKGROUND: ContextVar[bool] = ContextVar("devsms_background", default=False)
+
+
+def mark_background() -> None:
+    """Marks the calling task's requests (and those of tasks it starts) as background work:
+    they leave one of their token's slots to the user's own taps (see _Slots)."""
+    _BACKGROUND.set(True)
+
+
 class _Slots:
     """Request slots: ``total`` at once, ``per_key`` for one key (a devsms token).
 
     A key's first request may take any free slot; its further ones only while more than
-    ``total // 4`` are free. Waiters are woken in arrival order and re-check.
+    ``total // 4`` are free. Background requests (mark_background: bulk jobs, the watchers,
+    the scheduler) hold at most ``per_key - 1`` of a key's slots, so a user's /send or /otp
+    never waits for a slot behind their own bulk job. Waiters are woken in arrival order and
+    re-check.
     """
 
     def __init__(self, total: int, per_key: int) -> None:
@@ -455,19 +468,22 @@ class _Slots:
         self._reserve = total // 4
         self._used = 0
         self._held: dict[str, int] = {}
+        self._held_background: dict[str, int] = {}
         self._waiters: list[asyncio.Future[None]] = []
 
-    def _can_take(self, key: str) -> bool:
+    def _can_take(self, key: str, background: bool) -> bool:
         held = self._held.get(key, 0)
         if held >= self._per_key:
+            return False
+        if background and self._held_background.get(key, 0) >= max(1, self._per_key - 1):
             return False
         free = self._total - self._used
         return free > (0 if held == 0 else self._reserve)
 
-    async def acquire(self, key: str, wait: float) -> None:
+    async def acquire(self, key: str, wait: float, background: bool = False) -> None:
         """Takes a slot for ``key``; TimeoutError after ``wait`` seconds without one."""
         async with asyncio.timeout(wait):
-            while not self._can_take(key):
+            while not self._can_take(key, background):
                 waiter = asyncio.get_running_loop().create_future()
                 self._waiters.append(waiter)
                 try:
@@ -476,18 +492,26 @@ class _Slots:
                     self._waiters.remove(waiter)
         self._used += 1
         self._held[key] = self._held.get(key, 0) + 1
+        if background:
+            self._held_background[key] = self._held_background.get(key, 0) + 1
 
-    def release(self, key: str) -> None:
+    def release(self, key: str, background: bool = False) -> None:
         # Synchronous, so a cancelled request can never leak its slot.
         self._used -= 1
-        left = self._held[key] - 1
-        if left:
-            self._held[key] = left
-        else:
-            del self._held[key]
+        _drop(self._held, key)
+        if background:
+            _drop(self._held_background, key)
         for waiter in self._waiters:
             if not waiter.done():
                 waiter.set_result(None)
+
+
+def _drop(counts: dict[str, int], key: str) -> None:
+    left = counts[key] - 1
+    if left:
+        counts[key] = left
+    else:
+        del counts[key]
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
@@ -693,8 +717,9 @@ class DevsmsClient:
     ) -> _Reply:
         session = self._session_for_call()
         key = headers["Authorization"]
+        background = _BACKGROUND.get()
         try:
-            await self._slots.acquire(key, self._slot_wait)
+            await self._slots.acquire(key, self._slot_wait, background)
         except TimeoutError:
             logger.warning(
                 "devsms %s %s: no free request slot in %.1f s", method, path, self._slot_wait
@@ -703,7 +728,7 @@ class DevsmsClient:
         try:
             return await self._request(session, method, path, headers, params, json_body)
         finally:
-            self._slots.release(key)
+            self._slots.release(key, background)
 
     async def _request(
         self,

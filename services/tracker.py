@@ -33,6 +33,7 @@ from services.devsms import (
     DevsmsUnauthorized,
     DevsmsUnavailable,
     is_final_status,
+    mark_background,
 )
 from services.events import DeliveryResult, Notices, Person, UnknownSendMissing
 from services.health import GatewayHealth
@@ -115,6 +116,7 @@ class DeliveryTracker:
     async def run(self, poll: float = 5.0) -> None:
         """Checks due SMS every `poll` seconds and reconciles 'unknown' sends every minute.
         Cancel the task to stop it."""
+        mark_background()  # leaves each token a slot for its owner's taps
         last_reconcile = float("-inf")
         while True:
             processed = 0

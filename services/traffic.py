@@ -36,6 +36,7 @@ from services.devsms import (
     DevsmsUnauthorized,
     DevsmsUnavailable,
     SmsRecord,
+    mark_background,
 )
 from services.health import GatewayHealth
 from services.history_pages import HistoryCursor
@@ -118,6 +119,7 @@ class TrafficSync:
 
     async def run(self) -> None:
         """Rounds forever, `interval` seconds apart. Cancel the task to stop it."""
+        mark_background()  # leaves each token a slot for its owner's taps
         while True:
             started = self._clock()
             try:

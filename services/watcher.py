@@ -32,6 +32,7 @@ from services.devsms import (
     DevsmsGatewayError,
     DevsmsUnauthorized,
     DevsmsUnavailable,
+    mark_background,
 )
 from services.events import LowBalance, Notices, Person, TokenRejected
 from services.health import GatewayHealth
@@ -107,6 +108,7 @@ class BalanceWatcher:
 
     async def run(self) -> None:
         """Rounds forever, `interval` seconds apart. Cancel the task to stop it."""
+        mark_background()  # leaves each token a slot for its owner's taps
         while True:
             try:
                 report = await self.check_all()
