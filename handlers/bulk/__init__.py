@@ -1,6 +1,7 @@
 """/bulk and /jobs: one text to many numbers from a CSV/XLSX file or a pasted list.
 
-- `dialog`: upload or paste → text → dry-run report → Start;
+- `dialog`: upload or paste → text → dry-run report;
+- `start`: the report's Start and Cancel, and the job Start creates;
 - `jobs`: /jobs and a job's buttons, and reading a job's facts and result file;
 - `render`: the texts and files, pure functions of what the callers read;
 - `prices`: the dry run's parts per row, rows abroad and the cheaper spelling's saving;
@@ -16,12 +17,10 @@ from aiogram import F, Router
 from aiogram.filters import Command, StateFilter
 
 from handlers.bulk.dialog import (
-    cancel_button,
     document_received,
     list_pasted,
     source_not_understood,
     start_bulk,
-    start_button,
     template_picked,
     text_not_understood,
     text_received,
@@ -46,6 +45,7 @@ from handlers.bulk.render import (
     review_text,
 )
 from handlers.bulk.spelling import cheaper_button
+from handlers.bulk.start import cancel_button, start_button
 from handlers.callbacks import ID_MAX, BulkAction, BulkCb, JobAction, JobCb
 from handlers.filters import Accessible, AnyMenuButton
 from handlers.states import BulkForm
