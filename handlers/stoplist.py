@@ -32,7 +32,7 @@ from handlers.callbacks import ID_MAX, StopAction, StopCb
 from handlers.config import HandlerSettings
 from handlers.filters import Accessible, AnyMenuButton
 from handlers.keyboards import stoplist_keyboard
-from handlers.send import show_preview
+from handlers.send_preview import show_preview
 from handlers.states import SendForm, StopListForm
 from handlers.stoplist_texts import (
     PAGE_SIZE,

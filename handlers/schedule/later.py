@@ -33,7 +33,7 @@ from handlers.schedule.render import (
     when_keyboard,
     when_problem_text,
 )
-from handlers.send import live_draft
+from handlers.send_preview import live_draft
 from handlers.states import BulkForm, ScheduleForm
 from services.bulk_plan import SourceCache, make_plan
 from services.schedule_time import (
