@@ -23,7 +23,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 
 from handlers.bulk.dialog import DOWNLOAD_LIMIT
-from handlers.bulk.render import (
+from handlers.bulk.dry_run import (
     no_phone_column_text,
     spreadsheet_error_text,
     too_big_text,

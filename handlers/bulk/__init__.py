@@ -3,7 +3,8 @@
 - `dialog`: upload or paste → text → dry-run report;
 - `start`: the report's Start and Cancel, and the job Start creates;
 - `jobs`: /jobs and a job's buttons, and reading a job's facts and result file;
-- `render`: the texts and files, pure functions of what the callers read;
+- `render`: the jobs' texts and files, pure functions of what the callers read;
+- `dry_run`: the texts before Start (the list as read, the dry-run report);
 - `prices`: the dry run's parts per row, rows abroad and the cheaper spelling's saving;
 - `abroad`: the rates of the list's countries and the checks Start makes with them;
 - `spelling`: the dry run's "cheaper spelling" button.
@@ -25,6 +26,7 @@ from handlers.bulk.dialog import (
     text_not_understood,
     text_received,
 )
+from handlers.bulk.dry_run import review_text
 from handlers.bulk.jobs import (
     cancel_job,
     job_facts,
@@ -42,7 +44,6 @@ from handlers.bulk.render import (
     pause_text,
     progress_text,
     result_file,
-    review_text,
 )
 from handlers.bulk.spelling import cheaper_button
 from handlers.bulk.start import cancel_button, start_button

@@ -26,8 +26,7 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 
 from handlers.bulk.abroad import rates_for
-from handlers.bulk.lists import Lists
-from handlers.bulk.render import (
+from handlers.bulk.dry_run import (
     INVALID_SHOWN,
     list_read_text,
     no_phone_column_text,
@@ -38,6 +37,7 @@ from handlers.bulk.render import (
     too_big_text,
     unknown_placeholders_text,
 )
+from handlers.bulk.lists import Lists
 from handlers.callbacks import BulkCb
 from handlers.config import HandlerSettings
 from handlers.keyboards import (
