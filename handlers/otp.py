@@ -44,7 +44,7 @@ from handlers.otp_texts import (
     not_sent_text,
     outcome_text,
 )
-from handlers.send import price_for, tell_outcome
+from handlers.send_preview import price_for, tell_outcome
 from handlers.send_stop import refused_for_stop_list
 from handlers.send_texts import EXAMPLE_PHONE, phone_error_text
 from handlers.states import OtpForm

@@ -135,66 +135,82 @@ def result_text(phone: PhoneNumber, text: str, outcome: SendOutcome) -> str:
         phone=phone.international, text=quote_cut(text, RESULT_TEXT_LIMIT)
     )
     if outcome.outcome is Outcome.SENT and outcome.result is not None:
-        result = outcome.result
-        lines = [
-            _("✅ <b>Sent.</b>"),
-            summary,
-            _("SMS id: {sms_id} · status: {status}").format(
-                sms_id=result.sms_id or MISSING, status=status_label(result.status)
-            ),
-            _("Request id: {request_id}").format(
-                request_id=f"<code>{html.quote(result.request_id)}</code>"
-                if result.request_id
-                else MISSING
-            ),
-            _("Parts: {parts} · cost: {cost}").format(
-                parts=result.parts_count or MISSING, cost=money(result.total_cost)
-            ),
-            _("Balance: {balance}").format(balance=money(result.balance)),
-        ]
-        if result.country or result.country_code:
-            lines.insert(-1, country_line(result))
-        return "\n".join(lines)
+        return sent_text(summary, outcome.result)
     if outcome.outcome is Outcome.UNKNOWN:
-        return "\n".join(
-            [
-                _("⚠️ <b>devsms.uz did not answer in time.</b>"),
-                summary,
-                _(
-                    "The SMS may or may not have gone out. It will not be sent again "
-                    "automatically: check /history in a minute before sending it again."
-                ),
-            ]
-        )
+        return unknown_text(summary)
     if outcome.outcome is Outcome.STOPPED:
-        # Put on the stop list after the preview (or the scheduling) was made.
-        return (
-            _("⛔ Not sent: {phone} is on your stop list. Nothing was sent or charged.").format(
-                phone=phone.international
-            )
-            + "\n"
-            + _(
-                "Remove it from the stop list to send to it, or send another number; "
-                "/cancel stops."
-            )
-        )
+        return stopped_text(phone)
     if outcome.outcome is Outcome.TOKEN_REJECTED:
         return _(
             "devsms.uz no longer accepts your token, so the SMS was not sent. "
             "Send /token to connect a new one."
         )
     if outcome.outcome is Outcome.NO_TOKEN:
-        return "\n".join(
-            [
-                _(
-                    "No devsms token is connected any more (it was removed or cannot be "
-                    "read), so the SMS was <b>not</b> sent."
-                ),
-                summary,
-                _("Connect one with /token, then send it again."),
-            ]
+        return no_token_text(summary)
+    return gateway_refused_text(summary, outcome.gateway_text)
+
+
+def sent_text(summary: str, result: SendResult) -> str:
+    lines = [
+        _("✅ <b>Sent.</b>"),
+        summary,
+        _("SMS id: {sms_id} · status: {status}").format(
+            sms_id=result.sms_id or MISSING, status=status_label(result.status)
+        ),
+        _("Request id: {request_id}").format(
+            request_id=f"<code>{html.quote(result.request_id)}</code>"
+            if result.request_id
+            else MISSING
+        ),
+        _("Parts: {parts} · cost: {cost}").format(
+            parts=result.parts_count or MISSING, cost=money(result.total_cost)
+        ),
+        _("Balance: {balance}").format(balance=money(result.balance)),
+    ]
+    if result.country or result.country_code:
+        lines.insert(-1, country_line(result))
+    return "\n".join(lines)
+
+
+def unknown_text(summary: str) -> str:
+    return "\n".join(
+        [
+            _("⚠️ <b>devsms.uz did not answer in time.</b>"),
+            summary,
+            _(
+                "The SMS may or may not have gone out. It will not be sent again "
+                "automatically: check /history in a minute before sending it again."
+            ),
+        ]
+    )
+
+
+def stopped_text(phone: PhoneNumber) -> str:
+    # Put on the stop list after the preview (or the scheduling) was made.
+    return (
+        _("⛔ Not sent: {phone} is on your stop list. Nothing was sent or charged.").format(
+            phone=phone.international
         )
+        + "\n"
+        + _("Remove it from the stop list to send to it, or send another number; /cancel stops.")
+    )
+
+
+def no_token_text(summary: str) -> str:
+    return "\n".join(
+        [
+            _(
+                "No devsms token is connected any more (it was removed or cannot be "
+                "read), so the SMS was <b>not</b> sent."
+            ),
+            summary,
+            _("Connect one with /token, then send it again."),
+        ]
+    )
+
+
+def gateway_refused_text(summary: str, gateway_text: str | None) -> str:
     refused = _("❌ devsms.uz refused this SMS. Nothing was sent or charged.")
-    if outcome.gateway_text:
-        refused += "\n" + _("Its answer: «{text}»").format(text=html.quote(outcome.gateway_text))
+    if gateway_text:
+        refused += "\n" + _("Its answer: «{text}»").format(text=html.quote(gateway_text))
     return refused + "\n" + summary

@@ -23,7 +23,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 
 from handlers.bulk.dialog import DOWNLOAD_LIMIT
-from handlers.bulk.render import (
+from handlers.bulk.dry_run import (
     no_phone_column_text,
     spreadsheet_error_text,
     too_big_text,
@@ -32,7 +32,7 @@ from handlers.callbacks import ID_MAX, StopAction, StopCb
 from handlers.config import HandlerSettings
 from handlers.filters import Accessible, AnyMenuButton
 from handlers.keyboards import stoplist_keyboard
-from handlers.send import show_preview
+from handlers.send_preview import show_preview
 from handlers.states import SendForm, StopListForm
 from handlers.stoplist_texts import (
     PAGE_SIZE,

@@ -1,8 +1,10 @@
 """/bulk and /jobs: one text to many numbers from a CSV/XLSX file or a pasted list.
 
-- `dialog`: upload or paste → text → dry-run report → Start;
+- `dialog`: upload or paste → text → dry-run report;
+- `start`: the report's Start and Cancel, and the job Start creates;
 - `jobs`: /jobs and a job's buttons, and reading a job's facts and result file;
-- `render`: the texts and files, pure functions of what the callers read;
+- `render`: the jobs' texts and files, pure functions of what the callers read;
+- `dry_run`: the texts before Start (the list as read, the dry-run report);
 - `prices`: the dry run's parts per row, rows abroad and the cheaper spelling's saving;
 - `abroad`: the rates of the list's countries and the checks Start makes with them;
 - `spelling`: the dry run's "cheaper spelling" button.
@@ -16,16 +18,15 @@ from aiogram import F, Router
 from aiogram.filters import Command, StateFilter
 
 from handlers.bulk.dialog import (
-    cancel_button,
     document_received,
     list_pasted,
     source_not_understood,
     start_bulk,
-    start_button,
     template_picked,
     text_not_understood,
     text_received,
 )
+from handlers.bulk.dry_run import review_text
 from handlers.bulk.jobs import (
     cancel_job,
     job_facts,
@@ -43,9 +44,9 @@ from handlers.bulk.render import (
     pause_text,
     progress_text,
     result_file,
-    review_text,
 )
 from handlers.bulk.spelling import cheaper_button
+from handlers.bulk.start import cancel_button, start_button
 from handlers.callbacks import ID_MAX, BulkAction, BulkCb, JobAction, JobCb
 from handlers.filters import Accessible, AnyMenuButton
 from handlers.states import BulkForm

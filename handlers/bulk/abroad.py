@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from aiogram.types import Message
 
+from handlers.bulk.dry_run import nothing_to_send_text
 from handlers.bulk.prices import abroad_confirm_text
-from handlers.bulk.render import nothing_to_send_text
 from handlers.keyboards import bulk_abroad_keyboard
 from handlers.render import not_enough_text
 from services.accounts import Accounts

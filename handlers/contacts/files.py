@@ -15,7 +15,7 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 
 from handlers.bulk.dialog import DOWNLOAD_LIMIT
-from handlers.bulk.render import no_phone_column_text, spreadsheet_error_text, too_big_text
+from handlers.bulk.dry_run import no_phone_column_text, spreadsheet_error_text, too_big_text
 from handlers.callbacks import ContactCb, GroupCb
 from handlers.config import HandlerSettings
 from handlers.contacts.groups import existing_group

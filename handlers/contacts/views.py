@@ -12,7 +12,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from handlers.bulk.render import reason_text
+from handlers.bulk.dry_run import reason_text
 from handlers.callbacks import ContactAction, ContactCb, GroupAction, GroupCb
 from handlers.render import count
 from handlers.send_texts import phone_error_text

@@ -21,8 +21,8 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 
 from handlers.bulk.dialog import lost_source, stale
+from handlers.bulk.dry_run import nothing_to_send_text
 from handlers.bulk.lists import Lists
-from handlers.bulk.render import nothing_to_send_text
 from handlers.callbacks import BulkCb, ScheduleCb, SendCb
 from handlers.clock import quiet_for, quiet_until, user_zone, utc_now
 from handlers.config import HandlerSettings
@@ -33,7 +33,7 @@ from handlers.schedule.render import (
     when_keyboard,
     when_problem_text,
 )
-from handlers.send import live_draft
+from handlers.send_preview import live_draft
 from handlers.states import BulkForm, ScheduleForm
 from services.bulk_plan import SourceCache, make_plan
 from services.schedule_time import (
