@@ -26,6 +26,9 @@ logger = logging.getLogger(__name__)
 # What answerCallbackQuery says to a second answer, or to one after the query expired
 # (ExceptionMessageFilter matches from the start of "Telegram server says - ...").
 STALE_QUERY_PATTERN: Final = r".*query is too old and response timeout expired"
+# What editMessageText says when the tapped message is a photo or a file (a /stats chart, an
+# export): a button's data that was never under it, since real buttons are edited their way.
+NO_TEXT_PATTERN: Final = r".*there is no text in the message to edit"
 
 
 async def tell_user(event: ErrorEvent, bot: Bot, text: str) -> None:
@@ -90,6 +93,14 @@ async def stale_query(event: ErrorEvent) -> None:
     logger.warning("callback query %s: answer refused as too old", _query_id(event))
 
 
+async def tap_on_media(event: ErrorEvent) -> None:
+    query = event.update.callback_query
+    logger.info("callback query %s: its message has no text to edit", _query_id(event))
+    if query is not None:
+        with suppress(TelegramAPIError):
+            await query.answer(_("This button is no longer active."))
+
+
 def _query_id(event: ErrorEvent) -> str | None:
     query = event.update.callback_query
     return query.id if query is not None else None
@@ -112,6 +123,11 @@ def create_router() -> Router:
         stale_query,
         ExceptionTypeFilter(TelegramBadRequest),
         ExceptionMessageFilter(STALE_QUERY_PATTERN),
+    )
+    router.errors.register(
+        tap_on_media,
+        ExceptionTypeFilter(TelegramBadRequest),
+        ExceptionMessageFilter(NO_TEXT_PATTERN),
     )
     router.errors.register(no_token, ExceptionTypeFilter(NoToken))
     router.errors.register(uploads_busy, ExceptionTypeFilter(WorkerBusy))

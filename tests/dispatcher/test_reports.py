@@ -546,3 +546,19 @@ async def test_a_chart_job_whose_token_went_meanwhile_draws_without_a_balance(
             app.services.traffic, app.services.accounts, USER, "Asia/Tashkent", 30
         )
     assert len(spec.days) == 30 and "Last 30 days" in caption and "lasts" not in caption
+
+
+async def test_a_text_button_tapped_on_a_chart_is_only_told_it_is_inactive(
+    app: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Found by the fuzz test: a template's Delete (data forged onto the chart's photo) made
+    # the bot edit a text the photo does not have, and the user saw "something went wrong".
+    await connect(app)
+    await app.send("/stats")
+    await app.services.charts.idle()
+    [chart] = photos(app)
+    saved = await app.services.templates.save(1, "Promo", "Hi")
+    await app.tap_data(chart, f"tpl:delete:{saved.id}")
+    assert app.answers()[-1].text == "This button is no longer active."
+    assert [r for r in caplog.records if r.levelname == "ERROR"] == []
+    assert "Something went wrong" not in app.last().text
