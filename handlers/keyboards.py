@@ -41,6 +41,7 @@ BTN_HISTORY: Final = N_("📜 History")
 BTN_STATUS: Final = N_("🔎 Status")
 BTN_SETTINGS: Final = N_("⚙️ Settings")
 BTN_CONTACTS: Final = N_("📇 Contacts")
+BTN_OTP: Final = N_("🔐 One-time code")
 
 BTN_CANCEL: Final = N_("✖️ Cancel")
 BTN_MY_NUMBER: Final = N_("📱 My own number")
@@ -51,6 +52,7 @@ MENU_BUTTONS: Final = (
     BTN_STATUS,
     BTN_SETTINGS,
     BTN_CONTACTS,
+    BTN_OTP,
     BTN_CANCEL,
 )
 
@@ -69,7 +71,8 @@ def main_menu() -> ReplyKeyboardMarkup:
     builder.button(text=_(BTN_STATUS))
     builder.button(text=_(BTN_SETTINGS))
     builder.button(text=_(BTN_CONTACTS))
-    builder.adjust(1, 2, 2, 1)
+    builder.button(text=_(BTN_OTP))
+    builder.adjust(1, 2, 2, 2)
     return builder.as_markup(resize_keyboard=True, is_persistent=True)
 
 

@@ -22,8 +22,9 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 
 from handlers.callbacks import OtpAction, OtpCb
-from handlers.filters import Accessible, AnyMenuButton
+from handlers.filters import Accessible, AnyMenuButton, MenuButton
 from handlers.keyboards import (
+    BTN_OTP,
     main_menu,
     otp_code_keyboard,
     otp_confirm_keyboard,
@@ -314,6 +315,7 @@ def create_router() -> Router:
     # Every button is answered once, after its handler (send_button answers before the send).
     router.callback_query.middleware(AnswerCallbacks())
     router.message.register(start_otp, Command("otp"))
+    router.message.register(start_otp, MenuButton(BTN_OTP))
     free_text = (F.text, ~F.text.startswith("/"), ~AnyMenuButton())
     router.message.register(phone_as_text, OtpForm.phone, *free_text)
     router.message.register(phone_as_contact, OtpForm.phone, F.contact)

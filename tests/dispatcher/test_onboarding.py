@@ -9,7 +9,15 @@ from tests.conftest import GOOD_TOKEN, OTHER_TOKEN
 from tests.fakes.fake_devsms import FakeDevsms
 from tests.support.harness import Harness, button_data
 
-MENU = ["📤 Send SMS", "💰 Balance", "📜 History", "🔎 Status", "⚙️ Settings", "📇 Contacts"]
+MENU = [
+    "📤 Send SMS",
+    "💰 Balance",
+    "📜 History",
+    "🔎 Status",
+    "⚙️ Settings",
+    "📇 Contacts",
+    "🔐 One-time code",
+]
 
 
 async def connect(

@@ -309,3 +309,16 @@ async def test_a_number_stopped_before_send_is_refused_and_another_can_be_typed(
     assert "code" not in await context.get_data()
     _, kinds = await app.send("+998 90 765 43 21")
     assert "2 — password" in labels(kinds)
+
+
+@pytest.mark.parametrize(
+    ("lang", "button"),
+    [("en", "🔐 One-time code"), ("ru", "🔐 Одноразовый код"), ("uz", "🔐 Bir martalik kod")],
+)
+async def test_the_main_menu_button_starts_the_dialog(
+    app: Harness, lang: str, button: str
+) -> None:
+    await connect(app, lang=lang)
+    [ask] = await app.send(button, 1, lang)
+    assert await app.state_of() == "OtpForm:phone"
+    assert ask.text

@@ -17,7 +17,15 @@ from tests.fakes.fake_telegram import FakeTelegram
 pytestmark = pytest.mark.e2e
 
 UNKNOWN_TOKEN = "devsms-unknown-token-0009"
-MENU = ["📤 Send SMS", "💰 Balance", "📜 History", "🔎 Status", "⚙️ Settings", "📇 Contacts"]
+MENU = [
+    "📤 Send SMS",
+    "💰 Balance",
+    "📜 History",
+    "🔎 Status",
+    "⚙️ Settings",
+    "📇 Contacts",
+    "🔐 One-time code",
+]
 NBSP = "\u00a0"
 
 
