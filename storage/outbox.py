@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
+from storage.callbacks import add_callback
 from storage.db import Database, sqlite_int, utc_now
 
 logger = logging.getLogger(__name__)
@@ -102,8 +103,17 @@ class OutboxRepo:
         *,
         kind: OutboxKind = OutboxKind.SMS,
         country: str | None = None,
+        callback_hash: str | None = None,
     ) -> int:
-        """Records the SMS and commits at once, before the gateway is called."""
+        """Records the SMS and commits at once, before the gateway is called; with
+        `callback_hash`, the hash of its delivery-callback token in the same transaction."""
+        if callback_hash is not None:
+            async with self._db.transaction():
+                outbox_id = await self.create_pending(
+                    user_id, phone, message, sender, kind=kind, country=country
+                )
+                await add_callback(self._db, callback_hash, user_id, outbox_id=outbox_id)
+            return outbox_id
         now = utc_now()
         row = await self._db.fetchone(
             "INSERT INTO outbox (user_id, phone, message, sender, state, created_at, updated_at, "
@@ -132,11 +142,14 @@ class OutboxRepo:
         claim: Claim,
         *,
         country: str | None = None,
+        callback_hash: str | None = None,
     ) -> int:
         """Records the SMS like `create_pending`, in one transaction with `claim` (given the
         new row's id): both are committed, or neither (NotClaimed when the claim said no)."""
         async with self._db.transaction():
-            outbox_id = await self.create_pending(user_id, phone, message, sender, country=country)
+            outbox_id = await self.create_pending(
+                user_id, phone, message, sender, country=country, callback_hash=callback_hash
+            )
             if not await claim(outbox_id):
                 raise NotClaimed(outbox_id)
         return outbox_id
