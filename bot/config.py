@@ -36,6 +36,10 @@ BOT_TOKEN_RE: Final = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{30,100}$")
 WEBHOOK_SECRET_RE: Final = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 WEBHOOK_PATH_RE: Final = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
 PUBLIC_URL_RE: Final = re.compile(r"^https://[A-Za-z0-9.-]+(:\d{1,5})?(/[A-Za-z0-9._~/-]*)?$")
+# Plain http only to this machine's loopback (tests, a local fake gateway); never over a network.
+LOOPBACK_URL_RE: Final = re.compile(
+    r"^http://(127\.0\.0\.1|localhost|\[::1\])(:\d{1,5})?(/[A-Za-z0-9._~/-]*)?$"
+)
 # The bot's own web server listens here in webhook mode when WEB_PORT is not set.
 WEBHOOK_DEFAULT_PORT: Final = 8080
 
@@ -57,6 +61,8 @@ class Settings(BaseSettings):
     public_base_url: str = ""
     web_host: str = "127.0.0.1"
     web_port: int | None = Field(default=None, ge=1, le=65535)
+    # When set, GET /metrics wants "Authorization: Bearer <it>".
+    metrics_token: SecretStr | None = None
 
     # devsms gateway
     devsms_api_url: str = DEFAULT_DEVSMS_URL
@@ -158,7 +164,7 @@ class Settings(BaseSettings):
     @classmethod
     def _check_public_url(cls, value: str) -> str:
         url = value.strip().rstrip("/")
-        if url and not PUBLIC_URL_RE.match(url):
+        if url and not (PUBLIC_URL_RE.match(url) or LOOPBACK_URL_RE.match(url)):
             # Telegram posts updates to https only (ports 443, 80, 88, 8443).
             raise ValueError(
                 "PUBLIC_BASE_URL must be an https:// URL without query, e.g. "
@@ -253,7 +259,12 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "admin_chat_id", "encryption_key", "webhook_secret", "web_port", mode="before"
+        "admin_chat_id",
+        "encryption_key",
+        "webhook_secret",
+        "web_port",
+        "metrics_token",
+        mode="before",
     )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:

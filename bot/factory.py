@@ -20,7 +20,7 @@ from bot.background import Background
 from bot.commands import set_commands
 from bot.config import Settings, handler_settings
 from bot.i18n import UserLocaleMiddleware, create_i18n
-from bot.middlewares import RetryRequestMiddleware, UserMiddleware
+from bot.middlewares import MetricsMiddleware, RetryRequestMiddleware, UserMiddleware
 from bot.notices.digest import AdminDigest
 from bot.notices.jobs import JobReports
 from bot.notices.notifier import Notifier, Outbox
@@ -31,6 +31,7 @@ from services.access import AccessPolicy
 from services.accounts import Accounts
 from services.bulk import BulkRunner
 from services.bulk_plan import SourceCache
+from services.callbacks import CallbackInbox, CallbackLinks
 from services.chart_desk import ChartDesk
 from services.devsms import DevsmsClient
 from services.export import ExportSlots
@@ -43,6 +44,7 @@ from services.vault import TokenVault, load_generated_keys, parse_keys
 from storage import (
     AlertRepo,
     BulkRepo,
+    CallbackRepo,
     ContactRepo,
     CredentialRepo,
     Database,
@@ -181,6 +183,15 @@ class Shared:
     sender: SmsSender
     runner: BulkRunner
     scheduler: Scheduler
+    callbacks: CallbackInbox | None = None
+    """Delivery callbacks from the gateway (PUBLIC_BASE_URL set and the web server on)."""
+
+
+def callback_links(settings: Settings) -> CallbackLinks | None:
+    """Per-send callback URLs, when the gateway can reach the bot's web server."""
+    if not settings.public_base_url or settings.web_port_in_use is None:
+        return None
+    return CallbackLinks(settings.public_base_url)
 
 
 @dataclass
@@ -225,6 +236,8 @@ async def build_app(settings: Settings, *, bot: Bot | None = None) -> AsyncItera
             admin_ids=settings.admin_ids,
         )
         notices = present(notifier, digest, services, for_handlers, language)
+        links = callback_links(settings)
+        inbox = None if links is None else CallbackInbox(CallbackRepo(services.db), links)
         background = Background(
             settings,
             notifier=notifier,
@@ -239,6 +252,7 @@ async def build_app(settings: Settings, *, bot: Bot | None = None) -> AsyncItera
             policy=policy,
             traffic=services.traffic,
             insights=services.insights,
+            callbacks=inbox,
         )
         stack.push_async_callback(background.stop)
         sender = SmsSender(
@@ -246,6 +260,7 @@ async def build_app(settings: Settings, *, bot: Bot | None = None) -> AsyncItera
             services.outbox,
             first_check=timedelta(seconds=settings.delivery_first_check),
             stoplist=services.stoplist,
+            links=links,
         )
         # Outcomes of sends whose recording is being retried, before the database closes.
         stack.push_async_callback(sender.close)
@@ -258,6 +273,7 @@ async def build_app(settings: Settings, *, bot: Bot | None = None) -> AsyncItera
             users=services.users,
             policy=policy,
             stoplist=services.stoplist,
+            links=links,
         )
         # Rows in flight settle while the database and the notices are still there.
         stack.push_async_callback(runner.stop)
@@ -277,7 +293,9 @@ async def build_app(settings: Settings, *, bot: Bot | None = None) -> AsyncItera
         )
         # Stopped first: it starts sends and jobs.
         stack.push_async_callback(scheduler.stop)
-        shared = Shared(policy, for_handlers, notifier, notices, sender, runner, scheduler)
+        shared = Shared(
+            policy, for_handlers, notifier, notices, sender, runner, scheduler, callbacks=inbox
+        )
         dp = create_dispatcher(services, shared)
 
         async def on_startup(bot: Bot) -> None:
@@ -342,6 +360,7 @@ def create_dispatcher(services: Services, shared: Shared) -> Dispatcher:
         notifier=shared.notifier,
         notices=shared.notices,
     )
+    dp.update.outer_middleware(MetricsMiddleware())  # first: it times the others too
     dp.update.outer_middleware(UserMiddleware(services.users, settings))
     UserLocaleMiddleware(services.i18n, settings).setup(dp)
     dp.include_router(build_router())

@@ -28,10 +28,11 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Final, Protocol
 
 from services import metrics
+from services.devsms import mark_background
 from storage.callbacks import CallbackRepo, CallbackTarget
 
 logger = logging.getLogger(__name__)
@@ -48,6 +49,9 @@ OVERALL_RATE: Final = 50.0  # callbacks a second over all tokens (burst: one sec
 QUEUE_SIZE: Final = 1000
 # A callback may overtake the recording of the send's answer: looked at again this often.
 NOT_YET_RETRIES: Final = (0.5, 1.0, 2.0, 5.0)
+# A token outlives tracking (24 h after the send, or after a bulk job's end) by a margin.
+KEEP_TOKENS_FOR: Final = timedelta(days=3)
+PRUNE_EVERY: Final = 3600.0
 
 
 def token_hash(token: str) -> str:
@@ -208,12 +212,25 @@ class CallbackInbox:
             self._task = None
 
     async def _run(self) -> None:
+        mark_background()  # the status calls leave each token a slot for its owner's taps
+        pruned = -PRUNE_EVERY
         while True:
+            if self._clock() - pruned >= PRUNE_EVERY:
+                pruned = self._clock()
+                await self._prune()
             call = await self._queue.get()
             try:
                 await self.handle(call)
             except Exception:
                 logger.exception("a delivery callback could not be handled")
+
+    async def _prune(self) -> None:
+        before = (datetime.now(UTC) - KEEP_TOKENS_FOR).isoformat(timespec="seconds")
+        try:
+            if gone := await self._repo.prune(before):
+                logger.info("%s old delivery-callback tokens forgotten", gone)
+        except Exception:
+            logger.exception("old delivery-callback tokens not pruned")
 
     async def handle(self, call: _Call) -> CheckResult | None:
         """Looks the token up and has the tracker check its send now; None for an unknown
