@@ -29,6 +29,8 @@ Sections (--quick scales every count down):
    the upload worker (scripts/upload_stall.py), as the bot receives it and sent whole.
 8. the time to draw one /stats chart (the chart process's code, run here), and one user's
    /balance while 20 other users' charts are being drawn, against the same /balance idle.
+9. the metrics middleware's cost per update, and the time from a delivery callback of the
+   gateway to the user's notification (scripts/bench_callbacks.py).
 
 The machine is reported with the results, and so is how much CPU other processes took
 meanwhile: on a shared machine, times stretch, while CPU per update stays comparable.
@@ -63,6 +65,7 @@ import aiogram
 from aiohttp import web
 
 from bot.config import Settings
+from scripts.bench_callbacks import measure_callbacks
 from scripts.upload_stall import measure as measure_upload_stall
 from services.charts import ChartLabels, ChartSpec, DayPoint, draw_chart, fill_days
 from services.spreadsheet import MAX_CELLS, MAX_ROWS
@@ -1387,6 +1390,11 @@ class Bench:
             idle=summary(idle),
         )
 
+    # --- 9 -------------------------------------------------------------------------------------
+
+    async def callbacks(self) -> None:
+        await measure_callbacks(self, seed=seed_users, env=bot_env)
+
 
 def time_charts(draws: int) -> tuple[float, list[float]]:
     """Seconds of the first chart (with matplotlib's import) and of each later one."""
@@ -1450,6 +1458,7 @@ SECTIONS: Final[dict[str, Callable[[Bench], Awaitable[None]]]] = {
     "6": Bench.connect_burst,
     "7": Bench.upload_stall,
     "8": Bench.charts,
+    "9": Bench.callbacks,
 }
 
 
@@ -1480,7 +1489,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write results as JSON")
     parser.add_argument(
         "--only",
-        default="1,2,3,4,5,6,7,8",
+        default="1,2,3,4,5,6,7,8,9",
         help="comma-separated sections to run (default: all)",
     )
     parser.add_argument(
