@@ -52,6 +52,7 @@ class TelegramState:
         self._webhook_routes: dict[str, str] = {}
         self._webhook_task: asyncio.Task[None] | None = None
         self._webhook_error: tuple[int, str] | None = None
+        self._webhook_connections = 40
         self.webhook_posts: list[WebhookPost] = []
         # Replaced on every signal, so a waiter that grabbed the old one is woken exactly once.
         self._update_signal = asyncio.Event()

@@ -77,6 +77,8 @@ class Webhooks(Polling):
         self._webhook_url = url
         self._webhook_secret = None if secret is None else str(secret)
         self._webhook_error = None
+        connections = params.get("max_connections")
+        self._webhook_connections = connections if isinstance(connections, int) else 40
         if isinstance(params.get("allowed_updates"), list):
             self._allowed_updates = params["allowed_updates"]
         if params.get("drop_pending_updates"):
@@ -101,7 +103,7 @@ class Webhooks(Polling):
             "pending_update_count": len(self._updates),
         }
         if self._webhook_url:
-            info["max_connections"] = 40
+            info["max_connections"] = self._webhook_connections
             if self._allowed_updates:
                 info["allowed_updates"] = list(self._allowed_updates)
         if self._webhook_error is not None:
@@ -124,6 +126,9 @@ class Webhooks(Polling):
                     target = self.webhook_target() if self._webhook_url else None
                     for update in self._deliverable(MAX_UPDATES_LIMIT) if target else []:
                         update_id = int(update["update_id"])
+                        # At most max_connections posts at once, as Telegram does.
+                        if len(in_flight) >= self._webhook_connections:
+                            break
                         if update_id not in in_flight:
                             task = asyncio.create_task(self._push_one(session, target, update))
                             in_flight[update_id] = task
