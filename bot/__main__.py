@@ -7,6 +7,8 @@ import asyncio
 import gc
 import logging
 import sys
+from pathlib import Path
+from typing import Final
 
 from pydantic import ValidationError
 
@@ -16,11 +18,15 @@ from bot.logging_setup import setup_logging
 from bot.runner import run
 
 logger = logging.getLogger("bot")
+SECRETS_DIR: Final = Path("/run/secrets")
 
 
 def load_settings() -> Settings:
     try:
-        return Settings()  # type: ignore[call-arg]  # BOT_TOKEN comes from the environment
+        # Docker and compose secrets: a file per setting, e.g. /run/secrets/encryption_key;
+        # the environment and .env win over them.
+        secrets_dir = SECRETS_DIR if SECRETS_DIR.is_dir() else None
+        return Settings(_secrets_dir=secrets_dir)  # type: ignore[call-arg]  # BOT_TOKEN: env
     except ValidationError as exc:
         for error in exc.errors():
             field = ".".join(str(part) for part in error["loc"]).upper()

@@ -44,7 +44,8 @@ async def run_polling(app: App) -> None:
 async def run_webhook(app: App, pulse: TelegramPulse, port: int) -> None:
     bot, dp, settings = app.bot, app.dp, app.services.settings
     workflow = {"dispatcher": dp, "bots": [bot], **dp.workflow_data}
-    # As start_polling does: the start-up hooks run before the first update is handled.
+    # As start_polling does: the start-up hooks run before the first update is handled, and
+    # the shutdown hooks only after a start-up that succeeded.
     await dp.emit_startup(bot=bot, **workflow)
     try:
         # Listening first: Telegram posts as soon as the webhook is set (or at once, when a

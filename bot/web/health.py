@@ -3,9 +3,10 @@
 /healthz answers 200 whenever the event loop runs this handler: a process that hangs or died
 gets no answer at all. /readyz answers 200 only when
 
-- the database answers: the bot's own connection runs a trivial query, and a separate
-  read-only connection reads the schema of the file at DATABASE_PATH (so a file that was
-  deleted, or one another process locks exclusively, shows here before it hurts a user);
+- the database answers: the bot's own connection runs a trivial query, and a short-lived
+  second connection to the file at DATABASE_PATH takes the write lock and gives it back
+  within a second (so a file that was deleted, or one another process keeps locked, shows
+  here before a send cannot be recorded);
 - Telegram answered a call of the bot within TELEGRAM_FRESH seconds. In polling mode the bot
   calls getUpdates all the time (a long poll returns at least every 10 s). In webhook mode an
   idle bot makes no calls, so the webhook runner asks getWebhookInfo every
@@ -77,11 +78,17 @@ class TelegramPulse(BaseRequestMiddleware):
         return self.last_answer is not None and self._clock() - self.last_answer <= within
 
 
-def _read_schema(path: Path, timeout: float) -> None:
-    # mode=ro: a missing file is an error here, never an empty new database.
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout)
+def _take_write_lock(path: Path, timeout: float) -> None:
+    # mode=rw: a missing file is an error here, never an empty new database. Taking the write
+    # lock (and giving it back unused) is what a send's record needs: in WAL mode readers are
+    # never blocked, so a read alone would not notice a file another process holds locked.
+    conn = sqlite3.connect(
+        f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=timeout, isolation_level=None
+    )
     try:
+        conn.execute("BEGIN IMMEDIATE")
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        conn.execute("ROLLBACK")
     finally:
         conn.close()
 
@@ -90,7 +97,7 @@ async def database_answers(db: Database, path: Path) -> bool:
     try:
         async with asyncio.timeout(DATABASE_TIMEOUT):
             await db.fetchone("SELECT 1")
-            await asyncio.to_thread(_read_schema, path, DATABASE_TIMEOUT / 2)
+            await asyncio.to_thread(_take_write_lock, path, DATABASE_TIMEOUT / 2)
     except (TimeoutError, sqlite3.Error, ValueError) as exc:
         logger.warning("readiness: the database does not answer: %r", exc)
         return False
