@@ -7,7 +7,10 @@ import hashlib
 from datetime import timedelta
 
 import pytest
+from pydantic import ValidationError
 
+from bot.config import Settings
+from bot.factory import callback_links
 from services import metrics
 from services.callbacks import (
     CallbackInbox,
@@ -23,6 +26,7 @@ from services.reconcile import parse_stamp
 from services.sending import SmsSender
 from services.tracker import DeliveryTracker
 from storage import AlertRepo, CallbackRepo, CallbackTarget, OutboxRepo, UserRepo
+from tests.conftest import BOT_TOKEN
 from tests.fakes.fake_devsms import STATUS, FakeDevsms
 from tests.support.bulk_env import Env, wait
 from tests.support.watch_env import World
@@ -275,3 +279,36 @@ async def test_a_bulk_row_callback_asks_its_status_once_and_wakes_the_report(env
     assert again is not None
     assert await tracker.check_now(again) is CheckResult.NOTHING
     assert len(env.fake.requests_to(STATUS)) == statuses
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("http://127.0.0.1:8080", True),
+        ("http://localhost:9000/bot", True),
+        ("http://[::1]:8080", True),
+        ("https://bot.example.com", True),
+        ("http://bot.example.com", False),
+        ("http://10.0.0.5:8080", False),
+        ("http://127.0.0.1.evil.example", False),
+        ("http://localhost.evil.example", False),
+    ],
+)
+def test_plain_http_public_url_only_for_loopback(url: str, allowed: bool) -> None:
+    values = {"bot_token": BOT_TOKEN, "public_base_url": url}
+    if allowed:
+        assert Settings(_env_file=None, **values).public_base_url == url  # type: ignore[call-arg,arg-type]
+    else:
+        with pytest.raises(ValidationError, match="PUBLIC_BASE_URL must be an https:// URL"):
+            Settings(_env_file=None, **values)  # type: ignore[call-arg,arg-type]
+
+
+def test_callback_links_need_the_web_server() -> None:
+    def settings(**values: object) -> Settings:
+        return Settings(_env_file=None, bot_token=BOT_TOKEN, **values)  # type: ignore[call-arg,arg-type]
+
+    assert callback_links(settings()) is None
+    assert callback_links(settings(public_base_url="https://bot.example.com")) is None
+    assert callback_links(settings(web_port=8099)) is None
+    links = callback_links(settings(public_base_url="https://bot.example.com", web_port=8099))
+    assert links is not None and links.new().url.startswith(BASE + "/devsms/callback/")
