@@ -124,7 +124,7 @@ class Background:
             on_token_rejected=watcher.token_rejected,
             bulk=self._bulk,
             policy=policy,
-            on_bulk_final=bulk_delivery.wake,
+            on_bulk_callback=bulk_delivery.wake,
         )
         if self._callbacks is not None:
             self._callbacks.start(tracker)

@@ -51,7 +51,7 @@ class BulkDeliveryReporter:
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
-        """A row became final (a delivery callback): a job may be complete, look now."""
+        """A delivery callback came for a row: its job may be complete, look now."""
         self._wake.set()
 
     async def run(self, every: float = CHECK_EVERY) -> None:

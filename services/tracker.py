@@ -97,7 +97,7 @@ class DeliveryTracker:
         reconcile_every: float = RECONCILE_EVERY,
         bulk: BulkRepo | None = None,
         history_pages: int = HISTORY_PAGES_PER_ROUND,
-        on_bulk_final: Callable[[], object] | None = None,
+        on_bulk_callback: Callable[[], object] | None = None,
     ) -> None:
         if batch < 1 or concurrency < 1 or history_pages < 1:
             raise ValueError("batch, concurrency and history_pages must be positive")
@@ -119,7 +119,7 @@ class DeliveryTracker:
         # Per user, the history walk under way: it goes on where the last round stopped.
         self._walks: dict[int, _Walk] = {}
         self._wake = asyncio.Event()  # set by check_now: a check became due before `poll`
-        self._on_bulk_final = on_bulk_final
+        self._on_bulk_callback = on_bulk_callback
 
     # --- the loop --------------------------------------------------------------------------
 
@@ -188,24 +188,20 @@ class DeliveryTracker:
         return CheckResult.CHECKING
 
     async def _check_bulk_row(self, target: CallbackTarget) -> CheckResult:
-        """A bulk row's status is asked at once; the job's one report (services/bulk_delivery)
-        counts it, and is looked at again when the row became final."""
+        """A bulk job's rows are not asked one by one (10,000 status calls where the history
+        answers 200 at a time, services/bulk_delivery.py): the callback wakes the job's
+        delivery report, which reads the history (at most once per WAKE_GAP) and tells the
+        job's result once."""
         if target.row_state == "sending":
             return CheckResult.NOT_YET
-        sms_id = target.row_sms_id
-        if target.row_state != "sent" or sms_id is None or is_final_status(target.row_status):
+        if (
+            target.row_state != "sent"
+            or target.row_sms_id is None
+            or is_final_status(target.row_status)
+        ):
             return CheckResult.NOTHING
-        assert target.job_id is not None and target.row_no is not None
-        try:
-            record = await self._accounts.status(target.user_id, sms_id=sms_id)
-        except (DevsmsError, NoToken) as exc:
-            reason = type(exc).__name__
-            logger.info("status of bulk row %s/%s: %s", target.job_id, target.row_no, reason)
-            return CheckResult.NOTHING
-        if record.status is not None and record.status != target.row_status:
-            await self._bulk.set_row_status(target.job_id, target.row_no, record.status)
-            if is_final_status(record.status) and self._on_bulk_final is not None:
-                self._on_bulk_final()
+        if self._on_bulk_callback is not None:
+            self._on_bulk_callback()
         return CheckResult.CHECKING
 
     # --- one SMS ---------------------------------------------------------------------------

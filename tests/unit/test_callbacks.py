@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from bot.config import Settings
 from bot.factory import callback_links
 from services import metrics
+from services.bulk_delivery import BulkDeliveryReporter
 from services.callbacks import (
     CallbackInbox,
     CallbackLinks,
@@ -250,7 +251,7 @@ async def test_every_bulk_row_gets_its_own_token_stored_with_its_claim(env: Env)
     assert after == (metrics_sent or 0) + 5
 
 
-async def test_a_bulk_row_callback_asks_its_status_once_and_wakes_the_report(env: Env) -> None:
+async def test_a_bulk_row_callback_wakes_the_job_report_without_a_status_call(env: Env) -> None:
     links = CallbackLinks(BASE)
     job_id = await env.job(1)
     await env.runner(links=links).begin(job_id)
@@ -267,18 +268,22 @@ async def test_a_bulk_row_callback_asks_its_status_once_and_wakes_the_report(env
         env,
         UserRepo(env.db),
         health,
-        on_bulk_final=lambda: woken.append(True),
+        on_bulk_callback=lambda: woken.append(True),
     )
-    env.fake.set_status(sms.sms_id, "DELIVERED")
     assert await tracker.check_now(target) is CheckResult.CHECKING
+    assert woken == [True]
+    # The report reads the history (200 rows a call), never the status of each row.
+    reporter = BulkDeliveryReporter(env.bulk, env.accounts, UserRepo(env.db), env)
+    env.fake.set_status(sms.sms_id, "DELIVERED")
+    assert await reporter.tick() == 1
+    assert env.fake.requests_to(STATUS) == []
     [row] = await env.bulk.all_rows(job_id)
-    assert row.status == "DELIVERED" and woken == [True]
-    # Replayed: the row is final, the gateway is not asked again.
-    statuses = len(env.fake.requests_to(STATUS))
+    assert row.status == "DELIVERED"
+    # Replayed: the row is final, nothing is woken or asked.
     again = await CallbackRepo(env.db).find(token_hash(token_of(sms.callback_url)))
     assert again is not None
     assert await tracker.check_now(again) is CheckResult.NOTHING
-    assert len(env.fake.requests_to(STATUS)) == statuses
+    assert woken == [True]
 
 
 @pytest.mark.parametrize(
