@@ -5,6 +5,7 @@ the request is in flight; every update is counted."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,10 +14,12 @@ import pytest
 
 from bot.factory import build_app
 from services import metrics
+from services.scheduler import Scheduler, parse_stamp
 from storage import OutboxState
 from tests.conftest import GOOD_TOKEN, make_settings
 from tests.fakes.fake_devsms import SEND, FakeDevsms
 from tests.support.harness import Harness, make_bot
+from tests.support.notifiers import install
 from tests.support.recording import RecordingSession
 
 BASE = "https://bot.example.com"
@@ -90,3 +93,29 @@ async def test_every_update_is_counted_by_type_and_outcome(app: Harness) -> None
     assert count("message", "handled") == handled + 5
     assert timed("message") == seen + 5
     assert count("callback_query", "handled") == taps + 1
+
+
+async def test_a_scheduled_send_carries_its_own_callback_url(
+    public_app: Harness, devsms: FakeDevsms
+) -> None:
+    app = public_app
+    install(app.dp, app.bot, None, app.services)
+    await app.send("/start")
+    await app.send(GOOD_TOKEN)
+    [preview] = await app.send("/send 998901234567 Later, with a report")
+    sent = await app.tap(preview, "Send later")
+    ask = next(m for m in sent if "When should it go out?" in m.text)
+    await app.tap(ask, "In 1 hour")
+    [item] = await app.services.schedule.open_of(1, 10)
+    scheduler: Scheduler = app.dp["scheduler"]
+    due = parse_stamp(item.due_at)
+    assert due is not None
+    scheduler.now = lambda: due + dt.timedelta(seconds=1)
+    await scheduler.tick()
+    [sms] = devsms.sent
+    token = (sms.callback_url or "").removeprefix(BASE + "/devsms/callback/")
+    assert len(token) == 43
+    [row] = await app.services.db.fetchall("SELECT token_hash, outbox_id FROM delivery_callbacks")
+    [outbox] = await app.services.outbox.recent(1, 10)
+    assert tuple(row) == (hashlib.sha256(token.encode()).hexdigest(), outbox.id)
+    await app.dp["bulk_runner"].stop()
