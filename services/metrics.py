@@ -103,8 +103,8 @@ LOOP_LAG: Final = Histogram(
 )
 CALLBACKS: Final = Counter(
     "devsms_bot_delivery_callbacks",
-    "Delivery callbacks from the gateway, by result (accepted, malformed, limited, unknown, "
-    "checked).",
+    "Delivery callbacks from the gateway: as answered (accepted, malformed, limited, busy), "
+    "then as worked off (unknown token, checking, nothing to do, not_yet recorded).",
     ("result",),
     registry=REGISTRY,
 )
