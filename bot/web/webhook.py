@@ -5,8 +5,10 @@ the update is never read). It would answer a malformed body with 500, or accept 
 the background; this subclass reads and validates the Update first, answers 400 when that
 fails, and only then acknowledges and hands the update to the Dispatcher in a task, so that a
 slow gateway never makes Telegram wait (and resend) — the same way polling hands each update
-to a task. Everything after that is the Dispatcher's as in polling: the middlewares, the
-events isolation (one update at a time per user), the handlers.
+to a task. An update id seen before (Telegram resends when it missed our answer) is
+acknowledged and dropped: polling's offsets give the same guarantee. Everything after that is
+the Dispatcher's as in polling: the middlewares, the events isolation (one update at a time
+per user), the handlers.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import TYPE_CHECKING, Final
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any, Final
 
 from aiogram.methods import TelegramMethod
 from aiogram.types import Update
@@ -31,9 +34,25 @@ logger = logging.getLogger(__name__)
 
 # How often an idle bot in webhook mode asks Telegram for its webhook (see health.py).
 WEBHOOK_CHECK_INTERVAL: Final = 20.0
+# Update ids remembered to drop a resent update (Telegram resends when our 200 got lost).
+SEEN_UPDATES: Final = 10_000
 
 
 class WebhookHandler(SimpleRequestHandler):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._seen: OrderedDict[int, None] = OrderedDict()
+
+    def _first_time(self, update_id: int) -> bool:
+        """False for an update already taken: Telegram resends one whose answer it did not
+        get, and a tap handled twice must not become two of anything."""
+        if update_id in self._seen:
+            return False
+        self._seen[update_id] = None
+        if len(self._seen) > SEEN_UPDATES:
+            self._seen.popitem(last=False)
+        return True
+
     async def handle(self, request: web.Request) -> web.Response:
         bot = await self.resolve_bot(request)
         if not self.verify_secret(request.headers.get("X-Telegram-Bot-Api-Secret-Token", ""), bot):
@@ -43,6 +62,9 @@ class WebhookHandler(SimpleRequestHandler):
             update = Update.model_validate(raw, context={"bot": bot})
         except (ValueError, ValidationError):  # JSONDecodeError and UnicodeError are ValueErrors
             return web.Response(body="Bad Request", status=400)
+        if not self._first_time(update.update_id):
+            logger.info("update %s came again: already taken, dropped", update.update_id)
+            return web.json_response({})
         task = asyncio.create_task(self._process(bot, update))
         self._background_feed_update_tasks.add(task)
         task.add_done_callback(self._background_feed_update_tasks.discard)

@@ -128,6 +128,24 @@ async def test_posts_without_the_right_secret_are_refused_and_never_handled(
     assert world.bot.query("SELECT count(*) FROM users WHERE id = ?", 7001) == [(1,)]
 
 
+async def test_an_update_telegram_sends_again_is_handled_once(world: World) -> None:
+    update = start_update(7005, 900_005)
+    # Telegram resends an update whose answer it did not get: the same update_id again.
+    assert (await world.telegram.post_to_webhook(update))[0] == 200
+    assert (await world.telegram.post_to_webhook(update))[0] == 200
+
+    def greetings() -> int:
+        return len(messages_containing(world.telegram, 7005, "API token"))
+
+    await world.telegram.wait_for(lambda: greetings() == 1)
+    # A later message of the same user is handled after anything still queued for them (one
+    # update per user at a time, in order): once it is answered, a second /start would be too.
+    user = ChatUser(world.telegram, user_id=7005, first_name="Mallory")
+    await user.ask("/cancel", "Send /start when you are ready")
+    assert greetings() == 1
+    assert "update 900005 came again" in world.bot.log_text()
+
+
 async def test_malformed_bodies_get_400_and_the_bot_goes_on(world: World) -> None:
     for body in (b"{not json", b"[]", b'{"update_id": "seven"}', b"\xff\xfe"):
         status, _ = await world.telegram.post_to_webhook(body)

@@ -7,13 +7,10 @@ from pathlib import Path
 from typing import Final
 
 import pytest
-from aiogram.exceptions import TelegramBadRequest, TelegramNetworkError
-from aiogram.methods import GetMe
 
 import bot.__main__ as entry
 from bot.__main__ import load_settings
 from bot.config import Settings
-from bot.web.health import TelegramPulse
 from tests.conftest import BOT_TOKEN
 
 SECRET: Final = "Abc_-123"
@@ -127,38 +124,3 @@ def test_secrets_come_from_files_and_the_environment_wins(
     assert settings.webhook_secret.get_secret_value() == SECRET
     assert settings.encryption_key is not None
     assert settings.encryption_key.get_secret_value() == "from-the-environment"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-async def test_the_pulse_is_fresh_only_after_a_recent_answer() -> None:
-    clock = Clock()
-    pulse = TelegramPulse(clock)
-    method = GetMe()
-    assert not pulse.fresh()
-
-    async def answered(bot: object, call: object) -> str:
-        return "ok"
-
-    async def refused(bot: object, call: object) -> str:
-        raise TelegramBadRequest(method, "Bad Request: chat not found")
-
-    async def unreachable(bot: object, call: object) -> str:
-        raise TelegramNetworkError(method, "connection refused")
-
-    assert await pulse(answered, None, method) == "ok"  # type: ignore[arg-type]
-    assert pulse.fresh(within=60)
-    clock.now += 61
-    assert not pulse.fresh(within=60)
-    with pytest.raises(TelegramNetworkError):
-        await pulse(unreachable, None, method)  # type: ignore[arg-type]
-    assert not pulse.fresh(within=60)
-    with pytest.raises(TelegramBadRequest):
-        await pulse(refused, None, method)  # type: ignore[arg-type]
-    assert pulse.fresh(within=60)  # Telegram answered, if with an error of the call
