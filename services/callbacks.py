@@ -9,8 +9,11 @@ log line holds a usable URL.
 The body of the gateway's call is undocumented (shared/devsms-api.md): it is a hint only. The
 token says which send it is about; whatever id the body carries is logged, never trusted, and
 the truth comes from `get_status` through the delivery tracker, which reports a final status
-exactly as a polled one (DeliveryTracker.check_now), once. Polling stays the fallback: an
-account whose callbacks arrived lately gets its first poll later (`first_check`).
+exactly as a polled one (DeliveryTracker.check_now), once. A bulk row's callback wakes its
+job's delivery report instead, which reads the history (services/bulk_delivery.py). Polling
+stays the fallback: an account whose callbacks arrived lately gets its first poll later
+(`first_check`). A callback for a send whose answer was lost ('unknown') changes nothing: the
+history reconciliation settles it as before.
 
 The web endpoint (bot/web/delivery.py) only calls :meth:`CallbackInbox.offer`, which answers
 at once: the lookup and the gateway call happen in the inbox's task. An unknown token, or one
