@@ -258,6 +258,7 @@ async def schedule_at(
             data["text"],
             data.get("sender") or effective_sender(user_row, settings.default_sender),
             stamp(moment),
+            template=data.get("tpl_name"),
         )
     else:
         source = await lists.load(data)

@@ -17,6 +17,7 @@ from bot.config import Settings
 from bot.factory import build_app
 from handlers.reports.stats import chart_of
 from services.charts import PNG_MAGIC, ChartSpec
+from services.traffic import TrafficSync
 from storage.traffic import NewRecord
 from tests.conftest import GOOD_TOKEN, make_settings
 from tests.fakes.fake_devsms import FakeDevsms
@@ -562,3 +563,39 @@ async def test_a_text_button_tapped_on_a_chart_is_only_told_it_is_inactive(
     assert app.answers()[-1].text == "This button is no longer active."
     assert [r for r in caplog.records if r.levelname == "ERROR"] == []
     assert "Something went wrong" not in app.last().text
+
+
+async def test_export_names_the_template_a_send_was_made_from(
+    app: Harness, devsms: FakeDevsms
+) -> None:
+    await connect(app)
+    [listing] = await app.send("/templates")
+    await app.tap(listing, "New template")
+    await app.send("Hours")
+    [saved] = await app.send("We are open 9-18")
+    await app.tap(saved, "Send with this text")
+    [preview] = await app.send("+998 90 123 45 67")
+    await app.tap(preview, "Send")
+    # A typed text afterwards is not from a template, even right after one.
+    [again] = await app.send("/send 998901234568 Typed by hand")
+    await app.tap(again, "Send")
+    assert len(devsms.sent) == 2
+    sync = TrafficSync(
+        app.services.traffic,
+        app.services.alerts,
+        app.services.accounts,
+        interval=60,
+        max_pages=2,
+        concurrency=1,
+        backfill_days=30,
+    )
+    await sync.sync_user(USER)
+    [menu] = await app.send("/export")
+    [choice] = await app.tap(menu, "This month")
+    await app.tap(choice, "CSV")
+    [document] = documents(app)
+    _header, *rows = csv_rows(document.file or b"")
+    assert sorted((r[2], r[6], r[8]) for r in rows) == [
+        ("Typed by hand", "this bot", ""),
+        ("We are open 9-18", "this bot", "Hours"),
+    ]
