@@ -38,6 +38,7 @@ from services.key_rotation import rotate_all
 from services.languages import Language
 from services.scheduler import Scheduler
 from services.sending import SmsSender
+from services.traffic import FirstLooks
 from services.upload_worker import UploadWorker
 from services.vault import TokenVault, load_generated_keys, parse_keys
 from storage import (
@@ -181,6 +182,8 @@ class Shared:
     sender: SmsSender
     runner: BulkRunner
     scheduler: Scheduler
+    first_looks: FirstLooks
+    """Users whose account the traffic sync reads before its next round (a new token)."""
 
 
 @dataclass
@@ -225,8 +228,10 @@ async def build_app(settings: Settings, *, bot: Bot | None = None) -> AsyncItera
             admin_ids=settings.admin_ids,
         )
         notices = present(notifier, digest, services, for_handlers, language)
+        first_looks = FirstLooks()
         background = Background(
             settings,
+            first_looks=first_looks,
             notifier=notifier,
             digest=digest,
             notices=notices,
@@ -277,7 +282,9 @@ async def build_app(settings: Settings, *, bot: Bot | None = None) -> AsyncItera
         )
         # Stopped first: it starts sends and jobs.
         stack.push_async_callback(scheduler.stop)
-        shared = Shared(policy, for_handlers, notifier, notices, sender, runner, scheduler)
+        shared = Shared(
+            policy, for_handlers, notifier, notices, sender, runner, scheduler, first_looks
+        )
         dp = create_dispatcher(services, shared)
 
         async def on_startup(bot: Bot) -> None:
@@ -341,6 +348,7 @@ def create_dispatcher(services: Services, shared: Shared) -> Dispatcher:
         scheduler=shared.scheduler,
         notifier=shared.notifier,
         notices=shared.notices,
+        first_looks=shared.first_looks,
     )
     dp.update.outer_middleware(UserMiddleware(services.users, settings))
     UserLocaleMiddleware(services.i18n, settings).setup(dp)

@@ -540,6 +540,10 @@ class TrafficRepo:
             return SyncState(user_id, 0, None, 0)
         return SyncState(user_id, row["resume_offset"], row["synced_at"], row["rounds"])
 
+    async def never_synced(self, user_id: int) -> bool:
+        """True until the first sync round of the user's current token has been stored."""
+        return (await self.sync_state(user_id)).synced_at is None
+
     async def save_sync_state(self, user_id: int, resume_offset: int | None) -> None:
         now = utc_now()
         await self._db.execute(
