@@ -36,6 +36,7 @@ from services.devsms import DevsmsClient
 from services.export import ExportSlots
 from services.key_rotation import rotate_all
 from services.languages import Language
+from services.otp import CodeKeeper
 from services.scheduler import Scheduler
 from services.sending import SmsSender
 from services.traffic import FirstLooks
@@ -349,6 +350,9 @@ def create_dispatcher(services: Services, shared: Shared) -> Dispatcher:
         notifier=shared.notifier,
         notices=shared.notices,
         first_looks=shared.first_looks,
+        # /otp codes between the code step and Send, in memory only (never FSM storage); a
+        # new Dispatcher, like a restart, starts without them.
+        otp_codes=CodeKeeper(),
     )
     dp.update.outer_middleware(UserMiddleware(services.users, settings))
     UserLocaleMiddleware(services.i18n, settings).setup(dp)
