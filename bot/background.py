@@ -23,7 +23,7 @@ from services.failure_watch import FailureWatch
 from services.health import GatewayHealth
 from services.insights import DigestSender
 from services.tracker import DeliveryTracker
-from services.traffic import TrafficSync
+from services.traffic import FirstLooks, TrafficSync
 from services.watcher import BalanceWatcher
 from storage import AlertRepo, BulkRepo, InsightRepo, OutboxRepo, TrafficRepo, UserRepo
 
@@ -56,9 +56,11 @@ class Background:
         policy: AccessPolicy,
         traffic: TrafficRepo,
         insights: InsightRepo,
+        first_looks: FirstLooks,
         callbacks: CallbackInbox | None = None,
     ) -> None:
         self._settings = settings
+        self._first_looks = first_looks
         self._callbacks = callbacks
         self._traffic = traffic
         self._insights = insights
@@ -103,6 +105,7 @@ class Background:
             health=health,
             policy=policy,
             after_round=[FailureWatch(self._traffic, self._insights, notices).after_round],
+            first_looks=self._first_looks,
         )
         digests = DigestSender(
             self._insights, self._traffic, self._bulk, notices, poll=settings.insights_poll

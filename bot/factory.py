@@ -37,8 +37,10 @@ from services.devsms import DevsmsClient
 from services.export import ExportSlots
 from services.key_rotation import rotate_all
 from services.languages import Language
+from services.otp import CodeKeeper
 from services.scheduler import Scheduler
 from services.sending import SmsSender
+from services.traffic import FirstLooks
 from services.upload_worker import UploadWorker
 from services.vault import TokenVault, load_generated_keys, parse_keys
 from storage import (
@@ -183,6 +185,8 @@ class Shared:
     sender: SmsSender
     runner: BulkRunner
     scheduler: Scheduler
+    first_looks: FirstLooks
+    """Users whose account the traffic sync reads before its next round (a new token)."""
     callbacks: CallbackInbox | None = None
     """Delivery callbacks from the gateway (PUBLIC_BASE_URL set and the web server on)."""
 
@@ -238,8 +242,10 @@ async def build_app(settings: Settings, *, bot: Bot | None = None) -> AsyncItera
         notices = present(notifier, digest, services, for_handlers, language)
         links = callback_links(settings)
         inbox = None if links is None else CallbackInbox(CallbackRepo(services.db), links)
+        first_looks = FirstLooks()
         background = Background(
             settings,
+            first_looks=first_looks,
             notifier=notifier,
             digest=digest,
             notices=notices,
@@ -294,7 +300,15 @@ async def build_app(settings: Settings, *, bot: Bot | None = None) -> AsyncItera
         # Stopped first: it starts sends and jobs.
         stack.push_async_callback(scheduler.stop)
         shared = Shared(
-            policy, for_handlers, notifier, notices, sender, runner, scheduler, callbacks=inbox
+            policy,
+            for_handlers,
+            notifier,
+            notices,
+            sender,
+            runner,
+            scheduler,
+            first_looks,
+            callbacks=inbox,
         )
         dp = create_dispatcher(services, shared)
 
@@ -359,6 +373,10 @@ def create_dispatcher(services: Services, shared: Shared) -> Dispatcher:
         scheduler=shared.scheduler,
         notifier=shared.notifier,
         notices=shared.notices,
+        first_looks=shared.first_looks,
+        # /otp codes between the code step and Send, in memory only (never FSM storage); a
+        # new Dispatcher, like a restart, starts without them.
+        otp_codes=CodeKeeper(),
     )
     dp.update.outer_middleware(MetricsMiddleware())  # first: it times the others too
     dp.update.outer_middleware(UserMiddleware(services.users, settings))

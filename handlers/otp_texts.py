@@ -112,6 +112,15 @@ def code_error_text(problem: CodeProblem) -> str:
     return text + "\n" + _("Type the code again, e.g. 4821, or tap «Generate a code».")
 
 
+def code_lost_text() -> str:
+    """Send tapped when the code is no longer kept (a restart, or an hour went by)."""
+    return (
+        _("Nothing was sent: for safety I keep a code only for a while, and this one is gone.")
+        + "\n"
+        + _("Type the code again, e.g. 4821, or tap «Generate a code».")
+    )
+
+
 def confirm_text(phone: PhoneNumber, otp: OtpRequest, price: PartPrice, balance: Balance) -> str:
     lines = [
         _("🔐 <b>Check before sending</b>"),

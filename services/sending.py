@@ -92,6 +92,7 @@ class SmsSender:
         sender: str | None,
         *,
         claim: Claim | None = None,
+        template: str | None = None,
     ) -> SendOutcome:
         """Exactly one POST. The outbox row is committed before it, so a crash mid-request
         leaves a 'pending' row to reconcile instead of a forgotten SMS.
@@ -101,7 +102,8 @@ class SmsSender:
         "something went wrong, try again" after an SMS went out would have it sent twice.
 
         `claim` (a scheduled send) is committed together with the outbox row; when it says no,
-        storage.outbox.NotClaimed is raised and nothing is recorded or sent.
+        storage.outbox.NotClaimed is raised and nothing is recorded or sent. `template`: the
+        name of the saved template the text came from, kept in the row for /export.
 
         A number on the user's stop list gets no request at all (Outcome.STOPPED), whatever
         the preview showed: it may have been added since.
@@ -114,11 +116,24 @@ class SmsSender:
         hashed = None if link is None else link.token_hash
         if claim is None:
             outbox_id = await self._outbox.create_pending(
-                user_id, phone, message, sender, country=country, callback_hash=hashed
+                user_id,
+                phone,
+                message,
+                sender,
+                country=country,
+                template=template,
+                callback_hash=hashed,
             )
         else:
             outbox_id = await self._outbox.create_claimed(
-                user_id, phone, message, sender, claim, country=country, callback_hash=hashed
+                user_id,
+                phone,
+                message,
+                sender,
+                claim,
+                country=country,
+                template=template,
+                callback_hash=hashed,
             )
         url = None if link is None else link.url
         outcome = await self._deliver(

@@ -324,6 +324,14 @@ CREATE TABLE contact_group_members (
 CREATE INDEX contact_group_members_contact ON contact_group_members (contact_id);
 """
 
+_SEND_TEMPLATE: Final = """
+-- The saved template a single send (or a scheduled one) was made from, by its name at the
+-- time of the send: /export's template column (storage/traffic.py copies it when it matches
+-- the history entry to the outbox row). NULL: the text was typed.
+ALTER TABLE outbox ADD COLUMN template TEXT NULL;
+ALTER TABLE scheduled ADD COLUMN template TEXT NULL;
+"""
+
 _CALLBACKS: Final = """
 -- Delivery reports pushed by the gateway (services/callbacks.py): a send made while
 -- PUBLIC_BASE_URL is set carries a callback URL with a random token. Only the token's SHA-256
@@ -352,6 +360,7 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     _STOPLIST,
     _OTP,
     _CONTACTS,
+    _SEND_TEMPLATE,
     _CALLBACKS,
 )
 LATEST_VERSION: Final = len(MIGRATIONS)

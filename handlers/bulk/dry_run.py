@@ -15,7 +15,15 @@ from handlers.render import MISSING, count
 from handlers.send_texts import quote_cut
 from handlers.stoplist_texts import left_out_text
 from handlers.templates.render import placeholder_list
-from services.bulk_plan import EMPTY_TEXT, LONG_TEXT, STOPPED, Plan, Skipped, Source
+from services.bulk_plan import (
+    EMPTY_TEXT,
+    LONG_TEXT,
+    STOPPED,
+    NoPhoneColumn,
+    Plan,
+    Skipped,
+    Source,
+)
 from services.contacts import GROUP_FORMAT
 from services.devsms import Balance
 from services.i18n import N_
@@ -54,13 +62,6 @@ _PHONE_REASONS: Final = {
 # --- the list ------------------------------------------------------------------------------------
 
 
-def too_big_text(size: int | None) -> str:
-    return _(
-        "This file is {size} MB; Telegram lets bots download files of at most 20 MB. "
-        "Save it as CSV or split it into parts."
-    ).format(size=f"{(size or 0) / 1024 / 1024:.1f}" if size else "> 20")
-
-
 def spreadsheet_error_text(exc: SpreadsheetError) -> str:
     if isinstance(exc, TooManyRows):
         return _(
@@ -96,6 +97,13 @@ def no_phone_column_text(columns: Sequence[str]) -> str:
         + "\n"
         + _("Name the column «phone», or put the numbers in the first column.")
     )
+
+
+def unreadable_text(exc: SpreadsheetError | NoPhoneColumn) -> str:
+    """Why an uploaded list cannot be used, as every upload dialog says it."""
+    if isinstance(exc, NoPhoneColumn):
+        return no_phone_column_text(exc.columns)
+    return spreadsheet_error_text(exc) + "\n" + _("/cancel stops.")
 
 
 def no_valid_number_text(source: Source, max_parts: int) -> str:

@@ -112,8 +112,8 @@ def cheaper_line(plan: Plan, cheaper: Plan | None, balance: Balance) -> str | No
     ).format(parts=count(cheaper.parts_total), was=count(plan.parts_total), saved=money(saved))
 
 
-def abroad_confirm_text(plan: Plan, rates: Mapping[str, Money]) -> str:
-    """The question Start asks when the list has rows abroad."""
+def abroad_confirm_text(plan: Plan, rates: Mapping[str, Money], *, later: bool = False) -> str:
+    """The question Start (or Send later) asks when the list has rows abroad."""
     priced = list_cost(plan.local_parts, plan.abroad, Balance(None, None), rates)
     text = _(
         "🌍 Rows abroad: {n}. devsms.uz bills them at each country's rate, not at your price "
@@ -123,4 +123,4 @@ def abroad_confirm_text(plan: Plan, rates: Mapping[str, Money]) -> str:
         text += "\n" + _("Of these, priced only after sending: {n}").format(
             n=count(priced.unpriced_rows)
         )
-    return text + "\n" + _("Start anyway?")
+    return text + "\n" + (_("Schedule it anyway?") if later else _("Start anyway?"))

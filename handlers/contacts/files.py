@@ -8,20 +8,19 @@ import logging
 from collections.abc import Awaitable
 
 from aiogram import Bot, html
-from aiogram.exceptions import TelegramBadRequest
 from aiogram.fsm.context import FSMContext
 from aiogram.types import BufferedInputFile, CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 
-from handlers.bulk.dialog import DOWNLOAD_LIMIT
-from handlers.bulk.dry_run import no_phone_column_text, spreadsheet_error_text, too_big_text
+from handlers.bulk.dry_run import unreadable_text
 from handlers.callbacks import ContactCb, GroupCb
 from handlers.config import HandlerSettings
 from handlers.contacts.groups import existing_group
 from handlers.contacts.views import import_summary, nothing_usable_text, shown
 from handlers.render import count
 from handlers.states import ContactForm
+from handlers.uploads import download_document
 from services.bulk_plan import NoPhoneColumn
 from services.contacts import (
     PASTED_CONTACTS,
@@ -92,20 +91,10 @@ async def file_received(
     contacts: ContactRepo,
     settings: HandlerSettings,
 ) -> None:
-    document = message.document
-    assert document is not None
-    if document.file_size is not None and document.file_size > DOWNLOAD_LIMIT:
-        await message.answer(too_big_text(document.file_size))
+    upload = await download_document(message, bot)
+    if upload is None:
         return
-    try:
-        downloaded = await bot.download(document)
-    except TelegramBadRequest as exc:
-        if "too big" not in exc.message:
-            raise
-        await message.answer(too_big_text(document.file_size))
-        return
-    assert downloaded is not None
-    content, name = downloaded.read(), document.file_name or "file"
+    content, name = upload
     limit = settings.contacts_limit
     await take_file(
         message, state, contacts, settings, uploads.run(read_contacts, content, name, limit)
@@ -135,11 +124,8 @@ async def take_file(
     assert message.from_user is not None
     try:
         read = await reading
-    except SpreadsheetError as exc:
-        await message.answer(spreadsheet_error_text(exc) + "\n" + _("/cancel stops."))
-        return
-    except NoPhoneColumn as exc:
-        await message.answer(no_phone_column_text(exc.columns))
+    except (SpreadsheetError, NoPhoneColumn) as exc:
+        await message.answer(unreadable_text(exc))
         return
     if not read.rows:
         await message.answer(nothing_usable_text(read))

@@ -110,6 +110,14 @@ def stats_keyboard(active: int) -> InlineKeyboardMarkup:
     return builder.as_markup()
 
 
+def first_look_text() -> str:
+    """/stats or /export before the first read of a newly connected account's history."""
+    return _(
+        "⏳ The first look at your account is under way: I am reading its SMS history. "
+        "Try again in a minute."
+    )
+
+
 def chart_failed_text() -> str:
     return _("Could not draw the chart right now. Try /stats again in a minute.")
 

@@ -200,5 +200,6 @@ async def use_in_send(
     # The send dialog shows the preview right after the number when FSM data has a text.
     await state.clear()
     await state.set_state(SendForm.phone)
-    await state.update_data(text=row.body)
+    # The template's name goes with the send into the outbox (/export's template column).
+    await state.update_data(text=row.body, tpl_name=row.name)
     await message.answer(ask_phone_text(), reply_markup=phone_keyboard())

@@ -131,6 +131,38 @@ async def test_rows_abroad_are_listed_apart_and_start_asks_about_them(
     await devsms.wait_sent(3)
 
 
+async def test_send_later_asks_about_rows_abroad_as_start_does(
+    app: Harness, devsms: FakeDevsms
+) -> None:
+    await connect(app)
+    review = await dry_run(app, ["901234567", "79161234567"], "Hi")
+    [question] = await app.tap(review, "Send later")
+    assert "Rows abroad: 1" in question.text and "Schedule it anyway?" in question.text
+    assert labels(question) == ["🕒 Send later, rows abroad included", "✖️ Cancel"]
+    assert await app.services.schedule.open_of(1, 10) == []
+    sent = await app.tap(question, "Send later, rows abroad included")
+    [ask] = [m for m in sent if "When should it go out?" in m.text]
+    done = await app.tap(ask, "In 1 hour")
+    assert any("Scheduled for" in m.text for m in done)
+    [item] = await app.services.schedule.open_of(1, 10)
+    assert item.kind == "bulk"
+    assert devsms.requests_to(SEND) == []
+    # Cancel under the question schedules nothing.
+    review = await dry_run(app, ["79161234567"], "Hi")
+    [question] = await app.tap(review, "Send later")
+    [cancelled] = await app.tap(question, "Cancel")
+    assert "Cancelled. Nothing was sent." in cancelled.text
+    assert len(await app.services.schedule.open_of(1, 10)) == 1
+
+
+async def test_send_later_of_a_list_at_home_asks_nothing_more(app: Harness) -> None:
+    await connect(app)
+    review = await dry_run(app, ["901234567"], "Hi")
+    sent = await app.tap(review, "Send later")
+    assert [m for m in sent if "When should it go out?" in m.text]
+    assert not [m for m in sent if "Rows abroad" in m.text]
+
+
 async def test_cancel_at_the_abroad_question_sends_nothing(
     app: Harness, devsms: FakeDevsms
 ) -> None:
