@@ -23,15 +23,15 @@ TRANSLATED = ("uz", "ru")
 
 # Placeholders that hold a count. A text where one of them is followed by a noun ("{n} rows",
 # "{parts} SMS parts") must be a plural entry; "Rows: {n}" or "{done} of {total}" need none.
-COUNTS = frozenset(
+COUNT_NAMES = (
     "n count parts rows days users total sent failed delivered done pages sms jobs left unknown "
     "found limit excess have new valid blocked waiting allowed denied characters contacts groups "
-    "files hours minutes seconds templates numbers".split()
+    "files hours minutes seconds templates numbers"
 )
+COUNTS = frozenset(COUNT_NAMES.split())
 # Words after a count that are not the noun it counts ("{n} more", "{n} of {m}").
-NOT_NOUNS = frozenset(
-    "of more less and or to are is was were in on at a the so instead than".split()
-)
+NOT_NOUN_WORDS = "of more less and or to are is was were in on at a the so instead than"
+NOT_NOUNS = frozenset(NOT_NOUN_WORDS.split())
 MORE = frozenset({"more", "less"})
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 HIDDEN = re.compile(r"<code>.*?</code>|<[^>]*>|\{[^{}]*\}", re.S)
