@@ -292,7 +292,7 @@ async def test_broadcast_preview_send_report_and_no_second_start(admin: AdminApp
 
     notifier.gate.set()
     await eventually(lambda: "finished" in report.text)
-    tally = "📣 Broadcast finished: 2 users\nDelivered: 1, blocked the bot: 1, failed: 0"
+    tally = "📣 Broadcast finished. Recipients: 2\nDelivered: 1, blocked the bot: 1, failed: 0"
     assert report.text == tally
     # The edit makes no sound: the tally also comes as a message, through the notifier.
     await notifier.settle()
@@ -306,7 +306,7 @@ async def test_broadcast_preview_send_report_and_no_second_start(admin: AdminApp
     assert app.answers()[-1].text == "This button is no longer active."
     # A broadcast shows "in progress" in the handler itself, before any send is scheduled.
     again = app.session.messages[(ADMIN, confirm.message_id)]
-    assert again.text.startswith("📣 Broadcast finished: 2 users")
+    assert again.text.startswith("📣 Broadcast finished. Recipients: 2")
     await notifier.settle()
     assert len(notifier.sent) == 3  # the two messages and the tally: nothing sent again
 
