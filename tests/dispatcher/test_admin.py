@@ -187,8 +187,8 @@ async def test_summary_for_an_admin_in_private_and_in_the_admin_group(admin: Adm
     assert "Users: 3, of them blocked the bot: 1" in private.text  # 1, 2 and the admin
     assert "Valid devsms tokens: 1" in private.text
     assert "bulk jobs included (days in Tashkent time)" in private.text
-    assert "today: 5 SMS, 6 parts, cost 300 so'm + $0.005" in private.text
-    assert "this month: 5 SMS, 6 parts, cost 300 so'm + $0.005" in private.text
+    assert "today: SMS 5, parts 6, cost 300 so'm + $0.005" in private.text
+    assert "this month: SMS 5, parts 6, cost 300 so'm + $0.005" in private.text
     assert "Access:" not in private.text  # open mode
 
     [in_group] = await admin.group("/admin@test_bot")

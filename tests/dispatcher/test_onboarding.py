@@ -267,7 +267,7 @@ async def test_language_choice_is_kept_and_old_menu_buttons_still_work(app: Harn
     assert "Nimalar qila olaman" in help_reply.text
     # A keyboard sent before the switch still works.
     [balance] = await app.send("💰 Balance", lang="en")
-    assert "Balans: 10\u00a0000 so'm" in balance.text
+    assert "Balans: 10\u00a0000 soʻm" in balance.text
 
 
 async def test_double_tap_on_a_language_is_harmless(app: Harness) -> None:

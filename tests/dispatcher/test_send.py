@@ -383,7 +383,7 @@ async def test_whole_send_dialog_in_uzbek(app: Harness, devsms: FakeDevsms) -> N
     text = "Hurmatli mijoz, doʻkonimizga yangi mahsulotlar keldi. Marhamat, tashrif buyuring!"
     [preview] = await app.send(text, lang="uz")
     assert "Yuborishdan oldin tekshiring" in preview.text
-    assert "🪶 Arzonroq yozilish" in labels(preview)
+    assert "🪶 Arzonroq qilish" in labels(preview)
     [cancelled] = await app.tap(preview, "Bekor qilish", lang="uz")
     assert "Hech narsa yuborilmadi" in cancelled.text
     assert devsms.sent == []
