@@ -57,7 +57,7 @@ MENU_BUTTONS: Final = (
 )
 
 LANGUAGE_NAMES: Final[dict[Language, str]] = {
-    "uz": "🇺🇿 O'zbekcha",
+    "uz": "🇺🇿 Oʻzbekcha",
     "ru": "🇷🇺 Русский",
     "en": "🇬🇧 English",
 }

@@ -10,6 +10,7 @@ from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 
 from handlers.callbacks import SettingsAction, SettingsCb
 from handlers.clock import quiet_for, quiet_label, user_zone
@@ -57,9 +58,11 @@ async def render(
         lines.append(_("Low-balance alert: off"))
     elif prefs.threshold_unit == "sms" and prefs.threshold_value is not None:
         lines.append(
-            _("Low-balance alert: when fewer than {n} SMS are left").format(
-                n=count(int(prefs.threshold_value))
-            )
+            ngettext(
+                "Low-balance alert: when fewer than {n} SMS is left",
+                "Low-balance alert: when fewer than {n} SMS are left",
+                int(prefs.threshold_value),
+            ).format(n=count(int(prefs.threshold_value)))
         )
     else:
         amount = Decimal(prefs.threshold_value or settings.low_balance_threshold)

@@ -19,7 +19,7 @@ from aiogram.types import (
     Message,
 )
 from aiogram.utils.callback_answer import CallbackAnswer
-from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import I18n, ngettext
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
@@ -110,7 +110,11 @@ async def broadcast_text(
     # The exact message users will get, then the question under it.
     await message.answer(text)
     await message.answer(
-        _("☝️ This will go to {n} users. Send it?").format(n=count),
+        ngettext(
+            "☝️ This will go to {n} user. Send it?",
+            "☝️ This will go to {n} users. Send it?",
+            count,
+        ).format(n=count),
         reply_markup=broadcast_keyboard(draft),
     )
 

@@ -24,6 +24,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import BufferedInputFile, CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 
 from handlers.bulk.abroad import rates_for
 from handlers.bulk.dry_run import (
@@ -80,9 +81,12 @@ async def start_bulk(
     await message.answer(
         _("📦 <b>Bulk sending</b>")
         + "\n"
-        + _(
+        + ngettext(
             "Send a CSV or Excel (.xlsx) file with a column of phone numbers, up to {limit} "
-            "rows, or paste the numbers as a message, one per line."
+            "row, or paste the numbers as a message, one per line.",
+            "Send a CSV or Excel (.xlsx) file with a column of phone numbers, up to {limit} "
+            "rows, or paste the numbers as a message, one per line.",
+            settings.bulk_max_rows,
         ).format(limit=count(settings.bulk_max_rows))
         + "\n"
         + _(
@@ -291,7 +295,11 @@ async def take_template(
                 ),
                 filename=f"skipped.{source.result_format}",
             ),
-            caption=_("All {n} rows that will be skipped.").format(n=count(len(plan.skipped))),
+            caption=ngettext(
+                "The {n} row that will be skipped.",
+                "All {n} rows that will be skipped.",
+                len(plan.skipped),
+            ).format(n=count(len(plan.skipped))),
         )
     text, can_start = review_text(source, template, plan, balance, max_parts, rates, cheaper)
     keyboard = bulk_review_keyboard(review, can_start=can_start, cheaper=cheaper is not None)

@@ -9,6 +9,7 @@ from typing import Final
 
 from aiogram import html
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 
 from handlers.bulk.prices import abroad_lines, cheaper_line, cost_lines
 from handlers.render import MISSING, count
@@ -64,8 +65,10 @@ _PHONE_REASONS: Final = {
 
 def spreadsheet_error_text(exc: SpreadsheetError) -> str:
     if isinstance(exc, TooManyRows):
-        return _(
-            "The list has more than {limit} rows (at least {found}). Split it into smaller files."
+        return ngettext(
+            "The list has more than {limit} row (at least {found}). Split it into smaller files.",
+            "The list has more than {limit} rows (at least {found}). Split it into smaller files.",
+            exc.limit,
         ).format(limit=count(exc.limit), found=count(exc.found_at_least))
     if isinstance(exc, UnsupportedFormat):
         return _("I cannot read {kind} files. Save it as .xlsx or .csv and send it again.").format(
@@ -154,7 +157,7 @@ def list_read_text(source: Source, *, offer_templates: bool) -> str:
     if source.file_format == GROUP_FORMAT:
         name = _("Group «{name}»").format(name=name)
     lines = [
-        _("📄 {name}: {rows} rows, {valid} numbers in column «{column}».").format(
+        _("📄 {name}: rows: {rows}, numbers in column «{column}»: {valid}.").format(
             name=name,
             rows=count(source.rows_read),
             valid=count(len(source.recipients.valid)),
@@ -183,9 +186,11 @@ def list_read_text(source: Source, *, offer_templates: bool) -> str:
 
 def reason_text(skipped: Skipped, max_parts: int) -> str:
     if skipped.reason == LONG_TEXT:
-        return _("the text needs {parts} SMS parts, more than {limit}").format(
-            parts=skipped.parts, limit=max_parts
-        )
+        return ngettext(
+            "the text needs {parts} SMS part, more than {limit}",
+            "the text needs {parts} SMS parts, more than {limit}",
+            skipped.parts,
+        ).format(parts=skipped.parts, limit=max_parts)
     return _(_PHONE_REASONS.get(skipped.reason, N_("not a phone number")))
 
 

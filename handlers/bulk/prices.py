@@ -12,6 +12,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 
 from handlers.render import count, money, not_enough_text
+from handlers.sms_render import parts_label
 from services.bulk_plan import Plan
 from services.devsms import Balance
 from services.money import Money
@@ -27,10 +28,10 @@ def shapes_text(plan: Plan) -> str:
     shapes = sorted(plan.shapes.items(), key=lambda item: (-item[1], item[0]))
     shown = [
         ngettext(
-            "{encoding}: {n} row × {parts} part(s)",
-            "{encoding}: {n} rows × {parts} part(s)",
+            "{encoding}: {n} row × {size}",
+            "{encoding}: {n} rows × {size}",
             rows,
-        ).format(encoding=encoding, n=count(rows), parts=parts)
+        ).format(encoding=encoding, n=count(rows), size=parts_label(parts))
         for (encoding, parts), rows in shapes[:SHAPES_SHOWN]
     ]
     if len(shapes) > SHAPES_SHOWN:

@@ -12,6 +12,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import BufferedInputFile, CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 
 from handlers.bulk.dry_run import unreadable_text
 from handlers.callbacks import ContactCb, GroupCb
@@ -67,10 +68,14 @@ async def ask_file(
     await state.set_state(ContactForm.import_file)
     await state.set_data({} if group is None else {"group": group[0]})
     lines = [
-        _(
+        ngettext(
+            "Send a CSV or Excel (.xlsx) file with a column of phone numbers, up to {limit} "
+            "row, or paste «name, phone» lines as a message. A «name» column names the "
+            "contacts; other columns become their fields.",
             "Send a CSV or Excel (.xlsx) file with a column of phone numbers, up to {limit} "
             "rows, or paste «name, phone» lines as a message. A «name» column names the "
-            "contacts; other columns become their fields."
+            "contacts; other columns become their fields.",
+            settings.contacts_limit,
         ).format(limit=count(settings.contacts_limit))
     ]
     if group is not None:
@@ -153,10 +158,14 @@ async def take_file(
 
 def over_limit_text(exc: ContactLimit) -> str:
     total = exc.have + exc.adding
-    return _(
-        "This would bring your address book to {total} contacts, over the limit of {limit}. "
-        "Nothing was imported: leave at least {excess} new numbers out of the file, or "
-        "delete some contacts, then send it again."
+    return ngettext(
+        "This would bring your address book to {total} contact, over the limit of "
+        "{limit}. Nothing was imported: leave enough new numbers out of the file (at "
+        "least {excess}), or delete some contacts, then send it again.",
+        "This would bring your address book to {total} contacts, over the limit of "
+        "{limit}. Nothing was imported: leave enough new numbers out of the file (at "
+        "least {excess}), or delete some contacts, then send it again.",
+        total,
     ).format(total=count(total), limit=count(exc.limit), excess=count(total - exc.limit))
 
 

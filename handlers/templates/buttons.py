@@ -11,6 +11,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 
 from handlers.callbacks import TemplateAction, TemplateCb
 from handlers.config import HandlerSettings
@@ -65,8 +66,10 @@ async def new_button(
     user_row: UserRow,
 ) -> None:
     if len(await templates.list(user_row.id)) >= MAX_TEMPLATES:
-        callback_answer.text = _(
-            "You have {n} templates, the most I keep. Delete one first."
+        callback_answer.text = ngettext(
+            "You have {n} template, the most I keep. Delete it first.",
+            "You have {n} templates, the most I keep. Delete one first.",
+            MAX_TEMPLATES,
         ).format(n=MAX_TEMPLATES)
         callback_answer.show_alert = True
         return
