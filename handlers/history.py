@@ -14,12 +14,12 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.i18n import ngettext
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from handlers.callbacks import HistoryCb, HistorySearchCb, SmsCb, fits_id
 from handlers.filters import Accessible, AnyMenuButton, MenuButton
 from handlers.keyboards import BTN_HISTORY
+from handlers.plural import ngettext
 from handlers.send_texts import EXAMPLE_PHONE, phone_error_text
 from handlers.sms_render import sms_list
 from handlers.states import HistoryForm

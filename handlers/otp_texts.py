@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from aiogram import html
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.i18n import ngettext
 
+from handlers.plural import ngettext
 from handlers.render import MISSING, money
 from handlers.send_texts import EXAMPLE_PHONE, result_text
 from services.devsms import Balance

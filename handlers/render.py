@@ -6,8 +6,8 @@ from decimal import Decimal
 from typing import Final
 
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.i18n import ngettext
 
+from handlers.plural import ngettext
 from services.devsms import Balance
 from services.money import Money, grouped, spoken
 from services.sms_parts import TooManyParts

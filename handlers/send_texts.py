@@ -9,8 +9,8 @@ from typing import Final
 
 from aiogram import html
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.i18n import ngettext
 
+from handlers.plural import ngettext
 from handlers.render import MISSING, money, not_enough_text
 from handlers.sms_render import status_label
 from services.devsms import Balance, SendResult

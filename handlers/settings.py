@@ -10,7 +10,6 @@ from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.i18n import ngettext
 
 from handlers.callbacks import SettingsAction, SettingsCb
 from handlers.clock import quiet_for, quiet_label, user_zone
@@ -18,6 +17,7 @@ from handlers.common import LANGUAGE_PROMPT
 from handlers.config import HandlerSettings
 from handlers.filters import Accessible, AnyMenuButton, MenuButton
 from handlers.keyboards import BTN_SETTINGS, language_keyboard, settings_keyboard
+from handlers.plural import ngettext
 from handlers.render import count, money
 from handlers.states import SettingsForm
 from handlers.utils import AnswerCallbacks, edit_or_keep

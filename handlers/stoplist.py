@@ -19,7 +19,6 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.i18n import ngettext
 
 from handlers.bulk.dry_run import (
     unreadable_text,
@@ -28,6 +27,7 @@ from handlers.callbacks import ID_MAX, StopAction, StopCb
 from handlers.config import HandlerSettings
 from handlers.filters import Accessible, AnyMenuButton
 from handlers.keyboards import stoplist_keyboard
+from handlers.plural import ngettext
 from handlers.send_preview import show_preview
 from handlers.states import SendForm, StopListForm
 from handlers.stoplist_texts import (

@@ -7,8 +7,8 @@ from typing import Final
 
 from aiogram import html
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.i18n import ngettext
 
+from handlers.plural import ngettext
 from handlers.render import count
 from handlers.send_texts import phone_error_text, quote_cut
 from services.phones import InvalidPhone, PhoneError, normalize_phone

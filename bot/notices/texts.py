@@ -11,7 +11,6 @@ from typing import Final
 
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.i18n import ngettext
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.notices.digest import AdminNotice, NoticeKind
@@ -19,6 +18,7 @@ from handlers.access import access_keyboard, pending_buttons, user_label
 from handlers.admin import broadcast_progress_text, tally_text
 from handlers.callbacks import BalanceCb, SmsCb, TokenCb, fits_id
 from handlers.keyboards import BTN_BALANCE, open_job_keyboard, sent_keyboard
+from handlers.plural import ngettext
 from handlers.render import count, duration_text, money
 from handlers.schedule import render as schedule_render
 from handlers.send_texts import result_text

@@ -19,12 +19,13 @@ from aiogram.types import (
     Message,
 )
 from aiogram.utils.callback_answer import CallbackAnswer
-from aiogram.utils.i18n import I18n, ngettext
+from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from handlers.callbacks import Id
 from handlers.config import HandlerSettings
+from handlers.plural import ngettext
 from handlers.utils import edit_or_keep
 from services.broadcast import Deliver, run_broadcast
 from services.events import Notices, Tally

@@ -24,7 +24,6 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import BufferedInputFile, CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.i18n import ngettext
 
 from handlers.bulk.abroad import rates_for
 from handlers.bulk.dry_run import (
@@ -44,6 +43,7 @@ from handlers.keyboards import (
     bulk_start_keyboard,
     bulk_templates_keyboard,
 )
+from handlers.plural import ngettext
 from handlers.render import count
 from handlers.states import BulkForm
 from handlers.templates.render import EXAMPLE_PLACEHOLDER, template_buttons, template_error_text

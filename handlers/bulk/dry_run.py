@@ -9,9 +9,9 @@ from typing import Final
 
 from aiogram import html
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.i18n import ngettext
 
 from handlers.bulk.prices import abroad_lines, cheaper_line, cost_lines
+from handlers.plural import ngettext
 from handlers.render import MISSING, count
 from handlers.send_texts import quote_cut
 from handlers.stoplist_texts import left_out_text

@@ -9,8 +9,8 @@ from typing import Final
 
 import phonenumbers
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.i18n import ngettext
 
+from handlers.plural import ngettext
 from handlers.render import count, money, not_enough_text
 from handlers.sms_render import parts_label
 from services.bulk_plan import Plan

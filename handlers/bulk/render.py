@@ -16,8 +16,8 @@ from typing import Final
 from aiogram import html
 from aiogram.types import BufferedInputFile
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.i18n import ngettext
 
+from handlers.plural import ngettext
 from handlers.render import MISSING, costs_text, count, duration_text, money
 from handlers.send_texts import quote_cut
 from handlers.stoplist_texts import left_out_text

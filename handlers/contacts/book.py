@@ -11,7 +11,6 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.i18n import ngettext
 
 from handlers.callbacks import ContactAction, ContactCb
 from handlers.config import HandlerSettings
@@ -28,6 +27,7 @@ from handlers.contacts.views import (
     shared_phone_error_text,
     shown,
 )
+from handlers.plural import ngettext
 from handlers.render import count
 from handlers.states import ContactForm
 from handlers.utils import edit_or_keep

@@ -12,13 +12,13 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import BufferedInputFile, CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.i18n import ngettext
 
 from handlers.bulk.dry_run import unreadable_text
 from handlers.callbacks import ContactCb, GroupCb
 from handlers.config import HandlerSettings
 from handlers.contacts.groups import existing_group
 from handlers.contacts.views import import_summary, nothing_usable_text, shown
+from handlers.plural import ngettext
 from handlers.render import count
 from handlers.states import ContactForm
 from handlers.uploads import download_document

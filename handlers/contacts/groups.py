@@ -12,7 +12,6 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.i18n import ngettext
 
 from handlers.bulk.dialog import offer_text
 from handlers.bulk.lists import Lists
@@ -30,6 +29,7 @@ from handlers.contacts.views import (
     pages,
     shown,
 )
+from handlers.plural import ngettext
 from handlers.render import count
 from handlers.states import ContactForm
 from handlers.utils import edit_or_keep

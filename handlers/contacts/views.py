@@ -9,11 +9,11 @@ from aiogram import html
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.i18n import ngettext
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from handlers.bulk.dry_run import reason_text
 from handlers.callbacks import ContactAction, ContactCb, GroupAction, GroupCb
+from handlers.plural import ngettext
 from handlers.render import count
 from handlers.send_texts import phone_error_text
 from handlers.sms_render import clip, one_line

@@ -8,10 +8,10 @@ from typing import Final
 
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.i18n import ngettext
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from handlers.callbacks import ExportAction, ExportCb, StatsCb
+from handlers.plural import ngettext
 from handlers.render import count, money
 from services.charts import ChartLabels, Summary
 from services.export import ExportTexts, Period, RangeProblem

@@ -18,7 +18,6 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.i18n import ngettext
 
 from handlers.bulk.abroad import asked_abroad, rates_for
 from handlers.bulk.dialog import lost_source, stale
@@ -27,6 +26,7 @@ from handlers.bulk.lists import Lists
 from handlers.callbacks import BulkAction, BulkCb, ScheduleCb, SendCb
 from handlers.clock import quiet_for, quiet_until, user_zone, utc_now
 from handlers.config import HandlerSettings
+from handlers.plural import ngettext
 from handlers.schedule.render import (
     ask_when_text,
     item_keyboard,

@@ -11,11 +11,11 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.i18n import ngettext
 
 from handlers.callbacks import TemplateAction, TemplateCb
 from handlers.config import HandlerSettings
 from handlers.keyboards import phone_keyboard, template_delete_keyboard, templates_keyboard
+from handlers.plural import ngettext
 from handlers.render import too_many_parts_text
 from handlers.send_texts import ask_phone_text
 from handlers.states import SendForm, TemplateForm

@@ -7,9 +7,9 @@ from typing import Final
 from aiogram import html
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.i18n import ngettext
 
 from handlers.keyboards import template_keyboard
+from handlers.plural import ngettext
 from handlers.render import too_many_parts_text
 from handlers.send_texts import quote_cut
 from handlers.sms_render import clip, one_line
