@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 import time
@@ -103,6 +104,15 @@ class UserListEntry:
         )
 
 
+_writes: set[asyncio.Task[int]] = set()  # writes in flight, kept from the garbage collector
+
+
+def _written(task: asyncio.Task[int]) -> None:
+    _writes.discard(task)
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        logger.warning("last seen not recorded: %s", exc)
+
+
 class UserRepo:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -115,18 +125,19 @@ class UserRepo:
         """Records that the user wrote to the bot; keeps language and sender.
 
         Also marks the user active again: whoever writes to the bot has not blocked it.
-        Nothing is written when the row already says all that and was written less than
-        SEEN_EVERY seconds ago.
+        When the cached row already says all that, the update is not waited for: only
+        last_seen_at is written, at most every SEEN_EVERY seconds, beside the update (a
+        commit waits for the disk, and the update needs nothing from it).
         """
         cached = self._cache.get(user_id)
         if cached is not MISSING:
             known, written = cached
-            if (
-                known.first_name == first_name
-                and known.username == username
-                and known.is_active
-                and time.monotonic() - written < SEEN_EVERY
-            ):
+            if known.first_name == first_name and known.username == username and known.is_active:
+                if time.monotonic() - written >= SEEN_EVERY:
+                    self._cache.put(user_id, (known, time.monotonic()))
+                    self._write_soon(
+                        "UPDATE users SET last_seen_at = ? WHERE id = ?", (utc_now(), user_id)
+                    )
                 return known
         now = utc_now()
         row = await self._db.fetchone(
@@ -146,6 +157,13 @@ class UserRepo:
     async def get(self, user_id: int) -> UserRow | None:
         row = await self._db.fetchone(f"SELECT {_COLUMNS} FROM users WHERE id = ?", (user_id,))
         return None if row is None else UserRow.from_row(row)
+
+    def _write_soon(self, sql: str, params: tuple[object, ...]) -> None:
+        """Runs a write nobody waits for (the cached row stays: last_seen_at is in no
+        decision). A bot stopping meanwhile loses it, which costs one minute of last seen."""
+        task = asyncio.get_running_loop().create_task(self._db.execute(sql, params))
+        _writes.add(task)
+        task.add_done_callback(_written)
 
     def _forget(self, user_id: int) -> None:
         """Every write to a user's row ends with this (see storage/cache.py)."""
