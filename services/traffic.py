@@ -40,6 +40,7 @@ from services.devsms import (
 )
 from services.health import GatewayHealth
 from services.history_pages import HistoryCursor
+from storage import yield_to_users
 from storage.alerts import AlertRepo, WatchTarget
 from storage.traffic import NewRecord, TrafficRepo
 
@@ -120,6 +121,7 @@ class TrafficSync:
     async def run(self) -> None:
         """Rounds forever, `interval` seconds apart. Cancel the task to stop it."""
         mark_background()  # leaves each token a slot for its owner's taps
+        yield_to_users()  # and users' updates go first on the database
         while True:
             started = self._clock()
             try:

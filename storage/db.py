@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sqlite3
+from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -72,6 +75,55 @@ def sqlite_int(value: int | None) -> int | None:
     return None
 
 
+_BACKGROUND: ContextVar[bool] = ContextVar("storage_background", default=False)
+
+
+def yield_to_users() -> None:
+    """Marks the calling task's database work (and that of the tasks it starts) as background
+    work: while the connection is busy, a user's update waiting for it goes first."""
+    _BACKGROUND.set(True)
+
+
+class _UsersFirst:
+    """The connection's lock: waiting tasks take turns in order, except that the turns of
+    users' updates come before those of background work (a balance round queues up to
+    BALANCE_CHECK_CONCURRENCY writes, and an update's first read would wait behind them)."""
+
+    def __init__(self) -> None:
+        self._held = False
+        self._users: deque[asyncio.Future[None]] = deque()
+        self._background: deque[asyncio.Future[None]] = deque()
+
+    async def __aenter__(self) -> None:
+        if not self._held:
+            self._held = True
+            return
+        queue = self._background if _BACKGROUND.get() else self._users
+        turn = asyncio.get_running_loop().create_future()
+        queue.append(turn)
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self._release()  # the lock had been handed over: hand it on
+            else:
+                with contextlib.suppress(ValueError):
+                    queue.remove(turn)
+            raise
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        for queue in (self._users, self._background):
+            while queue:
+                turn = queue.popleft()
+                if not turn.done():
+                    turn.set_result(None)  # handed over: the lock stays held
+                    return
+        self._held = False
+
+
 class Database:
     """Wraps ONE aiosqlite connection for every write, plus a read-only one for reads that
     must not queue behind other tasks' writes.
@@ -90,7 +142,7 @@ class Database:
     ) -> None:
         self._conn = conn
         self._reader = reader
-        self._lock = asyncio.Lock()
+        self._lock = _UsersFirst()
         self._owner: asyncio.Task[Any] | None = None
         self._depth = 0
         self._caches: dict[str, RowCache[Any, Any]] = {}

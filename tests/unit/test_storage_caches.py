@@ -15,7 +15,14 @@ from pathlib import Path
 import pytest
 from aiogram.fsm.storage.base import StorageKey
 
-from storage import CredentialRepo, CredentialState, Database, SQLiteStorage, UserRepo
+from storage import (
+    CredentialRepo,
+    CredentialState,
+    Database,
+    SQLiteStorage,
+    UserRepo,
+    yield_to_users,
+)
 from storage.cache import MISSING, RowCache
 
 ALI = 1001
@@ -211,3 +218,53 @@ async def test_the_read_connection_does_not_wait_for_other_tasks_transactions(
 async def test_the_read_connection_cannot_write(file_db: Database) -> None:
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
         await file_db.read_all("DELETE FROM users")
+
+
+async def test_a_users_statement_goes_before_queued_background_work(db: Database) -> None:
+    await UserRepo(db).upsert_seen(ALI, "Ali", None)
+    order: list[str] = []
+    inside, release = asyncio.Event(), asyncio.Event()
+
+    async def holder() -> None:
+        async with db.transaction():
+            inside.set()
+            await release.wait()
+
+    async def background(n: int) -> None:
+        yield_to_users()  # as the balance round's workers do
+        await db.execute("UPDATE users SET sender = ? WHERE id = ?", (f"bg{n}", ALI))
+        order.append(f"background {n}")
+
+    async def user() -> None:
+        await db.execute("UPDATE users SET language = 'uz' WHERE id = ?", (ALI,))
+        order.append("user")
+
+    held = asyncio.create_task(holder())
+    await inside.wait()
+    queued = [asyncio.create_task(background(n)) for n in range(3)]
+    await asyncio.sleep(0)  # the background writes queue first
+    users_turn = asyncio.create_task(user())
+    await asyncio.sleep(0)
+    release.set()
+    await asyncio.gather(held, users_turn, *queued)
+    assert order == ["user", "background 0", "background 1", "background 2"]
+
+
+async def test_a_cancelled_wait_does_not_keep_the_connection(db: Database) -> None:
+    inside, release = asyncio.Event(), asyncio.Event()
+
+    async def holder() -> None:
+        async with db.transaction():
+            inside.set()
+            await release.wait()
+
+    held = asyncio.create_task(holder())
+    await inside.wait()
+    waiting = asyncio.create_task(db.execute("SELECT 1"))
+    await asyncio.sleep(0)
+    waiting.cancel()
+    release.set()
+    await held
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert await asyncio.wait_for(db.fetchone("SELECT 2"), timeout=10) is not None
