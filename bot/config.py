@@ -76,6 +76,8 @@ class Settings(BaseSettings):
 
     # Storage and secrets
     database_path: Path = Path("data/bot.sqlite3")
+    # postgresql://user:password@host:port/db (a password is a secret); None: SQLite.
+    database_url: SecretStr | None = None
     encryption_key: SecretStr | None = None
     key_file: Path = Field(default_factory=default_key_file)
     require_encryption_key: bool = False
@@ -260,6 +262,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "admin_chat_id",
+        "database_url",
         "encryption_key",
         "webhook_secret",
         "web_port",
@@ -269,6 +272,22 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(
+            ("postgresql://", "postgres://")
+        ):
+            raise ValueError("DATABASE_URL must start with postgresql:// (or be empty: SQLite)")
+        return value
+
+    @property
+    def database_target(self) -> str | Path:
+        """What storage.Database.open connects to: DATABASE_URL, else the SQLite file."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return self.database_path
 
     @field_validator("default_sender")
     @classmethod

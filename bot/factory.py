@@ -119,7 +119,7 @@ def load_vault(settings: Settings) -> TokenVault:
 
 async def open_services(settings: Settings) -> Services:
     vault = load_vault(settings)
-    db = await Database.open(settings.database_path)
+    db = await Database.open(settings.database_target)
     devsms = DevsmsClient(
         settings.devsms_api_url,
         timeout=settings.devsms_timeout,

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, Literal
 
-from storage.db import Database
+from storage.db import Database, Row
 from storage.users import Access
 
 ThresholdUnit = Literal["som", "sms"]
@@ -31,7 +30,7 @@ class AlertPrefs:
     invalid_notified: bool = False
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row | None) -> AlertPrefs:
+    def from_row(cls, row: Row | None) -> AlertPrefs:
         if row is None:
             return cls()
         return cls(

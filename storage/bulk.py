@@ -13,13 +13,12 @@ job:  ready --> running <--> paused (pause_reason says why);  running | paused -
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
 from storage.callbacks import add_callback
-from storage.db import Database, sqlite_int, utc_now
+from storage.db import Database, Row, sqlite_int, utc_now
 
 JobState = Literal["ready", "running", "paused", "cancelled", "done"]
 RowState = Literal["pending", "sending", "sent", "failed", "unknown", "not_sent", "stopped"]
@@ -59,8 +58,8 @@ class JobRow:
     delivery_reported: bool
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> JobRow:
-        values = {key: row[key] for key in row.keys()}  # noqa: SIM118 (sqlite3.Row)
+    def from_row(cls, row: Row) -> JobRow:
+        values = {key: row[key] for key in row.keys()}  # noqa: SIM118 (Row)
         values["summary_sent"] = bool(values["summary_sent"])
         values["delivery_reported"] = bool(values["delivery_reported"])
         return cls(**values)
@@ -82,8 +81,8 @@ class BulkRow:
     updated_at: str | None
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> BulkRow:
-        return cls(**{key: row[key] for key in row.keys()})  # noqa: SIM118 (sqlite3.Row)
+    def from_row(cls, row: Row) -> BulkRow:
+        return cls(**{key: row[key] for key in row.keys()})  # noqa: SIM118 (Row)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +139,7 @@ class BulkRepo:
             )
             assert row is not None
             job_id = int(row["id"])
-            await self._db.conn.executemany(
+            await self._db.executemany(
                 "INSERT INTO bulk_rows (job_id, row_no, phone, message, parts) "
                 "VALUES (?, ?, ?, ?, ?)",
                 (
@@ -148,7 +147,7 @@ class BulkRepo:
                     for row_no, phone, message, parts in rows
                 ),
             )
-            await self._db.conn.executemany(
+            await self._db.executemany(
                 "INSERT INTO bulk_rows (job_id, row_no, phone, message, parts, state, error, "
                 "updated_at) VALUES (?, ?, ?, '', 0, 'stopped', ?, ?)",
                 ((job_id, row_no, phone, STOP_LIST, now) for row_no, phone in stopped),

@@ -7,12 +7,11 @@ matches it, so a foreign id reads and changes nothing.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from storage.db import Database, utc_now
+from storage.db import Database, IntegrityError, Row, utc_now
 
 _COLUMNS: Final = "id, user_id, name, phone, fields, created_at, updated_at"
 # LIKE wildcards in a user's search text are searched for as themselves.
@@ -32,7 +31,7 @@ class ContactRow:
     updated_at: str
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> ContactRow:
+    def from_row(cls, row: Row) -> ContactRow:
         return cls(
             id=row["id"],
             user_id=row["user_id"],
@@ -151,33 +150,37 @@ class ContactRepo:
                 raise ContactLimit(limit, len(known), adding)
             await self._upsert(user_id, rows)
             if group_id is not None and await self.get_group(user_id, group_id) is not None:
-                await self._db.conn.executemany(
-                    "INSERT OR IGNORE INTO contact_group_members (group_id, contact_id) "
-                    "SELECT ?, id FROM contacts WHERE user_id = ? AND phone = ?",
+                await self._db.executemany(
+                    "INSERT INTO contact_group_members (group_id, contact_id) "
+                    "SELECT ?, id FROM contacts WHERE user_id = ? AND phone = ? "
+                    "ON CONFLICT DO NOTHING",
                     ((group_id, user_id, phone) for phone in phones),
                 )
         return Imported(added=adding, updated=len(phones) - adding)
 
     async def _upsert(self, user_id: int, rows: Sequence[NewContact]) -> None:
+        """Inside the caller's transaction. The new fields are merged into the stored ones
+        here, not in SQL: the engines share no JSON function (SQLite's json_patch)."""
         now = utc_now()
-        await self._db.conn.executemany(
+        merged = {
+            row["phone"]: json.loads(row["fields"])
+            for row in await self._db.fetchall(
+                "SELECT phone, fields FROM contacts WHERE user_id = ?", (user_id,)
+            )
+        }
+        values = []
+        for row in rows:
+            fields = merged[row.phone] = {**merged.get(row.phone, {}), **row.fields}
+            name = row.name if row.name is not None else row.fallback_name
+            values.append(
+                (user_id, name, row.phone, _json(fields), now, now, row.name is not None)
+            )
+        await self._db.executemany(
             "INSERT INTO contacts (user_id, name, phone, fields, created_at, updated_at) "
             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, phone) DO UPDATE SET "
             "name = CASE WHEN ? THEN excluded.name ELSE contacts.name END, "
-            "fields = json_patch(contacts.fields, excluded.fields), "
-            "updated_at = excluded.updated_at",
-            (
-                (
-                    user_id,
-                    row.name if row.name is not None else row.fallback_name,
-                    row.phone,
-                    _json(row.fields),
-                    now,
-                    now,
-                    row.name is not None,
-                )
-                for row in rows
-            ),
+            "fields = excluded.fields, updated_at = excluded.updated_at",
+            values,
         )
 
     async def get(self, user_id: int, contact_id: int) -> ContactRow | None:
@@ -218,7 +221,7 @@ class ContactRepo:
         phone_like = "%" + digits + "%" if digits else ""
         rows = await self._db.fetchall(
             f"SELECT {_COLUMNS} FROM contacts WHERE user_id = ? AND "
-            "(name LIKE ? ESCAPE '\\' OR (? != '' AND phone LIKE ?)) "
+            "(lower(name) LIKE lower(?) ESCAPE '\\' OR (? != '' AND phone LIKE ?)) "
             "ORDER BY name COLLATE NOCASE, id LIMIT ?",
             (user_id, name_like, phone_like, phone_like, limit),
         )
@@ -327,13 +330,12 @@ class ContactRepo:
         async with self._db.transaction():
             if await self.count_groups(user_id) >= limit:
                 raise GroupLimit(limit)
-            try:
-                row = await self._db.fetchone(
-                    "INSERT INTO contact_groups (user_id, name, created_at) VALUES (?, ?, ?) "
-                    "RETURNING id",
-                    (user_id, name, utc_now()),
-                )
-            except sqlite3.IntegrityError:
+            row = await self._db.fetchone(
+                "INSERT INTO contact_groups (user_id, name, created_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (user_id, name) DO NOTHING RETURNING id",
+                (user_id, name, utc_now()),
+            )
+            if row is None:
                 return None
         assert row is not None
         return GroupRow(int(row["id"]), name, 0)
@@ -345,7 +347,7 @@ class ContactRepo:
                 "UPDATE contact_groups SET name = ? WHERE id = ? AND user_id = ?",
                 (name, group_id, user_id),
             )
-        except sqlite3.IntegrityError:
+        except IntegrityError:
             return False
         return True
 
@@ -366,8 +368,8 @@ class ContactRepo:
                 return False
             if member:
                 await self._db.execute(
-                    "INSERT OR IGNORE INTO contact_group_members (group_id, contact_id) "
-                    "VALUES (?, ?)",
+                    "INSERT INTO contact_group_members (group_id, contact_id) "
+                    "VALUES (?, ?) ON CONFLICT DO NOTHING",
                     (group_id, contact_id),
                 )
             else:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
 from storage.cache import MISSING, RowCache
-from storage.db import Database, utc_now
+from storage.db import Database, Row, utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +39,7 @@ class CredentialRow:
         )
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> CredentialRow:
+    def from_row(cls, row: Row) -> CredentialRow:
         return cls(
             user_id=row["user_id"],
             token_encrypted=bytes(row["token_encrypted"]),

@@ -1,19 +1,26 @@
-"""One aiosqlite connection shared by every repository, with serialised transactions."""
+"""The database every repository shares: one interface (`Database`), two engines.
+
+SQLite (the default, DATABASE_PATH) is `SqliteDatabase` here: one aiosqlite connection with
+serialised transactions. PostgreSQL (DATABASE_URL=postgresql://...) is storage/pg.py's
+`PostgresDatabase` over an asyncpg pool. `Database.open(...)` picks one by its argument.
+The SQL the repositories write runs on both: the portable subset is in storage/migrations.py.
+"""
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import logging
 import os
 import sqlite3
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import aiosqlite
 
@@ -40,6 +47,30 @@ _PRAGMAS: Final = (
 SQLITE_INT_MAX: Final = 2**63 - 1
 
 Params = Iterable[Any]
+
+
+class Row(Protocol):
+    """A result row of either engine (sqlite3.Row, asyncpg.Record): row["col"], row[0],
+    row.keys(), dict(row)."""
+
+    def keys(self) -> Iterable[str]: ...
+    def __getitem__(self, key: int | str, /) -> Any: ...
+    def __iter__(self) -> Iterator[Any]: ...
+    def __len__(self) -> int: ...
+
+
+def _integrity_errors() -> tuple[type[Exception], ...]:
+    try:
+        import asyncpg
+    except ImportError:  # pragma: no cover - asyncpg is in requirements.txt
+        return (sqlite3.IntegrityError,)
+    return (sqlite3.IntegrityError, asyncpg.IntegrityConstraintViolationError)
+
+
+# A unique, foreign-key or check constraint said no, on either engine. Inside a transaction
+# catch it around a nested `transaction()` (a savepoint): PostgreSQL refuses every further
+# statement of a transaction in which one failed.
+IntegrityError: Final = _integrity_errors()
 
 
 def utc_now() -> str:
@@ -124,7 +155,67 @@ class _UsersFirst:
         self._held = False
 
 
-class Database:
+class Database(abc.ABC):
+    """What the repositories use of a database; `open` connects to one of the two engines."""
+
+    def __init__(self) -> None:
+        self._caches: dict[str, RowCache[Any, Any]] = {}
+
+    @staticmethod
+    async def open(target: str | Path) -> Database:
+        """A `postgresql://` (or `postgres://`) URL opens PostgreSQL; anything else is the
+        path of an SQLite file (or ":memory:"). Either way the schema is brought up to date."""
+        text = str(target)
+        if text.startswith(("postgresql://", "postgres://")):
+            from storage.pg import PostgresDatabase  # asyncpg only where it is used
+
+            return await PostgresDatabase.open_url(text)
+        return await SqliteDatabase.open_file(target)
+
+    def cache(self, name: str, size: int) -> RowCache[Any, Any]:
+        """The process's one cache called `name` (see storage/cache.py): every repository
+        object over this database shares it, so a write through one is seen by all."""
+        if (found := self._caches.get(name)) is None:
+            found = self._caches[name] = RowCache(size)
+        return found
+
+    @property
+    @abc.abstractmethod
+    def in_transaction(self) -> bool:
+        """Whether the current task is inside its own transaction (caches are not filled
+        from it: it may still roll back)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Runs one statement; returns the number of rows it changed."""
+
+    @abc.abstractmethod
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Runs one statement once per parameter row."""
+
+    @abc.abstractmethod
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None: ...
+
+    @abc.abstractmethod
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]: ...
+
+    @abc.abstractmethod
+    async def read_one(self, sql: str, params: Params = ()) -> Row | None:
+        """A SELECT that may run beside other tasks' writes (see SqliteDatabase.read_all)."""
+
+    @abc.abstractmethod
+    async def read_all(self, sql: str, params: Params = ()) -> list[Row]: ...
+
+    @abc.abstractmethod
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """A transaction for the block: COMMIT at its end, ROLLBACK when it raises; a block
+        inside another one of the same task is a SAVEPOINT."""
+
+
+class SqliteDatabase(Database):
     """Wraps ONE aiosqlite connection for every write, plus a read-only one for reads that
     must not queue behind other tasks' writes.
 
@@ -140,15 +231,15 @@ class Database:
     def __init__(
         self, conn: aiosqlite.Connection, reader: aiosqlite.Connection | None = None
     ) -> None:
+        super().__init__()
         self._conn = conn
         self._reader = reader
         self._lock = _UsersFirst()
         self._owner: asyncio.Task[Any] | None = None
         self._depth = 0
-        self._caches: dict[str, RowCache[Any, Any]] = {}
 
     @classmethod
-    async def open(cls, path: str | Path) -> Database:
+    async def open_file(cls, path: str | Path) -> SqliteDatabase:
         """Connects, sets the pragmas and brings the schema up to date."""
         if str(path) != MEMORY:
             create_private_file(Path(path))
@@ -181,17 +272,8 @@ class Database:
         async with self._lock:
             await self._conn.close()
 
-    def cache(self, name: str, size: int) -> RowCache[Any, Any]:
-        """The process's one cache called `name` (see storage/cache.py): every repository
-        object over this database shares it, so a write through one is seen by all."""
-        if (found := self._caches.get(name)) is None:
-            found = self._caches[name] = RowCache(size)
-        return found
-
     @property
     def in_transaction(self) -> bool:
-        """Whether the current task is inside its own transaction (caches are not filled
-        from it: it may still roll back)."""
         return self._holds_lock()
 
     def _holds_lock(self) -> bool:
@@ -214,28 +296,34 @@ class Database:
             cursor = await self._conn.execute(sql, params)
             return cursor.rowcount
 
-    async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        async with self._exclusive():
+            await self._conn.executemany(sql, rows)
+
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         # All rows are fetched, which also ends an INSERT ... RETURNING statement (and the
         # implicit transaction it holds open until it ends).
         rows = await self.fetchall(sql, params)
         return rows[0] if rows else None
 
-    async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         async with self._exclusive():
-            return list(await self._conn.execute_fetchall(sql, params))
+            rows: list[Row] = list(await self._conn.execute_fetchall(sql, params))
+            return rows
 
-    async def read_one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+    async def read_one(self, sql: str, params: Params = ()) -> Row | None:
         rows = await self.read_all(sql, params)
         return rows[0] if rows else None
 
-    async def read_all(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+    async def read_all(self, sql: str, params: Params = ()) -> list[Row]:
         """A SELECT on the read-only connection: it sees what is committed and never waits
         for other tasks' transactions (WAL readers run beside the writer), so an interactive
         read does not queue behind a background round's writes. Inside the current task's
         own transaction, and without WAL (an in-memory database), it is `fetchall`."""
         if self._reader is None or self._holds_lock():
             return await self.fetchall(sql, params)
-        return list(await self._reader.execute_fetchall(sql, params))
+        rows: list[Row] = list(await self._reader.execute_fetchall(sql, params))
+        return rows
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:

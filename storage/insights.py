@@ -3,11 +3,10 @@ was last told, so that nothing is said twice for the same window or period, acro
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from storage.db import Database, utc_now
+from storage.db import Database, Row, utc_now
 
 DigestMode = Literal["off", "daily", "weekly"]
 DIGEST_MODES: Final[tuple[DigestMode, ...]] = ("off", "daily", "weekly")
@@ -33,7 +32,7 @@ class InsightPrefs:
     """The first local day (ISO date) of the last period a digest went out for."""
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row | None) -> InsightPrefs:
+    def from_row(cls, row: Row | None) -> InsightPrefs:
         if row is None:
             return cls()
         return cls(

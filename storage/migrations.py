@@ -1,18 +1,53 @@
-"""Schema migrations, numbered by `PRAGMA user_version`.
+"""Schema migrations, numbered by `PRAGMA user_version` on SQLite and by the row of
+`schema_version` on PostgreSQL (storage/pg_migrations.py applies them there).
 
 MIGRATIONS[0] takes a database from version 0 to 1, MIGRATIONS[1] from 1 to 2, and so on.
 Never edit a script that has shipped: append a new one.
+
+A migration is a plain string of SQLite DDL, translated for PostgreSQL by rules, or a
+`Migration(sqlite=..., postgres=...)` when PostgreSQL needs its own text. The portable subset
+that needs no second text:
+- types INTEGER (64-bit on both: BIGINT), TEXT (byte order on both: COLLATE "C" unless the
+  column names a collation), BLOB (BYTEA), REAL (DOUBLE PRECISION);
+  `INTEGER PRIMARY KEY AUTOINCREMENT` (an identity column); an `INTEGER PRIMARY KEY` without
+  AUTOINCREMENT is NOT filled in by PostgreSQL: give the id (Telegram's user id) yourself;
+- `COLLATE NOCASE` (an ICU collation that ignores case, created on PostgreSQL);
+- CREATE TABLE / INDEX (partial indexes included), ALTER TABLE ADD COLUMN / RENAME TO,
+  DROP TABLE, INSERT ... SELECT: a table rebuild (create the new one, copy, drop, rename)
+  works, and identity sequences are moved past copied ids after every migration;
+- `WITHOUT ROWID` is dropped, PRAGMA statements are skipped; comments go;
+- not portable, so give `postgres=`: triggers, views using SQLite functions, DEFAULT
+  expressions with SQLite functions, a ';' inside a string literal, a type other than the four.
+Queries in the repositories keep to the same spirit: `?` placeholders, ON CONFLICT (...) DO
+UPDATE/NOTHING instead of INSERT OR REPLACE/IGNORE, RETURNING, CASE, COALESCE, no SQLite-only
+functions (json_*, strftime, printf, scalar max()/min()), LIKE made explicit about case
+(`lower(x) LIKE lower(?)`), integers where integers are compared (no bools for INTEGER
+columns in WHERE), and every non-aggregated column of a grouped SELECT in its GROUP BY.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
+from dataclasses import dataclass
 from typing import Final
 
 import aiosqlite
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Migration:
+    """A migration whose PostgreSQL text is not the translation of its SQLite one."""
+
+    sqlite: str
+    postgres: str | None = None  # None: translated (storage/pg_migrations.py)
+
+
+def sqlite_text(migration: str | Migration) -> str:
+    return migration.sqlite if isinstance(migration, Migration) else migration
+
 
 _V1: Final = """
 CREATE TABLE users (
@@ -350,7 +385,7 @@ CREATE TABLE delivery_callbacks (
 CREATE INDEX delivery_callbacks_created ON delivery_callbacks (created_at);
 """
 
-MIGRATIONS: Final[tuple[str, ...]] = (
+MIGRATIONS: Final[tuple[str | Migration, ...]] = (
     _V1,
     _V2,
     _V3,
@@ -396,9 +431,8 @@ async def migrate(conn: aiosqlite.Connection, *, target: int | None = None) -> i
     for number in range(version + 1, goal + 1):
         # executescript() commits any open transaction before it starts, so the
         # transaction has to live inside the script itself.
-        script = (
-            f"BEGIN IMMEDIATE;\n{scripts[number - 1]}\nPRAGMA user_version = {number};\nCOMMIT;"
-        )
+        text = sqlite_text(scripts[number - 1])
+        script = f"BEGIN IMMEDIATE;\n{text}\nPRAGMA user_version = {number};\nCOMMIT;"
         try:
             await conn.executescript(script)
         except sqlite3.Error as exc:

@@ -10,14 +10,13 @@ blindly: the row stays 'unknown' until the history shows whether it went out.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
 from storage.callbacks import add_callback
-from storage.db import Database, sqlite_int, utc_now
+from storage.db import Database, Row, sqlite_int, utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +79,7 @@ class OutboxRow:
     """The name of the saved template the text came from (/export), if any."""
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> OutboxRow:
+    def from_row(cls, row: Row) -> OutboxRow:
         values = dict(zip(row.keys(), tuple(row), strict=True))
         values["state"] = OutboxState(values["state"])
         values["result_notified"] = bool(values["result_notified"])

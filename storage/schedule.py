@@ -9,13 +9,12 @@ runner's own recovery, never by starting the item again.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, Literal
 
 from storage.bulk import BulkRepo
-from storage.db import Database, utc_now
+from storage.db import Database, Row, utc_now
 
 ItemKind = Literal["sms", "bulk"]
 ItemState = Literal["waiting", "started", "cancelled", "missed", "failed"]
@@ -49,8 +48,8 @@ class ScheduledRow:
     """The name of the saved template a single SMS's text came from, if any."""
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> ScheduledRow:
-        values = {key: row[key] for key in row.keys()}  # noqa: SIM118 (sqlite3.Row)
+    def from_row(cls, row: Row) -> ScheduledRow:
+        values = {key: row[key] for key in row.keys()}  # noqa: SIM118 (Row)
         values["ignore_quiet"] = bool(values["ignore_quiet"])
         return cls(**values)
 

@@ -6,12 +6,11 @@ every send path hands to the gateway, so one lookup of the same string answers f
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from storage.db import Database, utc_now
+from storage.db import Database, Row, utc_now
 
 _COLUMNS: Final = "id, user_id, phone, note, added_at"
 # Phones per `IN (...)` query: far below SQLite's variable limit, and a lookup over a list of
@@ -28,8 +27,8 @@ class StopEntry:
     added_at: str
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> StopEntry:
-        return cls(**{key: row[key] for key in row.keys()})  # noqa: SIM118 (sqlite3.Row)
+    def from_row(cls, row: Row) -> StopEntry:
+        return cls(**{key: row[key] for key in row.keys()})  # noqa: SIM118 (Row)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +118,7 @@ class StopListRepo:
             new = len({phone for phone, _note in entries} - already)
             if have + new > limit:
                 raise StopListFull(limit, have, new)
-            await self._db.conn.executemany(
+            await self._db.executemany(
                 "INSERT INTO stoplist (user_id, phone, note, added_at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (user_id, phone) DO UPDATE SET note = excluded.note "
                 "WHERE excluded.note IS NOT NULL",
@@ -131,7 +130,7 @@ class StopListRepo:
         """Removes the numbers; returns those that were on the list."""
         async with self._db.transaction():
             present = await self.stopped_among(user_id, phones)
-            await self._db.conn.executemany(
+            await self._db.executemany(
                 "DELETE FROM stoplist WHERE user_id = ? AND phone = ?",
                 ((user_id, phone) for phone in present),
             )

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from typing import Final
 
-from storage.db import Database, utc_now
+from storage.db import Database, IntegrityError, Row, utc_now
 
 _COLUMNS: Final = "id, user_id, name, body, created_at, updated_at"
 
@@ -21,8 +20,8 @@ class TemplateRow:
     updated_at: str
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> TemplateRow:
-        return cls(**{key: row[key] for key in row.keys()})  # noqa: SIM118 (sqlite3.Row)
+    def from_row(cls, row: Row) -> TemplateRow:
+        return cls(**{key: row[key] for key in row.keys()})  # noqa: SIM118 (Row)
 
 
 class TemplateRepo:
@@ -62,7 +61,7 @@ class TemplateRepo:
                 "UPDATE templates SET name = ?, updated_at = ? WHERE id = ? AND user_id = ?",
                 (name, utc_now(), template_id, user_id),
             )
-        except sqlite3.IntegrityError:
+        except IntegrityError:
             return False  # another template of this user has that name
         return changed > 0
 

@@ -15,7 +15,6 @@ used by other features; keep its signatures stable.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -24,7 +23,7 @@ from enum import StrEnum
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from storage.db import Database, sqlite_int, utc_now
+from storage.db import Database, Row, sqlite_int, utc_now
 
 MICROS: Final = Decimal(1_000_000)
 DELIVERED_STATUSES: Final[frozenset[str]] = frozenset({"DELIVERED", "PARTDELIVERED"})
@@ -133,7 +132,7 @@ class TrafficRow:
         return outcome_of(self.status)
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> TrafficRow:
+    def from_row(cls, row: Row) -> TrafficRow:
         micros = row["cost_micros"]
         return cls(
             id=row["id"],
@@ -265,9 +264,9 @@ _INSERT: Final = (
 class _Known:
     """Stored rows of a page's entries, by the id that found them."""
 
-    by_sms: dict[object, sqlite3.Row] = field(default_factory=dict)
-    by_request: dict[object, sqlite3.Row] = field(default_factory=dict)
-    by_entry: dict[object, sqlite3.Row] = field(default_factory=dict)
+    by_sms: dict[object, Row] = field(default_factory=dict)
+    by_request: dict[object, Row] = field(default_factory=dict)
+    by_entry: dict[object, Row] = field(default_factory=dict)
 
 
 def _identity(record: NewRecord) -> object:
@@ -279,7 +278,7 @@ def _identity(record: NewRecord) -> object:
     return ("entry", record.phone, record.message, created)
 
 
-def _pick(known: _Known, record: NewRecord) -> sqlite3.Row | None:
+def _pick(known: _Known, record: NewRecord) -> Row | None:
     sms_id = sqlite_int(record.sms_id)
     if sms_id is not None and sms_id in known.by_sms:
         return known.by_sms[sms_id]
@@ -288,7 +287,7 @@ def _pick(known: _Known, record: NewRecord) -> sqlite3.Row | None:
     return known.by_entry.get(_identity(record))
 
 
-def _change(existing: sqlite3.Row, record: NewRecord) -> tuple[Any, ...] | None:
+def _change(existing: Row, record: NewRecord) -> tuple[Any, ...] | None:
     """The UPDATE parameters when the history shows something new, else None."""
     micros = None if record.cost is None else to_micros(record.cost)
     status = record.status if record.status is not None else existing["status"]
@@ -535,8 +534,9 @@ class TrafficRepo:
                 (user_id, utc_text(taken - SNAPSHOT_SPACING), utc_text(taken - SNAPSHOT_KEEP)),
             )
             await self._db.execute(
-                "INSERT OR REPLACE INTO balance_snapshots (user_id, taken_at, amount_micros, "
-                "currency) VALUES (?, ?, ?, ?)",
+                "INSERT INTO balance_snapshots (user_id, taken_at, amount_micros, currency) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (user_id, taken_at) DO UPDATE SET "
+                "amount_micros = excluded.amount_micros, currency = excluded.currency",
                 (user_id, utc_text(taken), to_micros(amount), currency),
             )
 
@@ -617,9 +617,9 @@ class TrafficRepo:
         if rows or updates:
             async with self._db.transaction():
                 if rows:
-                    await self._db.conn.executemany(_INSERT, rows)
+                    await self._db.executemany(_INSERT, rows)
                 if updates:
-                    await self._db.conn.executemany(
+                    await self._db.executemany(
                         "UPDATE traffic SET status = ?, parts = ?, cost_micros = ?, "
                         f"currency = COALESCE(?, currency), updated_at = '{stamp}' WHERE id = ?",
                         updates,
@@ -652,11 +652,9 @@ class TrafficRepo:
                     found.by_entry[_identity(record)] = match
         return found
 
-    async def _in(
-        self, sql: str, params: tuple[Any, ...], values: Sequence[Any]
-    ) -> list[sqlite3.Row]:
+    async def _in(self, sql: str, params: tuple[Any, ...], values: Sequence[Any]) -> list[Row]:
         """`sql` ending in "... IN", run over `values` in chunks."""
-        rows: list[sqlite3.Row] = []
+        rows: list[Row] = []
         for start in range(0, len(values), _PARAMS_PER_QUERY):
             chunk = list(values[start : start + _PARAMS_PER_QUERY])
             marks = ", ".join("?" for _ in chunk)

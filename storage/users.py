@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import time
 from dataclasses import dataclass
 from enum import StrEnum
@@ -12,7 +11,7 @@ from typing import Final
 
 from storage.cache import MISSING, RowCache
 from storage.credentials import forget_credentials
-from storage.db import Database, utc_now
+from storage.db import Database, Row, utc_now
 from storage.fsm import forget_dialogs, fsm_key_ids
 
 logger = logging.getLogger(__name__)
@@ -53,7 +52,7 @@ class UserRow:
     quiet_hours: str | None = None  # "HH:MM-HH:MM" or "off"; None: QUIET_HOURS
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> UserRow:
+    def from_row(cls, row: Row) -> UserRow:
         return cls(
             id=row["id"],
             language=row["language"],
@@ -92,7 +91,7 @@ class UserListEntry:
     token_state: str | None  # 'valid' / 'invalid', None without a token
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> UserListEntry:
+    def from_row(cls, row: Row) -> UserListEntry:
         return cls(
             id=row["id"],
             first_name=row["first_name"],

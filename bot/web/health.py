@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+import asyncpg
 from aiogram.client.session.middlewares.base import (
     BaseRequestMiddleware,
     NextRequestMiddlewareType,
@@ -34,6 +35,8 @@ from aiogram.exceptions import (
     TelegramUnauthorizedError,
 )
 from aiohttp import web
+
+from storage.db import SqliteDatabase
 
 if TYPE_CHECKING:
     from aiogram import Bot
@@ -97,8 +100,16 @@ async def database_answers(db: Database, path: Path) -> bool:
     try:
         async with asyncio.timeout(DATABASE_TIMEOUT):
             await db.fetchone("SELECT 1")
-            await asyncio.to_thread(_take_write_lock, path, DATABASE_TIMEOUT / 2)
-    except (TimeoutError, sqlite3.Error, ValueError) as exc:
+            if isinstance(db, SqliteDatabase):  # PostgreSQL: the pool's connection is proof
+                await asyncio.to_thread(_take_write_lock, path, DATABASE_TIMEOUT / 2)
+    except (
+        TimeoutError,
+        OSError,
+        sqlite3.Error,
+        ValueError,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+    ) as exc:
         logger.warning("readiness: the database does not answer: %r", exc)
         return False
     return True

@@ -14,19 +14,29 @@ from services.vault import TokenVault
 from storage import Database
 from tests.fakes.fake_devsms import FakeDevsms
 from tests.support.bulk_env import env
+from tests.support.services import postgres_schema
 from tests.support.watch_env import World
 
 __all__ = ["db", "devsms", "env", "i18n", "world"]
 
 
-@pytest.fixture
-async def db() -> AsyncIterator[Database]:
-    """An empty, fully migrated database in memory."""
-    database = await Database.open(":memory:")
-    try:
-        yield database
-    finally:
-        await database.close()
+@pytest.fixture(params=["sqlite", "postgres"])
+async def db(request: pytest.FixtureRequest) -> AsyncIterator[Database]:
+    """An empty, fully migrated database: SQLite in memory, or PostgreSQL in a schema of its
+    own (skipped with the reason when the server is not reachable)."""
+    if request.param == "sqlite":
+        database = await Database.open(":memory:")
+        try:
+            yield database
+        finally:
+            await database.close()
+        return
+    async with postgres_schema() as dsn:
+        database = await Database.open(dsn)
+        try:
+            yield database
+        finally:
+            await database.close()
 
 
 @pytest.fixture(scope="module")

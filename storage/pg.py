@@ -1,0 +1,166 @@
+"""PostgreSQL behind storage.db's `Database` interface (DATABASE_URL=postgresql://...).
+
+The repositories write their SQL once, for both engines: `?` placeholders, the portable subset
+documented in storage/migrations.py. This module turns a statement text into asyncpg's form
+(`$1..$n`) once per text and keeps the result; everything else is PostgreSQL as it is.
+
+- Statements outside a transaction take any connection of the pool (asyncpg keeps a prepared
+  statement per text and connection).
+- `transaction()` takes one connection of the pool for the block; the statements the same
+  task runs inside it use that connection (a context variable names it), nested blocks are
+  SAVEPOINTs. The isolation is PostgreSQL's default, READ COMMITTED: the repositories' claims
+  are conditional UPDATEs (`... WHERE state = 'pending' RETURNING`), which PostgreSQL
+  re-checks on the row it waited for, so two replicas never both claim one row.
+- Rows are asyncpg Records: row["col"], row[0], row.keys() and dict(row) as with sqlite3.Row.
+- numeric results (SUM and AVG of integers) are decoded the way SQLite gives them: an int
+  when whole, else a float; the schema itself has no numeric columns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from functools import lru_cache
+from typing import Any, Final
+
+import asyncpg
+
+from storage.db import Database, Params, Row
+from storage.pg_migrations import migrate_postgres
+
+logger = logging.getLogger(__name__)
+
+# Connections per process: a replica's updates and background rounds share them. Each is a
+# server process on the PostgreSQL side, so N replicas hold N times this many.
+POOL_SIZE: Final = 10
+# Distinct statement texts are a few hundred; asyncpg's default cache (100) would re-prepare.
+_STATEMENT_CACHE: Final = 1024
+
+# A literal, a quoted identifier or a comment: a `?` inside one is not a placeholder.
+_OPAQUE: Final = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/|\?", re.S)
+
+
+@lru_cache(maxsize=4096)
+def to_postgres(sql: str) -> str:
+    """`sql` with its `?` placeholders numbered `$1..$n` (cached per text)."""
+    number = 0
+
+    def placeholder(match: re.Match[str]) -> str:
+        nonlocal number
+        if match.group() != "?":
+            return match.group()
+        number += 1
+        return f"${number}"
+
+    return _OPAQUE.sub(placeholder, sql)
+
+
+def rowcount(status: str) -> int:
+    """The row count of a command status ("UPDATE 3", "INSERT 0 1"), -1 when it has none."""
+    last = status.rpartition(" ")[2]
+    return int(last) if last.isdigit() else -1
+
+
+def _numeric(text: str) -> int | float:
+    return float(text) if "." in text or "e" in text.lower() else int(text)
+
+
+async def _setup(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec(
+        "numeric", schema="pg_catalog", encoder=str, decoder=_numeric, format="text"
+    )
+
+
+class PostgresDatabase(Database):
+    """An asyncpg pool with the methods of storage.db's `Database`."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        super().__init__()
+        self._pool = pool
+        # The connection of the current task's transaction, and the task (a task started
+        # inside the block inherits the variable but must not use that connection).
+        self._held: ContextVar[tuple[asyncpg.Connection, asyncio.Task[Any] | None] | None] = (
+            ContextVar(f"pg_transaction_{id(self)}", default=None)
+        )
+
+    @classmethod
+    async def open_url(cls, url: str, *, pool_size: int = POOL_SIZE) -> PostgresDatabase:
+        """Connects (query parameters of the URL other than libpq's, such as search_path,
+        are server settings) and brings the schema up to date under an advisory lock."""
+        pool = await asyncpg.create_pool(
+            url,
+            min_size=1,
+            max_size=pool_size,
+            init=_setup,
+            statement_cache_size=_STATEMENT_CACHE,
+        )
+        try:
+            async with pool.acquire() as conn:
+                version = await migrate_postgres(conn)
+        except BaseException:
+            await pool.close()
+            raise
+        logger.info("PostgreSQL database ready at schema version %s", version)
+        return cls(pool)
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self._pool
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._connection() is not None
+
+    def _connection(self) -> asyncpg.Connection | None:
+        held = self._held.get()
+        if held is None or held[1] is not asyncio.current_task():
+            return None
+        return held[0]
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        target = self._connection() or self._pool
+        return rowcount(await target.execute(to_postgres(sql), *params))
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        target = self._connection() or self._pool
+        await target.executemany(to_postgres(sql), rows)
+
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
+        target = self._connection() or self._pool
+        row: Row | None = await target.fetchrow(to_postgres(sql), *params)
+        return row
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
+        target = self._connection() or self._pool
+        rows: list[Row] = await target.fetch(to_postgres(sql), *params)
+        return rows
+
+    async def read_one(self, sql: str, params: Params = ()) -> Row | None:
+        return await self.fetchone(sql, params)
+
+    async def read_all(self, sql: str, params: Params = ()) -> list[Row]:
+        return await self.fetchall(sql, params)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """BEGIN ... COMMIT on one pool connection, ROLLBACK when the block raises; a block
+        inside another one of the same task is a SAVEPOINT."""
+        held = self._connection()
+        if held is not None:
+            async with held.transaction():
+                yield
+            return
+        async with self._pool.acquire() as conn:
+            token = self._held.set((conn, asyncio.current_task()))
+            try:
+                async with conn.transaction():
+                    yield
+            finally:
+                self._held.reset(token)
