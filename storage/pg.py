@@ -8,9 +8,12 @@ documented in storage/migrations.py. This module turns a statement text into asy
   statement per text and connection).
 - `transaction()` takes one connection of the pool for the block; the statements the same
   task runs inside it use that connection (a context variable names it), nested blocks are
-  SAVEPOINTs. The isolation is PostgreSQL's default, READ COMMITTED: the repositories' claims
-  are conditional UPDATEs (`... WHERE state = 'pending' RETURNING`), which PostgreSQL
-  re-checks on the row it waited for, so two replicas never both claim one row.
+  SAVEPOINTs. Transactions are serialised, across every process on the schema, by an
+  advisory lock taken first: the repositories were written for SQLite's BEGIN IMMEDIATE (one
+  write transaction at a time; a read, then a write that depends on it, inside one block),
+  and keep exactly that guarantee. Lone statements run side by side; claims are conditional
+  UPDATEs (`... WHERE state = 'pending' RETURNING`), which PostgreSQL re-checks on the row it
+  waited for (READ COMMITTED), so two replicas never both claim one row.
 - Rows are asyncpg Records: row["col"], row[0], row.keys() and dict(row) as with sqlite3.Row.
 - numeric results (SUM and AVG of integers) are decoded the way SQLite gives them: an int
   when whole, else a float; the schema itself has no numeric columns.
@@ -78,9 +81,10 @@ async def _setup(conn: asyncpg.Connection) -> None:
 class PostgresDatabase(Database):
     """An asyncpg pool with the methods of storage.db's `Database`."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, lock_key: int) -> None:
         super().__init__()
         self._pool = pool
+        self._lock_key = lock_key
         # The connection of the current task's transaction, and the task (a task started
         # inside the block inherits the variable but must not use that connection).
         self._held: ContextVar[tuple[asyncpg.Connection, asyncio.Task[Any] | None] | None] = (
@@ -101,11 +105,14 @@ class PostgresDatabase(Database):
         try:
             async with pool.acquire() as conn:
                 version = await migrate_postgres(conn)
+                lock_key = await conn.fetchval(
+                    "SELECT hashtext('devsms-bot transactions ' || current_schema())"
+                )
         except BaseException:
             await pool.close()
             raise
         logger.info("PostgreSQL database ready at schema version %s", version)
-        return cls(pool)
+        return cls(pool, lock_key)
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -161,6 +168,7 @@ class PostgresDatabase(Database):
             token = self._held.set((conn, asyncio.current_task()))
             try:
                 async with conn.transaction():
+                    await conn.execute("SELECT pg_advisory_xact_lock($1)", self._lock_key)
                     yield
             finally:
                 self._held.reset(token)

@@ -246,8 +246,8 @@ def _totals_from(values: dict[str, Any], costs: dict[str, Decimal]) -> dict[str,
 
 _AGGREGATES: Final = (
     "COUNT(*) AS sms, SUM(COALESCE(t.parts, 0)) AS parts, "
-    f"SUM(UPPER(COALESCE(t.status, '')) IN {_DELIVERED_SQL}) AS delivered, "
-    f"SUM(UPPER(COALESCE(t.status, '')) IN {_FAILED_SQL}) AS failed"
+    f"COUNT(*) FILTER (WHERE UPPER(COALESCE(t.status, '')) IN {_DELIVERED_SQL}) AS delivered, "
+    f"COUNT(*) FILTER (WHERE UPPER(COALESCE(t.status, '')) IN {_FAILED_SQL}) AS failed"
 )
 
 
@@ -565,7 +565,7 @@ class TrafficRepo:
             "INSERT INTO traffic_sync (user_id, resume_offset, synced_at, rounds) "
             "VALUES (?, ?, ?, 1) ON CONFLICT (user_id) DO UPDATE SET "
             "resume_offset = excluded.resume_offset, synced_at = excluded.synced_at, "
-            "rounds = rounds + 1",
+            "rounds = traffic_sync.rounds + 1",
             (user_id, resume_offset, now),
         )
 

@@ -258,10 +258,10 @@ class UserRepo:
     async def counts(self) -> UserCounts:
         row = await self._db.fetchone(
             "SELECT COUNT(*) AS total, "
-            "COALESCE(SUM(is_active = 0), 0) AS blocked, "
-            "COALESCE(SUM(access = 'pending' AND access_asked = 1), 0) AS waiting, "
-            "COALESCE(SUM(access = 'allowed'), 0) AS allowed, "
-            "COALESCE(SUM(access = 'denied'), 0) AS denied, "
+            "COUNT(*) FILTER (WHERE is_active = 0) AS blocked, "
+            "COUNT(*) FILTER (WHERE access = 'pending' AND access_asked = 1) AS waiting, "
+            "COUNT(*) FILTER (WHERE access = 'allowed') AS allowed, "
+            "COUNT(*) FILTER (WHERE access = 'denied') AS denied, "
             "(SELECT COUNT(*) FROM credentials WHERE state = 'valid') AS valid_tokens "
             "FROM users"
         )

@@ -56,11 +56,11 @@ class Env:
 
 
 @pytest.fixture
-async def env(tmp_path: Path) -> AsyncIterator[Env]:
+async def env(database_target: Path | str) -> AsyncIterator[Env]:
     fake = FakeDevsms()
     fake.add_account(TOKEN, balance=1_000_000, sms_price=50)
     await fake.start()
-    db = await Database.open(tmp_path / "bot.sqlite3")
+    db = await Database.open(database_target)
     await UserRepo(db).upsert_seen(USER, "Ali", None)
     vault = TokenVault([Fernet.generate_key().decode()])
     client = DevsmsClient(fake.url, timeout=1.0, get_retries=1, backoff=0.01)

@@ -89,7 +89,9 @@ class RecordingNotify:
 class World:
     """The bot's storage and gateway client over one database file; reopen = restart."""
 
-    def __init__(self, path: Path, devsms: FakeDevsms, vault: TokenVault, i18n: I18n) -> None:
+    def __init__(
+        self, path: Path | str, devsms: FakeDevsms, vault: TokenVault, i18n: I18n
+    ) -> None:
         self.path, self.devsms, self.vault, self.i18n = path, devsms, vault, i18n
         self.notify = RecordingNotify()
         # Each admin notice at once; a test that wants digests puts one with an interval here.

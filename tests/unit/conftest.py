@@ -17,26 +17,31 @@ from tests.support.bulk_env import env
 from tests.support.services import postgres_schema
 from tests.support.watch_env import World
 
-__all__ = ["db", "devsms", "env", "i18n", "world"]
+__all__ = ["database_target", "db", "devsms", "env", "i18n", "world"]
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-async def db(request: pytest.FixtureRequest) -> AsyncIterator[Database]:
-    """An empty, fully migrated database: SQLite in memory, or PostgreSQL in a schema of its
-    own (skipped with the reason when the server is not reachable)."""
+async def database_target(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[str | Path]:
+    """Where the test's database lives: an SQLite file, or a PostgreSQL schema of its own
+    (skipped with the reason when the server is not reachable). Reopening it is a restart."""
     if request.param == "sqlite":
-        database = await Database.open(":memory:")
-        try:
-            yield database
-        finally:
-            await database.close()
+        yield tmp_path / "bot.sqlite3"
         return
     async with postgres_schema() as dsn:
-        database = await Database.open(dsn)
-        try:
-            yield database
-        finally:
-            await database.close()
+        yield dsn
+
+
+@pytest.fixture
+async def db(database_target: str | Path) -> AsyncIterator[Database]:
+    """An empty, fully migrated database on each engine (SQLite in memory)."""
+    in_memory = isinstance(database_target, Path)
+    database = await Database.open(":memory:" if in_memory else database_target)
+    try:
+        yield database
+    finally:
+        await database.close()
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +57,10 @@ async def devsms() -> AsyncIterator[FakeDevsms]:
 
 
 @pytest.fixture
-async def world(tmp_path: Path, devsms: FakeDevsms, i18n: I18n) -> AsyncIterator[World]:
+async def world(
+    database_target: str | Path, devsms: FakeDevsms, i18n: I18n
+) -> AsyncIterator[World]:
     vault = TokenVault([Fernet.generate_key().decode()])
-    opened = await World(tmp_path / "bot.sqlite3", devsms, vault, i18n).open()
+    opened = await World(database_target, devsms, vault, i18n).open()
     yield opened
     await opened.close()

@@ -171,13 +171,9 @@ def test_who_hears_about_a_delivery_result(mode: str, status: str, told: bool) -
 
 
 @pytest.fixture
-async def alerts() -> AsyncIterator[AlertRepo]:
-    db = await Database.open(":memory:")
+async def alerts(db: Database) -> AsyncIterator[AlertRepo]:
     await UserRepo(db).upsert_seen(7, "Ali", None)
-    try:
-        yield AlertRepo(db)
-    finally:
-        await db.close()
+    yield AlertRepo(db)
 
 
 async def test_alert_fires_once_per_fall_below_the_threshold(alerts: AlertRepo) -> None:

@@ -187,7 +187,8 @@ def test_the_machines_zone_plays_no_part() -> None:
 async def digest_world(db: Database, now: list[datetime]) -> tuple[DigestSender, Recorder]:
     await UserRepo(db).upsert_seen(1, "Ali", None)
     await db.execute(
-        "INSERT INTO credentials (user_id, token_encrypted, state) VALUES (1, x'00', 'valid')"
+        "INSERT INTO credentials (user_id, token_encrypted, state) VALUES (1, ?, 'valid')",
+        (b"\x00",),
     )
     insights, traffic, notices = InsightRepo(db), TrafficRepo(db), Recorder()
     await insights.set_digest(1, "daily")

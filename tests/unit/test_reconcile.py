@@ -20,15 +20,11 @@ PHONE = "998901234567"
 
 
 @pytest.fixture
-async def outbox() -> AsyncIterator[OutboxRepo]:
-    db = await Database.open(":memory:")
+async def outbox(db: Database) -> AsyncIterator[OutboxRepo]:
     users = UserRepo(db)
     await users.upsert_seen(ALI, "Ali", None)
     await users.upsert_seen(BOB, "Bob", None)
-    try:
-        yield OutboxRepo(db)
-    finally:
-        await db.close()
+    yield OutboxRepo(db)
 
 
 async def unknown_row(
