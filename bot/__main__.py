@@ -68,5 +68,47 @@ async def main() -> None:
         await run(app)
 
 
+def migrate_to_postgres() -> int:
+    """`python -m bot migrate-to-postgres`: DATABASE_PATH's SQLite rows into DATABASE_URL."""
+    settings = load_settings()
+    setup_logging(settings.log_level, secrets=(settings.bot_token.get_secret_value(),))
+    if settings.database_url is None:
+        print(
+            "migrate-to-postgres: set DATABASE_URL to the (empty) PostgreSQL database to fill; "
+            "DATABASE_PATH names the SQLite file to copy",
+            file=sys.stderr,
+        )
+        return 2
+    # Imported here: the bot itself does not need the copy's code.
+    import asyncpg
+
+    from storage.migrations import MigrationError
+    from storage.pg_copy import CopyError, copy_to_postgres
+
+    try:
+        copied = asyncio.run(
+            copy_to_postgres(settings.database_path, settings.database_url.get_secret_value())
+        )
+    except (CopyError, MigrationError, OSError, asyncpg.PostgresError) as exc:
+        print(f"migrate-to-postgres failed: {exc}", file=sys.stderr)
+        return 1
+    for item in copied:
+        print(f"{item.table}: {item.rows} rows")
+    total = sum(item.rows for item in copied)
+    print(
+        f"copied {total} rows of {len(copied)} tables from {settings.database_path}; counts match"
+    )
+    return 0
+
+
+COMMANDS: Final = {"migrate-to-postgres": migrate_to_postgres}
+
+
 if __name__ == "__main__":
+    if len(sys.argv) > 1:
+        command = COMMANDS.get(sys.argv[1])
+        if command is None or len(sys.argv) > 2:
+            print(f"usage: python -m bot [{' | '.join(COMMANDS)}]", file=sys.stderr)
+            sys.exit(2)
+        sys.exit(command())
     asyncio.run(main())

@@ -59,18 +59,10 @@ class Row(Protocol):
     def __len__(self) -> int: ...
 
 
-def _integrity_errors() -> tuple[type[Exception], ...]:
-    try:
-        import asyncpg
-    except ImportError:  # pragma: no cover - asyncpg is in requirements.txt
-        return (sqlite3.IntegrityError,)
-    return (sqlite3.IntegrityError, asyncpg.IntegrityConstraintViolationError)
-
-
-# A unique, foreign-key or check constraint said no, on either engine. Inside a transaction
-# catch it around a nested `transaction()` (a savepoint): PostgreSQL refuses every further
-# statement of a transaction in which one failed.
-IntegrityError: Final = _integrity_errors()
+# A unique, foreign-key, NOT NULL or check constraint said no, on either engine (storage/pg.py
+# raises a subclass). Inside a transaction catch it around a nested `transaction()` (a
+# savepoint): PostgreSQL refuses every further statement of a transaction in which one failed.
+IntegrityError: Final = sqlite3.IntegrityError
 
 
 def utc_now() -> str:
@@ -178,6 +170,9 @@ class Database(abc.ABC):
         if (found := self._caches.get(name)) is None:
             found = self._caches[name] = RowCache(size)
         return found
+
+    # What the engine's driver raises when the database cannot do what was asked.
+    errors: tuple[type[Exception], ...] = (sqlite3.Error,)
 
     @property
     @abc.abstractmethod

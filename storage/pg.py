@@ -24,8 +24,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any, Final
@@ -78,8 +79,23 @@ async def _setup(conn: asyncpg.Connection) -> None:
     )
 
 
+class PostgresIntegrityError(sqlite3.IntegrityError):
+    """asyncpg's IntegrityConstraintViolationError as storage.db.IntegrityError (SQLite's
+    type, which the repositories catch), the original chained."""
+
+
+@contextmanager
+def _integrity() -> Iterator[None]:
+    try:
+        yield
+    except asyncpg.IntegrityConstraintViolationError as exc:
+        raise PostgresIntegrityError(str(exc)) from exc
+
+
 class PostgresDatabase(Database):
     """An asyncpg pool with the methods of storage.db's `Database`."""
+
+    errors = (asyncpg.PostgresError, asyncpg.InterfaceError)
 
     def __init__(self, pool: asyncpg.Pool, lock_key: int) -> None:
         super().__init__()
@@ -133,20 +149,24 @@ class PostgresDatabase(Database):
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         target = self._connection() or self._pool
-        return rowcount(await target.execute(to_postgres(sql), *params))
+        with _integrity():
+            return rowcount(await target.execute(to_postgres(sql), *params))
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         target = self._connection() or self._pool
-        await target.executemany(to_postgres(sql), rows)
+        with _integrity():
+            await target.executemany(to_postgres(sql), rows)
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         target = self._connection() or self._pool
-        row: Row | None = await target.fetchrow(to_postgres(sql), *params)
+        with _integrity():
+            row: Row | None = await target.fetchrow(to_postgres(sql), *params)
         return row
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         target = self._connection() or self._pool
-        rows: list[Row] = await target.fetch(to_postgres(sql), *params)
+        with _integrity():
+            rows: list[Row] = await target.fetch(to_postgres(sql), *params)
         return rows
 
     async def read_one(self, sql: str, params: Params = ()) -> Row | None:

@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-import asyncpg
 from aiogram.client.session.middlewares.base import (
     BaseRequestMiddleware,
     NextRequestMiddlewareType,
@@ -97,19 +96,13 @@ def _take_write_lock(path: Path, timeout: float) -> None:
 
 
 async def database_answers(db: Database, path: Path) -> bool:
+    errors: tuple[type[Exception], ...] = (TimeoutError, OSError, ValueError, sqlite3.Error)
     try:
         async with asyncio.timeout(DATABASE_TIMEOUT):
             await db.fetchone("SELECT 1")
             if isinstance(db, SqliteDatabase):  # PostgreSQL: the pool's connection is proof
                 await asyncio.to_thread(_take_write_lock, path, DATABASE_TIMEOUT / 2)
-    except (
-        TimeoutError,
-        OSError,
-        sqlite3.Error,
-        ValueError,
-        asyncpg.PostgresError,
-        asyncpg.InterfaceError,
-    ) as exc:
+    except errors + db.errors as exc:
         logger.warning("readiness: the database does not answer: %r", exc)
         return False
     return True
