@@ -47,6 +47,7 @@ _RULES: Final = (
     (re.compile(r"\bTEXT\b(?![^,\n]*\bCOLLATE\b)", re.I), 'TEXT COLLATE "C"'),
     (re.compile(r"\)\s*WITHOUT\s+ROWID\b", re.I), ")"),
 )
+_END: Final = "\x00"
 _SKIPPED: Final = re.compile(r"\s*PRAGMA\b", re.I)
 
 
@@ -60,7 +61,7 @@ def to_postgres_ddl(script: str) -> str:
             pieces.append(match.group())  # literals and quoted names stay as they are
         position = match.end()
     pieces.append(_translate(script[position:]))
-    statements = "".join(pieces).split(";")  # no literal of a migration holds a ';'
+    statements = "".join(pieces).split(_END)
     kept = [text.strip() for text in statements if text.strip() and not _SKIPPED.match(text)]
     return "".join(f"{text};\n" for text in kept)
 
@@ -68,7 +69,7 @@ def to_postgres_ddl(script: str) -> str:
 def _translate(code: str) -> str:
     for pattern, replacement in _RULES:
         code = pattern.sub(replacement, code)
-    return code
+    return code.replace(";", _END)  # a ';' in a literal does not end a statement
 
 
 def postgres_text(migration: str | Migration) -> str:
