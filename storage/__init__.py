@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from storage.alerts import AlertPrefs, AlertRepo, WatchTarget
 from storage.bulk import BulkRepo, BulkRow, JobCounts, JobRow
+from storage.callbacks import CallbackRepo, CallbackTarget
 from storage.contacts import (
     ContactLimit,
     ContactRepo,
@@ -35,6 +36,8 @@ __all__ = [
     "AlertRepo",
     "BulkRepo",
     "BulkRow",
+    "CallbackRepo",
+    "CallbackTarget",
     "ContactLimit",
     "ContactRepo",
     "ContactRow",

@@ -25,6 +25,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from handlers.callbacks import Id
 from handlers.config import HandlerSettings
+from handlers.plural import ngettext
 from handlers.utils import edit_or_keep
 from services.broadcast import Deliver, run_broadcast
 from services.events import Notices, Tally
@@ -110,7 +111,11 @@ async def broadcast_text(
     # The exact message users will get, then the question under it.
     await message.answer(text)
     await message.answer(
-        _("☝️ This will go to {n} users. Send it?").format(n=count),
+        ngettext(
+            "☝️ This will go to {n} user. Send it?",
+            "☝️ This will go to {n} users. Send it?",
+            count,
+        ).format(n=count),
         reply_markup=broadcast_keyboard(draft),
     )
 

@@ -187,8 +187,8 @@ async def test_summary_for_an_admin_in_private_and_in_the_admin_group(admin: Adm
     assert "Users: 3, of them blocked the bot: 1" in private.text  # 1, 2 and the admin
     assert "Valid devsms tokens: 1" in private.text
     assert "bulk jobs included (days in Tashkent time)" in private.text
-    assert "today: 5 SMS, 6 parts, cost 300 so'm + $0.005" in private.text
-    assert "this month: 5 SMS, 6 parts, cost 300 so'm + $0.005" in private.text
+    assert "today: SMS 5, parts 6, cost 300 so'm + $0.005" in private.text
+    assert "this month: SMS 5, parts 6, cost 300 so'm + $0.005" in private.text
     assert "Access:" not in private.text  # open mode
 
     [in_group] = await admin.group("/admin@test_bot")
@@ -292,7 +292,7 @@ async def test_broadcast_preview_send_report_and_no_second_start(admin: AdminApp
 
     notifier.gate.set()
     await eventually(lambda: "finished" in report.text)
-    tally = "📣 Broadcast finished: 2 users\nDelivered: 1, blocked the bot: 1, failed: 0"
+    tally = "📣 Broadcast finished. Recipients: 2\nDelivered: 1, blocked the bot: 1, failed: 0"
     assert report.text == tally
     # The edit makes no sound: the tally also comes as a message, through the notifier.
     await notifier.settle()
@@ -306,7 +306,7 @@ async def test_broadcast_preview_send_report_and_no_second_start(admin: AdminApp
     assert app.answers()[-1].text == "This button is no longer active."
     # A broadcast shows "in progress" in the handler itself, before any send is scheduled.
     again = app.session.messages[(ADMIN, confirm.message_id)]
-    assert again.text.startswith("📣 Broadcast finished: 2 users")
+    assert again.text.startswith("📣 Broadcast finished. Recipients: 2")
     await notifier.settle()
     assert len(notifier.sent) == 3  # the two messages and the tally: nothing sent again
 
