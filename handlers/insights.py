@@ -25,6 +25,7 @@ from handlers.sms_render import sms_list
 from handlers.states import InsightsForm
 from handlers.utils import AnswerCallbacks, edit_or_keep
 from services.insights import user_zone_name
+from services.user_input import InvalidPercent, parse_percent
 from storage import InsightRepo, TrafficRepo, UserRepo
 from storage.insights import DigestMode, InsightPrefs
 
@@ -178,15 +179,15 @@ async def rate_received(
     message: Message, state: FSMContext, users: UserRepo, insights: InsightRepo
 ) -> None:
     assert message.text is not None and message.from_user is not None
-    text = message.text.strip().removesuffix("%").strip()
-    if not (text.isascii() and text.isdigit() and len(text) <= 3 and int(text) <= 100):
+    try:
+        percent = parse_percent(message.text)
+    except InvalidPercent:
         await message.answer(
             _("Send a whole number from 0 to 100, e.g. 90.")
             + "\n"
             + _("/cancel keeps the current one.")
         )
         return
-    percent = int(text)
     await insights.set_rate_threshold(message.from_user.id, percent or None)
     await state.clear()
     await message.answer(
