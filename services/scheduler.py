@@ -124,6 +124,11 @@ class Scheduler:
 
     async def run(self) -> None:
         mark_background()  # leaves each token a slot for its owner's taps
+        try:
+            # Held items were held by the quiet hours of the last run's configuration.
+            await self._schedule.release_held()
+        except Exception:
+            logger.exception("scheduler: held items not released")
         while True:
             try:
                 await self.tick()
@@ -177,7 +182,9 @@ class Scheduler:
         if not item.ignore_quiet:
             due = quiet_end(due, self.quiet_of(user), zone_of(user.timezone))
         if now < due:
-            return  # inside quiet hours: it waits for their end
+            # Inside quiet hours: it waits for their end, out of the rounds until then.
+            await self._schedule.hold(item.id, stamp(due))
+            return
         if now - due > self.grace:
             if await self._schedule.mark_missed(item.id, Missed.LATE):
                 logger.info("scheduled item %s is %s late: asking its owner", item.id, now - due)

@@ -324,6 +324,15 @@ CREATE TABLE contact_group_members (
 CREATE INDEX contact_group_members_contact ON contact_group_members (contact_id);
 """
 
+_REVIEW_FIXES: Final = """
+-- When a waiting item held by its owner's quiet hours may start: the end of those hours (UTC),
+-- written by the scheduler; NULL: at due_at. Rounds select on it, so held items never fill a
+-- round ahead of other users' due sends. Cleared when the owner's zone or quiet hours change.
+ALTER TABLE scheduled ADD COLUMN release_at TEXT NULL;
+CREATE INDEX scheduled_release ON scheduled (COALESCE(release_at, due_at), id)
+    WHERE state = 'waiting';
+"""
+
 MIGRATIONS: Final[tuple[str, ...]] = (
     _V1,
     _V2,
@@ -334,6 +343,7 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     _STOPLIST,
     _OTP,
     _CONTACTS,
+    _REVIEW_FIXES,
 )
 LATEST_VERSION: Final = len(MIGRATIONS)
 
