@@ -327,3 +327,32 @@ async def test_items_waiting_for_quiet_hours_do_not_hold_back_others(
     await tick_at(app, now + dt.timedelta(seconds=10))
     assert await repo(app).count_open(1) == 0
     assert len(devsms.requests_to(SEND)) == 201
+
+
+async def test_one_jobs_failure_does_not_end_the_round(
+    sched_app: Harness, devsms: FakeDevsms, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Holding and resuming jobs ran before the due items with no try per job: one job's
+    exception ended every round, and no scheduled send went out again."""
+    app = sched_app
+    await connect(app)
+    await app.send("/start", user_id=2)
+    await app.send(OTHER_TOKEN, user_id=2)
+    await app.services.users.set_quiet(1, "off")
+    await app.services.users.set_quiet(2, "off")
+    bulk = app.services.bulk
+    job_id = await bulk.create_job(
+        1, template="Sale", sender=None, file_name=None, file_format="csv",
+        rows=[(1, PHONE, "Sale", 1)],
+    )  # fmt: skip
+    assert await bulk.set_job_state(job_id, "paused", allowed_from=("ready",), reason="quiet")
+
+    async def broken(job_id: int) -> bool:
+        raise RuntimeError("resume broke")
+
+    monkeypatch.setattr(scheduler(app)._runner, "resume", broken)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    await repo(app).add_sms(2, PHONE, "still sent", None, now.isoformat())
+    await tick_at(app, now + dt.timedelta(seconds=1))
+    assert [r.json["message"] for r in devsms.requests_to(SEND)] == ["still sent"]
+    assert await repo(app).open_of(2, 10) == []
