@@ -422,15 +422,17 @@ class TrafficRepo:
         time (keyset paging: memory stays bounded whatever the period holds)."""
         if batch < 1:
             raise ValueError("batch must be positive")
-        after_at, after_id = "", 0
         since, until = utc_text(since_utc), utc_text(until_utc)
+        after_at, after_id = since, 0
         while True:
+            # The index range starts at the last row read: with `since` as its lower bound
+            # batch k stepped over every earlier row again (k × batch index entries). Past
+            # that bound, "created_at > ? OR id > ?" only skips the rows of the last moment.
             rows = await self._db.fetchall(
                 f"SELECT {_ROW_COLUMNS} FROM traffic WHERE user_id = ? "
-                "AND created_at >= ? AND created_at < ? "
-                "AND (created_at > ? OR (created_at = ? AND id > ?)) "
+                "AND created_at >= ? AND created_at < ? AND (created_at > ? OR id > ?) "
                 "ORDER BY created_at, id LIMIT ?",
-                (user_id, since, until, after_at, after_at, after_id, batch),
+                (user_id, after_at, until, after_at, after_id, batch),
             )
             for row in rows:
                 yield TrafficRow.from_row(row)
