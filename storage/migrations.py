@@ -331,6 +331,11 @@ _REVIEW_FIXES: Final = """
 ALTER TABLE scheduled ADD COLUMN release_at TEXT NULL;
 CREATE INDEX scheduled_release ON scheduled (COALESCE(release_at, due_at), id)
     WHERE state = 'waiting';
+-- The failure watch's rows: outside SMS that failed and were not looked at yet. The index of
+-- all outside rows not looked at held every DELIVERED one forever, and each round read them.
+CREATE INDEX traffic_watched ON traffic (user_id, created_at, id)
+    WHERE failure_noticed = 0 AND origin = 'elsewhere'
+    AND UPPER(COALESCE(status, '')) IN ('REJECTED', 'UNDELIVERABLE');
 """
 
 MIGRATIONS: Final[tuple[str, ...]] = (

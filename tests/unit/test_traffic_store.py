@@ -3,12 +3,15 @@ rows, the forecast) and the merge of history pages."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import TypeVar
 
 from storage import Database, OutboxRepo, TrafficRepo, UserRepo
 from storage.traffic import NewRecord, Origin, Outcome, outcome_of
 
+R = TypeVar("R")
 T0 = datetime(2026, 11, 30, 20, 30, tzinfo=UTC)  # 01:30 on Dec 1 in Tashkent
 
 
@@ -92,6 +95,35 @@ async def test_iter_rows_each_batch_costs_the_same(db: Database) -> None:
     first = at_batch_start[0]
     last = at_batch_start[-1] - at_batch_start[-2]
     assert last <= 2 * first, (first, last)
+
+
+async def steps_of(db: Database, query: Callable[[], Awaitable[R]]) -> tuple[R, int]:
+    """What `query` returns and how many SQLite VM instructions it ran (a row visited costs
+    a handful; the count does not depend on the machine's speed)."""
+    steps = [0]
+
+    def count() -> int:
+        steps[0] += 1
+        return 0
+
+    await db.conn.set_progress_handler(count, 1)
+    try:
+        result = await query()
+    finally:
+        await db.conn.set_progress_handler(None, 0)
+    return result, steps[0]
+
+
+async def test_unnoticed_failures_skip_outside_history_that_delivered(db: Database) -> None:
+    """The failure watch runs every round for every user; its index held every outside row
+    not yet looked at, DELIVERED ones included forever, so each round read the whole outside
+    history (0.17 s a user a round at 1M rows)."""
+    traffic = await repo_with_user(db)
+    await insert_elsewhere(db, 100_000)
+    await traffic.merge(1, [rec(200_001, T0 + timedelta(days=2), "REJECTED")])
+    rows, steps = await steps_of(db, lambda: traffic.unnoticed_failures(1))
+    assert [r.sms_id for r in rows] == [200_001]
+    assert steps < 1_000 * 10, steps  # well under a thousand rows, at ~10 steps a row
 
 
 async def test_merge_updates_status_and_counts_known(db: Database) -> None:
