@@ -68,6 +68,7 @@ async def token_received(
         return
 
     await message.bot.send_chat_action(message.chat.id, "typing")  # type: ignore[union-attr]
+    same_account = await accounts.is_stored(message.from_user.id, token)
     try:
         balance = await accounts.connect(message.from_user.id, token)
     except (DevsmsUnauthorized, DevsmsBadRequest):
@@ -88,8 +89,11 @@ async def token_received(
         )
         return
     await state.clear()
-    # The record of the account's traffic belongs to the token before, maybe another account.
-    await traffic.forget(message.from_user.id)
+    if not same_account:
+        # The record of the account's traffic belongs to the token before, maybe another
+        # account. The same token again keeps it: history older than the backfill would be
+        # lost for good.
+        await traffic.forget(message.from_user.id)
     await message.answer(_("✅ Token connected and stored encrypted."), reply_markup=main_menu())
     days = await forecast(traffic, accounts, message.from_user.id, balance)
     await message.answer(balance_text(balance, days), reply_markup=balance_keyboard())

@@ -126,6 +126,28 @@ async def test_unnoticed_failures_skip_outside_history_that_delivered(db: Databa
     assert steps < 1_000 * 10, steps  # well under a thousand rows, at ~10 steps a row
 
 
+async def test_forget_deletes_in_short_transactions_and_only_that_user(db: Database) -> None:
+    """One transaction deleting a whole record held the one connection 3.2 s at 1M rows:
+    every user's taps waited. It goes in chunks now, other statements between them."""
+    traffic = await repo_with_user(db)
+    await UserRepo(db).upsert_seen(2, "B", None)
+    await insert_elsewhere(db, 12_000)
+    await traffic.merge(2, [rec(900_001, T0)])
+    await traffic.record_balance(1, Decimal(5000), "UZS", now=T0)
+    statements: list[str] = []
+    await db.conn.set_trace_callback(statements.append)
+    try:
+        await traffic.forget(1)
+    finally:
+        await db.conn.set_trace_callback(None)
+    deletes = [s for s in statements if s.startswith("DELETE FROM traffic ")]
+    assert len(deletes) >= 3  # at most 5,000 rows each
+    day = timedelta(days=1)
+    assert [r async for r in traffic.iter_rows(1, T0 - day, T0 + day)] == []
+    assert len([r async for r in traffic.iter_rows(2, T0 - day, T0 + day)]) == 1
+    assert await traffic.balance_forecast(1, T0) is None
+
+
 async def test_merge_updates_status_and_counts_known(db: Database) -> None:
     traffic = await repo_with_user(db)
     first = await traffic.merge(1, [rec(1, T0, "waiting")])
