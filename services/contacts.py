@@ -176,6 +176,26 @@ def merge_fields(old: dict[str, str], changes: dict[str, str]) -> dict[str, str]
     return merged
 
 
+def merge_imported(old: dict[str, str], new: dict[str, str]) -> tuple[dict[str, str], int]:
+    """An import's fields over a contact's: a field the contact has (same name in any case)
+    takes the file's value, a new one is added while the contact has fewer than FIELDS_MAX.
+    Returns the fields and how many of the file's were left out: each import merged in every
+    column of its file, and a book grew without limit."""
+    merged = dict(old)
+    names = {field_key(name): name for name in merged}
+    dropped = 0
+    for name, value in new.items():
+        key = field_key(name)
+        if key in names:
+            del merged[names[key]]
+        elif len(merged) >= FIELDS_MAX:
+            dropped += 1
+            continue
+        merged[name] = value
+        names[key] = name
+    return merged, dropped
+
+
 # --- imported ---------------------------------------------------------------------------------
 
 
@@ -325,17 +345,19 @@ def export_file(contacts: Iterable[tuple[Member, Sequence[str]]], fmt: ResultFor
             if field_key(column) not in RESERVED:
                 extra.setdefault(field_key(column), column)
     header = [NAME, PHONE, GROUPS, *extra.values()]
-    cells = (
-        [
+
+    def cells_of(member: Member, groups: Sequence[str]) -> list[str]:
+        # Each member's fields by key once: looking each column up in every member's fields
+        # cost members × columns × fields (16.5 s for 2,000 contacts and 240 fields).
+        by_key: dict[str, str] = {}
+        for name, value in member.fields.items():
+            by_key.setdefault(field_key(name), value)
+        return [
             member.name,
             member.phone,
             "; ".join(groups),
-            *(_field(member.fields, key) for key in extra),
+            *(by_key.get(key, "") for key in extra),
         ]
-        for member, groups in rows
-    )
+
+    cells = (cells_of(member, groups) for member, groups in rows)
     return write_result(fmt, header, cells, own_columns=(1,))
-
-
-def _field(fields: dict[str, str], key: str) -> str:
-    return next((v for k, v in fields.items() if field_key(k) == key), "")
