@@ -63,6 +63,8 @@ logger = logging.getLogger(__name__)
 BATCH: Final = 500
 # Seconds one part may take to upload: 50 MB over a slow link outlasts aiogram's default 60 s.
 UPLOAD_TIMEOUT: Final = 600
+# Before any devsms traffic: no export button's period starts earlier.
+EARLIEST: Final = dt.date(2000, 1, 1)
 
 
 def export_row(row: TrafficRow, job: str | None = None) -> ExportRow:
@@ -148,8 +150,10 @@ async def cancel_export(query: CallbackQuery, message: Message, state: FSMContex
     await edit_or_keep(message, _("Export cancelled."))
 
 
-def _period(callback_data: ExportCb) -> Period | None:
-    """The period a format button carries; None for a forged one."""
+def _period(callback_data: ExportCb, today: dt.date) -> Period | None:
+    """The period a format button carries; None for a forged one. A button never ends after
+    today (a day of slack for a zone changed since), nor starts before EARLIEST: a forged
+    "day 1 of year 1" made Period.bounds overflow."""
     try:
         period = Period(
             dt.date.fromordinal(callback_data.first), dt.date.fromordinal(callback_data.last)
@@ -157,6 +161,8 @@ def _period(callback_data: ExportCb) -> Period | None:
     except ValueError:
         return None
     if not 1 <= period.days <= MAX_RANGE_DAYS or not callback_data.fmt:
+        return None
+    if period.first < EARLIEST or period.last > today + dt.timedelta(days=1):
         return None
     return period
 
@@ -172,7 +178,7 @@ async def format_chosen(
     settings: HandlerSettings,
     bulk: BulkRepo,
 ) -> None:
-    period = _period(callback_data)
+    period = _period(callback_data, today_in(ZoneInfo(zone_name(user_row))))
     if period is None:
         callback_answer.text = _("This button is no longer active.")
         return

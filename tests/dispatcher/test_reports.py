@@ -319,6 +319,10 @@ async def test_forged_format_buttons_export_nothing(app: Harness) -> None:
         f"exp:fmt:csv:{first}:{first - 1}",  # backwards
         f"exp:fmt:csv:{first}:{first + 400}",  # too long
         f"exp:fmt::{first}:{first}",  # no format
+        # Day 1 of year 1: its midnight in Tashkent is before datetime's first moment in UTC
+        # (OverflowError, "Something went wrong"); days a year ahead are no export either.
+        "exp:fmt:csv:1:1",
+        f"exp:fmt:csv:{NOW.date().toordinal() + 400}:{NOW.date().toordinal() + 400}",
     ):
         await app.tap_data(menu, data)
         assert app.answers()[-1].text == "This button is no longer active."
