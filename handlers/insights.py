@@ -25,9 +25,11 @@ from handlers.sms_render import sms_list
 from handlers.states import InsightsForm
 from handlers.utils import AnswerCallbacks, edit_or_keep
 from services.insights import user_zone_name
+from services.schedule_time import zone_of
 from services.user_input import InvalidPercent, parse_percent
 from storage import InsightRepo, TrafficRepo, UserRepo
 from storage.insights import DigestMode, InsightPrefs
+from storage.users import UserRow
 
 NEXT_DIGEST: Final[dict[DigestMode, DigestMode]] = {
     "off": "daily",
@@ -211,13 +213,15 @@ async def show_failures(
     callback_data: FailuresCb,
     message: Message,
     traffic: TrafficRepo,
+    user_row: UserRow,
 ) -> None:
     rows = await traffic.failures_of(query.from_user.id, callback_data.batch, SHOWN_FAILURES)
     if not rows:
         callback_answer.text = _("These SMS are no longer in the record.")
         return
     header = _("❌ <b>The SMS that failed</b>")
-    await message.answer(sms_list([record_of(row) for row in rows], header))
+    zone = zone_of(user_row.timezone)
+    await message.answer(sms_list([record_of(row, zone) for row in rows], header))
 
 
 def create_router() -> Router:
