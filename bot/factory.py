@@ -33,7 +33,7 @@ from services.bulk import BulkRunner
 from services.bulk_plan import SourceCache
 from services.chart_desk import ChartDesk
 from services.devsms import DevsmsClient
-from services.export import ExportSlots
+from services.export_desk import ExportDesk
 from services.key_rotation import rotate_all
 from services.languages import Language
 from services.scheduler import Scheduler
@@ -86,9 +86,11 @@ class Services:
     """Parses uploaded files in a child process, started on the first upload."""
     charts: ChartDesk
     """Draws /stats charts in child processes, started with the first chart."""
-    exports: ExportSlots
+    exports: ExportDesk
+    """Runs /export's files in the background, a few at once (services/export_desk.py)."""
 
     async def close(self) -> None:
+        await self.exports.close()
         await self.charts.close()
         await self.uploads.close()
         await self.devsms.close()
@@ -156,7 +158,7 @@ async def open_services(settings: Settings) -> Services:
             memory_limit=settings.chart_memory_mb * 1024 * 1024,
             time_limit=settings.chart_time_limit,
         ),
-        exports=ExportSlots(settings.exports_at_once),
+        exports=ExportDesk(settings.exports_at_once),
     )
 
 
@@ -209,6 +211,8 @@ async def build_app(settings: Settings, *, bot: Bot | None = None) -> AsyncItera
         if bot is None:
             bot = create_bot(settings)
         stack.push_async_callback(bot.session.close)
+        # Before the bot's session and the database: a running export is cancelled first.
+        stack.push_async_callback(services.exports.close)
         policy = AccessPolicy(settings.access_mode == "allowlist", frozenset(settings.admin_ids))
         for_handlers = handler_settings(settings, policy)
         notifier = Notifier(

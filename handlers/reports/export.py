@@ -2,12 +2,15 @@
 
 The rows stream from the traffic record in batches; each batch is written to a temporary file
 in a thread (services.export.ExportWriter), so neither the event loop nor memory carries the
-whole export. Files past Telegram's limit go out as numbered parts.
+whole export. Files past Telegram's limit go out as numbered parts. The export runs as a
+background task of the export desk (services/export_desk.py): the handler takes a slot and
+returns, so the user's chat is not held while the files are read, written and uploaded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import shutil
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Final
 from zoneinfo import ZoneInfo
 
+from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, FSInputFile, Message
 from aiogram.utils.callback_answer import CallbackAnswer
@@ -30,6 +34,7 @@ from handlers.reports.render import (
     export_busy_text,
     export_caption,
     export_done_text,
+    export_failed_text,
     export_start_keyboard,
     export_start_text,
     export_texts,
@@ -45,7 +50,6 @@ from handlers.utils import edit_or_keep
 from services.export import (
     MAX_RANGE_DAYS,
     ExportRow,
-    ExportSlots,
     ExportWriter,
     InvalidRange,
     Period,
@@ -54,6 +58,7 @@ from services.export import (
     parse_range,
     this_month,
 )
+from services.export_desk import ExportDesk
 from storage import BulkRepo
 from storage.traffic import Origin, TrafficRepo, TrafficRow
 from storage.users import UserRow
@@ -174,7 +179,7 @@ async def format_chosen(
     message: Message,
     user_row: UserRow,
     traffic: TrafficRepo,
-    exports: ExportSlots,
+    exports: ExportDesk,
     settings: HandlerSettings,
     bulk: BulkRepo,
 ) -> None:
@@ -183,13 +188,21 @@ async def format_chosen(
         callback_answer.text = _("This button is no longer active.")
         return
     if not exports.take(user_row.id):
-        callback_answer.text = export_busy_text()
+        callback_answer.text = export_busy_text(own=exports.running(user_row.id))
         callback_answer.show_alert = True
         return
-    try:
-        await _export(message, callback_data, period, user_row, traffic, settings, bulk)
-    finally:
-        exports.release(user_row.id)
+
+    async def export() -> None:
+        try:
+            await _export(message, callback_data, period, user_row, traffic, settings, bulk)
+        except Exception:
+            logger.exception("export of user %s failed", user_row.id)
+            with contextlib.suppress(TelegramAPIError):
+                await edit_or_keep(message, export_failed_text())
+
+    # The export runs on without the handler: reading, writing and uploading take minutes
+    # for a big period, and the user's chat (SimpleEventIsolation) must not wait for them.
+    exports.start(user_row.id, export)
 
 
 async def _export(
