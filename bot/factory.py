@@ -42,6 +42,7 @@ from services.upload_worker import UploadWorker
 from services.vault import TokenVault, load_generated_keys, parse_keys
 from storage import (
     AlertRepo,
+    BroadcastRepo,
     BulkRepo,
     ContactRepo,
     CredentialRepo,
@@ -82,6 +83,8 @@ class Services:
     stoplist: StopListRepo
     """Numbers no send of their owner may reach (see SmsSender, BulkRunner, make_plan)."""
     contacts: ContactRepo
+    broadcasts: BroadcastRepo
+    """Admin broadcasts and their targets' fates, resumed after a restart."""
     uploads: UploadWorker
     """Parses uploaded files in a child process, started on the first upload."""
     charts: ChartDesk
@@ -148,6 +151,7 @@ async def open_services(settings: Settings) -> Services:
         schedule=ScheduleRepo(db),
         stoplist=StopListRepo(db),
         contacts=ContactRepo(db),
+        broadcasts=BroadcastRepo(db),
         uploads=UploadWorker(
             memory_limit=settings.upload_memory_mb * 1024 * 1024,
             time_limit=settings.upload_time_limit,
@@ -335,6 +339,7 @@ def create_dispatcher(services: Services, shared: Shared) -> Dispatcher:
         insights=services.insights,
         stoplist=services.stoplist,
         contacts=services.contacts,
+        broadcast_log=services.broadcasts,
         uploads=services.uploads,
         charts=services.charts,
         exports=services.exports,
