@@ -18,8 +18,14 @@ COPY services/ services/
 COPY storage/ storage/
 # REQUIRE_ENCRYPTION_KEY: the container refuses to start without ENCRYPTION_KEY rather than
 # generate a key onto the data volume, where one backup would hold both tokens and their key.
+# WEB_HOST/WEB_PORT: the web server (/healthz, /readyz, the webhook) always runs in the image,
+# so the HEALTHCHECK below has something to ask; publish the port only through a proxy.
 ENV PATH="/venv/bin:$PATH" PYTHONUNBUFFERED=1 DATABASE_PATH=/app/data/bot.sqlite3 \
-    REQUIRE_ENCRYPTION_KEY=1
+    REQUIRE_ENCRYPTION_KEY=1 WEB_HOST=0.0.0.0 WEB_PORT=8080
 USER bot
 VOLUME ["/app/data"]
+EXPOSE 8080
+# Liveness: the event loop answers. (Readiness, /readyz, is for the orchestrator to ask.)
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('WEB_PORT', '8080'), timeout=4)"]
 CMD ["python", "-m", "bot"]

@@ -1,4 +1,5 @@
-"""`python -m bot`: read settings, open what the bot shares, poll Telegram until stopped."""
+"""`python -m bot`: read settings, open what the bot shares, take updates until stopped
+(polling, or webhook mode with the web server: bot/runner.py)."""
 
 from __future__ import annotations
 
@@ -6,19 +7,26 @@ import asyncio
 import gc
 import logging
 import sys
+from pathlib import Path
+from typing import Final
 
 from pydantic import ValidationError
 
 from bot.config import Settings
 from bot.factory import build_app
 from bot.logging_setup import setup_logging
+from bot.runner import run
 
 logger = logging.getLogger("bot")
+SECRETS_DIR: Final = Path("/run/secrets")
 
 
 def load_settings() -> Settings:
     try:
-        return Settings()  # type: ignore[call-arg]  # BOT_TOKEN comes from the environment
+        # Docker and compose secrets: a file per setting, e.g. /run/secrets/encryption_key;
+        # the environment and .env win over them.
+        secrets_dir = SECRETS_DIR if SECRETS_DIR.is_dir() else None
+        return Settings(_secrets_dir=secrets_dir)  # type: ignore[call-arg]  # BOT_TOKEN: env
     except ValidationError as exc:
         for error in exc.errors():
             field = ".".join(str(part) for part in error["loc"]).upper()
@@ -40,7 +48,8 @@ async def main() -> None:
     settings = load_settings()
     setup_logging(
         settings.log_level,
-        secrets=(settings.bot_token.get_secret_value(),),
+        secrets=(settings.bot_token.get_secret_value(),)
+        + ((settings.webhook_secret.get_secret_value(),) if settings.webhook_secret else ()),
         log_sql=settings.log_sql,
     )
     async with build_app(settings) as app:
@@ -48,8 +57,7 @@ async def main() -> None:
         # collector's full passes removes its pauses of a few hundred ms from the event loop.
         gc.collect()
         gc.freeze()
-        dp = app.dp
-        await dp.start_polling(app.bot, allowed_updates=dp.resolve_used_update_types())
+        await run(app)
 
 
 if __name__ == "__main__":

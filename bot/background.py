@@ -14,14 +14,16 @@ from bot.config import Settings
 from bot.notices.digest import AdminDigest
 from bot.notices.notifier import Notifier
 from bot.notices.presenter import Presenter
+from services import metrics
 from services.access import AccessPolicy
 from services.accounts import Accounts
 from services.bulk_delivery import BulkDeliveryReporter
+from services.callbacks import CallbackInbox
 from services.failure_watch import FailureWatch
 from services.health import GatewayHealth
 from services.insights import DigestSender
 from services.tracker import DeliveryTracker
-from services.traffic import TrafficSync
+from services.traffic import FirstLooks, TrafficSync
 from services.watcher import BalanceWatcher
 from storage import AlertRepo, BulkRepo, InsightRepo, OutboxRepo, TrafficRepo, UserRepo
 
@@ -54,8 +56,12 @@ class Background:
         policy: AccessPolicy,
         traffic: TrafficRepo,
         insights: InsightRepo,
+        first_looks: FirstLooks,
+        callbacks: CallbackInbox | None = None,
     ) -> None:
         self._settings = settings
+        self._first_looks = first_looks
+        self._callbacks = callbacks
         self._traffic = traffic
         self._insights = insights
         self._policy = policy
@@ -99,9 +105,17 @@ class Background:
             health=health,
             policy=policy,
             after_round=[FailureWatch(self._traffic, self._insights, notices).after_round],
+            first_looks=self._first_looks,
         )
         digests = DigestSender(
             self._insights, self._traffic, self._bulk, notices, poll=settings.insights_poll
+        )
+        bulk_delivery = BulkDeliveryReporter(
+            self._bulk,
+            self._accounts,
+            self._users,
+            notices,
+            policy=policy,
         )
         tracker = DeliveryTracker(
             self._outbox,
@@ -113,20 +127,17 @@ class Background:
             on_token_rejected=watcher.token_rejected,
             bulk=self._bulk,
             policy=policy,
+            on_bulk_callback=bulk_delivery.wake,
         )
-        bulk_delivery = BulkDeliveryReporter(
-            self._bulk,
-            self._accounts,
-            self._users,
-            notices,
-            policy=policy,
-        )
+        if self._callbacks is not None:
+            self._callbacks.start(tracker)
         self._tasks = [
             asyncio.create_task(watcher.run(), name="balance-watcher"),
             asyncio.create_task(bulk_delivery.run(), name="bulk-delivery"),
             asyncio.create_task(tracker.run(settings.delivery_poll), name="delivery-tracker"),
             asyncio.create_task(traffic.run(), name="traffic-sync"),
             asyncio.create_task(digests.run(), name="digests"),
+            asyncio.create_task(metrics.probe_loop_lag(), name="loop-lag"),
         ]
         language = settings.default_language
         await notifier.to_admins(
@@ -136,6 +147,8 @@ class Background:
         )
 
     async def stop(self) -> None:
+        if self._callbacks is not None:
+            await self._callbacks.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -32,6 +32,16 @@ def default_key_file() -> Path:
 
 # What @BotFather hands out: "<bot id>:<35 url-safe characters>".
 BOT_TOKEN_RE: Final = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{30,100}$")
+# Telegram's rule for setWebhook's secret_token: https://core.telegram.org/bots/api#setwebhook
+WEBHOOK_SECRET_RE: Final = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+WEBHOOK_PATH_RE: Final = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
+PUBLIC_URL_RE: Final = re.compile(r"^https://[A-Za-z0-9.-]+(:\d{1,5})?(/[A-Za-z0-9._~/-]*)?$")
+# Plain http only to this machine's loopback (tests, a local fake gateway); never over a network.
+LOOPBACK_URL_RE: Final = re.compile(
+    r"^http://(127\.0\.0\.1|localhost|\[::1\])(:\d{1,5})?(/[A-Za-z0-9._~/-]*)?$"
+)
+# The bot's own web server listens here in webhook mode when WEB_PORT is not set.
+WEBHOOK_DEFAULT_PORT: Final = 8080
 
 
 class Settings(BaseSettings):
@@ -42,6 +52,17 @@ class Settings(BaseSettings):
     # Telegram
     bot_token: SecretStr
     telegram_api_url: str = TELEGRAM_API_URL
+    # How updates arrive: the bot asks (polling) or Telegram posts them (webhook).
+    telegram_mode: Literal["polling", "webhook"] = "polling"
+    webhook_path: str = "/telegram"
+    webhook_secret: SecretStr | None = None
+
+    # The bot's own web server (bot/web/): webhook, /healthz, /readyz and what others add
+    public_base_url: str = ""
+    web_host: str = "127.0.0.1"
+    web_port: int | None = Field(default=None, ge=1, le=65535)
+    # When set, GET /metrics wants "Authorization: Bearer <it>".
+    metrics_token: SecretStr | None = None
 
     # devsms gateway
     devsms_api_url: str = DEFAULT_DEVSMS_URL
@@ -131,6 +152,61 @@ class Settings(BaseSettings):
             )
         return SecretStr(value.get_secret_value().strip())
 
+    @field_validator("webhook_secret")
+    @classmethod
+    def _check_webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not WEBHOOK_SECRET_RE.match(value.get_secret_value()):
+            # Never the value itself: it is a secret.
+            raise ValueError("WEBHOOK_SECRET must be 1-256 of A-Z, a-z, 0-9, '_' and '-'")
+        return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _check_public_url(cls, value: str) -> str:
+        url = value.strip().rstrip("/")
+        if url and not (PUBLIC_URL_RE.match(url) or LOOPBACK_URL_RE.match(url)):
+            # Telegram posts updates to https only (ports 443, 80, 88, 8443).
+            raise ValueError(
+                "PUBLIC_BASE_URL must be an https:// URL without query, e.g. "
+                "https://bot.example.com"
+            )
+        return url
+
+    @field_validator("webhook_path")
+    @classmethod
+    def _check_webhook_path(cls, value: str) -> str:
+        path = value.strip()
+        if not WEBHOOK_PATH_RE.match(path):
+            raise ValueError("WEBHOOK_PATH must be a path like /telegram (letters, digits, ._~-)")
+        return path
+
+    @model_validator(mode="after")
+    def _check_webhook_mode(self) -> Settings:
+        if self.telegram_mode != "webhook":
+            return self
+        missing = [
+            name
+            for name, value in (
+                ("PUBLIC_BASE_URL", self.public_base_url),
+                ("WEBHOOK_SECRET", self.webhook_secret),
+            )
+            if not value
+        ]
+        if missing:
+            raise ValueError(f"TELEGRAM_MODE=webhook needs {' and '.join(missing)} to be set")
+        return self
+
+    @property
+    def web_port_in_use(self) -> int | None:
+        """The web server's port, or None when it does not run (polling without WEB_PORT)."""
+        if self.web_port is None and self.telegram_mode == "webhook":
+            return WEBHOOK_DEFAULT_PORT
+        return self.web_port
+
+    @property
+    def webhook_url(self) -> str:
+        return self.public_base_url + self.webhook_path
+
     @field_validator("key_file", mode="before")
     @classmethod
     def _expand_home(cls, value: object) -> object:
@@ -182,7 +258,14 @@ class Settings(BaseSettings):
             return tuple(int(part) for part in re.split(r"[,\s]+", value.strip()) if part)
         return value
 
-    @field_validator("admin_chat_id", "encryption_key", mode="before")
+    @field_validator(
+        "admin_chat_id",
+        "encryption_key",
+        "webhook_secret",
+        "web_port",
+        "metrics_token",
+        mode="before",
+    )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

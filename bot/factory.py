@@ -20,7 +20,7 @@ from bot.background import Background
 from bot.commands import set_commands
 from bot.config import Settings, handler_settings
 from bot.i18n import UserLocaleMiddleware, create_i18n
-from bot.middlewares import RetryRequestMiddleware, UserMiddleware
+from bot.middlewares import MetricsMiddleware, RetryRequestMiddleware, UserMiddleware
 from bot.notices.digest import AdminDigest
 from bot.notices.jobs import JobReports
 from bot.notices.notifier import Notifier, Outbox
@@ -31,19 +31,23 @@ from services.access import AccessPolicy
 from services.accounts import Accounts
 from services.bulk import BulkRunner
 from services.bulk_plan import SourceCache
+from services.callbacks import CallbackInbox, CallbackLinks
 from services.chart_desk import ChartDesk
 from services.devsms import DevsmsClient
 from services.export_desk import ExportDesk
 from services.key_rotation import rotate_all
 from services.languages import Language
+from services.otp import CodeKeeper
 from services.scheduler import Scheduler
 from services.sending import SmsSender
+from services.traffic import FirstLooks
 from services.upload_worker import UploadWorker
 from services.vault import TokenVault, load_generated_keys, parse_keys
 from storage import (
     AlertRepo,
     BroadcastRepo,
     BulkRepo,
+    CallbackRepo,
     ContactRepo,
     CredentialRepo,
     Database,
@@ -187,6 +191,17 @@ class Shared:
     sender: SmsSender
     runner: BulkRunner
     scheduler: Scheduler
+    first_looks: FirstLooks
+    """Users whose account the traffic sync reads before its next round (a new token)."""
+    callbacks: CallbackInbox | None = None
+    """Delivery callbacks from the gateway (PUBLIC_BASE_URL set and the web server on)."""
+
+
+def callback_links(settings: Settings) -> CallbackLinks | None:
+    """Per-send callback URLs, when the gateway can reach the bot's web server."""
+    if not settings.public_base_url or settings.web_port_in_use is None:
+        return None
+    return CallbackLinks(settings.public_base_url)
 
 
 @dataclass
@@ -233,8 +248,12 @@ async def build_app(settings: Settings, *, bot: Bot | None = None) -> AsyncItera
             admin_ids=settings.admin_ids,
         )
         notices = present(notifier, digest, services, for_handlers, language)
+        links = callback_links(settings)
+        inbox = None if links is None else CallbackInbox(CallbackRepo(services.db), links)
+        first_looks = FirstLooks()
         background = Background(
             settings,
+            first_looks=first_looks,
             notifier=notifier,
             digest=digest,
             notices=notices,
@@ -247,6 +266,7 @@ async def build_app(settings: Settings, *, bot: Bot | None = None) -> AsyncItera
             policy=policy,
             traffic=services.traffic,
             insights=services.insights,
+            callbacks=inbox,
         )
         stack.push_async_callback(background.stop)
         sender = SmsSender(
@@ -254,6 +274,7 @@ async def build_app(settings: Settings, *, bot: Bot | None = None) -> AsyncItera
             services.outbox,
             first_check=timedelta(seconds=settings.delivery_first_check),
             stoplist=services.stoplist,
+            links=links,
         )
         # Outcomes of sends whose recording is being retried, before the database closes.
         stack.push_async_callback(sender.close)
@@ -266,6 +287,7 @@ async def build_app(settings: Settings, *, bot: Bot | None = None) -> AsyncItera
             users=services.users,
             policy=policy,
             stoplist=services.stoplist,
+            links=links,
         )
         # Rows in flight settle while the database and the notices are still there.
         stack.push_async_callback(runner.stop)
@@ -285,7 +307,17 @@ async def build_app(settings: Settings, *, bot: Bot | None = None) -> AsyncItera
         )
         # Stopped first: it starts sends and jobs.
         stack.push_async_callback(scheduler.stop)
-        shared = Shared(policy, for_handlers, notifier, notices, sender, runner, scheduler)
+        shared = Shared(
+            policy,
+            for_handlers,
+            notifier,
+            notices,
+            sender,
+            runner,
+            scheduler,
+            first_looks,
+            callbacks=inbox,
+        )
         dp = create_dispatcher(services, shared)
 
         async def on_startup(bot: Bot) -> None:
@@ -350,7 +382,12 @@ def create_dispatcher(services: Services, shared: Shared) -> Dispatcher:
         scheduler=shared.scheduler,
         notifier=shared.notifier,
         notices=shared.notices,
+        first_looks=shared.first_looks,
+        # /otp codes between the code step and Send, in memory only (never FSM storage); a
+        # new Dispatcher, like a restart, starts without them.
+        otp_codes=CodeKeeper(),
     )
+    dp.update.outer_middleware(MetricsMiddleware())  # first: it times the others too
     dp.update.outer_middleware(UserMiddleware(services.users, settings))
     UserLocaleMiddleware(services.i18n, settings).setup(dp)
     dp.include_router(build_router())

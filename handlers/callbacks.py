@@ -137,6 +137,7 @@ class BulkAction(StrEnum):
     AT_END = "atend"  # start when quiet hours end
     CHEAP = "cheap"  # the template with the cheaper spelling, and a new dry run
     INTL = "intl"  # Start under the question about rows abroad: not asked again
+    LATER_INTL = "lintl"  # Send later under the same question: not asked again
 
 
 class BulkCb(CallbackData, prefix="blk"):

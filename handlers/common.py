@@ -62,7 +62,7 @@ async def help_command(message: Message) -> None:
             "/history — sent SMS and their status\n"
             "/status — status of one SMS by its id\n"
             "/settings — sender name and other settings\n"
-            "/language — O'zbekcha, Русский, English\n"
+            "/language — Oʻzbekcha, Русский, English\n"
             "/token — connect another devsms token\n"
             "/logout — delete your token and all your data\n"
             "/cancel — leave the current dialog"

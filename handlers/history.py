@@ -14,12 +14,12 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.i18n import ngettext
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from handlers.callbacks import HistoryCb, HistorySearchCb, SmsCb, fits_id
 from handlers.filters import Accessible, AnyMenuButton, MenuButton
 from handlers.keyboards import BTN_HISTORY
+from handlers.plural import ngettext
 from handlers.send_texts import EXAMPLE_PHONE, phone_error_text
 from handlers.sms_render import sms_list
 from handlers.states import HistoryForm
@@ -132,18 +132,22 @@ def history_view(
     header = [title]
     if resolved:
         header.append(
-            _("✅ {n} SMS whose sending was unclear turned up here: they did go out.").format(
-                n=resolved
-            )
+            ngettext(
+                "✅ {n} SMS whose sending was unclear turned up here: it did go out.",
+                "✅ {n} SMS whose sending was unclear turned up here: they did go out.",
+                resolved,
+            ).format(n=resolved)
         )
     if not items:
         return "\n".join([*header, "", _(_EMPTY[flt])]), _keyboard(flt, page, [], False)
     if history.total is not None:
         pages = max(-(-history.total // PAGE_SIZE), page + 1)
         header.append(
-            _("Page {page} of {pages} · {total} SMS").format(
-                page=page + 1, pages=pages, total=history.total
-            )
+            ngettext(
+                "Page {page} of {pages} · {total} SMS",
+                "Page {page} of {pages} · {total} SMS",
+                history.total,
+            ).format(page=page + 1, pages=pages, total=history.total)
         )
     else:
         header.append(_("Page {page}").format(page=page + 1))

@@ -57,7 +57,7 @@ MENU_BUTTONS: Final = (
 )
 
 LANGUAGE_NAMES: Final[dict[Language, str]] = {
-    "uz": "🇺🇿 O'zbekcha",
+    "uz": "🇺🇿 Oʻzbekcha",
     "ru": "🇷🇺 Русский",
     "en": "🇬🇧 English",
 }
@@ -275,13 +275,20 @@ def bulk_review_keyboard(
     return builder.as_markup()
 
 
-def bulk_abroad_keyboard(draft: int) -> InlineKeyboardMarkup:
-    """Start once more, the rows abroad included knowingly (see the dry run's question)."""
+def bulk_abroad_keyboard(draft: int, *, later: bool = False) -> InlineKeyboardMarkup:
+    """Start (or Send later) once more, the rows abroad included knowingly (see the dry run's
+    question)."""
     builder = InlineKeyboardBuilder()
-    builder.button(
-        text=_("🚀 Start, rows abroad included"),
-        callback_data=BulkCb(action=BulkAction.INTL, draft=draft),
-    )
+    if later:
+        builder.button(
+            text=_("🕒 Send later, rows abroad included"),
+            callback_data=BulkCb(action=BulkAction.LATER_INTL, draft=draft),
+        )
+    else:
+        builder.button(
+            text=_("🚀 Start, rows abroad included"),
+            callback_data=BulkCb(action=BulkAction.INTL, draft=draft),
+        )
     builder.button(text=_("✖️ Cancel"), callback_data=BulkCb(action=BulkAction.CANCEL, draft=draft))
     builder.adjust(1)
     return builder.as_markup()

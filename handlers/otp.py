@@ -1,9 +1,11 @@
 """/otp: phone → template type → company name → code (typed or generated) → confirm with the
 gateway's warning → one universal_otp POST (services.sending.SmsSender.send_otp).
 
-The code stays in FSM data between the steps (the outbox keeps it after sending anyway) and
-leaves it before the request; no handler logs it. Handlers take `state`, `accounts`,
-`outbox`, `sms_sender` and `user_row` by parameter name."""
+The code never enters FSM data (a database row an abandoned dialog leaves behind): between
+the code step and Send it is held in memory (`otp_codes`, services.otp.CodeKeeper), and Send
+takes it out before the request (the outbox keeps it after sending anyway); no handler logs
+it. Handlers take `state`, `accounts`, `outbox`, `sms_sender`, `otp_codes` and `user_row` by
+parameter name."""
 
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ from handlers.otp_texts import (
     ask_template_text,
     cancel_hint,
     code_error_text,
+    code_lost_text,
     confirm_text,
     name_error_text,
     not_sent_text,
@@ -55,6 +58,7 @@ from services.accounts import Accounts
 from services.devsms import Balance, DevsmsGatewayError, DevsmsUnavailable
 from services.otp import (
     TEMPLATE_TYPES,
+    CodeKeeper,
     InvalidCode,
     InvalidName,
     OtpRequest,
@@ -73,7 +77,10 @@ logger = logging.getLogger(__name__)
 # --- typed steps ---------------------------------------------------------------------------
 
 
-async def start_otp(message: Message, state: FSMContext) -> None:
+async def start_otp(
+    message: Message, state: FSMContext, otp_codes: CodeKeeper, user_row: UserRow
+) -> None:
+    otp_codes.drop(user_row.id)  # an earlier dialog's code
     await state.clear()
     await state.set_state(OtpForm.phone)
     await state.update_data(draft=secrets.randbelow(1_000_000_000))
@@ -149,6 +156,7 @@ async def code_received(
     state: FSMContext,
     accounts: Accounts,
     outbox: OutboxRepo,
+    otp_codes: CodeKeeper,
     user_row: UserRow,
 ) -> None:
     assert message.text is not None
@@ -157,8 +165,22 @@ async def code_received(
     except InvalidCode as exc:
         await message.answer(code_error_text(exc.problem))
         return
-    await state.update_data(code=code)
-    await show_confirm(message, state, accounts, outbox, user_row)
+    await keep_and_confirm(message, state, accounts, outbox, otp_codes, user_row, code)
+
+
+async def keep_and_confirm(
+    message: Message,
+    state: FSMContext,
+    accounts: Accounts,
+    outbox: OutboxRepo,
+    otp_codes: CodeKeeper,
+    user_row: UserRow,
+    code: str,
+) -> None:
+    """The code goes to memory, tied to this dialog; FSM data never holds it."""
+    draft: int = (await state.get_data())["draft"]
+    otp_codes.put(user_row.id, draft, code)
+    await show_confirm(message, state, accounts, outbox, user_row, code)
 
 
 async def show_confirm(
@@ -167,6 +189,7 @@ async def show_confirm(
     accounts: Accounts,
     outbox: OutboxRepo,
     user_row: UserRow,
+    code: str,
 ) -> None:
     data = await state.get_data()
     phone = normalize_phone(data["phone"])
@@ -178,13 +201,13 @@ async def show_confirm(
     price = await price_for(outbox, user_row.id, phone.digits, balance)
     await state.set_state(OtpForm.confirm)
     await message.answer(
-        confirm_text(phone, request_of(data), price, balance),
+        confirm_text(phone, request_of(data, code), price, balance),
         reply_markup=otp_confirm_keyboard(data["draft"]),
     )
 
 
-def request_of(data: dict[str, Any]) -> OtpRequest:
-    return OtpRequest(template_type=data["tt"], service_name=data["name"], code=data["code"])
+def request_of(data: dict[str, Any], code: str) -> OtpRequest:
+    return OtpRequest(template_type=data["tt"], service_name=data["name"], code=code)
 
 
 # --- buttons -------------------------------------------------------------------------------
@@ -236,14 +259,15 @@ async def generate_button(
     state: FSMContext,
     accounts: Accounts,
     outbox: OutboxRepo,
+    otp_codes: CodeKeeper,
     user_row: UserRow,
 ) -> None:
     if await live(callback_answer, callback_data, message, state, OtpForm.code) is None:
         return
-    await state.update_data(code=generate_code())
     with suppress(TelegramBadRequest):
         await message.edit_reply_markup(reply_markup=None)
-    await show_confirm(message, state, accounts, outbox, user_row)
+    code = generate_code()
+    await keep_and_confirm(message, state, accounts, outbox, otp_codes, user_row, code)
 
 
 async def cancel_button(
@@ -252,10 +276,13 @@ async def cancel_button(
     callback_data: OtpCb,
     message: Message,
     state: FSMContext,
+    otp_codes: CodeKeeper,
+    user_row: UserRow,
 ) -> None:
     steps = (OtpForm.template, OtpForm.code, OtpForm.confirm)
     if await live(callback_answer, callback_data, message, state, *steps) is None:
         return
+    otp_codes.drop(user_row.id)
     await state.clear()
     await message.edit_text(_("Cancelled. Nothing was sent."))
 
@@ -269,12 +296,22 @@ async def send_button(
     accounts: Accounts,
     outbox: OutboxRepo,
     sms_sender: SmsSender,
+    otp_codes: CodeKeeper,
     user_row: UserRow,
 ) -> None:
     data = await live(callback_answer, callback_data, message, state, OtpForm.confirm)
     if data is None:
         return
-    # The draft leaves the FSM before the request: a second tap finds nothing to send.
+    code = otp_codes.get(user_row.id, data["draft"])
+    if code is None:
+        # Not kept any more (a restart, or the confirm waited over an hour): asked anew.
+        await state.set_state(OtpForm.code)
+        with suppress(TelegramBadRequest):
+            await message.edit_reply_markup(reply_markup=None)
+        await message.answer(code_lost_text(), reply_markup=otp_code_keyboard(data["draft"]))
+        return
+    # The draft and its code go before the request: a second tap finds nothing to send.
+    otp_codes.drop(user_row.id)
     await state.clear()
     # "Sending…" is answered here, before the request, not by the middleware after it; an
     # expired query must not stop the send the user confirmed.
@@ -283,12 +320,12 @@ async def send_button(
         await query.answer(_("Sending…"))
     with suppress(TelegramAPIError):
         await message.edit_reply_markup(reply_markup=None)
-    phone, otp = normalize_phone(data["phone"]), request_of(data)
+    phone, otp = normalize_phone(data["phone"]), request_of(data, code)
     outcome = await sms_sender.send_otp(user_row.id, phone.digits, otp)
     if outcome.outcome is Outcome.STOPPED and outcome.stopped is not None:
         # Put on the stop list after the phone step: nothing was recorded or sent. The
         # dialog asks for another number (its draft kept, the code dropped).
-        await state.set_data({k: v for k, v in data.items() if k != "code"})
+        await state.set_data(data)
         await state.set_state(OtpForm.phone)
         await tell_outcome(
             message, refused_text(outcome.stopped), unstop_keyboard(outcome.stopped.id)
@@ -298,7 +335,7 @@ async def send_button(
         # Certainly not sent: offering the same code again is safe.
         await state.set_data(data)
         await tell_outcome(message, not_sent_text(), None)
-        await show_confirm(message, state, accounts, outbox, user_row)
+        await keep_and_confirm(message, state, accounts, outbox, otp_codes, user_row, code)
         return
     # It changed, or may have: a refused company name is charged too.
     accounts.forget_balance(user_row.id)

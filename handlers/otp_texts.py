@@ -7,6 +7,7 @@ from __future__ import annotations
 from aiogram import html
 from aiogram.utils.i18n import gettext as _
 
+from handlers.plural import ngettext
 from handlers.render import MISSING, money
 from handlers.send_texts import EXAMPLE_PHONE, result_text
 from services.devsms import Balance
@@ -79,9 +80,17 @@ def ask_company_text(template_type: int) -> str:
 
 def name_error_text(problem: NameProblem) -> str:
     if problem is NameProblem.TOO_LONG:
-        text = _("This name is too long: at most {n} characters.").format(n=SERVICE_NAME_MAX)
+        text = ngettext(
+            "This name is too long: at most {n} character.",
+            "This name is too long: at most {n} characters.",
+            SERVICE_NAME_MAX,
+        ).format(n=SERVICE_NAME_MAX)
     elif problem is NameProblem.TOO_SHORT:
-        text = _("This name is too short: at least {n} characters.").format(n=SERVICE_NAME_MIN)
+        text = ngettext(
+            "This name is too short: at least {n} character.",
+            "This name is too short: at least {n} characters.",
+            SERVICE_NAME_MIN,
+        ).format(n=SERVICE_NAME_MIN)
     elif problem is NameProblem.CONTROL:
         text = _("The name must be one line, without line breaks or invisible characters.")
     elif problem is NameProblem.NO_LETTERS:
@@ -104,12 +113,29 @@ def ask_code_text() -> str:
 
 def code_error_text(problem: CodeProblem) -> str:
     if problem is CodeProblem.TOO_SHORT:
-        text = _("This code is too short: at least {n} digits.").format(n=CODE_MIN)
+        text = ngettext(
+            "This code is too short: at least {n} digit.",
+            "This code is too short: at least {n} digits.",
+            CODE_MIN,
+        ).format(n=CODE_MIN)
     elif problem is CodeProblem.TOO_LONG:
-        text = _("This code is too long: at most {n} digits.").format(n=CODE_MAX)
+        text = ngettext(
+            "This code is too long: at most {n} digit.",
+            "This code is too long: at most {n} digits.",
+            CODE_MAX,
+        ).format(n=CODE_MAX)
     else:
         text = _("The code may contain digits only.")
     return text + "\n" + _("Type the code again, e.g. 4821, or tap «Generate a code».")
+
+
+def code_lost_text() -> str:
+    """Send tapped when the code is no longer kept (a restart, or an hour went by)."""
+    return (
+        _("Nothing was sent: for safety I keep a code only for a while, and this one is gone.")
+        + "\n"
+        + _("Type the code again, e.g. 4821, or tap «Generate a code».")
+    )
 
 
 def confirm_text(phone: PhoneNumber, otp: OtpRequest, price: PartPrice, balance: Balance) -> str:

@@ -6,8 +6,8 @@ from decimal import Decimal
 from typing import Final
 
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.i18n import ngettext
 
+from handlers.plural import ngettext
 from services.devsms import Balance
 from services.money import Money, grouped, spoken
 from services.sms_parts import TooManyParts
@@ -31,8 +31,10 @@ def not_enough_text(missing: Money) -> str:
 
 
 def too_many_parts_text(exc: TooManyParts) -> str:
-    return _(
-        "This text needs {parts} SMS parts; at most {limit} are allowed. Send a shorter text."
+    return ngettext(
+        "This text needs {parts} SMS part; at most {limit} are allowed. Send a shorter text.",
+        "This text needs {parts} SMS parts; at most {limit} are allowed. Send a shorter text.",
+        exc.parts,
     ).format(parts=exc.parts, limit=exc.limit)
 
 
@@ -85,25 +87,32 @@ def forecast_text(days_left: int | None, *, window: int | None) -> str:
 
 def balance_text(balance: Balance, forecast: str | None = None) -> str:
     stats = balance.statistics
+    affordable = sms_affordable(balance.balance, balance.sms_price)
     lines = [
         _("💰 <b>Balance: {balance}</b>").format(balance=money(balance.balance)),
         _("Price of one SMS: {price}").format(price=money(balance.sms_price)),
-        _("Enough for about {n} SMS").format(
-            n=count(sms_affordable(balance.balance, balance.sms_price))
+        ngettext("Enough for about {n} SMS", "Enough for about {n} SMS", affordable).format(
+            n=count(affordable)
         ),
     ]
     if forecast is not None:
         lines.append(forecast)
     lines += [
         "",
-        _("Today: {sms} SMS · {spent}").format(
-            sms=count(stats.today_sms), spent=money(stats.today_spent)
-        ),
-        _("This month: {sms} SMS · {spent}").format(
-            sms=count(stats.month_sms), spent=money(stats.month_spent)
-        ),
-        _("Total: {sms} SMS · {spent}").format(
-            sms=count(stats.total_sms), spent=money(stats.total_spent)
-        ),
+        ngettext(
+            "Today: {sms} SMS · {spent}",
+            "Today: {sms} SMS · {spent}",
+            stats.today_sms,
+        ).format(sms=count(stats.today_sms), spent=money(stats.today_spent)),
+        ngettext(
+            "This month: {sms} SMS · {spent}",
+            "This month: {sms} SMS · {spent}",
+            stats.month_sms,
+        ).format(sms=count(stats.month_sms), spent=money(stats.month_spent)),
+        ngettext(
+            "Total: {sms} SMS · {spent}",
+            "Total: {sms} SMS · {spent}",
+            stats.total_sms,
+        ).format(sms=count(stats.total_sms), spent=money(stats.total_spent)),
     ]
     return "\n".join(lines)

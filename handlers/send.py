@@ -185,7 +185,8 @@ async def take_text(
         await state.set_state(SendForm.text)
         await message.answer(too_many_parts_text(exc))
         return
-    await state.update_data(text=text)
+    # A typed text (also "Change text" after a template) was not made from a template.
+    await state.update_data(text=text, tpl_name=None)
     await show_preview(message, state, accounts, stoplist, outbox, settings, user_row)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import secrets
 from contextlib import suppress
-from typing import Any
+from typing import Any, Final
 
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.fsm.context import FSMContext
@@ -37,6 +37,9 @@ from storage import OutboxRepo, StopListRepo
 from storage.users import UserRow
 
 logger = logging.getLogger(__name__)
+
+# What of a draft comes back when the send provably did not happen.
+DRAFT_KEYS: Final = ("phone", "text", "tpl_name")
 
 
 # --- preview -------------------------------------------------------------------------------
@@ -226,10 +229,12 @@ async def confirm_send(
     with suppress(TelegramAPIError):
         await message.edit_reply_markup(reply_markup=None)
     phone = normalize_phone(data["phone"])
-    outcome = await sms_sender.send(user_row.id, phone.digits, data["text"], data.get("sender"))
+    outcome = await sms_sender.send(
+        user_row.id, phone.digits, data["text"], data.get("sender"), template=data.get("tpl_name")
+    )
     if outcome.outcome is Outcome.NOT_SENT:
         # Certainly not sent, so offering the same draft again is safe.
-        await state.set_data({k: v for k, v in data.items() if k in ("phone", "text")})
+        await state.set_data({k: v for k, v in data.items() if k in DRAFT_KEYS})
         await tell_outcome(
             message,
             _("⚠️ Could not reach devsms.uz: the SMS was <b>not</b> sent.")
@@ -242,7 +247,7 @@ async def confirm_send(
     if outcome.outcome is Outcome.STOPPED and outcome.stopped is not None:
         # Put on the stop list after the preview: nothing left, the draft comes back.
         await state.set_state(SendForm.phone)
-        await state.set_data({k: v for k, v in data.items() if k in ("phone", "text")})
+        await state.set_data({k: v for k, v in data.items() if k in DRAFT_KEYS})
         markup = unstop_keyboard(outcome.stopped.id)
         await tell_outcome(message, result_text(phone, data["text"], outcome), markup)
         return

@@ -10,6 +10,7 @@ from typing import Final
 from aiogram import html
 from aiogram.utils.i18n import gettext as _
 
+from handlers.plural import ngettext
 from handlers.render import MISSING, money, not_enough_text
 from handlers.sms_render import status_label
 from services.devsms import Balance, SendResult
@@ -91,7 +92,7 @@ def preview_text(
     lines.append(_("Text:"))
     lines.append(f"<blockquote>{quote_cut(text, PREVIEW_TEXT_LIMIT)}</blockquote>")
     lines.append(
-        _("{encoding} · {characters} characters · {parts} part(s)").format(
+        _("{encoding} · characters: {characters} · parts: {parts}").format(
             encoding=count.encoding, characters=count.characters, parts=count.parts
         )
     )
@@ -112,11 +113,15 @@ def preview_text(
         alternative = cheaper_spelling(text)
         if alternative is not None and count_sms(alternative).parts < count.parts:
             cheaper = True
+            parts = count_sms(alternative).parts
             lines.append(
-                _(
-                    "With plain apostrophes and quotes it would take {parts} part(s) "
-                    "instead of {was}."
-                ).format(parts=count_sms(alternative).parts, was=count.parts)
+                ngettext(
+                    "With plain apostrophes and quotes it would take {parts} part instead of "
+                    "{was}.",
+                    "With plain apostrophes and quotes it would take {parts} parts instead of "
+                    "{was}.",
+                    parts,
+                ).format(parts=parts, was=count.parts)
             )
     return "\n".join(lines), can_send, cheaper
 

@@ -17,6 +17,7 @@ from handlers.common import LANGUAGE_PROMPT
 from handlers.config import HandlerSettings
 from handlers.filters import Accessible, AnyMenuButton, MenuButton
 from handlers.keyboards import BTN_SETTINGS, language_keyboard, settings_keyboard
+from handlers.plural import ngettext
 from handlers.render import count, money
 from handlers.states import SettingsForm
 from handlers.utils import AnswerCallbacks, edit_or_keep
@@ -57,9 +58,11 @@ async def render(
         lines.append(_("Low-balance alert: off"))
     elif prefs.threshold_unit == "sms" and prefs.threshold_value is not None:
         lines.append(
-            _("Low-balance alert: when fewer than {n} SMS are left").format(
-                n=count(int(prefs.threshold_value))
-            )
+            ngettext(
+                "Low-balance alert: when fewer than {n} SMS is left",
+                "Low-balance alert: when fewer than {n} SMS are left",
+                int(prefs.threshold_value),
+            ).format(n=count(int(prefs.threshold_value)))
         )
     else:
         amount = Decimal(prefs.threshold_value or settings.low_balance_threshold)

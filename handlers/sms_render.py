@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 
 from aiogram import html
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.i18n import ngettext
 
+from handlers.plural import ngettext
 from handlers.render import MISSING, count, money
 from services.devsms import SmsRecord
 from services.i18n import N_

@@ -14,24 +14,20 @@ import logging
 from typing import Final
 
 from aiogram import Bot, F, Router
-from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.i18n import ngettext
 
-from handlers.bulk.dialog import DOWNLOAD_LIMIT
 from handlers.bulk.dry_run import (
-    no_phone_column_text,
-    spreadsheet_error_text,
-    too_big_text,
+    unreadable_text,
 )
 from handlers.callbacks import ID_MAX, StopAction, StopCb
 from handlers.config import HandlerSettings
 from handlers.filters import Accessible, AnyMenuButton
 from handlers.keyboards import stoplist_keyboard
+from handlers.plural import ngettext
 from handlers.send_preview import show_preview
 from handlers.states import SendForm, StopListForm
 from handlers.stoplist_texts import (
@@ -50,6 +46,7 @@ from handlers.stoplist_texts import (
     shown_phone,
     unstopped_text,
 )
+from handlers.uploads import download_document
 from handlers.utils import AnswerCallbacks, edit_or_keep
 from services.accounts import Accounts
 from services.bulk_plan import NoPhoneColumn, read_upload
@@ -264,33 +261,19 @@ async def file_received(
 ) -> None:
     """A CSV/XLSX file: its phone column, read like a /bulk list in the upload worker (limits
     on memory and time); a column named note/reason gives the notes."""
-    document = message.document
-    assert document is not None
-    if document.file_size is not None and document.file_size > DOWNLOAD_LIMIT:
-        await message.answer(too_big_text(document.file_size))
+    upload = await download_document(message, bot)
+    if upload is None:
         return
-    try:
-        downloaded = await bot.download(document)
-    except TelegramBadRequest as exc:
-        if "too big" not in exc.message:
-            raise
-        await message.answer(too_big_text(document.file_size))
-        return
-    assert downloaded is not None
-    content = downloaded.read()
+    content, name = upload
     key = hashlib.sha256(content).hexdigest()
-    name = document.file_name or "file"
     try:
         packed = await uploads.run(read_upload, content, name, key, settings.stoplist_limit)
         source = await asyncio.to_thread(packed.unpack)
     except TooManyRows:
         await message.answer(file_too_long_text(settings.stoplist_limit))
         return
-    except SpreadsheetError as exc:
-        await message.answer(spreadsheet_error_text(exc) + "\n" + _("/cancel stops."))
-        return
-    except NoPhoneColumn as exc:
-        await message.answer(no_phone_column_text(exc.columns))
+    except (SpreadsheetError, NoPhoneColumn) as exc:
+        await message.answer(unreadable_text(exc))
         return
     numbers = imported(source.recipients.valid, note_column(source.columns))
     skipped = len(source.recipients.invalid)

@@ -7,8 +7,8 @@ from typing import Final
 
 from aiogram import html
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.i18n import ngettext
 
+from handlers.plural import ngettext
 from handlers.render import count
 from handlers.send_texts import phone_error_text, quote_cut
 from services.phones import InvalidPhone, PhoneError, normalize_phone
@@ -48,9 +48,11 @@ def list_text(entries: list[StopEntry], page: int, total: int, limit: int) -> st
         )
     pages = -(-total // PAGE_SIZE)
     lines = [
-        _("⛔ <b>Stop list</b>: {n} of at most {limit} numbers").format(
-            n=count(total), limit=count(limit)
-        ),
+        ngettext(
+            "⛔ <b>Stop list</b>: {n} of at most {limit} number",
+            "⛔ <b>Stop list</b>: {n} of at most {limit} numbers",
+            limit,
+        ).format(n=count(total), limit=count(limit)),
         _("They never get an SMS from your account: /send refuses them, /bulk leaves them out."),
         "",
     ]
@@ -75,7 +77,11 @@ def ask_add_text(limit: int) -> str:
         + "\n"
         + _("A CSV or Excel (.xlsx) file with a phone column works too.")
         + "\n"
-        + _("The stop list holds at most {limit} numbers.").format(limit=count(limit))
+        + ngettext(
+            "The stop list holds at most {limit} number.",
+            "The stop list holds at most {limit} numbers.",
+            limit,
+        ).format(limit=count(limit))
         + "\n"
         + _("/cancel stops.")
     )
@@ -88,7 +94,11 @@ def ask_import_text(limit: int) -> str:
             "«note» or «reason» becomes the notes. Pasted numbers work too."
         )
         + "\n"
-        + _("The stop list holds at most {limit} numbers.").format(limit=count(limit))
+        + ngettext(
+            "The stop list holds at most {limit} number.",
+            "The stop list holds at most {limit} numbers.",
+            limit,
+        ).format(limit=count(limit))
         + "\n"
         + _("/cancel stops.")
     )
@@ -126,17 +136,23 @@ def no_numbers_text() -> str:
 
 
 def full_text(exc: StopListFull) -> str:
-    return _(
-        "The stop list holds at most {limit} numbers. It has {have}, and these would add {new} "
-        "more, so nothing was added. Remove some numbers first, or add fewer."
+    return ngettext(
+        "The stop list holds at most {limit} number. It has {have}, and these would add "
+        "{new} more, so nothing was added. Remove some numbers first, or add fewer.",
+        "The stop list holds at most {limit} numbers. It has {have}, and these would add "
+        "{new} more, so nothing was added. Remove some numbers first, or add fewer.",
+        exc.limit,
     ).format(limit=count(exc.limit), have=count(exc.have), new=count(exc.new))
 
 
 def file_too_long_text(limit: int) -> str:
     return (
-        _(
-            "The file has more rows than the stop list can hold ({limit} numbers), so nothing "
-            "was added. Send a shorter file."
+        ngettext(
+            "The file has more rows than the stop list can hold ({limit} number), so nothing "
+            "was added. Send a shorter file.",
+            "The file has more rows than the stop list can hold ({limit} numbers), so "
+            "nothing was added. Send a shorter file.",
+            limit,
         ).format(limit=count(limit))
         + "\n"
         + _("/cancel stops.")

@@ -23,6 +23,7 @@ from handlers.utils import edit_or_keep
 from services.accounts import Accounts
 from services.devsms import DevsmsBadRequest, DevsmsError, DevsmsUnauthorized
 from services.events import Notices
+from services.traffic import FirstLooks
 from storage import TrafficRepo, UserRepo
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ async def token_received(
     accounts: Accounts,
     notices: Notices,
     traffic: TrafficRepo,
+    first_looks: FirstLooks,
 ) -> None:
     assert message.from_user is not None and message.text is not None
     token = message.text.strip()
@@ -94,6 +96,9 @@ async def token_received(
         # account. The same token again keeps it: history older than the backfill would be
         # lost for good.
         await traffic.forget(message.from_user.id)
+        # Read before the next round, so /stats shows the account within a minute; only a
+        # note for the sync's own task, never awaited here.
+        first_looks.ask(message.from_user.id)
     await message.answer(_("✅ Token connected and stored encrypted."), reply_markup=main_menu())
     days = await forecast(traffic, accounts, message.from_user.id, balance)
     await message.answer(balance_text(balance, days), reply_markup=balance_keyboard())

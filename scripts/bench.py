@@ -12,9 +12,11 @@ event loop's lag with the same service code the bot runs.
 
 Sections (--quick scales every count down):
 1. /balance throughput of 200 users sending back to back, with the gateway answering in 0 and
-   50 ms, against the echo bot; the latency the bot adds (answer at the fake Telegram minus
-   message injected, minus the gateway's latency), also for 50 users who each write about once
-   a second, which is where the 20 ms target applies;
+   50 ms, against the echo bot, and at 0 ms in webhook mode (the fake Telegram posts every
+   update to the bot's web server, at most 40 at once) next to polling; the latency the bot
+   adds (answer at the fake Telegram minus message injected, minus the gateway's latency),
+   also for 50 users who each write about once a second, which is where the 20 ms target
+   applies;
 2. event-loop lag during a 10,000-user balance round and a 10,000-row bulk job, and one
    interactive user's /balance during them against idle (in the probe, and in the real bot
    process during its own start-up round);
@@ -29,6 +31,8 @@ Sections (--quick scales every count down):
    the upload worker (scripts/upload_stall.py), as the bot receives it and sent whole.
 8. the time to draw one /stats chart (the chart process's code, run here), and one user's
    /balance while 20 other users' charts are being drawn, against the same /balance idle.
+9. the metrics middleware's cost per update, and the time from a delivery callback of the
+   gateway to the user's notification (scripts/bench_callbacks.py).
 
 The machine is reported with the results, and so is how much CPU other processes took
 meanwhile: on a shared machine, times stretch, while CPU per update stays comparable.
@@ -63,6 +67,7 @@ import aiogram
 from aiohttp import web
 
 from bot.config import Settings
+from scripts.bench_callbacks import measure_callbacks
 from scripts.upload_stall import measure as measure_upload_stall
 from services.charts import ChartLabels, ChartSpec, DayPoint, draw_chart, fill_days
 from services.spreadsheet import MAX_CELLS, MAX_ROWS
@@ -78,6 +83,7 @@ from tests.e2e.harness import (
     ChatUser,
     child_env,
     die_with_parent,
+    free_port,
 )
 from tests.fakes.fake_devsms import FakeDevsms, RecordedRequest
 from tests.fakes.fake_telegram import FakeTelegram, JsonDict
@@ -125,6 +131,8 @@ INTERACTIVE_PAUSE: Final = 0.1
 CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")
 DEFAULT_CHECK_CONCURRENCY: Final = Settings.model_fields["balance_check_concurrency"].default
 ECHO_ARGV: Final = ("-m", "scripts.echo_bot")
+# Webhook mode's public URL, which the fake Telegram routes to the bot's own web server.
+WEBHOOK_PUBLIC: Final = "https://bench.example.test"
 
 
 @dataclass(frozen=True)
@@ -353,6 +361,18 @@ def bot_env(**extra: str) -> dict[str, str]:
     env |= {"DEVSMS_CONNECTIONS": "100", "DEVSMS_CONNECTIONS_PER_USER": "100"}
     env.update(extra)
     return env
+
+
+def webhook_env(telegram: FakeTelegram) -> dict[str, str]:
+    """bot_env for webhook mode: the fake Telegram posts each update to the bot's web server."""
+    port = free_port()
+    telegram.route_webhook(WEBHOOK_PUBLIC, f"http://127.0.0.1:{port}")
+    return bot_env(
+        TELEGRAM_MODE="webhook",
+        PUBLIC_BASE_URL=WEBHOOK_PUBLIC,
+        WEBHOOK_SECRET="bench-webhook-secret",
+        WEB_PORT=str(port),
+    )
 
 
 # --- seeding ----------------------------------------------------------------------------------
@@ -738,6 +758,15 @@ class Bench:
                 "bot-paced", bot, few, expected, p.gateway_latency, think=p.think_seconds
             )
             await bot.stop()
+            # The same load in webhook mode: Telegram posts every update (at most 40 at once).
+            hooked = await self.start_process(
+                "load-webhook", telegram, devsms, database=database, env=webhook_env(telegram)
+            )
+            await wait_until(
+                lambda: "balance round:" in hooked.output(), ROUND_TIMEOUT, "start-up round"
+            )
+            await measure("webhook-0ms", hooked, users, expected, 0.0)
+            await hooked.stop()
         finally:
             await ticker.stop()
             await self.stop_all()
@@ -780,6 +809,7 @@ class Bench:
                 "—",
                 **summary(result.added),
             )
+        self.webhook_rows(passes["webhook-0ms"], passes["bot-0ms"])
         paced = passes["bot-paced"]
         p99 = percentile(paced.added, 99)
         self.add(
@@ -791,7 +821,7 @@ class Bench:
             verdict(p99 <= LATENCY_P99_TARGET),
             **summary(paced.added),
         )
-        order = ("echo", "bot-0ms", "bot-latency", "echo-paced", "bot-paced")
+        order = ("echo", "bot-0ms", "bot-latency", "echo-paced", "bot-paced", "webhook-0ms")
         cpu = ", ".join(f"{label} {passes[label].bot_cpu:.0%}" for label in order)
         fakes = ", ".join(f"{passes[label].bench_cpu:.0%}" for label in order)
         others = ", ".join(f"{passes[label].other_cpu:.0%}" for label in order)
@@ -803,7 +833,9 @@ class Bench:
             "—",
         )
         batches = ", ".join(
-            f"{label} {passes[label].data()['updates_per_get_updates']:.1f}" for label in order
+            f"{label} {passes[label].data()['updates_per_get_updates']:.1f}"
+            for label in order
+            if passes[label].polls
         )
         lag99 = ", ".join(f"{ms(percentile(passes[label].bench_lag, 99))}" for label in order)
         self.add(
@@ -820,6 +852,28 @@ class Bench:
         }
         if problems:
             self.add("1", "wrong answers / timeouts", str(problems), "none expected", "MISSED")
+
+    def webhook_rows(self, hook: PassResult, polled: PassResult) -> None:
+        ratio = hook.rate / polled.rate if polled.rate else math.nan
+        self.add(
+            "1",
+            f"/balance throughput in webhook mode, {hook.users} users, gateway 0 ms",
+            f"{hook.rate:.0f} upd/s ({ratio:.2f}× polling)",
+            f"polling {polled.rate:.0f} upd/s in the same run",
+            "—",
+            rate=hook.rate,
+            polling_rate=polled.rate,
+            ratio=ratio,
+        )
+        self.add(
+            "1",
+            "webhook mode: bot CPU per update; bot-added latency, gateway 0 ms",
+            f"{ms(hook.cpu_per_update)}; {pair_ms(hook.added)}",
+            f"polling {ms(polled.cpu_per_update)}; {pair_ms(polled.added)}",
+            "—",
+            cpu_per_update=hook.cpu_per_update,
+            **summary(hook.added),
+        )
 
     # --- 2 and 3 -------------------------------------------------------------------------------
 
@@ -1387,6 +1441,11 @@ class Bench:
             idle=summary(idle),
         )
 
+    # --- 9 -------------------------------------------------------------------------------------
+
+    async def callbacks(self) -> None:
+        await measure_callbacks(self, seed=seed_users, env=bot_env)
+
 
 def time_charts(draws: int) -> tuple[float, list[float]]:
     """Seconds of the first chart (with matplotlib's import) and of each later one."""
@@ -1450,6 +1509,7 @@ SECTIONS: Final[dict[str, Callable[[Bench], Awaitable[None]]]] = {
     "6": Bench.connect_burst,
     "7": Bench.upload_stall,
     "8": Bench.charts,
+    "9": Bench.callbacks,
 }
 
 
@@ -1480,7 +1540,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write results as JSON")
     parser.add_argument(
         "--only",
-        default="1,2,3,4,5,6,7,8",
+        default="1,2,3,4,5,6,7,8,9",
         help="comma-separated sections to run (default: all)",
     )
     parser.add_argument(

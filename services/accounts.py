@@ -141,13 +141,25 @@ class Accounts:
             lambda token: self.devsms.get_status(token, sms_id=sms_id, request_id=request_id),
         )
 
-    async def send(self, user_id: int, phone: str, message: str, sender: str | None) -> SendResult:
+    async def send(
+        self,
+        user_id: int,
+        phone: str,
+        message: str,
+        sender: str | None,
+        *,
+        callback_url: str | None = None,
+    ) -> SendResult:
         """One POST, never retried: see DevsmsClient.send_sms."""
-        return await (await self.session(user_id)).send(phone, message, sender)
+        session = await self.session(user_id)
+        return await session.send(phone, message, sender, callback_url=callback_url)
 
-    async def send_otp(self, user_id: int, phone: str, otp: OtpRequest) -> SendResult:
+    async def send_otp(
+        self, user_id: int, phone: str, otp: OtpRequest, *, callback_url: str | None = None
+    ) -> SendResult:
         """One universal_otp POST, never retried: see DevsmsClient.send_otp."""
-        return await (await self.session(user_id)).send_otp(phone, otp)
+        session = await self.session(user_id)
+        return await session.send_otp(phone, otp, callback_url=callback_url)
 
     async def token_rejected(self, user_id: int) -> None:
         logger.info("devsms rejected the token of user %s; marked invalid", user_id)
@@ -189,13 +201,21 @@ class AccountSession:
             await self._accounts.token_rejected(self.user_id)
             raise
 
-    async def send(self, phone: str, message: str, sender: str | None) -> SendResult:
+    async def send(
+        self, phone: str, message: str, sender: str | None, *, callback_url: str | None = None
+    ) -> SendResult:
         """One POST, never retried: see DevsmsClient.send_sms. A 401 marks the token invalid
         and propagates: the request was refused, nothing went out."""
         devsms = self._accounts.devsms
-        return await self.call(lambda token: devsms.send_sms(token, phone, message, sender=sender))
+        return await self.call(
+            lambda token: devsms.send_sms(
+                token, phone, message, sender=sender, callback_url=callback_url
+            )
+        )
 
-    async def send_otp(self, phone: str, otp: OtpRequest) -> SendResult:
+    async def send_otp(
+        self, phone: str, otp: OtpRequest, *, callback_url: str | None = None
+    ) -> SendResult:
         """One universal_otp POST, never retried; a 401 marks the token invalid."""
         devsms = self._accounts.devsms
         return await self.call(
@@ -205,6 +225,7 @@ class AccountSession:
                 template_type=otp.template_type,
                 service_name=otp.service_name,
                 otp_code=otp.code,
+                callback_url=callback_url,
             )
         )
 

@@ -19,8 +19,10 @@ from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Final
 
+from services import metrics
 from services.access import OPEN, AccessPolicy
 from services.accounts import Accounts, AccountSession, NoToken, TokenState
+from services.callbacks import CallbackLinks
 from services.devsms import (
     DevsmsBadRequest,
     DevsmsError,
@@ -115,9 +117,11 @@ class BulkRunner:
         users: UserRepo | None = None,
         policy: AccessPolicy = OPEN,
         stoplist: StopListRepo | None = None,
+        links: CallbackLinks | None = None,
     ) -> None:
         self._bulk = bulk
         self._accounts = accounts
+        self.links = links  # each row's own delivery-callback URL (PUBLIC_BASE_URL set)
         # Every bulk row passes the runner: a number added to the owner's stop list after the
         # dry run is caught here, right before its request (default: the same database).
         self._stoplist = stoplist or StopListRepo(bulk.db)
@@ -278,6 +282,7 @@ class BulkRunner:
             await self._pause(job_id, PAUSE_TOKEN)
             return
         run = _Run(self._bulk, session, job, stop, self._limits(), self._progress, self._stoplist)
+        run.links = self.links
         await run.send_all()
         # Every worker is done: a row still 'sending' lost its settlement to an error.
         if orphans := await self._bulk.unsettled_to_unknown(job_id):
@@ -409,6 +414,7 @@ class _Run:
         self.limits = limits
         self.progress = progress
         self.pause_reason: str | None = None
+        self.links: CallbackLinks | None = None
         self.errors_in_row = 0
         self.refusal: str | None = None
         self.refusals_in_row = 0
@@ -476,41 +482,58 @@ class _Run:
     async def send_row(self, row: BulkRow) -> None:
         if not await self.token_current():
             return
-        if not await self.bulk.claim(self.job.id, row.row_no):
+        link = None if self.links is None else self.links.new()
+        callback = None if link is None else (link.token_hash, self.job.user_id)
+        if not await self.bulk.claim(self.job.id, row.row_no, callback=callback):
             return
         # Read after the claim is committed: a number stopped before this row was claimed is
         # caught, and the row ends 'stopped' (not a failure of the gateway, never sent).
         if await self.stoplist.entry(self.job.user_id, row.phone) is not None:
             await self.bulk.finish_row(self.job.id, row.row_no, "stopped", error=STOP_LIST)
+            metrics.bulk_row("stopped")
             return
+        state = await self.request_row(row, None if link is None else link.url)
+        if state is not None:
+            metrics.bulk_row(state)
+            metrics.sms("bulk", "refused" if state == "failed" else state)
+
+    async def request_row(self, row: BulkRow, callback_url: str | None) -> str | None:
+        """The one request of a claimed row; the state it ended in (None: released)."""
         try:
-            result = await self.session.send(row.phone, row.message, self.job.sender)
+            result = await self.session.send(
+                row.phone, row.message, self.job.sender, callback_url=callback_url
+            )
         except DevsmsUnauthorized:
             # Refused before sending; the session has marked the token invalid.
             await self.bulk.release(self.job.id, row.row_no)
             self.halt(PAUSE_TOKEN)
+            return None
         except DevsmsUnavailable:
             # The connection was never made: the row goes back, untouched.
             await self.bulk.release(self.job.id, row.row_no)
             self.count_error()
+            return None
         except DevsmsSendUnknown as exc:
             await self.bulk.finish_row(
                 self.job.id, row.row_no, "unknown", error=exc.gateway_text or type(exc).__name__
             )
             self.count_error()
+            return "unknown"
         except (DevsmsBadRequest, DevsmsNotFound) as exc:
             if exc.gateway_text and _NO_BALANCE.search(exc.gateway_text):
                 await self.bulk.release(self.job.id, row.row_no)
                 self.halt(PAUSE_BALANCE)
-                return
+                return None
             error = exc.gateway_text or "refused"
             await self.bulk.finish_row(self.job.id, row.row_no, "failed", error=error)
             self.errors_in_row = 0
             self.count_refusal(error)
+            return "failed"
         except DevsmsError as exc:
             await self.bulk.finish_row(
                 self.job.id, row.row_no, "failed", error=exc.gateway_text or type(exc).__name__
             )
+            return "failed"
         except BaseException:
             # Cancelled mid-request: it may have gone out.
             await asyncio.shield(
@@ -529,6 +552,7 @@ class _Run:
                 status=result.status,
                 cost=stored_cost(result.total_cost),
             )
+            return "sent"
 
     def count_error(self) -> None:
         self.errors_in_row += 1

@@ -7,7 +7,9 @@ the history answers 200 at a time, so the job's rows are updated from it instead
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Final
@@ -24,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 REPORT_AFTER: Final = timedelta(hours=24)  # give up waiting for the slowest operators
 CHECK_EVERY: Final = 300.0
+WAKE_GAP: Final = 30.0
 
 
 class BulkDeliveryReporter:
@@ -45,14 +48,26 @@ class BulkDeliveryReporter:
         self._policy = policy
         self._report_after = report_after
         self._now = now
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """A delivery callback came for a row: its job may be complete, look now."""
+        self._wake.set()
 
     async def run(self, every: float = CHECK_EVERY) -> None:
         while True:
+            self._wake.clear()
+            started = time.monotonic()
             try:
                 await self.tick()
             except Exception:
                 logger.exception("bulk delivery round failed")
-            await asyncio.sleep(every)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(every):
+                    await self._wake.wait()
+            # Callbacks of a big job wake it often: a round reads history pages, so at most
+            # one round per WAKE_GAP.
+            await asyncio.sleep(max(0.0, min(every, WAKE_GAP) - (time.monotonic() - started)))
 
     async def tick(self) -> int:
         """Updates the statuses of finished jobs not reported yet; returns reports sent."""

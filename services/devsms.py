@@ -57,6 +57,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 from yarl import URL
 
+from services import metrics
 from services.money import Money, parse_money
 
 logger = logging.getLogger(__name__)
@@ -595,11 +596,16 @@ class DevsmsClient:
         phone: str,
         message: str,
         sender: str | None = None,
+        *,
+        callback_url: str | None = None,
     ) -> SendResult:
-        """Send one SMS. Raises DevsmsSendUnknown when it may or may not have gone out."""
+        """Send one SMS. Raises DevsmsSendUnknown when it may or may not have gone out.
+        `callback_url`: where the gateway reports its status changes (services/callbacks.py)."""
         body: dict[str, str | int] = {"phone": phone, "message": message}
         if sender is not None:
             body["from"] = sender
+        if callback_url is not None:
+            body["callback_url"] = callback_url
         return await self._send(token, body)
 
     async def send_otp(
@@ -610,6 +616,7 @@ class DevsmsClient:
         template_type: int,
         service_name: str,
         otp_code: str,
+        callback_url: str | None = None,
     ) -> SendResult:
         """Send one verification code through the gateway's approved template
         (``type: universal_otp``). Same rules as :meth:`send_sms`: never retried,
@@ -625,6 +632,8 @@ class DevsmsClient:
             "service_name": service_name,
             "otp_code": otp_code,
         }
+        if callback_url is not None:
+            body["callback_url"] = callback_url
         return await self._send(token, body)
 
     async def _send(self, token: str, body: Mapping[str, str | int]) -> SendResult:
@@ -763,15 +772,12 @@ class DevsmsClient:
             # and after ("Connection closed." while reading the answer): the class says
             # nothing, the phase does.
             self._log_failure(method, path, started, exc)
+            metrics.gateway_call(path, None, time.monotonic() - started)
             arrived = progress is not None and progress.connected
             raise _NoAnswer(_reason(exc), may_have_arrived=arrived) from None
-        logger.debug(
-            "devsms %s %s -> %s in %.0f ms",
-            method,
-            path,
-            reply.status,
-            (time.monotonic() - started) * 1000,
-        )
+        elapsed = time.monotonic() - started
+        metrics.gateway_call(path, reply.status, elapsed)
+        logger.debug("devsms %s %s -> %s in %.0f ms", method, path, reply.status, elapsed * 1000)
         return reply
 
     @staticmethod

@@ -6,6 +6,8 @@ the gateway's history (services/reconcile.py).
 
 The code is a secret for logs: :class:`OtpRequest` never shows it in ``repr``, and nothing
 here logs. It is stored in the outbox row's text, as the gateway's history shows it anyway.
+Between the dialog's code step and its Send it is held in memory only (:class:`CodeKeeper`),
+never in FSM storage, which is a database row an abandoned dialog leaves behind.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ from __future__ import annotations
 import enum
 import re
 import secrets
+import time
 import unicodedata
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -135,3 +140,52 @@ def code_of(outbox_message: str) -> str | None:
 def codes_in(text: str) -> set[str]:
     """Every run of digits in a history entry's text that could be a code we sent."""
     return set(_DIGIT_RUN.findall(text[:2000]))
+
+
+# How long a code waits in memory for its dialog's Send, and how many dialogs at most.
+CODE_KEEP_SECONDS: Final = 3600.0
+CODES_KEPT_MAX: Final = 10_000
+
+
+class CodeKeeper:
+    """The codes of open /otp dialogs, in this process's memory only: one per user, tied to
+    the dialog (`draft`) it was typed or generated in, for `keep` seconds at most and for at
+    most `limit` users (the oldest go first). After a restart or past that time the dialog's
+    Send finds none and asks for the code again."""
+
+    def __init__(
+        self,
+        keep: float = CODE_KEEP_SECONDS,
+        limit: int = CODES_KEPT_MAX,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._keep = keep
+        self._limit = limit
+        self._clock = clock
+        self._codes: OrderedDict[int, tuple[int, str, float]] = OrderedDict()
+
+    def put(self, user_id: int, draft: int, code: str) -> None:
+        now = self._clock()
+        self._codes.pop(user_id, None)
+        self._codes[user_id] = (draft, code, now + self._keep)
+        while self._codes:
+            oldest, (_draft, _code, until) = next(iter(self._codes.items()))
+            if until > now and len(self._codes) <= self._limit:
+                break
+            del self._codes[oldest]
+
+    def get(self, user_id: int, draft: int) -> str | None:
+        """The code of `user_id`'s dialog `draft`, if still kept."""
+        kept = self._codes.get(user_id)
+        if kept is None or kept[0] != draft:
+            return None
+        if kept[2] <= self._clock():
+            del self._codes[user_id]
+            return None
+        return kept[1]
+
+    def drop(self, user_id: int) -> None:
+        self._codes.pop(user_id, None)
+
+    def __len__(self) -> int:
+        return len(self._codes)

@@ -235,7 +235,7 @@ class Scheduler:
 
         try:
             outcome = await self._sender.send(
-                user.id, item.phone, item.message, item.sender, claim=claim
+                user.id, item.phone, item.message, item.sender, claim=claim, template=item.template
             )
         except NotClaimed:
             return  # cancelled (or taken) meanwhile: nothing was recorded or sent

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
+from services import metrics
 from services.accounts import Accounts, NoToken
+from services.callbacks import CallbackLink, CallbackLinks
 from services.devsms import (
     DevsmsError,
     DevsmsGatewayError,
@@ -69,8 +71,11 @@ class SmsSender:
         first_check: dt.timedelta = FIRST_CHECK_AFTER,
         record_retry: Sequence[float] = RECORD_RETRY_DELAYS,
         stoplist: StopListRepo | None = None,
+        links: CallbackLinks | None = None,
     ) -> None:
         self._accounts = accounts
+        # Set when PUBLIC_BASE_URL is: every send then carries its own callback URL.
+        self._links = links
         self._outbox = outbox
         # Every single send passes here, so the stop list is checked here and nowhere later;
         # by default it is read from the outbox's own database, so no sender can go without.
@@ -87,6 +92,7 @@ class SmsSender:
         sender: str | None,
         *,
         claim: Claim | None = None,
+        template: str | None = None,
     ) -> SendOutcome:
         """Exactly one POST. The outbox row is committed before it, so a crash mid-request
         leaves a 'pending' row to reconcile instead of a forgotten SMS.
@@ -96,7 +102,8 @@ class SmsSender:
         "something went wrong, try again" after an SMS went out would have it sent twice.
 
         `claim` (a scheduled send) is committed together with the outbox row; when it says no,
-        storage.outbox.NotClaimed is raised and nothing is recorded or sent.
+        storage.outbox.NotClaimed is raised and nothing is recorded or sent. `template`: the
+        name of the saved template the text came from, kept in the row for /export.
 
         A number on the user's stop list gets no request at all (Outcome.STOPPED), whatever
         the preview showed: it may have been added since.
@@ -105,17 +112,38 @@ class SmsSender:
         if held is not None:
             return held
         country = foreign_region(phone)
+        link = self._new_link()
+        hashed = None if link is None else link.token_hash
         if claim is None:
             outbox_id = await self._outbox.create_pending(
-                user_id, phone, message, sender, country=country
+                user_id,
+                phone,
+                message,
+                sender,
+                country=country,
+                template=template,
+                callback_hash=hashed,
             )
         else:
             outbox_id = await self._outbox.create_claimed(
-                user_id, phone, message, sender, claim, country=country
+                user_id,
+                phone,
+                message,
+                sender,
+                claim,
+                country=country,
+                template=template,
+                callback_hash=hashed,
             )
-        return await self._deliver(
-            outbox_id, phone, lambda: self._accounts.send(user_id, phone, message, sender)
+        url = None if link is None else link.url
+        outcome = await self._deliver(
+            outbox_id,
+            phone,
+            lambda: self._accounts.send(user_id, phone, message, sender, callback_url=url),
+            self._first_check_of(user_id),
         )
+        metrics.sms("single", outcome.outcome.value)
+        return outcome
 
     async def send_otp(self, user_id: int, phone: str, otp: OtpRequest) -> SendOutcome:
         """One verification code (type universal_otp), under the same rules as :meth:`send`.
@@ -124,6 +152,7 @@ class SmsSender:
         held = await self._held_back(user_id, phone)
         if held is not None:
             return held
+        link = self._new_link()
         outbox_id = await self._outbox.create_pending(
             user_id,
             phone,
@@ -131,10 +160,27 @@ class SmsSender:
             None,
             kind=OutboxKind.OTP,
             country=foreign_region(phone),
+            callback_hash=None if link is None else link.token_hash,
         )
-        return await self._deliver(
-            outbox_id, phone, lambda: self._accounts.send_otp(user_id, phone, otp)
+        url = None if link is None else link.url
+        outcome = await self._deliver(
+            outbox_id,
+            phone,
+            lambda: self._accounts.send_otp(user_id, phone, otp, callback_url=url),
+            self._first_check_of(user_id),
         )
+        metrics.sms("otp", outcome.outcome.value)
+        return outcome
+
+    def _new_link(self) -> CallbackLink | None:
+        return None if self._links is None else self._links.new()
+
+    def _first_check_of(self, user_id: int) -> dt.timedelta:
+        """Later when the account's delivery callbacks have been arriving: polling is then
+        only the fallback for a report that never comes."""
+        if self._links is None:
+            return self._first_check
+        return self._links.first_check(user_id, self._first_check)
 
     async def _held_back(self, user_id: int, phone: str) -> SendOutcome | None:
         """STOPPED for a number on the user's stop list, before anything is recorded."""
@@ -145,7 +191,11 @@ class SmsSender:
         return SendOutcome(Outcome.STOPPED, 0, stopped=stopped)
 
     async def _deliver(
-        self, outbox_id: int, phone: str, request: Callable[[], Awaitable[SendResult]]
+        self,
+        outbox_id: int,
+        phone: str,
+        request: Callable[[], Awaitable[SendResult]],
+        first_check: dt.timedelta,
     ) -> SendOutcome:
         """Makes the one request of a recorded send and writes down what came of it."""
         try:
@@ -178,11 +228,13 @@ class SmsSender:
             # Cancelled or crashed mid-request: it may have gone out.
             await self._outbox.mark_unknown(outbox_id, "interrupted")
             raise
-        await self._record(outbox_id, lambda: self._record_sent(outbox_id, result))
+        await self._record(outbox_id, lambda: self._record_sent(outbox_id, result, first_check))
         logger.info("send %s to %s: sms_id %s", outbox_id, mask_phone(phone), result.sms_id)
         return SendOutcome(Outcome.SENT, outbox_id, result)
 
-    async def _record_sent(self, outbox_id: int, result: SendResult) -> None:
+    async def _record_sent(
+        self, outbox_id: int, result: SendResult, first_check: dt.timedelta
+    ) -> None:
         await self._outbox.mark_sent(
             outbox_id,
             result.sms_id,
@@ -193,7 +245,7 @@ class SmsSender:
         )
         if result.sms_id is not None and not is_final_status(result.status):
             await self._outbox.schedule_check(
-                outbox_id, first_check_at(after=self._first_check), checks=0
+                outbox_id, first_check_at(after=first_check), checks=0
             )
 
     async def _record(self, outbox_id: int, write: Callable[[], Awaitable[object]]) -> None:

@@ -11,11 +11,16 @@ back (services/reconcile.HistoryWalk), until it passes the oldest unknown send, 
 to the one matcher. A send still unmatched when a walk has passed it, 24 hours after it was
 made, is probably not sent (a single send's owner is told); a walk that could not finish
 (gateway errors, the page bound) concludes nothing.
+
+A delivery callback from the gateway (services/callbacks.py) does not report anything itself:
+`check_now` makes its SMS's next check due at once and wakes the loop, so the result reaches
+the user by the same path as a polled one, and only once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import defaultdict
@@ -27,6 +32,7 @@ from typing import Final
 from services.access import OPEN, AccessPolicy
 from services.accounts import Accounts, NoToken
 from services.alert_rules import TRACK_FOR, next_check_delay, worth_telling
+from services.callbacks import CheckResult
 from services.devsms import (
     DevsmsError,
     DevsmsGatewayError,
@@ -46,7 +52,8 @@ from services.reconcile import (
 )
 from storage.alerts import AlertRepo
 from storage.bulk import BulkRepo
-from storage.outbox import OutboxRepo, OutboxRow
+from storage.callbacks import CallbackTarget
+from storage.outbox import OutboxRepo, OutboxRow, OutboxState
 from storage.users import UserRepo
 
 logger = logging.getLogger(__name__)
@@ -90,6 +97,7 @@ class DeliveryTracker:
         reconcile_every: float = RECONCILE_EVERY,
         bulk: BulkRepo | None = None,
         history_pages: int = HISTORY_PAGES_PER_ROUND,
+        on_bulk_callback: Callable[[], object] | None = None,
     ) -> None:
         if batch < 1 or concurrency < 1 or history_pages < 1:
             raise ValueError("batch, concurrency and history_pages must be positive")
@@ -110,6 +118,8 @@ class DeliveryTracker:
         self._history_pages = history_pages
         # Per user, the history walk under way: it goes on where the last round stopped.
         self._walks: dict[int, _Walk] = {}
+        self._wake = asyncio.Event()  # set by check_now: a check became due before `poll`
+        self._on_bulk_callback = on_bulk_callback
 
     # --- the loop --------------------------------------------------------------------------
 
@@ -120,6 +130,7 @@ class DeliveryTracker:
         last_reconcile = float("-inf")
         while True:
             processed = 0
+            self._wake.clear()
             try:
                 processed = await self.tick()
             except Exception:
@@ -131,7 +142,12 @@ class DeliveryTracker:
                 except Exception:
                     logger.exception("reconciling unknown sends failed")
             # A full batch means more may be due right now.
-            await asyncio.sleep(0 if processed >= self._batch else poll)
+            if processed >= self._batch:
+                await asyncio.sleep(0)
+                continue
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(poll):
+                    await self._wake.wait()
 
     async def tick(self) -> int:
         """Checks the SMS whose next check is due (one batch); returns how many."""
@@ -147,6 +163,46 @@ class DeliveryTracker:
 
         await asyncio.gather(*(check(row) for row in rows))
         return len(rows)
+
+    # --- a delivery callback ---------------------------------------------------------------
+
+    async def check_now(self, target: CallbackTarget) -> CheckResult:
+        """The gateway said something changed for this send: its status check is due now.
+        A send already settled (a replayed callback) or not tracked is left alone."""
+        if target.outbox_id is None:
+            return await self._check_bulk_row(target)
+        row = await self._outbox.get(target.outbox_id)
+        if row is None:
+            return CheckResult.NOTHING
+        if row.state is OutboxState.PENDING:
+            return CheckResult.NOT_YET
+        if (
+            row.state is not OutboxState.SENT
+            or row.sms_id is None
+            or row.next_check_at is None
+            or row.result_notified
+        ):
+            return CheckResult.NOTHING
+        await self._outbox.schedule_check(row.id, stamp(self._now()), row.checks)
+        self._wake.set()
+        return CheckResult.CHECKING
+
+    async def _check_bulk_row(self, target: CallbackTarget) -> CheckResult:
+        """A bulk job's rows are not asked one by one (10,000 status calls where the history
+        answers 200 at a time, services/bulk_delivery.py): the callback wakes the job's
+        delivery report, which reads the history (at most once per WAKE_GAP) and tells the
+        job's result once."""
+        if target.row_state == "sending":
+            return CheckResult.NOT_YET
+        if (
+            target.row_state != "sent"
+            or target.row_sms_id is None
+            or is_final_status(target.row_status)
+        ):
+            return CheckResult.NOTHING
+        if self._on_bulk_callback is not None:
+            self._on_bulk_callback()
+        return CheckResult.CHECKING
 
     # --- one SMS ---------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ Handlers never await any of this; it runs as a background task (bot/background.p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -53,6 +54,46 @@ REMATCH_WINDOW: Final = timedelta(days=1)
 PAGE_SIZE: Final = 500
 
 AfterRound = Callable[[WatchTarget, datetime], Awaitable[None]]
+# Users waiting for their first look at most; more (a flood of new tokens within one interval)
+# wait for the next ordinary round.
+FIRST_LOOKS_MAX: Final = 10_000
+
+
+class FirstLooks:
+    """Users whose account the sync reads before its next round: a token just connected, so
+    that /stats and /export have something to show within a minute, not after up to
+    TRAFFIC_SYNC_INTERVAL. `ask` never blocks: the token handler only leaves a note."""
+
+    def __init__(self, limit: int = FIRST_LOOKS_MAX) -> None:
+        self._limit = limit
+        self._users: dict[int, None] = {}  # insertion order: first asked, first read
+        self._event: asyncio.Event | None = None
+
+    def ask(self, user_id: int) -> None:
+        if user_id not in self._users and len(self._users) >= self._limit:
+            logger.warning("first looks: %s waiting; user %s waits a round", self._limit, user_id)
+            return
+        self._users[user_id] = None
+        self._wake().set()
+
+    def take(self) -> list[int]:
+        """The users asked for so far, oldest first; the list is emptied."""
+        users, self._users = list(self._users), {}
+        self._wake().clear()
+        return users
+
+    async def wait(self, seconds: float) -> None:
+        """Returns once a user is asked for, or after `seconds`."""
+        if self._users:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._wake().wait()
+
+    def _wake(self) -> asyncio.Event:
+        if self._event is None:
+            self._event = asyncio.Event()
+        return self._event
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +141,7 @@ class TrafficSync:
         page_limit: int = HISTORY_MAX_LIMIT,
         now: Callable[[], datetime] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        first_looks: FirstLooks | None = None,
     ) -> None:
         if interval <= 0 or max_pages < 1 or concurrency < 1 or backfill_days < 1:
             raise ValueError("interval, max_pages, concurrency and backfill_days must be positive")
@@ -116,9 +158,11 @@ class TrafficSync:
         self._page_limit = page_limit
         self._now = now if now is not None else lambda: datetime.now(UTC)
         self._clock = clock
+        self._first_looks = first_looks if first_looks is not None else FirstLooks()
 
     async def run(self) -> None:
-        """Rounds forever, `interval` seconds apart. Cancel the task to stop it."""
+        """Rounds forever, `interval` seconds apart, and between them the first look at each
+        account whose token was just connected. Cancel the task to stop it."""
         mark_background()  # leaves each token a slot for its owner's taps
         while True:
             started = self._clock()
@@ -128,7 +172,23 @@ class TrafficSync:
                 logger.exception("traffic round failed; next one in %.0f s", self._interval)
             else:
                 logger.info("traffic round: %s users in %.1f s", users, self._clock() - started)
-            await asyncio.sleep(self._interval)
+            await self.serve_first_looks(started + self._interval)
+
+    async def serve_first_looks(self, until: float) -> None:
+        """Until the clock reaches `until`: reads the accounts of users asked for meanwhile.
+        In the same task as the rounds, so a user is never read by two at once."""
+        while (left := until - self._clock()) > 0:
+            await self._first_looks.wait(left)
+            for user_id in self._first_looks.take():
+                await self.first_look(user_id)
+
+    async def first_look(self, user_id: int) -> bool:
+        """One round for one user right away (a token just connected), if the ordinary round
+        would read them (a valid token, an active user the access policy admits)."""
+        targets = await self._alerts.watch_targets(user_id - 1, 1)
+        if not targets or targets[0].user_id != user_id:
+            return False
+        return await self._sync_target(targets[0])
 
     async def sync_all(self) -> int:
         """One round over every user with a valid token; returns how many were synced."""

@@ -62,6 +62,7 @@ class UploadWorker:
         start_method: Literal["forkserver", "spawn"] = "forkserver",
         preload: tuple[str, ...] = (),
         nice: int = 0,
+        idle_class: bool = False,
         name: str = "upload worker",
     ) -> None:
         self._name = name  # in the log lines and the child's process name
@@ -69,6 +70,9 @@ class UploadWorker:
         # Added to the child's niceness: work nobody waits on interactively (charts) yields
         # the CPU to the bot's event loop on a small machine.
         self._nice = nice
+        # Also Linux's SCHED_IDLE class (see _idle_class): the child runs when no ordinary
+        # process wants the core, and the bot's event loop, waking, takes it back at once.
+        self._idle_class = idle_class
         # Modules the child imports when it starts, so that the time limit measures parsing
         # rather than importing openpyxl on a busy machine.
         self._preload = preload
@@ -155,7 +159,7 @@ class UploadWorker:
         ours, theirs = self._context.Pipe()
         process = self._context.Process(
             target=_serve,
-            args=(theirs, self._memory_limit, self._preload, self._nice),
+            args=(theirs, self._memory_limit, self._preload, self._nice, self._idle_class),
             name=self._name.replace(" ", "-"),
             daemon=True,
         )
@@ -192,10 +196,36 @@ def _exchange(conn: Connection, function: Callable[..., Any], args: tuple[Any, .
     return conn.recv()
 
 
-def _serve(conn: Connection, memory_limit: int, preload: tuple[str, ...], nice: int = 0) -> None:
+def _idle_class() -> bool:
+    """Puts this process in the SCHED_IDLE scheduling class, if the system has it.
+
+    Unprivileged processes may enter it (Linux ≥ 2.6.39, sched(7)). Unlike a nice value, it
+    also lets any ordinary process that wakes up (the bot's event loop on an update) preempt
+    this one at once instead of at the next scheduler tick. Elsewhere, or where a seccomp
+    profile forbids the call, the nice value alone stays: returns False.
+    """
+    policy = getattr(os, "SCHED_IDLE", None)
+    if policy is None or not hasattr(os, "sched_setscheduler"):
+        return False
+    try:
+        os.sched_setscheduler(0, policy, os.sched_param(0))
+    except OSError:
+        return False
+    return True
+
+
+def _serve(
+    conn: Connection,
+    memory_limit: int,
+    preload: tuple[str, ...],
+    nice: int = 0,
+    idle_class: bool = False,
+) -> None:
     """The child's loop: one job at a time until the bot closes the connection."""
     if nice:
         os.nice(nice)
+    if idle_class:
+        _idle_class()
     for module in preload:
         importlib.import_module(module)
     if memory_limit:

@@ -23,6 +23,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Final
 
+from services import metrics
 from services.access import OPEN, AccessPolicy
 from services.accounts import Accounts, NoToken
 from services.alert_rules import days_left, is_below, sms_left, threshold_money
@@ -116,6 +117,7 @@ class BalanceWatcher:
                 # The database or the notifier broke mid-round; the next round starts afresh.
                 logger.exception("balance round failed; next one in %.0f s", self._interval)
             else:
+                metrics.BALANCE_ROUND_SECONDS.observe(report.elapsed)
                 logger.info(
                     "balance round: %s checked, %s alerts, %s invalid, %s failed in %.1f s",
                     report.checked,

@@ -8,6 +8,7 @@ from __future__ import annotations
 from storage.alerts import AlertPrefs, AlertRepo, WatchTarget
 from storage.broadcasts import BroadcastRepo, BroadcastRow
 from storage.bulk import BulkRepo, BulkRow, JobCounts, JobRow
+from storage.callbacks import CallbackRepo, CallbackTarget
 from storage.contacts import (
     ContactLimit,
     ContactRepo,
@@ -38,6 +39,8 @@ __all__ = [
     "BroadcastRow",
     "BulkRepo",
     "BulkRow",
+    "CallbackRepo",
+    "CallbackTarget",
     "ContactLimit",
     "ContactRepo",
     "ContactRow",

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from storage.callbacks import add_callback
 from storage.db import Database, sqlite_int, utc_now
 
 JobState = Literal["ready", "running", "paused", "cancelled", "done"]
@@ -309,14 +310,23 @@ class BulkRepo:
         )
         return [BulkRow.from_row(row) for row in rows]
 
-    async def claim(self, job_id: int, row_no: int) -> bool:
-        """pending → sending, committed BEFORE the request leaves. False if someone else has it."""
-        changed = await self._db.execute(
+    async def claim(
+        self, job_id: int, row_no: int, *, callback: tuple[str, int] | None = None
+    ) -> bool:
+        """pending → sending, committed BEFORE the request leaves. False if someone else has it.
+        `callback` (token hash, owner's user id) is stored with the claim, in its transaction."""
+        sql = (
             "UPDATE bulk_rows SET state = 'sending', updated_at = ? "
-            "WHERE job_id = ? AND row_no = ? AND state = 'pending'",
-            (utc_now(), job_id, row_no),
+            "WHERE job_id = ? AND row_no = ? AND state = 'pending'"
         )
-        return changed > 0
+        if callback is None:
+            return await self._db.execute(sql, (utc_now(), job_id, row_no)) > 0
+        token_hash, user_id = callback
+        async with self._db.transaction():
+            if not await self._db.execute(sql, (utc_now(), job_id, row_no)):
+                return False
+            await add_callback(self._db, token_hash, user_id, job_id=job_id, row_no=row_no)
+        return True
 
     async def finish_row(
         self,

@@ -324,6 +324,32 @@ CREATE TABLE contact_group_members (
 CREATE INDEX contact_group_members_contact ON contact_group_members (contact_id);
 """
 
+_SEND_TEMPLATE: Final = """
+-- The saved template a single send (or a scheduled one) was made from, by its name at the
+-- time of the send: /export's template column (storage/traffic.py copies it when it matches
+-- the history entry to the outbox row). NULL: the text was typed.
+ALTER TABLE outbox ADD COLUMN template TEXT NULL;
+ALTER TABLE scheduled ADD COLUMN template TEXT NULL;
+"""
+
+_CALLBACKS: Final = """
+-- Delivery reports pushed by the gateway (services/callbacks.py): a send made while
+-- PUBLIC_BASE_URL is set carries a callback URL with a random token. Only the token's SHA-256
+-- is kept, written in the transaction that records the send (an outbox row, or a bulk row's
+-- claim), so a callback can name nothing but a send the bot made. No reference to outbox or
+-- bulk_rows: a later rebuild of those tables must not cascade into this one.
+CREATE TABLE delivery_callbacks (
+    token_hash TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    outbox_id INTEGER NULL,
+    job_id INTEGER NULL,
+    row_no INTEGER NULL,
+    created_at TEXT NOT NULL,
+    CHECK ((outbox_id IS NULL) <> (job_id IS NULL))
+) WITHOUT ROWID;
+CREATE INDEX delivery_callbacks_created ON delivery_callbacks (created_at);
+"""
+
 _REVIEW_FIXES: Final = """
 -- When a waiting item held by its owner's quiet hours may start: the end of those hours (UTC),
 -- written by the scheduler; NULL: at due_at. Rounds select on it, so held items never fill a
@@ -369,6 +395,8 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     _STOPLIST,
     _OTP,
     _CONTACTS,
+    _SEND_TEMPLATE,
+    _CALLBACKS,
     _REVIEW_FIXES,
 )
 LATEST_VERSION: Final = len(MIGRATIONS)

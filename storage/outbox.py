@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
+from storage.callbacks import add_callback
 from storage.db import Database, sqlite_int, utc_now
 
 logger = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ class OutboxState(StrEnum):
 _COLUMNS: Final = (
     "id, user_id, phone, message, sender, state, sms_id, request_id, status, "
     "parts_count, total_cost, error, created_at, updated_at, next_check_at, checks, "
-    "result_notified, kind, country"
+    "result_notified, kind, country, template"
 )
 _OPEN: Final = (OutboxState.PENDING, OutboxState.UNKNOWN)
 # SQLite allows 999 bound parameters in older builds; each id is bound twice.
@@ -75,6 +76,8 @@ class OutboxRow:
     kind: OutboxKind = OutboxKind.SMS
     country: str | None = None
     """The ISO region of a number outside Uzbekistan (phonenumbers); None for Uzbek ones."""
+    template: str | None = None
+    """The name of the saved template the text came from (/export), if any."""
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> OutboxRow:
@@ -102,12 +105,23 @@ class OutboxRepo:
         *,
         kind: OutboxKind = OutboxKind.SMS,
         country: str | None = None,
+        template: str | None = None,
+        callback_hash: str | None = None,
     ) -> int:
-        """Records the SMS and commits at once, before the gateway is called."""
+        """Records the SMS and commits at once, before the gateway is called. `template`: the
+        name of the saved template the text came from, if any (shown by /export); with
+        `callback_hash`, the hash of its delivery-callback token in the same transaction."""
+        if callback_hash is not None:
+            async with self._db.transaction():
+                outbox_id = await self.create_pending(
+                    user_id, phone, message, sender, kind=kind, country=country, template=template
+                )
+                await add_callback(self._db, callback_hash, user_id, outbox_id=outbox_id)
+            return outbox_id
         now = utc_now()
         row = await self._db.fetchone(
             "INSERT INTO outbox (user_id, phone, message, sender, state, created_at, updated_at, "
-            "kind, country) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "kind, country, template) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (
                 user_id,
                 phone,
@@ -118,6 +132,7 @@ class OutboxRepo:
                 now,
                 kind.value,
                 country,
+                template,
             ),
         )
         assert row is not None  # INSERT ... RETURNING always yields the row
@@ -132,11 +147,21 @@ class OutboxRepo:
         claim: Claim,
         *,
         country: str | None = None,
+        template: str | None = None,
+        callback_hash: str | None = None,
     ) -> int:
         """Records the SMS like `create_pending`, in one transaction with `claim` (given the
         new row's id): both are committed, or neither (NotClaimed when the claim said no)."""
         async with self._db.transaction():
-            outbox_id = await self.create_pending(user_id, phone, message, sender, country=country)
+            outbox_id = await self.create_pending(
+                user_id,
+                phone,
+                message,
+                sender,
+                country=country,
+                template=template,
+                callback_hash=callback_hash,
+            )
             if not await claim(outbox_id):
                 raise NotClaimed(outbox_id)
         return outbox_id

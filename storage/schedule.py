@@ -24,7 +24,7 @@ OPEN_STATES: Final = ("waiting", "missed")
 
 _COLUMNS: Final = (
     "id, user_id, kind, phone, message, sender, job_id, due_at, state, ignore_quiet, "
-    "outbox_id, reason, created_at, updated_at"
+    "outbox_id, reason, created_at, updated_at, template"
 )
 
 
@@ -45,6 +45,8 @@ class ScheduledRow:
     reason: str | None
     created_at: str
     updated_at: str
+    template: str | None = None
+    """The name of the saved template a single SMS's text came from, if any."""
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> ScheduledRow:
@@ -58,13 +60,20 @@ class ScheduleRepo:
         self._db = db
 
     async def add_sms(
-        self, user_id: int, phone: str, message: str, sender: str | None, due_at: str
+        self,
+        user_id: int,
+        phone: str,
+        message: str,
+        sender: str | None,
+        due_at: str,
+        *,
+        template: str | None = None,
     ) -> int:
         now = utc_now()
         row = await self._db.fetchone(
             "INSERT INTO scheduled (user_id, kind, phone, message, sender, due_at, created_at, "
-            "updated_at) VALUES (?, 'sms', ?, ?, ?, ?, ?, ?) RETURNING id",
-            (user_id, phone, message, sender, due_at, now, now),
+            "updated_at, template) VALUES (?, 'sms', ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (user_id, phone, message, sender, due_at, now, now, template),
         )
         assert row is not None  # INSERT ... RETURNING always yields the row
         return int(row["id"])

@@ -128,7 +128,7 @@ class TrafficRow:
     job_id: int | None
     """The bulk job it was a row of."""
     template: str | None
-    """The template's name when the send is known to have used one (not recorded yet)."""
+    """The saved template's name when a single send from the bot was made from one."""
 
     @property
     def outcome(self) -> Outcome:
@@ -257,7 +257,9 @@ _AGGREGATES: Final = (
 _INSERT: Final = (
     "INSERT INTO traffic (user_id, sms_id, request_id, phone, message, sender, parts, "
     "cost_micros, currency, status, created_at, origin, outbox_id, job_id, first_seen_at, "
-    "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "updated_at, template) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+    # The saved template a single send was made from comes with the outbox row it matched.
+    "(SELECT o.template FROM outbox o WHERE o.id = ?))"
 )
 
 
@@ -325,6 +327,7 @@ def _insert_params(
         job_id,
         stamp,
         stamp,
+        outbox_id,
     )
 
 
@@ -557,6 +560,10 @@ class TrafficRepo:
             return SyncState(user_id, 0, None, 0)
         return SyncState(user_id, row["resume_offset"], row["synced_at"], row["rounds"])
 
+    async def never_synced(self, user_id: int) -> bool:
+        """True until the first sync round of the user's current token has been stored."""
+        return (await self.sync_state(user_id)).synced_at is None
+
     async def save_sync_state(self, user_id: int, resume_offset: int | None) -> None:
         now = utc_now()
         await self._db.execute(
@@ -741,9 +748,10 @@ class TrafficRepo:
                 f"AND failure_noticed = 0 AND {column} IS NOT NULL"
             )
             params = (user_id, utc_text(since_utc))
+            template = outbox.replace("SELECT o.id", "SELECT o.template", 1)
             changed += await self._db.execute(
-                f"UPDATE traffic SET origin = 'bot', outbox_id = ({outbox}) "
-                f"WHERE {recent} AND EXISTS ({outbox})",
+                f"UPDATE traffic SET origin = 'bot', outbox_id = ({outbox}), "
+                f"template = ({template}) WHERE {recent} AND EXISTS ({outbox})",
                 params,
             )
             changed += await self._db.execute(

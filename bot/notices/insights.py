@@ -7,11 +7,11 @@ from decimal import Decimal
 from typing import Final
 
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.i18n import ngettext
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.notices.texts import Message
 from handlers.callbacks import FailuresCb
+from handlers.plural import ngettext
 from handlers.render import MISSING, count, money
 from handlers.sms_render import status_label
 from services.events import DeliveryRateLow, FailuresSeen, TrafficDigest

@@ -47,6 +47,7 @@ from aiogram.exceptions import (
 from aiogram.types import BufferedInputFile, InlineKeyboardMarkup, LinkPreviewOptions
 
 from bot.telegram_retry import repeat_is_harmless
+from services import metrics
 from services.events import Delivery
 from storage import UserRepo
 
@@ -235,6 +236,7 @@ class Notifier:
     async def start(self) -> None:
         if self._runner is not None or self._closing:
             return
+        metrics.watch_queue(lambda: self._unfinished)
         self._runner = asyncio.create_task(self._run(), name="notifier")
 
     async def stop(self, drain: float = 5.0) -> None:
@@ -493,6 +495,7 @@ class Notifier:
         try:
             await self._request(job)
         except TelegramRetryAfter as exc:
+            metrics.NOTIFIER_429.inc()
             self._flood_control(chat, float(exc.retry_after))
             self._retry_or_give_up(chat, job, "flood control")
         except TelegramMigrateToChat as exc:

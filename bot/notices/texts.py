@@ -18,6 +18,7 @@ from handlers.access import access_keyboard, pending_buttons, user_label
 from handlers.admin import broadcast_progress_text, tally_text
 from handlers.callbacks import BalanceCb, SmsCb, TokenCb, fits_id
 from handlers.keyboards import BTN_BALANCE, open_job_keyboard, sent_keyboard
+from handlers.plural import ngettext
 from handlers.render import count, duration_text, money
 from handlers.schedule import render as schedule_render
 from handlers.send_texts import result_text
@@ -135,7 +136,7 @@ def broadcast_finished(event: BroadcastFinished) -> str:
             done=event.tally.done, total=event.total
         )
     else:
-        head = _("📣 Broadcast finished: {total} users").format(total=event.total)
+        head = _("📣 Broadcast finished. Recipients: {total}").format(total=event.total)
     return head + "\n" + tally_text(event.tally)
 
 
@@ -176,9 +177,12 @@ def token_connected_note(event: TokenConnected) -> AdminNotice:
 
 
 def gateway_down(event: GatewayDown) -> str:
-    return _(
-        "🚨 The devsms gateway is not answering: {n} requests in a row failed. "
-        "Balance checks and delivery tracking continue and will catch up."
+    return ngettext(
+        "🚨 The devsms gateway is not answering: {n} request in a row failed. Balance "
+        "checks and delivery tracking continue and will catch up.",
+        "🚨 The devsms gateway is not answering: {n} requests in a row failed. Balance "
+        "checks and delivery tracking continue and will catch up.",
+        event.failures,
     ).format(n=event.failures)
 
 
@@ -191,12 +195,22 @@ def gateway_up(event: GatewayUp) -> str:
 def _balance_details(event: LowBalance) -> list[str]:
     lines: list[str] = []
     if event.sms_left is not None:
-        lines.append(_("Enough for about {n} SMS").format(n=count(event.sms_left)))
+        lines.append(
+            ngettext(
+                "Enough for about {n} SMS",
+                "Enough for about {n} SMS",
+                event.sms_left,
+            ).format(n=count(event.sms_left))
+        )
     if event.days_left == 0:
         lines.append(_("At the current pace it runs out today."))
     elif event.days_left is not None:
         lines.append(
-            _("At the current pace it lasts about {days} more days.").format(days=event.days_left)
+            ngettext(
+                "At the current pace it lasts about {days} more day.",
+                "At the current pace it lasts about {days} more days.",
+                event.days_left,
+            ).format(days=event.days_left)
         )
     lines.append(_("Alert threshold: {threshold}").format(threshold=money(event.threshold)))
     return lines

@@ -25,6 +25,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from handlers.callbacks import Id
 from handlers.config import HandlerSettings
+from handlers.plural import ngettext
 from handlers.utils import edit_or_keep
 from services.broadcast import Deliver, run_broadcast
 from services.events import Notices, Tally
@@ -111,7 +112,11 @@ async def broadcast_text(
     # The exact message users will get, then the question under it.
     await message.answer(text)
     await message.answer(
-        _("☝️ This will go to {n} users. Send it?").format(n=count),
+        ngettext(
+            "☝️ This will go to {n} user. Send it?",
+            "☝️ This will go to {n} users. Send it?",
+            count,
+        ).format(n=count),
         reply_markup=broadcast_keyboard(draft),
     )
 
@@ -200,10 +205,19 @@ class Broadcasts:
         self._start(notifier, notices, broadcast_log, row)
 
     async def resume(
-        self, broadcast_log: BroadcastRepo, notifier: Deliver, notices: Notices
+        self,
+        broadcast_log: BroadcastRepo | None = None,
+        notifier: Deliver | None = None,
+        notices: Notices | None = None,
     ) -> None:
         """At start-up: the broadcasts a stopped process left running go on with the targets
-        still waiting; those it had claimed may have got the message and are not sent again."""
+        still waiting; those it had claimed may have got the message and are not sent again.
+
+        Polling and the webhook runner start the routers with the dispatcher's workflow data;
+        a start without it (`dp.emit_startup(bot=bot)` in tests) leaves them for the next."""
+        if broadcast_log is None or notifier is None or notices is None:
+            logger.warning("started without the dispatcher's data: broadcasts not resumed")
+            return
         for row in await broadcast_log.unfinished():
             unknown = await broadcast_log.interrupted(row.id)
             logger.info(

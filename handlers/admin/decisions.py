@@ -17,7 +17,6 @@ from aiogram.types import (
 )
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.i18n import ngettext
 
 from handlers.access import (
     AccessCb,
@@ -26,6 +25,7 @@ from handlers.access import (
     user_label,
 )
 from handlers.config import HandlerSettings
+from handlers.plural import ngettext
 from handlers.utils import edit_or_keep
 from services.access import AccessPolicy
 from services.bulk import PAUSE_ACCESS, BulkRunner

@@ -86,7 +86,7 @@ async def summary(
         sent, parts = single + rows, single_parts + row_parts
         cost = total_cost(await outbox.costs_since(since) + await bulk.costs_since(since))
         lines.append(
-            _("{period}: {sent} SMS, {parts} parts, cost {cost}").format(
+            _("{period}: SMS {sent}, parts {parts}, cost {cost}").format(
                 period=label, sent=sent, parts=parts, cost=cost
             )
         )

@@ -45,10 +45,20 @@ async def start_refused(
         )
         await message.answer(refusal)
         return True
-    if plan.abroad and ask_abroad is not None:
-        # Rows abroad are billed at their countries' rates: Start asks about them once more.
-        await message.answer(
-            abroad_confirm_text(plan, rates), reply_markup=bulk_abroad_keyboard(ask_abroad)
-        )
-        return True
+    if ask_abroad is not None:
+        return await asked_abroad(message, plan, rates, ask_abroad)
     return False
+
+
+async def asked_abroad(
+    message: Message, plan: Plan, rates: dict[str, Money], draft: int, *, later: bool = False
+) -> bool:
+    """Rows abroad are billed at their countries' rates: Start, and Send later alike, ask
+    about them once more (with buttons for the dry run `draft`). False when there are none."""
+    if not plan.abroad:
+        return False
+    await message.answer(
+        abroad_confirm_text(plan, rates, later=later),
+        reply_markup=bulk_abroad_keyboard(draft, later=later),
+    )
+    return True

@@ -16,7 +16,7 @@ import hashlib
 import logging
 import secrets
 from contextlib import suppress
-from typing import Any, Final
+from typing import Any
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
@@ -29,13 +29,11 @@ from handlers.bulk.abroad import rates_for
 from handlers.bulk.dry_run import (
     INVALID_SHOWN,
     list_read_text,
-    no_phone_column_text,
     no_valid_number_text,
     review_text,
     skipped_file,
-    spreadsheet_error_text,
-    too_big_text,
     unknown_placeholders_text,
+    unreadable_text,
 )
 from handlers.bulk.lists import Lists
 from handlers.callbacks import BulkCb
@@ -45,9 +43,11 @@ from handlers.keyboards import (
     bulk_start_keyboard,
     bulk_templates_keyboard,
 )
+from handlers.plural import ngettext
 from handlers.render import count
 from handlers.states import BulkForm
 from handlers.templates.render import EXAMPLE_PLACEHOLDER, template_buttons, template_error_text
+from handlers.uploads import download_document
 from services.accounts import Accounts
 from services.bulk_plan import (
     PASTED,
@@ -63,9 +63,6 @@ from storage import ContactRepo, OutboxRepo, StopListRepo, TemplateRepo
 from storage.users import UserRow
 
 logger = logging.getLogger(__name__)
-
-# Bots may download files of at most 20 MB (https://core.telegram.org/bots/api#getfile).
-DOWNLOAD_LIMIT: Final = 20 * 1024 * 1024
 
 
 # --- step 1: the list ----------------------------------------------------------------------------
@@ -84,9 +81,12 @@ async def start_bulk(
     await message.answer(
         _("📦 <b>Bulk sending</b>")
         + "\n"
-        + _(
+        + ngettext(
             "Send a CSV or Excel (.xlsx) file with a column of phone numbers, up to {limit} "
-            "rows, or paste the numbers as a message, one per line."
+            "row, or paste the numbers as a message, one per line.",
+            "Send a CSV or Excel (.xlsx) file with a column of phone numbers, up to {limit} "
+            "rows, or paste the numbers as a message, one per line.",
+            settings.bulk_max_rows,
         ).format(limit=count(settings.bulk_max_rows))
         + "\n"
         + _(
@@ -109,23 +109,13 @@ async def document_received(
     settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
-    document = message.document
-    assert document is not None
-    if document.file_size is not None and document.file_size > DOWNLOAD_LIMIT:
-        await message.answer(too_big_text(document.file_size))
+    upload = await download_document(message, bot)
+    if upload is None:
         return
-    try:
-        downloaded = await bot.download(document)
-    except TelegramBadRequest as exc:
-        # file_size may be missing; Telegram then refuses big files only here.
-        if "too big" not in exc.message:
-            raise
-        await message.answer(too_big_text(document.file_size))
-        return
-    assert downloaded is not None
+    content, name = upload
+    assert message.document is not None
     lists = Lists.of(bot, bulk_sources, uploads, contacts, settings, user_row)
-    content, name = downloaded.read(), document.file_name or "file"
-    found_by = {"file_id": document.file_id}
+    found_by = {"file_id": message.document.file_id}
     await take_source(message, state, lists, templates, settings, content, name, found_by)
 
 
@@ -161,11 +151,8 @@ async def take_source(
     key = hashlib.sha256(data).hexdigest()
     try:
         source = await lists.parse(data, file_name, key)
-    except SpreadsheetError as exc:
-        await message.answer(spreadsheet_error_text(exc) + "\n" + _("/cancel stops."))
-        return
-    except NoPhoneColumn as exc:
-        await message.answer(no_phone_column_text(exc.columns))
+    except (SpreadsheetError, NoPhoneColumn) as exc:
+        await message.answer(unreadable_text(exc))
         return
     if not source.recipients.valid:
         await message.answer(no_valid_number_text(source, settings.sms_max_parts))
@@ -308,7 +295,11 @@ async def take_template(
                 ),
                 filename=f"skipped.{source.result_format}",
             ),
-            caption=_("All {n} rows that will be skipped.").format(n=count(len(plan.skipped))),
+            caption=ngettext(
+                "The {n} row that will be skipped.",
+                "All {n} rows that will be skipped.",
+                len(plan.skipped),
+            ).format(n=count(len(plan.skipped))),
         )
     text, can_start = review_text(source, template, plan, balance, max_parts, rates, cheaper)
     keyboard = bulk_review_keyboard(review, can_start=can_start, cheaper=cheaper is not None)

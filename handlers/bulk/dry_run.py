@@ -11,11 +11,20 @@ from aiogram import html
 from aiogram.utils.i18n import gettext as _
 
 from handlers.bulk.prices import abroad_lines, cheaper_line, cost_lines
+from handlers.plural import ngettext
 from handlers.render import MISSING, count
 from handlers.send_texts import quote_cut
 from handlers.stoplist_texts import left_out_text
 from handlers.templates.render import placeholder_list
-from services.bulk_plan import EMPTY_TEXT, LONG_TEXT, STOPPED, Plan, Skipped, Source
+from services.bulk_plan import (
+    EMPTY_TEXT,
+    LONG_TEXT,
+    STOPPED,
+    NoPhoneColumn,
+    Plan,
+    Skipped,
+    Source,
+)
 from services.contacts import GROUP_FORMAT
 from services.devsms import Balance
 from services.i18n import N_
@@ -54,17 +63,12 @@ _PHONE_REASONS: Final = {
 # --- the list ------------------------------------------------------------------------------------
 
 
-def too_big_text(size: int | None) -> str:
-    return _(
-        "This file is {size} MB; Telegram lets bots download files of at most 20 MB. "
-        "Save it as CSV or split it into parts."
-    ).format(size=f"{(size or 0) / 1024 / 1024:.1f}" if size else "> 20")
-
-
 def spreadsheet_error_text(exc: SpreadsheetError) -> str:
     if isinstance(exc, TooManyRows):
-        return _(
-            "The list has more than {limit} rows (at least {found}). Split it into smaller files."
+        return ngettext(
+            "The list has more than {limit} row (at least {found}). Split it into smaller files.",
+            "The list has more than {limit} rows (at least {found}). Split it into smaller files.",
+            exc.limit,
         ).format(limit=count(exc.limit), found=count(exc.found_at_least))
     if isinstance(exc, UnsupportedFormat):
         return _("I cannot read {kind} files. Save it as .xlsx or .csv and send it again.").format(
@@ -96,6 +100,13 @@ def no_phone_column_text(columns: Sequence[str]) -> str:
         + "\n"
         + _("Name the column «phone», or put the numbers in the first column.")
     )
+
+
+def unreadable_text(exc: SpreadsheetError | NoPhoneColumn) -> str:
+    """Why an uploaded list cannot be used, as every upload dialog says it."""
+    if isinstance(exc, NoPhoneColumn):
+        return no_phone_column_text(exc.columns)
+    return spreadsheet_error_text(exc) + "\n" + _("/cancel stops.")
 
 
 def no_valid_number_text(source: Source, max_parts: int) -> str:
@@ -146,7 +157,7 @@ def list_read_text(source: Source, *, offer_templates: bool) -> str:
     if source.file_format == GROUP_FORMAT:
         name = _("Group «{name}»").format(name=name)
     lines = [
-        _("📄 {name}: {rows} rows, {valid} numbers in column «{column}».").format(
+        _("📄 {name}: rows: {rows}, numbers in column «{column}»: {valid}.").format(
             name=name,
             rows=count(source.rows_read),
             valid=count(len(source.recipients.valid)),
@@ -175,9 +186,11 @@ def list_read_text(source: Source, *, offer_templates: bool) -> str:
 
 def reason_text(skipped: Skipped, max_parts: int) -> str:
     if skipped.reason == LONG_TEXT:
-        return _("the text needs {parts} SMS parts, more than {limit}").format(
-            parts=skipped.parts, limit=max_parts
-        )
+        return ngettext(
+            "the text needs {parts} SMS part, more than {limit}",
+            "the text needs {parts} SMS parts, more than {limit}",
+            skipped.parts,
+        ).format(parts=skipped.parts, limit=max_parts)
     return _(_PHONE_REASONS.get(skipped.reason, N_("not a phone number")))
 
 

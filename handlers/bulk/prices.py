@@ -9,9 +9,10 @@ from typing import Final
 
 import phonenumbers
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.i18n import ngettext
 
+from handlers.plural import ngettext
 from handlers.render import count, money, not_enough_text
+from handlers.sms_render import parts_label
 from services.bulk_plan import Plan
 from services.devsms import Balance
 from services.money import Money
@@ -27,10 +28,10 @@ def shapes_text(plan: Plan) -> str:
     shapes = sorted(plan.shapes.items(), key=lambda item: (-item[1], item[0]))
     shown = [
         ngettext(
-            "{encoding}: {n} row × {parts} part(s)",
-            "{encoding}: {n} rows × {parts} part(s)",
+            "{encoding}: {n} row × {size}",
+            "{encoding}: {n} rows × {size}",
             rows,
-        ).format(encoding=encoding, n=count(rows), parts=parts)
+        ).format(encoding=encoding, n=count(rows), size=parts_label(parts))
         for (encoding, parts), rows in shapes[:SHAPES_SHOWN]
     ]
     if len(shapes) > SHAPES_SHOWN:
@@ -112,8 +113,8 @@ def cheaper_line(plan: Plan, cheaper: Plan | None, balance: Balance) -> str | No
     ).format(parts=count(cheaper.parts_total), was=count(plan.parts_total), saved=money(saved))
 
 
-def abroad_confirm_text(plan: Plan, rates: Mapping[str, Money]) -> str:
-    """The question Start asks when the list has rows abroad."""
+def abroad_confirm_text(plan: Plan, rates: Mapping[str, Money], *, later: bool = False) -> str:
+    """The question Start (or Send later) asks when the list has rows abroad."""
     priced = list_cost(plan.local_parts, plan.abroad, Balance(None, None), rates)
     text = _(
         "🌍 Rows abroad: {n}. devsms.uz bills them at each country's rate, not at your price "
@@ -123,4 +124,4 @@ def abroad_confirm_text(plan: Plan, rates: Mapping[str, Money]) -> str:
         text += "\n" + _("Of these, priced only after sending: {n}").format(
             n=count(priced.unpriced_rows)
         )
-    return text + "\n" + _("Start anyway?")
+    return text + "\n" + (_("Schedule it anyway?") if later else _("Start anyway?"))

@@ -17,6 +17,7 @@ from aiogram import html
 from aiogram.types import BufferedInputFile
 from aiogram.utils.i18n import gettext as _
 
+from handlers.plural import ngettext
 from handlers.render import MISSING, costs_text, count, duration_text, money
 from handlers.send_texts import quote_cut
 from handlers.stoplist_texts import left_out_text
@@ -132,7 +133,13 @@ def progress_text(facts: JobFacts, rate: float) -> str:
     elif job.state == "paused":
         lines.append(pause_text(job, facts.refusal))
     elif job.state == "cancelled":
-        lines.append(_("✖️ Cancelled: {n} SMS were not sent.").format(n=count(counts.left)))
+        lines.append(
+            ngettext(
+                "✖️ Cancelled: {n} SMS was not sent.",
+                "✖️ Cancelled: {n} SMS were not sent.",
+                counts.left,
+            ).format(n=count(counts.left))
+        )
     else:
         lines.append(_("✅ Finished."))
     lines.append(

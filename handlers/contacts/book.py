@@ -27,6 +27,7 @@ from handlers.contacts.views import (
     shared_phone_error_text,
     shown,
 )
+from handlers.plural import ngettext
 from handlers.render import count
 from handlers.states import ContactForm
 from handlers.utils import edit_or_keep
@@ -45,7 +46,11 @@ logger = logging.getLogger(__name__)
 
 
 def limit_text(limit: int) -> str:
-    return _("You have {n} contacts, the most I keep. Delete some first.").format(n=count(limit))
+    return ngettext(
+        "You have {n} contact, the most I keep. Delete it first.",
+        "You have {n} contacts, the most I keep. Delete some first.",
+        limit,
+    ).format(n=count(limit))
 
 
 async def book_page(
@@ -210,7 +215,11 @@ async def search_button(query: CallbackQuery, message: Message, state: FSMContex
     await state.set_state(ContactForm.search)
     await state.set_data({})
     await message.answer(
-        _("Send part of a name or of a number (up to {n} characters).").format(n=SEARCH_MAX)
+        ngettext(
+            "Send part of a name or of a number (up to {n} character).",
+            "Send part of a name or of a number (up to {n} characters).",
+            SEARCH_MAX,
+        ).format(n=SEARCH_MAX)
         + "\n"
         + _("/cancel stops.")
     )
@@ -221,7 +230,11 @@ async def search_received(message: Message, contacts: ContactRepo) -> None:
     text = " ".join(message.text.split())
     if len(text) > SEARCH_MAX:
         await message.answer(
-            _("That is too long: at most {n} characters.").format(n=SEARCH_MAX)
+            ngettext(
+                "That is too long: at most {n} character.",
+                "That is too long: at most {n} characters.",
+                SEARCH_MAX,
+            ).format(n=SEARCH_MAX)
             + "\n"
             + _("/cancel stops.")
         )

@@ -8,20 +8,20 @@ import logging
 from collections.abc import Awaitable
 
 from aiogram import Bot, html
-from aiogram.exceptions import TelegramBadRequest
 from aiogram.fsm.context import FSMContext
 from aiogram.types import BufferedInputFile, CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 
-from handlers.bulk.dialog import DOWNLOAD_LIMIT
-from handlers.bulk.dry_run import no_phone_column_text, spreadsheet_error_text, too_big_text
+from handlers.bulk.dry_run import unreadable_text
 from handlers.callbacks import ContactCb, GroupCb
 from handlers.config import HandlerSettings
 from handlers.contacts.groups import existing_group
 from handlers.contacts.views import import_summary, nothing_usable_text, shown
+from handlers.plural import ngettext
 from handlers.render import count
 from handlers.states import ContactForm
+from handlers.uploads import download_document
 from services.bulk_plan import NoPhoneColumn
 from services.contacts import (
     PASTED_CONTACTS,
@@ -69,10 +69,14 @@ async def ask_file(
     await state.set_state(ContactForm.import_file)
     await state.set_data({} if group is None else {"group": group[0]})
     lines = [
-        _(
+        ngettext(
+            "Send a CSV or Excel (.xlsx) file with a column of phone numbers, up to {limit} "
+            "row, or paste «name, phone» lines as a message. A «name» column names the "
+            "contacts; other columns become their fields.",
             "Send a CSV or Excel (.xlsx) file with a column of phone numbers, up to {limit} "
             "rows, or paste «name, phone» lines as a message. A «name» column names the "
-            "contacts; other columns become their fields."
+            "contacts; other columns become their fields.",
+            settings.contacts_limit,
         ).format(limit=count(settings.contacts_limit))
     ]
     if group is not None:
@@ -93,20 +97,10 @@ async def file_received(
     contacts: ContactRepo,
     settings: HandlerSettings,
 ) -> None:
-    document = message.document
-    assert document is not None
-    if document.file_size is not None and document.file_size > DOWNLOAD_LIMIT:
-        await message.answer(too_big_text(document.file_size))
+    upload = await download_document(message, bot)
+    if upload is None:
         return
-    try:
-        downloaded = await bot.download(document)
-    except TelegramBadRequest as exc:
-        if "too big" not in exc.message:
-            raise
-        await message.answer(too_big_text(document.file_size))
-        return
-    assert downloaded is not None
-    content, name = downloaded.read(), document.file_name or "file"
+    content, name = upload
     limit = settings.contacts_limit
     await take_file(
         message, state, contacts, settings, uploads.run(read_contacts, content, name, limit)
@@ -136,11 +130,8 @@ async def take_file(
     assert message.from_user is not None
     try:
         read = await reading
-    except SpreadsheetError as exc:
-        await message.answer(spreadsheet_error_text(exc) + "\n" + _("/cancel stops."))
-        return
-    except NoPhoneColumn as exc:
-        await message.answer(no_phone_column_text(exc.columns))
+    except (SpreadsheetError, NoPhoneColumn) as exc:
+        await message.answer(unreadable_text(exc))
         return
     if not read.rows:
         await message.answer(nothing_usable_text(read))
@@ -169,10 +160,14 @@ async def take_file(
 
 def over_limit_text(exc: ContactLimit) -> str:
     total = exc.have + exc.adding
-    return _(
-        "This would bring your address book to {total} contacts, over the limit of {limit}. "
-        "Nothing was imported: leave at least {excess} new numbers out of the file, or "
-        "delete some contacts, then send it again."
+    return ngettext(
+        "This would bring your address book to {total} contact, over the limit of "
+        "{limit}. Nothing was imported: leave enough new numbers out of the file (at "
+        "least {excess}), or delete some contacts, then send it again.",
+        "This would bring your address book to {total} contacts, over the limit of "
+        "{limit}. Nothing was imported: leave enough new numbers out of the file (at "
+        "least {excess}), or delete some contacts, then send it again.",
+        total,
     ).format(total=count(total), limit=count(exc.limit), excess=count(total - exc.limit))
 
 

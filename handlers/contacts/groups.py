@@ -29,6 +29,7 @@ from handlers.contacts.views import (
     pages,
     shown,
 )
+from handlers.plural import ngettext
 from handlers.render import count
 from handlers.states import ContactForm
 from handlers.utils import edit_or_keep
@@ -42,7 +43,11 @@ logger = logging.getLogger(__name__)
 
 
 def group_limit_text(limit: int) -> str:
-    return _("You have {n} groups, the most I keep. Delete one first.").format(n=count(limit))
+    return ngettext(
+        "You have {n} group, the most I keep. Delete it first.",
+        "You have {n} groups, the most I keep. Delete one first.",
+        limit,
+    ).format(n=count(limit))
 
 
 async def groups_page(
@@ -137,16 +142,20 @@ async def new_button(
 
 
 def ask_name_text() -> str:
-    return _(
-        "Send a name for the new group: up to {n} letters or digits; spaces, _ and - are allowed."
+    return ngettext(
+        "Send a name for the new group: up to {n} letter or digit; spaces, _ and - are allowed.",
+        "Send a name for the new group: up to {n} letters or digits; spaces, _ and - are allowed.",
+        TEMPLATE_NAME_MAX,
     ).format(n=TEMPLATE_NAME_MAX)
 
 
 def name_problem(name: str) -> str | None:
     if valid_template_name(name):
         return None
-    return _(
-        "A name is up to {n} letters or digits; spaces, _ and - are allowed. Try another."
+    return ngettext(
+        "A name is up to {n} letter or digit; spaces, _ and - are allowed. Try another.",
+        "A name is up to {n} letters or digits; spaces, _ and - are allowed. Try another.",
+        TEMPLATE_NAME_MAX,
     ).format(n=TEMPLATE_NAME_MAX)
 
 

@@ -9,11 +9,11 @@ from aiogram import html
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.i18n import ngettext
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from handlers.bulk.dry_run import reason_text
 from handlers.callbacks import ContactAction, ContactCb, GroupAction, GroupCb
+from handlers.plural import ngettext
 from handlers.render import count
 from handlers.send_texts import phone_error_text
 from handlers.sms_render import clip, one_line
@@ -300,25 +300,43 @@ def group_delete_view(group: GroupRow) -> tuple[str, InlineKeyboardMarkup]:
 def input_error_text(exc: ContactInputError) -> str:
     name = html.quote(exc.detail)
     texts = {
-        "too_long": _("That is too long: at most {n} characters.").format(n=TYPED_MAX),
+        "too_long": ngettext(
+            "That is too long: at most {n} character.",
+            "That is too long: at most {n} characters.",
+            TYPED_MAX,
+        ).format(n=TYPED_MAX),
         "no_phone": _(
             "I found no valid phone number in it. Send «name, phone», e.g. «{example}»."
         ).format(example=ADD_EXAMPLE),
         "no_name": _("The name is missing. Send «name, phone», e.g. «{example}».").format(
             example=ADD_EXAMPLE
         ),
-        "name_long": _("The name is too long: at most {n} characters.").format(n=NAME_MAX),
+        "name_long": ngettext(
+            "The name is too long: at most {n} character.",
+            "The name is too long: at most {n} characters.",
+            NAME_MAX,
+        ).format(n=NAME_MAX),
         "field_format": _(
             "Write each field on its own line as «name: value», e.g. «city: Tashkent»."
         ),
-        "field_name": _("A field name is 1 to {n} characters.").format(n=FIELD_NAME_MAX),
+        "field_name": ngettext(
+            "A field name is 1 to {n} character.",
+            "A field name is 1 to {n} characters.",
+            FIELD_NAME_MAX,
+        ).format(n=FIELD_NAME_MAX),
         "field_reserved": _(
             "Every contact has «{name}» already; choose another field name."
         ).format(name=name),
-        "value_long": _("The value of «{name}» is too long: at most {n} characters.").format(
-            name=name, n=FIELD_VALUE_MAX
-        ),
-        "too_many_fields": _("A contact has at most {n} fields.").format(n=FIELDS_MAX),
+        "value_long": ngettext(
+            "The value of «{name}» is too long: at most {n} character.",
+            "The value of «{name}» is too long: at most {n} characters.",
+            FIELD_VALUE_MAX,
+        ).format(name=name, n=FIELD_VALUE_MAX),
+        "too_many_fields": ngettext(
+            "A contact has at most {n} field.",
+            "A contact has at most {n} fields.",
+            FIELDS_MAX,
+        ).format(n=FIELDS_MAX),
     }
     return texts[exc.problem]
 
@@ -333,9 +351,17 @@ def shared_phone_error_text(reason: PhoneError) -> str:
 
 def bad_row_text(bad: BadRow) -> str:
     if bad.reason == "name_long":
-        reason = _("name longer than {n} characters").format(n=NAME_MAX)
+        reason = ngettext(
+            "name longer than {n} character",
+            "name longer than {n} characters",
+            NAME_MAX,
+        ).format(n=NAME_MAX)
     elif bad.reason == "value_long":
-        reason = _("a value longer than {n} characters").format(n=FIELD_VALUE_MAX)
+        reason = ngettext(
+            "a value longer than {n} character",
+            "a value longer than {n} characters",
+            FIELD_VALUE_MAX,
+        ).format(n=FIELD_VALUE_MAX)
     else:
         reason = reason_text(Skipped(bad.row_no, bad.value, bad.reason), 0)
     return _("row {row}: «{value}» — {reason}").format(

@@ -38,6 +38,7 @@ from handlers.reports.render import (
     export_start_keyboard,
     export_start_text,
     export_texts,
+    first_look_text,
     format_keyboard,
     preparing_text,
     range_problem_text,
@@ -94,9 +95,14 @@ async def job_label(bulk: BulkRepo, job_id: int, user_id: int) -> str:
     return f"#{job_id} {job.file_name}"
 
 
-async def start_export(message: Message, state: FSMContext, user_row: UserRow) -> None:
+async def start_export(
+    message: Message, state: FSMContext, user_row: UserRow, traffic: TrafficRepo
+) -> None:
     if await state.get_state() == ExportForm.range:
         await state.clear()
+    if await traffic.never_synced(user_row.id):
+        await message.answer(first_look_text())  # nothing read yet: an export would be empty
+        return
     await message.answer(
         export_start_text(zone_name(user_row)), reply_markup=export_start_keyboard()
     )
@@ -219,7 +225,8 @@ async def _export(
     since, until = period.bounds(zone)
     totals = await traffic.period_totals(user_row.id, since, until)
     if not totals.sms:
-        await edit_or_keep(message, empty_period_text(period))
+        first = await traffic.never_synced(user_row.id)  # a new token since the menu
+        await edit_or_keep(message, first_look_text() if first else empty_period_text(period))
         return
     await edit_or_keep(message, preparing_text(period))
     texts = export_texts()

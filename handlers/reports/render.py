@@ -8,10 +8,10 @@ from typing import Final
 
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.i18n import ngettext
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from handlers.callbacks import ExportAction, ExportCb, StatsCb
+from handlers.plural import ngettext
 from handlers.render import count, money
 from services.charts import ChartLabels, Summary
 from services.export import ExportTexts, Period, RangeProblem
@@ -108,6 +108,14 @@ def stats_keyboard(active: int) -> InlineKeyboardMarkup:
         )
     builder.adjust(len(STATS_DAYS))
     return builder.as_markup()
+
+
+def first_look_text() -> str:
+    """/stats or /export before the first read of a newly connected account's history."""
+    return _(
+        "⏳ The first look at your account is under way: I am reading its SMS history. "
+        "Try again in a minute."
+    )
 
 
 def chart_failed_text() -> str:

@@ -22,6 +22,7 @@ from handlers.reports.render import (
     DEFAULT_DAYS,
     chart_failed_text,
     chart_labels,
+    first_look_text,
     stats_caption,
     stats_keyboard,
 )
@@ -112,6 +113,11 @@ async def show_stats(
     traffic: TrafficRepo,
     accounts: Accounts,
 ) -> None:
+    if await traffic.never_synced(user_row.id):
+        # A token just connected: its history is being read (services.traffic.FirstLooks);
+        # an empty chart now would say "you sent nothing".
+        await message.answer(first_look_text())
+        return
     chat_id = message.chat.id
     await bot.send_chat_action(chat_id, "upload_photo")
 
@@ -147,6 +153,10 @@ async def switch_days(
     if not message.photo:
         # Not a chart (a forged tap on another message): nothing to redraw.
         callback_answer.text = _("This button is no longer active.")
+        return
+    if await traffic.never_synced(user_row.id):
+        callback_answer.text = first_look_text()  # a chart of the token before a new one
+        callback_answer.show_alert = True
         return
     days = callback_data.days
     callback_answer.text = _("Drawing the chart…")

@@ -50,7 +50,11 @@ def create_router() -> Router:
     item_fits = (F.item > 0) & (F.item <= ID_MAX)
     buttons: tuple[tuple[Callable[..., Awaitable[None]], CallbackQueryFilter], ...] = (
         (later.later_from_preview, SendCb.filter(F.action == SendAction.LATER)),
-        (later.later_from_review, BulkCb.filter(F.action == BulkAction.LATER)),
+        (
+            # Send later; and Send later under the question about rows abroad.
+            later.later_from_review,
+            BulkCb.filter(F.action.in_({BulkAction.LATER, BulkAction.LATER_INTL})),
+        ),
         (later.at_quiet_end, BulkCb.filter(F.action == BulkAction.AT_END)),
         (later.quick_picked, ScheduleCb.filter(F.action == ScheduleAction.PICK)),
         (later.abort_button, ScheduleCb.filter(F.action == ScheduleAction.ABORT)),

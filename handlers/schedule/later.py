@@ -18,14 +18,15 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.i18n import ngettext
 
+from handlers.bulk.abroad import asked_abroad, rates_for
 from handlers.bulk.dialog import lost_source, stale
 from handlers.bulk.dry_run import nothing_to_send_text
 from handlers.bulk.lists import Lists
-from handlers.callbacks import BulkCb, ScheduleCb, SendCb
+from handlers.callbacks import BulkAction, BulkCb, ScheduleCb, SendCb
 from handlers.clock import quiet_for, quiet_until, user_zone, utc_now
 from handlers.config import HandlerSettings
+from handlers.plural import ngettext
 from handlers.schedule.render import (
     ask_when_text,
     item_keyboard,
@@ -48,7 +49,7 @@ from services.schedule_time import (
 from services.scheduler import stamp
 from services.upload_worker import UploadWorker
 from services.user_input import effective_sender
-from storage import ContactRepo, ScheduleRepo, StopListRepo
+from storage import ContactRepo, OutboxRepo, ScheduleRepo, StopListRepo
 from storage.users import UserRow
 
 # Scheduled sends one user may have waiting at a time.
@@ -91,8 +92,15 @@ async def later_from_review(
     callback_answer: CallbackAnswer,
     callback_data: BulkCb,
     message: Message,
+    bot: Bot,
     state: FSMContext,
     schedule: ScheduleRepo,
+    stoplist: StopListRepo,
+    bulk_sources: SourceCache,
+    uploads: UploadWorker,
+    contacts: ContactRepo,
+    outbox: OutboxRepo,
+    settings: HandlerSettings,
     user_row: UserRow,
 ) -> None:
     data = await state.get_data()
@@ -100,8 +108,27 @@ async def later_from_review(
     if not current or data.get("review") != callback_data.draft:
         await stale(callback_answer, message)
         return
-    if await room_left(callback_answer, schedule, user_row):
-        await ask_when(message, state, user_row, KIND_BULK)
+    if not await room_left(callback_answer, schedule, user_row):
+        return
+    if callback_data.action is BulkAction.LATER:
+        # Rows abroad are asked about as Start asks (handlers/bulk/abroad.py); the question's
+        # own «Send later» (LATER_INTL) comes back here without it.
+        lists = Lists.of(bot, bulk_sources, uploads, contacts, settings, user_row)
+        source = await lists.load(data)
+        if source is None:
+            await lost_source(message, state, lists, data)
+            return
+        plan = await make_plan(
+            source,
+            data["template"],
+            settings.sms_max_parts,
+            stoplist=stoplist,
+            user_id=user_row.id,
+        )
+        rates = await rates_for(outbox, user_row.id, plan)
+        if await asked_abroad(message, plan, rates, callback_data.draft, later=True):
+            return
+    await ask_when(message, state, user_row, KIND_BULK)
 
 
 async def ask_when(message: Message, state: FSMContext, user_row: UserRow, kind: str) -> None:
@@ -258,6 +285,7 @@ async def schedule_at(
             data["text"],
             data.get("sender") or effective_sender(user_row, settings.default_sender),
             stamp(moment),
+            template=data.get("tpl_name"),
         )
     else:
         source = await lists.load(data)

@@ -15,6 +15,7 @@ from aiogram.utils.i18n import gettext as _
 from handlers.callbacks import TemplateAction, TemplateCb
 from handlers.config import HandlerSettings
 from handlers.keyboards import phone_keyboard, template_delete_keyboard, templates_keyboard
+from handlers.plural import ngettext
 from handlers.render import too_many_parts_text
 from handlers.send_texts import ask_phone_text
 from handlers.states import SendForm, TemplateForm
@@ -65,8 +66,10 @@ async def new_button(
     user_row: UserRow,
 ) -> None:
     if len(await templates.list(user_row.id)) >= MAX_TEMPLATES:
-        callback_answer.text = _(
-            "You have {n} templates, the most I keep. Delete one first."
+        callback_answer.text = ngettext(
+            "You have {n} template, the most I keep. Delete it first.",
+            "You have {n} templates, the most I keep. Delete one first.",
+            MAX_TEMPLATES,
         ).format(n=MAX_TEMPLATES)
         callback_answer.show_alert = True
         return
@@ -200,5 +203,6 @@ async def use_in_send(
     # The send dialog shows the preview right after the number when FSM data has a text.
     await state.clear()
     await state.set_state(SendForm.phone)
-    await state.update_data(text=row.body)
+    # The template's name goes with the send into the outbox (/export's template column).
+    await state.update_data(text=row.body, tpl_name=row.name)
     await message.answer(ask_phone_text(), reply_markup=phone_keyboard())

@@ -9,6 +9,7 @@ from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 
 from handlers.keyboards import template_keyboard
+from handlers.plural import ngettext
 from handlers.render import too_many_parts_text
 from handlers.send_texts import quote_cut
 from handlers.sms_render import clip, one_line
@@ -105,7 +106,7 @@ def template_view(row: TemplateRow) -> tuple[str, InlineKeyboardMarkup]:
     else:
         count = count_sms(row.body)
         lines.append(
-            _("{encoding} · {characters} characters · {parts} part(s)").format(
+            _("{encoding} · characters: {characters} · parts: {parts}").format(
                 encoding=count.encoding, characters=count.characters, parts=count.parts
             )
         )
@@ -114,9 +115,12 @@ def template_view(row: TemplateRow) -> tuple[str, InlineKeyboardMarkup]:
 
 def ask_name_text() -> str:
     return (
-        _(
+        ngettext(
+            "Send a name for the new template: up to {n} letter or digit; spaces, _ and - "
+            "are allowed.",
             "Send a name for the new template: up to {n} letters or digits; spaces, _ and - "
-            "are allowed."
+            "are allowed.",
+            TEMPLATE_NAME_MAX,
         ).format(n=TEMPLATE_NAME_MAX)
         + "\n"
         + _("/cancel stops.")
@@ -125,8 +129,10 @@ def ask_name_text() -> str:
 
 def name_problem(name: str, taken: list[TemplateRow], own_id: int | None = None) -> str | None:
     if not valid_template_name(name):
-        return _(
-            "A name is up to {n} letters or digits; spaces, _ and - are allowed. Try another."
+        return ngettext(
+            "A name is up to {n} letter or digit; spaces, _ and - are allowed. Try another.",
+            "A name is up to {n} letters or digits; spaces, _ and - are allowed. Try another.",
+            TEMPLATE_NAME_MAX,
         ).format(n=TEMPLATE_NAME_MAX)
     if any(row.name.casefold() == name.casefold() and row.id != own_id for row in taken):
         return _("You already have a template named «{name}». Choose another name.").format(

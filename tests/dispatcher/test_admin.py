@@ -188,8 +188,8 @@ async def test_summary_for_an_admin_in_private_and_in_the_admin_group(admin: Adm
     assert "Users: 3, of them blocked the bot: 1" in private.text  # 1, 2 and the admin
     assert "Valid devsms tokens: 1" in private.text
     assert "bulk jobs included (days in Tashkent time)" in private.text
-    assert "today: 5 SMS, 6 parts, cost 300 so'm + $0.005" in private.text
-    assert "this month: 5 SMS, 6 parts, cost 300 so'm + $0.005" in private.text
+    assert "today: SMS 5, parts 6, cost 300 so'm + $0.005" in private.text
+    assert "this month: SMS 5, parts 6, cost 300 so'm + $0.005" in private.text
     assert "Access:" not in private.text  # open mode
 
     [in_group] = await admin.group("/admin@test_bot")
@@ -293,7 +293,7 @@ async def test_broadcast_preview_send_report_and_no_second_start(admin: AdminApp
 
     notifier.gate.set()
     await eventually(lambda: "finished" in report.text)
-    tally = "📣 Broadcast finished: 2 users\nDelivered: 1, blocked the bot: 1, failed: 0"
+    tally = "📣 Broadcast finished. Recipients: 2\nDelivered: 1, blocked the bot: 1, failed: 0"
     assert report.text == tally
     # The edit makes no sound: the tally also comes as a message, through the notifier.
     await notifier.settle()
@@ -307,7 +307,7 @@ async def test_broadcast_preview_send_report_and_no_second_start(admin: AdminApp
     assert app.answers()[-1].text == "This button is no longer active."
     # A broadcast shows "in progress" in the handler itself, before any send is scheduled.
     again = app.session.messages[(ADMIN, confirm.message_id)]
-    assert again.text.startswith("📣 Broadcast finished: 2 users")
+    assert again.text.startswith("📣 Broadcast finished. Recipients: 2")
     await notifier.settle()
     assert len(notifier.sent) == 3  # the two messages and the tally: nothing sent again
 
@@ -337,9 +337,8 @@ async def test_a_broadcast_cut_by_a_restart_goes_on_and_sends_nobody_twice(
     await restarted.emit_startup(bot=app.bot, **restarted.workflow_data)
     report = app.session.messages[(ADMIN, confirm.message_id)]
     await eventually(lambda: "finished" in report.text)
-    assert report.text == (
-        "📣 Broadcast finished: 4 users\nDelivered: 3, blocked the bot: 0, failed: 1"
-    )
+    assert "Recipients: 4" in report.text
+    assert "Delivered: 3, blocked the bot: 0, failed: 1" in report.text
     await notifier.settle()
     assert sorted(chat for chat, _ in notifier.sent) == [3, 4, ADMIN]
     # Started again: nothing left to resume, nothing sent.

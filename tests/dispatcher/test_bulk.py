@@ -127,7 +127,7 @@ async def test_csv_dry_run_then_each_valid_row_gets_exactly_one_sms(
     assert "Send a CSV or Excel (.xlsx) file" in ask.text
     assert "up to 50 rows" in ask.text
     [ask_text] = await app.send_document("people.csv", PEOPLE_CSV)
-    assert "people.csv: 6 rows, 3 numbers in column «phone»" in ask_text.text
+    assert "people.csv: rows: 6, numbers in column «phone»: 3." in ask_text.text
     assert "Columns: «name», «phone», «city»" in ask_text.text
     [review] = await app.send("Hello {name} from {city} & co!")
 
@@ -179,7 +179,7 @@ async def test_pasted_list_of_numbers(bulk_app: Harness, devsms: FakeDevsms) -> 
     await connect(app)
     await app.send("/bulk")
     [ask_text] = await app.send("901234567\n+998 90 765 43 21, 12\n901234567")
-    assert "Pasted list: 4 rows, 2 numbers" in ask_text.text
+    assert "Pasted list: rows: 4, numbers in column «A»: 2." in ask_text.text
     [review] = await app.send("Meeting at 10")
     assert "✅ To send: 2" in review.text
     assert "row 3: «12» — number too short" in review.text
@@ -548,15 +548,15 @@ async def test_a_runner_pause_is_told_in_uzbek_to_an_uzbek_owner(
     sent = await app.tap(review, "🚀 Boshlash", lang="uz")
     job = next(m for m in sent if "ommaviy yuborish" in m.text)
     job_id = job_id_of_uz(job)
-    reason = "⏸ To'xtatildi: balans tugadi."
+    reason = "⏸ Pauza: balans tugadi."
     await until(lambda: reason in app.last().text)
 
     # The runner's pause, outside any update: a message of its own and the progress message,
     # in the owner's language, with buttons the job handler answers.
     notice = app.last()
     assert notice.text.startswith(f"#{job_id}-ommaviy yuborish: {reason}")
-    assert labels(notice) == [f"📦 #{job_id}-yuborishni ochish"]
-    assert button_data(notice, f"📦 #{job_id}-yuborishni ochish") == f"job:open:{job_id}"
+    assert labels(notice) == [f"📦 #{job_id}-ommaviy yuborishni ochish"]
+    assert button_data(notice, f"📦 #{job_id}-ommaviy yuborishni ochish") == f"job:open:{job_id}"
     progress = app.session.messages[(1, job.message_id)]
     assert reason in progress.text and "▶️ Davom etish" in labels(progress)
 

@@ -68,7 +68,7 @@ def xlsx(rows: list[list[str]]) -> bytes:
 REFUSALS = {
     "en": "This file unpacks to far more data than a list of numbers needs, so I did not read it.",
     "ru": "Этот файл распаковывается в гораздо больше данных, чем нужно для списка номеров",
-    "uz": "Bu fayl ochilganda raqamlar ro'yxatiga kerak bo'lganidan ancha ko'p ma'lumotga",
+    "uz": "Bu fayl ochilganda raqamlar roʻyxatiga kerak boʻlganidan ancha koʻp maʼlumotga",
 }
 
 
@@ -85,7 +85,7 @@ async def test_a_zip_bomb_is_refused_with_a_clear_message(bulk_app: Harness) -> 
     [refused] = await app.send_document("list.xlsx", xlsx_of_many_entries(100_000))
     assert REFUSALS["en"] in refused.text
     [asked] = await app.send_document("people.csv", PEOPLE_CSV)
-    assert "people.csv: 6 rows, 3 numbers in column «phone»" in asked.text
+    assert "people.csv: rows: 6, numbers in column «phone»: 3." in asked.text
 
 
 async def test_a_runaway_parse_does_not_hold_up_other_users_and_is_stopped(
@@ -108,13 +108,13 @@ async def test_a_runaway_parse_does_not_hold_up_other_users_and_is_stopped(
     assert "Reading this file took too long, so I stopped." in refused.text
     monkeypatch.undo()
     [asked] = await app.send_document("people.csv", PEOPLE_CSV, 1)
-    assert "people.csv: 6 rows, 3 numbers in column «phone»" in asked.text
+    assert "people.csv: rows: 6, numbers in column «phone»: 3." in asked.text
 
 
 BUSY = {
     "en": "Another file is being read right now; send yours again in a minute.",
     "ru": "Сейчас читается другой файл; отправьте свой ещё раз через минуту.",
-    "uz": "Hozir boshqa fayl o'qilmoqda; faylingizni bir daqiqadan so'ng qayta yuboring.",
+    "uz": "Hozir boshqa fayl oʻqilmoqda; faylingizni bir daqiqadan soʻng qayta yuboring.",
 }
 
 
@@ -146,10 +146,10 @@ async def test_an_upload_while_another_users_file_is_read_is_answered_at_once(
 
     await asyncio.to_thread(pipe.write_bytes, PEOPLE_CSV)
     [asked] = [m for m in await held if m.chat_id == 1]
-    assert "people.csv: 6 rows, 3 numbers in column «phone»" in asked.text
+    assert "people.csv: rows: 6, numbers in column «phone»: 3." in asked.text
     monkeypatch.undo()
     [asked] = await app.send_document("people.csv", PEOPLE_CSV, 2)
-    assert "people.csv: 6 rows, 3 numbers in column «phone»" in asked.text
+    assert "people.csv: rows: 6, numbers in column «phone»: 3." in asked.text
 
 
 async def test_a_list_read_again_while_another_file_is_read_keeps_the_dialog(
@@ -241,7 +241,7 @@ async def test_a_list_dropped_to_save_memory_is_asked_for_again(
     )
     assert len(app.session.of(GetFile)) == gets  # not read again behind the user's back
     [asked] = await app.send_document("people.csv", PEOPLE_CSV, 1)
-    assert "3 numbers in column «phone»" in asked.text
+    assert "numbers in column «phone»: 3" in asked.text
     [review] = await app.send("Hi {name}", 1)
     assert "✅ To send: 3" in review.text
     [asked] = await app.send("Hi {name}", 2)  # the budget holds one: now the second one went

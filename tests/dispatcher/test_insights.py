@@ -11,7 +11,7 @@ from bot.notices.insights import failures_seen
 from services.events import FailuresSeen, Person
 from storage.traffic import NewRecord
 from tests.conftest import GOOD_TOKEN, OTHER_TOKEN
-from tests.fakes.fake_devsms import FakeDevsms
+from tests.fakes.fake_devsms import BALANCE, FakeDevsms
 from tests.support.harness import Harness
 from tests.support.recording import SentMessage
 
@@ -298,3 +298,20 @@ async def test_a_new_token_or_logout_drops_the_accounts_record(app: Harness) -> 
     await app.tap(confirm, "Yes, delete everything")
     assert [r async for r in traffic.iter_rows(1, now - timedelta(days=1), now)] == []
     assert not (await app.services.insights.get(1)).failure_watch
+
+
+async def test_balance_answer_without_price_or_statistics_shows_dashes(
+    app: Harness, devsms: FakeDevsms
+) -> None:
+    # Found by the fuzz test: a count the gateway leaves out went into ngettext as None and
+    # /balance answered "something went wrong".
+    await connect(app)
+    devsms.fail_next(
+        status=200,
+        body='{"success": true, "data": {"balance": 5000, "statistics": {}}}',
+        path=BALANCE,
+    )
+    [balance] = await app.send("/balance")
+    assert "💰 <b>Balance: 5\xa0000 so'm</b>" in balance.text
+    assert "Enough for about — SMS" in balance.text
+    assert "Today: — SMS" in balance.text

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 from aiogram.methods import SetMyCommands
 
+from bot.factory import create_dispatcher
 from storage import OutboxKind
 from tests.conftest import GOOD_TOKEN
 from tests.fakes.fake_devsms import ERR_MODERATION, FakeDevsms
@@ -322,3 +323,42 @@ async def test_the_main_menu_button_starts_the_dialog(
     [ask] = await app.send(button, 1, lang)
     assert await app.state_of() == "OtpForm:phone"
     assert ask.text
+
+
+async def fsm_rows(app: Harness) -> list[str]:
+    """What FSM storage (a database table) holds for anyone: state and data as stored."""
+    rows = await app.services.db.fetchall("SELECT key, state, data FROM fsm")
+    return [f"{row['key']} {row['state']} {row['data']}" for row in rows]
+
+
+async def test_the_code_never_reaches_fsm_storage(app: Harness, devsms: FakeDevsms) -> None:
+    await connect(app)
+    confirm = await to_confirm(app, "73 95 04 18")
+    assert "<code>73950418</code>" in confirm.text
+    stored = await fsm_rows(app)
+    assert any("OtpForm:confirm" in row for row in stored)
+    assert not any("73950418" in row or '"code"' in row for row in stored)
+    # A generated code neither.
+    ask_code = await to_code_step(app)
+    *_, generated = await app.tap(ask_code, "Generate a code")
+    code = generated.text.split("<code>")[1].split("</code>")[0]
+    assert not any(code in row for row in await fsm_rows(app))
+    await app.tap(generated, "Send the code")
+    [sent] = devsms.requests_to(SEND)
+    assert code in str(sent.json)
+
+
+async def test_after_a_restart_send_asks_for_the_code_again(
+    app: Harness, devsms: FakeDevsms
+) -> None:
+    await connect(app)
+    confirm = await to_confirm(app, "5307")
+    app.dp = create_dispatcher(app.services, app.shared)  # a restart: memory is gone
+    *_, asked = await app.tap(confirm, "Send the code")
+    assert "Nothing was sent" in asked.text and "Type the code again" in asked.text
+    assert labels(asked) == ["🎲 Generate a code", "✖️ Cancel"]
+    assert devsms.requests_to(SEND) == []
+    [again] = await app.send("5307")
+    assert "<code>5307</code>" in again.text
+    await app.tap(again, "Send the code")
+    assert len(devsms.requests_to(SEND)) == 1

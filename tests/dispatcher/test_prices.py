@@ -105,9 +105,9 @@ async def test_an_uzbek_number_keeps_the_local_price(app: Harness) -> None:
 async def test_the_dry_run_shows_parts_per_row(app: Harness) -> None:
     await connect(app)
     review = await dry_run(app, ["901234567", "901234568", "901234569"], "Salom")
-    assert "Parts per row: GSM-7: 3 rows × 1 part(s)" in review.text
+    assert "Parts per row: GSM-7: 3 rows × 1 part" in review.text
     mixed = await dry_run(app, ["901234567"], "Привет")
-    assert "Parts per row: UCS-2: 1 row × 1 part(s)" in mixed.text
+    assert "Parts per row: UCS-2: 1 row × 1 part" in mixed.text
 
 
 async def test_rows_abroad_are_listed_apart_and_start_asks_about_them(
@@ -131,6 +131,38 @@ async def test_rows_abroad_are_listed_apart_and_start_asks_about_them(
     await devsms.wait_sent(3)
 
 
+async def test_send_later_asks_about_rows_abroad_as_start_does(
+    app: Harness, devsms: FakeDevsms
+) -> None:
+    await connect(app)
+    review = await dry_run(app, ["901234567", "79161234567"], "Hi")
+    [question] = await app.tap(review, "Send later")
+    assert "Rows abroad: 1" in question.text and "Schedule it anyway?" in question.text
+    assert labels(question) == ["🕒 Send later, rows abroad included", "✖️ Cancel"]
+    assert await app.services.schedule.open_of(1, 10) == []
+    sent = await app.tap(question, "Send later, rows abroad included")
+    [ask] = [m for m in sent if "When should it go out?" in m.text]
+    done = await app.tap(ask, "In 1 hour")
+    assert any("Scheduled for" in m.text for m in done)
+    [item] = await app.services.schedule.open_of(1, 10)
+    assert item.kind == "bulk"
+    assert devsms.requests_to(SEND) == []
+    # Cancel under the question schedules nothing.
+    review = await dry_run(app, ["79161234567"], "Hi")
+    [question] = await app.tap(review, "Send later")
+    [cancelled] = await app.tap(question, "Cancel")
+    assert "Cancelled. Nothing was sent." in cancelled.text
+    assert len(await app.services.schedule.open_of(1, 10)) == 1
+
+
+async def test_send_later_of_a_list_at_home_asks_nothing_more(app: Harness) -> None:
+    await connect(app)
+    review = await dry_run(app, ["901234567"], "Hi")
+    sent = await app.tap(review, "Send later")
+    assert [m for m in sent if "When should it go out?" in m.text]
+    assert not [m for m in sent if "Rows abroad" in m.text]
+
+
 async def test_cancel_at_the_abroad_question_sends_nothing(
     app: Harness, devsms: FakeDevsms
 ) -> None:
@@ -151,14 +183,14 @@ async def test_the_cheaper_spelling_shows_the_saving_and_rewrites_the_template(
     # 100 characters with oʻ: UCS-2, two parts; with a plain apostrophe GSM-7, one part.
     text = f"O{APOSTROPHE}zbek " + "a" * 94
     review = await dry_run(app, ["901234567", "901234568"], text)
-    assert "UCS-2: 2 rows × 2 part(s)" in review.text
+    assert "UCS-2: 2 rows × 2 parts" in review.text
     assert "SMS parts with plain apostrophes and quotes: 2 instead of 4, 100 so'm less." in (
         review.text
     )
     assert "🪶 Cheaper spelling" in labels(review)
 
     *_, again = await app.tap(review, "Cheaper spelling")
-    assert "GSM-7: 2 rows × 1 part(s)" in again.text
+    assert "GSM-7: 2 rows × 1 part" in again.text
     assert "O'zbek" in again.text
     assert "Cheaper spelling" not in " ".join(labels(again))
     sent = await app.tap(again, "Start")

@@ -7,7 +7,7 @@ import asyncio
 import csv
 import datetime as dt
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -20,8 +20,10 @@ from bot.config import Settings
 from bot.factory import build_app
 from handlers.reports.stats import chart_of
 from services.charts import PNG_MAGIC, ChartSpec
+from services.traffic import AfterRound, TrafficSync
+from storage.alerts import WatchTarget
 from storage.traffic import NewRecord
-from tests.conftest import GOOD_TOKEN, make_settings
+from tests.conftest import GOOD_TOKEN, OTHER_TOKEN, make_settings
 from tests.fakes.fake_devsms import FakeDevsms
 from tests.support.harness import Harness, button_data, make_bot
 from tests.support.recording import RecordingSession, SentMessage
@@ -30,9 +32,28 @@ USER = 1
 NOW = dt.datetime.now(dt.UTC)
 
 
-async def connect(app: Harness, lang: str = "en") -> None:
+async def connect(app: Harness, lang: str = "en", *, synced: bool = True) -> None:
+    """A user with a token whose account the traffic sync has looked at (unless `synced` is
+    False: a token just connected, before its first look)."""
     await app.send("/start", USER, lang)
     await app.send(GOOD_TOKEN, USER, lang)
+    if synced:
+        await app.services.traffic.save_sync_state(USER, None)
+
+
+def traffic_sync(app: Harness, after_round: Sequence[AfterRound] = ()) -> TrafficSync:
+    """The bot's traffic sync over the app's services (bot/background.py builds the same)."""
+    return TrafficSync(
+        app.services.traffic,
+        app.services.alerts,
+        app.services.accounts,
+        interval=60,
+        max_pages=2,
+        concurrency=1,
+        backfill_days=30,
+        first_looks=app.shared.first_looks,
+        after_round=after_round,
+    )
 
 
 def record(n: int, status: str, at: dt.datetime, **fields: object) -> NewRecord:
@@ -480,6 +501,7 @@ async def test_stats_of_a_dollar_account_speak_dollars(app: Harness, devsms: Fak
     devsms.add_account("devsms-usd-token-0003", balance="10", sms_price="0.005", currency="USD")
     await app.send("/start", USER, "en")
     await app.send("devsms-usd-token-0003", USER, "en")
+    await app.services.traffic.save_sync_state(USER, None)  # its first look was taken
     at = NOW - dt.timedelta(hours=1)
     await app.services.traffic.merge(
         USER,
@@ -578,6 +600,84 @@ async def test_a_text_button_tapped_on_a_chart_is_only_told_it_is_inactive(
     assert app.answers()[-1].text == "This button is no longer active."
     assert [r for r in caplog.records if r.levelname == "ERROR"] == []
     assert "Something went wrong" not in app.last().text
+
+
+async def test_export_names_the_template_a_send_was_made_from(
+    app: Harness, devsms: FakeDevsms
+) -> None:
+    await connect(app)
+    [listing] = await app.send("/templates")
+    await app.tap(listing, "New template")
+    await app.send("Hours")
+    [saved] = await app.send("We are open 9-18")
+    await app.tap(saved, "Send with this text")
+    [preview] = await app.send("+998 90 123 45 67")
+    await app.tap(preview, "Send")
+    # A typed text afterwards is not from a template, even right after one.
+    [again] = await app.send("/send 998901234568 Typed by hand")
+    await app.tap(again, "Send")
+    assert len(devsms.sent) == 2
+    await traffic_sync(app).sync_user(USER)
+    [menu] = await app.send("/export")
+    [choice] = await app.tap(menu, "This month")
+    await app.tap(choice, "CSV")
+    await app.services.exports.idle()
+    [document] = documents(app)
+    _header, *rows = csv_rows(document.file or b"")
+    assert sorted((r[2], r[6], r[8]) for r in rows) == [
+        ("Typed by hand", "this bot", ""),
+        ("We are open 9-18", "this bot", "Hours"),
+    ]
+
+
+async def test_a_new_account_is_looked_at_before_the_next_round(
+    app: Harness, devsms: FakeDevsms
+) -> None:
+    at = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    devsms.sent_elsewhere(GOOD_TOKEN, "998901234567", "Hi", status="DELIVERED", at=at)
+    await connect(app, synced=False)
+    # Before the first look: said so, not an empty chart or an empty file.
+    [early] = await app.send("/stats")
+    assert "The first look at your account is under way" in early.text
+    assert photos(app) == []
+    [export] = await app.send("/export")
+    assert "The first look at your account is under way" in export.text
+    # The token handler left a note for the sync; its task (not the handler) reads the account
+    # right away, long before the next round (60 s here).
+    looked = asyncio.Event()
+
+    async def after_round(target: WatchTarget, _now: dt.datetime) -> None:
+        if target.user_id == USER:
+            looked.set()
+
+    sync = traffic_sync(app, [after_round])
+    clock = asyncio.get_running_loop().time
+    serving = asyncio.create_task(sync.serve_first_looks(clock() + 60))
+    try:
+        async with asyncio.timeout(10):
+            await looked.wait()
+    finally:
+        serving.cancel()
+    assert not await app.services.traffic.never_synced(USER)
+    await app.send("/stats")
+    await app.services.charts.idle()
+    [chart] = photos(app)
+    assert "SMS: 1" in chart.text and "delivered 1" in chart.text
+    [menu] = await app.send("/export")
+    assert labels(menu)[0] == "This month"
+
+
+async def test_a_chart_button_before_the_first_look_of_a_new_token(app: Harness) -> None:
+    await connect(app)
+    await app.send("/stats")
+    await app.services.charts.idle()
+    [chart] = photos(app)
+    await app.send("/token")
+    # Another token (the same one again keeps the record): the account it opens is not read yet.
+    await app.send(OTHER_TOKEN)
+    await app.tap(chart, "30 days")
+    assert "The first look at your account is under way" in (app.answers()[-1].text or "")
+    assert len(photos(app)) == 1
 
 
 async def test_an_export_does_not_hold_its_users_chat(

@@ -289,3 +289,24 @@ async def test_an_item_claimed_before_a_crash_is_never_started_again(
     assert devsms.requests_to(SEND) == []
     row = await repo(app).get(item.id)
     assert row is not None and (row.state, row.outbox_id) == ("started", outbox_id)
+
+
+async def test_a_scheduled_send_from_a_template_keeps_its_name(
+    sched_app: Harness, devsms: FakeDevsms
+) -> None:
+    app = sched_app
+    await connect(app)
+    [listing] = await app.send("/templates")
+    await app.tap(listing, "New template")
+    await app.send("Hours")
+    [saved] = await app.send("We are open 9-18")
+    await app.tap(saved, "Send with this text")
+    [preview] = await app.send(PHONE)
+    ask = one(await app.tap(preview, "Send later"), "When should it go out?")
+    await app.tap(ask, "In 1 hour")
+    item = await only_item(app)
+    assert item.template == "Hours"
+    await tick_at(app, parse_stamp(item.due_at) + dt.timedelta(seconds=1))
+    [sms] = devsms.sent
+    [row] = await app.services.outbox.recent(1, 10)
+    assert (row.sms_id, row.message, row.template) == (sms.sms_id, "We are open 9-18", "Hours")

@@ -240,12 +240,21 @@ class _SenderStub:
         self.app, self.outcome, self.claims = app, outcome, claims
 
     async def send(
-        self, user_id: int, phone: str, message: str, sender: str | None, *, claim: Claim
+        self,
+        user_id: int,
+        phone: str,
+        message: str,
+        sender: str | None,
+        *,
+        claim: Claim,
+        template: str | None = None,
     ) -> SendOutcome:
         outbox = self.app.services.outbox
         if not self.claims:
             return SendOutcome(self.outcome, 0)
-        outbox_id = await outbox.create_claimed(user_id, phone, message, sender, claim)
+        outbox_id = await outbox.create_claimed(
+            user_id, phone, message, sender, claim, template=template
+        )
         await outbox.mark_failed(outbox_id, "DevsmsUnavailable")
         return SendOutcome(self.outcome, outbox_id)
 

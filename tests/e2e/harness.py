@@ -15,6 +15,7 @@ import contextlib
 import ctypes
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -69,6 +70,14 @@ def child_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k.upper() not in _SETTINGS_VARS}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     return env
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (for a bot's web server)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 class BotExited(AssertionError):
@@ -184,8 +193,11 @@ class BotProcess:
             )
 
     async def start(self, timeout: float = START_TIMEOUT) -> float:  # noqa: ASYNC109
-        """Launches the bot and waits until it calls getUpdates; returns the seconds it took."""
-        polls_before = len(self.telegram.calls_of("getUpdates"))
+        """Launches the bot and waits until it takes updates: its first getUpdates, or in
+        webhook mode its setWebhook (it listens by then); returns the seconds it took."""
+        webhook = self.env.get("TELEGRAM_MODE") == "webhook"
+        ready_call = "setWebhook" if webhook else "getUpdates"
+        polls_before = len(self.telegram.calls_of(ready_call))
         started = time.monotonic()
         self.launch()
 
@@ -195,7 +207,8 @@ class BotProcess:
                     f"{self.name} exited with code {self.returncode} before polling:\n"
                     + self.log_tail()
                 )
-            return len(self.telegram.calls_of("getUpdates")) > polls_before
+            calls = self.telegram.calls_of(ready_call)[polls_before:]
+            return any(call.status == 200 for call in calls) if webhook else bool(calls)
 
         try:
             await self.telegram.wait_for(polling, timeout)

@@ -323,7 +323,7 @@ async def test_an_xlsx_upload_is_sent_reported_as_xlsx_and_its_delivery_reported
         user.user_id, "debtors.xlsx", debtors_xlsx(), language_code=user.language_code
     )
     ask = await user.reply_after(uploaded, "Now send the text")
-    assert "debtors.xlsx: 3 rows" in text_of(ask), text_of(ask)
+    assert "debtors.xlsx: rows: 3" in text_of(ask), text_of(ask)
     review = await user.ask("{Ism}, qarzingiz {Summa} so'm", "Check before sending")
     assert "✅ To send: 2" in text_of(review)
     assert "❌ Skipped: 1" in text_of(review)

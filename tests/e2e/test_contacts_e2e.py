@@ -63,7 +63,7 @@ async def test_import_a_file_into_a_group_and_send_to_it_once(
 
     user.tap(group, "Send to this group")
     ask = await user.reply_after(summary.message_id, "Now send the text")
-    assert "Group «Mijozlar»: 3 rows, 3 numbers in column «phone»" in (ask.text or "")
+    assert "Group «Mijozlar»: rows: 3, numbers in column «phone»: 3." in (ask.text or "")
     review = await user.ask("Salom {name} ({Shahar})", "Check before sending")
     text = review.text or ""
     assert "Group: Mijozlar" in text and "✅ To send: 3" in text

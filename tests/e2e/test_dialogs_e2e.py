@@ -87,7 +87,7 @@ def assert_all_answered(user: ChatUser) -> None:
 UZ: Final = {
     "greeting": "Assalomu alaykum",
     "connected": "✅ Token ulandi va shifrlangan holda saqlandi.",
-    "balance": f"Balans: 10{NBSP}000 so'm",
+    "balance": f"Balans: 10{NBSP}000 soʻm",
     "recipient": f"Qabul qiluvchi: {SHOWN_PHONE}. Endi SMS matnini yuboring.",
     "preview": "Yuborishdan oldin tekshiring",
     "send": "✅ Yuborish",

@@ -33,5 +33,5 @@ async def test_a_zip_bomb_is_refused_while_another_user_is_served(
     assert "Copy just the list into a new .xlsx or .csv file" in (refused.text or "")
     sent = user.telegram.send_document(user.user_id, "people.csv", b"phone\n998901234567\n")
     asked = await user.reply_after(sent, "Now send the text")
-    assert "1 rows, 1 numbers in column «phone»" in (asked.text or "")
+    assert "rows: 1, numbers in column «phone»: 1." in (asked.text or "")
     assert unhandled_errors(bot) == []

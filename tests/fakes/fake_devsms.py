@@ -33,6 +33,7 @@ from decimal import Decimal
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
+import aiohttp
 from aiohttp import web
 
 logger = logging.getLogger(__name__)
@@ -395,6 +396,25 @@ class FakeDevsms:
 
     def set_status(self, sms_id: int, status: str) -> None:
         self.find(sms_id).status = status
+
+    async def call_back(
+        self, sms_id: int, *, url: str | None = None, body: Any = None, method: str = "POST"
+    ) -> int:
+        """Calls the SMS's callback_url as the gateway would on a status change (the body is
+        undocumented: by default JSON with sms_id, request_id and status); `url` replaces
+        the recorded one (a forged or replayed call). Returns the bot's HTTP status."""
+        sms = self.find(sms_id)
+        target = url or sms.callback_url
+        if target is None:
+            raise AssertionError(f"SMS {sms_id} was sent without a callback_url")
+        payload = body
+        if payload is None:
+            payload = {"sms_id": sms.sms_id, "request_id": sms.request_id, "status": sms.status}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.request(method, target, json=payload) as answer,
+        ):
+            return answer.status
 
     def find(self, sms_id: int) -> SentSms:
         for sms in self.sent:

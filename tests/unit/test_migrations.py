@@ -9,7 +9,7 @@ from pathlib import Path
 import aiosqlite
 import pytest
 
-from storage import migrations
+from storage import OutboxRepo, ScheduleRepo, migrations
 from storage.db import Database
 from storage.migrations import (
     LATEST_VERSION,
@@ -128,3 +128,41 @@ async def test_bulk_rows_keep_what_the_traffic_record_needs(raw: aiosqlite.Conne
     async with raw.execute("PRAGMA index_list(bulk_rows)") as cursor:
         indexes = {row["name"] for row in await cursor.fetchall()}
     assert {"bulk_rows_sms_id", "bulk_rows_request_id", "bulk_rows_state"} <= indexes
+
+
+async def test_send_template_migration_keeps_old_sends_and_records_new_ones(
+    raw: aiosqlite.Connection, tmp_path: Path
+) -> None:
+    before = migrations.MIGRATIONS.index(migrations._SEND_TEMPLATE)
+    assert await migrate(raw, target=before) == before
+    assert "template" not in await columns(raw, "outbox")
+    stamp = "2026-11-01T00:00:00+00:00"
+    await raw.execute(
+        "INSERT INTO users (id, language, created_at, last_seen_at) VALUES (7, 'en', ?, ?)",
+        (stamp, stamp),
+    )
+    await raw.execute(
+        "INSERT INTO outbox (user_id, phone, message, state, created_at, updated_at) "
+        "VALUES (7, '998901234567', 'typed', 'sent', ?, ?)",
+        (stamp, stamp),
+    )
+    await raw.execute(
+        "INSERT INTO scheduled (user_id, kind, phone, message, due_at, created_at, updated_at) "
+        "VALUES (7, 'sms', '998901234567', 'later', ?, ?, ?)",
+        (stamp, stamp, stamp),
+    )
+    await raw.close()
+
+    db = await Database.open(tmp_path / "bot.sqlite3")
+    try:
+        assert await schema_version(db.conn) == LATEST_VERSION
+        outbox = OutboxRepo(db)
+        [old] = await outbox.recent(7, 10)
+        assert (old.message, old.template) == ("typed", None)
+        [item] = await ScheduleRepo(db).open_of(7, 10)
+        assert (item.message, item.template) == ("later", None)
+        new_id = await outbox.create_pending(7, "998901234567", "hi", None, template="Hours")
+        new = await outbox.get(new_id)
+        assert new is not None and new.template == "Hours"
+    finally:
+        await db.close()

@@ -58,14 +58,14 @@ EXPECTED = {
         "denied": "Извините, администраторы не разрешили вам пользоваться этим ботом.",
     },
     "uz": {
-        "low": "⚠️ <b>Balans kam qoldi: 4\u00a0000 so'm</b>",
+        "low": "⚠️ <b>Balans kam qoldi: 4\u00a0000 soʻm</b>",
         "balance_button": "💰 Balans",
         "token": "🔑 devsms endi tokeningizni qabul qilmayapti",
         "token_button": "🔑 Yangi token ulash",
         "result": "✅ +998 90 123 45 67 raqamiga SMS: yetkazildi\nSMS ID: 1042",
         "details": "Batafsil",
-        "missing": "❔ +998 90 123 45 67 raqamiga yuborilishi noaniq bo'lgan SMS",
-        "bulk": "📬 <b>#7 ommaviy yuborish: yetkazish natijalari</b>\nYetkazildi: 1\u00a0200",
+        "missing": "❔ +998 90 123 45 67 raqamiga yuborilishi noaniq boʻlgan SMS",
+        "bulk": "📬 <b>#7-ommaviy yuborish: yetkazish natijalari</b>\nYetkazildi: 1\u00a0200",
         "allowed": "✅ Administrator sizga ruxsat berdi. Boshlash uchun /start yuboring.",
         "denied": "Kechirasiz, administratorlar sizga bu botdan foydalanishga ruxsat bermadi.",
     },
@@ -151,20 +151,20 @@ async def test_a_status_the_bot_does_not_know_is_shown_as_the_gateway_wrote_it(
 BROADCAST = {
     "en": (
         "📣 Broadcast in progress: 3 of 5\nDelivered: 2, blocked the bot: 1, failed: 0",
-        "📣 Broadcast finished: 5 users\nDelivered: 3, blocked the bot: 1, failed: 1",
+        "📣 Broadcast finished. Recipients: 5\nDelivered: 3, blocked the bot: 1, failed: 1",
         "📣 Broadcast stopped by an error after 4 of 5\n"
         "Delivered: 3, blocked the bot: 1, failed: 0",
     ),
     "ru": (
-        "📣 Идёт рассылка: 3 из 5\nДоставлено: 2, заблокировали бота: 1, ошибок: 0",
-        "📣 Рассылка завершена, получателей: 5\nДоставлено: 3, заблокировали бота: 1, ошибок: 1",
-        "📣 Рассылка остановлена ошибкой после 4 из 5\n"
+        "📣 Объявление отправляется: 3 из 5\nДоставлено: 2, заблокировали бота: 1, ошибок: 0",
+        "📣 Объявление разослано. Получателей: 5\nДоставлено: 3, заблокировали бота: 1, ошибок: 1",
+        "📣 Отправка объявления прервана ошибкой после 4 из 5\n"
         "Доставлено: 3, заблокировали бота: 1, ошибок: 0",
     ),
     "uz": (
-        "📣 Tarqatma davom etmoqda: 5 tadan 3 tasi\nYetkazildi: 2, botni bloklagan: 1, xato: 0",
-        "📣 Tarqatma tugadi: 5 ta foydalanuvchi\nYetkazildi: 3, botni bloklagan: 1, xato: 1",
-        "📣 Tarqatma xato tufayli 5 tadan 4 tasidan keyin to'xtadi\n"
+        "📣 Eʼlon yuborilmoqda: 5 tadan 3 tasi\nYetkazildi: 2, botni bloklagan: 1, xato: 0",
+        "📣 Eʼlon yuborildi. Qabul qiluvchilar: 5\nYetkazildi: 3, botni bloklagan: 1, xato: 1",
+        "📣 Eʼlon yuborish xato tufayli 5 tadan 4 tasidan keyin toʻxtadi\n"
         "Yetkazildi: 3, botni bloklagan: 1, xato: 0",
     ),
 }

@@ -19,6 +19,7 @@ from services.devsms import (
     SmsRecord,
 )
 from services.otp import (
+    CodeKeeper,
     CodeProblem,
     InvalidCode,
     InvalidName,
@@ -257,3 +258,24 @@ def test_an_otp_send_is_paired_by_its_code_not_by_another_code() -> None:
 
     assert pair([send], [other, elsewhere]) == []
     assert pair([send], [other, mine, elsewhere]) == [(send, mine)]
+
+
+def test_code_keeper_holds_one_code_per_dialog_for_a_while() -> None:
+    now = [0.0]
+    keeper = CodeKeeper(keep=60, limit=2, clock=lambda: now[0])
+    keeper.put(1, draft=11, code="1234")
+    assert keeper.get(1, 11) == "1234"
+    assert keeper.get(1, 12) is None  # another dialog of the same user
+    keeper.put(1, draft=12, code="5678")  # a new dialog replaces the old one's code
+    assert (keeper.get(1, 11), keeper.get(1, 12)) == (None, "5678")
+    now[0] = 61
+    assert keeper.get(1, 12) is None  # past its time
+    keeper.put(2, 1, "1111")
+    keeper.put(3, 1, "2222")
+    keeper.put(4, 1, "3333")  # bounded: the oldest goes
+    assert len(keeper) == 2 and keeper.get(2, 1) is None and keeper.get(4, 1) == "3333"
+    keeper.drop(4)
+    assert keeper.get(4, 1) is None
+    now[0] = 200
+    keeper.put(5, 1, "4444")  # the expired ones go on the next put
+    assert len(keeper) == 1

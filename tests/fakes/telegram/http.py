@@ -24,12 +24,13 @@ from tests.fakes.telegram.model import (
     _payload,
 )
 from tests.fakes.telegram.users import UserMessages
+from tests.fakes.telegram.webhook import Webhooks
 from tests.support.telegram_rules import JsonDict, TelegramRefusal, bad_request
 
 logger = logging.getLogger(__name__)
 
 
-class HttpServer(UserMessages, Callbacks, Faults, Files):
+class HttpServer(UserMessages, Callbacks, Faults, Files, Webhooks):
     """The aiohttp server in front of the Bot API methods."""
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -57,6 +58,7 @@ class HttpServer(UserMessages, Callbacks, Faults, Files):
         self._stopping = True
         # Pending long polls return an empty batch at once instead of holding up cleanup.
         self._signal_update()
+        await self.stop_pushing()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

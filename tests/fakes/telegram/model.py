@@ -286,3 +286,11 @@ def _json_response(payload: Any, status: int = 200) -> web.Response:
     return web.json_response(
         payload, status=status, dumps=lambda obj: json.dumps(obj, default=_json_default)
     )
+
+
+@dataclass(frozen=True)
+class WebhookPost:
+    """One POST of an update to the bot's webhook, and how the bot answered."""
+
+    update_id: int
+    status: int  # -1: no HTTP answer (connection refused or dropped)

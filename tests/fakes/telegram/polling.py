@@ -1,5 +1,5 @@
-"""Updates: the queue a test fills, getUpdates with offsets and long polling, webhooks,
-getMe and the command menu."""
+"""Updates: the queue a test fills, getUpdates with offsets and long polling, getMe and the
+command menu (webhooks: webhook.py)."""
 
 from __future__ import annotations
 
@@ -103,25 +103,6 @@ class Polling(TelegramState):
                 )
         self._updates = kept
         return copy.deepcopy(kept[:limit])
-
-    def _set_webhook(self, params: JsonDict) -> bool:
-        self._webhook_url = str(params.get("url") or "")
-        if params.get("drop_pending_updates"):
-            self._updates.clear()
-        return True
-
-    def _delete_webhook(self, params: JsonDict) -> bool:
-        self._webhook_url = ""
-        if params.get("drop_pending_updates"):
-            self._updates.clear()
-        return True
-
-    def _get_webhook_info(self, params: JsonDict) -> JsonDict:
-        return {
-            "url": self._webhook_url,
-            "has_custom_certificate": False,
-            "pending_update_count": len(self._updates),
-        }
 
     def _set_my_commands(self, params: JsonDict) -> bool:
         commands = params.get("commands")

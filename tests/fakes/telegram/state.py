@@ -19,6 +19,7 @@ from tests.fakes.telegram.model import (
     Call,
     ChatMessage,
     StoredFile,
+    WebhookPost,
     _Fault,
 )
 from tests.support.telegram_rules import CallbackQueries, JsonDict, bad_request
@@ -46,6 +47,13 @@ class TelegramState:
         self._allowed_updates: list[str] = []
         self._poll_generation = 0
         self._webhook_url = ""
+        self._webhook_secret: str | None = None
+        # Public base URL → the local address it reaches (webhook.py).
+        self._webhook_routes: dict[str, str] = {}
+        self._webhook_task: asyncio.Task[None] | None = None
+        self._webhook_error: tuple[int, str] | None = None
+        self._webhook_connections = 40
+        self.webhook_posts: list[WebhookPost] = []
         # Replaced on every signal, so a waiter that grabbed the old one is woken exactly once.
         self._update_signal = asyncio.Event()
         self._change_signal = asyncio.Event()

@@ -1,0 +1,78 @@
+"""Runs a built App until SIGINT/SIGTERM: polling (the default) or webhook mode, each with the
+web server when it is wanted (see bot/web/server.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from contextlib import AsyncExitStack
+
+from bot.factory import App
+from bot.web.health import TelegramPulse
+from bot.web.server import build_web_app, serve
+from bot.web.webhook import WEBHOOK_CHECK_INTERVAL, set_webhook, watch_webhook
+
+logger = logging.getLogger(__name__)
+
+
+async def run(app: App) -> None:
+    settings = app.services.settings
+    pulse = TelegramPulse()
+    app.bot.session.middleware(pulse)
+    port = settings.web_port_in_use
+    if settings.telegram_mode == "webhook":
+        assert port is not None  # webhook mode always has one
+        await run_webhook(app, pulse, port)
+        return
+    async with AsyncExitStack() as stack:
+        if port is not None:
+            await stack.enter_async_context(
+                serve(build_web_app(app, pulse), settings.web_host, port)
+            )
+        await run_polling(app)
+
+
+async def run_polling(app: App) -> None:
+    bot, dp = app.bot, app.dp
+    # A webhook left by webhook mode makes getUpdates fail (409); the updates it holds stay.
+    await bot.delete_webhook(drop_pending_updates=False)
+    await dp.start_polling(bot, allowed_updates=dp.resolve_used_update_types())
+
+
+async def run_webhook(app: App, pulse: TelegramPulse, port: int) -> None:
+    bot, dp, settings = app.bot, app.dp, app.services.settings
+    workflow = {"dispatcher": dp, "bots": [bot], **dp.workflow_data}
+    # As start_polling does: the start-up hooks run before the first update is handled, and
+    # the shutdown hooks only after a start-up that succeeded.
+    await dp.emit_startup(bot=bot, **workflow)
+    try:
+        # Listening first: Telegram posts as soon as the webhook is set (or at once, when a
+        # previous process left it set).
+        async with serve(build_web_app(app, pulse), settings.web_host, port):
+            await set_webhook(bot, dp, settings)
+            watcher = asyncio.create_task(watch_webhook(bot, settings, WEBHOOK_CHECK_INTERVAL))
+            try:
+                await _until_signalled()
+            finally:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+            # The webhook stays set: a restarted process (or another replica) takes over, and
+            # Telegram keeps the updates that come meanwhile.
+    finally:
+        await dp.emit_shutdown(bot=bot, **workflow)
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+        logger.info("stopping: signal received")
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,124 @@
+"""GET /healthz and GET /readyz, and the record of the last Telegram call that got an answer.
+
+/healthz answers 200 whenever the event loop runs this handler: a process that hangs or died
+gets no answer at all. /readyz answers 200 only when
+
+- the database answers: the bot's own connection runs a trivial query, and a short-lived
+  second connection to the file at DATABASE_PATH takes the write lock and gives it back
+  within a second (so a file that was deleted, or one another process keeps locked, shows
+  here before a send cannot be recorded);
+- Telegram answered a call of the bot within TELEGRAM_FRESH seconds. In polling mode the bot
+  calls getUpdates all the time (a long poll returns at least every 10 s). In webhook mode an
+  idle bot makes no calls, so the webhook runner asks getWebhookInfo every
+  WEBHOOK_CHECK_INTERVAL seconds; its answer counts like any other.
+
+Otherwise 503 with {"ready": false, "reason": "database" | "telegram"}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from aiogram.client.session.middlewares.base import (
+    BaseRequestMiddleware,
+    NextRequestMiddlewareType,
+)
+from aiogram.exceptions import (
+    TelegramNetworkError,
+    TelegramServerError,
+    TelegramUnauthorizedError,
+)
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from aiogram import Bot
+    from aiogram.methods import Response, TelegramMethod
+    from aiogram.methods.base import TelegramType
+
+    from storage import Database
+
+logger = logging.getLogger(__name__)
+
+# How old the last answer from Telegram may be for /readyz.
+TELEGRAM_FRESH: Final = 60.0
+# How long the database has to answer /readyz's queries.
+DATABASE_TIMEOUT: Final = 2.0
+
+
+class TelegramPulse(BaseRequestMiddleware):
+    """A session middleware: remembers when Telegram last answered a call (any answer but
+    a network error, a 5xx or a rejected token: those say Telegram cannot be used)."""
+
+    def __init__(self, clock: Any = time.monotonic) -> None:
+        self._clock = clock
+        self.last_answer: float | None = None
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        try:
+            response = await make_request(bot, method)
+        except (TelegramNetworkError, TelegramServerError, TelegramUnauthorizedError):
+            raise
+        except Exception:
+            self.last_answer = self._clock()  # Telegram answered, with an error of the call
+            raise
+        self.last_answer = self._clock()
+        return response
+
+    def fresh(self, within: float = TELEGRAM_FRESH) -> bool:
+        return self.last_answer is not None and self._clock() - self.last_answer <= within
+
+
+def _take_write_lock(path: Path, timeout: float) -> None:
+    # mode=rw: a missing file is an error here, never an empty new database. Taking the write
+    # lock (and giving it back unused) is what a send's record needs: in WAL mode readers are
+    # never blocked, so a read alone would not notice a file another process holds locked.
+    conn = sqlite3.connect(
+        f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=timeout, isolation_level=None
+    )
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        conn.execute("ROLLBACK")
+    finally:
+        conn.close()
+
+
+async def database_answers(db: Database, path: Path) -> bool:
+    try:
+        async with asyncio.timeout(DATABASE_TIMEOUT):
+            await db.fetchone("SELECT 1")
+            await asyncio.to_thread(_take_write_lock, path, DATABASE_TIMEOUT / 2)
+    except (TimeoutError, sqlite3.Error, ValueError) as exc:
+        logger.warning("readiness: the database does not answer: %r", exc)
+        return False
+    return True
+
+
+def add_health_routes(
+    web_app: web.Application, db: Database, database_path: Path, pulse: TelegramPulse
+) -> None:
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    async def readyz(request: web.Request) -> web.Response:
+        reason = None
+        if not await database_answers(db, database_path):
+            reason = "database"
+        elif not pulse.fresh():
+            reason = "telegram"
+        if reason is not None:
+            return web.json_response({"ready": False, "reason": reason}, status=503)
+        return web.json_response({"ready": True})
+
+    web_app.router.add_get("/healthz", healthz)
+    web_app.router.add_get("/readyz", readyz)
