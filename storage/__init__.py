@@ -19,7 +19,7 @@ from storage.contacts import (
     NewContact,
 )
 from storage.credentials import CredentialRepo, CredentialRow, CredentialState
-from storage.db import Database, utc_now
+from storage.db import Database, utc_now, yield_to_users
 from storage.fsm import SQLiteStorage
 from storage.insights import InsightPrefs, InsightRepo
 from storage.migrations import LATEST_VERSION, MigrationError, migrate
@@ -81,4 +81,5 @@ __all__ = [
     "WatchTarget",
     "migrate",
     "utc_now",
+    "yield_to_users",
 ]
