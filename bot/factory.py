@@ -39,7 +39,7 @@ from services.bulk_plan import SourceCache
 from services.callbacks import CallbackInbox, CallbackLinks
 from services.chart_desk import ChartDesk
 from services.devsms import DevsmsClient
-from services.export import ExportSlots
+from services.export_desk import ExportDesk
 from services.key_rotation import rotate_all
 from services.languages import Language
 from services.otp import CodeKeeper
@@ -50,6 +50,7 @@ from services.upload_worker import UploadWorker
 from services.vault import TokenVault, load_generated_keys, parse_keys
 from storage import (
     AlertRepo,
+    BroadcastRepo,
     BulkRepo,
     CallbackRepo,
     ContactRepo,
@@ -91,13 +92,17 @@ class Services:
     stoplist: StopListRepo
     """Numbers no send of their owner may reach (see SmsSender, BulkRunner, make_plan)."""
     contacts: ContactRepo
+    broadcasts: BroadcastRepo
+    """Admin broadcasts and their targets' fates, resumed after a restart."""
     uploads: UploadWorker
     """Parses uploaded files in a child process, started on the first upload."""
     charts: ChartDesk
     """Draws /stats charts in child processes, started with the first chart."""
-    exports: ExportSlots
+    exports: ExportDesk
+    """Runs /export's files in the background, a few at once (services/export_desk.py)."""
 
     async def close(self) -> None:
+        await self.exports.close()
         await self.charts.close()
         await self.uploads.close()
         await self.devsms.close()
@@ -155,6 +160,7 @@ async def open_services(settings: Settings) -> Services:
         schedule=ScheduleRepo(db),
         stoplist=StopListRepo(db),
         contacts=ContactRepo(db),
+        broadcasts=BroadcastRepo(db),
         uploads=UploadWorker(
             memory_limit=settings.upload_memory_mb * 1024 * 1024,
             time_limit=settings.upload_time_limit,
@@ -165,7 +171,7 @@ async def open_services(settings: Settings) -> Services:
             memory_limit=settings.chart_memory_mb * 1024 * 1024,
             time_limit=settings.chart_time_limit,
         ),
-        exports=ExportSlots(settings.exports_at_once),
+        exports=ExportDesk(settings.exports_at_once),
     )
 
 
@@ -230,6 +236,8 @@ async def build_app(settings: Settings, *, bot: Bot | None = None) -> AsyncItera
         if bot is None:
             bot = create_bot(settings)
         stack.push_async_callback(bot.session.close)
+        # Before the bot's session and the database: a running export is cancelled first.
+        stack.push_async_callback(services.exports.close)
         policy = AccessPolicy(settings.access_mode == "allowlist", frozenset(settings.admin_ids))
         for_handlers = handler_settings(settings, policy)
         notifier = Notifier(
@@ -369,6 +377,7 @@ def create_dispatcher(services: Services, shared: Shared) -> Dispatcher:
         insights=services.insights,
         stoplist=services.stoplist,
         contacts=services.contacts,
+        broadcast_log=services.broadcasts,
         uploads=services.uploads,
         charts=services.charts,
         exports=services.exports,
