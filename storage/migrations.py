@@ -17,7 +17,8 @@ that needs no second text:
   works, and identity sequences are moved past copied ids after every migration;
 - `WITHOUT ROWID` is dropped, PRAGMA statements are skipped; comments go;
 - not portable, so give `postgres=`: triggers, views using SQLite functions, DEFAULT
-  expressions with SQLite functions, a type other than the four, a column named like a type.
+  expressions with SQLite functions, a type other than the four (a type is the word after
+  the column's name, so a column may be called `text`).
 Queries in the repositories keep to the same spirit: `?` placeholders, ON CONFLICT (...) DO
 UPDATE/NOTHING instead of INSERT OR REPLACE/IGNORE, RETURNING, CASE, COALESCE, no SQLite-only
 functions (json_*, strftime, printf, scalar max()/min()), LIKE made explicit about case
