@@ -9,6 +9,7 @@ rounds, bulk jobs) runs in scripts/background_probe.py, a process of its own tha
 event loop's lag with the same service code the bot runs.
 
     python -m scripts.bench [--quick] [--json out.json] [--only 1,4] [--profile-bot out.prof]
+                            [--postgres [DSN]]
 
 Sections (--quick scales every count down):
 1. /balance throughput of 200 users sending back to back, with the gateway answering in 0 and
@@ -16,7 +17,8 @@ Sections (--quick scales every count down):
    update to the bot's web server, at most 40 at once) next to polling; the latency the bot
    adds (answer at the fake Telegram minus message injected, minus the gateway's latency),
    also for 50 users who each write about once a second, which is where the 20 ms target
-   applies;
+   applies; with --postgres the same passes with the bot on PostgreSQL (DATABASE_URL), beside
+   SQLite's;
 2. event-loop lag during a 10,000-user balance round and a 10,000-row bulk job, and one
    interactive user's /balance during them against idle (in the probe, and in the real bot
    process during its own start-up round);
@@ -57,7 +59,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -378,7 +380,7 @@ def webhook_env(telegram: FakeTelegram) -> dict[str, str]:
 # --- seeding ----------------------------------------------------------------------------------
 
 
-async def seed_users(path: Path, user_ids: Iterable[int], token: str) -> None:
+async def seed_users(path: Path | str, user_ids: Iterable[int], token: str) -> None:
     """Users with a connected token, as /start + token would leave them (faster: one
     transaction, the same vault and key the bot is started with)."""
     vault = TokenVault([ENCRYPTION_KEY])
@@ -387,18 +389,37 @@ async def seed_users(path: Path, user_ids: Iterable[int], token: str) -> None:
         now = utc_now()
         ids = list(user_ids)
         async with db.transaction():
-            await db.conn.executemany(
+            await db.executemany(
                 "INSERT INTO users (id, first_name, created_at, last_seen_at) "
                 "VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
                 ((user_id, f"User {user_id}", now, now) for user_id in ids),
             )
-            await db.conn.executemany(
+            await db.executemany(
                 "INSERT INTO credentials (user_id, token_encrypted, state, created_at, "
                 "updated_at) VALUES (?, ?, 'valid', ?, ?)",
                 ((user_id, vault.encrypt(user_id, token), now, now) for user_id in ids),
             )
     finally:
         await db.close()
+
+
+@contextlib.asynccontextmanager
+async def bench_schema(dsn: str) -> AsyncIterator[str]:
+    """A DATABASE_URL whose connections see a new, empty schema, dropped afterwards."""
+    import asyncpg
+
+    from tests.support.services import with_search_path
+
+    schema = f"bench_{os.getpid()}_{random.randrange(1 << 30)}"
+    admin = await asyncpg.connect(dsn)
+    try:
+        await admin.execute(f"CREATE SCHEMA {schema}")
+        try:
+            yield with_search_path(dsn, schema)
+        finally:
+            await admin.execute(f"DROP SCHEMA {schema} CASCADE")
+    finally:
+        await admin.close()
 
 
 def copy_database(template: Path, target: Path) -> None:
@@ -634,6 +655,8 @@ class Bench:
         self._template: Path | None = None
         # Section 1's bot; --profile-bot puts it under cProfile (slower: for finding why).
         self.load_bot_argv: Sequence[str] = BOT_ARGV
+        # --postgres: section 1 also runs the bot on PostgreSQL (DATABASE_URL) at this DSN.
+        self.postgres_dsn: str | None = None
         # Seconds to the first getUpdates of every start in the run, for section 5.
         self.starts: dict[str, list[float]] = {"bot": [], "echo": []}
 
@@ -767,6 +790,23 @@ class Bench:
             )
             await measure("webhook-0ms", hooked, users, expected, 0.0)
             await hooked.stop()
+            if self.postgres_dsn is not None:
+                async with bench_schema(self.postgres_dsn) as url:
+                    await seed_users(url, users, LOAD_TOKEN)
+                    on_pg = await self.start_process(
+                        "load-pg", telegram, devsms, env=bot_env(DATABASE_URL=url)
+                    )
+                    await wait_until(
+                        lambda: "balance round:" in on_pg.output(),
+                        ROUND_TIMEOUT,
+                        "start-up round",
+                    )
+                    await measure("pg-0ms", on_pg, users, expected, 0.0)
+                    await measure("pg-latency", on_pg, users, expected, p.gateway_latency)
+                    await measure(
+                        "pg-paced", on_pg, few, expected, p.gateway_latency, p.think_seconds
+                    )
+                    await on_pg.stop()
         finally:
             await ticker.stop()
             await self.stop_all()
@@ -810,6 +850,8 @@ class Bench:
                 **summary(result.added),
             )
         self.webhook_rows(passes["webhook-0ms"], passes["bot-0ms"])
+        if "pg-0ms" in passes:
+            self.postgres_rows(passes)
         paced = passes["bot-paced"]
         p99 = percentile(paced.added, 99)
         self.add(
@@ -873,6 +915,38 @@ class Bench:
             "—",
             cpu_per_update=hook.cpu_per_update,
             **summary(hook.added),
+        )
+
+    def postgres_rows(self, passes: dict[str, PassResult]) -> None:
+        """The same passes on PostgreSQL beside SQLite's (one process each, same run)."""
+        p = self.profile
+        gateway_ms = f"{p.gateway_latency * 1000:.0f} ms"
+        for pg, lite, latency_text in (
+            ("pg-0ms", "bot-0ms", "0 ms"),
+            ("pg-latency", "bot-latency", gateway_ms),
+        ):
+            on_pg, on_lite = passes[pg], passes[lite]
+            self.add(
+                "1",
+                f"PostgreSQL: /balance throughput, {p.users} users, gateway {latency_text}; "
+                "bot CPU per update",
+                f"{on_pg.rate:.0f} upd/s; {ms(on_pg.cpu_per_update)}",
+                f"SQLite {on_lite.rate:.0f} upd/s; {ms(on_lite.cpu_per_update)}",
+                "—",
+                rate=on_pg.rate,
+                sqlite_rate=on_lite.rate,
+                cpu_per_update=on_pg.cpu_per_update,
+                sqlite_cpu_per_update=on_lite.cpu_per_update,
+            )
+        paced, lite_paced = passes["pg-paced"], passes["bot-paced"]
+        self.add(
+            "1",
+            f"PostgreSQL: bot-added latency, {p.latency_users} users each every "
+            f"~{p.think_seconds:.0f} s, gateway {gateway_ms}",
+            pair_ms(paced.added),
+            f"SQLite {pair_ms(lite_paced.added)}; p99 ≤ {ms(LATENCY_P99_TARGET)}",
+            verdict(percentile(paced.added, 99) <= LATENCY_P99_TARGET),
+            **summary(paced.added),
         )
 
     # --- 2 and 3 -------------------------------------------------------------------------------
@@ -1514,12 +1588,17 @@ SECTIONS: Final[dict[str, Callable[[Bench], Awaitable[None]]]] = {
 
 
 async def run(
-    profile: Profile, only: set[str], say: Callable[[str], None], profile_to: Path | None
+    profile: Profile,
+    only: set[str],
+    say: Callable[[str], None],
+    profile_to: Path | None,
+    postgres_dsn: str | None = None,
 ) -> Bench:
     busy, ours = machine_busy(), family_cpu()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="devsms-bench-") as tmp:
         bench = Bench(profile, Path(tmp), say)
+        bench.postgres_dsn = postgres_dsn
         if profile_to is not None:
             bench.load_bot_argv = ("-m", "scripts.profile_bot", str(profile_to))
         try:
@@ -1550,6 +1629,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="run section 1's bot under cProfile (scripts/profile_bot.py) and write its stats "
         "there; the profiler slows the bot down, so its figures are not comparable",
     )
+    parser.add_argument(
+        "--postgres",
+        nargs="?",
+        const=os.environ.get("TEST_POSTGRES_DSN") or "postgresql://postgres@127.0.0.1:5432/test",
+        metavar="DSN",
+        help="section 1 also runs the bot on PostgreSQL at DSN (default TEST_POSTGRES_DSN or "
+        "the local server), in a schema of its own dropped afterwards",
+    )
     args = parser.parse_args(argv)
     profile = QUICK if args.quick else Profile()
     only = {part.strip() for part in args.only.split(",") if part.strip()}
@@ -1569,7 +1656,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     started = time.monotonic()
     profile_to = args.profile_bot.resolve() if args.profile_bot is not None else None
-    bench = asyncio.run(run(profile, only, say, profile_to))
+    bench = asyncio.run(run(profile, only, say, profile_to, args.postgres))
     elapsed = time.monotonic() - started
     rows = sorted(bench.rows, key=lambda row: row.section)
     print(render_table(rows))
