@@ -73,6 +73,13 @@ def _numeric(text: str) -> int | float:
     return float(text) if "." in text or "e" in text.lower() else int(text)
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset of a connection it takes back (asyncpg rolls back an open
+    transaction itself before). Its default, RESET ALL and the rest, is one more round trip
+    per statement; nothing here changes session state (no SET, LISTEN, cursors or
+    session-level advisory locks: the migrations' lock is on a connection of their own)."""
+
+
 async def _setup(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec(
         "numeric", schema="pg_catalog", encoder=str, decoder=_numeric, format="text"
@@ -116,14 +123,20 @@ class PostgresDatabase(Database):
             min_size=1,
             max_size=pool_size,
             init=_setup,
+            reset=_keep_session,
             statement_cache_size=_STATEMENT_CACHE,
         )
         try:
-            async with pool.acquire() as conn:
+            # A connection of its own: closing it releases the migrations' session lock
+            # whatever happened.
+            conn = await asyncpg.connect(url)
+            try:
                 version = await migrate_postgres(conn)
                 lock_key = await conn.fetchval(
                     "SELECT hashtext('devsms-bot transactions ' || current_schema())"
                 )
+            finally:
+                await conn.close()
         except BaseException:
             await pool.close()
             raise
