@@ -1,4 +1,5 @@
-"""SQLite persistence: the connection, migrations, repositories and the FSM storage.
+"""Persistence on SQLite or PostgreSQL: the database, migrations, repositories and the FSM
+storage (SQLiteStorage keeps its name; it runs on either engine).
 
 Imports nothing else of ours: services and handlers depend on storage, never the reverse.
 """
