@@ -16,6 +16,7 @@ import logging
 import sys
 from pathlib import Path
 from typing import Final
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
@@ -51,14 +52,21 @@ def load_settings() -> Settings:
         raise SystemExit(2) from None
 
 
+def log_secrets(settings: Settings) -> tuple[str, ...]:
+    """What the log masks: the bot token, the webhook secret, DATABASE_URL's password."""
+    found = [settings.bot_token.get_secret_value()]
+    if settings.webhook_secret is not None:
+        found.append(settings.webhook_secret.get_secret_value())
+    if settings.database_url is not None:
+        password = urlsplit(settings.database_url.get_secret_value()).password
+        if password:
+            found.append(password)
+    return tuple(found)
+
+
 async def main() -> None:
     settings = load_settings()
-    setup_logging(
-        settings.log_level,
-        secrets=(settings.bot_token.get_secret_value(),)
-        + ((settings.webhook_secret.get_secret_value(),) if settings.webhook_secret else ()),
-        log_sql=settings.log_sql,
-    )
+    setup_logging(settings.log_level, secrets=log_secrets(settings), log_sql=settings.log_sql)
     async with build_app(settings) as app:
         # aiogram's types are thousands of long-lived objects: keeping them out of the garbage
         # collector's full passes removes its pauses of a few hundred ms from the event loop.
@@ -71,7 +79,7 @@ async def main() -> None:
 def migrate_to_postgres() -> int:
     """`python -m bot migrate-to-postgres`: DATABASE_PATH's SQLite rows into DATABASE_URL."""
     settings = load_settings()
-    setup_logging(settings.log_level, secrets=(settings.bot_token.get_secret_value(),))
+    setup_logging(settings.log_level, secrets=log_secrets(settings))
     if settings.database_url is None:
         print(
             "migrate-to-postgres: set DATABASE_URL to the (empty) PostgreSQL database to fill; "

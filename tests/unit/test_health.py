@@ -39,8 +39,9 @@ async def unreachable(bot: object, call: object) -> str:
 
 
 @pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    db = await Database.open(tmp_path / "bot.sqlite3")
+async def database(database_target: str | Path) -> AsyncIterator[Database]:
+    """The bot's database on each engine (an SQLite file at tmp_path / "bot.sqlite3")."""
+    db = await Database.open(database_target)
     yield db
     await db.close()
 
