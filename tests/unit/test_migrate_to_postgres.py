@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
+from bot.__main__ import load_settings, log_secrets
 from services.vault import TokenVault
 from storage import BulkRepo, ContactRepo, CredentialRepo, Database, OutboxRepo, UserRepo
 from storage.pg_copy import CopyError, copy_to_postgres
 from tests.support.harness import BOT_TOKEN
 from tests.support.services import postgres_schema
+from tests.unit.test_web_settings import clean_env, refusal
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "devsms-secret-token-0001"
@@ -148,3 +150,19 @@ async def test_the_command_copies_once_and_refuses_a_second_time(
     assert second.returncode == 1
     assert "not empty" in second.stderr
     assert TOKEN not in first.stdout + first.stderr + second.stderr
+
+
+def test_database_url_selects_postgresql_and_empty_keeps_sqlite(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clean_env(monkeypatch, tmp_path, DATABASE_URL="")
+    settings = load_settings()
+    assert settings.database_target == settings.database_path  # no new setting: SQLite
+    url = "postgresql://bot:pa55word@db:5432/bot?search_path=bot"
+    clean_env(monkeypatch, tmp_path, DATABASE_URL=url)
+    settings = load_settings()
+    assert settings.database_target == url
+    assert "pa55word" in log_secrets(settings)  # masked in the log
+    line = refusal(monkeypatch, tmp_path, capsys, DATABASE_URL="mysql://bot:pa55word@db/bot")
+    assert line.startswith("Configuration error: DATABASE_URL must start with postgresql://")
+    assert "pa55word" not in line
