@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     telegram_mode: Literal["polling", "webhook"] = "polling"
     webhook_path: str = "/telegram"
     webhook_secret: SecretStr | None = None
+    # Webhook mode's stop leaves the webhook set (a restart or another replica takes over);
+    # true deletes it, e.g. before the bot moves to another address for good.
+    webhook_delete_on_stop: bool = False
 
     # The bot's own web server (bot/web/): webhook, /healthz, /readyz and what others add
     public_base_url: str = ""
