@@ -20,7 +20,12 @@ from bot.background import Background
 from bot.commands import set_commands
 from bot.config import Settings, handler_settings
 from bot.i18n import UserLocaleMiddleware, create_i18n
-from bot.middlewares import MetricsMiddleware, RetryRequestMiddleware, UserMiddleware
+from bot.middlewares import (
+    MetricsMiddleware,
+    PinResponseTypes,
+    RetryRequestMiddleware,
+    UserMiddleware,
+)
 from bot.notices.digest import AdminDigest
 from bot.notices.jobs import JobReports
 from bot.notices.notifier import Notifier, Outbox
@@ -166,6 +171,7 @@ async def open_services(settings: Settings) -> Services:
 
 def create_bot(settings: Settings) -> Bot:
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    session.middleware(PinResponseTypes())
     session.middleware(RetryRequestMiddleware())
     return Bot(
         token=settings.bot_token.get_secret_value(),

@@ -23,7 +23,7 @@ from handlers.plural import ngettext
 from handlers.send_texts import EXAMPLE_PHONE, phone_error_text
 from handlers.sms_render import sms_list
 from handlers.states import HistoryForm
-from handlers.utils import AnswerCallbacks, edit_or_keep
+from handlers.utils import AnswerCallbacks, action_if_slow, edit_or_keep
 from services.accounts import Accounts
 from services.devsms import DEFAULT_GATEWAY_TIMEZONE, HistoryPage, SmsRecord
 from services.history_pages import HistoryCursor
@@ -289,11 +289,11 @@ async def history_command(
 
 
 async def show_history(message: Message, accounts: Accounts, outbox: OutboxRepo) -> None:
-    assert message.from_user is not None
-    await message.bot.send_chat_action(message.chat.id, "typing")  # type: ignore[union-attr]
-    history, resolved = await load_page(
-        accounts, outbox, message.from_user.id, HistoryFilter.ALL, 0
-    )
+    assert message.from_user is not None and message.bot is not None
+    async with action_if_slow(message.bot, message.chat.id):
+        history, resolved = await load_page(
+            accounts, outbox, message.from_user.id, HistoryFilter.ALL, 0
+        )
     text, keyboard = history_view(history, HistoryFilter.ALL, 0, len(resolved))
     await message.answer(text, reply_markup=keyboard)
 

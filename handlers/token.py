@@ -19,7 +19,7 @@ from handlers.common import ask_token_text
 from handlers.keyboards import balance_keyboard, logout_keyboard, main_menu
 from handlers.render import balance_text
 from handlers.states import TokenForm
-from handlers.utils import edit_or_keep
+from handlers.utils import action_if_slow, edit_or_keep
 from services.accounts import Accounts
 from services.devsms import DevsmsBadRequest, DevsmsError, DevsmsUnauthorized
 from services.events import Notices
@@ -69,9 +69,10 @@ async def token_received(
         )
         return
 
-    await message.bot.send_chat_action(message.chat.id, "typing")  # type: ignore[union-attr]
+    assert message.bot is not None
     try:
-        balance = await accounts.connect(message.from_user.id, token)
+        async with action_if_slow(message.bot, message.chat.id):
+            balance = await accounts.connect(message.from_user.id, token)
     except (DevsmsUnauthorized, DevsmsBadRequest):
         await message.answer(
             _("❌ devsms.uz did not accept this token. Check it and send it again.")

@@ -42,7 +42,7 @@ from services.reconcile import (
     settle,
     wanted_keys,
 )
-from storage import BulkRepo, BulkRow, JobRow, OutboxRepo, StopListRepo, UserRepo
+from storage import BulkRepo, BulkRow, JobRow, OutboxRepo, StopListRepo, UserRepo, yield_to_users
 from storage.bulk import STOP_LIST
 
 logger = logging.getLogger(__name__)
@@ -255,6 +255,7 @@ class BulkRunner:
 
     async def _run(self, job_id: int, stop: asyncio.Event) -> None:
         mark_background()  # leaves the owner's token a slot for their taps
+        yield_to_users()  # and users' updates go first on the database
         try:
             await self._run_job(job_id, stop)
         except Exception:

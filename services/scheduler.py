@@ -43,7 +43,7 @@ from services.pricing import Cost, cost_of
 from services.schedule_time import QuietHours, is_quiet, quiet_end, user_quiet, zone_of
 from services.sending import Outcome, SmsSender
 from services.sms_parts import count_sms
-from storage import BulkRepo, ScheduledRow, ScheduleRepo, UserRepo, UserRow
+from storage import BulkRepo, ScheduledRow, ScheduleRepo, UserRepo, UserRow, yield_to_users
 from storage.outbox import NotClaimed
 
 logger = logging.getLogger(__name__)
@@ -124,6 +124,7 @@ class Scheduler:
 
     async def run(self) -> None:
         mark_background()  # leaves each token a slot for its owner's taps
+        yield_to_users()  # and users' updates go first on the database
         while True:
             try:
                 await self.tick()

@@ -50,6 +50,7 @@ from services.reconcile import (
     settle,
     wanted_keys,
 )
+from storage import yield_to_users
 from storage.alerts import AlertRepo
 from storage.bulk import BulkRepo
 from storage.callbacks import CallbackTarget
@@ -127,6 +128,7 @@ class DeliveryTracker:
         """Checks due SMS every `poll` seconds and reconciles 'unknown' sends every minute.
         Cancel the task to stop it."""
         mark_background()  # leaves each token a slot for its owner's taps
+        yield_to_users()  # and users' updates go first on the database
         last_reconcile = float("-inf")
         while True:
             processed = 0

@@ -18,7 +18,7 @@ from storage.contacts import (
     NewContact,
 )
 from storage.credentials import CredentialRepo, CredentialRow, CredentialState
-from storage.db import Database, utc_now
+from storage.db import Database, utc_now, yield_to_users
 from storage.fsm import SQLiteStorage
 from storage.insights import InsightPrefs, InsightRepo
 from storage.migrations import LATEST_VERSION, MigrationError, migrate
@@ -78,4 +78,5 @@ __all__ = [
     "WatchTarget",
     "migrate",
     "utc_now",
+    "yield_to_users",
 ]

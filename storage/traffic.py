@@ -418,6 +418,20 @@ class TrafficRepo:
         totals["waiting"] = totals["sms"] - totals["delivered"] - totals["failed"]
         return Totals(**totals)
 
+    async def spent(
+        self, user_id: int, since_utc: datetime, until_utc: datetime, *, currency: str
+    ) -> Decimal:
+        """What the SMS created in [since_utc, until_utc) cost in `currency`: one query on
+        the read-only connection (/balance asks this; a balance round's writes do not
+        delay it)."""
+        row = await self._db.read_one(
+            "SELECT SUM(cost_micros) AS micros FROM traffic WHERE user_id = ? "
+            "AND created_at >= ? AND created_at < ? AND currency = ?",
+            (user_id, utc_text(since_utc), utc_text(until_utc), currency),
+        )
+        micros = None if row is None else row["micros"]
+        return Decimal(0) if micros is None else from_micros(micros)
+
     async def iter_rows(
         self, user_id: int, since_utc: datetime, until_utc: datetime, batch: int = 500
     ) -> AsyncIterator[TrafficRow]:
@@ -493,8 +507,9 @@ class TrafficRepo:
         snapshot = balance if balance is not None else await self.latest_balance(user_id)
         if snapshot is None:
             return None
-        spent = await self.period_totals(user_id, now_utc - timedelta(days=days), now_utc)
-        total = spent.cost_by_currency.get(snapshot.currency, Decimal(0))
+        total = await self.spent(
+            user_id, now_utc - timedelta(days=days), now_utc, currency=snapshot.currency
+        )
         daily = total / days
         return Forecast(
             balance=snapshot.amount,
