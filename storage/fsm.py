@@ -52,7 +52,9 @@ def fsm_key_ids(key: str) -> tuple[int, int] | None:
         return None
 
 
-def _to_json(data: Mapping[str, Any]) -> str:
+def to_json(data: Mapping[str, Any]) -> str:
+    """FSM data as stored, here and in Redis (bot/replicas.py); TypeError for data that
+    would not come back unchanged."""
     try:
         text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
@@ -106,7 +108,7 @@ class SQLiteStorage(BaseStorage):
         if not isinstance(data, dict):
             msg = f"Data must be a dict or dict-like object, got {type(data).__name__}"
             raise DataNotDictLikeError(msg)
-        text = _to_json(data)
+        text = to_json(data)
         row_key = build_key(key)
         async with self._db.transaction():
             await self._db.execute(

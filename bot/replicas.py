@@ -1,0 +1,113 @@
+"""What several replicas of the bot share through Redis (REDIS_URL), and the replica's name.
+
+With REDIS_URL empty the bot is one process: FSM state in the database (storage/fsm.py), event
+isolation in memory (aiogram's SimpleEventIsolation), the dialog stores and the notifier's
+pacing in memory. With it set, each of these has a Redis counterpart, chosen here once:
+
+- FSM state and data: aiogram's own RedisStorage, keyed by bot id, chat, user, thread and
+  destiny, with the same strict JSON as storage/fsm.py (a value that would not come back as
+  stored is refused) and a TTL, so dialogs abandoned for a month do not stay in Redis for ever;
+- per-user event isolation: aiogram's RedisEventIsolation (a Redis lock per chat and user), so
+  a double tap that the load balancer spreads over two replicas is still handled one at a time;
+- the /otp code keeper and the parsed bulk lists (services/shared_stores.py), the notifier's
+  limiter (bot/notices/limiter.py): see there.
+
+The row caches of storage/cache.py keep nothing then (Database.stop_caching): every replica
+reads the database, which is the truth they share.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage, DefaultKeyBuilder
+from aiogram.fsm.storage.memory import SimpleEventIsolation
+from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
+from redis.asyncio import Redis
+
+from services.bulk_plan import SourceCache
+from services.otp import CodeKeeper, CodeStore
+from services.shared_stores import RedisCodeKeeper, RedisLists
+from services.vault import TokenVault
+from storage import Database, SQLiteStorage
+from storage.fsm import to_json
+
+logger = logging.getLogger(__name__)
+
+# Every key of the bot starts with this (tests pass their own, one per test).
+DEFAULT_PREFIX: Final = "devsms"
+# A dialog untouched for this long is forgotten (the SQLite storage keeps it for ever; Redis
+# memory is dearer, and nobody comes back to a draft after a month).
+DIALOG_TTL: Final = 30 * 24 * 3600
+# A handler holds its user's lock at most this long (handlers never wait for background work;
+# the longest is an upload read in the worker, UPLOAD_TIME_LIMIT 120 s by default).
+ISOLATION_LOCK_SECONDS: Final = 300
+
+
+class SharedFsmStorage(RedisStorage):
+    """RedisStorage over the app's one Redis client, which the app closes (not the Dispatcher:
+    the notifier and the stores still use the client after the Dispatcher's shutdown)."""
+
+    async def close(self) -> None:
+        pass
+
+
+def key_builder(prefix: str) -> DefaultKeyBuilder:
+    # The bot id in every key: one Redis may serve several bots.
+    return DefaultKeyBuilder(prefix=f"{prefix}:fsm", with_bot_id=True, with_destiny=True)
+
+
+def fsm_storage(redis: Redis, prefix: str) -> SharedFsmStorage:
+    return SharedFsmStorage(
+        redis,
+        key_builder=key_builder(prefix),
+        state_ttl=DIALOG_TTL,
+        data_ttl=DIALOG_TTL,
+        json_dumps=to_json,
+    )
+
+
+def event_isolation(redis: Redis, prefix: str) -> RedisEventIsolation:
+    return RedisEventIsolation(
+        redis,
+        key_builder=key_builder(prefix),
+        lock_kwargs={"timeout": ISOLATION_LOCK_SECONDS},
+    )
+
+
+async def open_redis(url: str) -> Redis:
+    """A client for the whole process; fails at start-up, not on the first update, when the
+    server cannot be reached."""
+    client = Redis.from_url(url, health_check_interval=30, socket_connect_timeout=5)
+    try:
+        await client.ping()  # type: ignore[misc]  # redis-py types it for both clients
+    except BaseException:
+        await client.aclose()
+        raise
+    return client
+
+
+def dialog_state(
+    db: Database, redis: Redis | None, prefix: str
+) -> tuple[BaseStorage, BaseEventIsolation]:
+    """FSM storage and event isolation: the database and memory for one process, Redis for
+    replicas."""
+    if redis is None:
+        return SQLiteStorage(db), SimpleEventIsolation()
+    return fsm_storage(redis, prefix), event_isolation(redis, prefix)
+
+
+def bulk_sources(budget: int, redis: Redis | None, prefix: str) -> SourceCache:
+    """Parsed bulk lists between a dialog's steps: in memory, and in Redis for replicas."""
+    if redis is None:
+        return SourceCache(budget)
+    return SourceCache(budget, RedisLists(redis, prefix, budget))
+
+
+def otp_codes(vault: TokenVault, redis: Redis | None, prefix: str) -> CodeStore:
+    """/otp codes between the code step and Send, never in FSM storage: in memory (a new
+    Dispatcher, like a restart, starts without them), or in Redis, encrypted, for an hour."""
+    if redis is None:
+        return CodeKeeper()
+    return RedisCodeKeeper(redis, prefix, vault)
