@@ -43,6 +43,8 @@ DIALOG_TTL: Final = 30 * 24 * 3600
 # A handler holds its user's lock at most this long (handlers never wait for background work;
 # the longest is an upload read in the worker, UPLOAD_TIME_LIMIT 120 s by default).
 ISOLATION_LOCK_SECONDS: Final = 300
+# Telegram keeps an unacknowledged update for up to 24 hours.
+TAKEN_UPDATE_SECONDS: Final = 24 * 3600
 
 
 class SharedFsmStorage(RedisStorage):
@@ -51,6 +53,21 @@ class SharedFsmStorage(RedisStorage):
 
     async def close(self) -> None:
         pass
+
+
+class TakenUpdates:
+    """Update ids claimed by one replica (webhook mode): Telegram resends an update whose 200
+    it missed, and the load balancer may hand the resend to another replica, which must drop
+    it as the first one's own memory would (bot/web/webhook.py)."""
+
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self._redis = redis
+        self._prefix = f"{prefix}:update:"
+
+    async def claim(self, bot_id: int, update_id: int) -> bool:
+        """True for the first replica to see the update; RedisError when unknown."""
+        key = f"{self._prefix}{bot_id}:{update_id}"
+        return bool(await self._redis.set(key, b"1", nx=True, ex=TAKEN_UPDATE_SECONDS))
 
 
 def key_builder(prefix: str) -> DefaultKeyBuilder:

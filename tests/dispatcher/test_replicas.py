@@ -14,16 +14,22 @@ from pathlib import Path
 
 import pytest
 from aiogram.methods import GetFile
+from aiogram.types import Update
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from pydantic import SecretStr
 
 from bot.config import Settings
 from bot.factory import build_app
-from bot.replicas import SharedFsmStorage
+from bot.replicas import SharedFsmStorage, TakenUpdates
+from bot.web.webhook import add_webhook_route
 from storage import OutboxKind
 from tests.conftest import GOOD_TOKEN, make_settings
+from tests.dispatcher.test_bulk import until
 from tests.fakes.fake_devsms import FakeDevsms
 from tests.support.harness import Harness, make_bot
 from tests.support.notifiers import install
-from tests.support.recording import RecordingSession, SentMessage
+from tests.support.recording import RecordingSession
 from tests.support.redis_keys import redis_prefix
 
 SEND = "/send_sms.php"
@@ -153,8 +159,34 @@ def _key(app: Harness) -> object:
     return app.dp.fsm.get_context(app.bot, chat_id=1, user_id=1).key
 
 
-async def send_through(app: Harness, text: str) -> SentMessage:
-    await app.send("/send")
-    await app.send("901234567")
-    [preview] = await app.send(text)
-    return preview
+async def test_an_update_telegram_resends_to_the_other_replica_is_handled_once(
+    replicas: tuple[Harness, Harness],
+) -> None:
+    a, b = replicas
+    secret = "s3cret"
+    settings = a.services.settings.model_copy(update={"webhook_secret": SecretStr(secret)})
+    clients = []
+    for replica in (a, b):
+        assert replica.services.redis is not None
+        web_app = web.Application()
+        taken = TakenUpdates(replica.services.redis, replica.services.redis_prefix)
+        add_webhook_route(web_app, replica.dp, replica.bot, settings, taken)
+        clients.append(TestClient(TestServer(web_app)))
+    update = Update(update_id=900_005, message=a.message(text="/start")).model_dump(
+        mode="json", exclude_none=True
+    )
+    headers = {"X-Telegram-Bot-Api-Secret-Token": secret}
+    async with clients[0], clients[1]:
+        # The 200 to a got lost; Telegram sends the update again, and b gets it this time.
+        for client in clients:
+            response = await client.post(settings.webhook_path, json=update, headers=headers)
+            assert response.status == 200
+
+        def greetings() -> int:
+            return sum("API token" in m.text for m in a.session.chat(1))
+
+        await until(lambda: greetings() > 0)
+        # The user's next message is handled after anything still queued for them: once it
+        # is answered, a second greeting would have been sent too.
+        await b.send("/cancel")
+    assert greetings() == 1
