@@ -18,13 +18,21 @@ reads the database, which is the truth they share.
 
 from __future__ import annotations
 
+import json
 import logging
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
-from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage, DefaultKeyBuilder
+from aiogram.fsm.storage.base import (
+    BaseEventIsolation,
+    BaseStorage,
+    DefaultKeyBuilder,
+    StorageKey,
+)
 from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
 from redis.asyncio import Redis
+from redis.exceptions import WatchError
 
 from services.bulk_plan import SourceCache
 from services.otp import CodeKeeper, CodeStore
@@ -49,10 +57,33 @@ TAKEN_UPDATE_SECONDS: Final = 24 * 3600
 
 class SharedFsmStorage(RedisStorage):
     """RedisStorage over the app's one Redis client, which the app closes (not the Dispatcher:
-    the notifier and the stores still use the client after the Dispatcher's shutdown)."""
+    the notifier and the stores still use the client after the Dispatcher's shutdown).
+
+    update_data is one optimistic transaction (WATCH/MULTI), as storage/fsm.py's is one SQL
+    transaction: two concurrent updates of one dialog never lose each other's keys (aiogram's
+    own reads, then writes)."""
 
     async def close(self) -> None:
         pass
+
+    async def update_data(self, key: StorageKey, data: Mapping[str, Any]) -> dict[str, Any]:
+        redis_key = self.key_builder.build(key, "data")
+        async with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(redis_key)
+                    raw = await pipe.get(redis_key)
+                    current: dict[str, Any] = {} if raw is None else json.loads(raw)
+                    current.update(data)
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    if current:
+                        pipe.set(redis_key, to_json(current), ex=self.data_ttl)
+                    else:
+                        pipe.delete(redis_key)
+                    await pipe.execute()
+                    return current.copy()
+                except WatchError:
+                    continue  # another replica wrote the dialog meanwhile: read it again
 
 
 class TakenUpdates:

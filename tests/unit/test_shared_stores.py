@@ -3,17 +3,20 @@ real Redis under a key prefix of this test; and the settings and caches that go 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from aiogram.fsm.storage.base import StorageKey
 from cryptography.fernet import Fernet
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from bot.config import Settings
 from bot.logging_setup import ReplicaFilter
+from bot.replicas import DIALOG_TTL, fsm_storage
 from services.bulk_plan import PackedSource, parse_source
 from services.shared_stores import (
     RedisCodeKeeper,
@@ -151,3 +154,29 @@ def test_every_log_line_names_the_replica() -> None:
     ReplicaFilter("web-2").filter(record)
     line = logging.Formatter("[%(replica)s] %(message)s").format(record)
     assert line == "[web-2] started"
+
+
+async def test_dialogs_in_redis_keep_the_rules_of_the_database_storage(
+    shared: tuple[Redis, str],
+) -> None:
+    redis, prefix = shared
+    storage = fsm_storage(redis, prefix)
+    key = StorageKey(bot_id=7, chat_id=ALI, user_id=ALI)
+    # Only what comes back unchanged is stored (no tuples, no int keys): refused at once.
+    with pytest.raises(TypeError, match="JSON round trip"):
+        await storage.set_data(key, {"rows": (1, 2)})
+    await storage.set_state(key, "SendForm:text")
+    # Concurrent updates of one dialog (two replicas) lose nobody's keys.
+    await asyncio.gather(*(storage.update_data(key, {f"k{i}": i}) for i in range(20)))
+    assert await storage.get_data(key) == {f"k{i}": i for i in range(20)}
+    keys = sorted([k.decode() async for k in redis.scan_iter(match=f"{prefix}:fsm:*")])
+    assert keys == [
+        f"{prefix}:fsm:7:{ALI}:{ALI}:default:data",
+        f"{prefix}:fsm:7:{ALI}:{ALI}:default:state",
+    ]
+    assert 0 < await redis.ttl(keys[0]) <= DIALOG_TTL
+    # Another bot on the same Redis has dialogs of its own.
+    assert await storage.get_state(StorageKey(bot_id=8, chat_id=ALI, user_id=ALI)) is None
+    await storage.set_state(key, None)
+    await storage.set_data(key, {})
+    assert [k async for k in redis.scan_iter(match=f"{prefix}:fsm:*")] == []
