@@ -45,7 +45,7 @@ from services.key_rotation import rotate_all
 from services.languages import Language
 from services.scheduler import Scheduler
 from services.sending import SmsSender
-from services.shared_stores import RedisBalances
+from services.shared_stores import RedisBalances, RedisTaps
 from services.traffic import FirstLooks
 from services.upload_worker import UploadWorker
 from services.vault import TokenVault, load_generated_keys, parse_keys
@@ -186,6 +186,7 @@ async def open_services(settings: Settings, *, redis_prefix: str = DEFAULT_PREFI
             workers=settings.chart_workers,
             memory_limit=settings.chart_memory_mb * 1024 * 1024,
             time_limit=settings.chart_time_limit,
+            latest=None if redis is None else RedisTaps(redis, redis_prefix),
         ),
         exports=ExportSlots(settings.exports_at_once),
         redis=redis,

@@ -9,6 +9,8 @@ hand each step of a dialog to another replica, so each of these must be readable
   in one process): one list per user, in the worker's packed form (no pickle: a Redis value
   must never be able to run code), for an hour, and within a byte budget (BULK_CACHE_MB) kept
   by one Lua script that drops the least recently stored lists first.
+- `RedisTaps`: each user's chart taps numbered across replicas (services/chart_desk.py), so a
+  chart drawn for an older tap on one replica does not replace the newer tap's.
 - `RedisBalances`: the balance a preview shows without a gateway call, for a minute
   (services.accounts.Accounts keeps it in a dict in one process); a send on one replica drops
   it for all, so the next preview anywhere reads the gateway again.
@@ -258,3 +260,28 @@ class RedisBalances:
         except RedisError as exc:
             # It expires within BALANCE_SECONDS anyway.
             logger.warning("shared balance of user %s not dropped: %s", user_id, exc)
+
+
+class RedisTaps:
+    """services.chart_desk.LatestTaps in Redis: one counter per user, for an hour."""
+
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self._redis = redis
+        self._prefix = f"{prefix}:chart-tap:"
+
+    async def take(self, user_id: int) -> int:
+        key = self._prefix + str(user_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, 3600)
+            number, _ = await pipe.execute()
+        return int(number)
+
+    async def newest(self, user_id: int) -> int | None:
+        try:
+            found = await self._redis.get(self._prefix + str(user_id))
+        except RedisError as exc:
+            # Not known: the chart is shown (at worst an older one, as without replicas).
+            logger.warning("chart taps of user %s not read: %s", user_id, exc)
+            return None
+        return None if found is None else int(found)

@@ -18,9 +18,11 @@ from bot.config import Settings
 from bot.logging_setup import ReplicaFilter
 from bot.replicas import DIALOG_TTL, fsm_storage
 from services.bulk_plan import PackedSource, parse_source
+from services.chart_desk import ChartDesk
 from services.shared_stores import (
     RedisCodeKeeper,
     RedisLists,
+    RedisTaps,
     UnreadablePack,
     pack_list,
     unpack_list,
@@ -180,3 +182,26 @@ async def test_dialogs_in_redis_keep_the_rules_of_the_database_storage(
     await storage.set_state(key, None)
     await storage.set_data(key, {})
     assert [k async for k in redis.scan_iter(match=f"{prefix}:fsm:*")] == []
+
+
+async def test_the_chart_of_the_last_tap_wins_whichever_replica_drew_it(
+    shared: tuple[Redis, str],
+) -> None:
+    redis, prefix = shared
+    a = ChartDesk(workers=1, latest=RedisTaps(redis, prefix))
+    b = ChartDesk(workers=1, latest=RedisTaps(redis, prefix))
+    shown: list[str] = []
+
+    async def show(desk: ChartDesk, tap: int, days: str) -> None:
+        if await desk.still_newest(ALI, tap):
+            shown.append(days)
+
+    thirty = await a.tap(ALI)  # "30 days" reaches a ...
+    ninety = await b.tap(ALI)  # ... "90 days" b, right after
+    await show(b, ninety, "90")  # b is done first
+    await show(a, thirty, "30")  # a's older chart must not replace it
+    assert shown == ["90"]
+    assert await a.still_newest(VALI, await b.tap(VALI))  # other users have their own count
+    # One process: no numbering, the desk itself keeps the newest request.
+    alone = ChartDesk(workers=1)
+    assert await alone.still_newest(ALI, await alone.tap(ALI))
