@@ -40,7 +40,7 @@ from services.bulk import BulkRunner
 from services.callbacks import CallbackInbox, CallbackLinks
 from services.chart_desk import ChartDesk
 from services.devsms import DevsmsClient
-from services.export import ExportSlots
+from services.export_desk import ExportDesk
 from services.key_rotation import rotate_all
 from services.languages import Language
 from services.scheduler import Scheduler
@@ -51,6 +51,7 @@ from services.upload_worker import UploadWorker
 from services.vault import TokenVault, load_generated_keys, parse_keys
 from storage import (
     AlertRepo,
+    BroadcastRepo,
     BulkRepo,
     CallbackRepo,
     ContactRepo,
@@ -91,16 +92,20 @@ class Services:
     stoplist: StopListRepo
     """Numbers no send of their owner may reach (see SmsSender, BulkRunner, make_plan)."""
     contacts: ContactRepo
+    broadcasts: BroadcastRepo
+    """Admin broadcasts and their targets' fates, resumed after a restart."""
     uploads: UploadWorker
     """Parses uploaded files in a child process, started on the first upload."""
     charts: ChartDesk
     """Draws /stats charts in child processes, started with the first chart."""
-    exports: ExportSlots
+    exports: ExportDesk
+    """Runs /export's files in the background, a few at once (services/export_desk.py)."""
     redis: Redis | None = None
     """REDIS_URL's client: what the replicas share (bot/replicas.py); None for one process."""
     redis_prefix: str = DEFAULT_PREFIX
 
     async def close(self) -> None:
+        await self.exports.close()
         await self.charts.close()
         await self.uploads.close()
         await self.devsms.close()
@@ -177,6 +182,7 @@ async def open_services(settings: Settings, *, redis_prefix: str = DEFAULT_PREFI
         schedule=ScheduleRepo(db),
         stoplist=StopListRepo(db),
         contacts=ContactRepo(db),
+        broadcasts=BroadcastRepo(db),
         uploads=UploadWorker(
             memory_limit=settings.upload_memory_mb * 1024 * 1024,
             time_limit=settings.upload_time_limit,
@@ -188,7 +194,7 @@ async def open_services(settings: Settings, *, redis_prefix: str = DEFAULT_PREFI
             time_limit=settings.chart_time_limit,
             latest=None if redis is None else RedisTaps(redis, redis_prefix),
         ),
-        exports=ExportSlots(settings.exports_at_once),
+        exports=ExportDesk(settings.exports_at_once),
         redis=redis,
         redis_prefix=redis_prefix,
     )
@@ -260,6 +266,8 @@ async def build_app(
         if bot is None:
             bot = create_bot(settings)
         stack.push_async_callback(bot.session.close)
+        # Before the bot's session and the database: a running export is cancelled first.
+        stack.push_async_callback(services.exports.close)
         policy = AccessPolicy(settings.access_mode == "allowlist", frozenset(settings.admin_ids))
         for_handlers = handler_settings(settings, policy)
         notifier = Notifier(
@@ -410,6 +418,7 @@ def create_dispatcher(services: Services, shared: Shared) -> Dispatcher:
         insights=services.insights,
         stoplist=services.stoplist,
         contacts=services.contacts,
+        broadcast_log=services.broadcasts,
         uploads=services.uploads,
         charts=services.charts,
         exports=services.exports,

@@ -70,6 +70,7 @@ async def token_received(
         return
 
     assert message.bot is not None
+    same_account = await accounts.is_stored(message.from_user.id, token)
     try:
         async with action_if_slow(message.bot, message.chat.id):
             balance = await accounts.connect(message.from_user.id, token)
@@ -91,11 +92,14 @@ async def token_received(
         )
         return
     await state.clear()
-    # The record of the account's traffic belongs to the token before, maybe another account.
-    await traffic.forget(message.from_user.id)
-    # Read before the next round, so /stats shows the account within a minute; only a note
-    # for the sync's own task, never awaited here.
-    first_looks.ask(message.from_user.id)
+    if not same_account:
+        # The record of the account's traffic belongs to the token before, maybe another
+        # account. The same token again keeps it: history older than the backfill would be
+        # lost for good.
+        await traffic.forget(message.from_user.id)
+        # Read before the next round, so /stats shows the account within a minute; only a
+        # note for the sync's own task, never awaited here.
+        first_looks.ask(message.from_user.id)
     await message.answer(_("✅ Token connected and stored encrypted."), reply_markup=main_menu())
     days = await forecast(traffic, accounts, message.from_user.id, balance)
     await message.answer(balance_text(balance, days), reply_markup=balance_keyboard())

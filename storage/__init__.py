@@ -6,6 +6,7 @@ Imports nothing else of ours: services and handlers depend on storage, never the
 from __future__ import annotations
 
 from storage.alerts import AlertPrefs, AlertRepo, WatchTarget
+from storage.broadcasts import BroadcastRepo, BroadcastRow
 from storage.bulk import BulkRepo, BulkRow, JobCounts, JobRow
 from storage.callbacks import CallbackRepo, CallbackTarget
 from storage.contacts import (
@@ -34,6 +35,8 @@ __all__ = [
     "Added",
     "AlertPrefs",
     "AlertRepo",
+    "BroadcastRepo",
+    "BroadcastRow",
     "BulkRepo",
     "BulkRow",
     "CallbackRepo",

@@ -178,11 +178,22 @@ class UserRepo:
         return await self._set(user_id, "sender", sender)
 
     async def set_timezone(self, user_id: int, zone: str | None) -> bool:
-        return await self._set(user_id, "timezone", zone)
+        return await self._set_clock(user_id, "timezone", zone)
 
     async def set_quiet(self, user_id: int, quiet: str | None) -> bool:
         """ "HH:MM-HH:MM" or "off"; None goes back to QUIET_HOURS."""
-        return await self._set(user_id, "quiet_hours", quiet)
+        return await self._set_clock(user_id, "quiet_hours", quiet)
+
+    async def _set_clock(self, user_id: int, column: str, value: str | None) -> bool:
+        """The user's clock changed: their scheduled items held for quiet hours (see
+        ScheduleRepo.hold) are looked at again next round, against the new hours."""
+        async with self._db.transaction():
+            await self._db.execute(
+                "UPDATE scheduled SET release_at = NULL "
+                "WHERE user_id = ? AND release_at IS NOT NULL",
+                (user_id,),
+            )
+            return await self._set(user_id, column, value)
 
     async def set_active(self, user_id: int, active: bool) -> bool:
         """False when the user blocked the bot: broadcasts skip them."""
