@@ -45,7 +45,7 @@ from services.key_rotation import rotate_all
 from services.languages import Language
 from services.scheduler import Scheduler
 from services.sending import SmsSender
-from services.shared_stores import RedisBalances, RedisTaps
+from services.shared_stores import RedisBalances, RedisRuns, RedisTaps
 from services.traffic import FirstLooks
 from services.upload_worker import UploadWorker
 from services.vault import TokenVault, load_generated_keys, parse_keys
@@ -194,7 +194,10 @@ async def open_services(settings: Settings, *, redis_prefix: str = DEFAULT_PREFI
             time_limit=settings.chart_time_limit,
             latest=None if redis is None else RedisTaps(redis, redis_prefix),
         ),
-        exports=ExportDesk(settings.exports_at_once),
+        exports=ExportDesk(
+            settings.exports_at_once,
+            shared=None if redis is None else RedisRuns(redis, redis_prefix),
+        ),
         redis=redis,
         redis_prefix=redis_prefix,
     )

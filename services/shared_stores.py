@@ -11,6 +11,7 @@ hand each step of a dialog to another replica, so each of these must be readable
   by one Lua script that drops the least recently stored lists first.
 - `RedisTaps`: each user's chart taps numbered across replicas (services/chart_desk.py), so a
   chart drawn for an older tap on one replica does not replace the newer tap's.
+- `RedisRuns`: each user's one /export at a time, across replicas (services/export_desk.py).
 - `RedisBalances`: the balance a preview shows without a gateway call, for a minute
   (services.accounts.Accounts keeps it in a dict in one process); a send on one replica drops
   it for all, so the next preview anywhere reads the gateway again.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import struct
 import sys
 from array import array
@@ -285,3 +287,36 @@ class RedisTaps:
             logger.warning("chart taps of user %s not read: %s", user_id, exc)
             return None
         return None if found is None else int(found)
+
+
+# KEYS: the user's export slot; ARGV: this claim's ticket, ms to keep ('' : let go).
+_KEEP_OR_RELEASE: Final = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then return redis.call('DEL', KEYS[1]) end
+return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+"""
+# A running export renews its claim every minute (services/export_desk.KEEP_ALIVE); one whose
+# replica died frees the user's slot after this long.
+EXPORT_CLAIM_MS: Final = 180_000
+
+
+class RedisRuns:
+    """services.export_desk.SharedRuns in Redis: one export per user across replicas."""
+
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self._redis = redis
+        self._prefix = f"{prefix}:export:"
+        self._script = redis.register_script(_KEEP_OR_RELEASE)
+
+    async def claim(self, user_id: int) -> str | None:
+        ticket = secrets.token_hex(8)
+        taken = await self._redis.set(
+            self._prefix + str(user_id), ticket, nx=True, px=EXPORT_CLAIM_MS
+        )
+        return ticket if taken else None
+
+    async def keep(self, user_id: int, ticket: str) -> None:
+        await self._script(keys=[self._prefix + str(user_id)], args=[ticket, EXPORT_CLAIM_MS])
+
+    async def release(self, user_id: int, ticket: str) -> None:
+        await self._script(keys=[self._prefix + str(user_id)], args=[ticket, ""])

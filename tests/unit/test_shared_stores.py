@@ -19,9 +19,11 @@ from bot.logging_setup import ReplicaFilter
 from bot.replicas import DIALOG_TTL, fsm_storage
 from services.bulk_plan import PackedSource, parse_source
 from services.chart_desk import ChartDesk
+from services.export_desk import ExportDesk, Taken
 from services.shared_stores import (
     RedisCodeKeeper,
     RedisLists,
+    RedisRuns,
     RedisTaps,
     UnreadablePack,
     pack_list,
@@ -205,3 +207,29 @@ async def test_the_chart_of_the_last_tap_wins_whichever_replica_drew_it(
     # One process: no numbering, the desk itself keeps the newest request.
     alone = ChartDesk(workers=1)
     assert await alone.still_newest(ALI, await alone.tap(ALI))
+
+
+async def test_one_export_per_user_across_replicas(shared: tuple[Redis, str]) -> None:
+    redis, prefix = shared
+    a = ExportDesk(2, shared=RedisRuns(redis, prefix))
+    b = ExportDesk(2, shared=RedisRuns(redis, prefix))
+    done = asyncio.Event()
+
+    async def export() -> None:
+        await done.wait()
+
+    assert await a.take_slot(ALI) is Taken.YES
+    a.start(ALI, export)
+    # Ali taps Export again and the balancer sends it to b: his own export is running.
+    assert await b.take_slot(ALI) is Taken.OWN
+    assert await b.take_slot(VALI) is Taken.YES  # others are not held back
+    b.release(VALI)
+    await RedisRuns(redis, prefix).release(VALI, "not the ticket")  # only its owner lets go
+    assert await a.take_slot(VALI) is Taken.OWN
+    done.set()
+    await a.idle()
+    assert await b.take_slot(ALI) is Taken.YES  # ended on a: free everywhere
+    ttl = await redis.pttl(f"{prefix}:export:{ALI}")
+    assert 0 < ttl <= 180_000  # a replica that dies frees it within three minutes
+    await a.close()
+    await b.close()
