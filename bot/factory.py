@@ -403,7 +403,9 @@ def present(
 def create_dispatcher(services: Services, shared: Shared) -> Dispatcher:
     """A Dispatcher over what `build_app` opened (a second one stands for a restart in tests)."""
     settings = services.settings
-    storage, isolation = dialog_state(services.db, services.redis, services.redis_prefix)
+    storage, isolation = dialog_state(
+        services.db, services.redis, services.redis_prefix, settings.upload_time_limit
+    )
     dp = Dispatcher(
         storage=storage,
         # One update at a time per user: a double tap is handled after the first, never beside it

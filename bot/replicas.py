@@ -48,8 +48,8 @@ DEFAULT_PREFIX: Final = "devsms"
 # A dialog untouched for this long is forgotten (the SQLite storage keeps it for ever; Redis
 # memory is dearer, and nobody comes back to a draft after a month).
 DIALOG_TTL: Final = 30 * 24 * 3600
-# A handler holds its user's lock at most this long (handlers never wait for background work;
-# the longest is an upload read in the worker, UPLOAD_TIME_LIMIT 120 s by default).
+# A handler holds its user's lock at most this long, past the longest wait a handler has (an
+# upload read in the worker, UPLOAD_TIME_LIMIT); the lock of a replica that died goes then.
 ISOLATION_LOCK_SECONDS: Final = 300
 # Telegram keeps an unacknowledged update for up to 24 hours.
 TAKEN_UPDATE_SECONDS: Final = 24 * 3600
@@ -116,11 +116,12 @@ def fsm_storage(redis: Redis, prefix: str) -> SharedFsmStorage:
     )
 
 
-def event_isolation(redis: Redis, prefix: str) -> RedisEventIsolation:
+def event_isolation(
+    redis: Redis, prefix: str, longest_handler: float = 0.0
+) -> RedisEventIsolation:
+    timeout = max(ISOLATION_LOCK_SECONDS, int(longest_handler) + 60)
     return RedisEventIsolation(
-        redis,
-        key_builder=key_builder(prefix),
-        lock_kwargs={"timeout": ISOLATION_LOCK_SECONDS},
+        redis, key_builder=key_builder(prefix), lock_kwargs={"timeout": timeout}
     )
 
 
@@ -137,13 +138,13 @@ async def open_redis(url: str) -> Redis:
 
 
 def dialog_state(
-    db: Database, redis: Redis | None, prefix: str
+    db: Database, redis: Redis | None, prefix: str, longest_handler: float = 0.0
 ) -> tuple[BaseStorage, BaseEventIsolation]:
     """FSM storage and event isolation: the database and memory for one process, Redis for
-    replicas."""
+    replicas (`longest_handler`: seconds the slowest handler may take, UPLOAD_TIME_LIMIT)."""
     if redis is None:
         return SQLiteStorage(db), SimpleEventIsolation()
-    return fsm_storage(redis, prefix), event_isolation(redis, prefix)
+    return fsm_storage(redis, prefix), event_isolation(redis, prefix, longest_handler)
 
 
 def bulk_sources(budget: int, redis: Redis | None, prefix: str) -> SourceCache:
