@@ -63,8 +63,33 @@ class SharedFsmStorage(RedisStorage):
     transaction: two concurrent updates of one dialog never lose each other's keys (aiogram's
     own reads, then writes)."""
 
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        super().__init__(
+            redis,
+            key_builder=key_builder(prefix),
+            state_ttl=DIALOG_TTL,
+            data_ttl=DIALOG_TTL,
+            json_dumps=to_json,
+        )
+        self._prefix = prefix
+
     async def close(self) -> None:
         pass
+
+    async def forget_user(self, bot_id: int, user_id: int) -> int:
+        """Erasing a user (/logout): their dialogs in every chat. Keys end in
+        `<user>:<destiny>:<part>` (DefaultKeyBuilder), whatever comes before. A scan of the
+        bot's dialogs: rare, and never on an update's path but the erasing one."""
+        doomed = [
+            key
+            async for key in self.redis.scan_iter(
+                match=f"{self._prefix}:fsm:{bot_id}:*", count=1000
+            )
+            if key.decode().split(":")[-3] == str(user_id)
+        ]
+        if doomed:
+            await self.redis.delete(*doomed)
+        return len(doomed)
 
     async def update_data(self, key: StorageKey, data: Mapping[str, Any]) -> dict[str, Any]:
         redis_key = self.key_builder.build(key, "data")
@@ -103,17 +128,17 @@ class TakenUpdates:
 
 def key_builder(prefix: str) -> DefaultKeyBuilder:
     # The bot id in every key: one Redis may serve several bots.
-    return DefaultKeyBuilder(prefix=f"{prefix}:fsm", with_bot_id=True, with_destiny=True)
+    # ... and the business connection, as storage/fsm.py's keys have it.
+    return DefaultKeyBuilder(
+        prefix=f"{prefix}:fsm",
+        with_bot_id=True,
+        with_business_connection_id=True,
+        with_destiny=True,
+    )
 
 
 def fsm_storage(redis: Redis, prefix: str) -> SharedFsmStorage:
-    return SharedFsmStorage(
-        redis,
-        key_builder=key_builder(prefix),
-        state_ttl=DIALOG_TTL,
-        data_ttl=DIALOG_TTL,
-        json_dumps=to_json,
-    )
+    return SharedFsmStorage(redis, prefix)
 
 
 def event_isolation(

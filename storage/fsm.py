@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, Protocol, runtime_checkable
 
 from aiogram.exceptions import DataNotDictLikeError
 from aiogram.fsm.state import State
@@ -70,6 +70,16 @@ def to_json(data: Mapping[str, Any]) -> str:
             f"tuples); offending top-level keys: {changed}"
         )
     return text
+
+
+@runtime_checkable
+class ForgetsUsers(Protocol):
+    """An FSM storage outside the database (Redis, bot/replicas.py): UserRepo.delete_everything
+    cannot reach it, so erasing a user asks it too."""
+
+    async def forget_user(self, bot_id: int, user_id: int) -> int:
+        """Deletes every dialog of the user (in any chat); returns how many keys went."""
+        ...
 
 
 def forget_dialogs(db: Database) -> None:

@@ -31,6 +31,7 @@ from services.shared_stores import (
 )
 from services.vault import TokenVault
 from storage import CredentialRepo, Database, UserRepo
+from storage.fsm import ForgetsUsers
 from tests.support.harness import BOT_TOKEN
 from tests.support.redis_keys import redis_prefix
 
@@ -233,3 +234,27 @@ async def test_one_export_per_user_across_replicas(shared: tuple[Redis, str]) ->
     assert 0 < ttl <= 180_000  # a replica that dies frees it within three minutes
     await a.close()
     await b.close()
+
+
+async def test_erasing_a_user_deletes_their_dialogs_in_redis_in_every_chat(
+    shared: tuple[Redis, str],
+) -> None:
+    redis, prefix = shared
+    storage = fsm_storage(redis, prefix)
+    mine = [
+        StorageKey(bot_id=7, chat_id=ALI, user_id=ALI),
+        StorageKey(bot_id=7, chat_id=-100, user_id=ALI),
+        StorageKey(bot_id=7, chat_id=-100, user_id=ALI, thread_id=VALI),
+    ]
+    others = [
+        StorageKey(bot_id=7, chat_id=VALI, user_id=VALI),
+        StorageKey(bot_id=7, chat_id=-100, user_id=VALI, thread_id=ALI),  # a thread id = Ali's
+        StorageKey(bot_id=8, chat_id=ALI, user_id=ALI),  # another bot's
+    ]
+    for key in mine + others:
+        await storage.set_state(key, "SendForm:text")
+        await storage.set_data(key, {"draft": 1})
+    assert isinstance(storage, ForgetsUsers)
+    assert await storage.forget_user(7, ALI) == 6
+    assert [await storage.get_state(key) for key in mine] == [None] * 3
+    assert [await storage.get_data(key) for key in others] == [{"draft": 1}] * 3
