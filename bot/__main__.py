@@ -53,20 +53,25 @@ def load_settings() -> Settings:
 
 
 def log_secrets(settings: Settings) -> tuple[str, ...]:
-    """What the log masks: the bot token, the webhook secret, DATABASE_URL's password."""
+    """What the log masks: the bot token, the webhook secret, and the passwords of
+    DATABASE_URL and REDIS_URL, should a URL reach a log line (redis-py's errors name it)."""
     found = [settings.bot_token.get_secret_value()]
     if settings.webhook_secret is not None:
         found.append(settings.webhook_secret.get_secret_value())
-    if settings.database_url is not None:
-        password = urlsplit(settings.database_url.get_secret_value()).password
-        if password:
+    for url in (settings.database_url, settings.redis_url):
+        if url is not None and (password := urlsplit(url.get_secret_value()).password):
             found.append(password)
     return tuple(found)
 
 
 async def main() -> None:
     settings = load_settings()
-    setup_logging(settings.log_level, secrets=log_secrets(settings), log_sql=settings.log_sql)
+    setup_logging(
+        settings.log_level,
+        secrets=log_secrets(settings),
+        log_sql=settings.log_sql,
+        replica=settings.replica_id,
+    )
     async with build_app(settings) as app:
         # aiogram's types are thousands of long-lived objects: keeping them out of the garbage
         # collector's full passes removes its pauses of a few hundred ms from the event loop.

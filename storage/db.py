@@ -152,6 +152,7 @@ class Database(abc.ABC):
 
     def __init__(self) -> None:
         self._caches: dict[str, RowCache[Any, Any]] = {}
+        self._caching = True
 
     @staticmethod
     async def open(target: str | Path) -> Database:
@@ -169,7 +170,15 @@ class Database(abc.ABC):
         object over this database shares it, so a write through one is seen by all."""
         if (found := self._caches.get(name)) is None:
             found = self._caches[name] = RowCache(size)
+            if not self._caching:
+                found.stop_keeping()
         return found
+
+    def stop_caching(self) -> None:
+        """Other processes write this database too (replicas): no cache keeps a row."""
+        self._caching = False
+        for cache in self._caches.values():
+            cache.stop_keeping()
 
     # What the engine's driver raises when the database cannot do what was asked.
     errors: tuple[type[Exception], ...] = (sqlite3.Error,)

@@ -2,8 +2,9 @@
 
 Where a server is not reachable the test is skipped with the reason; with
 REQUIRE_TEST_SERVICES=1 (.ci/run sets it) it fails instead, so CI always runs them.
-Each PostgreSQL test works in a schema of its own (`postgres_schema`), dropped afterwards:
-the tests of other sessions run against the same server at the same time.
+Each PostgreSQL test works in a schema of its own, dropped afterwards, and each Redis test
+under a key prefix of its own (tests/support/redis_keys.py), deleted afterwards: the tests of
+other sessions run against the same servers at the same time.
 """
 
 from __future__ import annotations
