@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Final, Literal
@@ -56,6 +57,9 @@ class Settings(BaseSettings):
     telegram_mode: Literal["polling", "webhook"] = "polling"
     webhook_path: str = "/telegram"
     webhook_secret: SecretStr | None = None
+    # Webhook mode's stop leaves the webhook set (a restart or another replica takes over);
+    # true deletes it, e.g. before the bot moves to another address for good.
+    webhook_delete_on_stop: bool = False
 
     # The bot's own web server (bot/web/): webhook, /healthz, /readyz and what others add
     public_base_url: str = ""
@@ -79,6 +83,13 @@ class Settings(BaseSettings):
     encryption_key: SecretStr | None = None
     key_file: Path = Field(default_factory=default_key_file)
     require_encryption_key: bool = False
+
+    # Scaling out (README "Scaling out"): several replicas share FSM state, per-user event
+    # isolation, the short-lived dialog stores and the notifier's limit through Redis. Empty:
+    # one process keeps all of that in memory and SQLite.
+    redis_url: SecretStr | None = None
+    # This process's name in logs, metrics and work leases (one per replica).
+    replica_id: str = Field(default_factory=socket.gethostname, min_length=1, max_length=64)
 
     # Administration
     admin_ids: Annotated[tuple[int, ...], NoDecode] = ()
@@ -264,11 +275,30 @@ class Settings(BaseSettings):
         "webhook_secret",
         "web_port",
         "metrics_token",
+        "redis_url",
         mode="before",
     )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        url = value.get_secret_value().strip()
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            # Never the value itself: it may hold a password.
+            raise ValueError("REDIS_URL must start with redis://, rediss:// or unix://")
+        return SecretStr(url)
+
+    @field_validator("replica_id", mode="before")
+    @classmethod
+    def _default_replica(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip() or socket.gethostname()
+        return value
 
     @field_validator("default_sender")
     @classmethod
