@@ -16,6 +16,9 @@ COPY bot/ bot/
 COPY handlers/ handlers/
 COPY services/ services/
 COPY storage/ storage/
+# Bytecode at build time: the unprivileged user cannot write __pycache__ under /app, and
+# compiling the bot's ~30,000 lines at every start cost 0.3-0.5 s and the compiler's memory.
+RUN /venv/bin/python -m compileall -q bot handlers services storage
 # REQUIRE_ENCRYPTION_KEY: the container refuses to start without ENCRYPTION_KEY rather than
 # generate a key onto the data volume, where one backup would hold both tokens and their key.
 # WEB_HOST/WEB_PORT: the web server (/healthz, /readyz, the webhook) always runs in the image,

@@ -27,6 +27,14 @@ from bot.runner import run
 
 logger = logging.getLogger("bot")
 SECRETS_DIR: Final = Path("/run/secrets")
+# The collector's first threshold (allocations of containers between young collections;
+# CPython's default is 700). Every getUpdates answer is up to 100 updates of pydantic models
+# alive until handled, so at 700 the collector ran ~50 times a second under load, traversing
+# them again and again and promoting them: 0.6 s of CPU in a 20 s quick bench run (a tenth of
+# the bot's CPU per /balance) and pauses of up to 14 ms (a full collection). At 10,000: 0.12 s,
+# pauses of up to 8 ms (`make bench`, section 1, 2026-12-01). Most garbage here has no cycles
+# and goes by reference counting anyway.
+GC_YOUNG_THRESHOLD: Final = 10_000
 
 
 def load_settings() -> Settings:
@@ -77,6 +85,7 @@ async def main() -> None:
         # collector's full passes removes its pauses of a few hundred ms from the event loop.
         # No collection first: the little garbage of the start-up is not worth 0.2 s.
         gc.freeze()
+        gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
         gc.enable()
         await run(app)
 

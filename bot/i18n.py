@@ -7,8 +7,6 @@ from typing import Any, Final
 
 from aiogram.types import TelegramObject, User
 from aiogram.utils.i18n import I18n, I18nMiddleware
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
 
 from bot.config import Settings
 from services.languages import LANGUAGES
@@ -26,6 +24,11 @@ def compile_catalogues(locales_dir: Path = LOCALES_DIR) -> None:
         mo_path = po_path.with_suffix(".mo")
         if mo_path.exists() and mo_path.stat().st_mtime >= po_path.stat().st_mtime:
             continue
+        # Babel's catalogue reader and writer (0.8 MB) only when a catalogue is stale: `make`
+        # and the Docker image compile them, so a running bot normally never needs them.
+        from babel.messages.mofile import write_mo
+        from babel.messages.pofile import read_po
+
         with po_path.open("rb") as po_file:
             catalog = read_po(po_file, locale=po_path.parent.parent.name)
         tmp_path = mo_path.with_suffix(".mo.tmp")

@@ -8,31 +8,33 @@ import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.factory import App
-from bot.web.health import TelegramPulse
-from bot.web.server import build_web_app, serve
-from bot.web.webhook import WEBHOOK_CHECK_INTERVAL, set_webhook, watch_webhook
+
+if TYPE_CHECKING:
+    from bot.web.health import TelegramPulse
 
 logger = logging.getLogger(__name__)
 
 
 async def run(app: App) -> None:
     settings = app.services.settings
+    port = settings.web_port_in_use
+    if port is None:
+        # Polling without WEB_PORT (the default of `make run`): no web server, so aiohttp's
+        # server side (1.7 MB) and the health records it would serve are never loaded.
+        await run_polling(app)
+        return
+    from bot.web.health import TelegramPulse
+    from bot.web.server import build_web_app, serve
+
     pulse = TelegramPulse()
     app.bot.session.middleware(pulse)
-    port = settings.web_port_in_use
     if settings.telegram_mode == "webhook":
-        assert port is not None  # webhook mode always has one
         await run_webhook(app, pulse, port)
         return
-    async with AsyncExitStack() as stack:
-        if port is not None:
-            await stack.enter_async_context(
-                serve(build_web_app(app, pulse), settings.web_host, port)
-            )
+    async with serve(build_web_app(app, pulse), settings.web_host, port):
         await run_polling(app)
 
 
@@ -55,6 +57,9 @@ async def run_webhook(app: App, pulse: TelegramPulse, port: int) -> None:
 async def _serve_webhook(
     app: App, pulse: TelegramPulse, port: int, workflow: dict[str, Any], stop: asyncio.Event
 ) -> None:
+    from bot.web.server import build_web_app, serve
+    from bot.web.webhook import WEBHOOK_CHECK_INTERVAL, set_webhook, watch_webhook
+
     bot, dp, settings = app.bot, app.dp, app.services.settings
     # As start_polling does: the start-up hooks run before the first update is handled, and
     # the shutdown hooks only after a start-up that succeeded.
