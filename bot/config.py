@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Final, Literal
@@ -101,6 +102,10 @@ class Settings(BaseSettings):
     traffic_backfill_days: int = Field(default=92, ge=1, le=400)
     # Insights notices: how often the failure watch and the digest look for something to say.
     insights_poll: float = Field(default=60.0, gt=0)
+    # Several replicas on one database (services/rounds.py, storage/leases.py): this process's
+    # name in leases and logs, and how long a lease holds without renewal (renewed every third).
+    replica_id: str = Field(default_factory=socket.gethostname, min_length=1, max_length=200)
+    lease_seconds: float = Field(default=30.0, ge=1, le=3600)
 
     # Bulk sending
     bulk_max_rows: int = Field(default=50_000, ge=1)
@@ -305,6 +310,14 @@ class Settings(BaseSettings):
     @property
     def quiet_default(self) -> QuietHours | None:
         return parse_quiet(self.quiet_hours)
+
+    @field_validator("replica_id", mode="before")
+    @classmethod
+    def _replica_or_host(cls, value: object) -> object:
+        # REPLICA_ID= (empty, as in .env.example) means the default: the host name.
+        if isinstance(value, str) and not value.strip():
+            return socket.gethostname()
+        return value.strip() if isinstance(value, str) else value
 
     @field_validator("log_level")
     @classmethod

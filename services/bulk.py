@@ -12,11 +12,15 @@ reason its owner is shown, and rows that may have gone out stay 'unknown'.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
+import socket
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Final
 
 from services import metrics
@@ -44,6 +48,7 @@ from services.reconcile import (
 )
 from storage import BulkRepo, BulkRow, JobRow, OutboxRepo, StopListRepo, UserRepo
 from storage.bulk import STOP_LIST
+from storage.leases import Clock, lease_stamp, utc_clock
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +93,40 @@ class RateLimiter:
             await asyncio.sleep(delay)
 
 
+# A replica reserves a job's send slots this many seconds' worth at a time (at least one):
+# one write per block keeps a fast job (BULK_RATE 1000/s) from paying a commit per row.
+SLOT_BLOCK_SECONDS: Final = 0.25
+
+
+class JobPacer:
+    """Spaces a job's requests `1/rate` seconds apart across every replica that sends it:
+    the slots come from the job's row in the database (BulkRepo.take_slots), wall-clock
+    microseconds, so the replicas' clocks must agree (NTP) as for every lease."""
+
+    def __init__(
+        self,
+        bulk: BulkRepo,
+        job_id: int,
+        rate: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._bulk = bulk
+        self._job_id = job_id
+        self._step_us = max(1, round(1_000_000 / rate))
+        self._block = max(1, int(rate * SLOT_BLOCK_SECONDS))
+        self._clock = clock
+        self._slots: deque[int] = deque()
+
+    async def wait(self) -> None:
+        if not self._slots:
+            now_us = int(self._clock() * 1_000_000)
+            first = await self._bulk.take_slots(self._job_id, self._step_us, self._block, now_us)
+            self._slots.extend(first + n * self._step_us for n in range(self._block))
+        delay = self._slots.popleft() / 1_000_000 - self._clock()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
 @dataclass
 class _JobControl:
     task: asyncio.Task[None]
@@ -118,8 +157,16 @@ class BulkRunner:
         policy: AccessPolicy = OPEN,
         stoplist: StopListRepo | None = None,
         links: CallbackLinks | None = None,
+        replica_id: str | None = None,
+        lease_seconds: float = 30.0,
+        lease_clock: Clock = utc_clock,
     ) -> None:
         self._bulk = bulk
+        # A running job is sent by the one replica holding its lease (see _run_job).
+        self.replica_id = replica_id or socket.gethostname()
+        self.lease_seconds = lease_seconds
+        self._lease_clock = lease_clock
+        self._sweeper: asyncio.Task[None] | None = None
         self._accounts = accounts
         self.links = links  # each row's own delivery-callback URL (PUBLIC_BASE_URL set)
         # Every bulk row passes the runner: a number added to the owner's stop list after the
@@ -140,16 +187,46 @@ class BulkRunner:
     # --- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Settles what a previous process left behind, then resumes running jobs."""
-        orphans = await self._bulk.orphans_to_unknown()
+        """Settles what a previous process left behind, then resumes running jobs; from then
+        on, takes over the running jobs of replicas whose leases expired."""
+        orphans = await self._bulk.orphans_to_unknown(self.replica_id, self._stamp())
         if orphans:
             logger.warning("%s bulk rows were mid-request when the bot stopped: unknown", orphans)
         for job in await self._bulk.jobs_in(("running",)):
             logger.info("resuming bulk job %s", job.id)
             self._spawn(job.id)
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep(), name="bulk-takeover")
+
+    def _stamp(self, ahead: float = 0.0) -> str:
+        return lease_stamp(self._lease_clock() + timedelta(seconds=ahead))
+
+    async def _sweep(self) -> None:
+        """Every third of a lease: running jobs that no replica holds are taken over here."""
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            try:
+                await self.take_over()
+            except Exception:
+                logger.exception("looking for bulk jobs to take over failed")
+
+    async def take_over(self) -> list[int]:
+        """Starts a run of every running job no replica holds (its lease expired); the run
+        takes the lease or gives up quietly. Returns the jobs a run was started for."""
+        started = []
+        for job_id in await self._bulk.unleased_running(self._stamp()):
+            if not self.is_running(job_id):
+                logger.info("bulk job %s has no live replica: continuing it here", job_id)
+                self._spawn(job_id)
+                started.append(job_id)
+        return started
 
     async def stop(self, grace: float = 10.0) -> None:
         """Lets requests in flight finish (up to `grace` s) so their rows are settled."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+            self._sweeper = None
         for control in self._jobs.values():
             control.stop.set()
         tasks = [control.task for control in self._jobs.values()]
@@ -193,8 +270,11 @@ class BulkRunner:
         Raises ShortOfBalance when the balance does not cover the rows left (the same check as
         the dry run before Start), and the gateway's errors when the balance cannot be read.
         """
-        if self.is_running(job_id):
+        control = self._jobs.get(job_id)
+        if control is not None and not control.task.done() and not control.stop.is_set():
             return False
+        # A run still winding down (its pause is being told) is fenced out by the new run's
+        # lease: it claims no row after that, and its rows in flight settle as they would.
         job = await self._bulk.get_job(job_id)
         if job is None or job.state != "paused":
             return False
@@ -256,71 +336,137 @@ class BulkRunner:
     async def _run(self, job_id: int, stop: asyncio.Event) -> None:
         mark_background()  # leaves the owner's token a slot for their taps
         try:
-            await self._run_job(job_id, stop)
+            fence = await self._bulk.acquire_job(
+                job_id, self.replica_id, self._stamp(self.lease_seconds), self._stamp()
+            )
+        except Exception:
+            logger.exception("bulk job %s: lease not taken; another look soon", job_id)
+            return
+        if fence is None:
+            logger.info("bulk job %s is sent by another replica (or no longer running)", job_id)
+            return
+        lost = asyncio.Event()
+        keeper = asyncio.create_task(self._keep(job_id, fence, stop, lost), name="bulk-lease")
+        # The run's last word (paused, finished) is told once the lease is released, so that
+        # a Resume right after it finds the job free.
+        last: list[tuple[type[JobProgress | JobPaused | JobFinished], JobRow]] = []
+        try:
+            await self._run_job(job_id, stop, fence, lost, last)
         except Exception:
             # Without this the job would stay 'running' with no task behind it, its owner
             # never told. Rows caught mid-request may have gone out: 'unknown', not 'pending'.
             logger.exception("bulk job %s failed; pausing it", job_id)
             try:
-                await self._bulk.unsettled_to_unknown(job_id)
-                await self._pause(job_id, PAUSE_ERROR)
+                await self._bulk.unsettled_to_unknown(job_id, fence)
+                if not lost.is_set():
+                    await self._pause(job_id, PAUSE_ERROR, last)
             except Exception:
                 logger.exception("bulk job %s could not be paused", job_id)
+        finally:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
+        # Not in `finally`: a run cancelled mid-request (a replica stopping past its grace)
+        # leaves its lease to expire rather than hand the job over while a request may be out.
+        with contextlib.suppress(Exception):
+            await self._bulk.release_job(job_id, self.replica_id, fence)
+        for event, job in last:
+            await self._report(event, job)
 
-    async def _run_job(self, job_id: int, stop: asyncio.Event) -> None:
+    async def _keep(
+        self, job_id: int, fence: int, stop: asyncio.Event, lost: asyncio.Event
+    ) -> None:
+        """Renews the job's lease every third of its time; stops the run when it was lost
+        (this replica stalled past the lease and another one took the job over)."""
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            try:
+                kept = await self._bulk.renew_job(
+                    job_id, self.replica_id, fence, self._stamp(self.lease_seconds)
+                )
+            except Exception:
+                logger.exception("bulk job %s: lease not renewed", job_id)
+                continue
+            if not kept:
+                logger.warning("bulk job %s was taken over by another replica", job_id)
+                lost.set()
+                stop.set()
+                return
+
+    async def _run_job(
+        self,
+        job_id: int,
+        stop: asyncio.Event,
+        fence: int,
+        lost: asyncio.Event,
+        last: list[tuple[type[JobProgress | JobPaused | JobFinished], JobRow]],
+    ) -> None:
         job = await self._bulk.get_job(job_id)
         if job is None:
             return
         if not await self._admitted(job.user_id):
             # /deny pauses only jobs that are running or ready; a Resume that was awaiting the
             # balance meanwhile set its job running after that, so the run asks once more.
-            await self._pause(job_id, PAUSE_ACCESS)
+            await self._pause(job_id, PAUSE_ACCESS, last)
             return
         try:
             session = await self._accounts.session(job.user_id)
         except NoToken:
-            await self._pause(job_id, PAUSE_TOKEN)
+            await self._pause(job_id, PAUSE_TOKEN, last)
             return
         run = _Run(self._bulk, session, job, stop, self._limits(), self._progress, self._stoplist)
         run.links = self.links
+        run.lease = (self.replica_id, fence)
         await run.send_all()
         # Every worker is done: a row still 'sending' lost its settlement to an error.
-        if orphans := await self._bulk.unsettled_to_unknown(job_id):
+        if orphans := await self._bulk.unsettled_to_unknown(job_id, fence):
             logger.warning("bulk job %s: %s rows left mid-request are unknown", job_id, orphans)
+        if lost.is_set():
+            return  # the job goes on elsewhere: its new holder pauses, finishes and tells
         job = await self._bulk.get_job(job_id)
         if job is None:
             return
+        if run.claim_refused and job.state == "running":
+            # A claim was refused under a running job: our lease was taken over, or the job
+            # was paused and resumed on another replica meanwhile. Released (by _run), the
+            # job is taken up again by whichever replica looks first (take_over).
+            logger.info("bulk job %s: a row claim was refused; handing the job back", job_id)
+            return
         if run.pause_reason is not None:
-            await self._pause(job_id, run.pause_reason)
+            await self._pause(job_id, run.pause_reason, last)
             return
         if job.state != "running":
-            await self._report(JobProgress, job)  # paused or cancelled by the user
+            last.append((JobProgress, job))  # paused or cancelled by the user
             return
         try:
             await self.reconcile(job)
         except NoToken:
             # The history needs the owner's token, gone since the last row: the unknown rows
             # wait for a new one rather than the job calling itself done or broken.
-            await self._pause(job_id, PAUSE_TOKEN)
+            await self._pause(job_id, PAUSE_TOKEN, last)
             return
         if await self._bulk.set_job_state(job_id, "done", allowed_from=("running",)):
             job = await self._bulk.get_job(job_id)
             assert job is not None
-            await self._report(JobFinished, job)
+            last.append((JobFinished, job))
 
     async def _admitted(self, user_id: int) -> bool:
         if self._users is None:
             return True
         return self._policy.admits(user_id, await self._users.get_access(user_id))
 
-    async def _pause(self, job_id: int, reason: str) -> None:
+    async def _pause(
+        self,
+        job_id: int,
+        reason: str,
+        last: list[tuple[type[JobProgress | JobPaused | JobFinished], JobRow]],
+    ) -> None:
         if await self._bulk.set_job_state(
             job_id, "paused", allowed_from=("running",), reason=reason
         ):
             logger.warning("bulk job %s paused: %s", job_id, reason)
             paused = await self._bulk.get_job(job_id)
             if paused is not None:
-                await self._report(JobPaused, paused)
+                last.append((JobPaused, paused))
 
     def _limits(self) -> _Limits:
         return _Limits(
@@ -416,6 +562,9 @@ class _Run:
         self.pause_reason: str | None = None
         self.links: CallbackLinks | None = None
         self.errors_in_row = 0
+        # (replica, fence): rows are claimed only under the job's lease (see BulkRepo.claim).
+        self.lease: tuple[str, int] | None = None
+        self.claim_refused = False
         self.refusal: str | None = None
         self.refusals_in_row = 0
         self.last_progress = 0.0
@@ -428,7 +577,7 @@ class _Run:
     async def send_all(self) -> None:
         queue: asyncio.Queue[BulkRow | None] = asyncio.Queue(maxsize=self.limits.concurrency)
         workers = [asyncio.create_task(self.worker(queue)) for _ in range(self.limits.concurrency)]
-        limiter = RateLimiter(self.limits.rate)
+        limiter = JobPacer(self.bulk, self.job.id, self.limits.rate)
         try:
             while not self.stop.is_set():
                 batch = await self.bulk.next_pending(self.job.id, limit=100)
@@ -484,7 +633,11 @@ class _Run:
             return
         link = None if self.links is None else self.links.new()
         callback = None if link is None else (link.token_hash, self.job.user_id)
-        if not await self.bulk.claim(self.job.id, row.row_no, callback=callback):
+        if not await self.bulk.claim(self.job.id, row.row_no, callback=callback, lease=self.lease):
+            # Paused or cancelled (maybe on another replica), or the lease was taken over:
+            # this run claims nothing more.
+            self.claim_refused = True
+            self.stop.set()
             return
         # Read after the claim is committed: a number stopped before this row was claimed is
         # caught, and the row ends 'stopped' (not a failure of the gateway, never sent).

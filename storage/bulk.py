@@ -311,19 +311,34 @@ class BulkRepo:
         return [BulkRow.from_row(row) for row in rows]
 
     async def claim(
-        self, job_id: int, row_no: int, *, callback: tuple[str, int] | None = None
+        self,
+        job_id: int,
+        row_no: int,
+        *,
+        callback: tuple[str, int] | None = None,
+        lease: tuple[str, int] | None = None,
     ) -> bool:
         """pending → sending, committed BEFORE the request leaves. False if someone else has it.
-        `callback` (token hash, owner's user id) is stored with the claim, in its transaction."""
+        `callback` (token hash, owner's user id) is stored with the claim, in its transaction.
+        With `lease` (replica, fence) the claim also needs the job running under that very
+        fence: a replica whose job lease was taken over claims nothing more."""
         sql = (
-            "UPDATE bulk_rows SET state = 'sending', updated_at = ? "
-            "WHERE job_id = ? AND row_no = ? AND state = 'pending'"
+            "UPDATE bulk_rows SET state = 'sending', updated_at = ?, lease_owner = ?, "
+            "claim_fence = ? WHERE job_id = ? AND row_no = ? AND state = 'pending'"
         )
+        owner, fence = lease if lease is not None else (None, None)
+        params: tuple[object, ...] = (utc_now(), owner, fence, job_id, row_no)
+        if lease is not None:
+            sql += (
+                " AND EXISTS (SELECT 1 FROM bulk_jobs WHERE id = ? AND state = 'running' "
+                "AND lease_owner = ? AND lease_fence = ?)"
+            )
+            params += (job_id, owner, fence)
         if callback is None:
-            return await self._db.execute(sql, (utc_now(), job_id, row_no)) > 0
+            return await self._db.execute(sql, params) > 0
         token_hash, user_id = callback
         async with self._db.transaction():
-            if not await self._db.execute(sql, (utc_now(), job_id, row_no)):
+            if not await self._db.execute(sql, params):
                 return False
             await add_callback(self._db, token_hash, user_id, job_id=job_id, row_no=row_no)
         return True
@@ -368,23 +383,105 @@ class BulkRepo:
             (utc_now(), job_id, row_no),
         )
 
-    async def orphans_to_unknown(self) -> int:
+    async def orphans_to_unknown(self, owner: str | None = None, now: str | None = None) -> int:
         """At start-up: rows left 'sending' by a process that died mid-request become
-        'unknown' (they may have gone out); they are reconciled, never resent blindly."""
+        'unknown' (they may have gone out); they are reconciled, never resent blindly.
+
+        With `owner` and `now` (lease stamps), only rows of jobs no live replica holds: the
+        lease expired, was never taken, or is `owner`'s own (this replica's previous run)."""
+        if owner is None or now is None:
+            return await self._db.execute(
+                "UPDATE bulk_rows SET state = 'unknown', error = 'interrupted', updated_at = ? "
+                "WHERE state = 'sending'",
+                (utc_now(),),
+            )
         return await self._db.execute(
             "UPDATE bulk_rows SET state = 'unknown', error = 'interrupted', updated_at = ? "
-            "WHERE state = 'sending'",
-            (utc_now(),),
+            "WHERE state = 'sending' AND job_id IN (SELECT id FROM bulk_jobs "
+            "WHERE lease_until IS NULL OR lease_until < ? OR lease_owner = ?)",
+            (utc_now(), now, owner),
         )
 
-    async def unsettled_to_unknown(self, job_id: int) -> int:
+    async def unsettled_to_unknown(self, job_id: int, fence: int | None = None) -> int:
         """After a run of the job ended: a row still 'sending' lost its result to an error
-        and may have gone out, so it becomes 'unknown' (reconciled, never resent)."""
+        and may have gone out, so it becomes 'unknown' (reconciled, never resent). With
+        `fence`, only the rows claimed under it (this run's, not a later holder's)."""
+        if fence is None:
+            return await self._db.execute(
+                "UPDATE bulk_rows SET state = 'unknown', error = 'interrupted', updated_at = ? "
+                "WHERE job_id = ? AND state = 'sending'",
+                (utc_now(), job_id),
+            )
         return await self._db.execute(
             "UPDATE bulk_rows SET state = 'unknown', error = 'interrupted', updated_at = ? "
-            "WHERE job_id = ? AND state = 'sending'",
-            (utc_now(), job_id),
+            "WHERE job_id = ? AND state = 'sending' AND claim_fence = ?",
+            (utc_now(), job_id, fence),
         )
+
+    # --- the job's lease (several replicas) ---------------------------------------------------
+
+    async def acquire_job(self, job_id: int, owner: str, until: str, now: str) -> int | None:
+        """Takes the running job's lease when free, expired or `owner`'s own; its new fence,
+        or None (another replica sends it, or it is not running). Rows the previous holder
+        left 'sending' become 'unknown' in the same transaction: they may have gone out."""
+        async with self._db.transaction():
+            row = await self._db.fetchone(
+                "UPDATE bulk_jobs SET lease_owner = ?, lease_until = ?, "
+                "lease_fence = lease_fence + 1 WHERE id = ? AND state = 'running' "
+                "AND (lease_until IS NULL OR lease_until < ? OR lease_owner = ?) "
+                "RETURNING lease_fence",
+                (owner, until, job_id, now, owner),
+            )
+            if row is None:
+                return None
+            fence = int(row["lease_fence"])
+            await self._db.execute(
+                "UPDATE bulk_rows SET state = 'unknown', error = 'interrupted', updated_at = ? "
+                "WHERE job_id = ? AND state = 'sending' "
+                "AND (claim_fence IS NULL OR claim_fence < ?)",
+                (utc_now(), job_id, fence),
+            )
+        return fence
+
+    async def renew_job(self, job_id: int, owner: str, fence: int, until: str) -> bool:
+        """Extends our lease of the job; False when another replica took it over."""
+        changed = await self._db.execute(
+            "UPDATE bulk_jobs SET lease_until = ? WHERE id = ? AND lease_owner = ? "
+            "AND lease_fence = ?",
+            (until, job_id, owner, fence),
+        )
+        return changed > 0
+
+    async def release_job(self, job_id: int, owner: str, fence: int) -> bool:
+        changed = await self._db.execute(
+            "UPDATE bulk_jobs SET lease_owner = NULL, lease_until = NULL WHERE id = ? "
+            "AND lease_owner = ? AND lease_fence = ?",
+            (job_id, owner, fence),
+        )
+        return changed > 0
+
+    async def unleased_running(self, now: str) -> list[int]:
+        """Running jobs no replica holds (expired or never taken): for a survivor to take."""
+        rows = await self._db.fetchall(
+            "SELECT id FROM bulk_jobs WHERE state = 'running' "
+            "AND (lease_until IS NULL OR lease_until < ?) ORDER BY id",
+            (now,),
+        )
+        return [int(row["id"]) for row in rows]
+
+    async def take_slots(self, job_id: int, step_us: int, count: int, now_us: int) -> int:
+        """Reserves the job's next `count` send slots, `step_us` apart, none before `now_us`
+        (microseconds since the epoch); returns the first. One statement, so replicas that
+        share a job never share a slot: the job's rate holds across them."""
+        row = await self._db.fetchone(
+            "UPDATE bulk_jobs SET next_slot_us = CASE WHEN next_slot_us IS NULL "
+            "OR next_slot_us < ? THEN ? ELSE next_slot_us END + ? WHERE id = ? "
+            "RETURNING next_slot_us",
+            (now_us, now_us, step_us * count, job_id),
+        )
+        if row is None:
+            return now_us  # the job is gone: nothing will be sent anyway
+        return int(row["next_slot_us"]) - step_us * count
 
     async def rows_in(self, job_id: int, states: Sequence[RowState]) -> list[BulkRow]:
         marks = ", ".join("?" * len(states))
