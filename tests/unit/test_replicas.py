@@ -53,9 +53,12 @@ class Replica:
         self.bulk = BulkRepo(db)
         self.outbox = OutboxRepo(db, owner=name)
         self.events: list[Event] = []
+        self.finished = asyncio.Event()
 
     async def emit(self, event: Event) -> None:
         self.events.append(event)
+        if isinstance(event, JobFinished):
+            self.finished.set()
 
     def runner(self, *, rate: float, lease_seconds: float) -> BulkRunner:
         return BulkRunner(
@@ -119,10 +122,13 @@ async def _job(bulk: BulkRepo, rows: int) -> int:
 
 
 async def _until_finished(cluster: Cluster) -> JobFinished:
-    async with asyncio.timeout(LIMIT):
-        while not (done := cluster.events(JobFinished)):
-            await asyncio.sleep(0.02)
-    [finished] = done
+    waits = [asyncio.create_task(r.finished.wait()) for r in cluster.replicas]
+    try:
+        await asyncio.wait_for(asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED), LIMIT)
+    finally:
+        for wait in waits:
+            wait.cancel()
+    [finished] = cluster.events(JobFinished)
     assert isinstance(finished, JobFinished)
     return finished
 
