@@ -15,12 +15,9 @@ import asyncio
 import contextlib
 import logging
 import re
-import socket
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Final
 
 from services import metrics
@@ -37,6 +34,7 @@ from services.devsms import (
     mark_background,
 )
 from services.events import JobFinished, JobPaused, JobProgress, Notices
+from services.job_lease import JobLease, JobPacer
 from services.phones import UZ_DIGITS
 from services.pricing import Cost, cost_of, stored_cost
 from services.reconcile import (
@@ -48,7 +46,7 @@ from services.reconcile import (
 )
 from storage import BulkRepo, BulkRow, JobRow, OutboxRepo, StopListRepo, UserRepo
 from storage.bulk import STOP_LIST
-from storage.leases import Clock, lease_stamp, utc_clock
+from storage.leases import Clock, JobLeaseRepo, utc_clock
 
 logger = logging.getLogger(__name__)
 
@@ -93,40 +91,6 @@ class RateLimiter:
             await asyncio.sleep(delay)
 
 
-# A replica reserves a job's send slots this many seconds' worth at a time (at least one):
-# one write per block keeps a fast job (BULK_RATE 1000/s) from paying a commit per row.
-SLOT_BLOCK_SECONDS: Final = 0.25
-
-
-class JobPacer:
-    """Spaces a job's requests `1/rate` seconds apart across every replica that sends it:
-    the slots come from the job's row in the database (BulkRepo.take_slots), wall-clock
-    microseconds, so the replicas' clocks must agree (NTP) as for every lease."""
-
-    def __init__(
-        self,
-        bulk: BulkRepo,
-        job_id: int,
-        rate: float,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._bulk = bulk
-        self._job_id = job_id
-        self._step_us = max(1, round(1_000_000 / rate))
-        self._block = max(1, int(rate * SLOT_BLOCK_SECONDS))
-        self._clock = clock
-        self._slots: deque[int] = deque()
-
-    async def wait(self) -> None:
-        if not self._slots:
-            now_us = int(self._clock() * 1_000_000)
-            first = await self._bulk.take_slots(self._job_id, self._step_us, self._block, now_us)
-            self._slots.extend(first + n * self._step_us for n in range(self._block))
-        delay = self._slots.popleft() / 1_000_000 - self._clock()
-        if delay > 0:
-            await asyncio.sleep(delay)
-
-
 @dataclass
 class _JobControl:
     task: asyncio.Task[None]
@@ -162,10 +126,8 @@ class BulkRunner:
         lease_clock: Clock = utc_clock,
     ) -> None:
         self._bulk = bulk
-        # A running job is sent by the one replica holding its lease (see _run_job).
-        self.replica_id = replica_id or socket.gethostname()
-        self.lease_seconds = lease_seconds
-        self._lease_clock = lease_clock
+        # A running job is sent by the one replica holding its lease (services/job_lease.py).
+        self.lease = JobLease(JobLeaseRepo(bulk.db), replica_id, lease_seconds, lease_clock)
         self._sweeper: asyncio.Task[None] | None = None
         self._accounts = accounts
         self.links = links  # each row's own delivery-callback URL (PUBLIC_BASE_URL set)
@@ -189,7 +151,7 @@ class BulkRunner:
     async def start(self) -> None:
         """Settles what a previous process left behind, then resumes running jobs; from then
         on, takes over the running jobs of replicas whose leases expired."""
-        orphans = await self._bulk.orphans_to_unknown(self.replica_id, self._stamp())
+        orphans = await self._bulk.orphans_to_unknown(self.lease.owner, self.lease.stamp())
         if orphans:
             logger.warning("%s bulk rows were mid-request when the bot stopped: unknown", orphans)
         for job in await self._bulk.jobs_in(("running",)):
@@ -198,13 +160,10 @@ class BulkRunner:
         if self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep(), name="bulk-takeover")
 
-    def _stamp(self, ahead: float = 0.0) -> str:
-        return lease_stamp(self._lease_clock() + timedelta(seconds=ahead))
-
     async def _sweep(self) -> None:
         """Every third of a lease: running jobs that no replica holds are taken over here."""
         while True:
-            await asyncio.sleep(self.lease_seconds / 3)
+            await asyncio.sleep(self.lease.seconds / 3)
             try:
                 await self.take_over()
             except Exception:
@@ -214,7 +173,7 @@ class BulkRunner:
         """Starts a run of every running job no replica holds (its lease expired); the run
         takes the lease or gives up quietly. Returns the jobs a run was started for."""
         started = []
-        for job_id in await self._bulk.unleased_running(self._stamp()):
+        for job_id in await self.lease.unleased():
             if not self.is_running(job_id):
                 logger.info("bulk job %s has no live replica: continuing it here", job_id)
                 self._spawn(job_id)
@@ -336,9 +295,7 @@ class BulkRunner:
     async def _run(self, job_id: int, stop: asyncio.Event) -> None:
         mark_background()  # leaves the owner's token a slot for their taps
         try:
-            fence = await self._bulk.acquire_job(
-                job_id, self.replica_id, self._stamp(self.lease_seconds), self._stamp()
-            )
+            fence = await self.lease.acquire(job_id)
         except Exception:
             logger.exception("bulk job %s: lease not taken; another look soon", job_id)
             return
@@ -346,7 +303,7 @@ class BulkRunner:
             logger.info("bulk job %s is sent by another replica (or no longer running)", job_id)
             return
         lost = asyncio.Event()
-        keeper = asyncio.create_task(self._keep(job_id, fence, stop, lost), name="bulk-lease")
+        keeper = asyncio.create_task(self.lease.keep(job_id, fence, stop, lost), name="lease")
         # The run's last word (paused, finished) is told once the lease is released, so that
         # a Resume right after it finds the job free.
         last: list[tuple[type[JobProgress | JobPaused | JobFinished], JobRow]] = []
@@ -368,29 +325,9 @@ class BulkRunner:
         # Not in `finally`: a run cancelled mid-request (a replica stopping past its grace)
         # leaves its lease to expire rather than hand the job over while a request may be out.
         with contextlib.suppress(Exception):
-            await self._bulk.release_job(job_id, self.replica_id, fence)
+            await self.lease.release(job_id, fence)
         for event, job in last:
             await self._report(event, job)
-
-    async def _keep(
-        self, job_id: int, fence: int, stop: asyncio.Event, lost: asyncio.Event
-    ) -> None:
-        """Renews the job's lease every third of its time; stops the run when it was lost
-        (this replica stalled past the lease and another one took the job over)."""
-        while True:
-            await asyncio.sleep(self.lease_seconds / 3)
-            try:
-                kept = await self._bulk.renew_job(
-                    job_id, self.replica_id, fence, self._stamp(self.lease_seconds)
-                )
-            except Exception:
-                logger.exception("bulk job %s: lease not renewed", job_id)
-                continue
-            if not kept:
-                logger.warning("bulk job %s was taken over by another replica", job_id)
-                lost.set()
-                stop.set()
-                return
 
     async def _run_job(
         self,
@@ -415,7 +352,8 @@ class BulkRunner:
             return
         run = _Run(self._bulk, session, job, stop, self._limits(), self._progress, self._stoplist)
         run.links = self.links
-        run.lease = (self.replica_id, fence)
+        run.lease = (self.lease.owner, fence)
+        run.pacer = self.lease.pacer(job_id, self.rate)
         await run.send_all()
         # Every worker is done: a row still 'sending' lost its settlement to an error.
         if orphans := await self._bulk.unsettled_to_unknown(job_id, fence):
@@ -564,6 +502,7 @@ class _Run:
         self.errors_in_row = 0
         # (replica, fence): rows are claimed only under the job's lease (see BulkRepo.claim).
         self.lease: tuple[str, int] | None = None
+        self.pacer: JobPacer | None = None  # the job's rate across replicas
         self.claim_refused = False
         self.refusal: str | None = None
         self.refusals_in_row = 0
@@ -577,7 +516,7 @@ class _Run:
     async def send_all(self) -> None:
         queue: asyncio.Queue[BulkRow | None] = asyncio.Queue(maxsize=self.limits.concurrency)
         workers = [asyncio.create_task(self.worker(queue)) for _ in range(self.limits.concurrency)]
-        limiter = JobPacer(self.bulk, self.job.id, self.limits.rate)
+        limiter = self.pacer or RateLimiter(self.limits.rate)
         try:
             while not self.stop.is_set():
                 batch = await self.bulk.next_pending(self.job.id, limit=100)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from storage.db import Database
+from storage.db import Database, utc_now
 
 Clock = Callable[[], datetime]
 
@@ -132,3 +132,74 @@ class LeaseRepo:
         )
         assert row is not None  # an upsert without a condition always yields the row
         return int(row["fence"])
+
+
+class JobLeaseRepo:
+    """A running bulk job's lease (columns of bulk_jobs): the replica that sends it, until
+    when, under which fence; and the job's send slots, shared by whoever sends it."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def acquire_job(self, job_id: int, owner: str, until: str, now: str) -> int | None:
+        """Takes the running job's lease when free, expired or `owner`'s own; its new fence,
+        or None (another replica sends it, or it is not running). Rows the previous holder
+        left 'sending' become 'unknown' in the same transaction: they may have gone out."""
+        async with self._db.transaction():
+            row = await self._db.fetchone(
+                "UPDATE bulk_jobs SET lease_owner = ?, lease_until = ?, "
+                "lease_fence = lease_fence + 1 WHERE id = ? AND state = 'running' "
+                "AND (lease_until IS NULL OR lease_until < ? OR lease_owner = ?) "
+                "RETURNING lease_fence",
+                (owner, until, job_id, now, owner),
+            )
+            if row is None:
+                return None
+            fence = int(row["lease_fence"])
+            await self._db.execute(
+                "UPDATE bulk_rows SET state = 'unknown', error = 'interrupted', updated_at = ? "
+                "WHERE job_id = ? AND state = 'sending' "
+                "AND (claim_fence IS NULL OR claim_fence < ?)",
+                (utc_now(), job_id, fence),
+            )
+        return fence
+
+    async def renew_job(self, job_id: int, owner: str, fence: int, until: str) -> bool:
+        """Extends our lease of the job; False when another replica took it over."""
+        changed = await self._db.execute(
+            "UPDATE bulk_jobs SET lease_until = ? WHERE id = ? AND lease_owner = ? "
+            "AND lease_fence = ?",
+            (until, job_id, owner, fence),
+        )
+        return changed > 0
+
+    async def release_job(self, job_id: int, owner: str, fence: int) -> bool:
+        changed = await self._db.execute(
+            "UPDATE bulk_jobs SET lease_owner = NULL, lease_until = NULL WHERE id = ? "
+            "AND lease_owner = ? AND lease_fence = ?",
+            (job_id, owner, fence),
+        )
+        return changed > 0
+
+    async def unleased_running(self, now: str) -> list[int]:
+        """Running jobs no replica holds (expired or never taken): for a survivor to take."""
+        rows = await self._db.fetchall(
+            "SELECT id FROM bulk_jobs WHERE state = 'running' "
+            "AND (lease_until IS NULL OR lease_until < ?) ORDER BY id",
+            (now,),
+        )
+        return [int(row["id"]) for row in rows]
+
+    async def take_slots(self, job_id: int, step_us: int, count: int, now_us: int) -> int:
+        """Reserves the job's next `count` send slots, `step_us` apart, none before `now_us`
+        (microseconds since the epoch); returns the first. One statement, so replicas that
+        share a job never share a slot: the job's rate holds across them."""
+        row = await self._db.fetchone(
+            "UPDATE bulk_jobs SET next_slot_us = CASE WHEN next_slot_us IS NULL "
+            "OR next_slot_us < ? THEN ? ELSE next_slot_us END + ? WHERE id = ? "
+            "RETURNING next_slot_us",
+            (now_us, now_us, step_us * count, job_id),
+        )
+        if row is None:
+            return now_us  # the job is gone: nothing will be sent anyway
+        return int(row["next_slot_us"]) - step_us * count

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from storage import AlertRepo, BulkRepo, CredentialRepo, Database, OutboxRepo, UserRepo
-from storage.leases import LeaseRepo, lease_stamp
+from storage.leases import JobLeaseRepo, LeaseRepo, lease_stamp
 
 
 class Clock:
@@ -86,24 +86,25 @@ async def test_a_job_lease_fences_out_a_replica_that_lost_it(
 ) -> None:
     clock = Clock()
     a, b = BulkRepo(pair[0]), BulkRepo(pair[1])
+    la, lb = JobLeaseRepo(pair[0]), JobLeaseRepo(pair[1])
     job_id = await _job(pair[0])
 
     def stamp(ahead: float = 0) -> str:
         return lease_stamp(clock() + timedelta(seconds=ahead))
 
-    fence_a = await a.acquire_job(job_id, "a", stamp(30), stamp())
+    fence_a = await la.acquire_job(job_id, "a", stamp(30), stamp())
     assert fence_a == 1
-    assert await b.acquire_job(job_id, "b", stamp(30), stamp()) is None
+    assert await lb.acquire_job(job_id, "b", stamp(30), stamp()) is None
     assert await a.claim(job_id, 0, lease=("a", fence_a))
     clock.pass_(31)  # a froze mid-request: its lease ran out
-    fence_b = await b.acquire_job(job_id, "b", stamp(30), stamp())
+    fence_b = await lb.acquire_job(job_id, "b", stamp(30), stamp())
     assert fence_b == 2
     # The row a had claimed may have gone out: unknown, never pending again.
     states = {row.row_no: row.state for row in await b.all_rows(job_id)}
     assert states == {0: "unknown", 1: "pending", 2: "pending"}
     # a wakes up: it can neither claim nor renew.
     assert not await a.claim(job_id, 1, lease=("a", fence_a))
-    assert not await a.renew_job(job_id, "a", fence_a, stamp(30))
+    assert not await la.renew_job(job_id, "a", fence_a, stamp(30))
     assert await b.claim(job_id, 1, lease=("b", fence_b))
     # Its end of run turns only its own rows unknown, not b's row in flight.
     assert await a.unsettled_to_unknown(job_id, fence_a) == 0
@@ -121,7 +122,7 @@ async def test_a_restarting_replica_settles_only_rows_of_jobs_nobody_holds(
     held = await _job(pair[0])
     orphan = await _job(pair[0])
     now, later = lease_stamp(clock()), lease_stamp(clock() + timedelta(seconds=30))
-    fence = await a.acquire_job(held, "a", later, now)
+    fence = await JobLeaseRepo(pair[0]).acquire_job(held, "a", later, now)
     assert fence is not None
     assert await a.claim(held, 0, lease=("a", fence))
     assert await a.claim(orphan, 0)  # a row of a job with no lease (an older version's)
@@ -133,7 +134,7 @@ async def test_a_restarting_replica_settles_only_rows_of_jobs_nobody_holds(
 
 
 async def test_send_slots_never_overlap_across_replicas(pair: tuple[Database, Database]) -> None:
-    a, b = BulkRepo(pair[0]), BulkRepo(pair[1])
+    a, b = JobLeaseRepo(pair[0]), JobLeaseRepo(pair[1])
     job_id = await _job(pair[0])
     now = 1_000_000_000
     first = await a.take_slots(job_id, 200_000, 3, now)  # 5/s: three slots, 0.2 s apart

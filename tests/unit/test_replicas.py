@@ -227,11 +227,16 @@ async def test_a_survivor_finishes_the_job_of_a_killed_replica_without_resending
 
     phones = Counter(sms.phone for sms in cluster.fake.sent)
     assert set(phones.values()) == {1}, "an SMS went out twice"
-    assert len(phones) == 200
-    # The rows the dead replica had in flight were settled from the history, not resent.
-    assert finished.counts.sent == 200 and finished.counts.unknown == 0
-    held = {r.json["phone"] for r in in_flight if r.json}
+    # Every row is accounted for: sent exactly when the gateway has it; a row the dead
+    # replica had claimed but whose request never left stays unknown (the tracker concludes
+    # it later), it is never sent again.
     rows = {row.phone: row for row in await b.bulk.all_rows(job_id)}
+    assert {p for p, row in rows.items() if row.state == "sent"} == set(phones)
+    unclear = [row for row in rows.values() if row.state != "sent"]
+    assert all(row.state == "unknown" for row in unclear) and len(unclear) <= 4
+    assert finished.counts.sent == len(phones) >= 196
+    # The rows it had in flight were settled from the history, not resent.
+    held = {r.json["phone"] for r in in_flight if r.json}
     assert held and all(rows[p].state == "sent" and rows[p].sms_id for p in held)
     assert [type(e) for e in b.events if isinstance(e, JobFinished | JobPaused)] == [JobFinished]
 
