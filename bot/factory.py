@@ -20,7 +20,12 @@ from bot.background import Background
 from bot.commands import set_commands
 from bot.config import Settings, handler_settings
 from bot.i18n import UserLocaleMiddleware, create_i18n
-from bot.middlewares import MetricsMiddleware, RetryRequestMiddleware, UserMiddleware
+from bot.middlewares import (
+    MetricsMiddleware,
+    PinResponseTypes,
+    RetryRequestMiddleware,
+    UserMiddleware,
+)
 from bot.notices.digest import AdminDigest
 from bot.notices.jobs import JobReports
 from bot.notices.notifier import Notifier, Outbox
@@ -34,7 +39,7 @@ from services.bulk_plan import SourceCache
 from services.callbacks import CallbackInbox, CallbackLinks
 from services.chart_desk import ChartDesk
 from services.devsms import DevsmsClient
-from services.export import ExportSlots
+from services.export_desk import ExportDesk
 from services.key_rotation import rotate_all
 from services.languages import Language
 from services.otp import CodeKeeper
@@ -47,6 +52,7 @@ from services.upload_worker import UploadWorker
 from services.vault import TokenVault, load_generated_keys, parse_keys
 from storage import (
     AlertRepo,
+    BroadcastRepo,
     BulkRepo,
     CallbackRepo,
     ContactRepo,
@@ -89,13 +95,17 @@ class Services:
     stoplist: StopListRepo
     """Numbers no send of their owner may reach (see SmsSender, BulkRunner, make_plan)."""
     contacts: ContactRepo
+    broadcasts: BroadcastRepo
+    """Admin broadcasts and their targets' fates, resumed after a restart."""
     uploads: UploadWorker
     """Parses uploaded files in a child process, started on the first upload."""
     charts: ChartDesk
     """Draws /stats charts in child processes, started with the first chart."""
-    exports: ExportSlots
+    exports: ExportDesk
+    """Runs /export's files in the background, a few at once (services/export_desk.py)."""
 
     async def close(self) -> None:
+        await self.exports.close()
         await self.charts.close()
         await self.uploads.close()
         await self.devsms.close()
@@ -154,6 +164,7 @@ async def open_services(settings: Settings) -> Services:
         schedule=ScheduleRepo(db),
         stoplist=StopListRepo(db),
         contacts=ContactRepo(db),
+        broadcasts=BroadcastRepo(db),
         uploads=UploadWorker(
             memory_limit=settings.upload_memory_mb * 1024 * 1024,
             time_limit=settings.upload_time_limit,
@@ -164,12 +175,13 @@ async def open_services(settings: Settings) -> Services:
             memory_limit=settings.chart_memory_mb * 1024 * 1024,
             time_limit=settings.chart_time_limit,
         ),
-        exports=ExportSlots(settings.exports_at_once),
+        exports=ExportDesk(settings.exports_at_once),
     )
 
 
 def create_bot(settings: Settings) -> Bot:
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    session.middleware(PinResponseTypes())
     session.middleware(RetryRequestMiddleware())
     return Bot(
         token=settings.bot_token.get_secret_value(),
@@ -228,6 +240,8 @@ async def build_app(settings: Settings, *, bot: Bot | None = None) -> AsyncItera
         if bot is None:
             bot = create_bot(settings)
         stack.push_async_callback(bot.session.close)
+        # Before the bot's session and the database: a running export is cancelled first.
+        stack.push_async_callback(services.exports.close)
         policy = AccessPolicy(settings.access_mode == "allowlist", frozenset(settings.admin_ids))
         for_handlers = handler_settings(settings, policy)
         notifier = Notifier(
@@ -372,6 +386,8 @@ def create_dispatcher(services: Services, shared: Shared) -> Dispatcher:
         insights=services.insights,
         stoplist=services.stoplist,
         contacts=services.contacts,
+        broadcast_log=services.broadcasts,
+        leases=LeaseRepo(services.db, settings.replica_id, settings.lease_seconds),
         uploads=services.uploads,
         charts=services.charts,
         exports=services.exports,

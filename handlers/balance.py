@@ -14,7 +14,7 @@ from handlers.callbacks import BalanceCb
 from handlers.filters import Accessible, MenuButton
 from handlers.keyboards import BTN_BALANCE, balance_keyboard
 from handlers.render import balance_text, forecast_text
-from handlers.utils import edit_or_keep
+from handlers.utils import action_if_slow, edit_or_keep
 from services.accounts import Accounts
 from services.alert_rules import days_left
 from services.devsms import Balance
@@ -45,11 +45,11 @@ async def forecast(
 
 
 async def show_balance(message: Message, accounts: Accounts, traffic: TrafficRepo) -> None:
-    assert message.from_user is not None
-    await message.bot.send_chat_action(message.chat.id, "typing")  # type: ignore[union-attr]
+    assert message.from_user is not None and message.bot is not None
     user_id = message.from_user.id
-    balance = await accounts.balance(user_id)
-    text = balance_text(balance, await forecast(traffic, accounts, user_id, balance))
+    async with action_if_slow(message.bot, message.chat.id):
+        balance = await accounts.balance(user_id)
+        text = balance_text(balance, await forecast(traffic, accounts, user_id, balance))
     await message.answer(text, reply_markup=balance_keyboard())
 
 

@@ -23,15 +23,17 @@ from handlers.plural import ngettext
 from handlers.send_texts import EXAMPLE_PHONE, phone_error_text
 from handlers.sms_render import sms_list
 from handlers.states import HistoryForm
-from handlers.utils import AnswerCallbacks, edit_or_keep
+from handlers.utils import AnswerCallbacks, action_if_slow, edit_or_keep
 from services.accounts import Accounts
-from services.devsms import DEFAULT_GATEWAY_TIMEZONE, HistoryPage, SmsRecord
+from services.devsms import HistoryPage, SmsRecord
 from services.history_pages import HistoryCursor
 from services.i18n import N_
 from services.money import Money
 from services.phones import InvalidPhone, PhoneNumber, normalize_phone
 from services.reconcile import reconcile_unknown
+from services.schedule_time import zone_of
 from storage import OutboxRepo, TrafficRepo, TrafficRow
+from storage.users import UserRow
 
 logger = logging.getLogger(__name__)
 
@@ -83,8 +85,6 @@ _EMPTY: Final = {
 }
 _FILTERS_PER_ROW: Final = 3
 SEARCH_LIMIT: Final = 20
-# The stored times (UTC) are shown on the gateway's clock, like the gateway's own history.
-GATEWAY_ZONE: Final = ZoneInfo(DEFAULT_GATEWAY_TIMEZONE)
 ACTIVE_MARK: Final = "• "
 
 
@@ -193,8 +193,9 @@ def _keyboard(
     return builder.as_markup()
 
 
-def record_of(row: TrafficRow) -> SmsRecord:
-    """A stored SMS as the history lines show it: the time on the gateway's clock."""
+def record_of(row: TrafficRow, zone: ZoneInfo) -> SmsRecord:
+    """A stored SMS as the history lines show it: the time on the user's clock (`zone`, as
+    /settings has it), as /export and the digest show it."""
     cost = None if row.cost is None or row.currency is None else Money(row.cost, row.currency)
     return SmsRecord(
         sms_id=row.sms_id,
@@ -205,12 +206,13 @@ def record_of(row: TrafficRow) -> SmsRecord:
         status=row.status,
         parts_count=row.parts,
         cost=cost,
-        created_at=row.created_at.astimezone(GATEWAY_ZONE),
+        created_at=row.created_at.astimezone(zone),
     )
 
 
-async def search_view(traffic: TrafficRepo, user_id: int, phone: PhoneNumber) -> str:
+async def search_view(traffic: TrafficRepo, user: UserRow, phone: PhoneNumber) -> str:
     """The newest SMS to `phone` in the account's record (also those sent outside the bot)."""
+    user_id = user.id
     spellings = (phone.digits, "+" + phone.digits)
     rows = await traffic.by_phone(user_id, spellings, SEARCH_LIMIT)
     header = _("🔎 <b>SMS to {phone}</b>").format(phone=phone.international)
@@ -228,7 +230,8 @@ async def search_view(traffic: TrafficRepo, user_id: int, phone: PhoneNumber) ->
         "The newest {n} SMS of the account's record, also those sent outside the bot:",
         len(rows),
     ).format(n=len(rows))
-    return sms_list([record_of(row) for row in rows], f"{header}\n{note}")
+    zone = zone_of(user.timezone)
+    return sms_list([record_of(row, zone) for row in rows], f"{header}\n{note}")
 
 
 async def ask_phone(message: Message, state: FSMContext) -> None:
@@ -244,7 +247,9 @@ async def search_button(query: CallbackQuery, message: Message, state: FSMContex
     await ask_phone(message, state)
 
 
-async def phone_received(message: Message, state: FSMContext, traffic: TrafficRepo) -> None:
+async def phone_received(
+    message: Message, state: FSMContext, traffic: TrafficRepo, user_row: UserRow
+) -> None:
     assert message.text is not None and message.from_user is not None
     try:
         phone = normalize_phone(message.text)
@@ -252,7 +257,7 @@ async def phone_received(message: Message, state: FSMContext, traffic: TrafficRe
         await message.answer(phone_error_text(exc.reason) + "\n" + _("/cancel to stop."))
         return
     await state.clear()
-    await message.answer(await search_view(traffic, message.from_user.id, phone))
+    await message.answer(await search_view(traffic, user_row, phone))
 
 
 async def phone_not_text(message: Message) -> None:
@@ -268,6 +273,7 @@ async def history_command(
     accounts: Accounts,
     outbox: OutboxRepo,
     traffic: TrafficRepo,
+    user_row: UserRow,
 ) -> None:
     """/history, or /history +998901234567: that number's SMS."""
     assert message.from_user is not None
@@ -285,15 +291,15 @@ async def history_command(
             )
         )
         return
-    await message.answer(await search_view(traffic, message.from_user.id, phone))
+    await message.answer(await search_view(traffic, user_row, phone))
 
 
 async def show_history(message: Message, accounts: Accounts, outbox: OutboxRepo) -> None:
-    assert message.from_user is not None
-    await message.bot.send_chat_action(message.chat.id, "typing")  # type: ignore[union-attr]
-    history, resolved = await load_page(
-        accounts, outbox, message.from_user.id, HistoryFilter.ALL, 0
-    )
+    assert message.from_user is not None and message.bot is not None
+    async with action_if_slow(message.bot, message.chat.id):
+        history, resolved = await load_page(
+            accounts, outbox, message.from_user.id, HistoryFilter.ALL, 0
+        )
     text, keyboard = history_view(history, HistoryFilter.ALL, 0, len(resolved))
     await message.answer(text, reply_markup=keyboard)
 

@@ -25,8 +25,11 @@ from handlers.sms_render import sms_list
 from handlers.states import InsightsForm
 from handlers.utils import AnswerCallbacks, edit_or_keep
 from services.insights import user_zone_name
+from services.schedule_time import zone_of
+from services.user_input import InvalidPercent, parse_percent
 from storage import InsightRepo, TrafficRepo, UserRepo
 from storage.insights import DigestMode, InsightPrefs
+from storage.users import UserRow
 
 NEXT_DIGEST: Final[dict[DigestMode, DigestMode]] = {
     "off": "daily",
@@ -178,15 +181,15 @@ async def rate_received(
     message: Message, state: FSMContext, users: UserRepo, insights: InsightRepo
 ) -> None:
     assert message.text is not None and message.from_user is not None
-    text = message.text.strip().removesuffix("%").strip()
-    if not (text.isascii() and text.isdigit() and len(text) <= 3 and int(text) <= 100):
+    try:
+        percent = parse_percent(message.text)
+    except InvalidPercent:
         await message.answer(
             _("Send a whole number from 0 to 100, e.g. 90.")
             + "\n"
             + _("/cancel keeps the current one.")
         )
         return
-    percent = int(text)
     await insights.set_rate_threshold(message.from_user.id, percent or None)
     await state.clear()
     await message.answer(
@@ -210,13 +213,15 @@ async def show_failures(
     callback_data: FailuresCb,
     message: Message,
     traffic: TrafficRepo,
+    user_row: UserRow,
 ) -> None:
     rows = await traffic.failures_of(query.from_user.id, callback_data.batch, SHOWN_FAILURES)
     if not rows:
         callback_answer.text = _("These SMS are no longer in the record.")
         return
     header = _("❌ <b>The SMS that failed</b>")
-    await message.answer(sms_list([record_of(row) for row in rows], header))
+    zone = zone_of(user_row.timezone)
+    await message.answer(sms_list([record_of(row, zone) for row in rows], header))
 
 
 def create_router() -> Router:

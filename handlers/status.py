@@ -26,7 +26,7 @@ from handlers.callbacks import SmsCb, fits_id
 from handlers.filters import Accessible, MenuButton
 from handlers.keyboards import BTN_STATUS
 from handlers.sms_render import clip, one_line, sms_details, status_label
-from handlers.utils import AnswerCallbacks, edit_or_keep
+from handlers.utils import AnswerCallbacks, action_if_slow, edit_or_keep
 from services.accounts import Accounts
 from services.devsms import DevsmsNotFound, SmsRecord
 from services.history_pages import HistoryCursor
@@ -200,9 +200,10 @@ async def status_command(
             + usage_text()
         )
         return
-    await message.bot.send_chat_action(message.chat.id, "typing")  # type: ignore[union-attr]
+    assert message.bot is not None
     try:
-        record = await lookup(accounts, outbox, message.from_user.id, ref)
+        async with action_if_slow(message.bot, message.chat.id):
+            record = await lookup(accounts, outbox, message.from_user.id, ref)
     except DevsmsNotFound:
         await message.answer(not_found_text(str(ref.sms_id or ref.request_id)))
         return

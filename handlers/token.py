@@ -19,7 +19,7 @@ from handlers.common import ask_token_text
 from handlers.keyboards import balance_keyboard, logout_keyboard, main_menu
 from handlers.render import balance_text
 from handlers.states import TokenForm
-from handlers.utils import edit_or_keep
+from handlers.utils import action_if_slow, edit_or_keep
 from services.accounts import Accounts
 from services.devsms import DevsmsBadRequest, DevsmsError, DevsmsUnauthorized
 from services.events import Notices
@@ -69,9 +69,11 @@ async def token_received(
         )
         return
 
-    await message.bot.send_chat_action(message.chat.id, "typing")  # type: ignore[union-attr]
+    assert message.bot is not None
+    same_account = await accounts.is_stored(message.from_user.id, token)
     try:
-        balance = await accounts.connect(message.from_user.id, token)
+        async with action_if_slow(message.bot, message.chat.id):
+            balance = await accounts.connect(message.from_user.id, token)
     except (DevsmsUnauthorized, DevsmsBadRequest):
         await message.answer(
             _("❌ devsms.uz did not accept this token. Check it and send it again.")
@@ -90,11 +92,14 @@ async def token_received(
         )
         return
     await state.clear()
-    # The record of the account's traffic belongs to the token before, maybe another account.
-    await traffic.forget(message.from_user.id)
-    # Read before the next round, so /stats shows the account within a minute; only a note
-    # for the sync's own task, never awaited here.
-    first_looks.ask(message.from_user.id)
+    if not same_account:
+        # The record of the account's traffic belongs to the token before, maybe another
+        # account. The same token again keeps it: history older than the backfill would be
+        # lost for good.
+        await traffic.forget(message.from_user.id)
+        # Read before the next round, so /stats shows the account within a minute; only a
+        # note for the sync's own task, never awaited here.
+        first_looks.ask(message.from_user.id)
     await message.answer(_("✅ Token connected and stored encrypted."), reply_markup=main_menu())
     days = await forecast(traffic, accounts, message.from_user.id, balance)
     await message.answer(balance_text(balance, days), reply_markup=balance_keyboard())

@@ -2,13 +2,58 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, Final
 
+from aiogram import Bot
 from aiogram.dispatcher.flags import get_flag
-from aiogram.exceptions import TelegramBadRequest
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, TelegramObject
 from aiogram.utils.callback_answer import CallbackAnswerMiddleware
+
+logger = logging.getLogger(__name__)
+
+# A gateway call usually answers in tens of ms: "typing…" for that long is a Bot API call per
+# command the user never sees. Past this, the wait is long enough to show.
+SLOW_AFTER: Final = 0.5
+# Telegram shows an action for about 5 s, or until the bot's next message.
+ACTION_EVERY: Final = 4.5
+_actions: set[asyncio.Task[None]] = set()  # sends in flight, kept from the garbage collector
+
+
+@asynccontextmanager
+async def action_if_slow(bot: Bot, chat_id: int, action: str = "typing") -> AsyncIterator[None]:
+    """Shows `action` in the chat only while the block takes longer than SLOW_AFTER seconds.
+
+    aiogram's ChatActionSender(initial_sleep=...) does the same with a task, a lock and two
+    events per use, and its exit waits for an action still in flight; here a quick block
+    costs one timer. The action is sent beside the handler, which never waits for it.
+    """
+    loop = asyncio.get_running_loop()
+    timer: asyncio.TimerHandle
+
+    def show() -> None:
+        nonlocal timer
+        task = loop.create_task(_send_action(bot, chat_id, action))
+        _actions.add(task)
+        task.add_done_callback(_actions.discard)
+        timer = loop.call_later(ACTION_EVERY, show)
+
+    timer = loop.call_later(SLOW_AFTER, show)
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
+async def _send_action(bot: Bot, chat_id: int, action: str) -> None:
+    try:
+        await bot.send_chat_action(chat_id, action)
+    except TelegramAPIError as exc:  # only a hint: the answer that follows is what counts
+        logger.debug("sendChatAction failed: %s", type(exc).__name__)
 
 
 async def edit_or_keep(

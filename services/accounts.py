@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -46,6 +47,19 @@ class Accounts:
         await self._credentials.save(user_id, self._vault.encrypt(user_id, token))
         logger.info("user %s connected a devsms token", user_id)
         return balance
+
+    async def is_stored(self, user_id: int, token: str) -> bool:
+        """Whether `token` is the one stored for the user (valid or not): then it is the same
+        devsms account, whose record stays. The gateway names no account, so the token is
+        the account's identity; it is compared in memory, nothing else is kept of it."""
+        row = await self._credentials.get(user_id)
+        if row is None:
+            return False
+        try:
+            stored = self._vault.decrypt(user_id, row.token_encrypted)
+        except VaultError:
+            return False
+        return hmac.compare_digest(stored.encode(), token.encode())
 
     async def has_token(self, user_id: int) -> bool:
         row = await self._credentials.get(user_id)

@@ -44,7 +44,7 @@ from services.reconcile import (
     settle,
     wanted_keys,
 )
-from storage import BulkRepo, BulkRow, JobRow, OutboxRepo, StopListRepo, UserRepo
+from storage import BulkRepo, BulkRow, JobRow, OutboxRepo, StopListRepo, UserRepo, yield_to_users
 from storage.bulk import STOP_LIST
 from storage.leases import Clock, JobLeaseRepo, utc_clock
 
@@ -294,6 +294,7 @@ class BulkRunner:
 
     async def _run(self, job_id: int, stop: asyncio.Event) -> None:
         mark_background()  # leaves the owner's token a slot for their taps
+        yield_to_users()  # and users' updates go first on the database
         try:
             fence = await self.lease.acquire(job_id)
         except Exception:

@@ -54,7 +54,8 @@ NAME_HEADERS: Final[frozenset[str]] = frozenset(
     }
 )  # fmt: skip
 _SPLIT: Final = re.compile(r"[,;\n\t]+")
-_FIELD_LINE: Final = re.compile(r"^\s*([^:=]+?)\s*[:=]\s*(.*?)\s*$")
+# Where a field line's name ends: "city: Tashkent" or "city = Tashkent".
+_FIELD_SEPARATOR: Final = re.compile(r"[:=]")
 _TOKEN: Final = re.compile(r"\S+")
 _MAX_PHONE_TOKENS: Final = 8
 
@@ -140,11 +141,14 @@ def parse_fields(text: str) -> dict[str, str]:
     for line in text.splitlines():
         if not line.strip():
             continue
-        match = _FIELD_LINE.match(line)
-        if match is None:
-            raise ContactInputError("field_format", line.strip()[:FIELD_NAME_MAX])
-        name = " ".join(match.group(1).replace("{", "").replace("}", "").split())
-        value = match.group(2)
+        # Split at the first ":" or "=" by hand: the pattern that did it with lazy groups
+        # around \s* backtracked in cubic time (1.8 s for 999 spaces and an "x").
+        line = line.strip()
+        separator = _FIELD_SEPARATOR.search(line)
+        if separator is None or separator.start() == 0:
+            raise ContactInputError("field_format", line[:FIELD_NAME_MAX])
+        name = " ".join(line[: separator.start()].replace("{", "").replace("}", "").split())
+        value = line[separator.end() :].strip()
         if not name or len(name) > FIELD_NAME_MAX:
             raise ContactInputError("field_name", name[:FIELD_NAME_MAX])
         if field_key(name) in RESERVED:
@@ -170,6 +174,26 @@ def merge_fields(old: dict[str, str], changes: dict[str, str]) -> dict[str, str]
     if len(merged) > FIELDS_MAX and len(merged) > len(old):
         raise ContactInputError("too_many_fields")
     return merged
+
+
+def merge_imported(old: dict[str, str], new: dict[str, str]) -> tuple[dict[str, str], int]:
+    """An import's fields over a contact's: a field the contact has (same name in any case)
+    takes the file's value, a new one is added while the contact has fewer than FIELDS_MAX.
+    Returns the fields and how many of the file's were left out: each import merged in every
+    column of its file, and a book grew without limit."""
+    merged = dict(old)
+    names = {field_key(name): name for name in merged}
+    dropped = 0
+    for name, value in new.items():
+        key = field_key(name)
+        if key in names:
+            del merged[names[key]]
+        elif len(merged) >= FIELDS_MAX:
+            dropped += 1
+            continue
+        merged[name] = value
+        names[key] = name
+    return merged, dropped
 
 
 # --- imported ---------------------------------------------------------------------------------
@@ -321,17 +345,19 @@ def export_file(contacts: Iterable[tuple[Member, Sequence[str]]], fmt: ResultFor
             if field_key(column) not in RESERVED:
                 extra.setdefault(field_key(column), column)
     header = [NAME, PHONE, GROUPS, *extra.values()]
-    cells = (
-        [
+
+    def cells_of(member: Member, groups: Sequence[str]) -> list[str]:
+        # Each member's fields by key once: looking each column up in every member's fields
+        # cost members × columns × fields (16.5 s for 2,000 contacts and 240 fields).
+        by_key: dict[str, str] = {}
+        for name, value in member.fields.items():
+            by_key.setdefault(field_key(name), value)
+        return [
             member.name,
             member.phone,
             "; ".join(groups),
-            *(_field(member.fields, key) for key in extra),
+            *(by_key.get(key, "") for key in extra),
         ]
-        for member, groups in rows
-    )
+
+    cells = (cells_of(member, groups) for member, groups in rows)
     return write_result(fmt, header, cells, own_columns=(1,))
-
-
-def _field(fields: dict[str, str], key: str) -> str:
-    return next((v for k, v in fields.items() if field_key(k) == key), "")

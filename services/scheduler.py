@@ -44,7 +44,7 @@ from services.rounds import Rounds
 from services.schedule_time import QuietHours, is_quiet, quiet_end, user_quiet, zone_of
 from services.sending import Outcome, SmsSender
 from services.sms_parts import count_sms
-from storage import BulkRepo, ScheduledRow, ScheduleRepo, UserRepo, UserRow
+from storage import BulkRepo, ScheduledRow, ScheduleRepo, UserRepo, UserRow, yield_to_users
 from storage.outbox import NotClaimed
 
 logger = logging.getLogger(__name__)
@@ -129,6 +129,12 @@ class Scheduler:
 
     async def run(self) -> None:
         mark_background()  # leaves each token a slot for its owner's taps
+        yield_to_users()  # and users' updates go first on the database
+        try:
+            # Held items were held by the quiet hours of the last run's configuration.
+            await self._schedule.release_held()
+        except Exception:
+            logger.exception("scheduler: held items not released")
         while True:
             try:
                 await self.tick()
@@ -139,8 +145,15 @@ class Scheduler:
             self._wake.clear()
 
     async def tick(self) -> None:
-        """One round: quiet hours of running jobs, then every item whose time has come."""
-        await self._rounds.run("quiet-hours", self._quiet_round)
+        """One round: quiet hours of running jobs, then every item whose time has come. Each
+        part fails alone: a broken job must not keep every scheduled send from starting."""
+        for part in (self._quiet_round, self._start_due):
+            try:
+                await part()
+            except Exception:
+                logger.exception("scheduler round: %s failed", part.__name__)
+
+    async def _start_due(self) -> None:
         by_user: dict[int, list[ScheduledRow]] = {}
         for item in await self._schedule.due(stamp(self.now())):
             by_user.setdefault(item.user_id, []).append(item)
@@ -159,8 +172,15 @@ class Scheduler:
         await asyncio.gather(*(of_user(items) for items in by_user.values()))
 
     async def _quiet_round(self) -> None:
-        await self.hold_quiet_jobs()
-        await self.resume_quiet_jobs()
+        """Quiet hours of running jobs, on one replica per round (services/rounds.py)."""
+        await self._rounds.run("quiet-hours", self._quiet_parts)
+
+    async def _quiet_parts(self) -> None:
+        for part in (self.hold_quiet_jobs, self.resume_quiet_jobs):
+            try:
+                await part()
+            except Exception:
+                logger.exception("scheduler round: %s failed", part.__name__)
 
     # --- the user's clock ------------------------------------------------------------------
 
@@ -185,7 +205,9 @@ class Scheduler:
         if not item.ignore_quiet:
             due = quiet_end(due, self.quiet_of(user), zone_of(user.timezone))
         if now < due:
-            return  # inside quiet hours: it waits for their end
+            # Inside quiet hours: it waits for their end, out of the rounds until then.
+            await self._schedule.hold(item.id, stamp(due))
+            return
         if now - due > self.grace:
             if await self._schedule.mark_missed(item.id, Missed.LATE):
                 logger.info("scheduled item %s is %s late: asking its owner", item.id, now - due)
@@ -297,38 +319,50 @@ class Scheduler:
         """Pauses running jobs whose owners' quiet hours began (unless started anyway)."""
         now = self.now()
         for job in await self._bulk.jobs_in(("running",)):
-            user = await self._users.get(job.user_id)
-            if user is None or not self.in_quiet(user, now):
-                continue
-            until = await self._schedule.job_quiet_until(job.id)
-            if until is not None and parse_stamp(until) > now:
-                continue
-            if await self._runner.pause(job.id, PAUSE_QUIET):
-                logger.info("bulk job %s paused for quiet hours", job.id)
+            try:
+                await self._hold_job(job.id, job.user_id, now)
+            except Exception:
+                logger.exception("bulk job %s: quiet-hours check failed", job.id)
+
+    async def _hold_job(self, job_id: int, user_id: int, now: dt.datetime) -> None:
+        user = await self._users.get(user_id)
+        if user is None or not self.in_quiet(user, now):
+            return
+        until = await self._schedule.job_quiet_until(job_id)
+        if until is not None and parse_stamp(until) > now:
+            return
+        if await self._runner.pause(job_id, PAUSE_QUIET):
+            logger.info("bulk job %s paused for quiet hours", job_id)
 
     async def resume_quiet_jobs(self) -> None:
         """Resumes jobs paused for quiet hours that have ended."""
         for job in await self._bulk.jobs_in(("paused",)):
             if job.pause_reason != PAUSE_QUIET:
                 continue
-            user = await self._users.get(job.user_id)
-            if user is None or self.in_quiet(user):
-                continue
-            reason = None
             try:
-                resumed = await self._runner.resume(job.id)
-            except ShortOfBalance:
-                reason = PAUSE_BALANCE
-            except (NoToken, DevsmsUnauthorized):
-                reason = PAUSE_TOKEN
-            except DevsmsError as exc:
-                logger.warning("bulk job %s: not resumed yet (%s)", job.id, exc)
-                continue
-            else:
-                if resumed:
-                    logger.info("bulk job %s resumed: quiet hours are over", job.id)
-                continue
-            await self._repause(job.id, reason)
+                await self._resume_job(job.id, job.user_id)
+            except Exception:
+                logger.exception("bulk job %s: resume after quiet hours failed", job.id)
+
+    async def _resume_job(self, job_id: int, user_id: int) -> None:
+        user = await self._users.get(user_id)
+        if user is None or self.in_quiet(user):
+            return
+        reason = None
+        try:
+            resumed = await self._runner.resume(job_id)
+        except ShortOfBalance:
+            reason = PAUSE_BALANCE
+        except (NoToken, DevsmsUnauthorized):
+            reason = PAUSE_TOKEN
+        except DevsmsError as exc:
+            logger.warning("bulk job %s: not resumed yet (%s)", job_id, exc)
+            return
+        else:
+            if resumed:
+                logger.info("bulk job %s resumed: quiet hours are over", job_id)
+            return
+        await self._repause(job_id, reason)
 
     async def _repause(self, job_id: int, reason: str) -> None:
         """A job that could not go on after quiet hours says why, as any paused job does."""

@@ -51,6 +51,7 @@ from services.reconcile import (
     wanted_keys,
 )
 from services.rounds import Rounds
+from storage import yield_to_users
 from storage.alerts import AlertRepo
 from storage.bulk import BulkRepo
 from storage.callbacks import CallbackTarget
@@ -137,6 +138,7 @@ class DeliveryTracker:
         """Checks due SMS every `poll` seconds and reconciles 'unknown' sends every minute.
         Cancel the task to stop it."""
         mark_background()  # leaves each token a slot for its owner's taps
+        yield_to_users()  # and users' updates go first on the database
         last_reconcile = float("-inf")
         while True:
             processed = 0

@@ -42,6 +42,7 @@ from services.devsms import (
 from services.health import GatewayHealth
 from services.history_pages import HistoryCursor
 from services.rounds import Rounds
+from storage import yield_to_users
 from storage.alerts import AlertRepo, WatchTarget
 from storage.traffic import NewRecord, TrafficRepo
 
@@ -168,6 +169,7 @@ class TrafficSync:
         """Rounds forever, `interval` seconds apart, and between them the first look at each
         account whose token was just connected. Cancel the task to stop it."""
         mark_background()  # leaves each token a slot for its owner's taps
+        yield_to_users()  # and users' updates go first on the database
         while True:
             started = self._clock()
             wait = self._interval

@@ -152,3 +152,23 @@ def parse_user_id(text: str) -> int:
     if not 0 < user_id <= SQLITE_INT_MAX:
         raise InvalidUserId(text)
     return user_id
+
+
+# --- Delivery-rate warning (/insights) -----------------------------------------------------
+
+PERCENT_TEXT_MAX: Final = 8
+
+
+class InvalidPercent(ValueError):
+    """Not a whole number of ASCII digits from 0 to 100 (an optional "%" after it)."""
+
+
+def parse_percent(text: str) -> int:
+    """ "90", "90 %" → 90; "0" is allowed (it turns the warning off)."""
+    text = text.strip()
+    if len(text) > PERCENT_TEXT_MAX:
+        raise InvalidPercent(text[:PERCENT_TEXT_MAX])
+    text = text.removesuffix("%").strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= 3 and int(text) <= 100):
+        raise InvalidPercent(text)
+    return int(text)

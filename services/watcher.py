@@ -38,6 +38,7 @@ from services.devsms import (
 from services.events import LowBalance, Notices, Person, TokenRejected
 from services.health import GatewayHealth
 from services.money import Money
+from storage import yield_to_users
 from storage.alerts import AlertRepo, WatchTarget
 from storage.leases import LeaseRepo
 from storage.traffic import TrafficRepo
@@ -117,6 +118,7 @@ class BalanceWatcher:
     async def run(self) -> None:
         """Rounds forever, `interval` seconds apart. Cancel the task to stop it."""
         mark_background()  # leaves each token a slot for its owner's taps
+        yield_to_users()  # and users' updates go first on the database
         # With leases a replica looks often (a lease's third) and joins a round another one
         # started; the rounds themselves still come `interval` apart.
         pause = self._interval

@@ -6,6 +6,7 @@ Imports nothing else of ours: services and handlers depend on storage, never the
 from __future__ import annotations
 
 from storage.alerts import AlertPrefs, AlertRepo, WatchTarget
+from storage.broadcasts import BroadcastRepo, BroadcastRow
 from storage.bulk import BulkRepo, BulkRow, JobCounts, JobRow
 from storage.callbacks import CallbackRepo, CallbackTarget
 from storage.contacts import (
@@ -18,7 +19,7 @@ from storage.contacts import (
     NewContact,
 )
 from storage.credentials import CredentialRepo, CredentialRow, CredentialState
-from storage.db import Database, utc_now
+from storage.db import Database, utc_now, yield_to_users
 from storage.fsm import SQLiteStorage
 from storage.insights import InsightPrefs, InsightRepo
 from storage.migrations import LATEST_VERSION, MigrationError, migrate
@@ -34,6 +35,8 @@ __all__ = [
     "Added",
     "AlertPrefs",
     "AlertRepo",
+    "BroadcastRepo",
+    "BroadcastRow",
     "BulkRepo",
     "BulkRow",
     "CallbackRepo",
@@ -78,4 +81,5 @@ __all__ = [
     "WatchTarget",
     "migrate",
     "utc_now",
+    "yield_to_users",
 ]

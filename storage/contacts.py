@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Final
 
 from storage.db import Database, utc_now
@@ -17,6 +17,10 @@ from storage.db import Database, utc_now
 _COLUMNS: Final = "id, user_id, name, phone, fields, created_at, updated_at"
 # LIKE wildcards in a user's search text are searched for as themselves.
 _LIKE_ESCAPE: Final = str.maketrans({"\\": "\\\\", "%": "\\%", "_": "\\_"})
+# SQLite builds before 3.32 allow 999 bound parameters.
+_PARAMS_PER_QUERY: Final = 900
+# How an import's fields go over a contact's: (stored, the file's) → (to store, left out).
+FieldMerge = Callable[[dict[str, str], dict[str, str]], tuple[dict[str, str], int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +71,8 @@ class NewContact:
 class Imported:
     added: int
     updated: int
+    capped: int = 0
+    """Contacts some of whose new fields were left out (see import_rows' `merge`)."""
 
 
 class ContactLimit(Exception):
@@ -135,9 +141,13 @@ class ContactRepo:
         *,
         limit: int,
         group_id: int | None = None,
+        merge: FieldMerge | None = None,
     ) -> Imported:
         """Saves every row (new numbers added, known ones updated) and puts them into
-        `group_id`, in one transaction: all of it or, past `limit`, nothing (ContactLimit)."""
+        `group_id`, in one transaction: all of it or, past `limit`, nothing (ContactLimit).
+        `merge` decides a contact's fields from its stored ones and the row's (default: the
+        row's over the stored, every one kept)."""
+        capped = 0
         async with self._db.transaction():
             known = {
                 row["phone"]
@@ -149,22 +159,48 @@ class ContactRepo:
             adding = len(phones - known)
             if len(known) + adding > limit:
                 raise ContactLimit(limit, len(known), adding)
-            await self._upsert(user_id, rows)
+            if merge is not None:
+                stored = await self._fields_of(user_id, sorted(phones & known))
+                merged: list[NewContact] = []
+                for row in rows:
+                    fields, dropped = merge(stored.get(row.phone, {}), row.fields)
+                    capped += dropped > 0
+                    merged.append(replace(row, fields=fields))
+                rows = merged
+            await self._upsert(user_id, rows, replace_fields=merge is not None)
             if group_id is not None and await self.get_group(user_id, group_id) is not None:
                 await self._db.conn.executemany(
                     "INSERT OR IGNORE INTO contact_group_members (group_id, contact_id) "
                     "SELECT ?, id FROM contacts WHERE user_id = ? AND phone = ?",
                     ((group_id, user_id, phone) for phone in phones),
                 )
-        return Imported(added=adding, updated=len(phones) - adding)
+        return Imported(added=adding, updated=len(phones) - adding, capped=capped)
 
-    async def _upsert(self, user_id: int, rows: Sequence[NewContact]) -> None:
+    async def _fields_of(self, user_id: int, phones: Sequence[str]) -> dict[str, dict[str, str]]:
+        found: dict[str, dict[str, str]] = {}
+        for start in range(0, len(phones), _PARAMS_PER_QUERY):
+            chunk = phones[start : start + _PARAMS_PER_QUERY]
+            marks = ", ".join("?" for _ in chunk)
+            for row in await self._db.fetchall(
+                f"SELECT phone, fields FROM contacts WHERE user_id = ? AND phone IN ({marks})",
+                (user_id, *chunk),
+            ):
+                found[row["phone"]] = _fields(row["fields"])
+        return found
+
+    async def _upsert(
+        self, user_id: int, rows: Sequence[NewContact], *, replace_fields: bool = False
+    ) -> None:
+        """`replace_fields`: the rows hold the contacts' whole fields (merged already)."""
         now = utc_now()
+        fields = (
+            "excluded.fields" if replace_fields else "json_patch(contacts.fields, excluded.fields)"
+        )
         await self._db.conn.executemany(
             "INSERT INTO contacts (user_id, name, phone, fields, created_at, updated_at) "
             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, phone) DO UPDATE SET "
             "name = CASE WHEN ? THEN excluded.name ELSE contacts.name END, "
-            "fields = json_patch(contacts.fields, excluded.fields), "
+            f"fields = {fields}, "
             "updated_at = excluded.updated_at",
             (
                 (

@@ -7,10 +7,17 @@ import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Final
 
+from storage.cache import MISSING, RowCache
 from storage.db import Database, utc_now
 
 logger = logging.getLogger(__name__)
+
+# The stored row (ciphertext and state, never a decrypted token) of the users writing now:
+# /balance, /send and the bulk runner's check before every row read it (storage/cache.py).
+CREDENTIAL_CACHE: Final = "credentials"
+CREDENTIAL_CACHE_SIZE: Final = 10_000
 
 
 class CredentialState(StrEnum):
@@ -42,9 +49,19 @@ class CredentialRow:
         )
 
 
+def forget_credentials(db: Database, user_id: int) -> None:
+    """For writes to the table made elsewhere (erasing a user)."""
+    _cache(db).drop(user_id)
+
+
+def _cache(db: Database) -> RowCache[int, CredentialRow | None]:
+    return db.cache(CREDENTIAL_CACHE, CREDENTIAL_CACHE_SIZE)
+
+
 class CredentialRepo:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._cache = _cache(db)
 
     async def save(self, user_id: int, token_encrypted: bytes) -> None:
         """Stores (or replaces) the user's token as valid. The user row must exist."""
@@ -56,14 +73,21 @@ class CredentialRepo:
             "state = excluded.state, updated_at = excluded.updated_at",
             (user_id, token_encrypted, CredentialState.VALID.value, now, now),
         )
+        self._cache.drop(user_id)
 
     async def get(self, user_id: int) -> CredentialRow | None:
+        cached = self._cache.get(user_id)
+        if cached is not MISSING:
+            return cached
         row = await self._db.fetchone(
             "SELECT user_id, token_encrypted, state, updated_at FROM credentials "
             "WHERE user_id = ?",
             (user_id,),
         )
-        return None if row is None else CredentialRow.from_row(row)
+        found = None if row is None else CredentialRow.from_row(row)
+        if not self._db.in_transaction:
+            self._cache.put(user_id, found)
+        return found
 
     async def mark_invalid(self, user_id: int) -> bool:
         """Returns False when the user has no stored token."""
@@ -71,10 +95,12 @@ class CredentialRepo:
             "UPDATE credentials SET state = ?, updated_at = ? WHERE user_id = ?",
             (CredentialState.INVALID.value, utc_now(), user_id),
         )
+        self._cache.drop(user_id)
         return changed > 0
 
     async def delete(self, user_id: int) -> bool:
         changed = await self._db.execute("DELETE FROM credentials WHERE user_id = ?", (user_id,))
+        self._cache.drop(user_id)
         return changed > 0
 
     async def all_encrypted(self) -> list[tuple[int, bytes]]:
@@ -98,5 +124,6 @@ class CredentialRepo:
                     "UPDATE credentials SET token_encrypted = ? WHERE user_id = ?",
                     (token_encrypted, user_id),
                 )
+                self._cache.drop(user_id)
         logger.info("re-encrypted %s stored tokens", updated)
         return updated

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sqlite3
+from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 import aiosqlite
 
+from storage.cache import RowCache
 from storage.migrations import migrate
 
 logger = logging.getLogger(__name__)
@@ -71,20 +75,77 @@ def sqlite_int(value: int | None) -> int | None:
     return None
 
 
+_BACKGROUND: ContextVar[bool] = ContextVar("storage_background", default=False)
+
+
+def yield_to_users() -> None:
+    """Marks the calling task's database work (and that of the tasks it starts) as background
+    work: while the connection is busy, a user's update waiting for it goes first."""
+    _BACKGROUND.set(True)
+
+
+class _UsersFirst:
+    """The connection's lock: waiting tasks take turns in order, except that the turns of
+    users' updates come before those of background work (a balance round queues up to
+    BALANCE_CHECK_CONCURRENCY writes, and an update's first read would wait behind them)."""
+
+    def __init__(self) -> None:
+        self._held = False
+        self._users: deque[asyncio.Future[None]] = deque()
+        self._background: deque[asyncio.Future[None]] = deque()
+
+    async def __aenter__(self) -> None:
+        if not self._held:
+            self._held = True
+            return
+        queue = self._background if _BACKGROUND.get() else self._users
+        turn = asyncio.get_running_loop().create_future()
+        queue.append(turn)
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self._release()  # the lock had been handed over: hand it on
+            else:
+                with contextlib.suppress(ValueError):
+                    queue.remove(turn)
+            raise
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        for queue in (self._users, self._background):
+            while queue:
+                turn = queue.popleft()
+                if not turn.done():
+                    turn.set_result(None)  # handed over: the lock stays held
+                    return
+        self._held = False
+
+
 class Database:
-    """Wraps ONE aiosqlite connection.
+    """Wraps ONE aiosqlite connection for every write, plus a read-only one for reads that
+    must not queue behind other tasks' writes.
 
     The connection runs in autocommit mode: a lone statement commits at once, and
     `transaction()` opens an explicit BEGIN IMMEDIATE. All tasks share the connection, so
     statements and transactions are serialised by one lock; otherwise a statement of task B
     would silently become part of (and be rolled back with) task A's open transaction.
+
+    Every call is one hop to aiosqlite's thread and back (the statement and its rows in one
+    go): on a busy bot the hops, not SQLite, were the cost.
     """
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(
+        self, conn: aiosqlite.Connection, reader: aiosqlite.Connection | None = None
+    ) -> None:
         self._conn = conn
-        self._lock = asyncio.Lock()
+        self._reader = reader
+        self._lock = _UsersFirst()
         self._owner: asyncio.Task[Any] | None = None
         self._depth = 0
+        self._caches: dict[str, RowCache[Any, Any]] = {}
 
     @classmethod
     async def open(cls, path: str | Path) -> Database:
@@ -95,27 +156,43 @@ class Database:
         conn = await aiosqlite.connect(path, isolation_level=None)
         try:
             conn.row_factory = sqlite3.Row
-            async with conn.execute("PRAGMA journal_mode = WAL") as cursor:
-                row = await cursor.fetchone()
-            mode = str(row[0]) if row is not None else ""
-            if str(path) != MEMORY and mode.lower() != "wal":
+            rows = await conn.execute_fetchall("PRAGMA journal_mode = WAL")
+            mode = str(next(iter(rows))[0]) if rows else ""
+            wal = mode.lower() == "wal"
+            if str(path) != MEMORY and not wal:
                 logger.warning("SQLite refused WAL mode (got %s); continuing without it", mode)
             for pragma in _PRAGMAS:
                 await conn.execute(pragma)
             version = await migrate(conn)
+            reader = await _open_reader(path) if wal and str(path) != MEMORY else None
         except BaseException:
             await conn.close()
             raise
         logger.info("database %s ready at schema version %s", path, version)
-        return cls(conn)
+        return cls(conn, reader)
 
     @property
     def conn(self) -> aiosqlite.Connection:
         return self._conn
 
     async def close(self) -> None:
+        if self._reader is not None:
+            await self._reader.close()
         async with self._lock:
             await self._conn.close()
+
+    def cache(self, name: str, size: int) -> RowCache[Any, Any]:
+        """The process's one cache called `name` (see storage/cache.py): every repository
+        object over this database shares it, so a write through one is seen by all."""
+        if (found := self._caches.get(name)) is None:
+            found = self._caches[name] = RowCache(size)
+        return found
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether the current task is inside its own transaction (caches are not filled
+        from it: it may still roll back)."""
+        return self._holds_lock()
 
     def _holds_lock(self) -> bool:
         return self._owner is not None and self._owner is asyncio.current_task()
@@ -131,19 +208,34 @@ class Database:
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         """Runs one statement; returns the number of rows it changed."""
-        async with self._exclusive(), self._conn.execute(sql, params) as cursor:
+        async with self._exclusive():
+            # Not closed: a write has finished (and reset its statement) when execute
+            # returns, and closing would be a second hop to the thread for nothing.
+            cursor = await self._conn.execute(sql, params)
             return cursor.rowcount
 
     async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
-        # Closing the cursor resets the statement, which matters for INSERT ... RETURNING:
-        # the implicit transaction only ends when the statement does.
-        async with self._exclusive(), self._conn.execute(sql, params) as cursor:
-            row: sqlite3.Row | None = await cursor.fetchone()
-            return row
+        # All rows are fetched, which also ends an INSERT ... RETURNING statement (and the
+        # implicit transaction it holds open until it ends).
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
-        async with self._exclusive(), self._conn.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        async with self._exclusive():
+            return list(await self._conn.execute_fetchall(sql, params))
+
+    async def read_one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+        rows = await self.read_all(sql, params)
+        return rows[0] if rows else None
+
+    async def read_all(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        """A SELECT on the read-only connection: it sees what is committed and never waits
+        for other tasks' transactions (WAL readers run beside the writer), so an interactive
+        read does not queue behind a background round's writes. Inside the current task's
+        own transaction, and without WAL (an in-memory database), it is `fetchall`."""
+        if self._reader is None or self._holds_lock():
+            return await self.fetchall(sql, params)
+        return list(await self._reader.execute_fetchall(sql, params))
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
@@ -198,3 +290,15 @@ class Database:
             # The COMMIT went through after all (e.g. the task was cancelled while it ran),
             # or SQLite already rolled back on its own: nothing is left open.
             logger.debug("ROLLBACK found no open transaction")
+
+
+async def _open_reader(path: str | Path) -> aiosqlite.Connection:
+    reader = await aiosqlite.connect(path, isolation_level=None)
+    try:
+        reader.row_factory = sqlite3.Row
+        await reader.execute("PRAGMA query_only = ON")
+        await reader.execute("PRAGMA busy_timeout = 5000")
+    except BaseException:
+        await reader.close()
+        raise
+    return reader

@@ -15,11 +15,18 @@ from aiogram.exceptions import DataNotDictLikeError
 from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import BaseStorage, StateType, StorageKey
 
+from storage.cache import MISSING, RowCache
 from storage.db import Database, utc_now
 
 logger = logging.getLogger(__name__)
 
 _EMPTY: Final = "{}"
+# Row key -> (state, data as stored) or None for no row, of the users writing now: aiogram
+# reads the state of every update, and most users are in no dialog (storage/cache.py).
+DIALOG_CACHE: Final = "fsm"
+DIALOG_CACHE_SIZE: Final = 10_000
+
+_Row = tuple[str | None, str] | None
 
 
 def build_key(key: StorageKey) -> str:
@@ -63,11 +70,21 @@ def _to_json(data: Mapping[str, Any]) -> str:
     return text
 
 
+def forget_dialogs(db: Database) -> None:
+    """For writes to the table made elsewhere (erasing a user: rare, so everything goes)."""
+    _cache(db).clear()
+
+
+def _cache(db: Database) -> RowCache[str, _Row]:
+    return db.cache(DIALOG_CACHE, DIALOG_CACHE_SIZE)
+
+
 class SQLiteStorage(BaseStorage):
     """Persists FSM state and data in the shared Database; `close()` leaves it open."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._cache = _cache(db)
 
     async def set_state(self, key: StorageKey, state: StateType = None) -> None:
         value = state.state if isinstance(state, State) else state
@@ -82,8 +99,8 @@ class SQLiteStorage(BaseStorage):
             await self._delete_if_empty(row_key)
 
     async def get_state(self, key: StorageKey) -> str | None:
-        row = await self._db.fetchone("SELECT state FROM fsm WHERE key = ?", (build_key(key),))
-        return None if row is None else row["state"]
+        row = await self._row(build_key(key))
+        return None if row is None else row[0]
 
     async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
         if not isinstance(data, dict):
@@ -101,11 +118,21 @@ class SQLiteStorage(BaseStorage):
             await self._delete_if_empty(row_key)
 
     async def get_data(self, key: StorageKey) -> dict[str, Any]:
-        row = await self._db.fetchone("SELECT data FROM fsm WHERE key = ?", (build_key(key),))
+        row = await self._row(build_key(key))
         if row is None:
             return {}
-        data: dict[str, Any] = json.loads(row["data"])
+        data: dict[str, Any] = json.loads(row[1])
         return data
+
+    async def _row(self, row_key: str) -> _Row:
+        cached = self._cache.get(row_key)
+        if cached is not MISSING:
+            return cached
+        found = await self._db.fetchone("SELECT state, data FROM fsm WHERE key = ?", (row_key,))
+        row: _Row = None if found is None else (found["state"], found["data"])
+        if not self._db.in_transaction:
+            self._cache.put(row_key, row)
+        return row
 
     async def update_data(self, key: StorageKey, data: Mapping[str, Any]) -> dict[str, Any]:
         # One transaction, so two concurrent updates cannot lose each other's keys.
@@ -120,6 +147,8 @@ class SQLiteStorage(BaseStorage):
         pass
 
     async def _delete_if_empty(self, row_key: str) -> None:
+        """Ends every write (inside its transaction)."""
         await self._db.execute(
             "DELETE FROM fsm WHERE key = ? AND state IS NULL AND data = ?", (row_key, _EMPTY)
         )
+        self._cache.drop(row_key)

@@ -350,6 +350,41 @@ CREATE TABLE delivery_callbacks (
 CREATE INDEX delivery_callbacks_created ON delivery_callbacks (created_at);
 """
 
+_REVIEW_FIXES: Final = """
+-- When a waiting item held by its owner's quiet hours may start: the end of those hours (UTC),
+-- written by the scheduler; NULL: at due_at. Rounds select on it, so held items never fill a
+-- round ahead of other users' due sends. Cleared when the owner's zone or quiet hours change.
+ALTER TABLE scheduled ADD COLUMN release_at TEXT NULL;
+CREATE INDEX scheduled_release ON scheduled (COALESCE(release_at, due_at), id)
+    WHERE state = 'waiting';
+-- The failure watch's rows: outside SMS that failed and were not looked at yet. The index of
+-- all outside rows not looked at held every DELIVERED one forever, and each round read them.
+CREATE INDEX traffic_watched ON traffic (user_id, created_at, id)
+    WHERE failure_noticed = 0 AND origin = 'elsewhere'
+    AND UPPER(COALESCE(status, '')) IN ('REJECTED', 'UNDELIVERABLE');
+-- Admin broadcasts survive a restart: each target is claimed before its message goes out and
+-- settled after it; 'unknown': claimed when the process stopped, maybe sent, never again.
+CREATE TABLE broadcasts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    admin_id INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    report_chat INTEGER NOT NULL,  -- the admin's report message, edited with the tally
+    report_message INTEGER NOT NULL,
+    language TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('running', 'finished', 'stopped')),
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE broadcast_targets (
+    broadcast_id INTEGER NOT NULL REFERENCES broadcasts(id) ON DELETE CASCADE,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    state TEXT NOT NULL DEFAULT 'waiting' CHECK (state IN ('waiting', 'claimed', 'unknown',
+        'delivered', 'blocked', 'failed', 'skipped')),
+    PRIMARY KEY (broadcast_id, user_id)
+) WITHOUT ROWID;
+CREATE INDEX broadcast_targets_state ON broadcast_targets (broadcast_id, state, user_id);
+"""
+
 _LEASES: Final = """
 -- Background work exactly once across replicas sharing this database (storage/leases.py).
 -- A named lease for work done by one replica per round (a traffic round, a digest pass):
@@ -394,6 +429,7 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     _CONTACTS,
     _SEND_TEMPLATE,
     _CALLBACKS,
+    _REVIEW_FIXES,
     _LEASES,
 )
 LATEST_VERSION: Final = len(MIGRATIONS)

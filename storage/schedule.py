@@ -140,13 +140,32 @@ class ScheduleRepo:
         return int(row["n"])
 
     async def due(self, now: str, limit: int = 200) -> list[ScheduledRow]:
-        """Waiting items whose time has come, the longest due first."""
+        """Waiting items whose time has come, the longest due first. An item held for its
+        owner's quiet hours (see hold) comes back when they end, not every round: else a
+        round's `limit` filled with held items and other users' sends waited behind them."""
         rows = await self._db.fetchall(
-            f"SELECT {_COLUMNS} FROM scheduled WHERE state = 'waiting' AND due_at <= ? "
-            "ORDER BY due_at, id LIMIT ?",
+            f"SELECT {_COLUMNS} FROM scheduled WHERE state = 'waiting' "
+            "AND COALESCE(release_at, due_at) <= ? ORDER BY COALESCE(release_at, due_at), id "
+            "LIMIT ?",
             (now, limit),
         )
         return [ScheduledRow.from_row(row) for row in rows]
+
+    async def hold(self, item_id: int, until: str) -> None:
+        """The waiting item is not due before `until` (the end of its owner's quiet hours)."""
+        await self._db.execute(
+            "UPDATE scheduled SET release_at = ? WHERE id = ? AND state = 'waiting'",
+            (until, item_id),
+        )
+
+    async def release_held(self, user_id: int | None = None) -> None:
+        """Held items are due again at their due_at, to be held anew from the user's (or
+        everyone's: the configured default may have changed) current quiet hours."""
+        sql = "UPDATE scheduled SET release_at = NULL WHERE release_at IS NOT NULL"
+        if user_id is None:
+            await self._db.execute(sql)
+        else:
+            await self._db.execute(sql + " AND user_id = ?", (user_id,))
 
     async def for_job(self, job_id: int) -> ScheduledRow | None:
         row = await self._db.fetchone(
@@ -179,7 +198,8 @@ class ScheduleRepo:
         """Due at once, quiet hours or not: the owner asked for it."""
         changed = await self._db.execute(
             "UPDATE scheduled SET state = 'waiting', due_at = ?, ignore_quiet = 1, reason = NULL, "
-            "updated_at = ? WHERE id = ? AND user_id = ? AND state IN ('waiting', 'missed')",
+            "release_at = NULL, updated_at = ? "
+            "WHERE id = ? AND user_id = ? AND state IN ('waiting', 'missed')",
             (now, utc_now(), item_id, user_id),
         )
         return changed > 0

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
+from storage.cache import MISSING, RowCache
+from storage.credentials import forget_credentials
 from storage.db import Database, utc_now
-from storage.fsm import fsm_key_ids
+from storage.fsm import forget_dialogs, fsm_key_ids
 
 logger = logging.getLogger(__name__)
+
+# The user rows of the people writing now (storage/cache.py): one row is a few hundred bytes.
+USER_CACHE: Final = "users"
+USER_CACHE_SIZE: Final = 10_000
+# How often a user who keeps writing has last_seen_at written: it is read by nobody to the
+# second, and writing it on every update was one commit (and fsync) per update.
+SEEN_EVERY: Final = 60.0
 
 _COLUMNS: Final = (
     "id, language, first_name, username, sender, is_active, created_at, last_seen_at, access, "
@@ -93,9 +104,20 @@ class UserListEntry:
         )
 
 
+_writes: set[asyncio.Task[int]] = set()  # writes in flight, kept from the garbage collector
+
+
+def _written(task: asyncio.Task[int]) -> None:
+    _writes.discard(task)
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        logger.warning("last seen not recorded: %s", exc)
+
+
 class UserRepo:
     def __init__(self, db: Database) -> None:
         self._db = db
+        # user id -> (row, time.monotonic() when it was written or read)
+        self._cache: RowCache[int, tuple[UserRow, float]] = db.cache(USER_CACHE, USER_CACHE_SIZE)
 
     async def upsert_seen(
         self, user_id: int, first_name: str | None, username: str | None
@@ -103,7 +125,20 @@ class UserRepo:
         """Records that the user wrote to the bot; keeps language and sender.
 
         Also marks the user active again: whoever writes to the bot has not blocked it.
+        When the cached row already says all that, the update is not waited for: only
+        last_seen_at is written, at most every SEEN_EVERY seconds, beside the update (a
+        commit waits for the disk, and the update needs nothing from it).
         """
+        cached = self._cache.get(user_id)
+        if cached is not MISSING:
+            known, written = cached
+            if known.first_name == first_name and known.username == username and known.is_active:
+                if time.monotonic() - written >= SEEN_EVERY:
+                    self._cache.put(user_id, (known, time.monotonic()))
+                    self._write_soon(
+                        "UPDATE users SET last_seen_at = ? WHERE id = ?", (utc_now(), user_id)
+                    )
+                return known
         now = utc_now()
         row = await self._db.fetchone(
             "INSERT INTO users (id, first_name, username, created_at, last_seen_at) "
@@ -114,11 +149,25 @@ class UserRepo:
             (user_id, first_name, username, now, now),
         )
         assert row is not None  # INSERT ... RETURNING always yields the row
-        return UserRow.from_row(row)
+        user = UserRow.from_row(row)
+        if not self._db.in_transaction:
+            self._cache.put(user_id, (user, time.monotonic()))
+        return user
 
     async def get(self, user_id: int) -> UserRow | None:
         row = await self._db.fetchone(f"SELECT {_COLUMNS} FROM users WHERE id = ?", (user_id,))
         return None if row is None else UserRow.from_row(row)
+
+    def _write_soon(self, sql: str, params: tuple[object, ...]) -> None:
+        """Runs a write nobody waits for (the cached row stays: last_seen_at is in no
+        decision). A bot stopping meanwhile loses it, which costs one minute of last seen."""
+        task = asyncio.get_running_loop().create_task(self._db.execute(sql, params))
+        _writes.add(task)
+        task.add_done_callback(_written)
+
+    def _forget(self, user_id: int) -> None:
+        """Every write to a user's row ends with this (see storage/cache.py)."""
+        self._cache.drop(user_id)
 
     async def set_language(self, user_id: int, lang: str | None) -> bool:
         """Returns False when there is no such user."""
@@ -129,11 +178,22 @@ class UserRepo:
         return await self._set(user_id, "sender", sender)
 
     async def set_timezone(self, user_id: int, zone: str | None) -> bool:
-        return await self._set(user_id, "timezone", zone)
+        return await self._set_clock(user_id, "timezone", zone)
 
     async def set_quiet(self, user_id: int, quiet: str | None) -> bool:
         """ "HH:MM-HH:MM" or "off"; None goes back to QUIET_HOURS."""
-        return await self._set(user_id, "quiet_hours", quiet)
+        return await self._set_clock(user_id, "quiet_hours", quiet)
+
+    async def _set_clock(self, user_id: int, column: str, value: str | None) -> bool:
+        """The user's clock changed: their scheduled items held for quiet hours (see
+        ScheduleRepo.hold) are looked at again next round, against the new hours."""
+        async with self._db.transaction():
+            await self._db.execute(
+                "UPDATE scheduled SET release_at = NULL "
+                "WHERE user_id = ? AND release_at IS NOT NULL",
+                (user_id,),
+            )
+            return await self._set(user_id, column, value)
 
     async def set_active(self, user_id: int, active: bool) -> bool:
         """False when the user blocked the bot: broadcasts skip them."""
@@ -144,6 +204,7 @@ class UserRepo:
         changed = await self._db.execute(
             f"UPDATE users SET {column} = ? WHERE id = ?", (value, user_id)
         )
+        self._forget(user_id)
         return changed > 0
 
     async def delete_everything(self, user_id: int) -> bool:
@@ -171,6 +232,9 @@ class UserRepo:
             for key in fsm_keys:
                 await self._db.execute("DELETE FROM fsm WHERE key = ?", (key,))
             existed = await self._db.execute("DELETE FROM users WHERE id = ?", (user_id,))
+            self._forget(user_id)
+            forget_credentials(self._db, user_id)
+            forget_dialogs(self._db)
         logger.info("user %s erased (%s dialog rows)", user_id, len(fsm_keys))
         return existed > 0
 
@@ -194,6 +258,7 @@ class UserRepo:
             "ON CONFLICT (id) DO UPDATE SET access = excluded.access",
             (user_id, now, now, Access(access).value),
         )
+        self._forget(user_id)
 
     async def mark_access_asked(self, user_id: int) -> bool:
         """True only the first time: the admins hear about a user's request once."""

@@ -89,6 +89,7 @@ def create_router() -> Router:
     # Every button is answered once, after its handler; a handler sets the text, if any.
     router.callback_query.middleware(AnswerCallbacks())
     broadcasts = Broadcasts()
+    router.startup.register(broadcasts.resume)
     router.shutdown.register(broadcasts.close)
 
     router.message.register(summary, Command("admin"), IsAdmin())

@@ -27,8 +27,11 @@ from handlers.callbacks import Id
 from handlers.config import HandlerSettings
 from handlers.plural import ngettext
 from handlers.utils import edit_or_keep
-from services.broadcast import Deliver, run_broadcast
+from services.broadcast import Deliver, run_leased
 from services.events import Notices, Tally
+from services.rounds import Rounds
+from storage.broadcasts import BroadcastRepo, BroadcastRow
+from storage.leases import LeaseRepo
 from storage.users import UserRepo
 
 logger = logging.getLogger(__name__)
@@ -138,7 +141,7 @@ class Broadcasts:
     """
 
     def __init__(self) -> None:
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[object]] = set()
         self._started: set[int] = set()
 
     async def _live_draft(
@@ -178,6 +181,8 @@ class Broadcasts:
         notices: Notices,
         i18n: I18n,
         settings: HandlerSettings,
+        broadcast_log: BroadcastRepo,
+        leases: LeaseRepo | None = None,
     ) -> None:
         data = await self._live_draft(callback_answer, callback_data, state)
         if data is None:
@@ -186,19 +191,52 @@ class Broadcasts:
         self._started.add(callback_data.draft)
         text = str(data["broadcast_text"])
         targets = await recipients(users, settings)
+        report = (message.chat.id, message.message_id)
+        language = i18n.current_locale
+        broadcast_id = await broadcast_log.create(
+            query.from_user.id, text, targets, report=report, language=language
+        )
         callback_answer.text = _("Broadcast started.")
         await edit_or_keep(message, broadcast_progress_text(Tally(), len(targets)))
-        logger.info("user %s started a broadcast to %s users", query.from_user.id, len(targets))
-        task = asyncio.create_task(
-            run_broadcast(
-                notifier,
-                notices,
-                text,
-                targets,
-                report=(message.chat.id, message.message_id),
-                language=i18n.current_locale,
-            )
+        logger.info(
+            "user %s started broadcast %s to %s users",
+            query.from_user.id,
+            broadcast_id,
+            len(targets),
         )
+        row = BroadcastRow(broadcast_id, query.from_user.id, text, *report, language, "running")
+        self._start(Rounds(leases), notifier, notices, broadcast_log, row)
+
+    async def resume(
+        self,
+        broadcast_log: BroadcastRepo | None = None,
+        notifier: Deliver | None = None,
+        notices: Notices | None = None,
+        leases: LeaseRepo | None = None,
+    ) -> None:
+        """At start-up: the broadcasts a stopped process left running go on with the targets
+        still waiting; those it had claimed may have got the message and are not sent again.
+
+        Polling and the webhook runner start the routers with the dispatcher's workflow data;
+        a start without it (`dp.emit_startup(bot=bot)` in tests) leaves them for the next."""
+        if broadcast_log is None or notifier is None or notices is None:
+            logger.warning("started without the dispatcher's data: broadcasts not resumed")
+            return
+        for row in await broadcast_log.unfinished():
+            # Another replica may be sending it: the lease decides (services/broadcast.py).
+            self._start(Rounds(leases), notifier, notices, broadcast_log, row, resume=True)
+
+    def _start(
+        self,
+        rounds: Rounds,
+        notifier: Deliver,
+        notices: Notices,
+        log: BroadcastRepo,
+        row: BroadcastRow,
+        *,
+        resume: bool = False,
+    ) -> None:
+        task = asyncio.create_task(run_leased(rounds, notifier, notices, log, row, resume=resume))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -28,6 +28,7 @@ from services.contacts import (
     ContactsFile,
     Member,
     export_file,
+    merge_imported,
     read_contacts,
 )
 from services.spreadsheet import ResultFormat, SpreadsheetError
@@ -145,6 +146,7 @@ async def take_file(
             rows,
             limit=settings.contacts_limit,
             group_id=None if group is None else group.id,
+            merge=merge_imported,
         )
     except ContactLimit as exc:
         await message.answer(over_limit_text(exc) + "\n" + _("/cancel stops."))

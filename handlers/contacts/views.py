@@ -380,6 +380,16 @@ def import_summary(read: ContactsFile, done: Imported, group: GroupRow | None) -
         lines += ["  " + bad_row_text(b) for b in read.bad[:BAD_SHOWN]]
         if len(read.bad) > BAD_SHOWN:
             lines.append("  " + _("…and {n} more.").format(n=count(len(read.bad) - BAD_SHOWN)))
+    if done.capped:
+        lines.append(
+            ngettext(
+                "⚠️ {n} contact would have more than {max} fields: the columns past that "
+                "were not saved for it.",
+                "⚠️ {n} contacts would have more than {max} fields: the columns past that "
+                "were not saved for them.",
+                done.capped,
+            ).format(n=count(done.capped), max=FIELDS_MAX)
+        )
     if read.name_column is None:
         lines.append(_("The file has no name column: new contacts are named by their number."))
     if group is not None:

@@ -2,12 +2,15 @@
 
 The rows stream from the traffic record in batches; each batch is written to a temporary file
 in a thread (services.export.ExportWriter), so neither the event loop nor memory carries the
-whole export. Files past Telegram's limit go out as numbered parts.
+whole export. Files past Telegram's limit go out as numbered parts. The export runs as a
+background task of the export desk (services/export_desk.py): the handler takes a slot and
+returns, so the user's chat is not held while the files are read, written and uploaded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import shutil
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Final
 from zoneinfo import ZoneInfo
 
+from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, FSInputFile, Message
 from aiogram.utils.callback_answer import CallbackAnswer
@@ -30,6 +34,7 @@ from handlers.reports.render import (
     export_busy_text,
     export_caption,
     export_done_text,
+    export_failed_text,
     export_start_keyboard,
     export_start_text,
     export_texts,
@@ -46,7 +51,6 @@ from handlers.utils import edit_or_keep
 from services.export import (
     MAX_RANGE_DAYS,
     ExportRow,
-    ExportSlots,
     ExportWriter,
     InvalidRange,
     Period,
@@ -55,6 +59,7 @@ from services.export import (
     parse_range,
     this_month,
 )
+from services.export_desk import ExportDesk
 from storage import BulkRepo
 from storage.traffic import Origin, TrafficRepo, TrafficRow
 from storage.users import UserRow
@@ -64,6 +69,8 @@ logger = logging.getLogger(__name__)
 BATCH: Final = 500
 # Seconds one part may take to upload: 50 MB over a slow link outlasts aiogram's default 60 s.
 UPLOAD_TIMEOUT: Final = 600
+# Before any devsms traffic: no export button's period starts earlier.
+EARLIEST: Final = dt.date(2000, 1, 1)
 
 
 def export_row(row: TrafficRow, job: str | None = None) -> ExportRow:
@@ -154,8 +161,10 @@ async def cancel_export(query: CallbackQuery, message: Message, state: FSMContex
     await edit_or_keep(message, _("Export cancelled."))
 
 
-def _period(callback_data: ExportCb) -> Period | None:
-    """The period a format button carries; None for a forged one."""
+def _period(callback_data: ExportCb, today: dt.date) -> Period | None:
+    """The period a format button carries; None for a forged one. A button never ends after
+    today (a day of slack for a zone changed since), nor starts before EARLIEST: a forged
+    "day 1 of year 1" made Period.bounds overflow."""
     try:
         period = Period(
             dt.date.fromordinal(callback_data.first), dt.date.fromordinal(callback_data.last)
@@ -163,6 +172,8 @@ def _period(callback_data: ExportCb) -> Period | None:
     except ValueError:
         return None
     if not 1 <= period.days <= MAX_RANGE_DAYS or not callback_data.fmt:
+        return None
+    if period.first < EARLIEST or period.last > today + dt.timedelta(days=1):
         return None
     return period
 
@@ -174,22 +185,30 @@ async def format_chosen(
     message: Message,
     user_row: UserRow,
     traffic: TrafficRepo,
-    exports: ExportSlots,
+    exports: ExportDesk,
     settings: HandlerSettings,
     bulk: BulkRepo,
 ) -> None:
-    period = _period(callback_data)
+    period = _period(callback_data, today_in(ZoneInfo(zone_name(user_row))))
     if period is None:
         callback_answer.text = _("This button is no longer active.")
         return
     if not exports.take(user_row.id):
-        callback_answer.text = export_busy_text()
+        callback_answer.text = export_busy_text(own=exports.running(user_row.id))
         callback_answer.show_alert = True
         return
-    try:
-        await _export(message, callback_data, period, user_row, traffic, settings, bulk)
-    finally:
-        exports.release(user_row.id)
+
+    async def export() -> None:
+        try:
+            await _export(message, callback_data, period, user_row, traffic, settings, bulk)
+        except Exception:
+            logger.exception("export of user %s failed", user_row.id)
+            with contextlib.suppress(TelegramAPIError):
+                await edit_or_keep(message, export_failed_text())
+
+    # The export runs on without the handler: reading, writing and uploading take minutes
+    # for a big period, and the user's chat (SimpleEventIsolation) must not wait for them.
+    exports.start(user_row.id, export)
 
 
 async def _export(

@@ -249,8 +249,14 @@ def export_done_text(period: Period, rows: int, parts: int) -> str:
     ).format(n=grouped(Decimal(rows)), period=period_text(period), files=parts)
 
 
-def export_busy_text() -> str:
+def export_busy_text(own: bool = False) -> str:
+    if own:
+        return _("Your previous export is still being prepared: its files come to this chat.")
     return _("Several exports are being prepared right now. Try again in a minute.")
+
+
+def export_failed_text() -> str:
+    return _("Something went wrong while preparing the export. It is logged; please try again.")
 
 
 def summary_rows(period: Period, zone: str, totals: Totals) -> list[tuple[str, object]]:

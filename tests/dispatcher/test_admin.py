@@ -25,6 +25,7 @@ from aiogram.types import (
     User,
 )
 
+from bot.factory import create_dispatcher
 from bot.notices.digest import AdminDigest
 from bot.notices.notifier import Notifier
 from handlers.access import announce_token
@@ -33,7 +34,7 @@ from services.bulk import BulkRunner
 from tests.conftest import GOOD_TOKEN, make_settings
 from tests.fakes.fake_devsms import FakeDevsms
 from tests.support.harness import Harness, button_data
-from tests.support.notifiers import ImmediateNotifier, immediate_app, wire
+from tests.support.notifiers import ImmediateNotifier, immediate_app, install, wire
 from tests.support.recording import BOT_USER, SentMessage
 
 ADMIN = 999_000  # above the seeded users' ids: the admin's row sorts after them
@@ -309,6 +310,42 @@ async def test_broadcast_preview_send_report_and_no_second_start(admin: AdminApp
     assert again.text.startswith("📣 Broadcast finished. Recipients: 2")
     await notifier.settle()
     assert len(notifier.sent) == 3  # the two messages and the tally: nothing sent again
+
+
+async def test_a_broadcast_cut_by_a_restart_goes_on_and_sends_nobody_twice(
+    admin: AdminApp,
+) -> None:
+    """A broadcast lived only in memory: a restart at 3,000 of 10,000 lost the rest with no
+    record. Now each target is claimed on disk before its message goes out."""
+    app = admin.app
+    for user_id in (1, 2, 3, 4):
+        await admin.connect(user_id)
+    await app.send("/broadcast", user_id=ADMIN)
+    _copy, confirm = await app.send("News", user_id=ADMIN)
+    # What the process that stopped left: user 1 done, user 2 in flight (maybe sent), 3 and
+    # 4 not reached yet.
+    log = app.services.broadcasts
+    broadcast_id = await log.create(
+        ADMIN, "News", [1, 2, 3, 4], report=(ADMIN, confirm.message_id), language="en"
+    )
+    assert await log.claim(broadcast_id) == 1
+    await log.settle(broadcast_id, 1, "delivered")
+    assert await log.claim(broadcast_id) == 2
+
+    restarted = create_dispatcher(app.services, app.shared)
+    notifier = install(restarted, app.bot, GROUP, app.services, admin_ids=(ADMIN,))
+    await restarted.emit_startup(bot=app.bot, **restarted.workflow_data)
+    report = app.session.messages[(ADMIN, confirm.message_id)]
+    await eventually(lambda: "finished" in report.text)
+    assert "Recipients: 4" in report.text
+    assert "Delivered: 3, blocked the bot: 0, failed: 1" in report.text
+    await notifier.settle()
+    assert sorted(chat for chat, _ in notifier.sent) == [3, 4, ADMIN]
+    # Started again: nothing left to resume, nothing sent.
+    await restarted.emit_startup(bot=app.bot, **restarted.workflow_data)
+    await notifier.settle()
+    assert len(notifier.sent) == 3
+    await restarted.emit_shutdown(bot=app.bot)
 
 
 async def test_broadcast_can_be_cancelled_at_both_steps(admin: AdminApp) -> None:

@@ -19,7 +19,7 @@ from bot.config import Settings
 from handlers.callbacks import ContactAction, ContactCb
 from services.bulk import BulkRunner
 from services.bulk_plan import SourceCache
-from services.contacts import Member, group_source
+from services.contacts import FIELDS_MAX, Member, group_source
 from storage import ContactRepo
 from tests.conftest import GOOD_TOKEN, make_settings
 from tests.fakes.fake_devsms import FakeDevsms
@@ -327,6 +327,28 @@ async def test_pasted_lines_and_an_import_over_the_limit_saves_nothing(app: Harn
     assert "➕ Added: 4" in summary.text
 
 
+async def test_imports_with_new_columns_keep_the_fields_bounded(app: Harness) -> None:
+    """Each import merged in every column of its file, so a book grew without limit (and the
+    export and every group send slowed with it). Past FIELDS_MAX the new columns are left
+    out, and the summary says so."""
+    await connect(app)
+    summaries = []
+    for batch in range(3):
+        columns = [f"c{batch}_{n}" for n in range(12)]
+        head = ";".join(["Name", "Phone", *columns])
+        line = ";".join(["Ali", "+998 90 123 45 67", *(f"v{n}" for n in range(12))])
+        [book] = await app.send("/contacts")
+        await app.tap(book, "Import")
+        [summary] = await app.send_document("more.csv", f"{head}\n{line}\n".encode())
+        summaries.append(summary.text)
+    [ali] = await repo(app).everyone(1)
+    assert len(ali.fields) == FIELDS_MAX
+    assert "c0_0" in ali.fields and "c1_7" in ali.fields and "c2_0" not in ali.fields
+    assert "fields" not in summaries[0]
+    for text in summaries[1:]:
+        assert "1 contact would have more than 20 fields" in text
+
+
 async def test_files_with_nothing_usable(app: Harness) -> None:
     await connect(app)
     [book] = await app.send("/contacts")
@@ -498,8 +520,13 @@ async def test_xlsx_import_and_a_card_of_the_widest_contact_fits_a_message(app: 
     await app.tap(book, "Import")
     [summary] = await app.send_document("wide.xlsx", buffer.getvalue())
     assert "➕ Added: 1" in summary.text
+    assert "1 contact would have more than 20 fields" in summary.text
     [row] = await repo(app).everyone(1)
-    assert len(row.fields) == 40 and all(len(k) <= 32 for k in row.fields)
+    assert len(row.fields) == 20 and all(len(k) <= 32 for k in row.fields)
+    # As wide as an import made a contact before imports were capped.
+    wide = {c[:32]: "v" * 200 for c in columns}
+    row, _ = await repo(app).add(1, row.name, row.phone, wide, limit=LIMIT)
+    assert len(row.fields) == 40
     for i in range(2):
         group = await repo(app).create_group(1, f"Group {i}", limit=2)
         assert group is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import json
 from decimal import Decimal
@@ -10,6 +11,7 @@ from aiogram.methods import EditMessageText, SendMessage
 
 from services.devsms import SendResult
 from storage.outbox import OutboxState
+from storage.traffic import NewRecord
 from tests.conftest import GOOD_TOKEN, OTHER_TOKEN
 from tests.fakes.fake_devsms import FakeDevsms
 from tests.support.harness import Harness
@@ -291,3 +293,17 @@ async def test_a_tap_while_the_gateway_is_down_gets_exactly_one_answer(
         assert "devsms.uz is not answering right now" in told.text
         assert [answer.text for answer in app.answers()[before:]] == [None]
     assert app.session.refused == []
+
+
+async def test_the_record_shows_times_on_the_users_clock(app: Harness) -> None:
+    """/history +number showed the record's times on the gateway's clock (Tashkent) whatever
+    zone the user chose in /settings, while /export and the digest used theirs."""
+    await connect(app)
+    await app.services.users.set_timezone(1, "Europe/Berlin")
+    at = dt.datetime(2026, 1, 5, 10, 0, tzinfo=dt.UTC)  # 11:00 in Berlin, 15:00 in Tashkent
+    await app.services.traffic.merge(1, [NewRecord(
+        7, "req-7", "998901234567", "Hello", "4546", 1, Decimal(50), "UZS", "DELIVERED", at,
+    )])  # fmt: skip
+    [found] = await app.send("/history +998901234567")
+    assert "05.01.2026 11:00" in found.text
+    assert "15:00" not in found.text

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from decimal import Decimal
+
 from aiogram.methods import DeleteMessage, SetMyCommands
 
 from bot.factory import create_dispatcher
+from storage.traffic import NewRecord
 from tests.conftest import GOOD_TOKEN, OTHER_TOKEN
 from tests.fakes.fake_devsms import FakeDevsms
 from tests.support.harness import Harness, button_data
@@ -159,6 +163,28 @@ async def test_token_command_replaces_the_token_and_a_bad_one_keeps_the_old(
     assert await app.services.accounts.token_for(1) == OTHER_TOKEN
     [balance] = await app.send("/balance")
     assert "Balance: 500 so'm" in balance.text
+
+
+async def test_the_same_token_again_keeps_the_record_of_traffic(app: Harness) -> None:
+    """Sending the connected token again dropped the whole record of the account's traffic,
+    and the history older than the backfill was lost for good."""
+    await connect(app)
+    traffic = app.services.traffic
+    at = dt.datetime(2026, 1, 5, 10, tzinfo=dt.UTC)
+    await traffic.merge(1, [NewRecord(
+        7, "req-7", "998901234567", "hi", "4546", 1, Decimal(50), "UZS", "DELIVERED", at,
+    )])  # fmt: skip
+
+    async def kept() -> int:
+        day = dt.timedelta(days=1)
+        return len([r async for r in traffic.iter_rows(1, at - day, at + day)])
+
+    await app.send("/token")
+    await app.send(GOOD_TOKEN)
+    assert await kept() == 1
+    await app.send("/token")
+    await app.send(OTHER_TOKEN)  # maybe another account: its record starts afresh
+    assert await kept() == 0
 
 
 async def test_logout_asks_first_then_deletes_everything(app: Harness) -> None:

@@ -10,8 +10,10 @@ import io
 from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiogram.methods import SendDocument
 from openpyxl import load_workbook
 
 from bot.config import Settings
@@ -21,9 +23,9 @@ from services.charts import PNG_MAGIC, ChartSpec
 from services.traffic import AfterRound, TrafficSync
 from storage.alerts import WatchTarget
 from storage.traffic import NewRecord
-from tests.conftest import GOOD_TOKEN, make_settings
+from tests.conftest import GOOD_TOKEN, OTHER_TOKEN, make_settings
 from tests.fakes.fake_devsms import FakeDevsms
-from tests.support.harness import Harness, make_bot
+from tests.support.harness import Harness, button_data, make_bot
 from tests.support.recording import RecordingSession, SentMessage
 
 USER = 1
@@ -240,6 +242,7 @@ async def test_export_this_month_as_csv(app: Harness) -> None:
     assert f"Period: {shown}\n" in choice.text
     assert labels(choice) == ["CSV", "Excel (XLSX)", "✖️ Cancel"]
     await app.tap(choice, "CSV")
+    await app.services.exports.idle()
     [document] = documents(app)
     assert document.file_name == f"sms-{today.replace(day=1).isoformat()}_{today}.csv"
     assert "· 2 SMS" in document.text and "Part" not in document.text
@@ -265,6 +268,7 @@ async def test_export_last_month_as_xlsx_with_a_summary(app: Harness) -> None:
     [menu] = await app.send("/export", USER, "ru")
     [choice] = await app.tap(menu, "Прошлый месяц")
     await app.tap(choice, "Excel (XLSX)")
+    await app.services.exports.idle()
     [document] = documents(app)
     assert (document.file_name or "").endswith(".xlsx")
     book = load_workbook(io.BytesIO(document.file or b""))
@@ -281,7 +285,9 @@ async def test_an_empty_period_says_so_plainly(app: Harness) -> None:
     await connect(app)
     [menu] = await app.send("/export")
     [choice] = await app.tap(menu, "Last month")
-    [done] = await app.tap(choice, "CSV")
+    await app.tap(choice, "CSV")
+    await app.services.exports.idle()
+    done = choice
     assert "There are no SMS from" in done.text and "Nothing to export" in done.text
     assert documents(app) == []
 
@@ -310,6 +316,7 @@ async def test_typed_range_and_its_errors(app: Harness) -> None:
     assert "Period: 2026-11-01 – 2026-11-30" in choice.text
     assert await app.state_of() is None
     await app.tap(choice, "CSV")
+    await app.services.exports.idle()
     [document] = documents(app)
     assert document.file_name == "sms-2026-11-01_2026-11-30.csv"
     assert len(csv_rows(document.file or b"")) == 2
@@ -341,6 +348,10 @@ async def test_forged_format_buttons_export_nothing(app: Harness) -> None:
         f"exp:fmt:csv:{first}:{first - 1}",  # backwards
         f"exp:fmt:csv:{first}:{first + 400}",  # too long
         f"exp:fmt::{first}:{first}",  # no format
+        # Day 1 of year 1: its midnight in Tashkent is before datetime's first moment in UTC
+        # (OverflowError, "Something went wrong"); days a year ahead are no export either.
+        "exp:fmt:csv:1:1",
+        f"exp:fmt:csv:{NOW.date().toordinal() + 400}:{NOW.date().toordinal() + 400}",
     ):
         await app.tap_data(menu, data)
         assert app.answers()[-1].text == "This button is no longer active."
@@ -368,6 +379,7 @@ async def test_a_large_export_comes_in_numbered_parts(small_parts_app: Harness) 
     await app.tap(menu, "Type the dates")
     [choice] = await app.send("2026-11-10 2026-11-10")
     await app.tap(choice, "CSV")
+    await app.services.exports.idle()
     parts = documents(app)
     assert len(parts) > 2
     assert all(len(p.file or b"") <= int(0.01 * 1024 * 1024) for p in parts)
@@ -386,6 +398,7 @@ async def test_exports_at_once_are_bounded(app: Harness) -> None:
     # Another user's export holds the only slots.
     assert app.services.exports.take(98) and app.services.exports.take(99)
     await app.tap(choice, "CSV")
+    await app.services.exports.idle()
     answer = app.answers()[-1]
     assert answer.text is not None and "Try again in a minute" in answer.text
     assert answer.show_alert
@@ -466,6 +479,7 @@ async def test_export_counts_days_in_the_users_zone(app: Harness) -> None:
     await app.tap(menu, "Type the dates")
     [choice] = await app.send("2026-11-10")
     await app.tap(choice, "CSV")
+    await app.services.exports.idle()
     [document] = documents(app)
     _header, *rows = csv_rows(document.file or b"")
     assert [(r[0], r[2]) for r in rows] == [("2026-11-10 01:30:00", "Code 1")]
@@ -536,6 +550,7 @@ async def test_export_names_the_bulk_job_and_tells_bot_sends_apart(app: Harness)
     await app.tap(menu, "Type the dates")
     [choice] = await app.send("2026-11-10")
     await app.tap(choice, "CSV")
+    await app.services.exports.idle()
     [document] = documents(app)
     _header, *rows = csv_rows(document.file or b"")
     assert [(r[2], r[6], r[7]) for r in rows] == [
@@ -606,6 +621,7 @@ async def test_export_names_the_template_a_send_was_made_from(
     [menu] = await app.send("/export")
     [choice] = await app.tap(menu, "This month")
     await app.tap(choice, "CSV")
+    await app.services.exports.idle()
     [document] = documents(app)
     _header, *rows = csv_rows(document.file or b"")
     assert sorted((r[2], r[6], r[8]) for r in rows) == [
@@ -657,7 +673,44 @@ async def test_a_chart_button_before_the_first_look_of_a_new_token(app: Harness)
     await app.services.charts.idle()
     [chart] = photos(app)
     await app.send("/token")
-    await app.send(GOOD_TOKEN)  # a token again: the account it opens is not read yet
+    # Another token (the same one again keeps the record): the account it opens is not read yet.
+    await app.send(OTHER_TOKEN)
     await app.tap(chart, "30 days")
     assert "The first look at your account is under way" in (app.answers()[-1].text or "")
     assert len(photos(app)) == 1
+
+
+async def test_an_export_does_not_hold_its_users_chat(
+    app: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole export ran inside the handler (reading, writing, uploads of up to ten
+    minutes a part) while aiogram held the user's chat: their /balance waited behind it."""
+    await connect(app)
+    await traffic_today(app)
+    [menu] = await app.send("/export")
+    [choice] = await app.tap(menu, "This month")
+    upload = asyncio.Event()
+    record_call = app.session.make_request
+
+    async def slow_upload(bot: Any, method: Any, timeout: int | None = None) -> Any:  # noqa: ASYNC109 (BaseSession API)
+        if isinstance(method, SendDocument):
+            await upload.wait()  # a big part on a slow link
+        return await record_call(bot, method, timeout)
+
+    monkeypatch.setattr(app.session, "make_request", slow_upload)
+    csv_button = button_data(choice, "CSV")
+    await asyncio.wait_for(app.tap_data(choice, csv_button), 10)
+    replies = await asyncio.wait_for(app.send("/balance"), 10)
+    [balance] = [m for m in replies if "Balance: " in m.text]
+    assert documents(app) == []
+    # A second tap while it runs is told so, not queued behind it.
+    await app.tap_data(choice, csv_button)
+    assert app.answers()[-1].text == (
+        "Your previous export is still being prepared: its files come to this chat."
+    )
+    upload.set()
+    await app.services.exports.idle()
+    [document] = documents(app)
+    chat = app.session.chat(USER)
+    assert chat.index(balance) < chat.index(document)
+    assert "✅ Exported 5 SMS" in choice.text

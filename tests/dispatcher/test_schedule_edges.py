@@ -21,7 +21,7 @@ from services.scheduler import Scheduler, parse_stamp
 from services.sending import Outcome, SendOutcome
 from storage import ScheduleRepo
 from storage.outbox import Claim
-from tests.conftest import GOOD_TOKEN, make_settings
+from tests.conftest import GOOD_TOKEN, OTHER_TOKEN, make_settings
 from tests.fakes.fake_devsms import FakeDevsms
 from tests.support.harness import Harness, button_data
 from tests.support.notifiers import install
@@ -307,3 +307,61 @@ async def test_two_jobs_due_together_start_one_at_a_time(
     assert [job.state for job in states if job] == ["running", "ready"]
     devsms.release()
     await until(lambda: any("#1 finished." in m.text for m in app.session.chat(1)))
+
+
+async def test_items_waiting_for_quiet_hours_do_not_hold_back_others(
+    sched_app: Harness, devsms: FakeDevsms
+) -> None:
+    """A round looked at the 200 longest-due items only: a user's items held by their quiet
+    hours filled it every round, and other users' sends waited until those hours ended."""
+    app = sched_app
+    await connect(app)
+    await app.send("/start", user_id=2)
+    await app.send(OTHER_TOKEN, user_id=2)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    await app.services.users.set_quiet(1, quiet_around_now())
+    await app.services.users.set_quiet(2, "off")
+    held_due = now - dt.timedelta(minutes=30)
+    for n in range(200):
+        await repo(app).add_sms(1, PHONE, f"held {n}", None, held_due.isoformat())
+    other_due = now - dt.timedelta(minutes=1)
+    await repo(app).add_sms(2, PHONE, "not held", None, other_due.isoformat())
+    await tick_at(app, now)
+    await tick_at(app, now + dt.timedelta(seconds=5))
+    assert await repo(app).open_of(2, 10) == []  # started: no longer waiting
+    assert [r.json["message"] for r in devsms.requests_to(SEND)] == ["not held"]
+    assert await repo(app).count_open(1) == 200  # still waiting for the end of quiet hours
+    # Quiet hours turned off: the held items are looked at again at once, not at their end.
+    await app.services.users.set_quiet(1, "off")
+    await tick_at(app, now + dt.timedelta(seconds=10))
+    assert await repo(app).count_open(1) == 0
+    assert len(devsms.requests_to(SEND)) == 201
+
+
+async def test_one_jobs_failure_does_not_end_the_round(
+    sched_app: Harness, devsms: FakeDevsms, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Holding and resuming jobs ran before the due items with no try per job: one job's
+    exception ended every round, and no scheduled send went out again."""
+    app = sched_app
+    await connect(app)
+    await app.send("/start", user_id=2)
+    await app.send(OTHER_TOKEN, user_id=2)
+    await app.services.users.set_quiet(1, "off")
+    await app.services.users.set_quiet(2, "off")
+    bulk = app.services.bulk
+    job_id = await bulk.create_job(
+        1, template="Sale", sender=None, file_name=None, file_format="csv",
+        rows=[(1, PHONE, "Sale", 1)],
+    )  # fmt: skip
+    assert await bulk.set_job_state(job_id, "paused", allowed_from=("ready",), reason="quiet")
+
+    async def broken(job_id: int) -> bool:
+        raise RuntimeError("resume broke")
+
+    monkeypatch.setattr(scheduler(app)._runner, "resume", broken)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    await repo(app).add_sms(2, PHONE, "still sent", None, now.isoformat())
+    await tick_at(app, now + dt.timedelta(seconds=1))
+    assert [r.json["message"] for r in devsms.requests_to(SEND)] == ["still sent"]
+    assert await repo(app).open_of(2, 10) == []

@@ -469,9 +469,8 @@ async def test_token_gone_between_preview_and_confirm_is_not_sent(
     preview = await preview_for(app, "901234567", "No token now")
     # Still "valid", so the tap passes the token gate, but it can no longer be read (its key
     # left ENCRYPTION_KEY, the row was tampered with): the token is gone at the last moment.
-    await app.services.db.execute(
-        "UPDATE credentials SET token_encrypted = ? WHERE user_id = ?", (b"unreadable", 1)
-    )
+    # Through the repository: the bot caches the stored row and is the database's only writer.
+    await app.services.credentials.save(1, b"unreadable")
     replies = await app.tap(preview, "Send")
 
     texts = "\n".join(m.text for m in replies)

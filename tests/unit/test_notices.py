@@ -27,6 +27,7 @@ from services.events import (
     UnknownSendMissing,
 )
 from services.money import UZS, Money
+from storage import BroadcastRepo
 from tests.support.watch_env import World
 
 USER = 42
@@ -199,9 +200,13 @@ async def test_a_broadcast_stopped_by_an_error_still_reports_its_end(world: Worl
                 raise RuntimeError("database is locked")
             return Delivery.DELIVERED
 
-    await run_broadcast(
-        Breaks(), world.notices, "News", [1, 2], report=(5, 77), language="en", workers=1
-    )
+    for user_id in (1, 2):
+        await world.users.upsert_seen(user_id, f"U{user_id}", None)
+    log = BroadcastRepo(world.db)
+    broadcast_id = await log.create(5, "News", [1, 2], report=(5, 77), language="en")
+    [row] = await log.unfinished()
+    assert row.id == broadcast_id
+    await run_broadcast(Breaks(), world.notices, log, row, workers=1)
 
     stopped = "📣 Broadcast stopped by an error after 1 of 2\n"
     tally = "Delivered: 1, blocked the bot: 0, failed: 0"

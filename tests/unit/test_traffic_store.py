@@ -3,12 +3,15 @@ rows, the forecast) and the merge of history pages."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import TypeVar
 
 from storage import Database, OutboxRepo, TrafficRepo, UserRepo
 from storage.traffic import NewRecord, Origin, Outcome, outcome_of
 
+R = TypeVar("R")
 T0 = datetime(2026, 11, 30, 20, 30, tzinfo=UTC)  # 01:30 on Dec 1 in Tashkent
 
 
@@ -56,6 +59,93 @@ async def test_iter_rows_streams_in_batches_oldest_first(db: Database) -> None:
     assert [r.created_at for r in rows] == sorted(r.created_at for r in rows)
     assert len({r.id for r in rows}) == 11
     assert rows[0].origin is Origin.ELSEWHERE and rows[0].cost == Decimal(50)
+
+
+async def insert_elsewhere(db: Database, count: int, status: str = "DELIVERED") -> None:
+    """`count` rows of outside traffic, three to a second, straight into the table (merge
+    would take minutes for a realistic history)."""
+    stamps = [(T0 + timedelta(seconds=n // 3)).isoformat() for n in range(count)]
+    await db.conn.executemany(
+        "INSERT INTO traffic (user_id, sms_id, phone, message, status, created_at, origin, "
+        "first_seen_at, updated_at) VALUES (1, ?, '998901234567', 'hi', ?, ?, 'elsewhere', ?, ?)",
+        [(n + 1, status, at, at, at) for n, at in enumerate(stamps)],
+    )
+
+
+async def test_iter_rows_each_batch_costs_the_same(db: Database) -> None:
+    """Keyset paging that kept `since` as its lower bound read every earlier row again: batch k
+    stepped over k × 500 index entries (70 ms a batch at 900k rows, one connection for all)."""
+    traffic = await repo_with_user(db)
+    await insert_elsewhere(db, 6000)
+    steps = [0]
+
+    def count() -> int:
+        steps[0] += 1
+        return 0
+
+    await db.conn.set_progress_handler(count, 10)
+    at_batch_start: list[int] = []
+    seen: list[tuple[str, int]] = []
+    async for row in traffic.iter_rows(1, T0, T0 + timedelta(days=1), batch=500):
+        if len(seen) % 500 == 0:
+            at_batch_start.append(steps[0])
+        seen.append((row.created_at.isoformat(), row.id))
+    await db.conn.set_progress_handler(None, 0)
+    assert len(seen) == 6000 and len(set(seen)) == 6000 and seen == sorted(seen)
+    first = at_batch_start[0]
+    last = at_batch_start[-1] - at_batch_start[-2]
+    assert last <= 2 * first, (first, last)
+
+
+async def steps_of(db: Database, query: Callable[[], Awaitable[R]]) -> tuple[R, int]:
+    """What `query` returns and how many SQLite VM instructions it ran (a row visited costs
+    a handful; the count does not depend on the machine's speed)."""
+    steps = [0]
+
+    def count() -> int:
+        steps[0] += 1
+        return 0
+
+    await db.conn.set_progress_handler(count, 1)
+    try:
+        result = await query()
+    finally:
+        await db.conn.set_progress_handler(None, 0)
+    return result, steps[0]
+
+
+async def test_unnoticed_failures_skip_outside_history_that_delivered(db: Database) -> None:
+    """The failure watch runs every round for every user; its index held every outside row
+    not yet looked at, DELIVERED ones included forever, so each round read the whole outside
+    history (0.17 s a user a round at 1M rows)."""
+    traffic = await repo_with_user(db)
+    await insert_elsewhere(db, 100_000)
+    await traffic.merge(1, [rec(200_001, T0 + timedelta(days=2), "REJECTED")])
+    rows, steps = await steps_of(db, lambda: traffic.unnoticed_failures(1))
+    assert [r.sms_id for r in rows] == [200_001]
+    assert steps < 1_000 * 10, steps  # well under a thousand rows, at ~10 steps a row
+
+
+async def test_forget_deletes_in_short_transactions_and_only_that_user(db: Database) -> None:
+    """One transaction deleting a whole record held the one connection 3.2 s at 1M rows:
+    every user's taps waited. It goes in chunks now, other statements between them."""
+    traffic = await repo_with_user(db)
+    await UserRepo(db).upsert_seen(2, "B", None)
+    await insert_elsewhere(db, 12_000)
+    await traffic.merge(2, [rec(900_001, T0)])
+    await traffic.record_balance(1, Decimal(5000), "UZS", now=T0)
+    statements: list[str] = []
+    await db.conn.set_trace_callback(statements.append)
+    try:
+        await traffic.forget(1)
+    finally:
+        await db.conn.set_trace_callback(None)
+    deletes = [s for s in statements if s.startswith("DELETE FROM traffic ")]
+    assert len(deletes) >= 3  # at most 5,000 rows each
+    day = timedelta(days=1)
+    assert [r async for r in traffic.iter_rows(1, T0 - day, T0 + day)] == []
+    assert len([r async for r in traffic.iter_rows(2, T0 - day, T0 + day)]) == 1
+    assert await traffic.balance_forecast(1, T0) is None
 
 
 async def test_merge_updates_status_and_counts_known(db: Database) -> None:
