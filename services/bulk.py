@@ -129,6 +129,7 @@ class BulkRunner:
         # A running job is sent by the one replica holding its lease (services/job_lease.py).
         self.lease = JobLease(JobLeaseRepo(bulk.db), replica_id, lease_seconds, lease_clock)
         self._sweeper: asyncio.Task[None] | None = None
+        self._stopping = False
         self._accounts = accounts
         self.links = links  # each row's own delivery-callback URL (PUBLIC_BASE_URL set)
         # Every bulk row passes the runner: a number added to the owner's stop list after the
@@ -151,6 +152,7 @@ class BulkRunner:
     async def start(self) -> None:
         """Settles what a previous process left behind, then resumes running jobs; from then
         on, takes over the running jobs of replicas whose leases expired."""
+        self._stopping = False
         orphans = await self._bulk.orphans_to_unknown(self.lease.owner, self.lease.stamp())
         if orphans:
             logger.warning("%s bulk rows were mid-request when the bot stopped: unknown", orphans)
@@ -182,6 +184,9 @@ class BulkRunner:
 
     async def stop(self, grace: float = 10.0) -> None:
         """Lets requests in flight finish (up to `grace` s) so their rows are settled."""
+        # Runs that end now leave their jobs 'running' (not done: rows are still pending), for
+        # this replica's next start or, once the lease is released, for another replica.
+        self._stopping = True
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
@@ -359,8 +364,10 @@ class BulkRunner:
         # Every worker is done: a row still 'sending' lost its settlement to an error.
         if orphans := await self._bulk.unsettled_to_unknown(job_id, fence):
             logger.warning("bulk job %s: %s rows left mid-request are unknown", job_id, orphans)
-        if lost.is_set():
-            return  # the job goes on elsewhere: its new holder pauses, finishes and tells
+        if lost.is_set() or self._stopping:
+            # The job goes on elsewhere (its new holder pauses, finishes and tells), or after
+            # this replica's restart: a shutdown is no end of the job.
+            return
         job = await self._bulk.get_job(job_id)
         if job is None:
             return

@@ -241,6 +241,31 @@ async def test_a_survivor_finishes_the_job_of_a_killed_replica_without_resending
     assert [type(e) for e in b.events if isinstance(e, JobFinished | JobPaused)] == [JobFinished]
 
 
+async def test_a_replica_stopping_hands_its_job_to_another_which_finishes_it(
+    cluster: Cluster,
+) -> None:
+    a, b = await cluster.replica("a"), await cluster.replica("b")
+    await cluster.add_user(a.db, USER, TOKEN, 1_000_000)
+    job_id = await _job(a.bulk, 60)
+    leaving = a.runner(rate=50.0, lease_seconds=0.9)
+    staying = b.runner(rate=50.0, lease_seconds=0.9)
+    await staying.start()
+    await leaving.start()
+    assert await leaving.begin(job_id)
+    await cluster.fake.wait_sent(10)
+    await leaving.stop()  # a rolling restart: SIGTERM, rows in flight settle
+    job = await a.bulk.get_job(job_id)
+    assert job is not None and job.state == "running"  # not "done" with rows pending
+    # Its owner hears of no end and no pause: a restart is not an event of the job.
+    assert not [e for e in a.events if isinstance(e, JobFinished | JobPaused)]
+    finished = await _until_finished(cluster)
+    await staying.stop()
+    phones = Counter(sms.phone for sms in cluster.fake.sent)
+    assert len(phones) == 60 and set(phones.values()) == {1}
+    assert finished.counts.sent == 60
+    assert [type(e) for e in b.events if isinstance(e, JobFinished | JobPaused)] == [JobFinished]
+
+
 def _tasks_of(runner: BulkRunner) -> set[asyncio.Task[None]]:
     """The runner's own tasks: its job runs and its takeover sweep (what a kill ends)."""
     tasks = {control.task for control in runner._jobs.values()}
