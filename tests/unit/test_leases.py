@@ -3,12 +3,14 @@ two connections on one database file standing for two replicas."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from services.rounds import LeaseLost, Rounds
 from storage import AlertRepo, BulkRepo, CredentialRepo, Database, OutboxRepo, UserRepo
 from storage.leases import JobLeaseRepo, LeaseRepo, lease_stamp
 
@@ -205,3 +207,41 @@ async def test_a_starting_replica_leaves_other_replicas_sends_in_flight_alone(
     assert (await b.get(in_flight)).state == "pending"  # type: ignore[union-attr]
     # Long past any timeout, a's row is an orphan for anyone.
     assert await b.orphans_to_unknown(mine=False, older_than="2999-01-01T00:00:00+00:00") == 1
+
+
+async def test_a_round_runs_on_one_replica_per_period(pair: tuple[Database, Database]) -> None:
+    a = Rounds(LeaseRepo(pair[0], "a", 30))
+    b = Rounds(LeaseRepo(pair[1], "b", 30))
+    ran: list[str] = []
+
+    async def work(name: str) -> str:
+        ran.append(name)
+        return name
+
+    assert await a.run("traffic", lambda: work("a"), hold=600) == (True, "a")
+    assert await b.run("traffic", lambda: work("b"), hold=600) == (False, None)
+    assert await a.run("traffic", lambda: work("a")) == (True, "a")  # its own round again
+    # Without `hold` the lease is free at the round's end: the next replica to ask runs it.
+    assert await b.run("traffic", lambda: work("b")) == (True, "b")
+    assert ran == ["a", "a", "b"]
+
+
+async def test_a_round_whose_lease_was_taken_over_is_stopped(
+    pair: tuple[Database, Database],
+) -> None:
+    stalled = Rounds(LeaseRepo(pair[0], "a", 0.3))
+    other = LeaseRepo(pair[1], "b", 30)
+    started = asyncio.Event()
+
+    async def endless() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    async def take_over() -> None:
+        await started.wait()
+        await other.advance("round")  # as if a's lease had run out while it stalled
+
+    with pytest.raises(LeaseLost):
+        await asyncio.gather(stalled.run("round", endless), take_over())
+    holder = await other.holder("round")
+    assert holder is not None and holder.owner == "b"  # a's end left b's lease alone
