@@ -48,6 +48,15 @@ class Rounds:
         leases = self.leases
         if leases is None:
             return True, await work()
+        # Read first: while another replica holds the round, asking costs no write.
+        holder = await leases.holder(name)
+        if (
+            holder is not None
+            and holder.owner not in (None, leases.owner)
+            and holder.until is not None
+            and holder.until >= leases.now()
+        ):
+            return False, None
         fence = await leases.acquire(name)
         if fence is None:
             return False, None

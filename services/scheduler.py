@@ -173,6 +173,8 @@ class Scheduler:
 
     async def _quiet_round(self) -> None:
         """Quiet hours of running jobs, on one replica per round (services/rounds.py)."""
+        if not await self._bulk.jobs_in(("running", "paused")):
+            return  # nothing to hold or resume: no lease taken, no write
         await self._rounds.run("quiet-hours", self._quiet_parts)
 
     async def _quiet_parts(self) -> None:

@@ -150,9 +150,12 @@ class BalanceWatcher:
         started; None when there is nothing for this replica to do."""
         if self._leases is None:
             return await self.check_all()
-        round_no = await self._leases.next_term(ROUND_LEASE, self._interval)
+        # Read first: most looks find the round running and walked already (no write then).
+        holder = await self._leases.holder(ROUND_LEASE)
+        running = holder is not None and (holder.until or "") >= self._leases.now()
+        round_no = None if running else await self._leases.next_term(ROUND_LEASE, self._interval)
         if round_no is None:
-            holder = await self._leases.holder(ROUND_LEASE)
+            holder = holder if running else await self._leases.holder(ROUND_LEASE)
             if holder is None or holder.fence <= self._walked:
                 return None
             round_no = holder.fence

@@ -312,12 +312,16 @@ class OutboxRepo:
         """Like `due_checks`, and claims them: their next check moves to `until`, in the same
         statement, so another replica does not check them too (the checker reschedules each;
         one whose replica died is due again at `until`)."""
+        # Read first: most polls find nothing due, and a read takes no write lock.
+        due = await self.due_checks(now, limit)
+        if not due:
+            return []
+        marks = ", ".join("?" * len(due))
         rows = await self._db.fetchall(
-            f"UPDATE outbox SET next_check_at = ? WHERE id IN (SELECT id FROM outbox "
-            "WHERE next_check_at IS NOT NULL AND next_check_at <= ? AND state = ? "
-            "ORDER BY next_check_at LIMIT ?) AND next_check_at IS NOT NULL "
-            f"AND next_check_at <= ? AND state = ? RETURNING {_COLUMNS}",
-            (until, now, OutboxState.SENT.value, limit, now, OutboxState.SENT.value),
+            f"UPDATE outbox SET next_check_at = ? WHERE id IN ({marks}) "
+            "AND next_check_at IS NOT NULL AND next_check_at <= ? AND state = ? "
+            f"RETURNING {_COLUMNS}",
+            (until, *(row.id for row in due), now, OutboxState.SENT.value),
         )
         return sorted((OutboxRow.from_row(row) for row in rows), key=lambda row: row.id)
 
