@@ -16,6 +16,7 @@ import logging
 import sys
 from pathlib import Path
 from typing import Final
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
@@ -51,13 +52,23 @@ def load_settings() -> Settings:
         raise SystemExit(2) from None
 
 
+def redis_secrets(settings: Settings) -> tuple[str, ...]:
+    """REDIS_URL's password, should the URL reach a log line (redis-py's errors name it)."""
+    if settings.redis_url is None:
+        return ()
+    password = urlsplit(settings.redis_url.get_secret_value()).password
+    return (password,) if password else ()
+
+
 async def main() -> None:
     settings = load_settings()
     setup_logging(
         settings.log_level,
         secrets=(settings.bot_token.get_secret_value(),)
-        + ((settings.webhook_secret.get_secret_value(),) if settings.webhook_secret else ()),
+        + ((settings.webhook_secret.get_secret_value(),) if settings.webhook_secret else ())
+        + redis_secrets(settings),
         log_sql=settings.log_sql,
+        replica=settings.replica_id,
     )
     async with build_app(settings) as app:
         # aiogram's types are thousands of long-lived objects: keeping them out of the garbage

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     telegram_mode: Literal["polling", "webhook"] = "polling"
     webhook_path: str = "/telegram"
     webhook_secret: SecretStr | None = None
+    # Webhook mode's stop leaves the webhook set (a restart or another replica takes over);
+    # true deletes it, e.g. before the bot moves to another address for good.
+    webhook_delete_on_stop: bool = False
 
     # The bot's own web server (bot/web/): webhook, /healthz, /readyz and what others add
     public_base_url: str = ""
@@ -81,6 +84,13 @@ class Settings(BaseSettings):
     key_file: Path = Field(default_factory=default_key_file)
     require_encryption_key: bool = False
 
+    # Scaling out (README "Scaling out"): several replicas share FSM state, per-user event
+    # isolation, the short-lived dialog stores and the notifier's limit through Redis. Empty:
+    # one process keeps all of that in memory and SQLite.
+    redis_url: SecretStr | None = None
+    # This process's name in logs, metrics and work leases (one per replica).
+    replica_id: str = Field(default_factory=socket.gethostname, min_length=1, max_length=64)
+
     # Administration
     admin_ids: Annotated[tuple[int, ...], NoDecode] = ()
     admin_chat_id: int | None = None
@@ -102,9 +112,8 @@ class Settings(BaseSettings):
     traffic_backfill_days: int = Field(default=92, ge=1, le=400)
     # Insights notices: how often the failure watch and the digest look for something to say.
     insights_poll: float = Field(default=60.0, gt=0)
-    # Several replicas on one database (services/rounds.py, storage/leases.py): this process's
-    # name in leases and logs, and how long a lease holds without renewal (renewed every third).
-    replica_id: str = Field(default_factory=socket.gethostname, min_length=1, max_length=200)
+    # Several replicas on one database (services/rounds.py, storage/leases.py): how long a
+    # lease of background work holds without renewal (renewed every third); REPLICA_ID names it.
     lease_seconds: float = Field(default=30.0, ge=1, le=3600)
 
     # Bulk sending
@@ -269,11 +278,30 @@ class Settings(BaseSettings):
         "webhook_secret",
         "web_port",
         "metrics_token",
+        "redis_url",
         mode="before",
     )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        url = value.get_secret_value().strip()
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            # Never the value itself: it may hold a password.
+            raise ValueError("REDIS_URL must start with redis://, rediss:// or unix://")
+        return SecretStr(url)
+
+    @field_validator("replica_id", mode="before")
+    @classmethod
+    def _default_replica(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip() or socket.gethostname()
+        return value
 
     @field_validator("default_sender")
     @classmethod
@@ -310,14 +338,6 @@ class Settings(BaseSettings):
     @property
     def quiet_default(self) -> QuietHours | None:
         return parse_quiet(self.quiet_hours)
-
-    @field_validator("replica_id", mode="before")
-    @classmethod
-    def _replica_or_host(cls, value: object) -> object:
-        # REPLICA_ID= (empty, as in .env.example) means the default: the host name.
-        if isinstance(value, str) and not value.strip():
-            return socket.gethostname()
-        return value.strip() if isinstance(value, str) else value
 
     @field_validator("log_level")
     @classmethod

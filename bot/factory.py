@@ -13,8 +13,8 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.utils.i18n import I18n
+from redis.asyncio import Redis
 
 from bot.background import Background
 from bot.commands import set_commands
@@ -28,24 +28,25 @@ from bot.middlewares import (
 )
 from bot.notices.digest import AdminDigest
 from bot.notices.jobs import JobReports
+from bot.notices.limiter import RedisLimiter
 from bot.notices.notifier import Notifier, Outbox
 from bot.notices.presenter import Presenter
+from bot.replicas import DEFAULT_PREFIX, bulk_sources, dialog_state, open_redis, otp_codes
 from handlers import build_router
 from handlers.config import HandlerSettings
 from services.access import AccessPolicy
 from services.accounts import Accounts
 from services.bulk import BulkRunner
-from services.bulk_plan import SourceCache
 from services.callbacks import CallbackInbox, CallbackLinks
 from services.chart_desk import ChartDesk
 from services.devsms import DevsmsClient
 from services.export_desk import ExportDesk
 from services.key_rotation import rotate_all
 from services.languages import Language
-from services.otp import CodeKeeper
 from services.rounds import Rounds
 from services.scheduler import Scheduler
 from services.sending import SmsSender
+from services.shared_stores import RedisBalances, RedisRuns, RedisTaps
 from services.tracker import PENDING_STALE
 from services.traffic import FirstLooks
 from services.upload_worker import UploadWorker
@@ -61,7 +62,6 @@ from storage import (
     InsightRepo,
     OutboxRepo,
     ScheduleRepo,
-    SQLiteStorage,
     StopListRepo,
     TemplateRepo,
     TrafficRepo,
@@ -103,6 +103,9 @@ class Services:
     """Draws /stats charts in child processes, started with the first chart."""
     exports: ExportDesk
     """Runs /export's files in the background, a few at once (services/export_desk.py)."""
+    redis: Redis | None = None
+    """REDIS_URL's client: what the replicas share (bot/replicas.py); None for one process."""
+    redis_prefix: str = DEFAULT_PREFIX
 
     async def close(self) -> None:
         await self.exports.close()
@@ -110,6 +113,8 @@ class Services:
         await self.uploads.close()
         await self.devsms.close()
         await self.db.close()
+        if self.redis is not None:
+            await self.redis.aclose()
 
 
 def load_vault(settings: Settings) -> TokenVault:
@@ -125,9 +130,21 @@ def load_vault(settings: Settings) -> TokenVault:
     return TokenVault(keys)
 
 
-async def open_services(settings: Settings) -> Services:
+async def open_services(settings: Settings, *, redis_prefix: str = DEFAULT_PREFIX) -> Services:
     vault = load_vault(settings)
-    db = await Database.open(settings.database_path)
+    redis = None
+    if settings.redis_url is not None:
+        redis = await open_redis(settings.redis_url.get_secret_value())
+        logger.info("replica %s shares its state through Redis", settings.replica_id)
+    try:
+        db = await Database.open(settings.database_path)
+    except BaseException:
+        if redis is not None:
+            await redis.aclose()
+        raise
+    if redis is not None:
+        # Other replicas write the same rows: no row cache may answer for them.
+        db.stop_caching()
     devsms = DevsmsClient(
         settings.devsms_api_url,
         timeout=settings.devsms_timeout,
@@ -155,7 +172,12 @@ async def open_services(settings: Settings) -> Services:
         credentials=credentials,
         outbox=outbox,
         alerts=AlertRepo(db),
-        accounts=Accounts(credentials, vault, devsms),
+        accounts=Accounts(
+            credentials,
+            vault,
+            devsms,
+            shared=None if redis is None else RedisBalances(redis, redis_prefix),
+        ),
         i18n=create_i18n(settings.default_language),
         bulk=BulkRepo(db),
         templates=TemplateRepo(db),
@@ -174,8 +196,14 @@ async def open_services(settings: Settings) -> Services:
             workers=settings.chart_workers,
             memory_limit=settings.chart_memory_mb * 1024 * 1024,
             time_limit=settings.chart_time_limit,
+            latest=None if redis is None else RedisTaps(redis, redis_prefix),
         ),
-        exports=ExportDesk(settings.exports_at_once),
+        exports=ExportDesk(
+            settings.exports_at_once,
+            shared=None if redis is None else RedisRuns(redis, redis_prefix),
+        ),
+        redis=redis,
+        redis_prefix=redis_prefix,
     )
 
 
@@ -225,14 +253,19 @@ class App:
 
 
 @asynccontextmanager
-async def build_app(settings: Settings, *, bot: Bot | None = None) -> AsyncIterator[App]:
+async def build_app(
+    settings: Settings, *, bot: Bot | None = None, redis_prefix: str = DEFAULT_PREFIX
+) -> AsyncIterator[App]:
     """Builds every shared object up front; leaving the block closes them in reverse order.
 
-    `bot` replaces the Bot that would talk to Telegram (tests record what it sends).
+    `bot` replaces the Bot that would talk to Telegram (tests record what it sends);
+    `redis_prefix` starts every Redis key (tests give each test its own).
     """
     async with AsyncExitStack() as stack:
         stack.callback(logger.info, "bot stopped")  # the last thing done on the way out
-        services = await open_services(settings)
+        services = await open_services(settings, redis_prefix=redis_prefix)
+        if services.redis is not None:
+            stack.push_async_callback(services.redis.aclose)
         stack.push_async_callback(services.db.close)
         stack.push_async_callback(services.devsms.close)
         stack.push_async_callback(services.uploads.close)
@@ -245,7 +278,16 @@ async def build_app(settings: Settings, *, bot: Bot | None = None) -> AsyncItera
         policy = AccessPolicy(settings.access_mode == "allowlist", frozenset(settings.admin_ids))
         for_handlers = handler_settings(settings, policy)
         notifier = Notifier(
-            bot, services.users, admin_chat_id=settings.admin_chat_id, rate=settings.notify_rate
+            bot,
+            services.users,
+            admin_chat_id=settings.admin_chat_id,
+            rate=settings.notify_rate,
+            # Replicas: one limit for all of them (in-process pacing alone would multiply it).
+            shared=None
+            if services.redis is None
+            else RedisLimiter(
+                services.redis, services.redis_prefix, bot.id, rate=settings.notify_rate
+            ),
         )
         # Stopped after the background work that posts through it.
         stack.push_async_callback(notifier.stop)
@@ -370,10 +412,14 @@ def present(
 def create_dispatcher(services: Services, shared: Shared) -> Dispatcher:
     """A Dispatcher over what `build_app` opened (a second one stands for a restart in tests)."""
     settings = services.settings
+    storage, isolation = dialog_state(
+        services.db, services.redis, services.redis_prefix, settings.upload_time_limit
+    )
     dp = Dispatcher(
-        storage=SQLiteStorage(services.db),
-        # One update at a time per user: a double tap is handled after the first, never beside it.
-        events_isolation=SimpleEventIsolation(),
+        storage=storage,
+        # One update at a time per user: a double tap is handled after the first, never beside it
+        # (across replicas: a Redis lock per user).
+        events_isolation=isolation,
         settings=shared.for_handlers,
         accounts=services.accounts,
         users=services.users,
@@ -391,7 +437,9 @@ def create_dispatcher(services: Services, shared: Shared) -> Dispatcher:
         uploads=services.uploads,
         charts=services.charts,
         exports=services.exports,
-        bulk_sources=SourceCache(settings.bulk_cache_mb * 1024 * 1024),
+        bulk_sources=bulk_sources(
+            settings.bulk_cache_mb * 1024 * 1024, services.redis, services.redis_prefix
+        ),
         access_policy=shared.policy,
         bulk_runner=shared.runner,
         schedule=services.schedule,
@@ -399,9 +447,7 @@ def create_dispatcher(services: Services, shared: Shared) -> Dispatcher:
         notifier=shared.notifier,
         notices=shared.notices,
         first_looks=shared.first_looks,
-        # /otp codes between the code step and Send, in memory only (never FSM storage); a
-        # new Dispatcher, like a restart, starts without them.
-        otp_codes=CodeKeeper(),
+        otp_codes=otp_codes(services.vault, services.redis, services.redis_prefix),
     )
     dp.update.outer_middleware(MetricsMiddleware())  # first: it times the others too
     dp.update.outer_middleware(UserMiddleware(services.users, settings))

@@ -43,11 +43,29 @@ class SecretMaskFilter(logging.Filter):
         return True
 
 
-def setup_logging(level: str, secrets: tuple[str, ...] = (), *, log_sql: bool = False) -> None:
+class ReplicaFilter(logging.Filter):
+    """Names the replica (REPLICA_ID) on every record, for the format's [%(replica)s]: with
+    several replicas, one log stream tells which process did what."""
+
+    def __init__(self, replica: str) -> None:
+        super().__init__()
+        self._replica = replica
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.replica = self._replica
+        return True
+
+
+def setup_logging(
+    level: str, secrets: tuple[str, ...] = (), *, log_sql: bool = False, replica: str = ""
+) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S")
+        logging.Formatter(
+            "%(asctime)s %(levelname)s [%(replica)s] %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S"
+        )
     )
+    handler.addFilter(ReplicaFilter(replica or "-"))
     handler.addFilter(SecretMaskFilter(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]

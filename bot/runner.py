@@ -7,7 +7,9 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from typing import Any
 
 from bot.factory import App
 from bot.web.health import TelegramPulse
@@ -42,8 +44,18 @@ async def run_polling(app: App) -> None:
 
 
 async def run_webhook(app: App, pulse: TelegramPulse, port: int) -> None:
-    bot, dp, settings = app.bot, app.dp, app.services.settings
+    bot, dp = app.bot, app.dp
     workflow = {"dispatcher": dp, "bots": [bot], **dp.workflow_data}
+    # A stop signal from now on ends the run in order (before, it would kill the process
+    # between setWebhook and the wait, e.g. when an orchestrator stops a bot just started).
+    async with _stop_signals() as stop:
+        await _serve_webhook(app, pulse, port, workflow, stop)
+
+
+async def _serve_webhook(
+    app: App, pulse: TelegramPulse, port: int, workflow: dict[str, Any], stop: asyncio.Event
+) -> None:
+    bot, dp, settings = app.bot, app.dp, app.services.settings
     # As start_polling does: the start-up hooks run before the first update is handled, and
     # the shutdown hooks only after a start-up that succeeded.
     await dp.emit_startup(bot=bot, **workflow)
@@ -54,25 +66,30 @@ async def run_webhook(app: App, pulse: TelegramPulse, port: int) -> None:
             await set_webhook(bot, dp, settings)
             watcher = asyncio.create_task(watch_webhook(bot, settings, WEBHOOK_CHECK_INTERVAL))
             try:
-                await _until_signalled()
+                await stop.wait()
+                logger.info("stopping: signal received")
             finally:
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
             # The webhook stays set: a restarted process (or another replica) takes over, and
-            # Telegram keeps the updates that come meanwhile.
+            # Telegram keeps the updates that come meanwhile; unless told otherwise.
+            if settings.webhook_delete_on_stop:
+                await bot.delete_webhook(drop_pending_updates=False)
+                logger.info("webhook deleted at stop (WEBHOOK_DELETE_ON_STOP)")
     finally:
         await dp.emit_shutdown(bot=bot, **workflow)
 
 
-async def _until_signalled() -> None:
+@contextlib.asynccontextmanager
+async def _stop_signals() -> AsyncIterator[asyncio.Event]:
+    """An event SIGINT and SIGTERM set while the block runs."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
-        logger.info("stopping: signal received")
+        yield stop
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

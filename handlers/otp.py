@@ -2,9 +2,10 @@
 gateway's warning → one universal_otp POST (services.sending.SmsSender.send_otp).
 
 The code never enters FSM data (a database row an abandoned dialog leaves behind): between
-the code step and Send it is held in memory (`otp_codes`, services.otp.CodeKeeper), and Send
-takes it out before the request (the outbox keeps it after sending anyway); no handler logs
-it. Handlers take `state`, `accounts`, `outbox`, `sms_sender`, `otp_codes` and `user_row` by
+the code step and Send it is held in `otp_codes` (a services.otp.CodeStore: this process's
+memory, or Redis with a TTL and encrypted when replicas share the dialogs), and Send takes it
+out before the request (the outbox keeps it after sending anyway); no handler logs it.
+Handlers take `state`, `accounts`, `outbox`, `sms_sender`, `otp_codes` and `user_row` by
 parameter name."""
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ from services.accounts import Accounts
 from services.devsms import Balance, DevsmsGatewayError, DevsmsUnavailable
 from services.otp import (
     TEMPLATE_TYPES,
-    CodeKeeper,
+    CodeStore,
     InvalidCode,
     InvalidName,
     OtpRequest,
@@ -78,9 +79,9 @@ logger = logging.getLogger(__name__)
 
 
 async def start_otp(
-    message: Message, state: FSMContext, otp_codes: CodeKeeper, user_row: UserRow
+    message: Message, state: FSMContext, otp_codes: CodeStore, user_row: UserRow
 ) -> None:
-    otp_codes.drop(user_row.id)  # an earlier dialog's code
+    await otp_codes.drop(user_row.id)  # an earlier dialog's code
     await state.clear()
     await state.set_state(OtpForm.phone)
     await state.update_data(draft=secrets.randbelow(1_000_000_000))
@@ -156,7 +157,7 @@ async def code_received(
     state: FSMContext,
     accounts: Accounts,
     outbox: OutboxRepo,
-    otp_codes: CodeKeeper,
+    otp_codes: CodeStore,
     user_row: UserRow,
 ) -> None:
     assert message.text is not None
@@ -173,13 +174,13 @@ async def keep_and_confirm(
     state: FSMContext,
     accounts: Accounts,
     outbox: OutboxRepo,
-    otp_codes: CodeKeeper,
+    otp_codes: CodeStore,
     user_row: UserRow,
     code: str,
 ) -> None:
     """The code goes to memory, tied to this dialog; FSM data never holds it."""
     draft: int = (await state.get_data())["draft"]
-    otp_codes.put(user_row.id, draft, code)
+    await otp_codes.put(user_row.id, draft, code)
     await show_confirm(message, state, accounts, outbox, user_row, code)
 
 
@@ -259,7 +260,7 @@ async def generate_button(
     state: FSMContext,
     accounts: Accounts,
     outbox: OutboxRepo,
-    otp_codes: CodeKeeper,
+    otp_codes: CodeStore,
     user_row: UserRow,
 ) -> None:
     if await live(callback_answer, callback_data, message, state, OtpForm.code) is None:
@@ -276,13 +277,13 @@ async def cancel_button(
     callback_data: OtpCb,
     message: Message,
     state: FSMContext,
-    otp_codes: CodeKeeper,
+    otp_codes: CodeStore,
     user_row: UserRow,
 ) -> None:
     steps = (OtpForm.template, OtpForm.code, OtpForm.confirm)
     if await live(callback_answer, callback_data, message, state, *steps) is None:
         return
-    otp_codes.drop(user_row.id)
+    await otp_codes.drop(user_row.id)
     await state.clear()
     await message.edit_text(_("Cancelled. Nothing was sent."))
 
@@ -296,13 +297,13 @@ async def send_button(
     accounts: Accounts,
     outbox: OutboxRepo,
     sms_sender: SmsSender,
-    otp_codes: CodeKeeper,
+    otp_codes: CodeStore,
     user_row: UserRow,
 ) -> None:
     data = await live(callback_answer, callback_data, message, state, OtpForm.confirm)
     if data is None:
         return
-    code = otp_codes.get(user_row.id, data["draft"])
+    code = await otp_codes.get(user_row.id, data["draft"])
     if code is None:
         # Not kept any more (a restart, or the confirm waited over an hour): asked anew.
         await state.set_state(OtpForm.code)
@@ -311,7 +312,7 @@ async def send_button(
         await message.answer(code_lost_text(), reply_markup=otp_code_keyboard(data["draft"]))
         return
     # The draft and its code go before the request: a second tap finds nothing to send.
-    otp_codes.drop(user_row.id)
+    await otp_codes.drop(user_row.id)
     await state.clear()
     # "Sending…" is answered here, before the request, not by the middleware after it; an
     # expired query must not stop the send the user confirmed.
@@ -338,7 +339,7 @@ async def send_button(
         await keep_and_confirm(message, state, accounts, outbox, otp_codes, user_row, code)
         return
     # It changed, or may have: a refused company name is charged too.
-    accounts.forget_balance(user_row.id)
+    await accounts.forget_balance(user_row.id)
     markup = None
     if outcome.outcome in (Outcome.SENT, Outcome.UNKNOWN):
         markup = sent_keyboard(

@@ -251,7 +251,7 @@ async def confirm_send(
         markup = unstop_keyboard(outcome.stopped.id)
         await tell_outcome(message, result_text(phone, data["text"], outcome), markup)
         return
-    accounts.forget_balance(user_row.id)  # it changed, or may have
+    await accounts.forget_balance(user_row.id)  # it changed, or may have
     await tell_outcome(
         message,
         result_text(phone, data["text"], outcome),

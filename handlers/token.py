@@ -25,6 +25,7 @@ from services.devsms import DevsmsBadRequest, DevsmsError, DevsmsUnauthorized
 from services.events import Notices
 from services.traffic import FirstLooks
 from storage import TrafficRepo, UserRepo
+from storage.fsm import ForgetsUsers
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +143,8 @@ async def logout_answer(
         return
     await state.clear()
     await users.delete_everything(query.from_user.id)
+    if isinstance(state.storage, ForgetsUsers):  # dialogs kept in Redis (replicas)
+        await state.storage.forget_user(state.key.bot_id, query.from_user.id)
     logger.info("user %s deleted their data", query.from_user.id)
     await edit_or_keep(query.message, _("🗑 Your token and all your data are deleted."))
     await query.message.answer(

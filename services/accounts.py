@@ -7,7 +7,7 @@ import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from services.devsms import (
     Balance,
@@ -29,14 +29,35 @@ class NoToken(Exception):
     """The user has no working devsms token: lead them to connect one."""
 
 
+class SharedBalances(Protocol):
+    """Recent balances every replica reads (services.shared_stores.RedisBalances): a send
+    through one replica must not leave another one's preview on the old balance."""
+
+    async def put(self, user_id: int, balance: Balance) -> None: ...
+
+    async def get(self, user_id: int) -> Balance | None: ...
+
+    async def drop(self, user_id: int) -> None: ...
+
+
 class Accounts:
     def __init__(
-        self, credentials: CredentialRepo, vault: TokenVault, devsms: DevsmsClient
+        self,
+        credentials: CredentialRepo,
+        vault: TokenVault,
+        devsms: DevsmsClient,
+        shared: SharedBalances | None = None,
+        shared_for: float = 60.0,
     ) -> None:
         self._credentials = credentials
         self._vault = vault
         self.devsms = devsms
+        # One process: the balances seen, by user. Replicas: `shared` answers recent_balance
+        # (it keeps each for `shared_for` seconds); the dict still serves last_balance, the
+        # fallback a preview shows when the gateway does not answer.
         self._balances: dict[int, tuple[float, Balance]] = {}
+        self._shared = shared
+        self._shared_for = shared_for
 
     async def connect(self, user_id: int, token: str) -> Balance:
         """Checks the token against the gateway, then stores it encrypted.
@@ -105,11 +126,17 @@ class Accounts:
     async def balance(self, user_id: int, encrypted: bytes | None = None) -> Balance:
         balance = await self._call(user_id, self.devsms.get_balance, encrypted)
         self._balances[user_id] = (time.monotonic(), balance)
+        if self._shared is not None:
+            await self._shared.put(user_id, balance)
         return balance
 
     async def recent_balance(self, user_id: int, max_age: float = 60.0) -> Balance:
         """The balance seen at most `max_age` seconds ago: previews need the price, and a user
         editing a draft should not cost a gateway call per keystroke."""
+        if self._shared is not None:
+            if max_age >= self._shared_for and (kept := await self._shared.get(user_id)):
+                return kept
+            return await self.balance(user_id)
         cached = self._balances.get(user_id)
         if cached is not None and time.monotonic() - cached[0] <= max_age:
             return cached[1]
@@ -120,8 +147,11 @@ class Accounts:
         cached = self._balances.get(user_id)
         return None if cached is None else cached[1]
 
-    def forget_balance(self, user_id: int) -> None:
+    async def forget_balance(self, user_id: int) -> None:
+        """The balance changed, or may have: the next recent_balance asks the gateway."""
         self._balances.pop(user_id, None)
+        if self._shared is not None:
+            await self._shared.drop(user_id)
 
     async def history(
         self, user_id: int, *, limit: int = 10, offset: int = 0, status: str | None = None

@@ -243,7 +243,7 @@ class BulkRunner:
         if job is None or job.state != "paused":
             return False
         # A pause may be hours old and the token another one: the balance is read afresh.
-        self._accounts.forget_balance(job.user_id)
+        await self._accounts.forget_balance(job.user_id)
         balance = await self._accounts.recent_balance(job.user_id)
         # Rows abroad are billed at their countries' rates, never at sms_price (see
         # services/pricing.py): the check covers the parts priced in Uzbekistan.

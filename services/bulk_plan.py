@@ -193,6 +193,14 @@ def approx_size(recipients: Recipients) -> int:
     return size
 
 
+class SharedLists(Protocol):
+    """Lists kept where every replica reads them (services.shared_stores.RedisLists)."""
+
+    async def save(self, user_id: int, packed: PackedSource) -> None: ...
+
+    async def load(self, user_id: int, key: str) -> PackedSource | None: ...
+
+
 class SourceCache:
     """Parsed lists between the steps of the dialog, one per user, within a byte budget.
 
@@ -200,9 +208,15 @@ class SourceCache:
     Past the budget the least recently used lists go; their owners are told to send the file
     again (see evicted) rather than have it read again behind their back, which would bring
     the memory back under the same pressure.
+
+    With replicas, `shared` holds each list too (packed, an hour, within its own budget): the
+    next step may come to another replica, which takes it from there (handlers/bulk/lists.py).
+    A list is found by its content's hash (FSM data keeps it), so a copy here or there is
+    never another list than the dialog's, whichever replica changed the dialog last.
     """
 
-    def __init__(self, budget: int) -> None:
+    def __init__(self, budget: int, shared: SharedLists | None = None) -> None:
+        self.shared = shared
         self._budget = budget
         self._used = 0
         self._items: OrderedDict[int, Source] = OrderedDict()

@@ -11,6 +11,11 @@ users share the children: as many jobs run at once as there are children, the ot
 their turn (the machine has few cores; more children than cores would only share them). A job
 reads its numbers only once it runs, so 20 users asking at once do not put 20 readings in
 front of everyone else's database calls at the same moment.
+
+With replicas, the taps of one user may reach different processes, each with its own desk:
+`latest` (services.shared_stores.RedisTaps) numbers each user's taps across replicas, and a
+job whose tap is no longer the newest shows nothing (`still_newest`), so the chart left in the
+chat is the last tap's whichever replica drew it.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import asyncio
 import contextvars
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Final, Protocol
 
 from services.charts import PRELOAD, ChartSpec, draw_chart
 from services.upload_worker import UploadWorker
@@ -27,6 +32,17 @@ from services.upload_worker import UploadWorker
 logger = logging.getLogger(__name__)
 
 Job = Callable[[], Awaitable[None]]
+
+
+class LatestTaps(Protocol):
+    """Each user's chart taps numbered across replicas."""
+
+    async def take(self, user_id: int) -> int:
+        """The number of a new tap: higher than every earlier one of the user."""
+        ...
+
+    async def newest(self, user_id: int) -> int | None: ...
+
 
 DEFAULT_MEMORY_LIMIT: Final = 768 * 1024 * 1024
 DEFAULT_TIME_LIMIT: Final = 30.0
@@ -44,6 +60,7 @@ class ChartDesk:
         workers: int = 1,
         memory_limit: int = DEFAULT_MEMORY_LIMIT,
         time_limit: float = DEFAULT_TIME_LIMIT,
+        latest: LatestTaps | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError("at least one chart worker")
@@ -64,6 +81,19 @@ class ChartDesk:
         # With the context it was submitted in (the user's locale for gettext, for one).
         self._waiting: dict[int, tuple[Job, contextvars.Context]] = {}
         self._closed = False
+        self._latest = latest
+
+    async def tap(self, key: int) -> int:
+        """Numbers a chart request of `key` (0 in one process: `submit` keeps the newest)."""
+        return 0 if self._latest is None else await self._latest.take(key)
+
+    async def still_newest(self, key: int, tap: int) -> bool:
+        """Whether no later request of `key` came, to any replica, since `tap`: a job checks
+        it right before it shows its chart."""
+        if self._latest is None:
+            return True
+        newest = await self._latest.newest(key)
+        return newest is None or newest <= tap
 
     @property
     def pids(self) -> list[int]:

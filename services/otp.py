@@ -20,7 +20,7 @@ import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Protocol
 
 # The gateway names 1 and 2 (devsms-api.md); other values exist and the gateway refuses those
 # it does not know, so the dialog offers only these two.
@@ -147,11 +147,24 @@ CODE_KEEP_SECONDS: Final = 3600.0
 CODES_KEPT_MAX: Final = 10_000
 
 
+class CodeStore(Protocol):
+    """Where a code waits for its dialog's Send: `CodeKeeper` in one process, or
+    services.shared_stores.RedisCodeKeeper when replicas share the dialogs (REDIS_URL)."""
+
+    async def put(self, user_id: int, draft: int, code: str) -> None: ...
+
+    async def get(self, user_id: int, draft: int) -> str | None:
+        """The code of `user_id`'s dialog `draft`, if still kept."""
+        ...
+
+    async def drop(self, user_id: int) -> None: ...
+
+
 class CodeKeeper:
     """The codes of open /otp dialogs, in this process's memory only: one per user, tied to
     the dialog (`draft`) it was typed or generated in, for `keep` seconds at most and for at
     most `limit` users (the oldest go first). After a restart or past that time the dialog's
-    Send finds none and asks for the code again."""
+    Send finds none and asks for the code again. A `CodeStore` (its methods do no I/O)."""
 
     def __init__(
         self,
@@ -164,7 +177,7 @@ class CodeKeeper:
         self._clock = clock
         self._codes: OrderedDict[int, tuple[int, str, float]] = OrderedDict()
 
-    def put(self, user_id: int, draft: int, code: str) -> None:
+    async def put(self, user_id: int, draft: int, code: str) -> None:
         now = self._clock()
         self._codes.pop(user_id, None)
         self._codes[user_id] = (draft, code, now + self._keep)
@@ -174,7 +187,7 @@ class CodeKeeper:
                 break
             del self._codes[oldest]
 
-    def get(self, user_id: int, draft: int) -> str | None:
+    async def get(self, user_id: int, draft: int) -> str | None:
         """The code of `user_id`'s dialog `draft`, if still kept."""
         kept = self._codes.get(user_id)
         if kept is None or kept[0] != draft:
@@ -184,7 +197,7 @@ class CodeKeeper:
             return None
         return kept[1]
 
-    def drop(self, user_id: int) -> None:
+    async def drop(self, user_id: int) -> None:
         self._codes.pop(user_id, None)
 
     def __len__(self) -> int:

@@ -228,7 +228,7 @@ class Scheduler:
 
     async def _cost(self, user: UserRow, item: ScheduledRow, parts: int) -> Cost | None:
         """The cost against the balance read now; None when the item was failed for it."""
-        self._accounts.forget_balance(user.id)  # the balance may be hours old
+        await self._accounts.forget_balance(user.id)  # the balance may be hours old
         try:
             balance: Balance = await self._accounts.recent_balance(user.id)
         except (NoToken, DevsmsUnauthorized):
@@ -258,7 +258,7 @@ class Scheduler:
             )
         except NotClaimed:
             return  # cancelled (or taken) meanwhile: nothing was recorded or sent
-        self._accounts.forget_balance(user.id)
+        await self._accounts.forget_balance(user.id)
         if await self._schedule.mark_failed(item.id, outcome.outcome.value):
             # Still waiting: the send path refused it before recording anything.
             stopped = outcome.outcome is Outcome.STOPPED

@@ -13,6 +13,11 @@ how the repositories use a cache:
   from the read-only connection, whose reads are not ordered with the writes.
 
 Each cache is bounded and evicts the least recently used rows.
+
+With several replicas (REDIS_URL set) other processes write the same rows, so nothing above
+holds: `Database.stop_caching()` turns every cache into one that keeps nothing, and each read
+goes to the database (the truth every replica shares). The dialog cache is not used then at
+all: FSM state lives in Redis (aiogram's RedisStorage).
 """
 
 from __future__ import annotations
@@ -42,7 +47,13 @@ class RowCache(Generic[K, V]):
         if size < 1:
             raise ValueError("size must be positive")
         self._size = size
+        self._keeps = True
         self._rows: OrderedDict[K, V] = OrderedDict()
+
+    def stop_keeping(self) -> None:
+        """From now on nothing is kept: another process writes the same rows."""
+        self._keeps = False
+        self._rows.clear()
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -56,6 +67,8 @@ class RowCache(Generic[K, V]):
         return value
 
     def put(self, key: K, value: V) -> None:
+        if not self._keeps:
+            return
         self._rows[key] = value
         self._rows.move_to_end(key)
         if len(self._rows) > self._size:

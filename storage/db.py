@@ -146,6 +146,7 @@ class Database:
         self._owner: asyncio.Task[Any] | None = None
         self._depth = 0
         self._caches: dict[str, RowCache[Any, Any]] = {}
+        self._caching = True
 
     @classmethod
     async def open(cls, path: str | Path) -> Database:
@@ -186,7 +187,15 @@ class Database:
         object over this database shares it, so a write through one is seen by all."""
         if (found := self._caches.get(name)) is None:
             found = self._caches[name] = RowCache(size)
+            if not self._caching:
+                found.stop_keeping()
         return found
+
+    def stop_caching(self) -> None:
+        """Other processes write this database too (replicas): no cache keeps a row."""
+        self._caching = False
+        for cache in self._caches.values():
+            cache.stop_keeping()
 
     @property
     def in_transaction(self) -> bool:

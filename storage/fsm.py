@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, Protocol, runtime_checkable
 
 from aiogram.exceptions import DataNotDictLikeError
 from aiogram.fsm.state import State
@@ -52,7 +52,9 @@ def fsm_key_ids(key: str) -> tuple[int, int] | None:
         return None
 
 
-def _to_json(data: Mapping[str, Any]) -> str:
+def to_json(data: Mapping[str, Any]) -> str:
+    """FSM data as stored, here and in Redis (bot/replicas.py); TypeError for data that
+    would not come back unchanged."""
     try:
         text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
@@ -68,6 +70,16 @@ def _to_json(data: Mapping[str, Any]) -> str:
             f"tuples); offending top-level keys: {changed}"
         )
     return text
+
+
+@runtime_checkable
+class ForgetsUsers(Protocol):
+    """An FSM storage outside the database (Redis, bot/replicas.py): UserRepo.delete_everything
+    cannot reach it, so erasing a user asks it too."""
+
+    async def forget_user(self, bot_id: int, user_id: int) -> int:
+        """Deletes every dialog of the user (in any chat); returns how many keys went."""
+        ...
 
 
 def forget_dialogs(db: Database) -> None:
@@ -106,7 +118,7 @@ class SQLiteStorage(BaseStorage):
         if not isinstance(data, dict):
             msg = f"Data must be a dict or dict-like object, got {type(data).__name__}"
             raise DataNotDictLikeError(msg)
-        text = _to_json(data)
+        text = to_json(data)
         row_key = build_key(key)
         async with self._db.transaction():
             await self._db.execute(

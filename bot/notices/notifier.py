@@ -46,6 +46,7 @@ from aiogram.exceptions import (
 )
 from aiogram.types import BufferedInputFile, InlineKeyboardMarkup, LinkPreviewOptions
 
+from bot.notices.limiter import SharedLimit, Wait
 from bot.telegram_retry import repeat_is_harmless
 from services import metrics
 from services.events import Delivery
@@ -193,7 +194,10 @@ class Notifier:
         group_per_minute: int = 20,
         attempts: int = 5,
         clock: Clock | None = None,
+        shared: SharedLimit | None = None,
     ) -> None:
+        """`shared`: the limit every replica's notifier takes its slots from (Redis); this
+        one's own pacing stays in front of it."""
         if rate <= 0 or per_chat_interval < 0 or group_per_minute < 1 or attempts < 1:
             raise ValueError(
                 "rate > 0, per_chat_interval >= 0, group_per_minute >= 1, attempts >= 1"
@@ -206,6 +210,7 @@ class Notifier:
         self._group_per_minute = group_per_minute
         self._attempts = attempts
         self._clock: Clock = clock or RealClock()
+        self._shared = shared
 
         self._chats: dict[int, _Chat] = {}
         self._ready: list[tuple[float, int, int]] = []  # (eligible_at, head seq, chat_id)
@@ -466,6 +471,9 @@ class Notifier:
             # A 429 elsewhere paused everything while the user row was being read.
             self._release(chat)
             return
+        if self._shared is not None and not await self._shared_slot(chat):
+            return
+        now = self._clock.monotonic()
         self._next_token_at = max(now, self._next_token_at) + self._interval
         chat.next_at = now + self._per_chat_interval
         if chat.is_group:
@@ -480,6 +488,22 @@ class Notifier:
         self._owned.add(chat.chat_id)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _shared_slot(self, chat: _Chat) -> bool:
+        """Takes the send's slot from the replicas' shared limit; when it must wait, the chat
+        (or, when another replica took the bot's slot, every chat) waits and is released."""
+        assert self._shared is not None
+        group_limit = self._group_per_minute if chat.is_group else 0
+        slot = await self._shared.take(chat.chat_id, group_limit=group_limit)
+        if slot.wait is Wait.NONE:
+            return True
+        until = self._clock.monotonic() + slot.seconds
+        if slot.wait is Wait.BOT:
+            self._next_token_at = max(self._next_token_at, until)
+        else:
+            chat.next_at = max(chat.next_at, until)
+        self._release(chat)
+        return False
 
     async def _deliver(self, chat: _Chat, job: _Job) -> None:
         try:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from bot.replicas import TakenUpdates
 from bot.web.delivery import add_delivery_routes
 from bot.web.health import TelegramPulse, add_health_routes
 from bot.web.metrics import add_metrics_routes
@@ -29,7 +30,9 @@ def build_web_app(app: App, pulse: TelegramPulse) -> web.Application:
     web_app = web.Application()
     add_health_routes(web_app, app.services.db, settings.database_path, pulse)
     if settings.telegram_mode == "webhook":
-        add_webhook_route(web_app, app.dp, app.bot, settings)
+        redis = app.services.redis
+        taken = None if redis is None else TakenUpdates(redis, app.services.redis_prefix)
+        add_webhook_route(web_app, app.dp, app.bot, settings, taken)
     # ---- Routes of other features: each module adds its own (issue 14) ----
     add_metrics_routes(web_app, app)
     add_delivery_routes(web_app, app)

@@ -6,7 +6,9 @@ the background; this subclass reads and validates the Update first, answers 400 
 fails, and only then acknowledges and hands the update to the Dispatcher in a task, so that a
 slow gateway never makes Telegram wait (and resend) — the same way polling hands each update
 to a task. An update id seen before (Telegram resends when it missed our answer) is
-acknowledged and dropped: polling's offsets give the same guarantee. Everything after that is
+acknowledged and dropped: polling's offsets give the same guarantee. With replicas the resend
+may reach another process, so the update ids are also claimed in Redis (`TakenUpdates`).
+Everything after that is
 the Dispatcher's as in polling: the middlewares, the events isolation (one update at a time
 per user), the handlers.
 """
@@ -24,6 +26,9 @@ from aiogram.types import Update
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 from pydantic import ValidationError
+from redis.exceptions import RedisError
+
+from bot.replicas import TakenUpdates
 
 if TYPE_CHECKING:
     from aiogram import Bot, Dispatcher
@@ -39,9 +44,10 @@ SEEN_UPDATES: Final = 10_000
 
 
 class WebhookHandler(SimpleRequestHandler):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, taken: TakenUpdates | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._seen: OrderedDict[int, None] = OrderedDict()
+        self._taken = taken
 
     def _first_time(self, update_id: int) -> bool:
         """False for an update already taken: Telegram resends one whose answer it did not
@@ -65,6 +71,19 @@ class WebhookHandler(SimpleRequestHandler):
         if not self._first_time(update.update_id):
             logger.info("update %s came again: already taken, dropped", update.update_id)
             return web.json_response({})
+        if self._taken is not None:
+            try:
+                first = await self._taken.claim(bot.id, update.update_id)
+            except RedisError as exc:
+                # Not known whether another replica took it: Telegram sends it again later.
+                self._seen.pop(update.update_id, None)
+                logger.warning(
+                    "update %s not claimed (%s): Telegram will resend", update.update_id, exc
+                )
+                return web.Response(body="Service Unavailable", status=503)
+            if not first:
+                logger.info("update %s came again: another replica took it", update.update_id)
+                return web.json_response({})
         task = asyncio.create_task(self._process(bot, update))
         self._background_feed_update_tasks.add(task)
         task.add_done_callback(self._background_feed_update_tasks.discard)
@@ -86,7 +105,11 @@ class WebhookHandler(SimpleRequestHandler):
 
 
 def add_webhook_route(
-    web_app: web.Application, dp: Dispatcher, bot: Bot, settings: Settings
+    web_app: web.Application,
+    dp: Dispatcher,
+    bot: Bot,
+    settings: Settings,
+    taken: TakenUpdates | None = None,
 ) -> None:
     assert settings.webhook_secret is not None  # Settings refuses webhook mode without it
     handler = WebhookHandler(
@@ -96,6 +119,7 @@ def add_webhook_route(
         secret_token=settings.webhook_secret.get_secret_value(),
         # What polling hands the handlers besides the Dispatcher's workflow data (and itself).
         bots=[bot],
+        taken=taken,
     )
     handler.register(web_app, path=settings.webhook_path)
 

@@ -35,7 +35,7 @@ async def start_refused(
     nothing is left to send, or rows abroad are to be confirmed (asked here, with buttons
     for the dry run `ask_abroad`; None once they were)."""
     # The report may be minutes old. A gateway error here leaves the draft in place.
-    accounts.forget_balance(user_id)
+    await accounts.forget_balance(user_id)
     balance = await accounts.recent_balance(user_id)
     rates = await rates_for(outbox, user_id, plan)
     cost = list_cost(plan.local_parts, plan.abroad, balance, rates).cost

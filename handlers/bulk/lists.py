@@ -1,5 +1,6 @@
-"""The list of a /bulk dialog between its steps: read once, kept in memory (`SourceCache`),
-read again after a restart from what FSM data keeps (the Telegram file id or the pasted text)."""
+"""The list of a /bulk dialog between its steps: read once, kept in memory (`SourceCache`) and,
+with replicas, in Redis (`SourceCache.shared`), read again after a restart from what FSM data
+keeps (the Telegram file id or the pasted text)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from handlers.config import HandlerSettings
 from services.bulk_plan import (
     PASTED,
     NoPhoneColumn,
+    PackedSource,
     Source,
     SourceCache,
     parse_source,
@@ -55,9 +57,15 @@ class Lists:
     async def parse(self, data: bytes, file_name: str, key: str) -> Source:
         """A file is read in the upload worker (limits on memory and time); a pasted list is
         one message, small enough for a thread, and starts no process."""
+        shared = self.sources.shared
         if file_name == PASTED:
-            return await asyncio.to_thread(parse_source, data, file_name, key, self.max_rows)
+            source = await asyncio.to_thread(parse_source, data, file_name, key, self.max_rows)
+            if shared is not None:
+                await shared.save(self.user_id, await asyncio.to_thread(PackedSource.pack, source))
+            return source
         packed = await self.uploads.run(read_upload, data, file_name, key, self.max_rows)
+        if shared is not None:
+            await shared.save(self.user_id, packed)
         return await asyncio.to_thread(packed.unpack)
 
     async def load(self, data: dict[str, Any]) -> Source | None:
@@ -73,6 +81,13 @@ class Lists:
         cached = self.sources.get(self.user_id, found_by["key"])
         if cached is not None:
             return cached
+        if self.sources.shared is not None:
+            # Read on another replica (or by this one, before its memory let it go).
+            packed = await self.sources.shared.load(self.user_id, str(found_by["key"]))
+            if packed is not None:
+                source = await asyncio.to_thread(packed.unpack)
+                self.sources.put(self.user_id, source)
+                return source
         if self.sources.evicted(self.user_id, found_by["key"]):
             return None  # lost_source asks for the file again
         if "pasted" in found_by:

@@ -59,7 +59,7 @@ from services.export import (
     parse_range,
     this_month,
 )
-from services.export_desk import ExportDesk
+from services.export_desk import ExportDesk, Taken
 from storage import BulkRepo
 from storage.traffic import Origin, TrafficRepo, TrafficRow
 from storage.users import UserRow
@@ -193,8 +193,9 @@ async def format_chosen(
     if period is None:
         callback_answer.text = _("This button is no longer active.")
         return
-    if not exports.take(user_row.id):
-        callback_answer.text = export_busy_text(own=exports.running(user_row.id))
+    taken = await exports.take_slot(user_row.id)
+    if taken is not Taken.YES:
+        callback_answer.text = export_busy_text(own=taken is Taken.OWN)
         callback_answer.show_alert = True
         return
 

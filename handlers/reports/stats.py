@@ -120,12 +120,15 @@ async def show_stats(
         return
     chat_id = message.chat.id
     await bot.send_chat_action(chat_id, "upload_photo")
+    tap = await charts.tap(user_row.id)
 
     async def job() -> None:
         spec, caption = await chart_of(
             traffic, accounts, user_row.id, zone_name(user_row), DEFAULT_DAYS
         )
         png = await _draw(charts, spec)
+        if not await charts.still_newest(user_row.id, tap):
+            return  # a later tap, on another replica, shows its own chart
         if png is None:
             await bot.send_message(chat_id, chart_failed_text())
             return
@@ -161,10 +164,13 @@ async def switch_days(
     days = callback_data.days
     callback_answer.text = _("Drawing the chart…")
     chat_id, message_id = message.chat.id, message.message_id
+    tap = await charts.tap(user_row.id)
 
     async def job() -> None:
         spec, caption = await chart_of(traffic, accounts, user_row.id, zone_name(user_row), days)
         png = await _draw(charts, spec)
+        if not await charts.still_newest(user_row.id, tap):
+            return  # a later tap, on another replica, shows its own chart
         if png is None:
             await bot.send_message(chat_id, chart_failed_text())
             return

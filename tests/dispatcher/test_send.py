@@ -207,7 +207,7 @@ async def test_not_enough_balance_warns_and_offers_no_send_button(
 ) -> None:
     await connect(app)
     devsms.accounts[GOOD_TOKEN].balance = Decimal(60)
-    app.services.accounts.forget_balance(1)
+    await app.services.accounts.forget_balance(1)
     preview = await preview_for(app, "901234567", "x" * 200)  # 2 parts = 100 so'm
     assert "Not enough balance: 40 so'm more is needed" in preview.text
     assert "✅ Send" not in labels(preview)
@@ -264,7 +264,7 @@ async def test_the_draft_comes_back_even_when_the_balance_cannot_be_read_either(
 ) -> None:
     await connect(app)
     preview = await preview_for(app, "901234567", "Later")
-    app.services.accounts.forget_balance(1)  # the preview's balance is too old to reuse
+    await app.services.accounts.forget_balance(1)  # the preview's balance is too old to reuse
     port = URL(devsms.url).port
     await devsms.stop()
     result, again = await app.tap(preview, "Send")

@@ -216,3 +216,21 @@ async def test_stopping_leaves_the_webhook_and_polling_mode_deletes_it(world: Wo
     assert telegram.calls.index(delete) < telegram.calls.index(telegram.calls_of("getUpdates")[0])
     await user.reply_after(waiting, "API token")
     assert await world.get("/healthz") == (200, {"ok": True})
+
+
+async def test_told_to_delete_it_webhook_mode_deletes_the_webhook_at_stop(world: World) -> None:
+    bot, telegram = world.bot, world.telegram
+    assert await bot.stop() == 0, bot.log_tail()
+    deletes = len(telegram.calls_of("deleteWebhook"))
+    bot.extra_env = {
+        "TELEGRAM_MODE": "webhook",
+        "PUBLIC_BASE_URL": PUBLIC,
+        "WEBHOOK_SECRET": SECRET,
+        "WEB_PORT": bot.extra_env["WEB_PORT"],
+        "WEBHOOK_DELETE_ON_STOP": "1",
+    }
+    await bot.start()
+    assert telegram.webhook_url == PUBLIC + "/telegram"
+    assert await bot.stop() == 0, bot.log_tail()
+    assert len(telegram.calls_of("deleteWebhook")) == deletes + 1
+    assert telegram.webhook_url == ""

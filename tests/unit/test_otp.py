@@ -260,22 +260,22 @@ def test_an_otp_send_is_paired_by_its_code_not_by_another_code() -> None:
     assert pair([send], [other, mine, elsewhere]) == [(send, mine)]
 
 
-def test_code_keeper_holds_one_code_per_dialog_for_a_while() -> None:
+async def test_code_keeper_holds_one_code_per_dialog_for_a_while() -> None:
     now = [0.0]
     keeper = CodeKeeper(keep=60, limit=2, clock=lambda: now[0])
-    keeper.put(1, draft=11, code="1234")
-    assert keeper.get(1, 11) == "1234"
-    assert keeper.get(1, 12) is None  # another dialog of the same user
-    keeper.put(1, draft=12, code="5678")  # a new dialog replaces the old one's code
-    assert (keeper.get(1, 11), keeper.get(1, 12)) == (None, "5678")
+    await keeper.put(1, draft=11, code="1234")
+    assert await keeper.get(1, 11) == "1234"
+    assert await keeper.get(1, 12) is None  # another dialog of the same user
+    await keeper.put(1, draft=12, code="5678")  # a new dialog replaces the old one's code
+    assert (await keeper.get(1, 11), await keeper.get(1, 12)) == (None, "5678")
     now[0] = 61
-    assert keeper.get(1, 12) is None  # past its time
-    keeper.put(2, 1, "1111")
-    keeper.put(3, 1, "2222")
-    keeper.put(4, 1, "3333")  # bounded: the oldest goes
-    assert len(keeper) == 2 and keeper.get(2, 1) is None and keeper.get(4, 1) == "3333"
-    keeper.drop(4)
-    assert keeper.get(4, 1) is None
+    assert await keeper.get(1, 12) is None  # past its time
+    await keeper.put(2, 1, "1111")
+    await keeper.put(3, 1, "2222")
+    await keeper.put(4, 1, "3333")  # bounded: the oldest goes
+    assert len(keeper) == 2 and await keeper.get(2, 1) is None and await keeper.get(4, 1) == "3333"
+    await keeper.drop(4)
+    assert await keeper.get(4, 1) is None
     now[0] = 200
-    keeper.put(5, 1, "4444")  # the expired ones go on the next put
+    await keeper.put(5, 1, "4444")  # the expired ones go on the next put
     assert len(keeper) == 1
