@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import timedelta
 from importlib.metadata import PackageNotFoundError, version
 
 from aiogram.utils.i18n import I18n
@@ -22,10 +23,12 @@ from services.callbacks import CallbackInbox
 from services.failure_watch import FailureWatch
 from services.health import GatewayHealth
 from services.insights import DigestSender
+from services.rounds import Rounds
 from services.tracker import DeliveryTracker
 from services.traffic import FirstLooks, TrafficSync
 from services.watcher import BalanceWatcher
 from storage import AlertRepo, BulkRepo, InsightRepo, OutboxRepo, TrafficRepo, UserRepo
+from storage.leases import LeaseRepo
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +61,11 @@ class Background:
         insights: InsightRepo,
         first_looks: FirstLooks,
         callbacks: CallbackInbox | None = None,
+        leases: LeaseRepo | None = None,
     ) -> None:
         self._settings = settings
+        # Several replicas on one database: each due item or round is done by one of them.
+        self._leases = leases
         self._first_looks = first_looks
         self._callbacks = callbacks
         self._traffic = traffic
@@ -83,6 +89,7 @@ class Background:
         await notifier.start()
         self._started = True
         health = GatewayHealth(settings.gateway_outage_after, notices)
+        rounds = Rounds(self._leases)
         watcher = BalanceWatcher(
             self._alerts,
             self._accounts,
@@ -93,6 +100,7 @@ class Background:
             health=health,
             policy=policy,
             snapshots=self._traffic,
+            leases=self._leases,
         )
         traffic = TrafficSync(
             self._traffic,
@@ -106,6 +114,7 @@ class Background:
             policy=policy,
             after_round=[FailureWatch(self._traffic, self._insights, notices).after_round],
             first_looks=self._first_looks,
+            rounds=rounds,
         )
         digests = DigestSender(
             self._insights, self._traffic, self._bulk, notices, poll=settings.insights_poll
@@ -116,6 +125,7 @@ class Background:
             self._users,
             notices,
             policy=policy,
+            rounds=rounds,
         )
         tracker = DeliveryTracker(
             self._outbox,
@@ -128,6 +138,8 @@ class Background:
             bulk=self._bulk,
             policy=policy,
             on_bulk_callback=bulk_delivery.wake,
+            claim_for=timedelta(seconds=settings.lease_seconds),
+            rounds=rounds,
         )
         if self._callbacks is not None:
             self._callbacks.start(tracker)

@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     traffic_backfill_days: int = Field(default=92, ge=1, le=400)
     # Insights notices: how often the failure watch and the digest look for something to say.
     insights_poll: float = Field(default=60.0, gt=0)
+    # Several replicas on one database (services/rounds.py, storage/leases.py): how long a
+    # lease of background work holds without renewal (renewed every third); REPLICA_ID names it.
+    lease_seconds: float = Field(default=30.0, ge=1, le=3600)
 
     # Bulk sending
     bulk_max_rows: int = Field(default=50_000, ge=1)

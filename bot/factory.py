@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
@@ -43,9 +43,11 @@ from services.devsms import DevsmsClient
 from services.export_desk import ExportDesk
 from services.key_rotation import rotate_all
 from services.languages import Language
+from services.rounds import Rounds
 from services.scheduler import Scheduler
 from services.sending import SmsSender
 from services.shared_stores import RedisBalances, RedisRuns, RedisTaps
+from services.tracker import PENDING_STALE
 from services.traffic import FirstLooks
 from services.upload_worker import UploadWorker
 from services.vault import TokenVault, load_generated_keys, parse_keys
@@ -65,6 +67,7 @@ from storage import (
     TrafficRepo,
     UserRepo,
 )
+from storage.leases import LeaseRepo
 
 logger = logging.getLogger(__name__)
 
@@ -152,8 +155,9 @@ async def open_services(settings: Settings, *, redis_prefix: str = DEFAULT_PREFI
         timezone=settings.gateway_zone,
     )
     users, credentials = UserRepo(db), CredentialRepo(db)
-    outbox = OutboxRepo(db)
-    if orphans := await outbox.orphans_to_unknown():
+    outbox = OutboxRepo(db, owner=settings.replica_id)
+    stale = (datetime.now(UTC) - PENDING_STALE).isoformat(timespec="seconds")
+    if orphans := await outbox.orphans_to_unknown(older_than=stale):
         logger.warning("%s sends were mid-request when the bot stopped: unknown", orphans)
     if vault.key_count > 1:
         # A new key stands first: re-encrypt every token under it before any update arrives,
@@ -299,6 +303,7 @@ async def build_app(
         links = callback_links(settings)
         inbox = None if links is None else CallbackInbox(CallbackRepo(services.db), links)
         first_looks = FirstLooks()
+        leases = LeaseRepo(services.db, settings.replica_id, settings.lease_seconds)
         background = Background(
             settings,
             first_looks=first_looks,
@@ -315,6 +320,7 @@ async def build_app(
             traffic=services.traffic,
             insights=services.insights,
             callbacks=inbox,
+            leases=leases,
         )
         stack.push_async_callback(background.stop)
         sender = SmsSender(
@@ -336,6 +342,8 @@ async def build_app(
             policy=policy,
             stoplist=services.stoplist,
             links=links,
+            replica_id=settings.replica_id,
+            lease_seconds=settings.lease_seconds,
         )
         # Rows in flight settle while the database and the notices are still there.
         stack.push_async_callback(runner.stop)
@@ -352,6 +360,7 @@ async def build_app(
             quiet_default=settings.quiet_default,
             jobs_per_user=settings.bulk_jobs_per_user,
             policy=policy,
+            rounds=Rounds(leases),
         )
         # Stopped first: it starts sends and jobs.
         stack.push_async_callback(scheduler.stop)
@@ -424,6 +433,7 @@ def create_dispatcher(services: Services, shared: Shared) -> Dispatcher:
         stoplist=services.stoplist,
         contacts=services.contacts,
         broadcast_log=services.broadcasts,
+        leases=LeaseRepo(services.db, settings.replica_id, settings.lease_seconds),
         uploads=services.uploads,
         charts=services.charts,
         exports=services.exports,

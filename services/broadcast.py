@@ -16,6 +16,7 @@ from collections import Counter
 from typing import Final, Protocol
 
 from services.events import BroadcastFinished, BroadcastProgress, Delivery, Notices, Tally
+from services.rounds import Rounds
 from storage.broadcasts import UNKNOWN, BroadcastRepo, BroadcastRow
 
 logger = logging.getLogger(__name__)
@@ -92,3 +93,31 @@ async def run_broadcast(
     await log.finish(broadcast.id, "stopped" if stopped else "finished")
     finished = BroadcastFinished(*report, broadcast.language, total, Tally.of(outcomes), stopped)
     await notices.emit(finished)
+
+
+async def run_leased(
+    rounds: Rounds,
+    notifier: Deliver,
+    notices: Notices,
+    log: BroadcastRepo,
+    broadcast: BroadcastRow,
+    *,
+    resume: bool = False,
+) -> bool:
+    """Runs the broadcast on this replica only while it holds the broadcast's lease (several
+    replicas: one sends it, one reports its end). With `resume` (a start-up), the targets a
+    stopped process had claimed become 'unknown' first, under the lease, so a live replica's
+    claims are never taken for a dead one's. False when another replica runs it."""
+
+    async def work() -> None:
+        if resume:
+            unknown = await log.interrupted(broadcast.id)
+            logger.info(
+                "broadcast %s resumed; %s messages may have gone out before", broadcast.id, unknown
+            )
+        await run_broadcast(notifier, notices, log, broadcast)
+
+    ran, _ = await rounds.run(f"broadcast-{broadcast.id}", work)
+    if not ran:
+        logger.info("broadcast %s is sent by another replica", broadcast.id)
+    return ran

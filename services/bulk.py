@@ -12,6 +12,7 @@ reason its owner is shown, and rows that may have gone out stay 'unknown'.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -33,6 +34,7 @@ from services.devsms import (
     mark_background,
 )
 from services.events import JobFinished, JobPaused, JobProgress, Notices
+from services.job_lease import JobLease, JobPacer
 from services.phones import UZ_DIGITS
 from services.pricing import Cost, cost_of, stored_cost
 from services.reconcile import (
@@ -44,6 +46,7 @@ from services.reconcile import (
 )
 from storage import BulkRepo, BulkRow, JobRow, OutboxRepo, StopListRepo, UserRepo, yield_to_users
 from storage.bulk import STOP_LIST
+from storage.leases import Clock, JobLeaseRepo, utc_clock
 
 logger = logging.getLogger(__name__)
 
@@ -118,8 +121,15 @@ class BulkRunner:
         policy: AccessPolicy = OPEN,
         stoplist: StopListRepo | None = None,
         links: CallbackLinks | None = None,
+        replica_id: str | None = None,
+        lease_seconds: float = 30.0,
+        lease_clock: Clock = utc_clock,
     ) -> None:
         self._bulk = bulk
+        # A running job is sent by the one replica holding its lease (services/job_lease.py).
+        self.lease = JobLease(JobLeaseRepo(bulk.db), replica_id, lease_seconds, lease_clock)
+        self._sweeper: asyncio.Task[None] | None = None
+        self._stopping = False
         self._accounts = accounts
         self.links = links  # each row's own delivery-callback URL (PUBLIC_BASE_URL set)
         # Every bulk row passes the runner: a number added to the owner's stop list after the
@@ -140,16 +150,47 @@ class BulkRunner:
     # --- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Settles what a previous process left behind, then resumes running jobs."""
-        orphans = await self._bulk.orphans_to_unknown()
+        """Settles what a previous process left behind, then resumes running jobs; from then
+        on, takes over the running jobs of replicas whose leases expired."""
+        self._stopping = False
+        orphans = await self._bulk.orphans_to_unknown(self.lease.owner, self.lease.stamp())
         if orphans:
             logger.warning("%s bulk rows were mid-request when the bot stopped: unknown", orphans)
         for job in await self._bulk.jobs_in(("running",)):
             logger.info("resuming bulk job %s", job.id)
             self._spawn(job.id)
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep(), name="bulk-takeover")
+
+    async def _sweep(self) -> None:
+        """Every third of a lease: running jobs that no replica holds are taken over here."""
+        while True:
+            await asyncio.sleep(self.lease.seconds / 3)
+            try:
+                await self.take_over()
+            except Exception:
+                logger.exception("looking for bulk jobs to take over failed")
+
+    async def take_over(self) -> list[int]:
+        """Starts a run of every running job no replica holds (its lease expired); the run
+        takes the lease or gives up quietly. Returns the jobs a run was started for."""
+        started = []
+        for job_id in await self.lease.unleased():
+            if not self.is_running(job_id):
+                logger.info("bulk job %s has no live replica: continuing it here", job_id)
+                self._spawn(job_id)
+                started.append(job_id)
+        return started
 
     async def stop(self, grace: float = 10.0) -> None:
         """Lets requests in flight finish (up to `grace` s) so their rows are settled."""
+        # Runs that end now leave their jobs 'running' (not done: rows are still pending), for
+        # this replica's next start or, once the lease is released, for another replica.
+        self._stopping = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+            self._sweeper = None
         for control in self._jobs.values():
             control.stop.set()
         tasks = [control.task for control in self._jobs.values()]
@@ -193,8 +234,11 @@ class BulkRunner:
         Raises ShortOfBalance when the balance does not cover the rows left (the same check as
         the dry run before Start), and the gateway's errors when the balance cannot be read.
         """
-        if self.is_running(job_id):
+        control = self._jobs.get(job_id)
+        if control is not None and not control.task.done() and not control.stop.is_set():
             return False
+        # A run still winding down (its pause is being told) is fenced out by the new run's
+        # lease: it claims no row after that, and its rows in flight settle as they would.
         job = await self._bulk.get_job(job_id)
         if job is None or job.state != "paused":
             return False
@@ -257,71 +301,118 @@ class BulkRunner:
         mark_background()  # leaves the owner's token a slot for their taps
         yield_to_users()  # and users' updates go first on the database
         try:
-            await self._run_job(job_id, stop)
+            fence = await self.lease.acquire(job_id)
+        except Exception:
+            logger.exception("bulk job %s: lease not taken; another look soon", job_id)
+            return
+        if fence is None:
+            logger.info("bulk job %s is sent by another replica (or no longer running)", job_id)
+            return
+        lost = asyncio.Event()
+        keeper = asyncio.create_task(self.lease.keep(job_id, fence, stop, lost), name="lease")
+        # The run's last word (paused, finished) is told once the lease is released, so that
+        # a Resume right after it finds the job free.
+        last: list[tuple[type[JobProgress | JobPaused | JobFinished], JobRow]] = []
+        try:
+            await self._run_job(job_id, stop, fence, lost, last)
         except Exception:
             # Without this the job would stay 'running' with no task behind it, its owner
             # never told. Rows caught mid-request may have gone out: 'unknown', not 'pending'.
             logger.exception("bulk job %s failed; pausing it", job_id)
             try:
-                await self._bulk.unsettled_to_unknown(job_id)
-                await self._pause(job_id, PAUSE_ERROR)
+                await self._bulk.unsettled_to_unknown(job_id, fence)
+                if not lost.is_set():
+                    await self._pause(job_id, PAUSE_ERROR, last)
             except Exception:
                 logger.exception("bulk job %s could not be paused", job_id)
+        finally:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
+        # Not in `finally`: a run cancelled mid-request (a replica stopping past its grace)
+        # leaves its lease to expire rather than hand the job over while a request may be out.
+        with contextlib.suppress(Exception):
+            await self.lease.release(job_id, fence)
+        for event, job in last:
+            await self._report(event, job)
 
-    async def _run_job(self, job_id: int, stop: asyncio.Event) -> None:
+    async def _run_job(
+        self,
+        job_id: int,
+        stop: asyncio.Event,
+        fence: int,
+        lost: asyncio.Event,
+        last: list[tuple[type[JobProgress | JobPaused | JobFinished], JobRow]],
+    ) -> None:
         job = await self._bulk.get_job(job_id)
         if job is None:
             return
         if not await self._admitted(job.user_id):
             # /deny pauses only jobs that are running or ready; a Resume that was awaiting the
             # balance meanwhile set its job running after that, so the run asks once more.
-            await self._pause(job_id, PAUSE_ACCESS)
+            await self._pause(job_id, PAUSE_ACCESS, last)
             return
         try:
             session = await self._accounts.session(job.user_id)
         except NoToken:
-            await self._pause(job_id, PAUSE_TOKEN)
+            await self._pause(job_id, PAUSE_TOKEN, last)
             return
         run = _Run(self._bulk, session, job, stop, self._limits(), self._progress, self._stoplist)
         run.links = self.links
+        run.lease = (self.lease.owner, fence)
+        run.pacer = self.lease.pacer(job_id, self.rate)
         await run.send_all()
         # Every worker is done: a row still 'sending' lost its settlement to an error.
-        if orphans := await self._bulk.unsettled_to_unknown(job_id):
+        if orphans := await self._bulk.unsettled_to_unknown(job_id, fence):
             logger.warning("bulk job %s: %s rows left mid-request are unknown", job_id, orphans)
+        if lost.is_set() or self._stopping:
+            # The job goes on elsewhere (its new holder pauses, finishes and tells), or after
+            # this replica's restart: a shutdown is no end of the job.
+            return
         job = await self._bulk.get_job(job_id)
         if job is None:
             return
+        if run.claim_refused and job.state == "running":
+            # A claim was refused under a running job: our lease was taken over, or the job
+            # was paused and resumed on another replica meanwhile. Released (by _run), the
+            # job is taken up again by whichever replica looks first (take_over).
+            logger.info("bulk job %s: a row claim was refused; handing the job back", job_id)
+            return
         if run.pause_reason is not None:
-            await self._pause(job_id, run.pause_reason)
+            await self._pause(job_id, run.pause_reason, last)
             return
         if job.state != "running":
-            await self._report(JobProgress, job)  # paused or cancelled by the user
+            last.append((JobProgress, job))  # paused or cancelled by the user
             return
         try:
             await self.reconcile(job)
         except NoToken:
             # The history needs the owner's token, gone since the last row: the unknown rows
             # wait for a new one rather than the job calling itself done or broken.
-            await self._pause(job_id, PAUSE_TOKEN)
+            await self._pause(job_id, PAUSE_TOKEN, last)
             return
         if await self._bulk.set_job_state(job_id, "done", allowed_from=("running",)):
             job = await self._bulk.get_job(job_id)
             assert job is not None
-            await self._report(JobFinished, job)
+            last.append((JobFinished, job))
 
     async def _admitted(self, user_id: int) -> bool:
         if self._users is None:
             return True
         return self._policy.admits(user_id, await self._users.get_access(user_id))
 
-    async def _pause(self, job_id: int, reason: str) -> None:
+    async def _pause(
+        self,
+        job_id: int,
+        reason: str,
+        last: list[tuple[type[JobProgress | JobPaused | JobFinished], JobRow]],
+    ) -> None:
         if await self._bulk.set_job_state(
             job_id, "paused", allowed_from=("running",), reason=reason
         ):
             logger.warning("bulk job %s paused: %s", job_id, reason)
             paused = await self._bulk.get_job(job_id)
             if paused is not None:
-                await self._report(JobPaused, paused)
+                last.append((JobPaused, paused))
 
     def _limits(self) -> _Limits:
         return _Limits(
@@ -417,6 +508,10 @@ class _Run:
         self.pause_reason: str | None = None
         self.links: CallbackLinks | None = None
         self.errors_in_row = 0
+        # (replica, fence): rows are claimed only under the job's lease (see BulkRepo.claim).
+        self.lease: tuple[str, int] | None = None
+        self.pacer: JobPacer | None = None  # the job's rate across replicas
+        self.claim_refused = False
         self.refusal: str | None = None
         self.refusals_in_row = 0
         self.last_progress = 0.0
@@ -429,7 +524,7 @@ class _Run:
     async def send_all(self) -> None:
         queue: asyncio.Queue[BulkRow | None] = asyncio.Queue(maxsize=self.limits.concurrency)
         workers = [asyncio.create_task(self.worker(queue)) for _ in range(self.limits.concurrency)]
-        limiter = RateLimiter(self.limits.rate)
+        limiter = self.pacer or RateLimiter(self.limits.rate)
         try:
             while not self.stop.is_set():
                 batch = await self.bulk.next_pending(self.job.id, limit=100)
@@ -485,7 +580,11 @@ class _Run:
             return
         link = None if self.links is None else self.links.new()
         callback = None if link is None else (link.token_hash, self.job.user_id)
-        if not await self.bulk.claim(self.job.id, row.row_no, callback=callback):
+        if not await self.bulk.claim(self.job.id, row.row_no, callback=callback, lease=self.lease):
+            # Paused or cancelled (maybe on another replica), or the lease was taken over:
+            # this run claims nothing more.
+            self.claim_refused = True
+            self.stop.set()
             return
         # Read after the claim is committed: a number stopped before this row was claimed is
         # caught, and the row ends 'stopped' (not a failure of the gateway, never sent).

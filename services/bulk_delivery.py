@@ -20,6 +20,7 @@ from services.bulk import HISTORY_PAGES_MAX
 from services.devsms import DevsmsError, is_final_status
 from services.events import BulkDeliveryResults, Notices, Person
 from services.history_pages import HistoryCursor
+from services.rounds import Rounds
 from storage import BulkRepo, JobRow, UserRepo
 
 logger = logging.getLogger(__name__)
@@ -40,8 +41,11 @@ class BulkDeliveryReporter:
         policy: AccessPolicy = OPEN,
         report_after: timedelta = REPORT_AFTER,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        rounds: Rounds | None = None,
     ) -> None:
         self._bulk = bulk
+        # One replica reads the history for the finished jobs at a time (services/rounds.py).
+        self._rounds = rounds if rounds is not None else Rounds(None)
         self._accounts = accounts
         self._users = users
         self._notices = notices
@@ -59,7 +63,7 @@ class BulkDeliveryReporter:
             self._wake.clear()
             started = time.monotonic()
             try:
-                await self.tick()
+                await self._rounds.run("bulk-delivery", self.tick)
             except Exception:
                 logger.exception("bulk delivery round failed")
             with contextlib.suppress(TimeoutError):

@@ -40,6 +40,7 @@ from services.events import (
     ScheduledSmsDone,
 )
 from services.pricing import Cost, cost_of
+from services.rounds import Rounds
 from services.schedule_time import QuietHours, is_quiet, quiet_end, user_quiet, zone_of
 from services.sending import Outcome, SmsSender
 from services.sms_parts import count_sms
@@ -88,8 +89,12 @@ class Scheduler:
         jobs_per_user: int = 1,
         policy: AccessPolicy = OPEN,
         now: Callable[[], dt.datetime] = utc_now,
+        rounds: Rounds | None = None,
     ) -> None:
         self._schedule = schedule
+        # Quiet hours of running jobs: one replica per round (a scheduled item needs no lease:
+        # it is claimed in the transaction that records its send, see ScheduleRepo.claim).
+        self._rounds = rounds if rounds is not None else Rounds(None)
         self._users = users
         self._bulk = bulk
         self._accounts = accounts
@@ -142,7 +147,7 @@ class Scheduler:
     async def tick(self) -> None:
         """One round: quiet hours of running jobs, then every item whose time has come. Each
         part fails alone: a broken job must not keep every scheduled send from starting."""
-        for part in (self.hold_quiet_jobs, self.resume_quiet_jobs, self._start_due):
+        for part in (self._quiet_round, self._start_due):
             try:
                 await part()
             except Exception:
@@ -165,6 +170,19 @@ class Scheduler:
                         logger.exception("scheduled item %s failed", item.id)
 
         await asyncio.gather(*(of_user(items) for items in by_user.values()))
+
+    async def _quiet_round(self) -> None:
+        """Quiet hours of running jobs, on one replica per round (services/rounds.py)."""
+        if not await self._bulk.jobs_in(("running", "paused")):
+            return  # nothing to hold or resume: no lease taken, no write
+        await self._rounds.run("quiet-hours", self._quiet_parts)
+
+    async def _quiet_parts(self) -> None:
+        for part in (self.hold_quiet_jobs, self.resume_quiet_jobs):
+            try:
+                await part()
+            except Exception:
+                logger.exception("scheduler round: %s failed", part.__name__)
 
     # --- the user's clock ------------------------------------------------------------------
 

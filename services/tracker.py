@@ -50,6 +50,7 @@ from services.reconcile import (
     settle,
     wanted_keys,
 )
+from services.rounds import Rounds
 from storage import yield_to_users
 from storage.alerts import AlertRepo
 from storage.bulk import BulkRepo
@@ -64,6 +65,8 @@ CONCURRENCY: Final = 5
 # A send that timed out is often still being processed: give the gateway's history a moment.
 RECONCILE_AFTER: Final = timedelta(minutes=2)
 RECONCILE_EVERY: Final = 60.0
+# A single send is one request with a timeout of seconds: 'pending' this long, its replica died.
+PENDING_STALE: Final = timedelta(minutes=10)
 # History pages read per user per round: a busy account's walk back to an old unknown send goes
 # on over several rounds instead of holding the loop (each page may cost a few retried GETs).
 HISTORY_PAGES_PER_ROUND: Final = 5
@@ -99,6 +102,8 @@ class DeliveryTracker:
         bulk: BulkRepo | None = None,
         history_pages: int = HISTORY_PAGES_PER_ROUND,
         on_bulk_callback: Callable[[], object] | None = None,
+        claim_for: timedelta = timedelta(seconds=30),
+        rounds: Rounds | None = None,
     ) -> None:
         if batch < 1 or concurrency < 1 or history_pages < 1:
             raise ValueError("batch, concurrency and history_pages must be positive")
@@ -116,6 +121,11 @@ class DeliveryTracker:
         self._batch = batch
         self._concurrency = concurrency
         self._reconcile_every = reconcile_every
+        # A due check is claimed by moving its time this far ahead (several replicas): the
+        # check reschedules it; a replica that dies mid-check leaves it due again after this.
+        self._claim_for = claim_for
+        # The reconciliation of unknown sends: one replica per period (services/rounds.py).
+        self._rounds = rounds if rounds is not None else Rounds(None)
         self._history_pages = history_pages
         # Per user, the history walk under way: it goes on where the last round stopped.
         self._walks: dict[int, _Walk] = {}
@@ -140,7 +150,11 @@ class DeliveryTracker:
             if time.monotonic() - last_reconcile >= self._reconcile_every:
                 last_reconcile = time.monotonic()
                 try:
-                    await self.reconcile_unknown_rows()
+                    await self._rounds.run(
+                        "reconcile-unknown",
+                        self.reconcile_unknown_rows,
+                        hold=self._reconcile_every,
+                    )
                 except Exception:
                     logger.exception("reconciling unknown sends failed")
             # A full batch means more may be due right now.
@@ -154,7 +168,9 @@ class DeliveryTracker:
     async def tick(self) -> int:
         """Checks the SMS whose next check is due (one batch); returns how many."""
         now = self._now()
-        rows = await self._outbox.due_checks(stamp(now), self._batch)
+        rows = await self._outbox.claim_due_checks(
+            stamp(now), stamp(now + self._claim_for), self._batch
+        )
         if not rows:
             return 0
         gate = asyncio.Semaphore(self._concurrency)
@@ -274,6 +290,11 @@ class DeliveryTracker:
         """Settles 'unknown' sends older than two minutes, single sends and bulk rows alike;
         returns how many were settled."""
         now = self._now()
+        # A replica that died mid-send left its row 'pending': long past any request's
+        # timeout, it is 'unknown' and looked for like the others.
+        stale = stamp(now - PENDING_STALE)
+        if orphans := await self._outbox.orphans_to_unknown(mine=False, older_than=stale):
+            logger.warning("%s sends left mid-request by a stopped replica are unknown", orphans)
         cutoff = stamp(now - RECONCILE_AFTER)
         rows = await self._outbox.unknown_older_than(cutoff)
         by_user: defaultdict[int, list[OutboxRow]] = defaultdict(list)

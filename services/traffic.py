@@ -41,6 +41,7 @@ from services.devsms import (
 )
 from services.health import GatewayHealth
 from services.history_pages import HistoryCursor
+from services.rounds import Rounds
 from storage import yield_to_users
 from storage.alerts import AlertRepo, WatchTarget
 from storage.traffic import NewRecord, TrafficRepo
@@ -143,6 +144,7 @@ class TrafficSync:
         now: Callable[[], datetime] | None = None,
         clock: Callable[[], float] = time.monotonic,
         first_looks: FirstLooks | None = None,
+        rounds: Rounds | None = None,
     ) -> None:
         if interval <= 0 or max_pages < 1 or concurrency < 1 or backfill_days < 1:
             raise ValueError("interval, max_pages, concurrency and backfill_days must be positive")
@@ -160,6 +162,8 @@ class TrafficSync:
         self._now = now if now is not None else lambda: datetime.now(UTC)
         self._clock = clock
         self._first_looks = first_looks if first_looks is not None else FirstLooks()
+        # One replica per round, a round per interval across them (services/rounds.py).
+        self._rounds = rounds if rounds is not None else Rounds(None)
 
     async def run(self) -> None:
         """Rounds forever, `interval` seconds apart, and between them the first look at each
@@ -168,13 +172,20 @@ class TrafficSync:
         yield_to_users()  # and users' updates go first on the database
         while True:
             started = self._clock()
+            wait = self._interval
             try:
-                users = await self.sync_all()
+                ran, users = await self._rounds.run(
+                    "traffic-round", self.sync_all, hold=self._interval
+                )
             except Exception:
                 logger.exception("traffic round failed; next one in %.0f s", self._interval)
             else:
-                logger.info("traffic round: %s users in %.1f s", users, self._clock() - started)
-            await self.serve_first_looks(started + self._interval)
+                if ran:
+                    elapsed = self._clock() - started
+                    logger.info("traffic round: %s users in %.1f s", users, elapsed)
+                else:
+                    wait = min(wait, self._rounds.retry_after)  # another replica's round
+            await self.serve_first_looks(started + wait)
 
     async def serve_first_looks(self, until: float) -> None:
         """Until the clock reaches `until`: reads the accounts of users asked for meanwhile.

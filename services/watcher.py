@@ -40,11 +40,15 @@ from services.health import GatewayHealth
 from services.money import Money
 from storage import yield_to_users
 from storage.alerts import AlertRepo, WatchTarget
+from storage.leases import LeaseRepo
 from storage.traffic import TrafficRepo
 
 logger = logging.getLogger(__name__)
 
 PAGE_SIZE: Final = 500
+# The numbered rounds every replica reads (storage/leases.py): each user's check of a round is
+# claimed by one replica, so replicas split a round instead of repeating it.
+ROUND_LEASE: Final = "balance-round"
 # devsms counts "today" and "this month" on Tashkent time (UTC+5, no daylight saving); the
 # client's zone (GATEWAY_TIMEZONE) is used when the watcher is given none.
 GATEWAY_TZ: Final = timezone(timedelta(hours=5))
@@ -89,6 +93,7 @@ class BalanceWatcher:
         today: Callable[[], date] | None = None,
         clock: Callable[[], float] = time.monotonic,
         snapshots: TrafficRepo | None = None,
+        leases: LeaseRepo | None = None,
     ) -> None:
         if concurrency < 1 or page_size < 1 or interval <= 0:
             raise ValueError("concurrency and page_size must be positive, interval too")
@@ -105,6 +110,8 @@ class BalanceWatcher:
         self._today = today if today is not None else lambda: gateway_today(zone)
         self._clock = clock
         self._snapshots = snapshots
+        self._leases = leases
+        self._walked = 0  # the last round this replica walked
 
     # --- the loop --------------------------------------------------------------------------
 
@@ -112,13 +119,21 @@ class BalanceWatcher:
         """Rounds forever, `interval` seconds apart. Cancel the task to stop it."""
         mark_background()  # leaves each token a slot for its owner's taps
         yield_to_users()  # and users' updates go first on the database
+        # With leases a replica looks often (a lease's third) and joins a round another one
+        # started; the rounds themselves still come `interval` apart.
+        pause = self._interval
+        if self._leases is not None:
+            pause = min(self._interval, max(self._leases.seconds / 3, 0.01))
         while True:
             try:
-                report = await self.check_all()
+                report = await self.tick()
             except Exception:
                 # The database or the notifier broke mid-round; the next round starts afresh.
                 logger.exception("balance round failed; next one in %.0f s", self._interval)
             else:
+                if report is None:
+                    await asyncio.sleep(pause)
+                    continue
                 metrics.BALANCE_ROUND_SECONDS.observe(report.elapsed)
                 logger.info(
                     "balance round: %s checked, %s alerts, %s invalid, %s failed in %.1f s",
@@ -128,10 +143,35 @@ class BalanceWatcher:
                     report.failed,
                     report.elapsed,
                 )
-            await asyncio.sleep(self._interval)
+            await asyncio.sleep(pause)
+
+    async def tick(self) -> RoundReport | None:
+        """A new round when one is due, or this replica's share of the round another replica
+        started; None when there is nothing for this replica to do."""
+        if self._leases is None:
+            return await self.check_all()
+        # Read first: most looks find the round running and walked already (no write then).
+        holder = await self._leases.holder(ROUND_LEASE)
+        running = holder is not None and (holder.until or "") >= self._leases.now()
+        round_no = None if running else await self._leases.next_term(ROUND_LEASE, self._interval)
+        if round_no is None:
+            holder = holder if running else await self._leases.holder(ROUND_LEASE)
+            if holder is None or holder.fence <= self._walked:
+                return None
+            round_no = holder.fence
+        self._walked = round_no
+        return await self._round(round_no)
 
     async def check_all(self) -> RoundReport:
-        """One round over every user with a valid token."""
+        """One round over every user with a valid token, now (a new round number when
+        leases are used: users claimed in an earlier round are checked again)."""
+        if self._leases is None:
+            return await self._round(None)
+        self._walked = await self._leases.advance(ROUND_LEASE)
+        return await self._round(self._walked)
+
+    async def _round(self, round_no: int | None) -> RoundReport:
+        """Checks the users of round `round_no` this replica claims (None: every user)."""
         started = self._clock()
         results: Counter[_Result] = Counter()
         # Bounded, so paging only runs ahead of the workers by a little.
@@ -140,6 +180,8 @@ class BalanceWatcher:
         async def worker() -> None:
             while (target := await queue.get()) is not None:
                 results[await self._check_one(target)] += 1
+                if round_no is not None and self._leases is not None:
+                    await self._alerts.finish_check(target.user_id, round_no, self._leases.owner)
 
         workers = [
             asyncio.create_task(worker(), name=f"balance-worker-{n}")
@@ -149,8 +191,12 @@ class BalanceWatcher:
             after = 0
             while True:
                 page = await self._alerts.watch_targets(after, self._page_size)
-                for target in page:
-                    await queue.put(target)
+                # Claimed a few at a time, just before their turn: a claim's lease covers
+                # the wait in the queue, not the whole page's.
+                step = self._concurrency * 2
+                for start in range(0, len(page), step):
+                    for target in await self._claimed(page[start : start + step], round_no):
+                        await queue.put(target)
                 if len(page) < self._page_size:
                     break
                 after = page[-1].user_id
@@ -168,6 +214,17 @@ class BalanceWatcher:
             failed=results[_Result.FAILED],
             elapsed=self._clock() - started,
         )
+
+    async def _claimed(
+        self, targets: list[WatchTarget], round_no: int | None
+    ) -> list[WatchTarget]:
+        leases = self._leases
+        if round_no is None or leases is None:
+            return targets
+        claimed = await self._alerts.claim_checks(
+            [t.user_id for t in targets], round_no, leases.owner, leases.until(), leases.now()
+        )
+        return [t for t in targets if t.user_id in claimed]
 
     # --- one user --------------------------------------------------------------------------
 

@@ -143,3 +143,39 @@ class AlertRepo:
             )
             for row in rows
         ]
+
+    # --- a balance round split across replicas (storage/leases.py) ---------------------------
+
+    async def claim_checks(
+        self, user_ids: list[int], round_no: int, owner: str, until: str, now: str
+    ) -> set[int]:
+        """Claims these users' balance checks of round `round_no` for `owner` until `until`;
+        the ids claimed. A user already claimed in this round is skipped, unless the claim
+        expired unfinished (its replica died) — one statement, so two replicas never both
+        claim a user."""
+        if not user_ids:
+            return set()
+        values = ", ".join("(?, ?, ?, ?)" for _ in user_ids)
+        params: list[object] = []
+        for user_id in user_ids:
+            params += (user_id, round_no, owner, until)
+        rows = await self._db.fetchall(
+            "INSERT INTO alert_prefs (user_id, balance_round, lease_owner, lease_until) "
+            f"VALUES {values} ON CONFLICT (user_id) DO UPDATE SET "
+            "balance_round = excluded.balance_round, lease_owner = excluded.lease_owner, "
+            "lease_until = excluded.lease_until "
+            "WHERE alert_prefs.balance_round IS NULL "
+            "OR alert_prefs.balance_round < excluded.balance_round "
+            "OR (alert_prefs.lease_until IS NOT NULL AND alert_prefs.lease_until < ?) "
+            "RETURNING user_id",
+            (*params, now),
+        )
+        return {int(row["user_id"]) for row in rows}
+
+    async def finish_check(self, user_id: int, round_no: int, owner: str) -> None:
+        """The check of this round is done: nobody takes it up again in this round."""
+        await self._db.execute(
+            "UPDATE alert_prefs SET lease_until = NULL WHERE user_id = ? AND balance_round = ? "
+            "AND lease_owner = ?",
+            (user_id, round_no, owner),
+        )

@@ -310,19 +310,34 @@ class BulkRepo:
         return [BulkRow.from_row(row) for row in rows]
 
     async def claim(
-        self, job_id: int, row_no: int, *, callback: tuple[str, int] | None = None
+        self,
+        job_id: int,
+        row_no: int,
+        *,
+        callback: tuple[str, int] | None = None,
+        lease: tuple[str, int] | None = None,
     ) -> bool:
         """pending → sending, committed BEFORE the request leaves. False if someone else has it.
-        `callback` (token hash, owner's user id) is stored with the claim, in its transaction."""
+        `callback` (token hash, owner's user id) is stored with the claim, in its transaction.
+        With `lease` (replica, fence) the claim also needs the job running under that very
+        fence: a replica whose job lease was taken over claims nothing more."""
         sql = (
-            "UPDATE bulk_rows SET state = 'sending', updated_at = ? "
-            "WHERE job_id = ? AND row_no = ? AND state = 'pending'"
+            "UPDATE bulk_rows SET state = 'sending', updated_at = ?, lease_owner = ?, "
+            "claim_fence = ? WHERE job_id = ? AND row_no = ? AND state = 'pending'"
         )
+        owner, fence = lease if lease is not None else (None, None)
+        params: tuple[object, ...] = (utc_now(), owner, fence, job_id, row_no)
+        if lease is not None:
+            sql += (
+                " AND EXISTS (SELECT 1 FROM bulk_jobs WHERE id = ? AND state = 'running' "
+                "AND lease_owner = ? AND lease_fence = ?)"
+            )
+            params += (job_id, owner, fence)
         if callback is None:
-            return await self._db.execute(sql, (utc_now(), job_id, row_no)) > 0
+            return await self._db.execute(sql, params) > 0
         token_hash, user_id = callback
         async with self._db.transaction():
-            if not await self._db.execute(sql, (utc_now(), job_id, row_no)):
+            if not await self._db.execute(sql, params):
                 return False
             await add_callback(self._db, token_hash, user_id, job_id=job_id, row_no=row_no)
         return True
@@ -367,22 +382,39 @@ class BulkRepo:
             (utc_now(), job_id, row_no),
         )
 
-    async def orphans_to_unknown(self) -> int:
+    async def orphans_to_unknown(self, owner: str | None = None, now: str | None = None) -> int:
         """At start-up: rows left 'sending' by a process that died mid-request become
-        'unknown' (they may have gone out); they are reconciled, never resent blindly."""
+        'unknown' (they may have gone out); they are reconciled, never resent blindly.
+
+        With `owner` and `now` (lease stamps), only rows of jobs no live replica holds: the
+        lease expired, was never taken, or is `owner`'s own (this replica's previous run)."""
+        if owner is None or now is None:
+            return await self._db.execute(
+                "UPDATE bulk_rows SET state = 'unknown', error = 'interrupted', updated_at = ? "
+                "WHERE state = 'sending'",
+                (utc_now(),),
+            )
         return await self._db.execute(
             "UPDATE bulk_rows SET state = 'unknown', error = 'interrupted', updated_at = ? "
-            "WHERE state = 'sending'",
-            (utc_now(),),
+            "WHERE state = 'sending' AND job_id IN (SELECT id FROM bulk_jobs "
+            "WHERE lease_until IS NULL OR lease_until < ? OR lease_owner = ?)",
+            (utc_now(), now, owner),
         )
 
-    async def unsettled_to_unknown(self, job_id: int) -> int:
+    async def unsettled_to_unknown(self, job_id: int, fence: int | None = None) -> int:
         """After a run of the job ended: a row still 'sending' lost its result to an error
-        and may have gone out, so it becomes 'unknown' (reconciled, never resent)."""
+        and may have gone out, so it becomes 'unknown' (reconciled, never resent). With
+        `fence`, only the rows claimed under it (this run's, not a later holder's)."""
+        if fence is None:
+            return await self._db.execute(
+                "UPDATE bulk_rows SET state = 'unknown', error = 'interrupted', updated_at = ? "
+                "WHERE job_id = ? AND state = 'sending'",
+                (utc_now(), job_id),
+            )
         return await self._db.execute(
             "UPDATE bulk_rows SET state = 'unknown', error = 'interrupted', updated_at = ? "
-            "WHERE job_id = ? AND state = 'sending'",
-            (utc_now(), job_id),
+            "WHERE job_id = ? AND state = 'sending' AND claim_fence = ?",
+            (utc_now(), job_id, fence),
         )
 
     async def rows_in(self, job_id: int, states: Sequence[RowState]) -> list[BulkRow]:

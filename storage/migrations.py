@@ -421,6 +421,38 @@ CREATE TABLE broadcast_targets (
 CREATE INDEX broadcast_targets_state ON broadcast_targets (broadcast_id, state, user_id);
 """
 
+_LEASES: Final = """
+-- Background work exactly once across replicas sharing this database (storage/leases.py).
+-- A named lease for work done by one replica per round (a traffic round, a digest pass):
+-- taken when free or expired, `fence` grows with every new holder so a stale holder's late
+-- writes can be refused. `until` is ISO-8601 UTC like every *_at column.
+CREATE TABLE leases (
+    name TEXT PRIMARY KEY,
+    owner TEXT,
+    until TEXT,
+    fence INTEGER NOT NULL DEFAULT 0
+);
+-- A balance round is split per user: the round number a user was claimed in, by whom, and
+-- until when the claim holds (NULL once the check is done).
+ALTER TABLE alert_prefs ADD COLUMN balance_round INTEGER;
+ALTER TABLE alert_prefs ADD COLUMN lease_owner TEXT;
+ALTER TABLE alert_prefs ADD COLUMN lease_until TEXT;
+-- A running bulk job is sent by the one replica holding its lease; a survivor takes over an
+-- expired lease with a higher fence. next_slot_us (microseconds since the epoch) paces the
+-- job's rows across replicas: advanced atomically for every row.
+ALTER TABLE bulk_jobs ADD COLUMN lease_owner TEXT;
+ALTER TABLE bulk_jobs ADD COLUMN lease_until TEXT;
+ALTER TABLE bulk_jobs ADD COLUMN lease_fence INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE bulk_jobs ADD COLUMN next_slot_us BIGINT;
+-- Who claimed a row ('sending') and under which job fence: a new holder turns only the rows
+-- of older fences into 'unknown' (they may have gone out), never a live replica's.
+ALTER TABLE bulk_rows ADD COLUMN lease_owner TEXT;
+ALTER TABLE bulk_rows ADD COLUMN claim_fence INTEGER;
+-- The replica that recorded a single send: at start-up a replica turns into 'unknown' only
+-- its own previous incarnation's sends left 'pending' (and anybody's long past any timeout).
+ALTER TABLE outbox ADD COLUMN lease_owner TEXT;
+"""
+
 MIGRATIONS: Final[tuple[str | Migration, ...]] = (
     _V1,
     _V2,
@@ -434,6 +466,7 @@ MIGRATIONS: Final[tuple[str | Migration, ...]] = (
     _SEND_TEMPLATE,
     _CALLBACKS,
     _REVIEW_FIXES,
+    _LEASES,
 )
 LATEST_VERSION: Final = len(MIGRATIONS)
 

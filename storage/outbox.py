@@ -88,8 +88,11 @@ class OutboxRow:
 
 
 class OutboxRepo:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, owner: str | None = None) -> None:
         self._db = db
+        # The replica recording sends through this repository (REPLICA_ID): kept on each
+        # 'pending' row, so that a replica starting up leaves other replicas' sends alone.
+        self.owner = owner
 
     @property
     def db(self) -> Database:
@@ -120,7 +123,8 @@ class OutboxRepo:
         now = utc_now()
         row = await self._db.fetchone(
             "INSERT INTO outbox (user_id, phone, message, sender, state, created_at, updated_at, "
-            "kind, country, template) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "kind, country, template, lease_owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "RETURNING id",
             (
                 user_id,
                 phone,
@@ -132,6 +136,7 @@ class OutboxRepo:
                 kind.value,
                 country,
                 template,
+                self.owner,
             ),
         )
         assert row is not None  # INSERT ... RETURNING always yields the row
@@ -302,6 +307,23 @@ class OutboxRepo:
         )
         return [OutboxRow.from_row(row) for row in rows]
 
+    async def claim_due_checks(self, now: str, until: str, limit: int = 100) -> list[OutboxRow]:
+        """Like `due_checks`, and claims them: their next check moves to `until`, in the same
+        statement, so another replica does not check them too (the checker reschedules each;
+        one whose replica died is due again at `until`)."""
+        # Read first: most polls find nothing due, and a read takes no write lock.
+        due = await self.due_checks(now, limit)
+        if not due:
+            return []
+        marks = ", ".join("?" * len(due))
+        rows = await self._db.fetchall(
+            f"UPDATE outbox SET next_check_at = ? WHERE id IN ({marks}) "
+            "AND next_check_at IS NOT NULL AND next_check_at <= ? AND state = ? "
+            f"RETURNING {_COLUMNS}",
+            (until, *(row.id for row in due), now, OutboxState.SENT.value),
+        )
+        return sorted((OutboxRow.from_row(row) for row in rows), key=lambda row: row.id)
+
     async def mark_result_notified(self, id: int) -> bool:
         """True only the first time: a delivery result is reported once."""
         changed = await self._db.execute(
@@ -348,10 +370,28 @@ class OutboxRepo:
             str(row["country"]): (str(row["total_cost"]), int(row["parts_count"])) for row in rows
         }
 
-    async def orphans_to_unknown(self) -> int:
-        """At start-up: sends left 'pending' by a process that died mid-request may have gone
-        out; they become 'unknown' and are reconciled against the history, never resent."""
+    async def orphans_to_unknown(self, *, mine: bool = True, older_than: str | None = None) -> int:
+        """Sends left 'pending' by a process that died mid-request may have gone out; they
+        become 'unknown' and are reconciled against the history, never resent.
+
+        At start-up (`mine`): those of this replica's previous run and of no known replica,
+        and with `older_than` anybody's last touched before it (long past any request's
+        timeout, so their replica is gone). Other replicas' sends in flight are left alone."""
+        conditions = []
+        params: list[object] = [OutboxState.UNKNOWN.value, utc_now(), OutboxState.PENDING.value]
+        if mine:
+            if self.owner is None:
+                conditions.append("1 = 1")  # one process: everything pending is orphaned
+            else:
+                conditions.append("lease_owner IS NULL OR lease_owner = ?")
+                params.append(self.owner)
+        if older_than is not None:
+            conditions.append("updated_at < ?")
+            params.append(older_than)
+        if not conditions:
+            return 0
         return await self._db.execute(
-            "UPDATE outbox SET state = ?, error = 'interrupted', updated_at = ? WHERE state = ?",
-            (OutboxState.UNKNOWN.value, utc_now(), OutboxState.PENDING.value),
+            "UPDATE outbox SET state = ?, error = 'interrupted', updated_at = ? "
+            f"WHERE state = ? AND ({' OR '.join(conditions)})",
+            params,
         )

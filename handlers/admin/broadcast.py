@@ -27,9 +27,11 @@ from handlers.callbacks import Id
 from handlers.config import HandlerSettings
 from handlers.plural import ngettext
 from handlers.utils import edit_or_keep
-from services.broadcast import Deliver, run_broadcast
+from services.broadcast import Deliver, run_leased
 from services.events import Notices, Tally
+from services.rounds import Rounds
 from storage.broadcasts import BroadcastRepo, BroadcastRow
+from storage.leases import LeaseRepo
 from storage.users import UserRepo
 
 logger = logging.getLogger(__name__)
@@ -139,7 +141,7 @@ class Broadcasts:
     """
 
     def __init__(self) -> None:
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[object]] = set()
         self._started: set[int] = set()
 
     async def _live_draft(
@@ -180,6 +182,7 @@ class Broadcasts:
         i18n: I18n,
         settings: HandlerSettings,
         broadcast_log: BroadcastRepo,
+        leases: LeaseRepo | None = None,
     ) -> None:
         data = await self._live_draft(callback_answer, callback_data, state)
         if data is None:
@@ -202,13 +205,14 @@ class Broadcasts:
             len(targets),
         )
         row = BroadcastRow(broadcast_id, query.from_user.id, text, *report, language, "running")
-        self._start(notifier, notices, broadcast_log, row)
+        self._start(Rounds(leases), notifier, notices, broadcast_log, row)
 
     async def resume(
         self,
         broadcast_log: BroadcastRepo | None = None,
         notifier: Deliver | None = None,
         notices: Notices | None = None,
+        leases: LeaseRepo | None = None,
     ) -> None:
         """At start-up: the broadcasts a stopped process left running go on with the targets
         still waiting; those it had claimed may have got the message and are not sent again.
@@ -219,16 +223,20 @@ class Broadcasts:
             logger.warning("started without the dispatcher's data: broadcasts not resumed")
             return
         for row in await broadcast_log.unfinished():
-            unknown = await broadcast_log.interrupted(row.id)
-            logger.info(
-                "broadcast %s resumed; %s messages may have gone out before", row.id, unknown
-            )
-            self._start(notifier, notices, broadcast_log, row)
+            # Another replica may be sending it: the lease decides (services/broadcast.py).
+            self._start(Rounds(leases), notifier, notices, broadcast_log, row, resume=True)
 
     def _start(
-        self, notifier: Deliver, notices: Notices, log: BroadcastRepo, row: BroadcastRow
+        self,
+        rounds: Rounds,
+        notifier: Deliver,
+        notices: Notices,
+        log: BroadcastRepo,
+        row: BroadcastRow,
+        *,
+        resume: bool = False,
     ) -> None:
-        task = asyncio.create_task(run_broadcast(notifier, notices, log, row))
+        task = asyncio.create_task(run_leased(rounds, notifier, notices, log, row, resume=resume))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
