@@ -81,7 +81,7 @@ def _parse(body: bytes, content_type: str) -> dict[str, object]:
         return dict(parse_qsl(text))
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting like b"[" * 3000
         return {}
     if isinstance(data, dict):
         nested = data.get("data")
