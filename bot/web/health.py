@@ -6,7 +6,9 @@ gets no answer at all. /readyz answers 200 only when
 - the database answers: the bot's own connection runs a trivial query, and a short-lived
   second connection to the file at DATABASE_PATH takes the write lock and gives it back
   within a second (so a file that was deleted, or one another process keeps locked, shows
-  here before a send cannot be recorded);
+  here before a send cannot be recorded). /readyz needs no login, so that probe runs at most
+  once at a time and its result serves every request for PROBE_FRESH seconds: a flood of
+  requests must not hold the write lock the bot's own writes need;
 - Telegram answered a call of the bot within TELEGRAM_FRESH seconds. In polling mode the bot
   calls getUpdates all the time (a long poll returns at least every 10 s). In webhook mode an
   idle bot makes no calls, so the webhook runner asks getWebhookInfo every
@@ -50,6 +52,8 @@ logger = logging.getLogger(__name__)
 TELEGRAM_FRESH: Final = 60.0
 # How long the database has to answer /readyz's queries.
 DATABASE_TIMEOUT: Final = 2.0
+# How long one write-lock probe's result answers /readyz (requests meanwhile share it).
+PROBE_FRESH: Final = 2.0
 
 
 class TelegramPulse(BaseRequestMiddleware):
@@ -95,13 +99,39 @@ def _take_write_lock(path: Path, timeout: float) -> None:
         conn.close()
 
 
-async def database_answers(db: Database, path: Path) -> bool:
+class WriteLockProbe:
+    """_take_write_lock in a thread, one at a time: callers while it runs, and for
+    PROBE_FRESH seconds after, get its outcome (its exception is raised to each)."""
+
+    def __init__(self, path: Path, clock: Any = time.monotonic) -> None:
+        self._path = path
+        self._clock = clock
+        self._task: asyncio.Task[None] | None = None
+        self._done_at = 0.0
+
+    async def check(self) -> None:
+        task = self._task
+        if task is None or (task.done() and self._clock() - self._done_at > PROBE_FRESH):
+            task = self._task = asyncio.create_task(self._probe())
+            # Retrieved here so a probe whose waiters all timed out logs nothing.
+            task.add_done_callback(lambda done: done.cancelled() or done.exception())
+        await asyncio.shield(task)  # a caller's timeout does not end the shared probe
+
+    async def _probe(self) -> None:
+        try:
+            await asyncio.to_thread(_take_write_lock, self._path, DATABASE_TIMEOUT / 2)
+        finally:
+            self._done_at = self._clock()
+
+
+async def database_answers(db: Database, probe: WriteLockProbe | None) -> bool:
+    """`probe` is None for PostgreSQL: the pool's connection is proof."""
     errors: tuple[type[Exception], ...] = (TimeoutError, OSError, ValueError, sqlite3.Error)
     try:
         async with asyncio.timeout(DATABASE_TIMEOUT):
             await db.fetchone("SELECT 1")
-            if isinstance(db, SqliteDatabase):  # PostgreSQL: the pool's connection is proof
-                await asyncio.to_thread(_take_write_lock, path, DATABASE_TIMEOUT / 2)
+            if probe is not None:
+                await probe.check()
     except errors + db.errors as exc:
         logger.warning("readiness: the database does not answer: %r", exc)
         return False
@@ -111,12 +141,14 @@ async def database_answers(db: Database, path: Path) -> bool:
 def add_health_routes(
     web_app: web.Application, db: Database, database_path: Path, pulse: TelegramPulse
 ) -> None:
+    probe = WriteLockProbe(database_path) if isinstance(db, SqliteDatabase) else None
+
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"ok": True})
 
     async def readyz(request: web.Request) -> web.Response:
         reason = None
-        if not await database_answers(db, database_path):
+        if not await database_answers(db, probe):
             reason = "database"
         elif not pulse.fresh():
             reason = "telegram"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from aiogram.methods import GetMe
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from bot.web import health
 from bot.web.health import TELEGRAM_FRESH, TelegramPulse, add_health_routes
 from storage import Database
 
@@ -86,3 +88,37 @@ async def test_readyz_wants_a_recent_answer_from_telegram(
         assert await get("/readyz") == (200, {"ready": True})
         await database.close()  # the bot's own connection is gone
         assert await get("/readyz") == (503, {"ready": False, "reason": "database"})
+
+
+async def test_a_flood_of_readyz_takes_the_write_lock_once_or_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/readyz needs no login: each request taking the SQLite write lock in its own thread
+    would let a flood make the bot's own writes fail with "database is locked"."""
+    path = tmp_path / "bot.sqlite3"
+    db = await Database.open(path)
+    probes = 0
+    real = health._take_write_lock
+
+    def counted(where: Path, timeout: float) -> None:
+        nonlocal probes
+        probes += 1
+        real(where, timeout)
+
+    monkeypatch.setattr(health, "_take_write_lock", counted)
+    pulse = TelegramPulse()
+    await pulse(answered, None, METHOD)  # type: ignore[arg-type]
+    app = web.Application()
+    add_health_routes(app, db, path, pulse)
+    try:
+        async with TestClient(TestServer(app)) as client:
+
+            async def ready() -> int:
+                response = await client.get("/readyz")
+                return response.status
+
+            statuses = await asyncio.gather(*(ready() for _ in range(100)))
+        assert statuses == [200] * 100
+        assert 1 <= probes <= 2
+    finally:
+        await db.close()
