@@ -346,10 +346,13 @@ class SqliteDatabase(Database):
             self._owner = asyncio.current_task()
             self._depth = 1
             try:
-                # IMMEDIATE takes the write lock now: a deferred transaction that reads
-                # first and writes later can fail with SQLITE_BUSY halfway through.
-                await self._conn.execute("BEGIN IMMEDIATE")
                 try:
+                    # IMMEDIATE takes the write lock now: a deferred transaction that reads
+                    # first and writes later can fail with SQLITE_BUSY halfway through.
+                    # Inside the try: a task cancelled while aiosqlite's thread waits for
+                    # another connection's lock leaves the BEGIN to run there later; the
+                    # ROLLBACK queues behind it (aiosqlite's queue is FIFO) and undoes it.
+                    await self._conn.execute("BEGIN IMMEDIATE")
                     yield
                     await self._conn.execute("COMMIT")
                 except BaseException:
@@ -379,8 +382,9 @@ class SqliteDatabase(Database):
         try:
             await self._conn.execute("ROLLBACK")
         except sqlite3.OperationalError:
-            # The COMMIT went through after all (e.g. the task was cancelled while it ran),
-            # or SQLite already rolled back on its own: nothing is left open.
+            # The BEGIN failed (busy), the COMMIT went through after all (e.g. the task was
+            # cancelled while it ran), or SQLite already rolled back on its own: nothing
+            # is left open.
             logger.debug("ROLLBACK found no open transaction")
 
 

@@ -115,6 +115,48 @@ async def test_other_tasks_do_not_write_into_an_open_transaction(
     assert bob is not None and bob.language == "uz"
 
 
+async def test_a_transaction_cancelled_while_waiting_for_the_write_lock_leaves_none_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cancelled while aiosqlite's thread waits out another connection's lock: the BEGIN
+    still runs there later, and a transaction left open would swallow the next lone write
+    (the outbox row before a send) uncommitted and make every later transaction() fail."""
+    path = tmp_path / "bot.sqlite3"
+    db = await Database.open(path)
+    assert isinstance(db, SqliteDatabase)
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN EXCLUSIVE")
+
+        async def waits() -> None:
+            async with db.transaction():
+                raise AssertionError("never got the lock")
+
+        queued = asyncio.Event()
+        execute = db._conn.execute
+
+        def spy(sql: str, *args: object) -> object:
+            if sql == "BEGIN IMMEDIATE":
+                queued.set()  # on aiosqlite's queue once the task yields
+            return execute(sql, *args)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(db._conn, "execute", spy)
+        task = asyncio.create_task(waits())
+        await queued.wait()
+        task.cancel()
+        other.execute("ROLLBACK")  # the BEGIN, no longer awaited, now goes through
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await UserRepo(db).upsert_seen(ALI, "Ali", "ali")  # a lone write
+        assert other.execute("SELECT count(*) FROM users").fetchone() == (1,)
+        async with db.transaction():
+            await UserRepo(db).set_language(ALI, "ru")
+        assert other.execute("SELECT language FROM users").fetchone() == ("ru",)
+    finally:
+        other.close()
+        await db.close()
+
+
 async def test_concurrent_transactions_do_not_lose_updates(db: Database, users: UserRepo) -> None:
     await db.execute("UPDATE users SET sender = '0' WHERE id = ?", (ALI,))
 
