@@ -317,22 +317,23 @@ class BulkRepo:
         callback: tuple[str, int] | None = None,
         lease: tuple[str, int] | None = None,
     ) -> bool:
-        """pending → sending, committed BEFORE the request leaves. False if someone else has it.
-        `callback` (token hash, owner's user id) is stored with the claim, in its transaction.
-        With `lease` (replica, fence) the claim also needs the job running under that very
-        fence: a replica whose job lease was taken over claims nothing more."""
+        """pending → sending, committed BEFORE the request leaves. False if someone else has it,
+        or the job is no longer running: Pause or Cancel may have landed on another replica,
+        and only the database knows. `callback` (token hash, owner's user id) is stored with
+        the claim, in its transaction. With `lease` (replica, fence) the claim also needs the
+        job held under that very fence: a replica whose job lease was taken over claims
+        nothing more."""
         sql = (
             "UPDATE bulk_rows SET state = 'sending', updated_at = ?, lease_owner = ?, "
-            "claim_fence = ? WHERE job_id = ? AND row_no = ? AND state = 'pending'"
+            "claim_fence = ? WHERE job_id = ? AND row_no = ? AND state = 'pending' "
+            "AND EXISTS (SELECT 1 FROM bulk_jobs WHERE id = ? AND state = 'running'"
         )
         owner, fence = lease if lease is not None else (None, None)
-        params: tuple[object, ...] = (utc_now(), owner, fence, job_id, row_no)
+        params: tuple[object, ...] = (utc_now(), owner, fence, job_id, row_no, job_id)
         if lease is not None:
-            sql += (
-                " AND EXISTS (SELECT 1 FROM bulk_jobs WHERE id = ? AND state = 'running' "
-                "AND lease_owner = ? AND lease_fence = ?)"
-            )
-            params += (job_id, owner, fence)
+            sql += " AND lease_owner = ? AND lease_fence = ?"
+            params += (owner, fence)
+        sql += ")"
         if callback is None:
             return await self._db.execute(sql, params) > 0
         token_hash, user_id = callback

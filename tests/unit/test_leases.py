@@ -116,6 +116,27 @@ async def test_a_job_lease_fences_out_a_replica_that_lost_it(
     assert not await b.claim(job_id, 2, lease=("b", fence_b))
 
 
+async def test_a_job_cancelled_or_paused_on_another_replica_gets_no_more_rows_claimed(
+    pair: tuple[Database, Database],
+) -> None:
+    a, b = BulkRepo(pair[0]), BulkRepo(pair[1])
+    job_id = await _job(pair[0], rows=4)
+    assert await a.claim(job_id, 0)
+    assert await b.set_job_state(job_id, "paused", allowed_from=("running",))
+    assert not await a.claim(job_id, 1)
+    assert await b.set_job_state(job_id, "running", allowed_from=("paused",))
+    assert await a.claim(job_id, 1)
+    assert await b.set_job_state(job_id, "cancelled", allowed_from=("running",))
+    assert not await a.claim(job_id, 2)
+    assert not await a.claim(job_id, 3, callback=("ab" * 32, 7))
+    assert [r.state for r in await b.all_rows(job_id)] == [
+        "sending",
+        "sending",
+        "pending",
+        "pending",
+    ]
+
+
 async def test_a_restarting_replica_settles_only_rows_of_jobs_nobody_holds(
     pair: tuple[Database, Database],
 ) -> None:

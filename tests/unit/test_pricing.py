@@ -123,6 +123,7 @@ async def test_job_totals_and_the_admin_summary_agree_on_mixed_currencies(db: Da
     job_id = await bulk.create_job(
         1, template="Hi", sender="4546", file_name=None, file_format="text", rows=rows
     )
+    assert await bulk.set_job_state(job_id, "running", allowed_from=("ready",))
     for row_no, cost in ((1, "$0.005"), (2, "50"), (3, "$0.005")):
         assert await bulk.claim(job_id, row_no)
         await bulk.finish_row(job_id, row_no, "sent", sms_id=row_no, cost=cost)
