@@ -14,6 +14,10 @@ documented in storage/migrations.py. This module turns a statement text into asy
   and keep exactly that guarantee. Lone statements run side by side; claims are conditional
   UPDATEs (`... WHERE state = 'pending' RETURNING`), which PostgreSQL re-checks on the row it
   waited for (READ COMMITTED), so two replicas never both claim one row.
+- No row caches (storage/cache.py), even without REDIS_URL: they rest on SQLite's one
+  connection, where a read and the writes are ordered; on a pool a read can cache a row that
+  a concurrent transaction (e.g. /logout's erase) is about to delete, and answer with it
+  after the erase.
 - Rows are asyncpg Records: row["col"], row[0], row.keys() and dict(row) as with sqlite3.Row.
 - numeric results (SUM and AVG of integers) are decoded the way SQLite gives them: an int
   when whole, else a float; the schema itself has no numeric columns.
@@ -106,6 +110,7 @@ class PostgresDatabase(Database):
 
     def __init__(self, pool: asyncpg.Pool, lock_key: int) -> None:
         super().__init__()
+        self.stop_caching()  # see the module's docstring: the caches need one connection
         self._pool = pool
         self._lock_key = lock_key
         # The connection of the current task's transaction, and the task (a task started
