@@ -8,12 +8,16 @@ documented in storage/migrations.py. This module turns a statement text into asy
   statement per text and connection).
 - `transaction()` takes one connection of the pool for the block; the statements the same
   task runs inside it use that connection (a context variable names it), nested blocks are
-  SAVEPOINTs. Transactions are serialised, across every process on the schema, by an
-  advisory lock taken first: the repositories were written for SQLite's BEGIN IMMEDIATE (one
-  write transaction at a time; a read, then a write that depends on it, inside one block),
-  and keep exactly that guarantee. Lone statements run side by side; claims are conditional
-  UPDATEs (`... WHERE state = 'pending' RETURNING`), which PostgreSQL re-checks on the row it
-  waited for (READ COMMITTED), so two replicas never both claim one row.
+  SAVEPOINTs. Within the process, transactions take their turn on an asyncio.Lock BEFORE
+  taking a connection: waiting for the advisory lock on a connection each, ten of them would
+  hold the whole pool, and lone statements (handlers' reads, the outbox row before a send,
+  /readyz) would wait behind them. Transactions are serialised, across every process on the
+  schema, by an advisory lock taken first: the repositories were written for SQLite's BEGIN
+  IMMEDIATE (one write transaction at a time; a read, then a write that depends on it,
+  inside one block), and keep exactly that guarantee. Lone statements run side by side;
+  claims are conditional UPDATEs (`... WHERE state = 'pending' RETURNING`), which PostgreSQL
+  re-checks on the row it waited for (READ COMMITTED), so two replicas never both claim one
+  row.
 - No row caches (storage/cache.py), even without REDIS_URL: they rest on SQLite's one
   connection, where a read and the writes are ordered; on a pool a read can cache a row that
   a concurrent transaction (e.g. /logout's erase) is about to delete, and answer with it
@@ -113,6 +117,8 @@ class PostgresDatabase(Database):
         self.stop_caching()  # see the module's docstring: the caches need one connection
         self._pool = pool
         self._lock_key = lock_key
+        # This process's transactions, one at a time, before they take a pool connection.
+        self._turn = asyncio.Lock()
         # The connection of the current task's transaction, and the task (a task started
         # inside the block inherits the variable but must not use that connection).
         self._held: ContextVar[tuple[asyncpg.Connection, asyncio.Task[Any] | None] | None] = (
@@ -196,13 +202,13 @@ class PostgresDatabase(Database):
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
         """BEGIN ... COMMIT on one pool connection, ROLLBACK when the block raises; a block
-        inside another one of the same task is a SAVEPOINT."""
+        inside another one of the same task is a SAVEPOINT (and does not wait for a turn)."""
         held = self._connection()
         if held is not None:
             async with held.transaction():
                 yield
             return
-        async with self._pool.acquire() as conn:
+        async with self._turn, self._pool.acquire() as conn:
             token = self._held.set((conn, asyncio.current_task()))
             try:
                 async with conn.transaction():

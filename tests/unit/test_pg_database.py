@@ -3,6 +3,7 @@ their turn do not take the pool's connections from lone statements."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -34,4 +35,34 @@ async def test_a_row_erased_through_another_path_is_not_answered_from_a_cache(ds
         assert await credentials.get(ALI) is None
     finally:
         await other.close()
+        await db.close()
+
+
+async def test_waiting_transactions_leave_the_pool_to_lone_statements(dsn: str) -> None:
+    db = await PostgresDatabase.open_url(dsn, pool_size=2)
+    inside, release = asyncio.Event(), asyncio.Event()
+    order: list[str] = []
+
+    async def transaction(n: int) -> None:
+        async with db.transaction():
+            await db.fetchone("SELECT 1")
+            inside.set()
+            await release.wait()  # holds the advisory lock a moment; the others wait
+        order.append(f"transaction {n}")
+
+    async def lone() -> None:
+        assert await db.fetchone("SELECT 2 AS two") is not None
+        order.append("lone")
+        release.set()
+
+    try:
+        waiting = [asyncio.create_task(transaction(n)) for n in range(4)]
+        await inside.wait()
+        for _ in range(20):  # the others reach the pool (or its turn) too
+            await asyncio.sleep(0)
+        # Without a way out (the lone SELECT starved) the transactions let go after a while.
+        asyncio.get_running_loop().call_later(3.0, release.set)
+        await asyncio.gather(lone(), *waiting)
+        assert order[0] == "lone"
+    finally:
         await db.close()
