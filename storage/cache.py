@@ -17,7 +17,8 @@ Each cache is bounded and evicts the least recently used rows.
 With several replicas (REDIS_URL set) other processes write the same rows, so nothing above
 holds: `Database.stop_caching()` turns every cache into one that keeps nothing, and each read
 goes to the database (the truth every replica shares). The dialog cache is not used then at
-all: FSM state lives in Redis (aiogram's RedisStorage).
+all: FSM state lives in Redis (aiogram's RedisStorage). PostgreSQL turns them off as well,
+even for one process: its statements run on a pool, not one ordered connection (storage/pg.py).
 """
 
 from __future__ import annotations
