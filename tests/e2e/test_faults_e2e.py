@@ -636,8 +636,7 @@ async def test_a_locked_database_delays_answers_or_fails_them_clearly_and_stays_
 
     # Locked until the bot has both new users' updates and provably waits on the lock for
     # their rows, then released (well within the bot's busy_timeout of 5 s): the answers
-    # wait, then come. A known user's /balance does not wait: their rows are in memory and
-    # the forecast is read on the read-only connection, beside the lock.
+    # wait, then come.
     with closing(lock_database(bot)) as other:
         log_before = len(bot.log_text())
         asked = [(carol, carol.send("/start")), (dave, dave.send("/start"))]
@@ -647,7 +646,6 @@ async def test_a_locked_database_delays_answers_or_fails_them_clearly_and_stays_
         )
         # A new user's first update writes their row: nothing could be answered meanwhile.
         assert [m for u, i in asked for m in u.bot_messages() if m.message_id > i] == []
-        await alice.ask("/balance", BALANCE_SHOWN)
         other.execute("COMMIT")
     for user, asked_at in asked:
         welcome = await user.reply_after(asked_at)
