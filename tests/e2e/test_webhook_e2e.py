@@ -6,8 +6,10 @@ One bot process serves the module; the last test stops it and starts it again in
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +19,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
+from bot.web.health import PROBE_FRESH
 from tests.conftest import GOOD_TOKEN
 from tests.e2e.conftest import report_logs_of
 from tests.e2e.harness import (
@@ -54,6 +57,16 @@ class World:
             session.get(self.base + path) as response,
         ):
             return response.status, await response.json()
+
+    async def readyz_turns(self, expected: tuple[int, Any]) -> tuple[int, Any]:
+        """/readyz's answer once it is `expected`, else the last one after the probe's
+        result has had time to go stale (it serves requests for PROBE_FRESH seconds)."""
+        deadline = time.monotonic() + PROBE_FRESH + 5
+        answer = await self.get("/readyz")
+        while answer != expected and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            answer = await self.get("/readyz")
+        return answer
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -188,17 +201,19 @@ async def test_health_and_readiness_follow_the_database(world: World) -> None:
     # Another process holds the write lock: no send could be recorded.
     with contextlib.closing(sqlite3.connect(database, isolation_level=None)) as holder:
         holder.execute("BEGIN IMMEDIATE")
-        assert await world.get("/readyz") == (503, {"ready": False, "reason": "database"})
+        locked = (503, {"ready": False, "reason": "database"})
+        assert await world.readyz_turns(locked) == locked
         assert await world.get("/healthz") == (200, {"ok": True})
         holder.execute("ROLLBACK")
-    assert await world.get("/readyz") == (200, {"ready": True})
+    assert await world.readyz_turns((200, {"ready": True})) == (200, {"ready": True})
     moved = database.with_name("moved.sqlite3")
     database.rename(moved)
     try:
-        assert await world.get("/readyz") == (503, {"ready": False, "reason": "database"})
+        gone = (503, {"ready": False, "reason": "database"})
+        assert await world.readyz_turns(gone) == gone
     finally:
         moved.rename(database)
-    assert await world.get("/readyz") == (200, {"ready": True})
+    assert await world.readyz_turns((200, {"ready": True})) == (200, {"ready": True})
 
 
 async def test_stopping_leaves_the_webhook_and_polling_mode_deletes_it(world: World) -> None:
