@@ -40,8 +40,10 @@ def readable_with(key: str, rows: dict[int, bytes]) -> dict[int, str | None]:
     return result
 
 
-async def balance_uses(user: ChatUser, devsms: FakeDevsms, token: str) -> None:
-    """/balance answers, and the gateway was asked with the user's own token."""
+async def balance_uses(bot: BotProcess, user: ChatUser, devsms: FakeDevsms, token: str) -> None:
+    """/balance answers, and the gateway was asked with the user's own token (after the
+    start-up balance round, which asks with every token)."""
+    await user.telegram.wait_for(lambda: "balance round:" in bot.output())
     before = len(devsms.requests_to(BALANCE))
     await user.ask("/balance", "Balance:")
     assert [r.token for r in devsms.requests_to(BALANCE)[before:]] == [token]
@@ -67,8 +69,8 @@ async def test_a_new_key_in_front_re_encrypts_every_token_and_then_suffices_alon
     rotated = stored(bot)
     assert readable_with(KEY_B, rotated) == tokens
     assert readable_with(KEY_A, rotated) == dict.fromkeys(tokens)
-    await balance_uses(alice, devsms, GOOD_TOKEN)
-    await balance_uses(bob, devsms, OTHER_TOKEN)
+    await balance_uses(bot, alice, devsms, GOOD_TOKEN)
+    await balance_uses(bot, bob, devsms, OTHER_TOKEN)
 
     # The old key dropped: everything still works, and nothing needed rotating.
     assert await bot.stop() == 0
@@ -76,6 +78,6 @@ async def test_a_new_key_in_front_re_encrypts_every_token_and_then_suffices_alon
     await bot.start()
     assert "key rotation" not in bot.output()
     assert stored(bot) == rotated
-    await balance_uses(alice, devsms, GOOD_TOKEN)
-    await balance_uses(bob, devsms, OTHER_TOKEN)
+    await balance_uses(bot, alice, devsms, GOOD_TOKEN)
+    await balance_uses(bot, bob, devsms, OTHER_TOKEN)
     assert KEY_A not in bot.log_text() and KEY_B not in bot.log_text()
