@@ -63,6 +63,10 @@ class AlertRepo:
     def __init__(self, db: Database) -> None:
         self._db = db
 
+    @property
+    def db(self) -> Database:
+        return self._db
+
     async def get(self, user_id: int) -> AlertPrefs:
         row = await self._db.fetchone(
             f"SELECT {_PREF_COLUMNS} FROM alert_prefs WHERE user_id = ?", (user_id,)
@@ -173,9 +177,12 @@ class AlertRepo:
         return {int(row["user_id"]) for row in rows}
 
     async def finish_check(self, user_id: int, round_no: int, owner: str) -> None:
-        """The check of this round is done: nobody takes it up again in this round."""
-        await self._db.execute(
-            "UPDATE alert_prefs SET lease_until = NULL WHERE user_id = ? AND balance_round = ? "
-            "AND lease_owner = ?",
-            (user_id, round_no, owner),
+        """The check of this round is done: nobody takes it up again in this round. Committed
+        with the other checks' writes of the moment (one sync to disk for them all)."""
+        await self._db.batched(
+            lambda: self._db.execute(
+                "UPDATE alert_prefs SET lease_until = NULL WHERE user_id = ? "
+                "AND balance_round = ? AND lease_owner = ?",
+                (user_id, round_no, owner),
+            )
         )
