@@ -22,6 +22,8 @@ LAZY = (
     "redis",
     "bot.replicas",
     "services.shared_stores",
+    # Loaded with the first token encrypted or decrypted.
+    "cryptography",
 )
 
 
