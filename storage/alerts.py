@@ -163,7 +163,7 @@ class AlertRepo:
         params: list[object] = []
         for user_id in user_ids:
             params += (user_id, round_no, owner, until)
-        rows = await self._db.fetchall(
+        sql = (
             "INSERT INTO alert_prefs (user_id, balance_round, lease_owner, lease_until) "
             f"VALUES {values} ON CONFLICT (user_id) DO UPDATE SET "
             "balance_round = excluded.balance_round, lease_owner = excluded.lease_owner, "
@@ -171,9 +171,10 @@ class AlertRepo:
             "WHERE alert_prefs.balance_round IS NULL "
             "OR alert_prefs.balance_round < excluded.balance_round "
             "OR (alert_prefs.lease_until IS NOT NULL AND alert_prefs.lease_until < ?) "
-            "RETURNING user_id",
-            (*params, now),
+            "RETURNING user_id"
         )
+        # Committed with the round's other writes of the moment (one sync to disk).
+        rows = await self._db.batched(lambda: self._db.fetchall(sql, (*params, now)))
         return {int(row["user_id"]) for row in rows}
 
     async def finish_check(self, user_id: int, round_no: int, owner: str) -> None:
