@@ -1,5 +1,6 @@
 """The lease and claim statements (storage/leases.py and the claims in the repositories), with
-two connections on one database file standing for two replicas."""
+two Database objects on one database standing for two replicas: two connections on one SQLite
+file, and two pools on one PostgreSQL schema (database_target, tests/unit/conftest.py)."""
 
 from __future__ import annotations
 
@@ -27,9 +28,9 @@ class Clock:
 
 
 @pytest.fixture
-async def pair(tmp_path: Path) -> AsyncIterator[tuple[Database, Database]]:
-    first = await Database.open(tmp_path / "bot.sqlite3")
-    second = await Database.open(tmp_path / "bot.sqlite3")
+async def pair(database_target: str | Path) -> AsyncIterator[tuple[Database, Database]]:
+    first = await Database.open(database_target)
+    second = await Database.open(database_target)
     yield first, second
     await second.close()
     await first.close()
@@ -266,3 +267,37 @@ async def test_a_round_whose_lease_was_taken_over_is_stopped(
         await asyncio.gather(stalled.run("round", endless), take_over())
     holder = await other.holder("round")
     assert holder is not None and holder.owner == "b"  # a's end left b's lease alone
+
+
+async def test_replicas_claiming_the_same_users_at_once_split_them(
+    pair: tuple[Database, Database],
+) -> None:
+    # At the same moment, in the order the watcher pages them (by id): on PostgreSQL the
+    # statements run side by side on two pools and wait for each other's row locks.
+    clock = Clock()
+    ids = list(range(1, 61))
+    await _users(pair[0], ids)
+    until, now = lease_stamp(clock() + timedelta(seconds=30)), lease_stamp(clock())
+    repos = [AlertRepo(pair[0]), AlertRepo(pair[1])]
+    for round_no in (1, 2):
+        claims = await asyncio.gather(
+            *(
+                repos[n % 2].claim_checks(ids[start : start + 20], round_no, f"r{n}", until, now)
+                for n in range(4)
+                for start in range(0, len(ids), 20)
+            )
+        )
+        claimed = [user_id for claim in claims for user_id in claim]
+        assert sorted(claimed) == ids  # everyone once, nobody twice
+
+
+async def test_replicas_claiming_the_same_rows_at_once_send_each_once(
+    pair: tuple[Database, Database],
+) -> None:
+    a, b = BulkRepo(pair[0]), BulkRepo(pair[1])
+    job_id = await _job(pair[0], rows=30)
+    won = await asyncio.gather(
+        *(repo.claim(job_id, row_no) for row_no in range(30) for repo in (a, b, a))
+    )
+    assert sum(won) == 30
+    assert {r.state for r in await b.all_rows(job_id)} == {"sending"}
