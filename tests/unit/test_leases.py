@@ -13,6 +13,7 @@ import pytest
 
 from services.rounds import LeaseLost, Rounds
 from storage import AlertRepo, BulkRepo, CredentialRepo, Database, OutboxRepo, UserRepo
+from storage.broadcasts import BroadcastRepo
 from storage.leases import JobLeaseRepo, LeaseRepo, lease_stamp
 
 
@@ -301,3 +302,24 @@ async def test_replicas_claiming_the_same_rows_at_once_send_each_once(
     )
     assert sum(won) == 30
     assert {r.state for r in await b.all_rows(job_id)} == {"sending"}
+
+
+async def test_a_broadcasts_workers_claiming_at_once_take_each_target_once(
+    pair: tuple[Database, Database],
+) -> None:
+    # run_broadcast's workers claim side by side (on PostgreSQL, on connections of their own):
+    # each target must reach one of them, or its user gets the message twice.
+    targets = list(range(1, 41))
+    for user_id in targets:
+        await UserRepo(pair[0]).upsert_seen(user_id, "U", None)
+    repos = [BroadcastRepo(pair[0]), BroadcastRepo(pair[1])]
+    broadcast_id = await repos[0].create(1, "Hi", targets, report=(1, 2), language="en")
+    claimed: list[int] = []
+
+    async def worker(repo: BroadcastRepo) -> None:
+        while (user_id := await repo.claim(broadcast_id)) is not None:
+            claimed.append(user_id)
+
+    await asyncio.gather(*(worker(repos[n % 2]) for n in range(6)))
+    assert sorted(claimed) == targets  # everyone once, nobody twice, nobody left waiting
+    assert await repos[1].counts(broadcast_id) == {"claimed": len(targets)}
