@@ -126,7 +126,14 @@ class BroadcastRepo:
         )
 
     async def finish(self, broadcast_id: int, state: BroadcastState) -> None:
-        await self._db.execute(
-            "UPDATE broadcasts SET state = ?, updated_at = ? WHERE id = ?",
-            (state, utc_now(), broadcast_id),
-        )
+        """The broadcast ends: its report carries the tally, and nothing reads its targets
+        again (only 'running' ones resume), so their rows go: kept, every broadcast left one
+        row per user for good."""
+        async with self._db.transaction():
+            await self._db.execute(
+                "UPDATE broadcasts SET state = ?, updated_at = ? WHERE id = ?",
+                (state, utc_now(), broadcast_id),
+            )
+            await self._db.execute(
+                "DELETE FROM broadcast_targets WHERE broadcast_id = ?", (broadcast_id,)
+            )
