@@ -323,3 +323,20 @@ async def test_a_broadcasts_workers_claiming_at_once_take_each_target_once(
     await asyncio.gather(*(worker(repos[n % 2]) for n in range(6)))
     assert sorted(claimed) == targets  # everyone once, nobody twice, nobody left waiting
     assert await repos[1].counts(broadcast_id) == {"claimed": len(targets)}
+
+
+async def test_replicas_polling_due_checks_at_once_check_each_send_once(
+    pair: tuple[Database, Database],
+) -> None:
+    repos = [OutboxRepo(pair[0], owner="a"), OutboxRepo(pair[1], owner="b")]
+    await UserRepo(pair[0]).upsert_seen(7, "Ali", None)
+    ids = []
+    for n in range(20):
+        outbox_id = await repos[0].create_pending(7, f"9989010000{n:02}", "Hi", None)
+        assert await repos[0].mark_sent(outbox_id, 100 + n, "r", "sent", 1, "50")
+        await repos[0].schedule_check(outbox_id, "2026-12-01T12:00:00+00:00", 0)
+        ids.append(outbox_id)
+    now, until = "2026-12-01T12:00:05+00:00", "2026-12-01T12:00:35+00:00"
+    # Both read the same 20 due rows first, then claim them side by side.
+    claims = await asyncio.gather(*(repos[n % 2].claim_due_checks(now, until) for n in range(4)))
+    assert sorted(row.id for claim in claims for row in claim) == ids
