@@ -153,6 +153,7 @@ WEBHOOK_PUBLIC: Final = "https://bench.example.test"
 # Section 10: the replica counts, and the Redis database number the bench flushes (the e2e
 # tests use others: tests/e2e/test_replicas_e2e.py 13).
 REPLICA_COUNTS: Final = (1, 2, 3)
+# Start-up limit of section 10's bots: several start at once, on cores other work may share.
 REPLICA_START: Final = 60.0
 # Below this many cores, three replicas, PostgreSQL, Redis and the fakes cannot all run at once.
 FEW_CORES: Final = 4
@@ -1651,7 +1652,12 @@ class Bench:
             database = self.root / "replicas-seed" / "bot.sqlite3"
             await seed_users(database, users, LOAD_TOKEN)
             lite = await self.start_process(
-                "replicas-sqlite", telegram, devsms, database=database, env=webhook_env(telegram)
+                "replicas-sqlite",
+                telegram,
+                devsms,
+                database=database,
+                env=webhook_env(telegram),
+                timeout=REPLICA_START,
             )
             self.say(f"  sqlite: started at {time.monotonic() - started:.0f} s")
             await wait_until(lambda: rounds_done([lite]), ROUND_TIMEOUT, "start-up rounds")
