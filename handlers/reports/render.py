@@ -99,8 +99,8 @@ def stats_caption(days: int, summary: Summary, currency: str, balance: Money | N
 
 
 def stats_keyboard(active: int) -> InlineKeyboardMarkup:
-    # One row built as it is: InlineKeyboardBuilder deep-copies its buttons (~0.4 ms of the
-    # event loop per chart, the largest piece of a chart's own Python in make bench's 8).
+    # One row built as it is: InlineKeyboardBuilder deep-copies its buttons, ~0.4 ms of the
+    # event loop per chart against ~0.08 ms this way.
     row = [
         InlineKeyboardButton(
             text=(ACTIVE_MARK if days == active else "")
