@@ -612,8 +612,9 @@ class _Run:
             self.claim_refused = True
             self.stop.set()
             return
-        # This worker's previous outcome went into the same commit as the claim or an
-        # earlier one: when it failed the run halts, and this row never leaves.
+        # This worker's previous outcome was only handed to the commit groups (it may commit
+        # after this claim): awaited here, so when it failed the run halts and this row
+        # never leaves.
         if (previous := self.last_outcome.pop(asyncio.current_task(), None)) is not None:
             await asyncio.gather(previous, return_exceptions=True)
             if self.pause_reason is not None:
