@@ -7,28 +7,13 @@ aiohttp's server side only when the web server runs (WEB_PORT, or webhook mode).
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
-LAZY = ("matplotlib", "numpy", "openpyxl", "babel.messages", "aiohttp.web", "bot.web")
-
-
-def loaded_after(code: str) -> list[str]:
-    probe = (
-        f"import sys; {code}; "
-        f"print(sorted({{m for m in sys.modules for p in {LAZY!r} "
-        f"if m == p or m.startswith(p + '.')}}))"
-    )
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    return [line for line in out.stdout.strip().splitlines() if line]
+from tests.support.lazy_probe import loaded_lazy_modules
 
 
 def test_importing_the_bot_loads_none_of_them() -> None:
-    code = "import bot.__main__, bot.factory, bot.runner, handlers, services, storage"
-    assert loaded_after(code) == ["[]"]
+    assert loaded_lazy_modules()["after import"] == []
 
 
 def test_the_catalogues_when_fresh_need_no_compiler() -> None:
     # `make` compiled them (the .mo files are newer than the .po files).
-    code = "from bot.i18n import create_i18n; create_i18n('en')"
-    assert loaded_after(code) == ["[]"]
+    assert loaded_lazy_modules()["after catalogue"] == []
