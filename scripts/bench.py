@@ -35,6 +35,12 @@ Sections (--quick scales every count down):
    /balance while 20 other users' charts are being drawn, against the same /balance idle.
 9. the metrics middleware's cost per update, and the time from a delivery callback of the
    gateway to the user's notification (scripts/bench_callbacks.py).
+10. /balance throughput in webhook mode with 1, 2 and 3 replicas on PostgreSQL (a schema of
+   its own: --postgres's DSN, else TEST_POSTGRES_DSN or the local server) and Redis
+   (TEST_REDIS_URL's server, database 11, flushed) behind a round-robin balancer
+   (tests/support/balancer.py), beside one process on SQLite in the same run: throughput,
+   p50/p99, and the CPU of all bot processes summed per answered update. Skipped, with the
+   reason, when either server is not reachable.
 
 The machine is reported with the results, and so is how much CPU other processes took
 meanwhile: on a shared machine, times stretch, while CPU per update stays comparable.
@@ -47,6 +53,7 @@ import asyncio
 import compileall
 import contextlib
 import datetime as dt
+import functools
 import json
 import logging
 import math
@@ -56,6 +63,7 @@ import random
 import re
 import shutil
 import signal
+import socket
 import statistics
 import sys
 import tempfile
@@ -65,8 +73,10 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import aiogram
+import aiohttp
 from aiohttp import web
 
 from bot.config import Settings
@@ -81,6 +91,7 @@ from tests.e2e.harness import (
     BOT_TOKEN,
     ENCRYPTION_KEY,
     REPO_ROOT,
+    START_TIMEOUT,
     BotLauncher,
     BotProcess,
     ChatUser,
@@ -90,6 +101,7 @@ from tests.e2e.harness import (
 )
 from tests.fakes.fake_devsms import FakeDevsms, RecordedRequest
 from tests.fakes.fake_telegram import FakeTelegram, JsonDict
+from tests.support.balancer import Balancer
 
 logger = logging.getLogger("scripts.bench")
 
@@ -138,6 +150,16 @@ ECHO_ARGV: Final = ("-m", "scripts.echo_bot")
 BOT_PACKAGES: Final = ("bot", "handlers", "services", "storage", "scripts")
 # Webhook mode's public URL, which the fake Telegram routes to the bot's own web server.
 WEBHOOK_PUBLIC: Final = "https://bench.example.test"
+# Section 10: the replica counts, and the Redis database number the bench flushes (the e2e
+# tests use others: tests/e2e/test_replicas_e2e.py 13).
+REPLICA_COUNTS: Final = (1, 2, 3)
+# Start-up limit of section 10's bots: several start at once, on cores other work may share.
+REPLICA_START: Final = 60.0
+# Below this many cores, three replicas, PostgreSQL, Redis and the fakes cannot all run at once.
+FEW_CORES: Final = 4
+BENCH_REDIS_DB: Final = 11
+DEFAULT_POSTGRES_DSN: Final = "postgresql://postgres@127.0.0.1:5432/test"
+DEFAULT_REDIS_URL: Final = "redis://127.0.0.1:6379/0"
 
 
 @dataclass(frozen=True)
@@ -425,6 +447,45 @@ async def bench_schema(dsn: str) -> AsyncIterator[str]:
         await admin.close()
 
 
+def unreachable(url: str, default_port: int) -> str | None:
+    """Why the server of `url` cannot be used, or None when it accepts a connection."""
+    parts = urlsplit(url)
+    address = (parts.hostname or "127.0.0.1", parts.port or default_port)
+    try:
+        with socket.create_connection(address, timeout=2.0):
+            return None
+    except OSError as exc:
+        return f"{address[0]}:{address[1]} is not reachable ({exc.strerror or exc})"
+
+
+def own_redis_database(url: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{BENCH_REDIS_DB}"))
+
+
+async def wait_ready(port: int, limit: float) -> None:
+    """Until the bot's web server on `port` answers /readyz with 200."""
+    deadline = time.monotonic() + limit
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+        while True:
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                async with session.get(f"http://127.0.0.1:{port}/readyz") as answer:
+                    if answer.status == 200:
+                        return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the bot on port {port} was not ready within {limit:.0f} s")
+            await asyncio.sleep(0.1)
+
+
+# The start-up rounds over all users (section 10 waits for them: they are not /balance's cost).
+START_ROUNDS: Final = ("balance round:", "traffic round:")
+
+
+def rounds_done(bots: Sequence[BotProcess]) -> bool:
+    """Whether the start-up rounds ran, on whichever of `bots` (each runs on one replica)."""
+    outputs = [bot.output() for bot in bots]
+    return all(any(text in output for output in outputs) for text in START_ROUNDS)
+
+
 def copy_database(template: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     # Database.close() checkpointed the WAL into the main file: copying it alone is enough.
@@ -526,7 +587,7 @@ class PassResult:
 async def load_pass(
     label: str,
     telegram: BenchTelegram,
-    process: BotProcess,
+    process: BotProcess | Sequence[BotProcess],
     user_ids: Sequence[int],
     *,
     expected: str,
@@ -542,8 +603,16 @@ async def load_pass(
 
     Only answers to messages sent inside the measuring window count (the warm-up lets
     connections open and caches fill); an answer whose text differs from ``expected`` is
-    counted as wrong, not as throughput.
+    counted as wrong, not as throughput. With several processes (replicas) the bot's CPU is
+    theirs summed.
     """
+    processes = [process] if isinstance(process, BotProcess) else list(process)
+    pids = [bot.pid for bot in processes if bot.pid is not None]
+    assert len(pids) == len(processes), "every bot process must be running"
+
+    def bots_cpu() -> float:
+        return sum(process_cpu(pid) for pid in pids)
+
     telegram.forget_history()
     loop = asyncio.get_running_loop()
     begin = loop.time()
@@ -576,12 +645,11 @@ async def load_pass(
     async def meter() -> None:
         await asyncio.sleep(max(0.0, window_start - loop.time()))
         marks["start"] = time.monotonic()
-        assert process.pid is not None
-        marks["bot_cpu"], marks["bench_cpu"] = process_cpu(process.pid), own_cpu()
+        marks["bot_cpu"], marks["bench_cpu"] = bots_cpu(), own_cpu()
         marks["busy"] = machine_busy()
         await asyncio.sleep(max(0.0, window_end - loop.time()))
         marks["end"] = time.monotonic()
-        marks["bot_cpu"] = process_cpu(process.pid) - marks["bot_cpu"]
+        marks["bot_cpu"] = bots_cpu() - marks["bot_cpu"]
         marks["bench_cpu"] = own_cpu() - marks["bench_cpu"]
         marks["busy"] = machine_busy() - marks["busy"]
 
@@ -683,13 +751,14 @@ class Bench:
         argv: Sequence[str] = BOT_ARGV,
         env: dict[str, str] | None = None,
         database: Path | None = None,
+        timeout: float = START_TIMEOUT,  # noqa: ASYNC109
     ) -> BotProcess:
         launcher = BotLauncher(self.root, telegram, devsms)
         self.launchers.append(launcher)
         process = launcher.new(name, extra_env=env or bot_env(), argv=argv)
         if database is not None:
             copy_database(database, process.database_path)
-        seconds = await process.start()
+        seconds = await process.start(timeout)
         kind = {tuple(BOT_ARGV): "bot", tuple(ECHO_ARGV): "echo"}.get(tuple(argv))
         if kind is not None:
             self.starts[kind].append(seconds)
@@ -1523,6 +1592,222 @@ class Bench:
     async def callbacks(self) -> None:
         await measure_callbacks(self, seed=seed_users, env=bot_env)
 
+    # --- 10 ------------------------------------------------------------------------------------
+
+    async def replicas(self) -> None:
+        p = self.profile
+        dsn = self.postgres_dsn or os.environ.get("TEST_POSTGRES_DSN") or DEFAULT_POSTGRES_DSN
+        redis_url = own_redis_database(os.environ.get("TEST_REDIS_URL") or DEFAULT_REDIS_URL)
+        self.say(
+            f"10. replicas: {p.users} users, /balance in webhook mode, gateway 0 ms, "
+            f"{p.pass_seconds:.0f} s per pass; SQLite, then "
+            + ", ".join(str(n) for n in REPLICA_COUNTS)
+            + " replica(s) on PostgreSQL + Redis"
+        )
+        missing = [
+            f"{what} at {reason}"
+            for what, reason in (
+                ("PostgreSQL", unreachable(dsn, 5432)),
+                ("Redis", unreachable(redis_url, 6379)),
+            )
+            if reason is not None
+        ]
+        if missing:
+            self.say("  skipped: " + "; ".join(missing))
+            self.add("10", "replicas on PostgreSQL + Redis", "skipped", "; ".join(missing), "—")
+            return
+        from redis.asyncio import Redis
+
+        telegram, devsms = await self.fakes()
+        ticker = LagTicker()
+        ticker.start()
+        users = list(range(LOAD_USERS_FROM, LOAD_USERS_FROM + p.users))
+        passes: dict[str, PassResult] = {}
+        handed: dict[str, list[int]] = {}
+        redis = Redis.from_url(redis_url)
+
+        async def measure(label: str, bots: Sequence[BotProcess]) -> None:
+            devsms.latency = 0.0
+            expected = await probe_answer(telegram, users[0])
+            result = await load_pass(
+                label,
+                telegram,
+                bots,
+                users,
+                expected=expected,
+                seconds=p.pass_seconds,
+                warmup=p.warmup_seconds,
+                gateway_latency=0.0,
+                ticker=ticker,
+            )
+            passes[label] = result
+            self.say(
+                f"  {label}: {result.rate:.0f} updates/s, {ms(result.cpu_per_update)} CPU of "
+                f"all bots per update, {pair_ms(result.latencies)}, others on the machine "
+                f"{result.other_cpu:.0%} of a core"
+            )
+
+        started = time.monotonic()
+        try:
+            database = self.root / "replicas-seed" / "bot.sqlite3"
+            await seed_users(database, users, LOAD_TOKEN)
+            lite = await self.start_process(
+                "replicas-sqlite",
+                telegram,
+                devsms,
+                database=database,
+                env=webhook_env(telegram),
+                timeout=REPLICA_START,
+            )
+            self.say(f"  sqlite: started at {time.monotonic() - started:.0f} s")
+            await wait_until(lambda: rounds_done([lite]), ROUND_TIMEOUT, "start-up rounds")
+            self.say(f"  sqlite: rounds done at {time.monotonic() - started:.0f} s")
+            await measure("sqlite", [lite])
+            await lite.stop()
+            async with bench_schema(dsn) as url:
+                await seed_users(url, users, LOAD_TOKEN)
+                self.say(f"  PostgreSQL seeded at {time.monotonic() - started:.0f} s")
+                for count in REPLICA_COUNTS:
+                    await redis.flushdb()
+                    label = f"replicas-{count}"
+                    bots, balancer = await self.start_replicas(
+                        label, count, telegram, devsms, url, redis_url
+                    )
+                    self.say(f"  {label}: ready at {time.monotonic() - started:.0f} s")
+                    try:
+                        if count == REPLICA_COUNTS[0]:
+                            # The schema's first start runs the start-up rounds; later sets
+                            # find their terms (BALANCE_CHECK_INTERVAL, TRAFFIC_SYNC_INTERVAL)
+                            # still running.
+                            await wait_until(
+                                functools.partial(rounds_done, bots),
+                                ROUND_TIMEOUT,
+                                "start-up rounds",
+                            )
+                        await measure(label, bots)
+                        handed[label] = list(balancer.handed.values())
+                        if any(balancer.refused.values()):
+                            self.say(f"  {label}: connections refused {balancer.refused}")
+                    finally:
+                        await asyncio.gather(*(bot.stop() for bot in bots))
+                        await balancer.stop()
+        finally:
+            await ticker.stop()
+            await self.stop_all()
+            await telegram.stop()
+            await devsms.stop()
+            with contextlib.suppress(Exception):
+                await redis.flushdb()
+            await redis.aclose()
+        self.say(f"  section 10 took {time.monotonic() - started:.0f} s")
+        self.details["replicas"] = {
+            label: {**result.data(), "updates_per_replica": handed.get(label)}
+            for label, result in passes.items()
+        }
+        self.replica_rows(passes, handed)
+
+    async def start_replicas(
+        self,
+        label: str,
+        count: int,
+        telegram: FakeTelegram,
+        devsms: FakeDevsms,
+        database_url: str,
+        redis_url: str,
+    ) -> tuple[list[BotProcess], Balancer]:
+        """`count` bots in webhook mode on one database and Redis, behind a new balancer to
+        which the fake Telegram posts every update."""
+        ports = [free_port() for _ in range(count)]
+        balancer = Balancer([f"http://127.0.0.1:{port}" for port in ports])
+        await balancer.start()
+        telegram.route_webhook(WEBHOOK_PUBLIC, balancer.base)
+        envs = [
+            bot_env(
+                TELEGRAM_MODE="webhook",
+                PUBLIC_BASE_URL=WEBHOOK_PUBLIC,
+                WEBHOOK_SECRET="bench-webhook-secret",
+                WEB_PORT=str(port),
+                DATABASE_URL=database_url,
+                REDIS_URL=redis_url,
+                REPLICA_ID=f"bench-{count}-{number}",
+            )
+            for number, port in enumerate(ports, 1)
+        ]
+        try:
+            # All at once, as `docker compose up` starts them (stop_all kills them on failure);
+            # three starting side by side on two busy cores need longer than one.
+            bots = await asyncio.gather(
+                *(
+                    self.start_process(
+                        f"{label}-{number}", telegram, devsms, env=env, timeout=REPLICA_START
+                    )
+                    for number, env in enumerate(envs, 1)
+                )
+            )
+            # BotProcess.start() returns at the first setWebhook of the run, which may be
+            # another replica's: each one is in the balancer's turn once it answers /readyz,
+            # as Caddy's health checks would have it.
+            await asyncio.gather(*(wait_ready(port, REPLICA_START) for port in ports))
+        except BaseException:
+            await balancer.stop()
+            raise
+        return list(bots), balancer
+
+    def replica_rows(self, passes: dict[str, PassResult], handed: dict[str, list[int]]) -> None:
+        p = self.profile
+        lite = passes["sqlite"]
+        self.add(
+            "10",
+            f"/balance in webhook mode, {p.users} users, gateway 0 ms: SQLite, one process",
+            f"{lite.rate:.0f} upd/s; {ms(lite.cpu_per_update)} CPU/update; "
+            f"{pair_ms(lite.latencies)}",
+            f"others on the machine {lite.other_cpu:.0%} of a core",
+            "—",
+            rate=lite.rate,
+            cpu_per_update=lite.cpu_per_update,
+            **summary(lite.latencies),
+        )
+        one = passes.get(f"replicas-{REPLICA_COUNTS[0]}")
+        for count in REPLICA_COUNTS:
+            result = passes.get(f"replicas-{count}")
+            if result is None:
+                continue
+            ratio = result.rate / one.rate if one is not None and one.rate else math.nan
+            shares = "/".join(str(n) for n in handed.get(f"replicas-{count}", []))
+            self.add(
+                "10",
+                f"PostgreSQL + Redis, {count} replica(s) behind round robin "
+                "(CPU: all bots summed)",
+                f"{result.rate:.0f} upd/s ({ratio:.2f}× 1 replica); "
+                f"{ms(result.cpu_per_update)} CPU/update; {pair_ms(result.latencies)}",
+                f"updates per replica {shares}; others (PostgreSQL, Redis, other sessions) "
+                f"{result.other_cpu:.0%} of a core",
+                "—",
+                replicas=count,
+                rate=result.rate,
+                ratio_to_one=ratio,
+                cpu_per_update=result.cpu_per_update,
+                **summary(result.latencies),
+            )
+        cores = os.cpu_count() or 1
+        self.add(
+            "10",
+            "reading section 10",
+            f"on this {cores}-core machine the numbers show overhead, not scaling"
+            if cores < FEW_CORES
+            else f"{cores} cores: replicas may scale up to what the servers and fakes leave",
+            "replicas, PostgreSQL, Redis and the fakes share the same cores: cores needed ≈ "
+            "rate × CPU/update (+ the servers' own share)",
+            "—",
+        )
+        problems = {
+            label: (result.wrong, result.timeouts)
+            for label, result in passes.items()
+            if result.wrong or result.timeouts
+        }
+        if problems:
+            self.add("10", "wrong answers / timeouts", str(problems), "none expected", "MISSED")
+
 
 def time_charts(draws: int) -> tuple[float, list[float]]:
     """Seconds of the first chart (with matplotlib's import) and of each later one."""
@@ -1587,6 +1872,7 @@ SECTIONS: Final[dict[str, Callable[[Bench], Awaitable[None]]]] = {
     "7": Bench.upload_stall,
     "8": Bench.charts,
     "9": Bench.callbacks,
+    "10": Bench.replicas,
 }
 
 
@@ -1632,8 +1918,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write results as JSON")
     parser.add_argument(
         "--only",
-        default="1,2,3,4,5,6,7,8,9",
-        help="comma-separated sections to run (default: all)",
+        default="1,2,3,4,5,6,7,8,9,10",
+        help="comma-separated sections to run (default: all; 10 needs PostgreSQL and Redis)",
     )
     parser.add_argument(
         "--profile-bot",
@@ -1648,7 +1934,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         const=os.environ.get("TEST_POSTGRES_DSN") or "postgresql://postgres@127.0.0.1:5432/test",
         metavar="DSN",
         help="section 1 also runs the bot on PostgreSQL at DSN (default TEST_POSTGRES_DSN or "
-        "the local server), in a schema of its own dropped afterwards",
+        "the local server), in a schema of its own dropped afterwards; section 10 uses DSN "
+        "(it runs on that default without this option)",
     )
     args = parser.parse_args(argv)
     profile = QUICK if args.quick else Profile()
@@ -1671,7 +1958,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     profile_to = args.profile_bot.resolve() if args.profile_bot is not None else None
     bench = asyncio.run(run(profile, only, say, profile_to, args.postgres))
     elapsed = time.monotonic() - started
-    rows = sorted(bench.rows, key=lambda row: row.section)
+    # By section number: "10" after "9".
+    rows = sorted(bench.rows, key=lambda row: int(row.section))
     print(render_table(rows))
     missed = [row for row in rows if row.verdict == "MISSED"]
     print(f"\n{len(missed)} target(s) missed; bench took {elapsed:.0f} s.")

@@ -67,14 +67,32 @@ class BroadcastRepo:
         return broadcast_id
 
     async def claim(self, broadcast_id: int) -> int | None:
-        """The next waiting target, now 'claimed'; None when none waits."""
-        row = await self._db.fetchone(
-            "UPDATE broadcast_targets SET state = 'claimed' WHERE broadcast_id = ? AND user_id = "
-            "(SELECT user_id FROM broadcast_targets WHERE broadcast_id = ? AND state = 'waiting' "
-            "ORDER BY user_id LIMIT 1) RETURNING user_id",
-            (broadcast_id, broadcast_id),
-        )
-        return None if row is None else int(row["user_id"])
+        """The next waiting target, now 'claimed'; None when none waits.
+
+        The outer `state = 'waiting'` is what makes a claim one claim on PostgreSQL: there,
+        workers claiming side by side all pick the same first target in the subquery (each
+        from its own snapshot); the ones that waited for the winner's row lock re-check only
+        the outer WHERE on the row as the winner left it, so without that condition they
+        claimed, and sent to, the same user again. A worker that lost the race looks again
+        while any target waits (on SQLite, one writer at a time, the first try always wins).
+        """
+        while True:
+            row = await self._db.fetchone(
+                "UPDATE broadcast_targets SET state = 'claimed' WHERE broadcast_id = ? "
+                "AND state = 'waiting' AND user_id = (SELECT user_id FROM broadcast_targets "
+                "WHERE broadcast_id = ? AND state = 'waiting' ORDER BY user_id LIMIT 1) "
+                "RETURNING user_id",
+                (broadcast_id, broadcast_id),
+            )
+            if row is not None:
+                return int(row["user_id"])
+            waiting = await self._db.fetchone(
+                "SELECT 1 FROM broadcast_targets WHERE broadcast_id = ? AND state = 'waiting' "
+                "LIMIT 1",
+                (broadcast_id,),
+            )
+            if waiting is None:
+                return None
 
     async def settle(self, broadcast_id: int, user_id: int, outcome: str) -> None:
         await self._db.execute(
@@ -108,7 +126,14 @@ class BroadcastRepo:
         )
 
     async def finish(self, broadcast_id: int, state: BroadcastState) -> None:
-        await self._db.execute(
-            "UPDATE broadcasts SET state = ?, updated_at = ? WHERE id = ?",
-            (state, utc_now(), broadcast_id),
-        )
+        """The broadcast ends: its report carries the tally, and nothing reads its targets
+        again (only 'running' ones resume), so their rows go: kept, every broadcast left one
+        row per user for good."""
+        async with self._db.transaction():
+            await self._db.execute(
+                "UPDATE broadcasts SET state = ?, updated_at = ? WHERE id = ?",
+                (state, utc_now(), broadcast_id),
+            )
+            await self._db.execute(
+                "DELETE FROM broadcast_targets WHERE broadcast_id = ?", (broadcast_id,)
+            )

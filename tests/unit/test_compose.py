@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -49,11 +50,46 @@ def test_the_bot_service_is_a_valid_webhook_configuration(compose: dict[str, Any
         "BOT_TOKEN": BOT_TOKEN,
         "WEBHOOK_SECRET": "s3cret_-token",
         "ENCRYPTION_KEY": "ZTJlLXRlc3Qta2V5LW5vdC1hLXNlY3JldC0wMDAwMDA=",
+        # secrets/database_url as compose.yaml's comment tells the operator to write it.
+        "DATABASE_URL": "postgresql://bot:pw_-0123@postgres:5432/bot",
     }
     settings = Settings(**{name.lower(): value for name, value in {**env, **secrets}.items()})
     assert settings.telegram_mode == "webhook"
     assert settings.webhook_url == f"https://{DOMAIN}/telegram"
     assert settings.web_port_in_use == 8080
+    assert settings.database_target == secrets["DATABASE_URL"]
+    assert settings.redis_url is not None
+
+
+def test_replicas_share_postgres_and_redis_and_name_themselves(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    bot = services["bot"]
+    assert bot["deploy"]["replicas"] == "${BOT_REPLICAS:-2}"
+    # REPLICA_ID is the host name compose gives each container: one fixed value would make
+    # every replica the same lease holder.
+    assert "REPLICA_ID" not in bot["environment"]
+    assert "container_name" not in bot and "hostname" not in bot
+    # The password is a secret file, never in the environment or in this file.
+    assert "DATABASE_URL" not in bot["environment"]
+    assert "database_url" in bot["secrets"]
+    redis_host = urlsplit(bot["environment"]["REDIS_URL"]).hostname
+    assert redis_host == "redis" and redis_host in services
+    for name in ("postgres", "redis"):
+        assert bot["depends_on"][name]["condition"] == "service_healthy"
+        assert services[name]["healthcheck"]["test"]
+        [volume] = services[name]["volumes"]
+        assert volume.split(":")[0] in compose["volumes"]
+    postgres = services["postgres"]
+    assert postgres["environment"]["POSTGRES_PASSWORD_FILE"] == ("/run/secrets/postgres_password")
+    assert "POSTGRES_PASSWORD" not in postgres["environment"]
+    assert compose["secrets"]["postgres_password"]["file"] == "./secrets/postgres_password"
+    # The user and database the operator's DATABASE_URL names (compose.yaml's comment).
+    assert "postgres:5432/bot" in (REPO_ROOT / "compose.yaml").read_text(encoding="utf-8")
+    assert (postgres["environment"]["POSTGRES_USER"], postgres["environment"]["POSTGRES_DB"]) == (
+        "bot",
+        "bot",
+    )
+    assert "--dbname=bot" in postgres["healthcheck"]["test"]
 
 
 def test_health_checks_ask_the_bot_and_caddy_waits_for_it(compose: dict[str, Any]) -> None:
@@ -65,6 +101,9 @@ def test_health_checks_ask_the_bot_and_caddy_waits_for_it(compose: dict[str, Any
     # Caddy proxies to the bot's port, and keeps health and metrics off the internet.
     caddyfile = (REPO_ROOT / "deploy" / "Caddyfile").read_text(encoding="utf-8")
     assert f"reverse_proxy bot:{port}" in caddyfile
+    # Every replica's container, looked up again and again, in turn.
+    assert re.search(rf"^\s*dynamic a bot {port}\b", caddyfile, re.M)
+    assert re.search(r"^\s*lb_policy round_robin$", caddyfile, re.M)
     assert re.search(r"@internal path /healthz /readyz /metrics", caddyfile)
     assert "./deploy/Caddyfile:/etc/caddy/Caddyfile:ro" in caddy["volumes"]
 

@@ -1,5 +1,6 @@
 """The lease and claim statements (storage/leases.py and the claims in the repositories), with
-two connections on one database file standing for two replicas."""
+two Database objects on one database standing for two replicas: two connections on one SQLite
+file, and two pools on one PostgreSQL schema (database_target, tests/unit/conftest.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 
 from services.rounds import LeaseLost, Rounds
 from storage import AlertRepo, BulkRepo, CredentialRepo, Database, OutboxRepo, UserRepo
+from storage.broadcasts import BroadcastRepo
 from storage.leases import JobLeaseRepo, LeaseRepo, lease_stamp
 
 
@@ -27,9 +29,9 @@ class Clock:
 
 
 @pytest.fixture
-async def pair(tmp_path: Path) -> AsyncIterator[tuple[Database, Database]]:
-    first = await Database.open(tmp_path / "bot.sqlite3")
-    second = await Database.open(tmp_path / "bot.sqlite3")
+async def pair(database_target: str | Path) -> AsyncIterator[tuple[Database, Database]]:
+    first = await Database.open(database_target)
+    second = await Database.open(database_target)
     yield first, second
     await second.close()
     await first.close()
@@ -266,3 +268,75 @@ async def test_a_round_whose_lease_was_taken_over_is_stopped(
         await asyncio.gather(stalled.run("round", endless), take_over())
     holder = await other.holder("round")
     assert holder is not None and holder.owner == "b"  # a's end left b's lease alone
+
+
+async def test_replicas_claiming_the_same_users_at_once_split_them(
+    pair: tuple[Database, Database],
+) -> None:
+    # At the same moment, in the order the watcher pages them (by id): on PostgreSQL the
+    # statements run side by side on two pools and wait for each other's row locks.
+    clock = Clock()
+    ids = list(range(1, 61))
+    await _users(pair[0], ids)
+    until, now = lease_stamp(clock() + timedelta(seconds=30)), lease_stamp(clock())
+    repos = [AlertRepo(pair[0]), AlertRepo(pair[1])]
+    for round_no in (1, 2):
+        claims = await asyncio.gather(
+            *(
+                repos[n % 2].claim_checks(ids[start : start + 20], round_no, f"r{n}", until, now)
+                for n in range(4)
+                for start in range(0, len(ids), 20)
+            )
+        )
+        claimed = [user_id for claim in claims for user_id in claim]
+        assert sorted(claimed) == ids  # everyone once, nobody twice
+
+
+async def test_replicas_claiming_the_same_rows_at_once_send_each_once(
+    pair: tuple[Database, Database],
+) -> None:
+    a, b = BulkRepo(pair[0]), BulkRepo(pair[1])
+    job_id = await _job(pair[0], rows=30)
+    won = await asyncio.gather(
+        *(repo.claim(job_id, row_no) for row_no in range(30) for repo in (a, b, a))
+    )
+    assert sum(won) == 30
+    assert {r.state for r in await b.all_rows(job_id)} == {"sending"}
+
+
+async def test_a_broadcasts_workers_claiming_at_once_take_each_target_once(
+    pair: tuple[Database, Database],
+) -> None:
+    # run_broadcast's workers claim side by side (on PostgreSQL, on connections of their own):
+    # each target must reach one of them, or its user gets the message twice.
+    targets = list(range(1, 41))
+    for user_id in targets:
+        await UserRepo(pair[0]).upsert_seen(user_id, "U", None)
+    repos = [BroadcastRepo(pair[0]), BroadcastRepo(pair[1])]
+    broadcast_id = await repos[0].create(1, "Hi", targets, report=(1, 2), language="en")
+    claimed: list[int] = []
+
+    async def worker(repo: BroadcastRepo) -> None:
+        while (user_id := await repo.claim(broadcast_id)) is not None:
+            claimed.append(user_id)
+
+    await asyncio.gather(*(worker(repos[n % 2]) for n in range(6)))
+    assert sorted(claimed) == targets  # everyone once, nobody twice, nobody left waiting
+    assert await repos[1].counts(broadcast_id) == {"claimed": len(targets)}
+
+
+async def test_replicas_polling_due_checks_at_once_check_each_send_once(
+    pair: tuple[Database, Database],
+) -> None:
+    repos = [OutboxRepo(pair[0], owner="a"), OutboxRepo(pair[1], owner="b")]
+    await UserRepo(pair[0]).upsert_seen(7, "Ali", None)
+    ids = []
+    for n in range(20):
+        outbox_id = await repos[0].create_pending(7, f"9989010000{n:02}", "Hi", None)
+        assert await repos[0].mark_sent(outbox_id, 100 + n, "r", "sent", 1, "50")
+        await repos[0].schedule_check(outbox_id, "2026-12-01T12:00:00+00:00", 0)
+        ids.append(outbox_id)
+    now, until = "2026-12-01T12:00:05+00:00", "2026-12-01T12:00:35+00:00"
+    # Both read the same 20 due rows first, then claim them side by side.
+    claims = await asyncio.gather(*(repos[n % 2].claim_due_checks(now, until) for n in range(4)))
+    assert sorted(row.id for claim in claims for row in claim) == ids

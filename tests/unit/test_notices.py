@@ -212,3 +212,6 @@ async def test_a_broadcast_stopped_by_an_error_still_reports_its_end(world: Worl
     tally = "Delivered: 1, blocked the bot: 0, failed: 0"
     assert world.notify.edits == [(5, 77, stopped + tally)]
     assert [m.text for m in world.notify.to(5)] == [stopped + tally]
+    # Ended, stopped or not: not resumed at the next start, and its targets' rows are gone.
+    assert await log.unfinished() == []
+    assert await log.counts(broadcast_id) == {}
