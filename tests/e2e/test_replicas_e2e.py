@@ -20,7 +20,6 @@ import pytest_asyncio
 from redis.asyncio import Redis
 
 from tests.conftest import GOOD_TOKEN
-from tests.e2e.balancer import Balancer
 from tests.e2e.harness import (
     BOT_TOKEN,
     BotLauncher,
@@ -32,6 +31,7 @@ from tests.e2e.harness import (
 )
 from tests.fakes.fake_devsms import FakeDevsms
 from tests.fakes.fake_telegram import FakeTelegram
+from tests.support.balancer import Balancer
 from tests.support.services import redis_url
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]

@@ -33,7 +33,6 @@ from storage import Database
 from storage.credentials import CredentialRepo
 from storage.users import UserRepo
 from tests.conftest import GOOD_TOKEN
-from tests.e2e.balancer import Balancer
 from tests.e2e.harness import (
     BOT_TOKEN,
     ENCRYPTION_KEY,
@@ -49,6 +48,7 @@ from tests.e2e.harness import (
 from tests.e2e.test_bulk_e2e import job_id_of, people_file, phone, review_for, start_job
 from tests.fakes.fake_devsms import FakeDevsms
 from tests.fakes.fake_telegram import FakeTelegram
+from tests.support.balancer import Balancer
 from tests.support.services import postgres_schema, redis_url
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
@@ -66,6 +66,8 @@ NOT_SENT: Final = ("not</b> sent", "not sent", "send again", "try again")
 LOW_ALERT: Final = "Low balance"
 # The bot's log of a reply cut at a replica's stop (see the rolling restart test).
 SHUTDOWN_RACE: Final = "ServerDisconnectedError: Server disconnected\n\nThe above"
+# What a replica logs once it listens and has set the webhook (bot/web/webhook.py).
+READY: Final = "webhook set to "
 # Three interpreters importing the bot at once on a shared 2-core machine are slow to start.
 START: Final = 60.0
 
@@ -121,7 +123,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
                 for name, port in zip(NAMES, ports, strict=True)
             ]
             # Side by side: whichever comes first migrates the schema, under its lock.
-            await asyncio.gather(*(replica.start(START) for replica in replicas))
+            await start_all(telegram, replicas)
             db = await Database.open(dsn)
             try:
                 yield World(telegram, devsms, replicas, balancer, dsn, db)
@@ -135,6 +137,25 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
         await telegram.stop()
         await redis.flushdb()
         await redis.aclose()
+
+
+async def start_all(telegram: FakeTelegram, replicas: list[BotProcess]) -> None:
+    """Starts the replicas side by side and waits until each has set the webhook (its own
+    log says so: BotProcess.start would take another replica's setWebhook for its own)."""
+    for replica in replicas:
+        replica.launch()
+
+    def ready() -> bool:
+        for replica in replicas:
+            if not replica.running:
+                raise AssertionError(f"{replica.name} exited:\n{replica.log_tail()}")
+        return all(READY in replica.output() for replica in replicas)
+
+    try:
+        await telegram.wait_for(ready, START)
+    except AssertionError as exc:
+        tails = "\n".join(f"--- {r.name}\n{r.log_tail(20)}" for r in replicas)
+        raise AssertionError(f"{exc}\n{tails}") from None
 
 
 def replica_env(name: str, port: int, dsn: str, redis: str) -> dict[str, str]:
@@ -164,7 +185,7 @@ async def all_running(world: World) -> AsyncIterator[None]:
     would) and a gateway without holds or latency."""
     world.devsms.release()
     world.devsms.latency = 0.0
-    await asyncio.gather(*(r.start(START) for r in world.replicas if not r.running))
+    await start_all(world.telegram, [r for r in world.replicas if not r.running])
     yield
     world.devsms.release()
     world.devsms.latency = 0.0
