@@ -246,6 +246,8 @@ def _totals_from(values: dict[str, Any], costs: dict[str, Decimal]) -> dict[str,
     }
 
 
+# The columns of _AGGREGATES, in order.
+_COUNTED: Final = ("sms", "parts", "delivered", "failed")
 _AGGREGATES: Final = (
     "COUNT(*) AS sms, SUM(COALESCE(t.parts, 0)) AS parts, "
     f"COUNT(*) FILTER (WHERE UPPER(COALESCE(t.status, '')) IN {_DELIVERED_SQL}) AS delivered, "
@@ -364,25 +366,24 @@ class TrafficRepo:
             params: list[Any] = []
             for day_, lo_text, hi_text in chunk:
                 params.extend((day_.isoformat(), lo_text, hi_text))
-            days_cte = f"WITH days(day, lo, hi) AS (VALUES {values})"
-            rows = await self._db.fetchall(
-                f"{days_cte} SELECT days.day AS day, {_AGGREGATES} FROM days "
+            # One query, per day and currency (SMS without a known cost under NULL): the
+            # counts of a day are the sum over its currencies. On the read-only connection:
+            # a chart (/stats, the digest) never queues behind a background round's writes,
+            # nor an update's writes behind it.
+            rows = await self._db.read_all(
+                f"WITH days(day, lo, hi) AS (VALUES {values}) "
+                f"SELECT days.day AS day, t.currency AS currency, {_AGGREGATES}, "
+                "SUM(t.cost_micros) AS micros FROM days "
                 "JOIN traffic t ON t.user_id = ? AND t.created_at >= days.lo "
-                "AND t.created_at < days.hi GROUP BY days.day",
+                "AND t.created_at < days.hi GROUP BY days.day, t.currency",
                 (*params, user_id),
             )
             for row in rows:
-                counts[row["day"]] = dict(zip(row.keys(), tuple(row), strict=True))
-            cost_rows = await self._db.fetchall(
-                f"{days_cte} SELECT days.day AS day, t.currency AS currency, "
-                "SUM(t.cost_micros) AS micros FROM days "
-                "JOIN traffic t ON t.user_id = ? AND t.created_at >= days.lo "
-                "AND t.created_at < days.hi AND t.cost_micros IS NOT NULL "
-                "AND t.currency IS NOT NULL GROUP BY days.day, t.currency",
-                (*params, user_id),
-            )
-            for row in cost_rows:
-                costs.setdefault(row["day"], {})[row["currency"]] = from_micros(row["micros"])
+                day_counts = counts.setdefault(row["day"], dict.fromkeys(_COUNTED, 0))
+                for name in _COUNTED:
+                    day_counts[name] += row[name] or 0
+                if row["currency"] is not None and row["micros"] is not None:
+                    costs.setdefault(row["day"], {})[row["currency"]] = from_micros(row["micros"])
         result = []
         for day_, _lo, _hi in bounds:
             key = day_.isoformat()
@@ -483,7 +484,8 @@ class TrafficRepo:
         return [TrafficRow.from_row(row) for row in rows]
 
     async def latest_balance(self, user_id: int) -> BalanceSnapshot | None:
-        row = await self._db.fetchone(
+        """The newest snapshot, read on the read-only connection (/balance, /stats)."""
+        row = await self._db.read_one(
             "SELECT taken_at, amount_micros, currency FROM balance_snapshots "
             "WHERE user_id = ? ORDER BY taken_at DESC LIMIT 1",
             (user_id,),
@@ -576,8 +578,13 @@ class TrafficRepo:
         return SyncState(user_id, row["resume_offset"], row["synced_at"], row["rounds"])
 
     async def never_synced(self, user_id: int) -> bool:
-        """True until the first sync round of the user's current token has been stored."""
-        return (await self.sync_state(user_id)).synced_at is None
+        """True until the first sync round of the user's current token has been stored.
+
+        Read on the read-only connection: /stats and /export ask it before anything else."""
+        row = await self._db.read_one(
+            "SELECT synced_at FROM traffic_sync WHERE user_id = ?", (user_id,)
+        )
+        return row is None or row["synced_at"] is None
 
     async def save_sync_state(self, user_id: int, resume_offset: int | None) -> None:
         now = utc_now()

@@ -7,6 +7,7 @@ tapping fast never holds their chat, and their last tap is the chart they get.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from zoneinfo import ZoneInfo
@@ -98,11 +99,23 @@ def _currency(totals: list[DayTotals], balance: Money | None) -> str:
 
 
 async def _draw(desk: ChartDesk, spec: ChartSpec) -> bytes | None:
+    # A chart's steps run on the event loop that answers everyone: before each one the job
+    # steps aside (sleep(0) puts it behind every callback already due), so an update that
+    # arrived in the same tick, a /balance, is handled before the chart's next piece of work.
+    await asyncio.sleep(0)
     try:
-        return await desk.draw(spec)
+        png = await desk.draw(spec)
     except (TooSlow, TooLarge):
         logger.warning("a chart could not be drawn within the chart process's limits")
         return None
+    await asyncio.sleep(0)
+    return png
+
+
+def _photo(png: bytes) -> BufferedInputFile:
+    # In one chunk: aiogram streams an input file chunk by chunk (64 kB each, a copy and a
+    # write apiece); a chart is 40–70 kB.
+    return BufferedInputFile(png, CHART_FILE, chunk_size=max(len(png), 1))
 
 
 async def show_stats(
@@ -134,7 +147,7 @@ async def show_stats(
             return
         await bot.send_photo(
             chat_id,
-            BufferedInputFile(png, CHART_FILE),
+            _photo(png),
             caption=caption,
             reply_markup=stats_keyboard(DEFAULT_DAYS),
         )
@@ -174,7 +187,7 @@ async def switch_days(
         if png is None:
             await bot.send_message(chat_id, chart_failed_text())
             return
-        media = InputMediaPhoto(media=BufferedInputFile(png, CHART_FILE), caption=caption)
+        media = InputMediaPhoto(media=_photo(png), caption=caption)
         try:
             await bot.edit_message_media(
                 media, chat_id=chat_id, message_id=message_id, reply_markup=stats_keyboard(days)
@@ -186,7 +199,7 @@ async def switch_days(
             logger.info("chart message could not be edited (%s): sent anew", exc.message)
             await bot.send_photo(
                 chat_id,
-                BufferedInputFile(png, CHART_FILE),
+                _photo(png),
                 caption=caption,
                 reply_markup=stats_keyboard(days),
             )

@@ -59,6 +59,26 @@ async def test_daily_totals_fall_on_the_local_day_and_include_empty_days(db: Dat
     assert sum(d.sms for d in la if d.day == date(2026, 11, 30)) == 3
 
 
+async def test_a_day_with_two_currencies_and_an_unknown_cost_counts_every_sms_once(
+    db: Database,
+) -> None:
+    traffic = await repo_with_user(db)
+    unpriced = NewRecord(4, "req-4", "998901234567", "hi", "4546", 2, None, None, "REJECTED", T0)
+    await traffic.merge(
+        1,
+        [
+            rec(1, T0),
+            rec(2, T0 + timedelta(minutes=1), cost="$0.01"),
+            rec(3, T0 + timedelta(minutes=2), "waiting", cost="$0.02"),
+            unpriced,
+        ],
+    )
+    since = datetime(2026, 11, 30, 19, tzinfo=UTC)  # Dec 1 00:00 in Tashkent
+    (dec1,) = await traffic.daily_totals(1, since, since + timedelta(days=1), "Asia/Tashkent")
+    assert (dec1.sms, dec1.delivered, dec1.failed, dec1.waiting, dec1.parts) == (4, 2, 1, 1, 5)
+    assert dec1.cost_by_currency == {"UZS": Decimal(50), "USD": Decimal("0.03")}
+
+
 async def test_iter_rows_streams_in_batches_oldest_first(db: Database) -> None:
     traffic = await repo_with_user(db)
     await traffic.merge(1, [rec(n, T0 + timedelta(minutes=n % 3)) for n in range(1, 12)])
