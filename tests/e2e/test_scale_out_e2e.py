@@ -64,8 +64,6 @@ BULK_RATE: Final = 100
 THRESHOLD: Final = 1000  # so'm: LOW_BALANCE_THRESHOLD; the shared account stays far above it
 NOT_SENT: Final = ("not</b> sent", "not sent", "send again", "try again")
 LOW_ALERT: Final = "Low balance"
-# The bot's log of a reply cut at a replica's stop (see the rolling restart test).
-SHUTDOWN_RACE: Final = "ServerDisconnectedError: Server disconnected\n\nThe above"
 # What a replica logs once it listens and has set the webhook (bot/web/webhook.py).
 READY: Final = "webhook set to "
 # Three interpreters importing the bot at once on a shared 2-core machine are slow to start.
@@ -380,17 +378,7 @@ async def test_a_rolling_restart_under_balance_load_loses_no_update(world: World
         await asyncio.gather(*askers, return_exceptions=True)
     for user in users:
         assert unanswered_messages(world.telegram, user.user_id) == []
-    errors = {r.name: unhandled_errors(r) for r in world.replicas}
-    logs = {r.name: r.log_text() for r in world.replicas}
-    unexplained = {
-        name: lines
-        for name, lines in errors.items()
-        # Each such error: its "unhandled error" line and two chained tracebacks.
-        if lines and logs[name].count(SHUTDOWN_RACE) * 3 != len(lines)
-    }
-    assert unexplained == {}, {name: logs[name][-6000:] for name in unexplained}
-    if any(errors.values()):
-        # Seen in every run so far, root cause not found: at a replica's SIGTERM, a reply
-        # in flight (the fake Telegram recorded it, status 200) fails in the bot with
-        # "Server disconnected"; the user got the answer, the bot logs an unhandled error.
-        pytest.xfail(f"open: replies in flight at SIGTERM fail with {SHUTDOWN_RACE!r}")
+    # A reply in flight at a replica's SIGTERM once ran into the closed Bot session (an update
+    # claimed while the replica began to stop): bot/web/webhook.py WebhookHandler.close.
+    for replica in world.replicas:
+        assert unhandled_errors(replica) == [], replica.log_tail(120)
