@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
@@ -14,7 +16,6 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.utils.i18n import I18n
-from redis.asyncio import Redis
 
 from bot.background import Background
 from bot.commands import set_commands
@@ -28,10 +29,9 @@ from bot.middlewares import (
 )
 from bot.notices.digest import AdminDigest
 from bot.notices.jobs import JobReports
-from bot.notices.limiter import RedisLimiter
 from bot.notices.notifier import Notifier, Outbox
 from bot.notices.presenter import Presenter
-from bot.replicas import DEFAULT_PREFIX, bulk_sources, dialog_state, open_redis, otp_codes
+from bot.shared_state import DEFAULT_PREFIX, bulk_sources, dialog_state, otp_codes
 from handlers import build_router
 from handlers.config import HandlerSettings
 from services.access import AccessPolicy
@@ -46,7 +46,6 @@ from services.languages import Language
 from services.rounds import Rounds
 from services.scheduler import Scheduler
 from services.sending import SmsSender
-from services.shared_stores import RedisBalances, RedisRuns, RedisTaps
 from services.tracker import PENDING_STALE
 from services.traffic import FirstLooks
 from services.upload_worker import UploadWorker
@@ -68,6 +67,11 @@ from storage import (
     UserRepo,
 )
 from storage.leases import LeaseRepo
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from bot.notices.limiter import RedisLimiter
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +121,20 @@ class Services:
             await self.redis.aclose()
 
 
+def shared_stores() -> ModuleType:
+    """services/shared_stores.py, imported only for replicas (it needs the Redis client)."""
+    import services.shared_stores
+
+    return services.shared_stores
+
+
+def redis_limiter() -> type[RedisLimiter]:
+    """The notifier's shared limit, imported only for replicas."""
+    from bot.notices.limiter import RedisLimiter
+
+    return RedisLimiter
+
+
 def load_vault(settings: Settings) -> TokenVault:
     if settings.encryption_key is not None:
         return TokenVault(parse_keys(settings.encryption_key.get_secret_value()))
@@ -134,6 +152,9 @@ async def open_services(settings: Settings, *, redis_prefix: str = DEFAULT_PREFI
     vault = load_vault(settings)
     redis = None
     if settings.redis_url is not None:
+        # Redis and what replicas share are imported only for replicas (bot/shared_state.py).
+        from bot.replicas import open_redis
+
         redis = await open_redis(settings.redis_url.get_secret_value())
         logger.info("replica %s shares its state through Redis", settings.replica_id)
     try:
@@ -176,7 +197,7 @@ async def open_services(settings: Settings, *, redis_prefix: str = DEFAULT_PREFI
             credentials,
             vault,
             devsms,
-            shared=None if redis is None else RedisBalances(redis, redis_prefix),
+            shared=None if redis is None else shared_stores().RedisBalances(redis, redis_prefix),
         ),
         i18n=create_i18n(settings.default_language),
         bulk=BulkRepo(db),
@@ -196,11 +217,11 @@ async def open_services(settings: Settings, *, redis_prefix: str = DEFAULT_PREFI
             workers=settings.chart_workers,
             memory_limit=settings.chart_memory_mb * 1024 * 1024,
             time_limit=settings.chart_time_limit,
-            latest=None if redis is None else RedisTaps(redis, redis_prefix),
+            latest=None if redis is None else shared_stores().RedisTaps(redis, redis_prefix),
         ),
         exports=ExportDesk(
             settings.exports_at_once,
-            shared=None if redis is None else RedisRuns(redis, redis_prefix),
+            shared=None if redis is None else shared_stores().RedisRuns(redis, redis_prefix),
         ),
         redis=redis,
         redis_prefix=redis_prefix,
@@ -285,7 +306,7 @@ async def build_app(
             # Replicas: one limit for all of them (in-process pacing alone would multiply it).
             shared=None
             if services.redis is None
-            else RedisLimiter(
+            else redis_limiter()(
                 services.redis, services.redis_prefix, bot.id, rate=settings.notify_rate
             ),
         )

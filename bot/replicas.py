@@ -28,28 +28,18 @@ from collections.abc import AsyncGenerator, Mapping
 from typing import Any, Final
 
 from aiogram.fsm.storage.base import (
-    BaseEventIsolation,
-    BaseStorage,
     DefaultKeyBuilder,
     StorageKey,
 )
-from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
 from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
 from redis.exceptions import LockError, RedisError, WatchError
 
-from services.bulk_plan import SourceCache
-from services.otp import CodeKeeper, CodeStore
-from services.shared_stores import RedisCodeKeeper, RedisLists
-from services.vault import TokenVault
-from storage import Database, SQLiteStorage
 from storage.fsm import to_json
 
 logger = logging.getLogger(__name__)
 
-# Every key of the bot starts with this (tests pass their own, one per test).
-DEFAULT_PREFIX: Final = "devsms"
 # A dialog untouched for this long is forgotten (the SQLite storage keeps it for ever; Redis
 # memory is dearer, and nobody comes back to a draft after a month).
 DIALOG_TTL: Final = 30 * 24 * 3600
@@ -189,9 +179,10 @@ class RenewedEventIsolation(RedisEventIsolation):
 
 
 def event_isolation(
-    redis: Redis, prefix: str, longest_handler: float = 0.0, lease: float = ISOLATION_LEASE_SECONDS
+    redis: Redis, prefix: str, longest_handler: float = 0.0, lease: float | None = None
 ) -> RenewedEventIsolation:
     limit = max(ISOLATION_LOCK_SECONDS, int(longest_handler) + 60)
+    lease = ISOLATION_LEASE_SECONDS if lease is None else lease
     return RenewedEventIsolation(redis, prefix, lease=min(lease, limit), limit=limit)
 
 
@@ -205,33 +196,3 @@ async def open_redis(url: str) -> Redis:
         await client.aclose()
         raise
     return client
-
-
-def dialog_state(
-    db: Database,
-    redis: Redis | None,
-    prefix: str,
-    longest_handler: float = 0.0,
-    lease: float = ISOLATION_LEASE_SECONDS,
-) -> tuple[BaseStorage, BaseEventIsolation]:
-    """FSM storage and event isolation: the database and memory for one process, Redis for
-    replicas (`longest_handler`: seconds the slowest handler may take, UPLOAD_TIME_LIMIT;
-    `lease`: how long a dead replica's lock outlives it, LEASE_SECONDS)."""
-    if redis is None:
-        return SQLiteStorage(db), SimpleEventIsolation()
-    return fsm_storage(redis, prefix), event_isolation(redis, prefix, longest_handler, lease)
-
-
-def bulk_sources(budget: int, redis: Redis | None, prefix: str) -> SourceCache:
-    """Parsed bulk lists between a dialog's steps: in memory, and in Redis for replicas."""
-    if redis is None:
-        return SourceCache(budget)
-    return SourceCache(budget, RedisLists(redis, prefix, budget))
-
-
-def otp_codes(vault: TokenVault, redis: Redis | None, prefix: str) -> CodeStore:
-    """/otp codes between the code step and Send, never in FSM storage: in memory (a new
-    Dispatcher, like a restart, starts without them), or in Redis, encrypted, for an hour."""
-    if redis is None:
-        return CodeKeeper()
-    return RedisCodeKeeper(redis, prefix, vault)

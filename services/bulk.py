@@ -18,7 +18,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from services import metrics
 from services.access import OPEN, AccessPolicy
@@ -512,6 +512,11 @@ class _Run:
         self.lease: tuple[str, int] | None = None
         self.pacer: JobPacer | None = None  # the job's rate across replicas
         self.claim_refused = False
+        # Rows' outcomes being written: a worker goes on to its next row meanwhile, so the
+        # outcomes of several workers share one commit (BulkRepo.finish_row is batched).
+        self.settling: set[asyncio.Future[None]] = set()
+        # Each worker's last outcome being written: awaited before its next request.
+        self.last_outcome: dict[asyncio.Task[Any] | None, asyncio.Future[None]] = {}
         self.refusal: str | None = None
         self.refusals_in_row = 0
         self.last_progress = 0.0
@@ -537,6 +542,7 @@ class _Run:
                     await queue.put(row)
                 # Rows handed out must be settled before the next batch is read.
                 await queue.join()
+                await self.settled()
         except BaseException:
             # Rows still queued are not claimed yet: they stay pending.
             self.stop.set()
@@ -547,6 +553,26 @@ class _Run:
             for result in await asyncio.gather(*workers, return_exceptions=True):
                 if isinstance(result, Exception):
                     logger.error("bulk job %s: a worker died", self.job.id, exc_info=result)
+            await self.settled()
+
+    def settle(self, write: Awaitable[None]) -> None:
+        """Writes a row's outcome without waiting for its commit (see `settling`)."""
+        task = asyncio.ensure_future(write)
+        self.settling.add(task)
+        self.last_outcome[asyncio.current_task()] = task
+        task.add_done_callback(self._settled_one)
+
+    def _settled_one(self, task: asyncio.Future[None]) -> None:
+        self.settling.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # The row stays 'sending' and becomes 'unknown' once the run is over.
+            logger.error("bulk job %s: a row's outcome not written", self.job.id, exc_info=exc)
+            self.halt(PAUSE_ERROR)
+
+    async def settled(self) -> None:
+        """Every outcome handed to `settle` is committed (or failed, and the run halted)."""
+        while self.settling:
+            await asyncio.gather(*self.settling, return_exceptions=True)
 
     async def worker(self, queue: asyncio.Queue[BulkRow | None]) -> None:
         while True:
@@ -586,6 +612,14 @@ class _Run:
             self.claim_refused = True
             self.stop.set()
             return
+        # This worker's previous outcome was only handed to the commit groups (it may commit
+        # after this claim): awaited here, so when it failed the run halts and this row
+        # never leaves.
+        if (previous := self.last_outcome.pop(asyncio.current_task(), None)) is not None:
+            await asyncio.gather(previous, return_exceptions=True)
+            if self.pause_reason is not None:
+                await self.bulk.release(self.job.id, row.row_no)
+                return
         # Read after the claim is committed: a number stopped before this row was claimed is
         # caught, and the row ends 'stopped' (not a failure of the gateway, never sent).
         if await self.stoplist.entry(self.job.user_id, row.phone) is not None:
@@ -605,33 +639,40 @@ class _Run:
             )
         except DevsmsUnauthorized:
             # Refused before sending; the session has marked the token invalid.
-            await self.bulk.release(self.job.id, row.row_no)
+            self.settle(self.bulk.release(self.job.id, row.row_no))
             self.halt(PAUSE_TOKEN)
             return None
         except DevsmsUnavailable:
             # The connection was never made: the row goes back, untouched.
-            await self.bulk.release(self.job.id, row.row_no)
+            self.settle(self.bulk.release(self.job.id, row.row_no))
             self.count_error()
             return None
         except DevsmsSendUnknown as exc:
-            await self.bulk.finish_row(
-                self.job.id, row.row_no, "unknown", error=exc.gateway_text or type(exc).__name__
+            self.settle(
+                self.bulk.finish_row(
+                    self.job.id,
+                    row.row_no,
+                    "unknown",
+                    error=exc.gateway_text or type(exc).__name__,
+                )
             )
             self.count_error()
             return "unknown"
         except (DevsmsBadRequest, DevsmsNotFound) as exc:
             if exc.gateway_text and _NO_BALANCE.search(exc.gateway_text):
-                await self.bulk.release(self.job.id, row.row_no)
+                self.settle(self.bulk.release(self.job.id, row.row_no))
                 self.halt(PAUSE_BALANCE)
                 return None
             error = exc.gateway_text or "refused"
-            await self.bulk.finish_row(self.job.id, row.row_no, "failed", error=error)
+            self.settle(self.bulk.finish_row(self.job.id, row.row_no, "failed", error=error))
             self.errors_in_row = 0
             self.count_refusal(error)
             return "failed"
         except DevsmsError as exc:
-            await self.bulk.finish_row(
-                self.job.id, row.row_no, "failed", error=exc.gateway_text or type(exc).__name__
+            self.settle(
+                self.bulk.finish_row(
+                    self.job.id, row.row_no, "failed", error=exc.gateway_text or type(exc).__name__
+                )
             )
             return "failed"
         except BaseException:
@@ -643,14 +684,16 @@ class _Run:
         else:
             self.errors_in_row = 0
             self.refusals_in_row = 0
-            await self.bulk.finish_row(
-                self.job.id,
-                row.row_no,
-                "sent",
-                sms_id=result.sms_id,
-                request_id=result.request_id,
-                status=result.status,
-                cost=stored_cost(result.total_cost),
+            self.settle(
+                self.bulk.finish_row(
+                    self.job.id,
+                    row.row_no,
+                    "sent",
+                    sms_id=result.sms_id,
+                    request_id=result.request_id,
+                    status=result.status,
+                    cost=stored_cost(result.total_cost),
+                )
             )
             return "sent"
 

@@ -16,11 +16,10 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+if TYPE_CHECKING:
+    from cryptography.fernet import MultiFernet
 
 logger = logging.getLogger(__name__)
 
@@ -95,9 +94,16 @@ class TokenVault:
 
     @staticmethod
     def generate_key() -> str:
-        return Fernet.generate_key().decode("ascii")
+        # What Fernet.generate_key() returns, without loading cryptography for it.
+        return base64.urlsafe_b64encode(os.urandom(_KEY_BYTES)).decode("ascii")
 
     def _fernet(self, user_id: int) -> MultiFernet:
+        # cryptography (7 MB) loads with the first token read or written, not with the bot:
+        # an idle bot, or one whose users have no token yet, never needs it.
+        from cryptography.fernet import Fernet, MultiFernet
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
         info = _INFO_PREFIX + str(user_id).encode("ascii")
         return MultiFernet(
             [
@@ -116,8 +122,11 @@ class TokenVault:
         return self._fernet(user_id).encrypt(token.encode("utf-8"))
 
     def decrypt(self, user_id: int, blob: bytes) -> str:
+        fernet = self._fernet(user_id)
+        from cryptography.fernet import InvalidToken
+
         try:
-            return self._fernet(user_id).decrypt(blob).decode("utf-8")
+            return fernet.decrypt(blob).decode("utf-8")
         except (InvalidToken, UnicodeDecodeError, TypeError):
             raise VaultError(
                 f"stored token of user {user_id} does not decrypt with the configured keys"
@@ -125,8 +134,11 @@ class TokenVault:
 
     def rotate(self, user_id: int, blob: bytes) -> bytes:
         """Re-encrypts under the first key; VaultError when no key decrypts it."""
+        fernet = self._fernet(user_id)
+        from cryptography.fernet import InvalidToken
+
         try:
-            return self._fernet(user_id).rotate(blob)
+            return fernet.rotate(blob)
         except (InvalidToken, TypeError):
             raise VaultError(
                 f"stored token of user {user_id} does not decrypt with the configured keys"

@@ -283,28 +283,32 @@ class BalanceWatcher:
             # The token works (a new one, or the gateway changed its mind): a later rejection
             # deserves a notice again.
             await self._alerts.set_invalid_notified(user_id, False)
-        if balance.balance is None:
+        amount = balance.balance
+        if amount is None:
             logger.info("balance answer for user %s has no balance", user_id)
             return _Result.CHECKED
-        if self._snapshots is not None:
-            # Kept for the forecast of /stats and the digest (one per hour per user).
-            await self._snapshots.record_balance(
-                user_id, balance.balance.amount, balance.balance.currency
-            )
         threshold = threshold_money(prefs, self._default_threshold, balance.sms_price)
-        due = await self._alerts.record_check(
-            user_id, balance.balance.format(), below=is_below(balance.balance, threshold)
-        )
+
+        async def record() -> bool:
+            if self._snapshots is not None:
+                # Kept for the forecast of /stats and the digest (one per hour per user).
+                await self._snapshots.record_balance(user_id, amount.amount, amount.currency)
+            return await self._alerts.record_check(
+                user_id, amount.format(), below=is_below(amount, threshold)
+            )
+
+        # One commit with the other workers' writes of the moment (one sync to disk).
+        due = await self._alerts.db.batched(record)
         if not due:
             return _Result.CHECKED
+        result = _Result.CHECKED
         if prefs.balance_alerts and threshold is not None:
-            await self._low_balance(_person(target), balance, balance.balance, threshold)
+            await self._low_balance(_person(target), balance, amount, threshold)
+            result = _Result.ALERTED
         # Told (or not wanted): owed no more. A replica that dies before this line leaves the
         # alert owed, and the user's next check tells it.
         await self._alerts.alert_told(user_id)
-        return (
-            _Result.ALERTED if prefs.balance_alerts and threshold is not None else _Result.CHECKED
-        )
+        return result
 
     async def _low_balance(
         self, person: Person, balance: Balance, amount: Money, threshold: Money

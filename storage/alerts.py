@@ -63,6 +63,10 @@ class AlertRepo:
     def __init__(self, db: Database) -> None:
         self._db = db
 
+    @property
+    def db(self) -> Database:
+        return self._db
+
     async def get(self, user_id: int) -> AlertPrefs:
         row = await self._db.fetchone(
             f"SELECT {_PREF_COLUMNS} FROM alert_prefs WHERE user_id = ?", (user_id,)
@@ -183,7 +187,7 @@ class AlertRepo:
         params: list[object] = []
         for user_id in user_ids:
             params += (user_id, round_no, owner, until)
-        rows = await self._db.fetchall(
+        sql = (
             "INSERT INTO alert_prefs (user_id, balance_round, lease_owner, lease_until) "
             f"VALUES {values} ON CONFLICT (user_id) DO UPDATE SET "
             "balance_round = excluded.balance_round, lease_owner = excluded.lease_owner, "
@@ -191,15 +195,19 @@ class AlertRepo:
             "WHERE alert_prefs.balance_round IS NULL "
             "OR alert_prefs.balance_round < excluded.balance_round "
             "OR (alert_prefs.lease_until IS NOT NULL AND alert_prefs.lease_until < ?) "
-            "RETURNING user_id",
-            (*params, now),
+            "RETURNING user_id"
         )
+        # Committed with the round's other writes of the moment (one sync to disk).
+        rows = await self._db.batched(lambda: self._db.fetchall(sql, (*params, now)))
         return {int(row["user_id"]) for row in rows}
 
     async def finish_check(self, user_id: int, round_no: int, owner: str) -> None:
-        """The check of this round is done: nobody takes it up again in this round."""
-        await self._db.execute(
-            "UPDATE alert_prefs SET lease_until = NULL WHERE user_id = ? AND balance_round = ? "
-            "AND lease_owner = ?",
-            (user_id, round_no, owner),
+        """The check of this round is done: nobody takes it up again in this round. Committed
+        with the other checks' writes of the moment (one sync to disk for them all)."""
+        await self._db.batched(
+            lambda: self._db.execute(
+                "UPDATE alert_prefs SET lease_until = NULL WHERE user_id = ? "
+                "AND balance_round = ? AND lease_owner = ?",
+                (user_id, round_no, owner),
+            )
         )

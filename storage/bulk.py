@@ -335,13 +335,18 @@ class BulkRepo:
             params += (owner, fence)
         sql += ")"
         if callback is None:
-            return await self._db.execute(sql, params) > 0
+            # Committed with the other workers' claims and results of the moment (one sync).
+            return await self._db.batched(lambda: self._db.execute(sql, params)) > 0
         token_hash, user_id = callback
-        async with self._db.transaction():
-            if not await self._db.execute(sql, params):
-                return False
-            await add_callback(self._db, token_hash, user_id, job_id=job_id, row_no=row_no)
-        return True
+
+        async def claim_with_callback() -> bool:
+            async with self._db.transaction():
+                if not await self._db.execute(sql, params):
+                    return False
+                await add_callback(self._db, token_hash, user_id, job_id=job_id, row_no=row_no)
+            return True
+
+        return await self._db.batched(claim_with_callback)
 
     async def finish_row(
         self,
@@ -354,6 +359,22 @@ class BulkRepo:
         status: str | None = None,
         cost: str | None = None,
         error: str | None = None,
+    ) -> None:
+        """Records a row's outcome, committed with the other workers' claims and results of
+        the moment (one sync to disk for them all)."""
+        outcome = (state, sms_id, request_id, status, cost, error)
+        await self._db.batched(lambda: self._finish_row(job_id, row_no, *outcome))
+
+    async def _finish_row(
+        self,
+        job_id: int,
+        row_no: int,
+        state: RowState,
+        sms_id: int | None,
+        request_id: str | None,
+        status: str | None,
+        cost: str | None,
+        error: str | None,
     ) -> None:
         await self._db.execute(
             "UPDATE bulk_rows SET state = ?, sms_id = ?, request_id = ?, status = ?, cost = ?, "
@@ -377,10 +398,13 @@ class BulkRepo:
 
     async def release(self, job_id: int, row_no: int) -> None:
         """sending → pending, only when the request certainly never left (connection refused)."""
-        await self._db.execute(
-            "UPDATE bulk_rows SET state = 'pending', updated_at = ? "
-            "WHERE job_id = ? AND row_no = ? AND state = 'sending'",
-            (utc_now(), job_id, row_no),
+        params = (utc_now(), job_id, row_no)
+        await self._db.batched(
+            lambda: self._db.execute(
+                "UPDATE bulk_rows SET state = 'pending', updated_at = ? "
+                "WHERE job_id = ? AND row_no = ? AND state = 'sending'",
+                params,
+            )
         )
 
     async def orphans_to_unknown(self, owner: str | None = None, now: str | None = None) -> int:

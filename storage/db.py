@@ -15,12 +15,12 @@ import logging
 import os
 import sqlite3
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
 import aiosqlite
 
@@ -46,6 +46,7 @@ _PRAGMAS: Final = (
 # SQLite's INTEGER is a signed 64-bit number; a larger Python int raises OverflowError.
 SQLITE_INT_MAX: Final = 2**63 - 1
 
+T = TypeVar("T")
 Params = Iterable[Any]
 
 
@@ -147,12 +148,114 @@ class _UsersFirst:
         self._held = False
 
 
+class _Batch:
+    """One piece of batched work and the future its caller awaits."""
+
+    __slots__ = ("future", "started", "work")
+
+    def __init__(self, work: Callable[[], Awaitable[Any]], future: asyncio.Future[Any]) -> None:
+        self.work = work
+        self.future = future
+        self.started = False
+
+    async def run(self) -> Any:
+        self.started = True
+        return await self.work()
+
+
+# Works in one transaction at most: a group holds the connection for all of them, and a user's
+# statement waits for the group (2.8 ms at 10 works, 21.6 ms at 100, measured).
+GROUP_MOST: Final = 32
+
+
+class _CommitGroups:
+    """Group commit for `SqliteDatabase.batched`: work that arrives while a group is being
+    written waits for the next group, and each group is one transaction, so N tasks' writes
+    cost one sync to disk instead of N. Each caller is answered after its group's COMMIT,
+    never before: a write awaited is durable, as with a lone statement.
+
+    When any work of a group raises, the group is rolled back and each of its works runs
+    again alone, so one failure is its own caller's only. A caller cancelled before its work
+    started writes nothing; a work that calls `batched` itself runs inside its own group."""
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+        self._waiting: list[_Batch] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def run(self, work: Callable[[], Awaitable[T]]) -> T:
+        if asyncio.current_task() is self._writer:
+            # Nested: queued, it would wait for the writer that waits for it.
+            return await work()
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        batch = _Batch(work, future)
+        self._waiting.append(batch)
+        if self._writer is None or self._writer.done():
+            # The writer inherits this task's context: background work stays background.
+            self._writer = asyncio.create_task(self._write(), name="sqlite-commit-group")
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            if not batch.started:
+                future.cancel()  # skipped by the writer: nothing of it is written
+            raise
+
+    async def _write(self) -> None:
+        while self._waiting:
+            group = self._waiting[:GROUP_MOST]
+            del self._waiting[:GROUP_MOST]
+            try:
+                await self._write_group(group)
+            except BaseException as exc:  # cancelled at shutdown: nobody waits forever
+                for batch in (*group, *self._waiting):
+                    if not batch.future.done():
+                        batch.future.set_exception(exc)
+                    elif not batch.future.cancelled():
+                        batch.future.exception()  # retrieved: no "never retrieved" noise
+                self._waiting.clear()
+                raise
+
+    async def _write_group(self, group: list[_Batch]) -> None:
+        if len(group) > 1:
+            results: list[tuple[_Batch, Any]] = []
+            try:
+                async with self._db.transaction():
+                    for batch in group:
+                        if not batch.future.cancelled():
+                            results.append((batch, await batch.run()))
+            except Exception:
+                logger.debug("a commit group failed; its %s works run alone", len(group))
+            else:
+                for batch, result in results:
+                    if not batch.future.done():
+                        batch.future.set_result(result)
+                return
+        for batch in group:
+            if batch.future.cancelled():
+                continue
+            try:
+                result = await batch.run()
+            except Exception as exc:
+                if not batch.future.done():
+                    batch.future.set_exception(exc)
+            else:
+                if not batch.future.done():
+                    batch.future.set_result(result)
+
+
 class Database(abc.ABC):
     """What the repositories use of a database; `open` connects to one of the two engines."""
 
     def __init__(self) -> None:
         self._caches: dict[str, RowCache[Any, Any]] = {}
         self._caching = True
+
+    async def batched(self, work: Callable[[], Awaitable[T]]) -> T:
+        """Runs `work` (a few statements, nothing but this database) and returns once its
+        writes are committed. Where a commit is dear (SQLite syncs each one to disk) the
+        work of every task waiting at the same moment shares one commit; `work` opens its
+        own transaction() where its statements must hold together. Here: `work` alone."""
+        return await work()
 
     @staticmethod
     async def open(target: str | Path) -> Database:
@@ -241,6 +344,15 @@ class SqliteDatabase(Database):
         self._lock = _UsersFirst()
         self._owner: asyncio.Task[Any] | None = None
         self._depth = 0
+        self._groups = _CommitGroups(self)
+
+    async def batched(self, work: Callable[[], Awaitable[T]]) -> T:
+        """`work` in a transaction shared with the batched work of other tasks waiting at
+        the same moment (see _CommitGroups): one sync to disk for them all. Inside the
+        current task's own transaction it simply runs there."""
+        if self._holds_lock():
+            return await work()
+        return await self._groups.run(work)
 
     @classmethod
     async def open_file(cls, path: str | Path) -> SqliteDatabase:

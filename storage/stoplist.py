@@ -78,8 +78,9 @@ class StopListRepo:
         return {str(row["phone"]) for row in rows}
 
     async def entry(self, user_id: int, phone: str) -> StopEntry | None:
-        """The entry of one number (digits), or None when it may be sent to."""
-        row = await self._db.fetchone(
+        """The entry of one number (digits), or None when it may be sent to. Read on the
+        read-only connection (what is committed), beside the writes of the moment."""
+        row = await self._db.read_one(
             f"SELECT {_COLUMNS} FROM stoplist WHERE user_id = ? AND phone = ?", (user_id, phone)
         )
         return None if row is None else StopEntry.from_row(row)

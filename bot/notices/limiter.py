@@ -27,10 +27,10 @@ import math
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +120,10 @@ class RedisLimiter:
         self._interval_ms = max(1, math.ceil(1000 / rate))
         self._per_chat_ms = math.ceil(per_chat_interval * 1000)
         self._script = redis.register_script(_TAKE)
+        # Imported with the client: the notifier of one process never loads Redis.
+        from redis.exceptions import RedisError
+
+        self._unreachable = RedisError
         self._failing = False
         self._clock_ms = clock_ms
 
@@ -137,7 +141,7 @@ class RedisLimiter:
         ]
         try:
             wait_ms, kind = await self._script(keys=keys, args=args)
-        except RedisError as exc:
+        except self._unreachable as exc:
             if not self._failing:
                 logger.warning("shared send limit unreachable, holding sends: %s", exc)
             self._failing = True

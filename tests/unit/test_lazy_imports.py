@@ -1,8 +1,9 @@
 """An idle bot loads only what it uses: what the bench's idle RSS and start-up rows measure.
 
 Each module below is loaded on first need: matplotlib and numpy in the chart process, openpyxl
-where a sheet is read or written, Babel's catalogue compiler only for a stale catalogue, and
-aiohttp's server side only when the web server runs (WEB_PORT, or webhook mode).
+where a sheet is read or written, Babel's catalogue compiler only for a stale catalogue,
+aiohttp's server side only when the web server runs (WEB_PORT, or webhook mode), and the Redis
+client only for replicas (REDIS_URL).
 """
 
 from __future__ import annotations
@@ -10,7 +11,20 @@ from __future__ import annotations
 import subprocess
 import sys
 
-LAZY = ("matplotlib", "numpy", "openpyxl", "babel.messages", "aiohttp.web", "bot.web")
+LAZY = (
+    "matplotlib",
+    "numpy",
+    "openpyxl",
+    "babel.messages",
+    "aiohttp.web",
+    "bot.web",
+    # The Redis client and what replicas share through it: only with REDIS_URL.
+    "redis",
+    "bot.replicas",
+    "services.shared_stores",
+    # Loaded with the first token encrypted or decrypted.
+    "cryptography",
+)
 
 
 def loaded_after(code: str) -> list[str]:
