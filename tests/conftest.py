@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,9 +14,17 @@ from bot.factory import build_app
 from tests.fakes.fake_devsms import FakeDevsms
 from tests.support.harness import BOT_TOKEN, Harness, make_bot
 from tests.support.recording import RecordingSession
+from tests.support.services import drop_reused_schemas
 
 GOOD_TOKEN = "devsms-good-token-0001"
 OTHER_TOKEN = "devsms-other-token-0002"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_reused_postgres_schemas() -> Iterator[None]:
+    """The PostgreSQL schemas tests handed on to each other go when the session ends."""
+    yield
+    asyncio.run(drop_reused_schemas())
 
 
 @pytest.fixture

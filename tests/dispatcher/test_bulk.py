@@ -676,7 +676,10 @@ async def test_logout_stops_the_job_and_its_token(bulk_app: Harness, devsms: Fak
     await app.tap(ask, "Yes, delete everything")
     sent_at_logout = len(devsms.requests_to(SEND))
     await until(lambda: not runner.is_running(job_id_of(job)))
-    assert len(devsms.requests_to(SEND)) <= sent_at_logout + 1  # the one in flight, if any
+    # Rows claimed before the erase may still leave (never recalled, at most one per worker);
+    # no row is claimed after it: the job and the token are gone.
+    assert len(devsms.requests_to(SEND)) <= sent_at_logout + runner.concurrency
+    assert len(devsms.requests_to(SEND)) < 30
     assert await app.services.bulk.jobs_of(1) == []  # erased with everything else
 
 

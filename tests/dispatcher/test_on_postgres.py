@@ -38,7 +38,7 @@ from tests.dispatcher.test_send import (
 )
 from tests.fakes.fake_devsms import FakeDevsms
 from tests.support.harness import Harness
-from tests.support.services import postgres_schema
+from tests.support.services import migrated_postgres_schema
 
 __all__ = [
     "bulk_app",
@@ -61,7 +61,7 @@ __all__ = [
 
 @pytest.fixture
 async def postgres_url() -> AsyncIterator[str]:
-    async with postgres_schema() as dsn:
+    async with migrated_postgres_schema() as dsn:
         yield dsn
 
 

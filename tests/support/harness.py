@@ -48,7 +48,7 @@ class Harness:
 
     async def feed(self, **update: Any) -> list[SentMessage]:
         """Feeds one update; returns the messages the bot sent or edited while handling it."""
-        before = {key: (m.text, m.edits) for key, m in self.session.messages.items()}
+        start = len(self.session.changed)
         event = Update(update_id=next(self._ids), **update)
         # What Telegram knows once it delivers the update: the user's message exists (the bot
         # may delete it), the callback query awaits its one answer.
@@ -58,9 +58,11 @@ class Harness:
         if event.callback_query is not None:
             self.session.callbacks.offer(event.callback_query.id)
         await self.dp.feed_update(self.bot, event)
-        return [
-            m for key, m in self.session.messages.items() if before.get(key) != (m.text, m.edits)
-        ]
+        # Sent or edited meanwhile (an edit always counts one more), and not deleted from the
+        # record by the test; in the order they were first sent (ids grow with each send).
+        messages = self.session.messages
+        changed = sorted(set(self.session.changed[start:]), key=lambda key: key[1])
+        return [messages[key] for key in changed if key in messages]
 
     def message(self, user_id: int = 1, lang: str | None = "en", **fields: Any) -> Message:
         return Message(

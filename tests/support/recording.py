@@ -107,6 +107,9 @@ class RecordingSession(BaseSession):
     blocked_chats: set[int] = field(default_factory=set)
     # Files users "uploaded" (file_id → bytes), served by GetFile + stream_content.
     files: dict[str, bytes] = field(default_factory=dict)
+    # The key of each message sent or edited, in order: what one update changed is the tail
+    # (Harness.feed), without comparing every message the bot ever sent.
+    changed: list[tuple[int, int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         super().__init__()
@@ -228,6 +231,7 @@ class RecordingSession(BaseSession):
             is_document=is_document,
         )
         self.messages[(sent.chat_id, sent.message_id)] = sent
+        self.changed.append((sent.chat_id, sent.message_id))
         return self._as_message(sent)
 
     def _edit(self, bot: Bot, method: EditMessageText | EditMessageReplyMarkup) -> Message:
@@ -252,6 +256,7 @@ class RecordingSession(BaseSession):
         old.text, old.visible, old.entities = text, visible, entities
         # Omitting reply_markup in an edit removes the inline keyboard, as on Telegram.
         old.reply_markup, old.edits = method.reply_markup, old.edits + 1
+        self.changed.append(key)
         return self._as_message(old)
 
     def _edit_media(self, bot: Bot, method: EditMessageMedia) -> Message:
@@ -271,6 +276,7 @@ class RecordingSession(BaseSession):
         old.photo = _photo_bytes(media.media)
         old.text, old.visible, old.entities = caption, visible, entities
         old.reply_markup, old.edits = method.reply_markup, old.edits + 1
+        self.changed.append(key)
         return self._as_message(old)
 
     def _as_message(self, sent: SentMessage) -> Message:

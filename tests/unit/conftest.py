@@ -14,7 +14,7 @@ from services.vault import TokenVault
 from storage import Database
 from tests.fakes.fake_devsms import FakeDevsms
 from tests.support.bulk_env import env
-from tests.support.services import postgres_schema
+from tests.support.services import migrated_postgres_schema
 from tests.support.watch_env import World
 
 __all__ = ["database_target", "db", "devsms", "env", "i18n", "world"]
@@ -25,11 +25,13 @@ async def database_target(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[str | Path]:
     """Where the test's database lives: an SQLite file, or a PostgreSQL schema of its own
-    (skipped with the reason when the server is not reachable). Reopening it is a restart."""
+    (skipped with the reason when the server is not reachable), empty and already migrated:
+    often one an earlier test used and emptied, as migrating a new schema costs PostgreSQL
+    about a second. Reopening it is a restart."""
     if request.param == "sqlite":
         yield tmp_path / "bot.sqlite3"
         return
-    async with postgres_schema() as dsn:
+    async with migrated_postgres_schema() as dsn:
         yield dsn
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import struct
-import subprocess
-import sys
 from decimal import Decimal
 
 import pytest
@@ -20,6 +18,7 @@ from services.charts import (
     summarise,
     tick_positions,
 )
+from tests.support.lazy_probe import loaded_lazy_modules
 
 FIRST = dt.date(2026, 11, 2)
 RU = ChartLabels(
@@ -124,10 +123,5 @@ def test_ticks_never_crowd_and_keep_the_last_day() -> None:
 def test_importing_the_bot_does_not_import_matplotlib() -> None:
     """Idle memory and start-up stay as they were: matplotlib is loaded only in the chart
     process, when the first chart is drawn."""
-    code = (
-        "import sys, bot.__main__, bot.factory, handlers, services.charts, "
-        "services.chart_desk, services.export; "
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('matplotlib', 'numpy')))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    loaded = loaded_lazy_modules()["after import"]
+    assert [m for m in loaded if m.split(".")[0] in ("matplotlib", "numpy")] == []
