@@ -434,7 +434,11 @@ def create_dispatcher(services: Services, shared: Shared) -> Dispatcher:
     """A Dispatcher over what `build_app` opened (a second one stands for a restart in tests)."""
     settings = services.settings
     storage, isolation = dialog_state(
-        services.db, services.redis, services.redis_prefix, settings.upload_time_limit
+        services.db,
+        services.redis,
+        services.redis_prefix,
+        settings.upload_time_limit,
+        settings.lease_seconds,
     )
     dp = Dispatcher(
         storage=storage,

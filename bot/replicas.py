@@ -9,6 +9,8 @@ pacing in memory. With it set, each of these has a Redis counterpart, chosen her
   stored is refused) and a TTL, so dialogs abandoned for a month do not stay in Redis for ever;
 - per-user event isolation: aiogram's RedisEventIsolation (a Redis lock per chat and user), so
   a double tap that the load balancer spreads over two replicas is still handled one at a time;
+  the lock lasts a lease (LEASE_SECONDS) and is renewed while its handler runs, so the lock of
+  a replica killed mid-update goes within a lease, not after the longest handler's time;
 - the /otp code keeper and the parsed bulk lists (services/shared_stores.py), the notifier's
   limiter (bot/notices/limiter.py): see there.
 
@@ -18,9 +20,11 @@ reads the database, which is the truth they share.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any, Final
 
 from aiogram.fsm.storage.base import (
@@ -29,7 +33,8 @@ from aiogram.fsm.storage.base import (
 )
 from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
 from redis.asyncio import Redis
-from redis.exceptions import WatchError
+from redis.asyncio.lock import Lock
+from redis.exceptions import LockError, RedisError, WatchError
 
 from storage.fsm import to_json
 
@@ -39,8 +44,11 @@ logger = logging.getLogger(__name__)
 # memory is dearer, and nobody comes back to a draft after a month).
 DIALOG_TTL: Final = 30 * 24 * 3600
 # A handler holds its user's lock at most this long, past the longest wait a handler has (an
-# upload read in the worker, UPLOAD_TIME_LIMIT); the lock of a replica that died goes then.
+# upload read in the worker, UPLOAD_TIME_LIMIT): a handler that hangs longer lets it go then.
 ISOLATION_LOCK_SECONDS: Final = 300
+# The lock's own time when no lease time is given; renewed every third of it while its handler
+# runs, it outlives a replica that died by no more than this.
+ISOLATION_LEASE_SECONDS: Final = 30.0
 # Telegram keeps an unacknowledged update for up to 24 hours.
 TAKEN_UPDATE_SECONDS: Final = 24 * 3600
 
@@ -131,13 +139,51 @@ def fsm_storage(redis: Redis, prefix: str) -> SharedFsmStorage:
     return SharedFsmStorage(redis, prefix)
 
 
+class RenewedEventIsolation(RedisEventIsolation):
+    """aiogram's RedisEventIsolation with a lock of `lease` seconds, renewed every third of
+    it while the handler runs (up to `limit` seconds in all): a replica killed mid-update
+    leaves its user waiting a lease at most, not the longest handler's time (a user's next
+    update, on a survivor, waits for this lock)."""
+
+    def __init__(self, redis: Redis, prefix: str, *, lease: float, limit: float) -> None:
+        super().__init__(redis, key_builder=key_builder(prefix), lock_kwargs={"timeout": lease})
+        self.lease = lease
+        self.limit = limit
+
+    @contextlib.asynccontextmanager
+    async def lock(self, key: StorageKey) -> AsyncGenerator[None, None]:
+        redis_key = self.key_builder.build(key, "lock")
+        lock = self.redis.lock(name=redis_key, timeout=self.lease, lock_class=Lock)
+        async with lock:
+            keeper = asyncio.create_task(self._keep(lock), name="isolation-lock")
+            try:
+                yield None
+            finally:
+                keeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keeper
+
+    async def _keep(self, lock: Lock) -> None:
+        held = 0.0
+        pause = self.lease / 3
+        while held + pause < self.limit:
+            await asyncio.sleep(pause)
+            held += pause
+            try:
+                await lock.reacquire()
+            except LockError:
+                logger.warning("a user's update lock expired under its handler")
+                return
+            except RedisError:
+                logger.warning("a user's update lock not renewed; trying again")
+
+
 def event_isolation(
-    redis: Redis, prefix: str, longest_handler: float = 0.0
-) -> RedisEventIsolation:
-    timeout = max(ISOLATION_LOCK_SECONDS, int(longest_handler) + 60)
-    return RedisEventIsolation(
-        redis, key_builder=key_builder(prefix), lock_kwargs={"timeout": timeout}
-    )
+    redis: Redis, prefix: str, longest_handler: float = 0.0, lease: float | None = None
+) -> RenewedEventIsolation:
+    limit = max(ISOLATION_LOCK_SECONDS, int(longest_handler) + 60)
+    lease = ISOLATION_LEASE_SECONDS if lease is None else lease
+    return RenewedEventIsolation(redis, prefix, lease=min(lease, limit), limit=limit)
 
 
 async def open_redis(url: str) -> Redis:

@@ -25,15 +25,20 @@ DEFAULT_PREFIX: Final = "devsms"
 
 
 def dialog_state(
-    db: Database, redis: Redis | None, prefix: str, longest_handler: float = 0.0
+    db: Database,
+    redis: Redis | None,
+    prefix: str,
+    longest_handler: float = 0.0,
+    lease: float | None = None,
 ) -> tuple[BaseStorage, BaseEventIsolation]:
     """FSM storage and event isolation: the database and memory for one process, Redis for
-    replicas (`longest_handler`: seconds the slowest handler may take, UPLOAD_TIME_LIMIT)."""
+    replicas (`longest_handler`: seconds the slowest handler may take, UPLOAD_TIME_LIMIT;
+    `lease`: how long a dead replica's user lock outlives it, LEASE_SECONDS)."""
     if redis is None:
         return SQLiteStorage(db), SimpleEventIsolation()
     from bot.replicas import event_isolation, fsm_storage
 
-    return fsm_storage(redis, prefix), event_isolation(redis, prefix, longest_handler)
+    return fsm_storage(redis, prefix), event_isolation(redis, prefix, longest_handler, lease)
 
 
 def bulk_sources(budget: int, redis: Redis | None, prefix: str) -> SourceCache:

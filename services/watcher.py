@@ -2,9 +2,11 @@
 
 A user hears once when their balance falls below their threshold, and again only after it
 rose above it and fell again: the "below" flag lives in alert_prefs (AlertRepo.record_check),
-so a restart does not repeat an alert. A token the gateway rejects is reported once, to the
-user and to the admins. Both are events (services/events.py): the presentation tells the user
-and the admins (whose digest turns a round's many low balances into one message).
+so a restart does not repeat an alert; the alert stays owed there until it was handed on, so
+a replica that dies in between does not lose it either. A token the gateway rejects is
+reported once, to the user and to the admins. Both are events (services/events.py): the
+presentation tells the user and the admins (whose digest turns a round's many low balances
+into one message).
 
 Thousands of users are walked page by page (keyset paging) and checked by a fixed pool of
 `concurrency` workers, so the gateway never sees more than that many requests at once.
@@ -156,8 +158,20 @@ class BalanceWatcher:
         round_no = None if running else await self._leases.next_term(ROUND_LEASE, self._interval)
         if round_no is None:
             holder = holder if running else await self._leases.holder(ROUND_LEASE)
-            if holder is None or holder.fence <= self._walked:
+            if holder is None or holder.fence < self._walked:
                 return None
+            if holder.fence == self._walked:
+                # Walked already; the checks a replica claimed and died with come back once
+                # their claims run out, and whoever walked the round takes them up.
+                expired = await self._alerts.expired_checks(
+                    holder.fence, self._leases.now(), self._page_size
+                )
+                if not expired:
+                    return None
+                logger.info(
+                    "balance round %s: taking up %s unfinished checks", holder.fence, len(expired)
+                )
+                return await self._round(holder.fence, expired)
             round_no = holder.fence
         self._walked = round_no
         return await self._round(round_no)
@@ -170,8 +184,11 @@ class BalanceWatcher:
         self._walked = await self._leases.advance(ROUND_LEASE)
         return await self._round(self._walked)
 
-    async def _round(self, round_no: int | None) -> RoundReport:
-        """Checks the users of round `round_no` this replica claims (None: every user)."""
+    async def _round(
+        self, round_no: int | None, only: list[WatchTarget] | None = None
+    ) -> RoundReport:
+        """Checks the users of round `round_no` this replica claims (None: every user), or
+        of `only` those."""
         started = self._clock()
         results: Counter[_Result] = Counter()
         # Bounded, so paging only runs ahead of the workers by a little.
@@ -190,14 +207,18 @@ class BalanceWatcher:
         try:
             after = 0
             while True:
-                page = await self._alerts.watch_targets(after, self._page_size)
+                page = (
+                    only
+                    if only is not None
+                    else await self._alerts.watch_targets(after, self._page_size)
+                )
                 # Claimed a few at a time, just before their turn: a claim's lease covers
                 # the wait in the queue, not the whole page's.
                 step = self._concurrency * 2
                 for start in range(0, len(page), step):
                     for target in await self._claimed(page[start : start + step], round_no):
                         await queue.put(target)
-                if len(page) < self._page_size:
+                if only is not None or len(page) < self._page_size:
                     break
                 after = page[-1].user_id
             for _ in workers:
@@ -277,11 +298,17 @@ class BalanceWatcher:
             )
 
         # One commit with the other workers' writes of the moment (one sync to disk).
-        crossed = await self._alerts.db.batched(record)
-        if not crossed or not prefs.balance_alerts or threshold is None:
+        due = await self._alerts.db.batched(record)
+        if not due:
             return _Result.CHECKED
-        await self._low_balance(_person(target), balance, amount, threshold)
-        return _Result.ALERTED
+        result = _Result.CHECKED
+        if prefs.balance_alerts and threshold is not None:
+            await self._low_balance(_person(target), balance, amount, threshold)
+            result = _Result.ALERTED
+        # Told (or not wanted): owed no more. A replica that dies before this line leaves the
+        # alert owed, and the user's next check tells it.
+        await self._alerts.alert_told(user_id)
+        return result
 
     async def _low_balance(
         self, person: Person, balance: Balance, amount: Money, threshold: Money

@@ -93,25 +93,35 @@ class AlertRepo:
         await self._set(user_id, "delivery_notify", mode)
 
     async def record_check(self, user_id: int, balance: str | None, *, below: bool) -> bool:
-        """Stores what the watcher saw. Returns True when the user just crossed below the
-        threshold (the one moment an alert is due); the flag is reset once above again.
+        """Stores what the watcher saw. Returns True when a low-balance alert is due: the
+        user just crossed below the threshold, or crossed earlier and was not told yet (the
+        replica that saw it died first). The caller tells the user, then `alert_told`; the
+        flag is reset once above again.
 
         One statement, so a round over many users does not queue four round trips each on the
         shared connection: `alerted_at` takes this check's own timestamp (with microseconds,
-        unique per call) only on the crossing, and the caller compares it with its own.
+        unique per call) only on the crossing.
         """
         now = datetime.now(UTC).isoformat(timespec="microseconds")
         row = await self._db.fetchone(
-            "INSERT INTO alert_prefs (user_id, below, last_balance, checked_at, alerted_at) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET "
+            "INSERT INTO alert_prefs (user_id, below, last_balance, checked_at, alerted_at, "
+            "alert_owed) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET "
             "below = excluded.below, last_balance = excluded.last_balance, "
             "checked_at = excluded.checked_at, "
             "alerted_at = CASE WHEN excluded.below = 1 AND alert_prefs.below = 0 "
-            "THEN excluded.checked_at ELSE alert_prefs.alerted_at END "
-            "RETURNING alerted_at",
-            (user_id, int(below), balance, now, now if below else None),
+            "THEN excluded.checked_at ELSE alert_prefs.alerted_at END, "
+            "alert_owed = CASE WHEN excluded.below = 0 THEN 0 "
+            "WHEN alert_prefs.below = 0 THEN 1 ELSE alert_prefs.alert_owed END "
+            "RETURNING alert_owed",
+            (user_id, int(below), balance, now, now if below else None, int(below)),
         )
-        return row is not None and row["alerted_at"] == now
+        return row is not None and bool(row["alert_owed"])
+
+    async def alert_told(self, user_id: int) -> None:
+        """The low-balance alert record_check asked for was handed on: no longer owed."""
+        await self._db.execute(
+            "UPDATE alert_prefs SET alert_owed = 0 WHERE user_id = ?", (user_id,)
+        )
 
     async def set_invalid_notified(self, user_id: int, notified: bool) -> bool:
         """Returns True when the flag changed (so a 'token invalid' notice goes out once)."""
@@ -124,14 +134,19 @@ class AlertRepo:
 
     async def watch_targets(self, after_user_id: int = 0, limit: int = 500) -> list[WatchTarget]:
         """One page of users to check, in user id order (keyset paging scales to many users)."""
+        return await self._targets("AND u.id > ?", (after_user_id,), limit)
+
+    async def _targets(
+        self, condition: str, params: tuple[object, ...], limit: int
+    ) -> list[WatchTarget]:
         rows = await self._db.fetchall(
             "SELECT u.id, u.language, u.first_name, u.username, u.access, c.token_encrypted, "
             f"{', '.join('p.' + c for c in _PREF_COLUMNS.split(', '))} "
             "FROM users u JOIN credentials c ON c.user_id = u.id "
             "LEFT JOIN alert_prefs p ON p.user_id = u.id "
-            "WHERE c.state = 'valid' AND u.is_active = 1 AND u.id > ? "
+            f"WHERE c.state = 'valid' AND u.is_active = 1 {condition} "
             "ORDER BY u.id LIMIT ?",
-            (after_user_id, limit),
+            (*params, limit),
         )
         return [
             WatchTarget(
@@ -147,6 +162,15 @@ class AlertRepo:
             )
             for row in rows
         ]
+
+    async def expired_checks(self, round_no: int, now: str, limit: int) -> list[WatchTarget]:
+        """Users whose check in round `round_no` was claimed and not finished before the claim
+        ran out (its replica died): for a replica that walked the round to check them."""
+        return await self._targets(
+            "AND p.balance_round = ? AND p.lease_until IS NOT NULL AND p.lease_until < ?",
+            (round_no, now),
+            limit,
+        )
 
     # --- a balance round split across replicas (storage/leases.py) ---------------------------
 

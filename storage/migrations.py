@@ -453,6 +453,17 @@ ALTER TABLE bulk_rows ADD COLUMN claim_fence INTEGER;
 ALTER TABLE outbox ADD COLUMN lease_owner TEXT;
 """
 
+_ALERT_OWED: Final = """
+-- A low-balance alert is owed from the check that saw the balance cross below the threshold
+-- until it was handed to Telegram: a replica that dies in between leaves it owed, and the
+-- next check of the user (on a survivor) tells it, where the 'below' flag alone would say
+-- the user had been told.
+ALTER TABLE alert_prefs ADD COLUMN alert_owed INTEGER NOT NULL DEFAULT 0;
+-- The checks of a balance round claimed and not finished (a dead replica's, once expired).
+CREATE INDEX alert_prefs_open_checks ON alert_prefs (balance_round, lease_until)
+    WHERE lease_until IS NOT NULL;
+"""
+
 MIGRATIONS: Final[tuple[str | Migration, ...]] = (
     _V1,
     _V2,
@@ -467,6 +478,7 @@ MIGRATIONS: Final[tuple[str | Migration, ...]] = (
     _CALLBACKS,
     _REVIEW_FIXES,
     _LEASES,
+    _ALERT_OWED,
 )
 LATEST_VERSION: Final = len(MIGRATIONS)
 

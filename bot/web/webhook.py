@@ -49,6 +49,12 @@ class WebhookHandler(SimpleRequestHandler):
         super().__init__(*args, **kwargs)
         self._seen: OrderedDict[int, None] = OrderedDict()
         self._taken = taken
+        # Shutdown: no update is taken any more, and the requests still being read (their
+        # update claimed, the task not yet made) are waited for, then every task.
+        self._closing = False
+        self._reading = 0
+        self._read = asyncio.Event()
+        self._read.set()
 
     def _first_time(self, update_id: int) -> bool:
         """False for an update already taken: Telegram resends one whose answer it did not
@@ -70,6 +76,19 @@ class WebhookHandler(SimpleRequestHandler):
         return hmac.compare_digest(came, self.secret_token.encode("utf-8"))
 
     async def handle(self, request: web.Request) -> web.Response:
+        if self._closing:
+            # Stopping: Telegram sends the update again, to another replica or the next run.
+            return web.Response(body="Service Unavailable", status=503)
+        self._reading += 1
+        self._read.clear()
+        try:
+            return await self._take(request)
+        finally:
+            self._reading -= 1
+            if not self._reading:
+                self._read.set()
+
+    async def _take(self, request: web.Request) -> web.Response:
         bot = await self.resolve_bot(request)
         if not self.verify_secret(request.headers.get("X-Telegram-Bot-Api-Secret-Token", ""), bot):
             return web.Response(body="Unauthorized", status=401)
@@ -110,9 +129,16 @@ class WebhookHandler(SimpleRequestHandler):
 
     async def close(self) -> None:
         """At shutdown: the updates already acknowledged finish (Telegram will not resend
-        them); the Bot's session is closed by whoever opened it, not here."""
-        if self._background_feed_update_tasks:
-            await asyncio.gather(*self._background_feed_update_tasks, return_exceptions=True)
+        them), those of requests still being read too (a task made after a first look would
+        run into the closed Bot session: a reply cut, or an update taken and never handled);
+        the Bot's session is closed by whoever opened it, not here."""
+        self._closing = True
+        while True:
+            await self._read.wait()
+            tasks = list(self._background_feed_update_tasks)
+            if not tasks and not self._reading:
+                return
+            await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def add_webhook_route(

@@ -9,17 +9,14 @@ and after (the bots use their default key prefix).
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
-import aiohttp
 import pytest
 import pytest_asyncio
-from aiohttp import web
 from redis.asyncio import Redis
 
 from tests.conftest import GOOD_TOKEN
@@ -34,6 +31,7 @@ from tests.e2e.harness import (
 )
 from tests.fakes.fake_devsms import FakeDevsms
 from tests.fakes.fake_telegram import FakeTelegram
+from tests.support.balancer import Balancer
 from tests.support.services import redis_url
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
@@ -42,46 +40,6 @@ PUBLIC: Final = "https://bot.example.test"
 SECRET: Final = "e2e-replicas-secret_0123456789"
 SEND: Final = "/send_sms.php"
 REDIS_DB: Final = 13
-
-
-@dataclass
-class Balancer:
-    """Round robin over the replicas' web servers; counts what each one got."""
-
-    targets: list[str]
-    port: int = field(default_factory=free_port)
-    handed: dict[str, int] = field(default_factory=dict)
-    _runner: web.AppRunner | None = None
-
-    async def start(self) -> None:
-        turn = itertools.cycle(self.targets)
-        session = aiohttp.ClientSession()
-
-        async def forward(request: web.Request) -> web.Response:
-            target = next(turn)
-            self.handed[target] = self.handed.get(target, 0) + 1
-            async with session.post(
-                target + request.path, data=await request.read(), headers=request.headers
-            ) as answer:
-                return web.Response(status=answer.status, body=await answer.read())
-
-        async def close_session(_: web.Application) -> None:
-            await session.close()
-
-        app = web.Application()
-        app.router.add_post("/{tail:.*}", forward)
-        app.on_cleanup.append(close_session)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
 
 @dataclass

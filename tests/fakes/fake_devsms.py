@@ -25,6 +25,7 @@ import math
 import random
 import re
 import signal
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -167,6 +168,8 @@ class RecordedRequest:
     answered: bool = False
     """The fake is done with it: the answer went out (or the connection was dropped), however
     late; a request the bot gave up on is answered into a closed connection."""
+    at: float = field(default_factory=time.monotonic)
+    """When it arrived (time.monotonic()): the pace of a job's requests, read from the log."""
 
 
 @dataclass

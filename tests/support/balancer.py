@@ -1,7 +1,8 @@
 """A round-robin load balancer on 127.0.0.1 in front of several replicas' web servers, as
 Caddy's `reverse_proxy` over the replicas is in compose.yaml: the fake Telegram posts each
 webhook update to it, and it hands them to the replicas in turn. It counts what each replica
-got, so a test or the bench can tell that every replica took a share.
+got, so a test or the bench can tell that every replica took a share. The fake Telegram resends
+an update after a 502 (tests/fakes/telegram/webhook.py), as Telegram does.
 """
 
 from __future__ import annotations
@@ -55,6 +56,11 @@ class Balancer:
             except aiohttp.ClientConnectorError:
                 self.refused[target] += 1
                 continue
+            except aiohttp.ClientError:
+                # It went away while answering (killed, stopping): it may have taken the
+                # update, so no other replica gets it now. Telegram resends it after the 502,
+                # and a replica drops an update one of them took already (bot/web/webhook.py).
+                return web.Response(status=502, text="the replica did not answer")
         return web.Response(status=502, text="no replica accepts connections")
 
     async def start(self) -> None:

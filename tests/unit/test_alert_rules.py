@@ -187,4 +187,5 @@ async def test_alert_fires_once_per_fall_below_the_threshold(alerts: AlertRepo) 
         )
         if crossed:
             alerts_fired.append(amount)
+            await alerts.alert_told(7)
     assert alerts_fired == [9_000, 5_000]

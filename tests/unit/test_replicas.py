@@ -172,6 +172,64 @@ async def test_two_replicas_split_a_balance_round_and_check_each_user_once(
     assert len(cluster.fake.requests_to(BALANCE)) == 40
 
 
+class _Frozen:
+    """The notices of a replica that dies while its alerts wait to go out."""
+
+    def __init__(self) -> None:
+        self.waiting = asyncio.Event()
+
+    async def emit(self, event: Event) -> None:
+        self.waiting.set()
+        await asyncio.Event().wait()
+
+
+async def test_a_survivor_takes_up_the_checks_and_alerts_of_a_replica_dead_mid_round(
+    cluster: Cluster,
+) -> None:
+    a, b = await cluster.replica("a"), await cluster.replica("b")
+    users = range(1, 21)
+    for user_id in users:
+        await cluster.add_user(a.db, user_id, f"tok-{user_id}", 1_000)  # all low
+    lease = 0.3
+    frozen = _Frozen()
+    dying = BalanceWatcher(
+        AlertRepo(a.db),
+        a.accounts,
+        frozen,
+        default_threshold=Decimal(5_000),
+        interval=600.0,
+        concurrency=3,
+        health=GatewayHealth(100, a),
+        leases=a.leases(lease),
+    )
+    survivor = BalanceWatcher(
+        AlertRepo(b.db),
+        b.accounts,
+        b,
+        default_threshold=Decimal(5_000),
+        interval=600.0,
+        concurrency=3,
+        health=GatewayHealth(100, b),
+        leases=b.leases(lease),
+    )
+    round_a = asyncio.create_task(dying.tick())
+    await asyncio.wait_for(frozen.waiting.wait(), LIMIT)
+    # "a" recorded crossings and claimed users it will never finish; "b" walks the round.
+    assert await survivor.tick() is not None
+    round_a.cancel()  # killed
+    await asyncio.gather(round_a, return_exceptions=True)
+
+    async def all_told() -> None:
+        while len(b.events) < len(users):
+            await survivor.tick()  # its looks, a lease's third apart
+            await asyncio.sleep(lease / 3)
+
+    await asyncio.wait_for(all_told(), LIMIT)
+    alerted = Counter(e.person.user_id for e in cluster.events(LowBalance))  # type: ignore[attr-defined]
+    assert alerted == dict.fromkeys(users, 1)
+    assert await survivor.tick() is None  # the round is done
+
+
 async def test_a_job_seen_by_two_replicas_sends_each_row_once_at_its_rate(
     cluster: Cluster,
 ) -> None:

@@ -416,18 +416,32 @@ async def test_record_check_reports_each_crossing_below_once(db: Database) -> No
 
     await UserRepo(db).upsert_seen(3, "Ann", None)
     alerts = AlertRepo(db)
-    seen = [
-        await alerts.record_check(3, balance, below=below)
-        for balance, below in [
-            ("9000", False),
-            ("4000", True),  # crossed
-            ("3000", True),
-            ("3000", True),
-            ("12000", False),
-            ("2000", True),  # crossed again
-        ]
-    ]
+    seen = []
+    for balance, below in [
+        ("9000", False),
+        ("4000", True),  # crossed
+        ("3000", True),
+        ("3000", True),
+        ("12000", False),
+        ("2000", True),  # crossed again
+    ]:
+        seen.append(due := await alerts.record_check(3, balance, below=below))
+        if due:
+            await alerts.alert_told(3)
     assert seen == [False, True, False, False, False, True]
+
+
+async def test_an_alert_not_told_is_due_again_until_told(db: Database) -> None:
+    from storage import AlertRepo
+
+    await UserRepo(db).upsert_seen(3, "Ann", None)
+    alerts = AlertRepo(db)
+    assert await alerts.record_check(3, "4000", below=True)  # crossed; its replica died
+    assert await alerts.record_check(3, "3500", below=True)  # still owed: the next check
+    await alerts.alert_told(3)
+    assert not await alerts.record_check(3, "3000", below=True)
+    assert not await alerts.record_check(3, "12000", below=False)
+    assert await alerts.record_check(3, "2000", below=True)
     assert (await alerts.get(3)).last_balance == "2000"
 
 
@@ -437,4 +451,5 @@ async def test_a_first_check_already_below_counts_as_a_crossing(db: Database) ->
     await UserRepo(db).upsert_seen(4, "Bob", None)
     alerts = AlertRepo(db)
     assert await alerts.record_check(4, "100", below=True)
+    await alerts.alert_told(4)
     assert not await alerts.record_check(4, "90", below=True)
