@@ -34,8 +34,10 @@ run: $(BIN)/.runtime catalogues .env
 	fi
 	$(BIN)/python -m bot
 
+# Two workers, each test file in one of them (its module-scoped bot and fakes stay whole):
+# 8.6 min here against 15.1 min in one process.
 test: $(BIN)/.dev catalogues
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
 
 lint: $(BIN)/.dev
 	$(BIN)/ruff check .
