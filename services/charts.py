@@ -161,6 +161,12 @@ def tick_positions(count: int, most: int = _MAX_TICKS) -> list[int]:
     return sorted(ticks)
 
 
+def _amount_tick(value: float, _position: int | None = None) -> str:
+    """An axis label for a sum: whole units, thousands apart by a space (2 decimals below 10)."""
+    text = f"{value:,.0f}" if abs(value) >= 10 or value == 0 else f"{value:,.2f}"
+    return text.replace(",", "\u202f")
+
+
 def draw_chart(spec: ChartSpec) -> bytes:
     """The chart as PNG bytes: SMS per day stacked by outcome above, spending per day below."""
     # Lazy on purpose: matplotlib (with numpy) is tens of MB and a second of start-up that
@@ -168,6 +174,7 @@ def draw_chart(spec: ChartSpec) -> bytes:
     # global backend: nothing here touches a display or shared state.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
 
     days, labels = spec.days, spec.labels
     figure = Figure(figsize=(_WIDTH_IN, _HEIGHT_IN), dpi=_DPI, layout="constrained")
@@ -188,6 +195,9 @@ def draw_chart(spec: ChartSpec) -> bytes:
     spent = [float(p.spent) for p in days]
     bottom.bar(xs, spent, width, color=_SPENT)
     bottom.set_ylabel(labels.spent_axis)
+    # Sums in full with a space between thousands ("1 250 000"), as uz/ru write them: not
+    # matplotlib's "1e6" above the axis, which an owner reads as a formula.
+    bottom.yaxis.set_major_formatter(FuncFormatter(_amount_tick))
     for axes in (top, bottom):
         axes.grid(axis="y", alpha=0.3)
         axes.spines[["top", "right"]].set_visible(False)

@@ -125,3 +125,28 @@ def test_importing_the_bot_does_not_import_matplotlib() -> None:
     process, when the first chart is drawn."""
     loaded = loaded_lazy_modules()["after import"]
     assert [m for m in loaded if m.split(".")[0] in ("matplotlib", "numpy")] == []
+
+
+def test_spending_axis_writes_sums_in_full_with_thousands_apart() -> None:
+    """An owner reads "15 000 000", not matplotlib's "1.5" under a "1e7" above the axis."""
+    from matplotlib.figure import Figure
+
+    drawn: list[str] = []
+    original = Figure.savefig
+
+    def capture(self: Figure, *args: object, **kwargs: object) -> None:
+        original(self, *args, **kwargs)  # tick labels are formatted while drawing
+        drawn.extend(t.get_text() for t in self.findobj(lambda o: hasattr(o, "get_text")))
+
+    first = dt.date(2026, 11, 2)
+    spent = [
+        DayPoint(first + dt.timedelta(days=n), delivered=900, spent=Decimal(12_000_000 + n))
+        for n in range(7)
+    ]
+    Figure.savefig = capture  # type: ignore[method-assign]
+    try:
+        draw_chart(ChartSpec(tuple(spent), RU))
+    finally:
+        Figure.savefig = original  # type: ignore[method-assign]
+    assert "10\u202f000\u202f000" in drawn
+    assert not [text for text in drawn if "e" in text.lower() and text[:1].isdigit()]
