@@ -26,3 +26,14 @@ async def redis_prefix() -> AsyncIterator[tuple[str, str]]:
                 await client.delete(*keys)
         finally:
             await client.aclose()
+
+
+@asynccontextmanager
+async def redis_client() -> AsyncIterator[tuple[Redis, str]]:
+    """A client of TEST_REDIS_URL and a fresh prefix, both gone afterwards."""
+    async with redis_prefix() as (url, prefix):
+        client = Redis.from_url(url)
+        try:
+            yield client, prefix
+        finally:
+            await client.aclose()

@@ -11,7 +11,7 @@ from aiogram.fsm.storage.base import StorageKey
 from redis.asyncio import Redis
 
 from bot.replicas import event_isolation
-from tests.support.redis_keys import redis_prefix
+from tests.support.redis_keys import redis_client
 
 KEY = StorageKey(bot_id=1, chat_id=501, user_id=501)
 LEASE = 0.3
@@ -19,12 +19,8 @@ LEASE = 0.3
 
 @pytest.fixture
 async def shared() -> AsyncIterator[tuple[Redis, str]]:
-    async with redis_prefix() as (url, prefix):
-        client = Redis.from_url(url)
-        try:
-            yield client, prefix
-        finally:
-            await client.aclose()
+    async with redis_client() as pair:
+        yield pair
 
 
 async def test_a_handler_longer_than_a_lease_keeps_the_users_lock(

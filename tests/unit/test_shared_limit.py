@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from bot.notices.limiter import RedisLimiter, Wait
 from bot.notices.notifier import Delivery, Notifier
 from storage import UserRepo
-from tests.support.redis_keys import redis_prefix
+from tests.support.redis_keys import redis_client
 from tests.unit.test_notifier import FakeUsers, max_in_window
 
 BOT_ID = 42
@@ -23,12 +23,8 @@ BOT_ID = 42
 
 @pytest.fixture
 async def redis_and_prefix() -> AsyncIterator[tuple[Redis, str]]:
-    async with redis_prefix() as (url, prefix):
-        client = Redis.from_url(url)
-        try:
-            yield client, prefix
-        finally:
-            await client.aclose()
+    async with redis_client() as pair:
+        yield pair
 
 
 def pair(redis: Redis, prefix: str, rate: float, per_chat: float = 1.0) -> list[RedisLimiter]:

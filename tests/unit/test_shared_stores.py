@@ -33,7 +33,7 @@ from services.vault import TokenVault
 from storage import CredentialRepo, Database, UserRepo
 from storage.fsm import ForgetsUsers
 from tests.support.harness import BOT_TOKEN
-from tests.support.redis_keys import redis_prefix
+from tests.support.redis_keys import redis_client
 
 ALI, VALI = 1001, 1002
 CSV = b"name,phone\nAli,+998 90 123 45 67\nBad,12\nVali,901234568\n"
@@ -41,12 +41,8 @@ CSV = b"name,phone\nAli,+998 90 123 45 67\nBad,12\nVali,901234568\n"
 
 @pytest.fixture
 async def shared() -> AsyncIterator[tuple[Redis, str]]:
-    async with redis_prefix() as (url, prefix):
-        client = Redis.from_url(url)
-        try:
-            yield client, prefix
-        finally:
-            await client.aclose()
+    async with redis_client() as pair:
+        yield pair
 
 
 def packed(key: str = "k1", rows: int = 3) -> PackedSource:
