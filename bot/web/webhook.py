@@ -16,6 +16,7 @@ per user), the handlers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import logging
@@ -42,6 +43,8 @@ logger = logging.getLogger(__name__)
 WEBHOOK_CHECK_INTERVAL: Final = 20.0
 # Update ids remembered to drop a resent update (Telegram resends when our 200 got lost).
 SEEN_UPDATES: Final = 10_000
+# At a stop, how long requests still being read may take before they are left unanswered.
+READS_AT_STOP: Final = 10.0
 
 
 class WebhookHandler(SimpleRequestHandler):
@@ -133,10 +136,21 @@ class WebhookHandler(SimpleRequestHandler):
         run into the closed Bot session: a reply cut, or an update taken and never handled);
         the Bot's session is closed by whoever opened it, not here."""
         self._closing = True
+        loop = asyncio.get_running_loop()
+        # A body on a stalled connection, or a Redis that does not answer the resend check,
+        # would hold the stop for ever: reads get READS_AT_STOP seconds, then are left (their
+        # updates not acknowledged, so Telegram sends them again).
+        deadline = loop.time() + READS_AT_STOP
         while True:
-            await self._read.wait()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(deadline):
+                    await self._read.wait()
             tasks = list(self._background_feed_update_tasks)
-            if not tasks and not self._reading:
+            if not tasks:
+                if self._reading:
+                    logger.warning(
+                        "stop: %s webhook requests still being read are left", self._reading
+                    )
                 return
             await asyncio.gather(*tasks, return_exceptions=True)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from aiogram import Bot, Dispatcher
 from aiogram.types import Message
 from aiohttp import web
@@ -112,5 +113,35 @@ async def test_a_stop_waits_for_an_update_being_taken_and_refuses_new_ones() -> 
             assert (await taking).status == 200
             await asyncio.wait_for(closing, 5)
             assert handled == [7]
+    finally:
+        await bot.session.close()
+
+
+async def test_a_stop_leaves_a_read_that_never_ends(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Redis that never answers the resend check (or a body on a stalled connection) held
+    the stop for ever; it waits READS_AT_STOP, then leaves the unacknowledged update to
+    Telegram's resend."""
+    monkeypatch.setattr("bot.web.webhook.READS_AT_STOP", 0.2)
+    bot = Bot(BOT_TOKEN)
+    claims = _SlowClaims()  # never answered
+    handler = WebhookHandler(
+        Dispatcher(), bot, handle_in_background=True, secret_token="s3cret", taken=claims
+    )
+    app = web.Application()
+    handler.register(app, path="/telegram")
+    update = {
+        "update_id": 3,
+        "message": {"message_id": 8, "date": 0, "chat": {"id": 5, "type": "private"}},
+    }
+    try:
+        async with TestClient(TestServer(app)) as client:
+            stuck = asyncio.create_task(
+                client.post(
+                    "/telegram", json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret"}
+                )
+            )
+            await claims.asked.wait()
+            await asyncio.wait_for(handler.close(), 5)
+            stuck.cancel()
     finally:
         await bot.session.close()
