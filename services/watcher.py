@@ -204,6 +204,8 @@ class BalanceWatcher:
             asyncio.create_task(worker(), name=f"balance-worker-{n}")
             for n in range(self._concurrency)
         ]
+        if round_no is not None and self._leases is not None:
+            workers.append(asyncio.create_task(self._keep_claims(round_no), name="balance-claims"))
         try:
             after = 0
             while True:
@@ -221,9 +223,10 @@ class BalanceWatcher:
                 if only is not None or len(page) < self._page_size:
                     break
                 after = page[-1].user_id
-            for _ in workers:
+            checkers = workers[: self._concurrency]
+            for _ in checkers:
                 await queue.put(None)
-            await asyncio.gather(*workers)
+            await asyncio.gather(*checkers)
         finally:
             for task in workers:
                 task.cancel()
@@ -235,6 +238,16 @@ class BalanceWatcher:
             failed=results[_Result.FAILED],
             elapsed=self._clock() - started,
         )
+
+    async def _keep_claims(self, round_no: int) -> None:
+        """Renews this replica's unfinished claims of the round every third of a lease while
+        its checks run: a check slower than a lease (an alert waiting for the notifier's turn)
+        is not taken for a dead replica's, checked again elsewhere and its alert told twice."""
+        leases = self._leases
+        assert leases is not None
+        while True:
+            await asyncio.sleep(max(leases.seconds / 3, 0.01))
+            await self._alerts.renew_checks(round_no, leases.owner, leases.until(), leases.now())
 
     async def _claimed(
         self, targets: list[WatchTarget], round_no: int | None
@@ -303,7 +316,14 @@ class BalanceWatcher:
             return _Result.CHECKED
         result = _Result.CHECKED
         if prefs.balance_alerts and threshold is not None:
-            await self._low_balance(_person(target), balance, amount, threshold)
+            try:
+                await self._low_balance(_person(target), balance, amount, threshold)
+            except asyncio.CancelledError:
+                # Stopped while the alert waited for its turn: the notifier queued it before
+                # its first wait and sends its queue at the stop, so it is told; left owed,
+                # the next start told it again.
+                await asyncio.shield(self._alerts.alert_told(user_id))
+                raise
             result = _Result.ALERTED
         # Told (or not wanted): owed no more. A replica that dies before this line leaves the
         # alert owed, and the user's next check tells it.

@@ -201,6 +201,15 @@ class AlertRepo:
         rows = await self._db.batched(lambda: self._db.fetchall(sql, (*params, now)))
         return {int(row["user_id"]) for row in rows}
 
+    async def renew_checks(self, round_no: int, owner: str, until: str, now: str) -> int:
+        """Moves the end of `owner`'s unfinished, unexpired claims of round `round_no` to
+        `until` (one statement for them all); how many."""
+        return await self._db.execute(
+            "UPDATE alert_prefs SET lease_until = ? WHERE balance_round = ? AND lease_owner = ? "
+            "AND lease_until IS NOT NULL AND lease_until >= ?",
+            (until, round_no, owner, now),
+        )
+
     async def finish_check(self, user_id: int, round_no: int, owner: str) -> None:
         """The check of this round is done: nobody takes it up again in this round. Committed
         with the other checks' writes of the moment (one sync to disk for them all)."""

@@ -183,6 +183,19 @@ class _Frozen:
         await asyncio.Event().wait()
 
 
+class _DiesWithItsReplica(AlertRepo):
+    """A killed replica's alert records: once dead, its writes never reach the database."""
+
+    dead = False
+
+    async def alert_told(self, user_id: int) -> None:
+        if not self.dead:
+            await super().alert_told(user_id)
+
+    async def renew_checks(self, round_no: int, owner: str, until: str, now: str) -> int:
+        return 0 if self.dead else await super().renew_checks(round_no, owner, until, now)
+
+
 async def test_a_survivor_takes_up_the_checks_and_alerts_of_a_replica_dead_mid_round(
     cluster: Cluster,
 ) -> None:
@@ -192,8 +205,9 @@ async def test_a_survivor_takes_up_the_checks_and_alerts_of_a_replica_dead_mid_r
         await cluster.add_user(a.db, user_id, f"tok-{user_id}", 1_000)  # all low
     lease = 0.3
     frozen = _Frozen()
+    dying_alerts = _DiesWithItsReplica(a.db)
     dying = BalanceWatcher(
-        AlertRepo(a.db),
+        dying_alerts,
         a.accounts,
         frozen,
         default_threshold=Decimal(5_000),
@@ -216,7 +230,8 @@ async def test_a_survivor_takes_up_the_checks_and_alerts_of_a_replica_dead_mid_r
     await asyncio.wait_for(frozen.waiting.wait(), LIMIT)
     # "a" recorded crossings and claimed users it will never finish; "b" walks the round.
     assert await survivor.tick() is not None
-    round_a.cancel()  # killed
+    dying_alerts.dead = True  # killed: it writes nothing more, its claims are not renewed
+    round_a.cancel()
     await asyncio.gather(round_a, return_exceptions=True)
 
     async def all_told() -> None:
@@ -228,6 +243,84 @@ async def test_a_survivor_takes_up_the_checks_and_alerts_of_a_replica_dead_mid_r
     alerted = Counter(e.person.user_id for e in cluster.events(LowBalance))  # type: ignore[attr-defined]
     assert alerted == dict.fromkeys(users, 1)
     assert await survivor.tick() is None  # the round is done
+
+
+class _Slow:
+    """A replica's notices when the notifier's queue is long: each alert goes out `delay`
+    seconds after it was asked for."""
+
+    def __init__(self, replica: Replica, delay: float) -> None:
+        self.replica, self.delay = replica, delay
+        self.asked = asyncio.Event()
+
+    async def emit(self, event: Event) -> None:
+        self.asked.set()
+        await asyncio.sleep(self.delay)
+        await self.replica.emit(event)
+
+
+async def test_checks_slower_than_a_lease_stay_with_their_replica_and_alert_once(
+    cluster: Cluster,
+) -> None:
+    a, b = await cluster.replica("a"), await cluster.replica("b")
+    users = range(1, 7)
+    for user_id in users:
+        await cluster.add_user(a.db, user_id, f"tok-{user_id}", 1_000)  # all low
+    lease = 0.3
+
+    def watcher(replica: Replica, notices: Replica | _Slow) -> BalanceWatcher:
+        return BalanceWatcher(
+            AlertRepo(replica.db),
+            replica.accounts,
+            notices,
+            default_threshold=Decimal(5_000),
+            interval=600.0,
+            concurrency=3,
+            health=GatewayHealth(100, replica),
+            leases=replica.leases(lease),
+        )
+
+    notifier_a = _Slow(a, 3 * lease)
+    slow, other = watcher(a, notifier_a), watcher(b, b)
+    round_a = asyncio.create_task(slow.tick())
+    await asyncio.wait_for(notifier_a.asked.wait(), LIMIT)  # "a" started the round
+    # "b" looks a lease's third apart the whole time "a" waits for its notifier: the claims
+    # of "a", renewed meanwhile, never look like a dead replica's.
+    while not round_a.done():
+        await other.tick()
+        await asyncio.sleep(lease / 3)
+    assert (await round_a) is not None
+    alerted = Counter(e.person.user_id for e in cluster.events(LowBalance))  # type: ignore[attr-defined]
+    assert alerted == dict.fromkeys(users, 1)
+
+
+async def test_a_stop_while_alerts_wait_for_their_turn_does_not_tell_them_again(
+    cluster: Cluster,
+) -> None:
+    a = await cluster.replica("a")
+    for user_id in (1, 2):
+        await cluster.add_user(a.db, user_id, f"tok-{user_id}", 1_000)  # low
+
+    def watcher(notices: Replica | _Frozen) -> BalanceWatcher:
+        return BalanceWatcher(
+            AlertRepo(a.db),
+            a.accounts,
+            notices,
+            default_threshold=Decimal(5_000),
+            interval=600.0,
+            concurrency=2,
+            health=GatewayHealth(100, a),
+        )
+
+    frozen = _Frozen()  # the alerts are queued in the notifier, which sends them at the stop
+    stopping = asyncio.create_task(watcher(frozen).check_all())
+    await asyncio.wait_for(frozen.waiting.wait(), LIMIT)
+    await asyncio.sleep(0.05)
+    stopping.cancel()  # the bot stops
+    await asyncio.gather(stopping, return_exceptions=True)
+    report = await watcher(a).check_all()  # started again: still below
+    assert report.checked == 2
+    assert cluster.events(LowBalance) == []
 
 
 async def test_a_job_seen_by_two_replicas_sends_each_row_once_at_its_rate(
