@@ -18,7 +18,7 @@ from cryptography.fernet import Fernet
 from services.accounts import Accounts
 from services.bulk import BulkRunner
 from services.devsms import DevsmsClient
-from services.events import Event, JobFinished, JobPaused, LowBalance
+from services.events import Event, JobFinished, JobPaused, LowBalance, Notices
 from services.health import GatewayHealth
 from services.scheduler import Scheduler
 from services.sending import SmsSender
@@ -133,16 +133,24 @@ async def _until_finished(cluster: Cluster) -> JobFinished:
     return finished
 
 
-def _watcher(replica: Replica, alerts: AlertRepo) -> BalanceWatcher:
+def _watcher(
+    replica: Replica,
+    alerts: AlertRepo | None = None,
+    *,
+    notices: Notices | None = None,
+    lease: float | None = 30.0,
+    concurrency: int = 3,
+) -> BalanceWatcher:
+    """A replica's balance watcher, threshold 5,000; `lease` None: one process (no leases)."""
     return BalanceWatcher(
-        alerts,
+        AlertRepo(replica.db) if alerts is None else alerts,
         replica.accounts,
-        replica,
+        replica if notices is None else notices,
         default_threshold=Decimal(5_000),
         interval=600.0,
-        concurrency=3,
+        concurrency=concurrency,
         health=GatewayHealth(100, replica),
-        leases=replica.leases(),
+        leases=None if lease is None else replica.leases(lease),
     )
 
 
@@ -206,26 +214,8 @@ async def test_a_survivor_takes_up_the_checks_and_alerts_of_a_replica_dead_mid_r
     lease = 0.3
     frozen = _Frozen()
     dying_alerts = _DiesWithItsReplica(a.db)
-    dying = BalanceWatcher(
-        dying_alerts,
-        a.accounts,
-        frozen,
-        default_threshold=Decimal(5_000),
-        interval=600.0,
-        concurrency=3,
-        health=GatewayHealth(100, a),
-        leases=a.leases(lease),
-    )
-    survivor = BalanceWatcher(
-        AlertRepo(b.db),
-        b.accounts,
-        b,
-        default_threshold=Decimal(5_000),
-        interval=600.0,
-        concurrency=3,
-        health=GatewayHealth(100, b),
-        leases=b.leases(lease),
-    )
+    dying = _watcher(a, dying_alerts, notices=frozen, lease=lease)
+    survivor = _watcher(b, lease=lease)
     round_a = asyncio.create_task(dying.tick())
     await asyncio.wait_for(frozen.waiting.wait(), LIMIT)
     # "a" recorded crossings and claimed users it will never finish; "b" walks the round.
@@ -267,21 +257,8 @@ async def test_checks_slower_than_a_lease_stay_with_their_replica_and_alert_once
     for user_id in users:
         await cluster.add_user(a.db, user_id, f"tok-{user_id}", 1_000)  # all low
     lease = 0.3
-
-    def watcher(replica: Replica, notices: Replica | _Slow) -> BalanceWatcher:
-        return BalanceWatcher(
-            AlertRepo(replica.db),
-            replica.accounts,
-            notices,
-            default_threshold=Decimal(5_000),
-            interval=600.0,
-            concurrency=3,
-            health=GatewayHealth(100, replica),
-            leases=replica.leases(lease),
-        )
-
     notifier_a = _Slow(a, 3 * lease)
-    slow, other = watcher(a, notifier_a), watcher(b, b)
+    slow, other = _watcher(a, notices=notifier_a, lease=lease), _watcher(b, lease=lease)
     round_a = asyncio.create_task(slow.tick())
     await asyncio.wait_for(notifier_a.asked.wait(), LIMIT)  # "a" started the round
     # "b" looks a lease's third apart the whole time "a" waits for its notifier: the claims
@@ -300,25 +277,15 @@ async def test_a_stop_while_alerts_wait_for_their_turn_does_not_tell_them_again(
     a = await cluster.replica("a")
     for user_id in (1, 2):
         await cluster.add_user(a.db, user_id, f"tok-{user_id}", 1_000)  # low
-
-    def watcher(notices: Replica | _Frozen) -> BalanceWatcher:
-        return BalanceWatcher(
-            AlertRepo(a.db),
-            a.accounts,
-            notices,
-            default_threshold=Decimal(5_000),
-            interval=600.0,
-            concurrency=2,
-            health=GatewayHealth(100, a),
-        )
-
     frozen = _Frozen()  # the alerts are queued in the notifier, which sends them at the stop
-    stopping = asyncio.create_task(watcher(frozen).check_all())
+    stopping = asyncio.create_task(
+        _watcher(a, notices=frozen, lease=None, concurrency=2).check_all()
+    )
     await asyncio.wait_for(frozen.waiting.wait(), LIMIT)
     await asyncio.sleep(0.05)
     stopping.cancel()  # the bot stops
     await asyncio.gather(stopping, return_exceptions=True)
-    report = await watcher(a).check_all()  # started again: still below
+    report = await _watcher(a, lease=None).check_all()  # started again: still below
     assert report.checked == 2
     assert cluster.events(LowBalance) == []
 
