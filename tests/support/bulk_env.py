@@ -63,7 +63,9 @@ async def env(database_target: Path | str) -> AsyncIterator[Env]:
     db = await Database.open(database_target)
     await UserRepo(db).upsert_seen(USER, "Ali", None)
     vault = TokenVault([Fernet.generate_key().decode()])
-    client = DevsmsClient(fake.url, timeout=1.0, get_retries=1, backoff=0.01)
+    # No test here waits for a timeout; 1 s was too short for a first connection on a machine
+    # busy with the other test process (a send 'not reached (timeout)' in one CI run).
+    client = DevsmsClient(fake.url, timeout=10.0, get_retries=1, backoff=0.01)
     credentials = CredentialRepo(db)
     await credentials.save(USER, vault.encrypt(USER, TOKEN))
     yield Env(db, fake, Accounts(credentials, vault, client))
