@@ -24,6 +24,12 @@ _DELIVERED: Final = "#2e9e5b"
 _FAILED: Final = "#d64545"
 _WAITING: Final = "#b8bec6"
 _SPENT: Final = "#3f6fb5"
+_BAR_WIDTH: Final = 0.8
+# Around the axes (_fit): the margin at the figure's edges; the space under the title and
+# between the two axes, where half a sum above an axes' top sticks out.
+_PAD_IN: Final = 0.06
+_GAP_IN: Final = 0.16
+_TITLE_TOP: Final = 0.04
 PNG_MAGIC: Final = b"\x89PNG\r\n\x1a\n"
 # Modules the chart process imports when it starts, before its first chart.
 PRELOAD: Final = ("matplotlib.figure", "matplotlib.backends.backend_agg")
@@ -174,26 +180,36 @@ def draw_chart(spec: ChartSpec) -> bytes:
     # global backend: nothing here touches a display or shared state.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
     from matplotlib.ticker import FuncFormatter
 
     days, labels = spec.days, spec.labels
-    figure = Figure(figsize=(_WIDTH_IN, _HEIGHT_IN), dpi=_DPI, layout="constrained")
-    FigureCanvasAgg(figure)
+    # No layout engine: constrained layout lays the figure out twice before it draws it, a
+    # third of a chart's CPU (make bench, section 8); _fit places the axes in one measure.
+    figure = Figure(figsize=(_WIDTH_IN, _HEIGHT_IN), dpi=_DPI)
+    canvas = FigureCanvasAgg(figure)
     top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(3, 2))
-    figure.suptitle(labels.title, fontsize=14)
-    xs = list(range(len(days)))
+    title = figure.suptitle(labels.title, fontsize=14, y=1 - _TITLE_TOP / _HEIGHT_IN, va="top")
     delivered = [p.delivered for p in days]
     failed = [p.failed for p in days]
     waiting = [p.waiting for p in days]
-    width = 0.8
-    top.bar(xs, delivered, width, color=_DELIVERED, label=labels.delivered)
-    top.bar(xs, failed, width, bottom=delivered, color=_FAILED, label=labels.failed)
     under = [d + f for d, f in zip(delivered, failed, strict=True)]
-    top.bar(xs, waiting, width, bottom=under, color=_WAITING, label=labels.waiting)
+    _bars(top, delivered, [0] * len(days), _DELIVERED)
+    _bars(top, failed, delivered, _FAILED)
+    _bars(top, waiting, under, _WAITING)
     top.set_ylabel(labels.sms_axis)
-    top.legend(loc="upper left", fontsize=9, frameon=False, ncols=3)
+    # The bars are one collection per colour, so the legend gets its keys by hand.
+    keys = [
+        Patch(color=colour, label=text)
+        for colour, text in (
+            (_DELIVERED, labels.delivered),
+            (_FAILED, labels.failed),
+            (_WAITING, labels.waiting),
+        )
+    ]
+    top.legend(handles=keys, loc="upper left", fontsize=9, frameon=False, ncols=3)
     spent = [float(p.spent) for p in days]
-    bottom.bar(xs, spent, width, color=_SPENT)
+    _bars(bottom, spent, [0] * len(days), _SPENT)
     bottom.set_ylabel(labels.spent_axis)
     # Sums in full with a space between thousands ("1 250 000"), as uz/ru write them: not
     # matplotlib's "1e6" above the axis, which an owner reads as a formula.
@@ -205,18 +221,62 @@ def draw_chart(spec: ChartSpec) -> bytes:
     top_peak = max((p.sms for p in days), default=0)
     # Headroom above the tallest bar for the legend; an empty chart still gets an axis.
     top.set_ylim(0, max(top_peak, 1) * 1.25)
-    if not any(spent):
-        bottom.set_ylim(0, 1)
+    spent_peak = max(spent, default=0.0)
+    # Bars' own margin above the tallest one, as matplotlib's autoscaling leaves it.
+    bottom.set_ylim(0, spent_peak * 1.05 if spent_peak > 0 else 1)
     ticks = tick_positions(len(days))
     bottom.set_xticks(ticks, [days[i].day.strftime("%d.%m") for i in ticks])
     bottom.tick_params(axis="x", labelsize=8)
-    if days:
-        bottom.set_xlim(-0.6, len(days) - 0.4)
+    bottom.set_xlim(-0.6, max(len(days), 1) - 0.4)
     if top_peak == 0:
         top.text(
             0.5, 0.5, labels.empty, transform=top.transAxes, ha="center", va="center",
             fontsize=13, color="#666666",
         )  # fmt: skip
+    _fit(figure, canvas.get_renderer(), top, bottom, title)  # type: ignore[no-untyped-call]
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=_DPI)
     return buffer.getvalue()
+
+
+def _bars(axes: Any, heights: list[float] | list[int], bases: list[int], colour: str) -> None:
+    """One bar a day, `heights` standing on `bases`: one collection of rectangles.
+
+    Not Axes.bar: that makes a Rectangle artist per bar, each set up, laid out and drawn on
+    its own, ~80 ms of a 30-day chart's CPU against ~5 ms for one collection of all of them.
+    """
+    from matplotlib.collections import PolyCollection
+
+    half = _BAR_WIDTH / 2
+    boxes = [
+        ((x - half, base), (x - half, base + height), (x + half, base + height), (x + half, base))
+        for x, (height, base) in enumerate(zip(heights, bases, strict=True))
+        if height
+    ]
+    axes.add_collection(
+        PolyCollection(boxes, facecolors=colour, edgecolors="none", linewidths=0),
+        autolim=False,
+    )
+
+
+def _fit(figure: Any, renderer: Any, top: Any, bottom: Any, title: Any) -> None:
+    """Places the two axes as large as the texts around them allow.
+
+    What a layout engine does, measured once: constrained layout measures every artist of
+    the figure twice before the figure is drawn, a third of a chart's CPU. Only four things
+    stick out of the axes: the title above, the dates below, the sums on the left (as wide
+    as the largest one) with the axis names, and the last date on the right. Heights first:
+    the title and the dates do not depend on the axes' width, while how many sums the left
+    axes get depends on their heights.
+    """
+    width, height = figure.bbox.width, figure.bbox.height
+    pad, gap = _PAD_IN * figure.dpi, _GAP_IN * figure.dpi
+    ceiling = title.get_window_extent(renderer).y0 - gap
+    floor = bottom.bbox.y0 - bottom.xaxis.get_tightbbox(renderer).y0 + pad
+    # The space between the axes: hspace is a share of the axes' average height.
+    figure.subplots_adjust(
+        top=ceiling / height, bottom=floor / height, hspace=2 * gap / (ceiling - floor - gap)
+    )
+    left = max(axes.bbox.x0 - axes.yaxis.get_tightbbox(renderer).x0 for axes in (top, bottom))
+    right = max(bottom.xaxis.get_tightbbox(renderer).x1 - bottom.bbox.x1, 0)
+    figure.subplots_adjust(left=(left + pad) / width, right=1 - (right + pad) / width)

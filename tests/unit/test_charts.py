@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import struct
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -150,3 +152,65 @@ def test_spending_axis_writes_sums_in_full_with_thousands_apart() -> None:
         Figure.savefig = original  # type: ignore[method-assign]
     assert "10\u202f000\u202f000" in drawn
     assert not [text for text in drawn if "e" in text.lower() and text[:1].isdigit()]
+
+
+def drawn_texts(spec: ChartSpec, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
+    """Every text the chart puts on the picture, with its box in pixels."""
+    from matplotlib.text import Text
+
+    drawn: dict[tuple[str, tuple[float, ...]], Any] = {}
+    original = Text.draw
+
+    def record(self: Text, renderer: Any) -> None:
+        original(self, renderer)
+        if self.get_visible() and self.get_text():
+            box = self.get_window_extent(renderer)
+            # Keyed by place too: a layout engine's measuring pass draws each text once more.
+            drawn[self.get_text(), tuple(box.bounds)] = box
+
+    monkeypatch.setattr(Text, "draw", record)
+    draw_chart(spec)
+    return [(text, box) for (text, _bounds), box in drawn.items()]
+
+
+@pytest.mark.parametrize(
+    ("n", "per_day", "spent_per_day"),
+    [(7, 3, Decimal("0.75")), (30, 120, Decimal(1500)), (90, 250_000, Decimal(987_654_321))],
+)
+def test_no_text_is_cut_off_or_drawn_over_another(
+    n: int, per_day: int, spent_per_day: Decimal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The axes are placed around their texts: the widest sums, the axis names, the title and
+    the last date all stay inside the picture and apart from each other."""
+    points = [
+        DayPoint(FIRST + dt.timedelta(days=i), per_day, i % 3, 1, spent_per_day * (i + 1))
+        for i in range(n)
+    ]
+    spec = ChartSpec(fill_days(points, FIRST, FIRST + dt.timedelta(days=n - 1)), RU)
+    texts = drawn_texts(spec, monkeypatch)
+    assert {RU.title, RU.sms_axis, RU.spent_axis} <= {text for text, _box in texts}
+    for text, box in texts:
+        assert 0 <= box.x0 <= box.x1 <= 1000 and 0 <= box.y0 <= box.y1 <= 600, text
+    for i, (text, box) in enumerate(texts):
+        for other, other_box in texts[i + 1 :]:
+            assert not box.overlaps(other_box), (text, other)
+
+
+def test_bars_stack_by_outcome_with_their_areas_in_proportion() -> None:
+    """Delivered, failed and waiting stand on each other: 3:1:1 SMS show as 3:1:1 of colour
+    (each colour also marks its legend key, the same size for all three)."""
+    from matplotlib.image import imread
+
+    points = [DayPoint(FIRST + dt.timedelta(days=i), 60, 20, 20, Decimal(100)) for i in range(30)]
+    spec = ChartSpec(fill_days(points, FIRST, FIRST + dt.timedelta(days=29)), RU)
+    pixels = (imread(io.BytesIO(draw_chart(spec)), format="png")[:, :, :3] * 255).round()
+
+    def area(colour: str) -> int:
+        rgb = [int(colour[k : k + 2], 16) for k in (1, 3, 5)]
+        return int((abs(pixels - rgb).max(axis=2) <= 2).sum())
+
+    delivered, failed, waiting = area("#2e9e5b"), area("#d64545"), area("#b8bec6")
+    key = 20 * 7  # a legend key: about 2 em × 0.7 em at 9 pt, 100 dpi
+    assert failed > key and waiting > key and area("#3f6fb5") > 10_000
+    assert (delivered - key) / (failed - key) == pytest.approx(3, rel=0.1)
+    assert (waiting - key) / (failed - key) == pytest.approx(1, rel=0.1)
