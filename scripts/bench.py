@@ -187,8 +187,7 @@ class Profile:
     upload_rows: int = MAX_ROWS  # section 7, of MAX_CELLS // MAX_ROWS columns
     chart_draws: int = 10  # section 8: charts drawn in a row for the time of one
     chart_users: int = 20  # section 8: users whose charts are drawn at once (the target's 20)
-    chart_idle_samples: int = 150  # section 8: /balance samples while idle (all windows)
-    chart_bursts: int = 3  # section 8: times the chart users ask for a chart at once
+    chart_bursts: int = 6  # section 8: times the chart users ask for a chart at once
 
 
 QUICK: Final = Profile(
@@ -203,8 +202,7 @@ QUICK: Final = Profile(
     upload_rows=10_000,
     outbox_users=100,
     chart_draws=4,
-    chart_idle_samples=100,
-    chart_bursts=2,
+    chart_bursts=4,
 )
 
 
@@ -1488,9 +1486,10 @@ class Bench:
 
         The bot draws charts in its chart process (services/chart_desk.py), so a chart should
         cost the event loop only the reading of its numbers and the upload of the PNG. The
-        reference is the same user's /balance while the bot is idle, measured in windows
-        between the bursts, after one chart has started the chart process (a one-off per bot
-        process). The bot's CPU per chart is taken on a burst of its own with no /balance.
+        reference is the same user's /balance while the bot is idle, measured in a window after
+        each burst with as many samples as the burst had, after one chart has started the
+        chart process (a one-off per bot process). The bot's CPU per chart is taken on a burst
+        of its own with no /balance.
         """
         p = self.profile
         n = p.chart_users
@@ -1539,19 +1538,12 @@ class Bench:
             cpu_per_chart = (process_cpu(bot.pid) - cpu_quiet) / n
             loop_per_chart = (thread_cpu(bot.pid, bot.pid) - loop_quiet) / n
             # Idle windows alternate with the bursts, so that both figures see the same
-            # weather on a shared machine, and hold a comparable number of samples: the p99
-            # of 30 samples is about their largest, that of 400 is not, which alone made the
-            # bursts look slower.
-            window = max(1, p.chart_idle_samples // p.chart_bursts)
+            # weather on a shared machine, and each window holds as many samples as the burst
+            # before it: the p99 of 90 samples is their largest, that of 100 their second
+            # largest, which alone made the smaller side look slower.
             cpu_idle = cpu_loaded = charts_seconds = 0.0
             arrivals: list[float] = []
             for burst in range(1, p.chart_bursts + 1):
-                cpu_before = process_cpu(bot.pid)
-                for _ in range(window):
-                    sent, answered, _reply = await telegram.ask(INTERACTIVE_USER, "/balance")
-                    idle.append(answered - sent)
-                    await asyncio.sleep(INTERACTIVE_PAUSE)
-                cpu_idle += process_cpu(bot.pid) - cpu_before
                 cpu_before, started = process_cpu(bot.pid), time.monotonic()
                 actions = len(telegram.calls_of("sendChatAction"))
                 for user_id in chart_users:
@@ -1567,6 +1559,7 @@ class Bench:
                     REPLY_TIMEOUT,
                     "the /stats handled",
                 )
+                in_burst = 0
                 while sum(photos(user_id) for user_id in chart_users) < n * (burst + 1):
                     if time.monotonic() - started > ROUND_TIMEOUT:
                         raise TimeoutError(f"{n} charts not sent within {ROUND_TIMEOUT} s")
@@ -1574,9 +1567,16 @@ class Bench:
                     if reply.split("\n")[0] != expected.split("\n")[0]:
                         raise AssertionError(f"unexpected /balance answer: {reply!r}")
                     during.append(answered - sent)
+                    in_burst += 1
                     await asyncio.sleep(INTERACTIVE_PAUSE)
                 charts_seconds += time.monotonic() - started
                 cpu_loaded += process_cpu(bot.pid) - cpu_before
+                cpu_before = process_cpu(bot.pid)
+                for _ in range(max(in_burst, 1)):
+                    sent, answered, _reply = await telegram.ask(INTERACTIVE_USER, "/balance")
+                    idle.append(answered - sent)
+                    await asyncio.sleep(INTERACTIVE_PAUSE)
+                cpu_idle += process_cpu(bot.pid) - cpu_before
             charts_in = charts_seconds / p.chart_bursts
             # The same with the /balance answered meanwhile taken off at the idle windows'
             # cost each: rougher (a /balance costs more under load), kept for comparison.
