@@ -1,0 +1,167 @@
+"""Which routers a message can still reach, decided with one look per router.
+
+aiogram offers a message to every handler in router order until one's filters all pass: /balance
+walked about 55 handlers (a filter call, keyword preparation and an await each) before its own,
+a fifth of the bot's CPU per update under load (make bench, section 1, py-spy). Most of those
+handlers cannot match it at all: they need another command, a dialog state the user is not in,
+or a menu button the text is not. `skip_routers_out_of_reach` reads those needs off the handlers'
+own filters once, at start-up, and puts in front of each router's filters one check that
+rejects a message no handler of that router or of its sub-routers could take. aiogram's filters
+still decide everything else, in the same order, so what handles an update does not change:
+a router is passed over only where all its handlers would have said no.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from inspect import isclass
+from typing import Any, TypeVar
+
+from aiogram import Router
+from aiogram.dispatcher.event.handler import FilterObject
+from aiogram.filters import Command, StateFilter
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import Message
+from aiogram.utils.i18n import I18n
+
+from handlers.filters import MenuButton, button_labels
+
+_T = TypeVar("_T")
+# A dialog state as aiogram stores it ("Group:name"), or None for no dialog.
+StateName = str | None
+
+
+@dataclass(frozen=True)
+class Need:
+    """What a handler's filters require of a message, as far as they can be read; None where
+    they require nothing of that kind (or something this module cannot read)."""
+
+    commands: frozenset[str] | None = None
+    states: frozenset[StateName] | None = None
+    buttons: frozenset[str] | None = None  # menu buttons' msgids
+
+    @property
+    def anything(self) -> bool:
+        return self.commands is None and self.states is None and self.buttons is None
+
+    def both(self, other: Need) -> Need:
+        """The need of two filters of one handler: each of them must pass."""
+        return Need(
+            commands=_both(self.commands, other.commands),
+            states=_both(self.states, other.states),
+            buttons=_both(self.buttons, other.buttons),
+        )
+
+
+def _both(one: frozenset[_T] | None, two: frozenset[_T] | None) -> frozenset[_T] | None:
+    if one is None:
+        return two
+    if two is None:
+        return one
+    return one & two
+
+
+def need_of(check: Any) -> Need:
+    """What one filter requires; Need() (anything) for filters this module cannot read."""
+    if isinstance(check, Command):
+        names = check.commands
+        plain = check.prefix == "/" and not check.ignore_case
+        if plain and all(isinstance(name, str) for name in names):
+            return Need(commands=frozenset(str(name) for name in names))
+        return Need()
+    if isinstance(check, MenuButton):
+        return Need(buttons=frozenset({check.msgid}))
+    if isinstance(check, StateFilter):
+        states: set[StateName] = set()
+        for each in check.states:
+            named = _state_names(each)
+            if named is None:
+                return Need()
+            states |= named
+        return Need(states=frozenset(states))
+    named = _state_names(check)
+    return Need() if named is None else Need(states=frozenset(named))
+
+
+def _state_names(state: Any) -> set[StateName] | None:
+    """The states a state-like filter value lets through; None for any state (or not one)."""
+    if state is None:
+        return {None}
+    if isinstance(state, str):
+        return None if state == "*" else {state}
+    if isinstance(state, State):
+        return None if state.state == "*" else {state.state}
+    if isinstance(state, StatesGroup):
+        state = type(state)
+    if isclass(state) and issubclass(state, StatesGroup):
+        return set(state.__all_states_names__)
+    return None
+
+
+class Reach:
+    """The messages a router and its sub-routers might take, indexed for one quick look."""
+
+    def __init__(self) -> None:
+        self.anything = False
+        self.by_command: dict[str, list[Need]] = defaultdict(list)
+        self.states: set[StateName] = set()
+        self.buttons: list[Need] = []
+
+    def add(self, need: Need) -> None:
+        if need.anything:
+            self.anything = True
+        elif need.commands is not None:
+            for name in need.commands:
+                self.by_command[name].append(need)
+        elif need.buttons is not None:
+            self.buttons.append(need)
+        else:
+            assert need.states is not None
+            self.states |= need.states
+
+    def include(self, other: Reach) -> None:
+        self.anything = self.anything or other.anything
+        for name, needs in other.by_command.items():
+            self.by_command[name].extend(needs)
+        self.states |= other.states
+        self.buttons.extend(other.buttons)
+
+    async def may_take(
+        self, message: Message, raw_state: StateName = None, i18n: I18n | None = None
+    ) -> bool:
+        if raw_state in self.states:
+            return True
+        # What Command takes apart: "/name@mention args", from the text or a caption.
+        text = message.text or message.caption
+        head = text.split(maxsplit=1) if text else None
+        if head and head[0][0] == "/":
+            for need in self.by_command.get(head[0][1:].partition("@")[0], ()):
+                # A command's other needs, a button among them, are left to its filters.
+                if need.states is None or raw_state in need.states:
+                    return True
+        if self.buttons and message.text:
+            for need in self.buttons:
+                if need.states is not None and raw_state not in need.states:
+                    continue
+                assert need.buttons is not None
+                if i18n is None or message.text in button_labels(i18n, need.buttons):
+                    return True
+        return False
+
+
+def skip_routers_out_of_reach(router: Router) -> Reach:
+    """Puts a Reach check first among the message filters of `router` and of every router
+    under it whose handlers can all be ruled out; returns `router`'s Reach."""
+    reach = Reach()
+    for handler in router.message.handlers:
+        need = Need()
+        for flt in handler.filters or ():
+            need = need.both(need_of(flt.callback))
+        reach.add(need)
+    for sub in router.sub_routers:
+        reach.include(skip_routers_out_of_reach(sub))
+    if not reach.anything:
+        root = router.message._handler
+        root.filters = [FilterObject(reach.may_take), *(root.filters or ())]
+    return reach
