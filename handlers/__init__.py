@@ -31,7 +31,7 @@ from handlers import (
     token,
 )
 from handlers.filters import HasToken
-from handlers.reach import skip_routers_out_of_reach
+from handlers.reach import Junction, skip_routers_out_of_reach
 
 
 def build_router() -> Router:
@@ -46,12 +46,12 @@ def build_router() -> Router:
 
 def compose_routers() -> Router:
     """The router tree as the feature modules build it."""
-    root = Router(name="root")
+    root = Junction(name="root")
     # User flows live in private chats only; group messages are not ours to answer.
     root.message.filter(F.chat.type == "private")
     root.callback_query.filter(F.message.chat.type == "private")
 
-    gated = Router(name="gated")
+    gated = Junction(name="gated")
     gated.message.filter(HasToken())
     gated.callback_query.filter(HasToken())
     gated.include_routers(
@@ -82,7 +82,7 @@ def compose_routers() -> Router:
         fallback.create_router(),
     )
 
-    top = Router(name="top")
+    top = Junction(name="top")
     # Admins also work in the admin group, so their router sits outside the private-only root.
     top.include_routers(admin.create_router(), root)
     return top

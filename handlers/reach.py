@@ -5,10 +5,10 @@ walked about 55 handlers (a filter call, keyword preparation and an await each) 
 a fifth of the bot's CPU per update under load (make bench, section 1, py-spy). Most of those
 handlers cannot match it at all: they need another command, a dialog state the user is not in,
 or a menu button the text is not. `skip_routers_out_of_reach` reads those needs off the handlers'
-own filters once, at start-up, and puts in front of each router's filters one check that
-rejects a message no handler of that router or of its sub-routers could take. aiogram's filters
-still decide everything else, in the same order, so what handles an update does not change:
-a router is passed over only where all its handlers would have said no.
+own filters once, at start-up, and a router whose handlers (its sub-routers' included) could
+all not take a message is passed over with one look. aiogram's filters still decide everything
+else, in the same order, so what handles an update does not change: a router is passed over
+only where all its handlers would have said no.
 """
 
 from __future__ import annotations
@@ -19,10 +19,12 @@ from inspect import isclass
 from typing import Any, TypeVar
 
 from aiogram import Router
+from aiogram.dispatcher.event.bases import REJECTED, UNHANDLED
 from aiogram.dispatcher.event.handler import FilterObject
+from aiogram.dispatcher.event.telegram import TelegramEventObserver
 from aiogram.filters import Command, StateFilter
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import Message
+from aiogram.types import Message, TelegramObject
 from aiogram.utils.i18n import I18n
 
 from handlers.filters import MenuButton, button_labels
@@ -127,10 +129,9 @@ class Reach:
         self.states |= other.states
         self.buttons.extend(other.buttons)
 
-    async def may_take(
-        self, message: Message, raw_state: StateName = None, i18n: I18n | None = None
-    ) -> bool:
-        if raw_state in self.states:
+    def takes(self, message: Message, raw_state: StateName, i18n: I18n | None) -> bool:
+        """False only when no handler under the router could take `message`."""
+        if self.anything or raw_state in self.states:
             return True
         # What Command takes apart: "/name@mention args", from the text or a caption.
         text = message.text or message.caption
@@ -149,10 +150,59 @@ class Reach:
                     return True
         return False
 
+    async def may_take(
+        self, message: Message, raw_state: StateName = None, i18n: I18n | None = None
+    ) -> bool:
+        """`takes` as a router filter (aiogram hands it the dialog state and the I18n)."""
+        return self.takes(message, raw_state, i18n)
+
+
+class Junction(Router):
+    """A router that composes others and offers a message only to those of its sub-routers
+    whose Reach may take it. A sub-router passed over costs one `takes`, where a router filter
+    would first run aiogram's machinery for the sub-router (its middleware chain, the filter
+    call with its keyword preparation): /balance passes over ten routers on its way."""
+
+    def __init__(self, *, name: str) -> None:
+        super().__init__(name=name)
+        self.reach: dict[Router, Reach] = {}
+
+    async def _propagate_event(
+        self,
+        observer: TelegramEventObserver | None,
+        update_type: str,
+        event: TelegramObject,
+        **kwargs: Any,
+    ) -> Any:
+        if update_type != "message" or not isinstance(event, Message):
+            return await super()._propagate_event(observer, update_type, event, **kwargs)
+        # aiogram 3.31's Router._propagate_event, with the Reach look before each sub-router.
+        response = UNHANDLED
+        if observer:
+            result, data = await observer.check_root_filters(event, **kwargs)
+            if not result:
+                return UNHANDLED
+            kwargs.update(data)
+            response = await observer.trigger(event, **kwargs)
+            if response is REJECTED:
+                return UNHANDLED
+            if response is not UNHANDLED:
+                return response
+        raw_state, i18n = kwargs.get("raw_state"), kwargs.get("i18n")
+        for router in self.sub_routers:
+            reach = self.reach.get(router)
+            if reach is not None and not reach.takes(event, raw_state, i18n):
+                continue
+            response = await router.propagate_event(update_type=update_type, event=event, **kwargs)
+            if response is not UNHANDLED:
+                break
+        return response
+
 
 def skip_routers_out_of_reach(router: Router) -> Reach:
-    """Puts a Reach check first among the message filters of `router` and of every router
-    under it whose handlers can all be ruled out; returns `router`'s Reach."""
+    """Makes every router under `router` that no handler of a message could reach be passed
+    over with one look: by its Junction parent, or by a filter put first among its own message
+    filters where the parent is a plain Router. Returns `router`'s Reach."""
     reach = Reach()
     for handler in router.message.handlers:
         need = Need()
@@ -160,8 +210,13 @@ def skip_routers_out_of_reach(router: Router) -> Reach:
             need = need.both(need_of(flt.callback))
         reach.add(need)
     for sub in router.sub_routers:
-        reach.include(skip_routers_out_of_reach(sub))
-    if not reach.anything:
-        root = router.message._handler
-        root.filters = [FilterObject(reach.may_take), *(root.filters or ())]
+        below = skip_routers_out_of_reach(sub)
+        reach.include(below)
+        if below.anything:
+            continue
+        if isinstance(router, Junction):
+            router.reach[sub] = below
+        else:
+            root = sub.message._handler
+            root.filters = [FilterObject(below.may_take), *(root.filters or ())]
     return reach

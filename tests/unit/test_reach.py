@@ -18,7 +18,7 @@ from bot.i18n import create_i18n
 from handlers import compose_routers
 from handlers.filters import MenuButton
 from handlers.keyboards import MENU_BUTTONS
-from handlers.reach import Reach, skip_routers_out_of_reach
+from handlers.reach import Junction, Reach, skip_routers_out_of_reach
 from services.languages import LANGUAGES
 from tests.support.filter_checks import bot_that_knows_itself, private_message
 
@@ -65,7 +65,8 @@ async def bot() -> Bot:
 def walk(
     router: Router, checks: tuple[Check, ...] = ()
 ) -> Iterator[tuple[Router, tuple[Check, ...]]]:
-    """Each router with the Reach checks of it and of the routers above it."""
+    """Each router with the Reach checks on the way to it: its own and its parents' filters,
+    and its Junction parents' looks."""
     own = tuple(
         flt.callback
         for flt in router.message._handler.filters or ()
@@ -73,7 +74,9 @@ def walk(
     )
     yield router, checks + own
     for sub in router.sub_routers:
-        yield from walk(sub, checks + own)
+        looks = router.reach if isinstance(router, Junction) else {}
+        parents = (looks[sub].may_take,) if sub in looks else ()
+        yield from walk(sub, checks + own + parents)
 
 
 def readable(check: Any) -> bool:
