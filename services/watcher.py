@@ -200,21 +200,25 @@ class BalanceWatcher:
         # disk) and its alert come after, while twice as many workers keep every slot asking.
         # Holding the slot through the commit left it idle for a third of the round.
         gateway = asyncio.Semaphore(self._concurrency)
+        # This replica's claim on the round's checks: (round, owner).
+        claim = (
+            None if round_no is None or self._leases is None else (round_no, self._leases.owner)
+        )
 
         async def worker() -> None:
             while (target := await queue.get()) is not None:
-                result = await self._check_one(target, gateway, round_no)
+                result = await self._check_one(target, gateway, claim)
                 results[result] += 1
-                if result is not _Result.SETTLED and round_no is not None and self._leases:
-                    await self._alerts.finish_check(target.user_id, round_no, self._leases.owner)
+                if claim is not None and result is not _Result.SETTLED:
+                    await self._alerts.finish_check(target.user_id, *claim)
 
         checkers = [
             asyncio.create_task(worker(), name=f"balance-worker-{n}")
             for n in range(self._concurrency * 2)
         ]
         workers = list(checkers)
-        if round_no is not None and self._leases is not None:
-            workers.append(asyncio.create_task(self._keep_claims(round_no), name="balance-claims"))
+        if claim is not None:
+            workers.append(asyncio.create_task(self._keep_claims(claim[0]), name="balance-claims"))
         try:
             after = 0
             while True:
@@ -271,17 +275,17 @@ class BalanceWatcher:
     # --- one user --------------------------------------------------------------------------
 
     async def _check_one(
-        self, target: WatchTarget, gateway: asyncio.Semaphore, round_no: int | None
+        self, target: WatchTarget, gateway: asyncio.Semaphore, claim: tuple[int, str] | None
     ) -> _Result:
         try:
-            return await self._check(target, gateway, round_no)
+            return await self._check(target, gateway, claim)
         except Exception:
             # One user's trouble never ends the round for the others.
             logger.exception("balance check of user %s failed", target.user_id)
             return _Result.FAILED
 
     async def _check(
-        self, target: WatchTarget, gateway: asyncio.Semaphore, round_no: int | None
+        self, target: WatchTarget, gateway: asyncio.Semaphore, claim: tuple[int, str] | None
     ) -> _Result:
         user_id = target.user_id
         if not self._policy.admits(user_id, target.access):
@@ -314,9 +318,6 @@ class BalanceWatcher:
             logger.info("balance answer for user %s has no balance", user_id)
             return _Result.CHECKED
         threshold = threshold_money(prefs, self._default_threshold, balance.sms_price)
-        claim = (
-            None if round_no is None or self._leases is None else (round_no, self._leases.owner)
-        )
         # One commit with the other workers' writes of the moment (one sync to disk): the
         # balance snapshot (kept for the forecast of /stats and the digest), the record,
         # and with nothing owed the end of the round's claim; a claim left open while an

@@ -243,7 +243,7 @@ class _CommitGroups:
                     if not batch.future.done():
                         batch.future.set_result(result)
                 return
-        if len(group) > 1:
+        elif len(group) > 1:
             results: list[tuple[_Batch, Any]] = []
             try:
                 async with self._db.transaction():
@@ -352,6 +352,8 @@ class Database(abc.ABC):
         """Runs `statements` in order, all or none (a transaction, or a SAVEPOINT inside the
         current task's one), and returns the rows of each. For writes that always go
         together: SQLite runs them in one hop to its thread instead of one hop each."""
+        if len(statements) == 1:
+            return [await self.fetchall(*statements[0])]  # a statement is all or none alone
         async with self.transaction():
             return [await self.fetchall(sql, params) for sql, params in statements]
 
