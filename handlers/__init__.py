@@ -31,16 +31,27 @@ from handlers import (
     token,
 )
 from handlers.filters import HasToken
+from handlers.reach import Junction, skip_routers_out_of_reach
 
 
 def build_router() -> Router:
-    """All routers in the order they must see updates."""
-    root = Router(name="root")
+    """All routers in the order they must see updates, with aiogram's walk made cheaper."""
+    top = compose_routers()
+    # Reads the filters as the feature modules made them, so before the two below wrap them.
+    skip_routers_out_of_reach(top)
+    run_sync_filters_inline(top)
+    reject_other_commands_early(top)
+    return top
+
+
+def compose_routers() -> Router:
+    """The router tree as the feature modules build it."""
+    root = Junction(name="root")
     # User flows live in private chats only; group messages are not ours to answer.
     root.message.filter(F.chat.type == "private")
     root.callback_query.filter(F.message.chat.type == "private")
 
-    gated = Router(name="gated")
+    gated = Junction(name="gated")
     gated.message.filter(HasToken())
     gated.callback_query.filter(HasToken())
     gated.include_routers(
@@ -71,11 +82,9 @@ def build_router() -> Router:
         fallback.create_router(),
     )
 
-    top = Router(name="top")
+    top = Junction(name="top")
     # Admins also work in the admin group, so their router sits outside the private-only root.
     top.include_routers(admin.create_router(), root)
-    run_sync_filters_inline(top)
-    reject_other_commands_early(top)
     return top
 
 

@@ -14,6 +14,7 @@ import binascii
 import contextlib
 import logging
 import os
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -26,6 +27,9 @@ logger = logging.getLogger(__name__)
 _INFO_PREFIX: Final = b"devsms-token:"
 _KEY_BYTES: Final = 32
 _FILE_MODE: Final = 0o600
+# Users whose derived keys stay at hand (a few hundred bytes each): deriving them (HKDF and
+# three key objects) was half of every token decryption, on each /balance.
+_DERIVED_KEPT: Final = 1024
 
 
 class VaultError(Exception):
@@ -82,6 +86,9 @@ class TokenVault:
                     f"encryption key #{position} is not a Fernet key ({exc})"
                 ) from None
         self._masters: Final = tuple(masters)
+        # Keys derived from the masters per user, most recently used last. They open nothing
+        # the masters, held beside them, do not; no token is kept.
+        self._derived: OrderedDict[int, MultiFernet] = OrderedDict()
 
     @property
     def key_count(self) -> int:
@@ -98,6 +105,17 @@ class TokenVault:
         return base64.urlsafe_b64encode(os.urandom(_KEY_BYTES)).decode("ascii")
 
     def _fernet(self, user_id: int) -> MultiFernet:
+        fernet = self._derived.get(user_id)
+        if fernet is not None:
+            self._derived.move_to_end(user_id)
+            return fernet
+        fernet = self._derive(user_id)
+        self._derived[user_id] = fernet
+        if len(self._derived) > _DERIVED_KEPT:
+            self._derived.popitem(last=False)
+        return fernet
+
+    def _derive(self, user_id: int) -> MultiFernet:
         # cryptography (7 MB) loads with the first token read or written, not with the bot:
         # an idle bot, or one whose users have no token yet, never needs it.
         from cryptography.fernet import Fernet, MultiFernet

@@ -3,16 +3,14 @@ message the way aiogram's own Command filter does: it only answers "no" sooner."
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
 from aiogram import Bot
 from aiogram.filters import Command
-from aiogram.types import Chat, Message, User
+from aiogram.types import Message
 
 from handlers import _names_first, build_router
+from tests.support.filter_checks import bot_that_knows_itself, private_message
 
-ME = User(id=42, is_bot=True, first_name="SMS", username="devsms_bot")
 TEXTS = (
     "/balance",
     "/balance extra words",
@@ -38,21 +36,12 @@ TEXTS = (
 
 
 def message(text: str | None = None, caption: str | None = None) -> Message:
-    return Message(
-        message_id=1,
-        date=dt.datetime(2026, 12, 1, tzinfo=dt.UTC),
-        chat=Chat(id=7, type="private"),
-        from_user=User(id=7, is_bot=False, first_name="U"),
-        text=text,
-        caption=caption,
-    )
+    return private_message(text=text, caption=caption)
 
 
 @pytest.fixture
 async def bot() -> Bot:
-    bot = Bot(token="42:TEST")
-    bot._me = ME  # what getMe would answer: mentions of this bot count as its own
-    return bot
+    return bot_that_knows_itself()
 
 
 @pytest.mark.parametrize(

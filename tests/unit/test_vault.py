@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet, InvalidToken
 
-from services.vault import TokenVault, VaultError, load_or_create_key_file, parse_keys
+from services.vault import (
+    _DERIVED_KEPT,
+    TokenVault,
+    VaultError,
+    load_or_create_key_file,
+    parse_keys,
+)
 
 TOKEN = "dsms_live_6f1c2a9e0b7d4e3f"
 ALI = 1001
@@ -176,3 +182,17 @@ def test_key_file_readable_by_others_is_reported(
         assert load_or_create_key_file(path) == (key, False)
     assert "chmod 600" in caplog.text
     assert key not in caplog.text
+
+
+def test_keys_kept_per_user_are_bounded_and_each_user_still_decrypts_their_own(
+    old_key: str,
+) -> None:
+    vault = TokenVault([old_key])
+    users = range(1, _DERIVED_KEPT + 50)
+    blobs = {user: vault.encrypt(user, f"token-{user}") for user in users}
+    assert len(vault._derived) == _DERIVED_KEPT
+    # The first users' keys were let go and are derived again; the others come from memory.
+    assert all(vault.decrypt(user, blobs[user]) == f"token-{user}" for user in users)
+    # Kept keys stay bound to their user: one user's blob does not open with another's.
+    with pytest.raises(VaultError):
+        vault.decrypt(2, blobs[users[-1]])

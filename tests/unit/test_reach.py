@@ -1,0 +1,170 @@
+"""Routers passed over by their Reach check (handlers.reach) are only ever ones whose handlers
+would all have turned the message down: checked against aiogram's own filters for every
+handler of the bot, every command and menu label it knows, and every dialog state."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+from aiogram import Bot, Router
+from aiogram.filters import Command, StateFilter
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import Contact, Message, PhotoSize
+from aiogram.utils.i18n import I18n
+
+from bot.i18n import create_i18n
+from handlers import compose_routers
+from handlers.filters import MenuButton
+from handlers.keyboards import MENU_BUTTONS
+from handlers.reach import Junction, Reach, skip_routers_out_of_reach
+from services.languages import LANGUAGES
+from tests.support.filter_checks import bot_that_knows_itself, private_message
+
+ODD_TEXTS = (
+    "hello",
+    "/nope",
+    "/balance@devsms_bot",
+    "/balance@other_bot",
+    "   /history  extra",
+    "\n/cancel",
+    "/",
+    "/ balance",
+    "/Balance",
+    "+998901234567",
+)
+FOREIGN_STATE = "Elsewhere:step"
+Check = Callable[..., Awaitable[Any]]
+
+
+def message(
+    text: str | None = None,
+    caption: str | None = None,
+    photo: bool = False,
+    contact: bool = False,
+) -> Message:
+    return private_message(
+        text=text,
+        caption=caption,
+        photo=[PhotoSize(file_id="p", file_unique_id="p", width=1, height=1)] if photo else None,
+        contact=Contact(phone_number="+998901234567", first_name="C") if contact else None,
+    )
+
+
+@pytest.fixture(scope="module")
+def i18n() -> I18n:
+    return create_i18n("en")
+
+
+@pytest.fixture
+async def bot() -> Bot:
+    return bot_that_knows_itself()
+
+
+def walk(
+    router: Router, checks: tuple[Check, ...] = ()
+) -> Iterator[tuple[Router, tuple[Check, ...]]]:
+    """Each router with the Reach checks on the way to it: its own and its parents' filters,
+    and its Junction parents' looks."""
+    own = tuple(
+        flt.callback
+        for flt in router.message._handler.filters or ()
+        if isinstance(getattr(flt.callback, "__self__", None), Reach)
+    )
+    yield router, checks + own
+    for sub in router.sub_routers:
+        looks = router.reach if isinstance(router, Junction) else {}
+        parents = (looks[sub].may_take,) if sub in looks else ()
+        yield from walk(sub, checks + own + parents)
+
+
+def readable(check: Any) -> bool:
+    return isinstance(check, Command | State | StateFilter | MenuButton) or (
+        isinstance(check, type) and issubclass(check, StatesGroup)
+    )
+
+
+async def passes(check: Any, msg: Message, raw_state: str | None, bot: Bot, i18n: I18n) -> bool:
+    if isinstance(check, Command):
+        return bool(await check(msg, bot))
+    if isinstance(check, MenuButton):
+        return await check(msg, i18n)
+    if isinstance(check, StateFilter):
+        return bool(await check(msg, raw_state=raw_state))
+    if isinstance(check, type):
+        return bool(check()(msg, raw_state=raw_state))
+    return bool(check(msg, raw_state=raw_state))
+
+
+def states_named(check: Any) -> set[str | None]:
+    values = check.states if isinstance(check, StateFilter) else (check,)
+    named: set[str | None] = set()
+    for value in values:
+        if isinstance(value, State):
+            named.add(value.state)
+        elif isinstance(value, type) and issubclass(value, StatesGroup):
+            named |= set(value.__all_states_names__)
+        elif isinstance(value, str) or value is None:
+            named.add(value)
+    return named
+
+
+async def test_no_router_is_passed_over_where_one_of_its_handlers_could_take_the_message(
+    bot: Bot, i18n: I18n
+) -> None:
+    top = compose_routers()
+    skip_routers_out_of_reach(top)
+    tree = list(walk(top))
+    commands = {
+        name
+        for router, _ in tree
+        for handler in router.message.handlers
+        for flt in handler.filters or ()
+        if isinstance(flt.callback, Command)
+        for name in flt.callback.commands
+        if isinstance(name, str)
+    }
+    texts = [f"/{name}" for name in sorted(commands)] + [f"/{name} 42" for name in commands]
+    texts += [i18n.gettext(msgid, locale=lang) for msgid in MENU_BUTTONS for lang in LANGUAGES]
+    texts += ODD_TEXTS
+    messages = [message(text=t) for t in texts] + [message(caption=t, photo=True) for t in texts]
+    messages += [message(photo=True), message(contact=True)]
+
+    looked = 0
+    for router, checks in tree:
+        for handler in router.message.handlers:
+            own = [flt.callback for flt in handler.filters or () if readable(flt.callback)]
+            states: set[str | None] = {None, FOREIGN_STATE}
+            for check in own:
+                if not isinstance(check, Command | MenuButton):
+                    states |= states_named(check)
+            for msg in messages:
+                for raw_state in states:
+                    looked += 1
+                    taken = [await passes(c, msg, raw_state, bot, i18n) for c in own]
+                    if not all(taken):
+                        continue
+                    for check in checks:
+                        assert await check(msg, raw_state=raw_state, i18n=i18n), (
+                            router.name,
+                            handler.callback.__name__,
+                            msg.text or msg.caption,
+                            raw_state,
+                        )
+    assert looked > 10_000  # the walk above did look at the whole bot
+
+
+async def test_a_plain_command_of_a_user_in_no_dialog_passes_over_the_dialog_routers(
+    i18n: I18n,
+) -> None:
+    top = compose_routers()
+    skip_routers_out_of_reach(top)
+    balance = message(text="/balance")
+    reached = []
+    for router, checks in walk(top):
+        if all([await check(balance, raw_state=None, i18n=i18n) for check in checks]):
+            reached.append(router.name)
+    # The private-chat tree down to /balance's own router, and the routers that take any
+    # message (the allowlist's refusal, the fallback); none of the dialogs, admin or /start.
+    assert reached == ["top", "root", "access", "gated", "balance", "fallback"]
