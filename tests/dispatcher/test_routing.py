@@ -13,7 +13,7 @@ import pytest
 from aiogram.dispatcher.event.handler import HandlerObject
 from aiogram.filters import Command
 from aiogram.fsm.state import StatesGroup
-from aiogram.types import Chat, Contact, Document, PhotoSize, Sticker, User
+from aiogram.types import Chat, Contact, Document, PhotoSize, User
 
 from bot.factory import build_app
 from handlers import compose_routers, reject_other_commands_early, run_sync_filters_inline
@@ -22,7 +22,7 @@ from services.languages import LANGUAGES
 from tests.conftest import make_settings
 from tests.fakes.fake_devsms import FakeDevsms
 from tests.support.filter_checks import ME, private_message
-from tests.support.harness import make_bot
+from tests.support.harness import a_sticker, make_bot
 from tests.support.recording import RecordingSession
 
 ADMIN, ADMIN_GROUP, OTHER_GROUP = 100, -100777, -100888
@@ -31,17 +31,7 @@ MEDIA: list[dict[str, Any]] = [
     {"photo": PHOTO},
     {"contact": Contact(phone_number="+998901234567", first_name="C")},
     {"document": Document(file_id="d", file_unique_id="d", file_name="a.csv")},
-    {
-        "sticker": Sticker(
-            file_id="s",
-            file_unique_id="s",
-            type="regular",
-            width=1,
-            height=1,
-            is_animated=False,
-            is_video=False,
-        )
-    },
+    {"sticker": a_sticker()},
 ]
 
 
