@@ -22,7 +22,7 @@ from aiogram import Router
 from aiogram.dispatcher.event.bases import REJECTED, UNHANDLED
 from aiogram.dispatcher.event.handler import FilterObject
 from aiogram.dispatcher.event.telegram import TelegramEventObserver
-from aiogram.filters import Command, StateFilter
+from aiogram.filters import Command, CommandStart, StateFilter
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import Message, TelegramObject
 from aiogram.utils.i18n import I18n
@@ -52,7 +52,9 @@ class Need:
         return Need(
             commands=_both(self.commands, other.commands),
             states=_both(self.states, other.states),
-            buttons=_both(self.buttons, other.buttons),
+            # Two button filters: the text must be a label of each. Either set alone is a
+            # need that holds; their intersection of msgids is not (labels may coincide).
+            buttons=self.buttons if self.buttons is not None else other.buttons,
         )
 
 
@@ -66,15 +68,16 @@ def _both(one: frozenset[_T] | None, two: frozenset[_T] | None) -> frozenset[_T]
 
 def need_of(check: Any) -> Need:
     """What one filter requires; Need() (anything) for filters this module cannot read."""
-    if isinstance(check, Command):
+    # Exact types: a subclass may take more than its base (aliases, its own __call__).
+    if type(check) in (Command, CommandStart):
         names = check.commands
         plain = check.prefix == "/" and not check.ignore_case
         if plain and all(isinstance(name, str) for name in names):
             return Need(commands=frozenset(str(name) for name in names))
         return Need()
-    if isinstance(check, MenuButton):
+    if type(check) is MenuButton:
         return Need(buttons=frozenset({check.msgid}))
-    if isinstance(check, StateFilter):
+    if type(check) is StateFilter:
         states: set[StateName] = set()
         for each in check.states:
             named = _state_names(each)
@@ -92,7 +95,7 @@ def _state_names(state: Any) -> set[StateName] | None:
         return {None}
     if isinstance(state, str):
         return None if state == "*" else {state}
-    if isinstance(state, State):
+    if type(state) is State:
         return None if state.state == "*" else {state.state}
     if isinstance(state, StatesGroup):
         state = type(state)
@@ -202,7 +205,11 @@ class Junction(Router):
 def skip_routers_out_of_reach(router: Router) -> Reach:
     """Makes every router under `router` that no handler of a message could reach be passed
     over with one look: by its Junction parent, or by a filter put first among its own message
-    filters where the parent is a plain Router. Returns `router`'s Reach."""
+    filters where the parent is a plain Router. Returns `router`'s Reach.
+
+    The Reach is read once: call this after the last handler is registered (build_router
+    does, and nothing registers a handler later).
+    """
     reach = Reach()
     for handler in router.message.handlers:
         need = Need()
@@ -214,7 +221,9 @@ def skip_routers_out_of_reach(router: Router) -> Reach:
         reach.include(below)
         if below.anything:
             continue
-        if isinstance(router, Junction):
+        if isinstance(router, Junction) and not sub.message.outer_middleware:
+            # With outer middlewares of its own, the sub-router's filter decides, after them:
+            # they run for every message offered to it and may answer or change the state.
             router.reach[sub] = below
         else:
             root = sub.message._handler

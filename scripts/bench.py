@@ -133,8 +133,13 @@ CONNECT_SLOWDOWN_TARGET: Final = 2.0
 CHART_SLOWDOWN_TARGET: Final = 1.5
 SCALE_RATIO_TARGET: Final = 1.3
 PAGE_TARGET: Final = 0.005
-STARTUP_TARGET: Final = 1.5
-IDLE_RSS_TARGET_MB: Final = 80.0
+# Issue 10: start-up and idle memory within this much of the echo bot's in the same run
+# (importing aiogram is the floor). Issue 6's absolute 1.5 s and 80 MB are below that floor
+# on every machine measured (echo alone: 2.2-4.9 s, 166-167 MB); shown for information.
+STARTUP_OVER_ECHO: Final = 0.3
+IDLE_RSS_OVER_ECHO_MB: Final = 15.0
+STARTUP_OLD_TARGET: Final = 1.5
+IDLE_RSS_OLD_TARGET_MB: Final = 80.0
 # The review's bound for a list coming back from the upload worker: the loop never stands
 # still longer than this (the bot's own lag target is a p99 of the same).
 UPLOAD_STALL_TARGET: Final = 0.050
@@ -1358,24 +1363,28 @@ class Bench:
             await devsms.stop()
         self.details["footprint"] = {"starts": self.starts, "idle_rss": rss, "round": big}
         bot_starts, echo_starts = self.starts["bot"], self.starts["echo"]
-        startup = statistics.median(bot_starts)
+        startup, echo_startup = statistics.median(bot_starts), statistics.median(echo_starts)
         self.add(
             "5",
             f"start-up to first getUpdates (median of {len(bot_starts)} starts in this run)",
-            f"{startup:.2f} s",
-            f"≤ {STARTUP_TARGET} s; echo {statistics.median(echo_starts):.2f} s "
-            f"(median of {len(echo_starts)})",
-            verdict(startup <= STARTUP_TARGET),
+            f"{startup:.2f} s ({startup - echo_startup:+.2f} s on echo)",
+            f"echo {echo_startup:.2f} s (median of {len(echo_starts)}); within "
+            f"{STARTUP_OVER_ECHO} s of echo (issue 10; issue 6's ≤ {STARTUP_OLD_TARGET} s is "
+            "below echo's own)",
+            verdict(startup - echo_startup <= STARTUP_OVER_ECHO),
             bot=bot_starts,
             echo=echo_starts,
         )
-        idle = statistics.median(rss["bot"])
+        idle, echo_idle = statistics.median(rss["bot"]), statistics.median(rss["echo"])
         self.add(
             "5",
             "idle RSS (VmRSS)",
-            f"{idle:.0f} MB",
-            f"≤ {IDLE_RSS_TARGET_MB:.0f} MB; echo {statistics.median(rss['echo']):.0f} MB",
-            verdict(idle <= IDLE_RSS_TARGET_MB),
+            f"{idle:.0f} MB ({idle - echo_idle:+.1f} MB on echo)",
+            f"echo {echo_idle:.0f} MB; within {IDLE_RSS_OVER_ECHO_MB:.0f} MB of echo (issue 10; "
+            f"issue 6's ≤ {IDLE_RSS_OLD_TARGET_MB:.0f} MB is below echo's own)",
+            verdict(idle - echo_idle <= IDLE_RSS_OVER_ECHO_MB),
+            bot=rss["bot"],
+            echo=rss["echo"],
         )
         self.add(
             "5",

@@ -11,10 +11,14 @@ import logging
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-import phonenumbers
-from phonenumbers import NumberParseException, PhoneNumberFormat, ValidationResult
+if TYPE_CHECKING:
+    import phonenumbers
+    from phonenumbers import NumberParseException
+
+# phonenumbers (about 1 MB with its metadata) is imported by the functions that parse, on the
+# first number the bot meets: an idle bot has none (tests/unit/test_lazy_imports.py).
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +94,9 @@ def _split_plus_and_digits(raw: str) -> tuple[bool, str]:
 
 
 def _build(number: phonenumbers.PhoneNumber) -> PhoneNumber:
+    import phonenumbers
+    from phonenumbers import PhoneNumberFormat
+
     return PhoneNumber(
         digits=phonenumbers.format_number(number, PhoneNumberFormat.E164).removeprefix("+"),
         international=phonenumbers.format_number(number, PhoneNumberFormat.INTERNATIONAL),
@@ -99,6 +106,9 @@ def _build(number: phonenumbers.PhoneNumber) -> PhoneNumber:
 
 def _parse_international(digits: str) -> phonenumbers.PhoneNumber:
     """Parse "+<digits>", raising InvalidPhone with the most telling reason."""
+    import phonenumbers
+    from phonenumbers import NumberParseException, ValidationResult
+
     if len(digits) > _E164_MAX_DIGITS:
         raise InvalidPhone(PhoneError.TOO_LONG)
     try:
@@ -116,6 +126,8 @@ def _parse_international(digits: str) -> phonenumbers.PhoneNumber:
 
 
 def _reason_for_parse_error(exc: NumberParseException) -> PhoneError:
+    from phonenumbers import NumberParseException
+
     if exc.error_type in (
         NumberParseException.TOO_SHORT_NSN,
         NumberParseException.TOO_SHORT_AFTER_IDD,
@@ -129,6 +141,9 @@ def _reason_for_parse_error(exc: NumberParseException) -> PhoneError:
 
 
 def _valid_uzbek_local(nsn: str) -> phonenumbers.PhoneNumber | None:
+    import phonenumbers
+    from phonenumbers import NumberParseException
+
     try:
         number = phonenumbers.parse(nsn, "UZ")
     except NumberParseException:
@@ -138,6 +153,9 @@ def _valid_uzbek_local(nsn: str) -> phonenumbers.PhoneNumber | None:
 
 def _normalize_bare(digits: str, default_region: str) -> phonenumbers.PhoneNumber:
     """Digits written without "+" or "00": local, old-trunk or international without "+"."""
+    import phonenumbers
+    from phonenumbers import NumberParseException
+
     if default_region != "UZ":
         # Elsewhere we have no local rules of our own; trust phonenumbers for the region and
         # still accept Telegram's "+"-less international form.
@@ -223,6 +241,9 @@ def foreign_region(digits: str) -> str | None:
     """The ISO region ("RU", "KZ") of a number outside Uzbekistan, given as the gateway's
     digits; None for an Uzbek number (the cheap common case: no parsing) or one that names
     no single region. Sends abroad are priced by the gateway (services/pricing.py)."""
+    import phonenumbers
+    from phonenumbers import NumberParseException
+
     if digits.startswith(_UZ_CC_DIGITS):
         return None
     try:
@@ -242,6 +263,9 @@ def is_foreign(digits: str) -> bool:
 
 def mask_phone(digits: str) -> str:
     """Hide the middle of a number for logs: "+998 90 ***-**-67"."""
+    import phonenumbers
+    from phonenumbers import NumberParseException
+
     try:
         number = phonenumbers.parse("+" + digits, None)
     except NumberParseException:
@@ -264,6 +288,7 @@ def operator_of(phone: str | None) -> str | None:
         parsed = normalize_phone(phone)
     except InvalidPhone:
         return None
+    import phonenumbers
     from phonenumbers import carrier  # its data loads on first use
 
     number = phonenumbers.parse("+" + parsed.digits)

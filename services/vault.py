@@ -14,6 +14,7 @@ import binascii
 import contextlib
 import logging
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -89,6 +90,7 @@ class TokenVault:
         # Keys derived from the masters per user, most recently used last. They open nothing
         # the masters, held beside them, do not; no token is kept.
         self._derived: OrderedDict[int, MultiFernet] = OrderedDict()
+        self._derived_lock = threading.Lock()
 
     @property
     def key_count(self) -> int:
@@ -105,14 +107,17 @@ class TokenVault:
         return base64.urlsafe_b64encode(os.urandom(_KEY_BYTES)).decode("ascii")
 
     def _fernet(self, user_id: int) -> MultiFernet:
-        fernet = self._derived.get(user_id)
-        if fernet is not None:
-            self._derived.move_to_end(user_id)
-            return fernet
+        # Locked: key rotation runs the vault in a worker thread.
+        with self._derived_lock:
+            fernet = self._derived.get(user_id)
+            if fernet is not None:
+                self._derived.move_to_end(user_id)
+                return fernet
         fernet = self._derive(user_id)
-        self._derived[user_id] = fernet
-        if len(self._derived) > _DERIVED_KEPT:
-            self._derived.popitem(last=False)
+        with self._derived_lock:
+            self._derived[user_id] = fernet
+            if len(self._derived) > _DERIVED_KEPT:
+                self._derived.popitem(last=False)
         return fernet
 
     def _derive(self, user_id: int) -> MultiFernet:

@@ -9,7 +9,8 @@ presentation tells the user and the admins (whose digest turns a round's many lo
 into one message).
 
 Thousands of users are walked page by page (keyset paging) and checked by a fixed pool of
-`concurrency` workers, so the gateway never sees more than that many requests at once.
+workers; a semaphore lets `concurrency` of them ask the gateway at once, so the gateway never
+sees more than that many requests at once while the others write what they saw.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ class RoundReport:
 
 class _Result(Enum):
     CHECKED = "checked"
+    SETTLED = "settled"  # checked, nothing owed: the round's claim ended in the same commit
     ALERTED = "alerted"
     INVALID = "invalid"
     FAILED = "failed"
@@ -193,19 +195,30 @@ class BalanceWatcher:
         results: Counter[_Result] = Counter()
         # Bounded, so paging only runs ahead of the workers by a little.
         queue: asyncio.Queue[WatchTarget | None] = asyncio.Queue(maxsize=self._concurrency * 2)
+        # At most `concurrency` requests at the gateway. A check gives its slot back as soon
+        # as the gateway answered: its writes (a commit shared with other checks, one sync to
+        # disk) and its alert come after, while twice as many workers keep every slot asking.
+        # Holding the slot through the commit left it idle for a third of the round.
+        gateway = asyncio.Semaphore(self._concurrency)
+        # This replica's claim on the round's checks: (round, owner).
+        claim = (
+            None if round_no is None or self._leases is None else (round_no, self._leases.owner)
+        )
 
         async def worker() -> None:
             while (target := await queue.get()) is not None:
-                results[await self._check_one(target)] += 1
-                if round_no is not None and self._leases is not None:
-                    await self._alerts.finish_check(target.user_id, round_no, self._leases.owner)
+                result = await self._check_one(target, gateway, claim)
+                results[result] += 1
+                if claim is not None and result is not _Result.SETTLED:
+                    await self._alerts.finish_check(target.user_id, *claim)
 
-        workers = [
+        checkers = [
             asyncio.create_task(worker(), name=f"balance-worker-{n}")
-            for n in range(self._concurrency)
+            for n in range(self._concurrency * 2)
         ]
-        if round_no is not None and self._leases is not None:
-            workers.append(asyncio.create_task(self._keep_claims(round_no), name="balance-claims"))
+        workers = list(checkers)
+        if claim is not None:
+            workers.append(asyncio.create_task(self._keep_claims(claim[0]), name="balance-claims"))
         try:
             after = 0
             while True:
@@ -223,7 +236,6 @@ class BalanceWatcher:
                 if only is not None or len(page) < self._page_size:
                     break
                 after = page[-1].user_id
-            checkers = workers[: self._concurrency]
             for _ in checkers:
                 await queue.put(None)
             await asyncio.gather(*checkers)
@@ -232,7 +244,7 @@ class BalanceWatcher:
                 task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
         return RoundReport(
-            checked=results[_Result.CHECKED] + results[_Result.ALERTED],
+            checked=results[_Result.CHECKED] + results[_Result.SETTLED] + results[_Result.ALERTED],
             alerts_sent=results[_Result.ALERTED],
             invalid=results[_Result.INVALID],
             failed=results[_Result.FAILED],
@@ -262,20 +274,25 @@ class BalanceWatcher:
 
     # --- one user --------------------------------------------------------------------------
 
-    async def _check_one(self, target: WatchTarget) -> _Result:
+    async def _check_one(
+        self, target: WatchTarget, gateway: asyncio.Semaphore, claim: tuple[int, str] | None
+    ) -> _Result:
         try:
-            return await self._check(target)
+            return await self._check(target, gateway, claim)
         except Exception:
             # One user's trouble never ends the round for the others.
             logger.exception("balance check of user %s failed", target.user_id)
             return _Result.FAILED
 
-    async def _check(self, target: WatchTarget) -> _Result:
+    async def _check(
+        self, target: WatchTarget, gateway: asyncio.Semaphore, claim: tuple[int, str] | None
+    ) -> _Result:
         user_id = target.user_id
         if not self._policy.admits(user_id, target.access):
             return _Result.SKIPPED  # denied by an administrator: no more alerts
         try:
-            balance = await self._accounts.balance(user_id, target.token_encrypted)
+            async with gateway:
+                balance = await self._accounts.balance(user_id, target.token_encrypted)
         except DevsmsUnauthorized:
             # Accounts has marked the token invalid; the next rounds skip this user.
             await self.token_rejected(_person(target))
@@ -301,19 +318,21 @@ class BalanceWatcher:
             logger.info("balance answer for user %s has no balance", user_id)
             return _Result.CHECKED
         threshold = threshold_money(prefs, self._default_threshold, balance.sms_price)
-
-        async def record() -> bool:
-            if self._snapshots is not None:
-                # Kept for the forecast of /stats and the digest (one per hour per user).
-                await self._snapshots.record_balance(user_id, amount.amount, amount.currency)
-            return await self._alerts.record_check(
-                user_id, amount.format(), below=is_below(amount, threshold)
-            )
-
-        # One commit with the other workers' writes of the moment (one sync to disk).
-        due = await self._alerts.db.batched(record)
+        # One commit with the other workers' writes of the moment (one sync to disk): the
+        # balance snapshot (kept for the forecast of /stats and the digest), the record,
+        # and with nothing owed the end of the round's claim; a claim left open while an
+        # alert is owed lets another replica tell it if this one dies.
+        due = await self._alerts.record_check(
+            user_id,
+            amount.format(),
+            below=is_below(amount, threshold),
+            finish=claim,
+            along=()
+            if self._snapshots is None
+            else self._snapshots.balance_snapshot(user_id, amount.amount, amount.currency),
+        )
         if not due:
-            return _Result.CHECKED
+            return _Result.SETTLED
         result = _Result.CHECKED
         if prefs.balance_alerts and threshold is not None:
             try:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, Literal
 
-from storage.db import Database, Row
+from storage.db import Database, Row, Statement
 from storage.users import Access
 
 ThresholdUnit = Literal["som", "sms"]
@@ -14,6 +15,12 @@ DeliveryNotify = Literal["all", "failures", "off"]
 _PREF_COLUMNS: Final = (
     "threshold_unit, threshold_value, balance_alerts, delivery_notify, below, last_balance, "
     "checked_at, alerted_at, invalid_notified"
+)
+
+# A balance check of the round is over: nobody takes it up again in this round.
+_FINISH: Final = (
+    "UPDATE alert_prefs SET lease_until = NULL WHERE user_id = ? AND balance_round = ? "
+    "AND lease_owner = ?"
 )
 
 
@@ -92,18 +99,29 @@ class AlertRepo:
     async def set_delivery_notify(self, user_id: int, mode: DeliveryNotify) -> None:
         await self._set(user_id, "delivery_notify", mode)
 
-    async def record_check(self, user_id: int, balance: str | None, *, below: bool) -> bool:
+    async def record_check(
+        self,
+        user_id: int,
+        balance: str | None,
+        *,
+        below: bool,
+        finish: tuple[int, str] | None = None,
+        along: Sequence[Statement] = (),
+    ) -> bool:
         """Stores what the watcher saw. Returns True when a low-balance alert is due: the
         user just crossed below the threshold, or crossed earlier and was not told yet (the
         replica that saw it died first). The caller tells the user, then `alert_told`; the
-        flag is reset once above again.
+        flag is reset once above again. With `finish` (round, owner) and no alert due, the
+        check of that round is finished too (`finish_check`). The statements `along` (the
+        balance snapshot) run first; all of it commits at once, with the other tasks'
+        writes of the moment (Database.write_together: one sync to disk for them all).
 
         One statement, so a round over many users does not queue four round trips each on the
         shared connection: `alerted_at` takes this check's own timestamp (with microseconds,
         unique per call) only on the crossing.
         """
         now = datetime.now(UTC).isoformat(timespec="microseconds")
-        row = await self._db.fetchone(
+        record: Statement = (
             "INSERT INTO alert_prefs (user_id, below, last_balance, checked_at, alerted_at, "
             "alert_owed) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET "
             "below = excluded.below, last_balance = excluded.last_balance, "
@@ -115,7 +133,13 @@ class AlertRepo:
             "RETURNING alert_owed",
             (user_id, int(below), balance, now, now if below else None, int(below)),
         )
-        return row is not None and bool(row["alert_owed"])
+        statements = [*along, record]
+        if finish is not None:
+            # The claim ends only where no alert is owed after the record.
+            round_no, owner = finish
+            statements.append((_FINISH + " AND alert_owed = 0", (user_id, round_no, owner)))
+        rows = (await self._db.write_together(statements))[len(along)]
+        return bool(rows) and bool(rows[0]["alert_owed"])
 
     async def alert_told(self, user_id: int) -> None:
         """The low-balance alert record_check asked for was handed on: no longer owed."""
@@ -198,7 +222,7 @@ class AlertRepo:
             "RETURNING user_id"
         )
         # Committed with the round's other writes of the moment (one sync to disk).
-        rows = await self._db.batched(lambda: self._db.fetchall(sql, (*params, now)))
+        [rows] = await self._db.write_together([(sql, (*params, now))])
         return {int(row["user_id"]) for row in rows}
 
     async def renew_checks(self, round_no: int, owner: str, until: str, now: str) -> int:
@@ -213,10 +237,4 @@ class AlertRepo:
     async def finish_check(self, user_id: int, round_no: int, owner: str) -> None:
         """The check of this round is done: nobody takes it up again in this round. Committed
         with the other checks' writes of the moment (one sync to disk for them all)."""
-        await self._db.batched(
-            lambda: self._db.execute(
-                "UPDATE alert_prefs SET lease_until = NULL WHERE user_id = ? "
-                "AND balance_round = ? AND lease_owner = ?",
-                (user_id, round_no, owner),
-            )
-        )
+        await self._db.write_together([(_FINISH, (user_id, round_no, owner))])

@@ -23,7 +23,7 @@ from enum import StrEnum
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from storage.db import Database, Row, sqlite_int, utc_now
+from storage.db import Database, Row, Statement, sqlite_int, utc_now
 
 MICROS: Final = Decimal(1_000_000)
 DELIVERED_STATUSES: Final[frozenset[str]] = frozenset({"DELIVERED", "PARTDELIVERED"})
@@ -532,19 +532,28 @@ class TrafficRepo:
     ) -> None:
         """Keeps the balance the watcher saw: one snapshot per user per hour (a later one in
         the same hour replaces it), none older than SNAPSHOT_KEEP."""
+        await self._db.run_together(self.balance_snapshot(user_id, amount, currency, now=now))
+
+    @staticmethod
+    def balance_snapshot(
+        user_id: int, amount: Decimal, currency: str, *, now: datetime | None = None
+    ) -> list[Statement]:
+        """record_balance's statements, for a caller that commits them with its own writes
+        (the balance watcher's record of a check)."""
         taken = now if now is not None else datetime.now(UTC)
-        async with self._db.transaction():
-            await self._db.execute(
+        return [
+            (
                 "DELETE FROM balance_snapshots WHERE user_id = ? AND (taken_at > ? "
                 "OR taken_at < ?)",
                 (user_id, utc_text(taken - SNAPSHOT_SPACING), utc_text(taken - SNAPSHOT_KEEP)),
-            )
-            await self._db.execute(
+            ),
+            (
                 "INSERT INTO balance_snapshots (user_id, taken_at, amount_micros, currency) "
                 "VALUES (?, ?, ?, ?) ON CONFLICT (user_id, taken_at) DO UPDATE SET "
                 "amount_micros = excluded.amount_micros, currency = excluded.currency",
                 (user_id, utc_text(taken), to_micros(amount), currency),
-            )
+            ),
+        ]
 
     async def forget(self, user_id: int, chunk: int = FORGET_CHUNK) -> None:
         """Drops the record of the user's account: a new token may be another account.

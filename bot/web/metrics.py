@@ -24,6 +24,8 @@ METRICS_PATH = "/metrics"
 
 def add_metrics_routes(web_app: web.Application, app: App) -> None:
     token = app.services.settings.metrics_token
+    # prometheus_client loads with the web server, not at the first scrape.
+    metrics.registry()
     web_app.router.add_get(
         METRICS_PATH, metrics_handler(None if token is None else token.get_secret_value())
     )
@@ -42,7 +44,7 @@ def metrics_handler(token: str | None) -> Handler:
                     headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
                 )
         return web.Response(
-            body=metrics.exposition(), headers={"Content-Type": metrics.CONTENT_TYPE}
+            body=metrics.exposition(), headers={"Content-Type": metrics.content_type()}
         )
 
     return handle

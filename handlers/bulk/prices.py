@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-import phonenumbers
 from aiogram.utils.i18n import gettext as _
 
 from handlers.plural import ngettext
@@ -43,6 +42,8 @@ def country_name(region: str) -> str:
     """The region's calling code and ISO code, "+7 RU": no country names to translate."""
     if not region:
         return _("other")
+    import phonenumbers  # loaded by the plan's numbers already
+
     return f"+{phonenumbers.country_code_for_region(region)} {region}"
 
 

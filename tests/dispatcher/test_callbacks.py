@@ -76,13 +76,13 @@ async def test_no_callback_url_without_public_base_url(app: Harness, devsms: Fak
 
 async def test_every_update_is_counted_by_type_and_outcome(app: Harness) -> None:
     def count(kind: str, outcome: str) -> float:
-        sample = metrics.REGISTRY.get_sample_value(
+        sample = metrics.registry().get_sample_value(
             "devsms_bot_updates_total", {"type": kind, "outcome": outcome}
         )
         return sample or 0.0
 
     def timed(kind: str) -> float:
-        sample = metrics.REGISTRY.get_sample_value(
+        sample = metrics.registry().get_sample_value(
             "devsms_bot_handler_seconds_count", {"type": kind}
         )
         return sample or 0.0

@@ -46,7 +46,6 @@ from aiogram.types import (
     Location,
     Message,
     PhotoSize,
-    Sticker,
     User,
     Voice,
 )
@@ -76,7 +75,7 @@ from services.languages import LANGUAGES
 from storage.bulk import JobState
 from tests.conftest import GOOD_TOKEN, OTHER_TOKEN, make_settings
 from tests.fakes.fake_devsms import SEND, FakeDevsms
-from tests.support.harness import Harness
+from tests.support.harness import Harness, a_sticker
 from tests.support.notifiers import install
 from tests.support.recording import BOT_USER, SentMessage
 from tests.support.telegram_rules import TelegramRefusal, parse_html, visible_length
@@ -655,17 +654,7 @@ class Fuzzer:
             owner = user_id if rng.random() < 0.5 else rng.choice(USERS)
             fields = {"contact": Contact(phone_number=phone, first_name="<i>F</i>", user_id=owner)}
         elif kind == "sticker":
-            fields = {
-                "sticker": Sticker(
-                    file_id="s",
-                    file_unique_id="s",
-                    type="regular",
-                    width=1,
-                    height=1,
-                    is_animated=False,
-                    is_video=False,
-                )
-            }
+            fields = {"sticker": a_sticker()}
         elif kind == "photo":
             fields = {
                 "photo": [PhotoSize(file_id="p", file_unique_id="p", width=1, height=1)],

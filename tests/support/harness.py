@@ -108,16 +108,7 @@ class Harness:
         return await self.feed(message=self.message(user_id, lang, document=document))
 
     async def send_sticker(self, user_id: int = 1, lang: str | None = "en") -> list[SentMessage]:
-        sticker = Sticker(
-            file_id="s",
-            file_unique_id="s",
-            type="regular",
-            width=1,
-            height=1,
-            is_animated=False,
-            is_video=False,
-        )
-        return await self.feed(message=self.message(user_id, lang, sticker=sticker))
+        return await self.feed(message=self.message(user_id, lang, sticker=a_sticker()))
 
     async def tap(
         self,
@@ -169,3 +160,15 @@ def button_data(sent: SentMessage, label: str) -> str:
 
 def make_bot(session: RecordingSession) -> Bot:
     return Bot(BOT_TOKEN, session=session, default=DefaultBotProperties(parse_mode="HTML"))
+
+
+def a_sticker() -> Sticker:
+    return Sticker(
+        file_id="s",
+        file_unique_id="s",
+        type="regular",
+        width=1,
+        height=1,
+        is_animated=False,
+        is_video=False,
+    )

@@ -25,6 +25,10 @@ LAZY: Final = (
     "services.shared_stores",
     # Loaded with the first token encrypted or decrypted.
     "cryptography",
+    # Loaded with the first phone number parsed.
+    "phonenumbers",
+    # Loaded with the web server (the first scrape reads it); metrics count without it.
+    "prometheus_client",
 )
 # Everything an idle bot imports, and the modules that draw charts and write exports.
 BOT_MODULES: Final = (

@@ -231,7 +231,7 @@ async def test_first_poll_waits_longer_once_callbacks_work(
 
 async def test_every_bulk_row_gets_its_own_token_stored_with_its_claim(env: Env) -> None:
     links = CallbackLinks(BASE)
-    metrics_sent = metrics.REGISTRY.get_sample_value(
+    metrics_sent = metrics.registry().get_sample_value(
         "devsms_bot_bulk_rows_total", {"state": "sent"}
     )
     job_id = await env.job(5)
@@ -247,7 +247,7 @@ async def test_every_bulk_row_gets_its_own_token_stored_with_its_claim(env: Env)
         target = await repo.find(token_hash(by_sms[row.sms_id]))
         assert target is not None
         assert (target.job_id, target.row_no, target.row_state) == (job_id, row.row_no, "sent")
-    after = metrics.REGISTRY.get_sample_value("devsms_bot_bulk_rows_total", {"state": "sent"})
+    after = metrics.registry().get_sample_value("devsms_bot_bulk_rows_total", {"state": "sent"})
     assert after == (metrics_sent or 0) + 5
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from storage import Database
-from storage.db import GROUP_MOST, SqliteDatabase
+from storage.db import GROUP_MOST, Row, SqliteDatabase
 
 
 @pytest.fixture
@@ -114,3 +114,30 @@ async def test_a_group_holds_at_most_group_most_works(file_db: Database) -> None
     assert len(commits) == 2
     rows = await file_db.fetchall("SELECT COUNT(*) AS n FROM t")
     assert rows[0]["n"] == 1 + 2 * GROUP_MOST
+
+
+async def test_statement_writes_share_a_commit_and_a_failing_one_fails_alone(
+    file_db: Database, tmp_path: Path
+) -> None:
+    assert isinstance(file_db, SqliteDatabase)
+    await file_db.execute("INSERT INTO t (n) VALUES (5)")
+    commits: list[str] = []
+    await file_db.conn.set_trace_callback(
+        lambda sql: commits.append(sql) if sql.strip().upper() == "COMMIT" else None
+    )
+
+    async def insert(n: int) -> list[list[Row]]:
+        return await file_db.write_together(
+            [("INSERT INTO t (n) VALUES (?) RETURNING n", (n,)), ("SELECT COUNT(*) FROM t", ())]
+        )
+
+    ok = await asyncio.gather(*(insert(n) for n in range(10, 30)))
+    assert [rows[0][0]["n"] for rows in ok] == list(range(10, 30))
+    assert len(commits) <= 2  # the first alone, the 19 that arrived meanwhile together
+    results = await asyncio.gather(*(insert(n) for n in (1, 2, 5, 3)), return_exceptions=True)
+    assert [isinstance(r, sqlite3.IntegrityError) for r in results] == [False, False, True, False]
+    other = sqlite3.connect(tmp_path / "bot.sqlite3")
+    try:
+        assert other.execute("SELECT COUNT(*) FROM t").fetchone()[0] == 24
+    finally:
+        other.close()

@@ -3,7 +3,8 @@
 Each module below is loaded on first need: matplotlib and numpy in the chart process, openpyxl
 where a sheet is read or written, Babel's catalogue compiler only for a stale catalogue,
 aiohttp's server side only when the web server runs (WEB_PORT, or webhook mode), the Redis
-client only for replicas (REDIS_URL), and cryptography with the first token used.
+client only for replicas (REDIS_URL), cryptography with the first token used, phonenumbers
+with the first number parsed, and prometheus_client with the web server that serves /metrics.
 """
 
 from __future__ import annotations

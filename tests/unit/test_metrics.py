@@ -23,7 +23,7 @@ ALLOWED_LABELS = {"type", "outcome", "endpoint", "result", "kind", "state", "le"
 
 
 def value(name: str, **labels: str) -> float:
-    return metrics.REGISTRY.get_sample_value(name, labels) or 0.0
+    return metrics.registry().get_sample_value(name, labels) or 0.0
 
 
 async def client_for(token: str | None) -> TestClient[web.Request, web.Application]:
@@ -96,3 +96,66 @@ async def test_metrics_are_open_without_a_token() -> None:
         assert "process_cpu_seconds_total" in text
     finally:
         await client.close()
+
+
+def test_the_text_is_what_prometheus_clients_own_metrics_write() -> None:
+    # The same recordings in metrics of ours and in prometheus_client's Counter, Gauge and
+    # Histogram give the same text (the `_created` times aside: each notes its own).
+    import prometheus_client as prom
+
+    theirs = prom.CollectorRegistry()
+    calls = metrics.Counter("parity_calls", "Calls.", ("endpoint", "result"))
+    their_calls = prom.Counter("parity_calls", "Calls.", ("endpoint", "result"), registry=theirs)
+    plain = metrics.Counter("parity_plain", "Plain.")
+    their_plain = prom.Counter("parity_plain", "Plain.", registry=theirs)
+    seconds = metrics.Histogram("parity_seconds", "Seconds.", ("endpoint",), buckets=(0.1, 1.0))
+    their_seconds = prom.Histogram(
+        "parity_seconds", "Seconds.", ("endpoint",), buckets=(0.1, 1.0), registry=theirs
+    )
+    round_ = metrics.Histogram("parity_round", "Round.", buckets=(0.5, 5.0))
+    their_round = prom.Histogram("parity_round", "Round.", buckets=(0.5, 5.0), registry=theirs)
+    queue = metrics.Gauge("parity_queue", "Queue.")
+    their_queue = prom.Gauge("parity_queue", "Queue.", registry=theirs)
+    read = metrics.Gauge("parity_read", "Read.")
+    their_read = prom.Gauge("parity_read", "Read.", registry=theirs)
+    ours: list[metrics.Family[metrics.Value] | metrics.Family[metrics.Counts]] = [
+        calls,
+        plain,
+        seconds,
+        round_,
+        queue,
+        read,
+    ]
+    try:
+        for counter in (calls, their_calls):
+            counter.labels("/send", "2xx").inc()
+            counter.labels("/send", "2xx").inc(2)
+            counter.labels("/balance", "no_answer").inc()
+        plain.inc()
+        their_plain.inc()
+        for histogram in (seconds, their_seconds):
+            for amount in (0.05, 0.1, 0.4, 1.0, 7.0):
+                histogram.labels("/send").observe(amount)
+            histogram.labels("/balance").observe(0.0)
+        round_.observe(12.5)
+        their_round.observe(12.5)
+        queue.set(3)
+        their_queue.set(3)
+        read.set_function(lambda: 42)
+        their_read.set_function(lambda: 42)
+
+        def text(registry: prom.CollectorRegistry) -> list[str]:
+            lines = prom.generate_latest(registry).decode().splitlines()
+            return [
+                re.sub(r"_created(\{.*\})? \S+$", r"_created\1 T", line)
+                for line in lines
+                if "parity_" in line
+            ]
+
+        mine = text(metrics.registry())
+        assert mine == text(theirs)
+        assert 'parity_seconds_bucket{endpoint="/send",le="1.0"} 4.0' in mine
+        assert "parity_plain_created T" in mine
+    finally:
+        for family in ours:
+            metrics.FAMILIES.remove(family)

@@ -4,13 +4,17 @@ handler of the bot, every command and menu label it knows, and every dialog stat
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import re
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
-from aiogram import Bot, Router
-from aiogram.filters import Command, StateFilter
-from aiogram.fsm.state import State, StatesGroup
+from aiogram import Bot, F, Router
+from aiogram.dispatcher.event.bases import UNHANDLED
+from aiogram.filters import Command, CommandStart, StateFilter
+from aiogram.fsm.state import State, StatesGroup, any_state, default_state
 from aiogram.types import Contact, Message, PhotoSize
 from aiogram.utils.i18n import I18n
 
@@ -18,7 +22,7 @@ from bot.i18n import create_i18n
 from handlers import compose_routers
 from handlers.filters import MenuButton
 from handlers.keyboards import MENU_BUTTONS
-from handlers.reach import Junction, Reach, skip_routers_out_of_reach
+from handlers.reach import Junction, Need, Reach, need_of, skip_routers_out_of_reach
 from services.languages import LANGUAGES
 from tests.support.filter_checks import bot_that_knows_itself, private_message
 
@@ -168,3 +172,76 @@ async def test_a_plain_command_of_a_user_in_no_dialog_passes_over_the_dialog_rou
     # The private-chat tree down to /balance's own router, and the routers that take any
     # message (the allowlist's refusal, the fallback); none of the dialogs, admin or /start.
     assert reached == ["top", "root", "access", "gated", "balance", "fallback"]
+
+
+# aiogram's Router._propagate_event as Junction._propagate_event copies it (aiogram 3.31.0).
+AIOGRAM_PROPAGATE_SHA256 = "76fc938efce3eacf9dba64d150d6370d4f506adb68ed143a25dddbc752ee0670"
+
+
+def test_the_junction_copies_the_propagation_of_the_pinned_aiogram() -> None:
+    source = inspect.getsource(Router._propagate_event)
+    assert hashlib.sha256(source.encode()).hexdigest() == AIOGRAM_PROPAGATE_SHA256, (
+        "aiogram's Router._propagate_event changed: bring Junction._propagate_event "
+        "(handlers/reach.py) in line with it, then update this hash"
+    )
+
+
+class Aliased(Command):
+    """A Command subclass that also takes other names: its needs cannot be read."""
+
+
+class Inbox(StatesGroup):
+    waiting = State()
+    reading = State()
+
+
+@pytest.mark.parametrize(
+    ("check", "need"),
+    [
+        (Command("balance", "b"), Need(commands=frozenset({"balance", "b"}))),
+        (CommandStart(deep_link=True), Need(commands=frozenset({"start"}))),
+        (Command("balance", ignore_case=True), Need()),
+        (Command("balance", prefix="/!"), Need()),
+        (Command(re.compile(r"bal\w*")), Need()),
+        (Aliased("balance"), Need()),
+        (Inbox.waiting, Need(states=frozenset({"Inbox:waiting"}))),
+        (Inbox, Need(states=frozenset({"Inbox:waiting", "Inbox:reading"}))),
+        (Inbox(), Need(states=frozenset({"Inbox:waiting", "Inbox:reading"}))),
+        (default_state, Need(states=frozenset({None}))),
+        (any_state, Need()),
+        (StateFilter(None), Need(states=frozenset({None}))),
+        (StateFilter(Inbox.waiting, None), Need(states=frozenset({"Inbox:waiting", None}))),
+        (StateFilter("*"), Need()),
+        (StateFilter(Inbox.waiting, any_state), Need()),
+        (~StateFilter(Inbox.waiting), Need()),
+        (MenuButton("💰 Balance"), Need(buttons=frozenset({"💰 Balance"}))),
+        (F.text, Need()),
+    ],
+    ids=lambda value: "" if isinstance(value, Need) else type(value).__name__,
+)
+def test_what_a_filter_needs_is_read_only_where_it_is_sure(check: Any, need: Need) -> None:
+    assert need_of(check) == need
+
+
+async def test_a_sub_router_with_outer_middlewares_is_offered_every_message() -> None:
+    seen: list[str | None] = []
+
+    async def outer(handler: Any, event: Message, data: dict[str, Any]) -> Any:
+        seen.append(event.text)
+        return await handler(event, data)
+
+    async def balance(message: Message) -> str:
+        return "balance"
+
+    top = Junction(name="top")
+    plain, watched = Router(name="plain"), Router(name="watched")
+    plain.message.register(balance, Command("balance"))
+    watched.message.register(balance, Command("balance"))
+    watched.message.outer_middleware(outer)
+    top.include_routers(plain, watched)
+    skip_routers_out_of_reach(top)
+
+    assert set(top.reach) == {plain}
+    history = message(text="/history")
+    assert await top.propagate_event("message", history, raw_state=None) is UNHANDLED
+    assert seen == ["/history"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -12,10 +13,10 @@ from bot.notices.digest import AdminDigest
 from handlers.callbacks import TokenCb
 from services.access import AccessPolicy
 from services.health import GatewayHealth
-from storage import WatchTarget
+from storage import AlertRepo, WatchTarget
 from storage.users import Access
 from tests.fakes.fake_devsms import FakeDevsms
-from tests.support.watch_env import RecordingNotify, World
+from tests.support.watch_env import WAIT_LIMIT, RecordingNotify, World
 
 
 async def test_alert_once_per_fall_below_even_across_a_restart(
@@ -169,6 +170,39 @@ async def test_two_hundred_users_with_bounded_concurrency(
     assert len(devsms.requests_to("/get_balance.php")) == users
     # As the gateway saw it: ten at once while 200 were due, never more.
     assert devsms.max_in_flight == 10
+
+
+async def test_the_next_users_are_asked_while_the_first_checks_are_written(
+    world: World, devsms: FakeDevsms
+) -> None:
+    """A check gives its gateway slot back once the gateway answered: a slow commit of what
+    the first checks saw does not keep the next users waiting (a slot held through its
+    commit stood idle for a third of a round)."""
+    for user_id in range(1, 11):
+        await world.add_user(user_id, f"tok-{user_id}")
+    disk, four_answered = asyncio.Event(), asyncio.Event()
+    waiting = 0
+
+    class SlowDisk(AlertRepo):
+        async def record_check(self, *args: Any, **kwargs: Any) -> bool:
+            nonlocal waiting
+            waiting += 1
+            if waiting == 4:
+                four_answered.set()
+            await disk.wait()
+            return await super().record_check(*args, **kwargs)
+
+    world.alerts = SlowDisk(world.db)
+    checking = asyncio.create_task(world.watcher(concurrency=2).check_all())
+    # Two users answered and their records held: two more are asked meanwhile.
+    try:
+        await asyncio.wait_for(four_answered.wait(), WAIT_LIMIT)
+    finally:
+        disk.set()
+    report = await checking
+    assert report.checked == 10
+    assert len(devsms.requests_to("/get_balance.php")) == 10
+    assert devsms.max_in_flight <= 2  # never more than the concurrency at the gateway
 
 
 async def test_run_survives_a_broken_round_and_stops_when_cancelled(
