@@ -8,7 +8,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
@@ -74,6 +74,10 @@ if TYPE_CHECKING:
     from bot.notices.limiter import RedisLimiter
 
 logger = logging.getLogger(__name__)
+
+# What the upload child imports before its first job (and before its memory limit): the
+# parsers, and phonenumbers, which the bot itself loads only with the first number.
+UPLOAD_PRELOAD: Final = ("services.bulk_plan", "services.contacts", "phonenumbers", "openpyxl")
 
 
 @dataclass
@@ -211,7 +215,7 @@ async def open_services(settings: Settings, *, redis_prefix: str = DEFAULT_PREFI
         uploads=UploadWorker(
             memory_limit=settings.upload_memory_mb * 1024 * 1024,
             time_limit=settings.upload_time_limit,
-            preload=("services.bulk_plan", "services.contacts", "openpyxl"),
+            preload=UPLOAD_PRELOAD,
         ),
         charts=ChartDesk(
             workers=settings.chart_workers,

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from bot.factory import UPLOAD_PRELOAD
 from services.bulk_plan import NoPhoneColumn, parse_source, read_upload
 from services.spreadsheet import MAX_COLUMNS, TooLarge, TooManyRows, TooSlow
 from services.upload_worker import UploadWorker, WorkerBusy
@@ -128,7 +129,7 @@ async def test_close_stops_the_child_and_nothing_starts_before_the_first_upload(
 
 
 async def test_the_child_imports_what_parsing_needs_and_not_the_bot() -> None:
-    worker = UploadWorker(preload=("services.bulk_plan",))
+    worker = UploadWorker(preload=UPLOAD_PRELOAD)
     try:
         packages = await worker.run(loaded_packages)
     finally:
