@@ -272,11 +272,16 @@ def _fit(figure: Any, renderer: Any, top: Any, bottom: Any, title: Any) -> None:
     width, height = figure.bbox.width, figure.bbox.height
     pad, gap = _PAD_IN * figure.dpi, _GAP_IN * figure.dpi
     ceiling = title.get_window_extent(renderer).y0 - gap
-    floor = bottom.bbox.y0 - bottom.xaxis.get_tightbbox(renderer).y0 + pad
+    # An axis without ticks (a chart of no days) has no box: it takes no room.
+    dates = bottom.xaxis.get_tightbbox(renderer) or bottom.bbox
+    floor = bottom.bbox.y0 - dates.y0 + pad
     # The space between the axes: hspace is a share of the axes' average height.
     figure.subplots_adjust(
         top=ceiling / height, bottom=floor / height, hspace=2 * gap / (ceiling - floor - gap)
     )
-    left = max(axes.bbox.x0 - axes.yaxis.get_tightbbox(renderer).x0 for axes in (top, bottom))
-    right = max(bottom.xaxis.get_tightbbox(renderer).x1 - bottom.bbox.x1, 0)
+    left = max(
+        axes.bbox.x0 - (axes.yaxis.get_tightbbox(renderer) or axes.bbox).x0
+        for axes in (top, bottom)
+    )
+    right = max(dates.x1 - bottom.bbox.x1, 0)
     figure.subplots_adjust(left=(left + pad) / width, right=1 - (right + pad) / width)

@@ -81,6 +81,8 @@ class Counts:
 
     def observe(self, amount: float) -> None:
         self.total += amount
+        if amount != amount:  # NaN: in no bucket, as prometheus_client counts it
+            return
         # The first bucket whose upper bound is at least the amount (the last one is +Inf).
         self.counts[bisect.bisect_left(self.bounds, amount)] += 1.0
 
@@ -105,7 +107,8 @@ class Family(Generic[S]):
     def new_series(self) -> S:
         raise NotImplementedError
 
-    def labels(self, *values: str) -> S:
+    def labels(self, *given: object) -> S:
+        values = tuple(str(value) for value in given)  # as prometheus_client keeps them
         found = self.series.get(values)
         if found is None:
             if len(values) != len(self.labelnames):

@@ -352,8 +352,10 @@ class Database(abc.ABC):
         """Runs `statements` in order, all or none (a transaction, or a SAVEPOINT inside the
         current task's one), and returns the rows of each. For writes that always go
         together: SQLite runs them in one hop to its thread instead of one hop each."""
-        if len(statements) == 1:
-            return [await self.fetchall(*statements[0])]  # a statement is all or none alone
+        if len(statements) == 1 and not self.in_transaction:
+            # A lone statement is all or none by itself; inside a transaction it still takes
+            # a SAVEPOINT, so that its failure leaves the surrounding one usable.
+            return [await self.fetchall(*statements[0])]
         async with self.transaction():
             return [await self.fetchall(sql, params) for sql, params in statements]
 

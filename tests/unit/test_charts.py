@@ -214,3 +214,8 @@ def test_bars_stack_by_outcome_with_their_areas_in_proportion() -> None:
     assert failed > key and waiting > key and area("#3f6fb5") > 10_000
     assert (delivered - key) / (failed - key) == pytest.approx(3, rel=0.1)
     assert (waiting - key) / (failed - key) == pytest.approx(1, rel=0.1)
+
+
+def test_a_chart_of_no_days_is_still_a_picture() -> None:
+    # No dates on the axis: the layout must not need their box.
+    assert png_size(draw_chart(ChartSpec((), RU))) == (1000, 600)

@@ -131,12 +131,14 @@ def test_the_text_is_what_prometheus_clients_own_metrics_write() -> None:
             counter.labels("/send", "2xx").inc()
             counter.labels("/send", "2xx").inc(2)
             counter.labels("/balance", "no_answer").inc()
+            counter.labels(404, "4xx").inc()  # kept as the text "404"
         plain.inc()
         their_plain.inc()
         for histogram in (seconds, their_seconds):
             for amount in (0.05, 0.1, 0.4, 1.0, 7.0):
                 histogram.labels("/send").observe(amount)
             histogram.labels("/balance").observe(0.0)
+            histogram.labels("/nan").observe(float("nan"))  # in the sum, in no bucket
         round_.observe(12.5)
         their_round.observe(12.5)
         queue.set(3)

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from storage import CredentialRepo, UserRepo
+from storage.db import IntegrityError
 from storage.pg import PostgresDatabase
 from tests.support.services import postgres_schema
 
@@ -64,5 +65,31 @@ async def test_waiting_transactions_leave_the_pool_to_lone_statements(dsn: str) 
         asyncio.get_running_loop().call_later(3.0, release.set)
         await asyncio.gather(lone(), *waiting)
         assert order[0] == "lone"
+    finally:
+        await db.close()
+
+
+async def test_a_lone_statement_that_fails_inside_a_transaction_leaves_it_usable(
+    dsn: str,
+) -> None:
+    """run_together promises all or none inside the caller's transaction too: its failure
+    is the caller's to catch, and the transaction goes on (as on SQLite)."""
+    db = await PostgresDatabase.open_url(dsn)
+    try:
+        async with db.transaction():
+            await UserRepo(db).upsert_seen(ALI, "Ali", None)
+            with pytest.raises(IntegrityError):
+                # The same user again: the primary key refuses it.
+                await db.run_together(
+                    [
+                        (
+                            "INSERT INTO users (id, created_at, last_seen_at) VALUES (?, '', '')",
+                            (ALI,),
+                        )
+                    ]
+                )
+            await db.execute("UPDATE users SET first_name = ? WHERE id = ?", ("Alo", ALI))
+        row = await db.fetchone("SELECT first_name FROM users WHERE id = ?", (ALI,))
+        assert row is not None and row["first_name"] == "Alo"
     finally:
         await db.close()
