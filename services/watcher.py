@@ -8,9 +8,9 @@ reported once, to the user and to the admins. Both are events (services/events.p
 presentation tells the user and the admins (whose digest turns a round's many low balances
 into one message).
 
-Thousands of users are walked page by page (keyset paging) and checked by a fixed pool of
-workers; a semaphore lets `concurrency` of them ask the gateway at once, so the gateway never
-sees more than that many requests at once while the others write what they saw.
+Thousands of users are walked page by page (keyset paging) and checked by `concurrency`
+workers, so the gateway never sees more than that many requests at once; each worker writes
+what it saw and tells its alert before it asks for the next user.
 """
 
 from __future__ import annotations
