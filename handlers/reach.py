@@ -14,6 +14,7 @@ only where all its handlers would have said no.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from inspect import isclass
 from typing import Any, TypeVar
@@ -170,6 +171,15 @@ class Junction(Router):
         super().__init__(name=name)
         self.reach: dict[Router, Reach] = {}
 
+    async def propagate_event(self, update_type: str, event: TelegramObject, **kwargs: Any) -> Any:
+        # aiogram 3.31's Router.propagate_event: without outer middlewares, its wrapping of
+        # _propagate_event in them is a chain of three calls doing nothing else.
+        observer = self.observers.get(update_type)
+        if observer is not None and observer.outer_middleware:
+            return await super().propagate_event(update_type, event, **kwargs)
+        kwargs["event_router"] = self
+        return await self._propagate_event(observer, update_type, event, **kwargs)
+
     async def _propagate_event(
         self,
         observer: TelegramEventObserver | None,
@@ -196,10 +206,22 @@ class Junction(Router):
             reach = self.reach.get(router)
             if reach is not None and not reach.takes(event, raw_state, i18n):
                 continue
-            response = await router.propagate_event(update_type=update_type, event=event, **kwargs)
+            response = await _offer(router, update_type, event, kwargs)
             if response is not UNHANDLED:
                 break
         return response
+
+
+def _offer(
+    router: Router, update_type: str, event: TelegramObject, kwargs: dict[str, Any]
+) -> Awaitable[Any]:
+    """router.propagate_event(update_type, event, **kwargs), as Junction.propagate_event does
+    it for a router of any class. `kwargs` is the caller's own copy: it is changed."""
+    observer = router.observers.get(update_type)
+    if observer is not None and observer.outer_middleware:
+        return router.propagate_event(update_type=update_type, event=event, **kwargs)
+    kwargs["event_router"] = router
+    return router._propagate_event(observer, update_type, event, **kwargs)
 
 
 def skip_routers_out_of_reach(router: Router) -> Reach:

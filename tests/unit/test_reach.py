@@ -174,15 +174,20 @@ async def test_a_plain_command_of_a_user_in_no_dialog_passes_over_the_dialog_rou
     assert reached == ["top", "root", "access", "gated", "balance", "fallback"]
 
 
-# aiogram's Router._propagate_event as Junction._propagate_event copies it (aiogram 3.31.0).
-AIOGRAM_PROPAGATE_SHA256 = "76fc938efce3eacf9dba64d150d6370d4f506adb68ed143a25dddbc752ee0670"
+# aiogram's Router._propagate_event and propagate_event as Junction copies them (aiogram 3.31.0).
+AIOGRAM_PROPAGATE_SHA256 = {
+    "_propagate_event": "76fc938efce3eacf9dba64d150d6370d4f506adb68ed143a25dddbc752ee0670",
+    # Junction.propagate_event and reach._offer
+    "propagate_event": "78ee00b916f43e055d2ef074978ae7a6703fe3cb50155e7d046f9852dd3a9908",
+}
 
 
-def test_the_junction_copies_the_propagation_of_the_pinned_aiogram() -> None:
-    source = inspect.getsource(Router._propagate_event)
-    assert hashlib.sha256(source.encode()).hexdigest() == AIOGRAM_PROPAGATE_SHA256, (
-        "aiogram's Router._propagate_event changed: bring Junction._propagate_event "
-        "(handlers/reach.py) in line with it, then update this hash"
+@pytest.mark.parametrize("name", sorted(AIOGRAM_PROPAGATE_SHA256))
+def test_the_junction_copies_the_propagation_of_the_pinned_aiogram(name: str) -> None:
+    source = inspect.getsource(getattr(Router, name))
+    assert hashlib.sha256(source.encode()).hexdigest() == AIOGRAM_PROPAGATE_SHA256[name], (
+        f"aiogram's Router.{name} changed: bring Junction (handlers/reach.py) in line with "
+        "it, then update this hash"
     )
 
 
@@ -245,3 +250,31 @@ async def test_a_sub_router_with_outer_middlewares_is_offered_every_message() ->
     history = message(text="/history")
     assert await top.propagate_event("message", history, raw_state=None) is UNHANDLED
     assert seen == ["/history"]
+
+
+async def test_a_handler_under_junctions_sees_its_own_router_and_nothing_a_sibling_added() -> None:
+    async def tag(message: Message) -> dict[str, Any]:
+        return {"tag": "added by the first router's filter"}
+
+    async def never(message: Message) -> bool:
+        return False
+
+    async def answer(message: Message, event_router: Router, **data: Any) -> tuple[str, Any]:
+        return event_router.name, data.get("tag")
+
+    top, middle = Junction(name="top"), Junction(name="middle")
+    first, second = Router(name="first"), Router(name="second")
+    first.message.filter(tag)
+    first.message.register(answer, Command("balance"), never)
+    second.message.register(answer, Command("balance"))
+    middle.include_routers(first, second)
+    top.include_router(middle)
+    skip_routers_out_of_reach(top)
+
+    balance = message(text="/balance")
+    found = await top.propagate_event(
+        "message", balance, raw_state=None, bot=bot_that_knows_itself()
+    )
+    assert found == ("second", None)
+    history = message(text="/history")
+    assert await top.propagate_event("message", history, raw_state=None) is UNHANDLED
