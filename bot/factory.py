@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Final
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.utils.i18n import I18n
@@ -32,6 +31,7 @@ from bot.notices.jobs import JobReports
 from bot.notices.notifier import Notifier, Outbox
 from bot.notices.presenter import Presenter
 from bot.shared_state import DEFAULT_PREFIX, bulk_sources, dialog_state, otp_codes
+from bot.telegram_session import JsonSession
 from handlers import build_router
 from handlers.config import HandlerSettings
 from services.access import AccessPolicy
@@ -233,7 +233,7 @@ async def open_services(settings: Settings, *, redis_prefix: str = DEFAULT_PREFI
 
 
 def create_bot(settings: Settings) -> Bot:
-    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    session = JsonSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
     session.middleware(PinResponseTypes())
     session.middleware(RetryRequestMiddleware())
     return Bot(
