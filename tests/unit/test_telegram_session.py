@@ -4,6 +4,8 @@ still reads as one that never reached Telegram (bot/telegram_retry.py relies on 
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import socket
 from datetime import timedelta
 from pathlib import Path
@@ -12,6 +14,7 @@ from typing import Any, Final
 import pytest
 from aiogram import Bot
 from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ChatAction, ParseMode
 from aiogram.exceptions import TelegramNetworkError
@@ -136,3 +139,17 @@ async def test_a_refused_connection_reads_as_never_reaching_telegram() -> None:
     finally:
         await bot.session.close()
     assert never_reached_telegram(caught.value)
+
+
+# aiogram's AiohttpSession.make_request as JsonSession.make_request copies it (aiogram 3.31.0).
+AIOGRAM_MAKE_REQUEST_SHA256: Final = (
+    "970c355d86996eb88187794ceaec00fa86544344169a2a2a276fe3749f5f5636"
+)
+
+
+def test_the_session_copies_the_request_of_the_pinned_aiogram() -> None:
+    source = inspect.getsource(AiohttpSession.make_request)
+    assert hashlib.sha256(source.encode()).hexdigest() == AIOGRAM_MAKE_REQUEST_SHA256, (
+        "aiogram's AiohttpSession.make_request changed: bring JsonSession.make_request "
+        "(bot/telegram_session.py) in line with it, then update this hash"
+    )
