@@ -21,6 +21,7 @@ from bot.commands import set_commands
 from bot.config import Settings, handler_settings
 from bot.i18n import UserLocaleMiddleware, create_i18n
 from bot.middlewares import (
+    HandlerServices,
     MetricsMiddleware,
     PinResponseTypes,
     RetryRequestMiddleware,
@@ -482,4 +483,5 @@ def create_dispatcher(services: Services, shared: Shared) -> Dispatcher:
     dp.update.outer_middleware(UserMiddleware(services.users, settings))
     UserLocaleMiddleware(services.i18n, settings).setup(dp)
     dp.include_router(build_router())
+    HandlerServices.for_dispatcher(dp)
     return dp
