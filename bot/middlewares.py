@@ -89,6 +89,12 @@ class _Bound:
 def _update_type(event: TelegramObject) -> str:
     if not isinstance(event, Update):
         return "other"
+    # An update carries one event. aiogram's event_type is lru_cached on the update, so each
+    # call hashes the whole update; its two common types are read directly.
+    if event.message is not None:
+        return "message"
+    if event.callback_query is not None:
+        return "callback_query"
     try:
         return event.event_type
     except Exception:  # UpdateTypeLookupError: a type newer than this aiogram
