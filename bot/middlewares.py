@@ -25,6 +25,7 @@ from aiogram.exceptions import (
 from aiogram.filters.logic import _AndFilter, _InvertFilter, _OrFilter
 from aiogram.methods import AnswerCallbackQuery, GetUpdates, Response
 from aiogram.types import TelegramObject, Update, User
+from aiogram.utils.i18n import I18nMiddleware
 
 from bot.config import Settings
 from bot.i18n import language_for
@@ -141,6 +142,9 @@ class HandlerServices:
     takes; `restore` (inner, on every event observer, so before the routers' own inner
     middlewares) puts them back for the handler. Error handlers get the full data from
     aiogram's ErrorsMiddleware, which sits outside `slim`.
+
+    What filters take is read once, when the Dispatcher is complete: a handler registered
+    later whose filter takes a held-back service would not get it (nothing registers later).
     """
 
     def __init__(self, late: frozenset[str]) -> None:
@@ -149,11 +153,18 @@ class HandlerServices:
     @classmethod
     def for_dispatcher(cls, dp: Dispatcher) -> HandlerServices | None:
         """Set up on `dp` once its routers are included; None where it cannot be sure what
-        the filters take (a filter with **kwargs, an outer middleware below the Dispatcher)."""
+        runs between `slim` and `restore` takes: a filter with **kwargs, an outer middleware
+        other than aiogram's I18nMiddleware on the Dispatcher's own observers, any below it,
+        or more than aiogram's own routing on the update observer."""
+        if len(dp.update.middleware) or len(dp.update.handlers) != 1:
+            return None
         taken: set[str] = set()
         for router in dp.chain_tail:
             for name, observer in router.observers.items():
-                if router is not dp and name != "update" and observer.outer_middleware:
+                outer = observer.outer_middleware
+                if name != "update" and any(
+                    router is not dp or not isinstance(each, I18nMiddleware) for each in outer
+                ):
                     return None
                 for handler in (observer._handler, *observer.handlers):
                     for flt in handler.filters or ():
@@ -191,7 +202,8 @@ class HandlerServices:
         full = data.pop(_FULL_DATA, None)
         if full is not None:
             for key in self.late:
-                if key in full:
+                # A key a filter's result set on the way keeps its value, as in aiogram.
+                if key in full and key not in data:
                     data[key] = full[key]
         return await handler(event, data)
 

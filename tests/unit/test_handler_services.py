@@ -5,6 +5,7 @@ cannot be read turns the split off."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +13,9 @@ from aiogram import Dispatcher, Router
 from aiogram.filters import invert_f, or_f
 from aiogram.types import Message, TelegramObject, Update
 
+from bot.factory import build_app
 from bot.middlewares import HandlerServices
+from tests.conftest import make_settings
 from tests.support.filter_checks import bot_that_knows_itself, private_message
 
 SERVICES = {"accounts": "accounts", "outbox": "outbox", "traffic": "traffic", "bulk": "bulk"}
@@ -119,3 +122,55 @@ async def test_unreadable_wants_keep_every_service_on_the_routers(setup: Any) ->
 
     assert HandlerServices.for_dispatcher(dp) is None
     assert await dp.feed_update(bot_that_knows_itself(), update("/templates")) == "answered"
+
+
+def with_dispatcher_outer_middleware(router: Router) -> None:
+    router.message.register(lambda message: "answered")
+    assert router.parent_router is not None
+    router.parent_router.message.outer_middleware(outer)
+
+
+def with_update_inner_middleware(router: Router) -> None:
+    router.message.register(lambda message: "answered")
+    assert router.parent_router is not None
+    router.parent_router.update.middleware(outer)
+
+
+@pytest.mark.parametrize("setup", [with_dispatcher_outer_middleware, with_update_inner_middleware])
+async def test_middlewares_of_the_dispatcher_that_may_read_services_keep_them_all(
+    setup: Any,
+) -> None:
+    router = Router(name="settings")
+    dp = dispatcher(router)
+    setup(router)
+
+    assert HandlerServices.for_dispatcher(dp) is None
+    assert await dp.feed_update(bot_that_knows_itself(), update("/settings")) == "answered"
+
+
+async def test_a_key_a_filter_set_keeps_its_value() -> None:
+    async def narrow(message: Message) -> dict[str, Any]:
+        return {"outbox": "the filter's outbox"}
+
+    async def answer(message: Message, outbox: str) -> str:
+        return outbox
+
+    router = Router(name="status")
+    router.message.register(answer, narrow)
+    dp = dispatcher(router)
+    HandlerServices.for_dispatcher(dp)
+
+    assert (
+        await dp.feed_update(bot_that_knows_itself(), update("/status")) == "the filter's outbox"
+    )
+
+
+async def test_the_bots_own_dispatcher_holds_back_the_services_no_filter_takes(
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(tmp_path, "http://127.0.0.1:9/api")
+    async with build_app(settings, bot=bot_that_knows_itself()) as app:
+        slim = [each for each in app.dp.update.outer_middleware if hasattr(each, "__self__")]
+        [services] = [each.__self__ for each in slim if isinstance(each.__self__, HandlerServices)]
+        assert {"outbox", "traffic", "bulk_runner", "templates"} <= services.late
+        assert {"accounts", "settings", "users"}.isdisjoint(services.late)
