@@ -482,6 +482,6 @@ def create_dispatcher(services: Services, shared: Shared) -> Dispatcher:
     dp.update.outer_middleware(MetricsMiddleware())  # first: it times the others too
     dp.update.outer_middleware(UserMiddleware(services.users, settings))
     UserLocaleMiddleware(services.i18n, settings).setup(dp)
-    dp.include_router(build_router())
+    dp.include_router(build_router(allowlist=shared.policy.allowlist))
     HandlerServices.for_dispatcher(dp)
     return dp
