@@ -483,14 +483,15 @@ class _Slots:
 
     async def acquire(self, key: str, wait: float, background: bool = False) -> None:
         """Takes a slot for ``key``; TimeoutError after ``wait`` seconds without one."""
-        async with asyncio.timeout(wait):
-            while not self._can_take(key, background):
-                waiter = asyncio.get_running_loop().create_future()
-                self._waiters.append(waiter)
-                try:
-                    await waiter
-                finally:
-                    self._waiters.remove(waiter)
+        if not self._can_take(key, background):  # no timer where none is needed
+            async with asyncio.timeout(wait):
+                while not self._can_take(key, background):
+                    waiter = asyncio.get_running_loop().create_future()
+                    self._waiters.append(waiter)
+                    try:
+                        await waiter
+                    finally:
+                        self._waiters.remove(waiter)
         self._used += 1
         self._held[key] = self._held.get(key, 0) + 1
         if background:
