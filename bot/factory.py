@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Final
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.utils.i18n import I18n
@@ -22,6 +21,7 @@ from bot.commands import set_commands
 from bot.config import Settings, handler_settings
 from bot.i18n import UserLocaleMiddleware, create_i18n
 from bot.middlewares import (
+    HandlerServices,
     MetricsMiddleware,
     PinResponseTypes,
     RetryRequestMiddleware,
@@ -32,6 +32,7 @@ from bot.notices.jobs import JobReports
 from bot.notices.notifier import Notifier, Outbox
 from bot.notices.presenter import Presenter
 from bot.shared_state import DEFAULT_PREFIX, bulk_sources, dialog_state, otp_codes
+from bot.telegram_session import JsonSession
 from handlers import build_router
 from handlers.config import HandlerSettings
 from services.access import AccessPolicy
@@ -233,7 +234,7 @@ async def open_services(settings: Settings, *, redis_prefix: str = DEFAULT_PREFI
 
 
 def create_bot(settings: Settings) -> Bot:
-    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    session = JsonSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
     session.middleware(PinResponseTypes())
     session.middleware(RetryRequestMiddleware())
     return Bot(
@@ -482,5 +483,6 @@ def create_dispatcher(services: Services, shared: Shared) -> Dispatcher:
     dp.update.outer_middleware(MetricsMiddleware())  # first: it times the others too
     dp.update.outer_middleware(UserMiddleware(services.users, settings))
     UserLocaleMiddleware(services.i18n, settings).setup(dp)
-    dp.include_router(build_router())
+    dp.include_router(build_router(allowlist=shared.policy.allowlist))
+    HandlerServices.for_dispatcher(dp)
     return dp

@@ -34,9 +34,11 @@ from handlers.filters import HasToken
 from handlers.reach import Junction, skip_routers_out_of_reach
 
 
-def build_router() -> Router:
-    """All routers in the order they must see updates, with aiogram's walk made cheaper."""
-    top = compose_routers()
+def build_router(*, allowlist: bool = True) -> Router:
+    """All routers in the order they must see updates, with aiogram's walk made cheaper.
+    Without the allowlist (ACCESS_MODE=open) no user is refused: the refusal's router, which
+    every private message would enter, is left out."""
+    top = compose_routers(allowlist=allowlist)
     # Reads the filters as the feature modules made them, so before the two below wrap them.
     skip_routers_out_of_reach(top)
     run_sync_filters_inline(top)
@@ -44,7 +46,7 @@ def build_router() -> Router:
     return top
 
 
-def compose_routers() -> Router:
+def compose_routers(*, allowlist: bool = True) -> Router:
     """The router tree as the feature modules build it."""
     root = Junction(name="root")
     # User flows live in private chats only; group messages are not ours to answer.
@@ -75,7 +77,7 @@ def compose_routers() -> Router:
     root.include_routers(
         errors.create_router(),
         # ACCESS_MODE=allowlist: takes every update of a user nobody approved.
-        access.create_router(),
+        *([access.create_router()] if allowlist else []),
         common.create_router(),
         token.create_router(),
         gated,

@@ -215,8 +215,9 @@ class Junction(Router):
 def _offer(
     router: Router, update_type: str, event: TelegramObject, kwargs: dict[str, Any]
 ) -> Awaitable[Any]:
-    """router.propagate_event(update_type, event, **kwargs), as Junction.propagate_event does
-    it for a router of any class. `kwargs` is the caller's own copy: it is changed."""
+    """router.propagate_event(update_type, event, **kwargs) as aiogram's Router does it (and
+    Junction.propagate_event), for a plain Router or a Junction. `kwargs` is the calling
+    Junction's own copy: its `event_router` is changed, and nothing reads it afterwards."""
     observer = router.observers.get(update_type)
     if observer is not None and observer.outer_middleware:
         return router.propagate_event(update_type=update_type, event=event, **kwargs)

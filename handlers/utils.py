@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from aiogram import Bot
@@ -24,29 +23,44 @@ ACTION_EVERY: Final = 4.5
 _actions: set[asyncio.Task[None]] = set()  # sends in flight, kept from the garbage collector
 
 
-@asynccontextmanager
-async def action_if_slow(bot: Bot, chat_id: int, action: str = "typing") -> AsyncIterator[None]:
-    """Shows `action` in the chat only while the block takes longer than SLOW_AFTER seconds.
+def action_if_slow(bot: Bot, chat_id: int, action: str = "typing") -> _ActionShower:
+    """`async with` it: shows `action` in the chat only while the block takes longer than
+    SLOW_AFTER seconds.
 
     aiogram's ChatActionSender(initial_sleep=...) does the same with a task, a lock and two
     events per use, and its exit waits for an action still in flight; here a quick block
     costs one timer. The action is sent beside the handler, which never waits for it.
     """
-    loop = asyncio.get_running_loop()
-    timer: asyncio.TimerHandle
+    return _ActionShower(bot, chat_id, action)
 
-    def show() -> None:
-        nonlocal timer
-        task = loop.create_task(_send_action(bot, chat_id, action))
+
+class _ActionShower:
+    """action_if_slow's timer. A class, not a closure that schedules itself: such a closure
+    refers to itself, so each use left a dozen objects (the function, its cells, the timer,
+    its context) that only the garbage collector frees: all the cyclic garbage of a /balance,
+    and a young collection of 5 ms every ~500 answers (scripts/bench.py's paced pass).
+    The cancelled timer drops its callback, and with it the only cycle. Its own context
+    manager, not contextlib's over a generator: 20,000 instructions less per use (callgrind)."""
+
+    __slots__ = ("_action", "_bot", "_chat_id", "_loop", "_timer")
+
+    def __init__(self, bot: Bot, chat_id: int, action: str) -> None:
+        self._bot, self._chat_id, self._action = bot, chat_id, action
+        self._loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = None
+
+    async def __aenter__(self) -> None:
+        self._timer = self._loop.call_later(SLOW_AFTER, self._show)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def _show(self) -> None:
+        task = self._loop.create_task(_send_action(self._bot, self._chat_id, self._action))
         _actions.add(task)
         task.add_done_callback(_actions.discard)
-        timer = loop.call_later(ACTION_EVERY, show)
-
-    timer = loop.call_later(SLOW_AFTER, show)
-    try:
-        yield
-    finally:
-        timer.cancel()
+        self._timer = self._loop.call_later(ACTION_EVERY, self._show)
 
 
 async def _send_action(bot: Bot, chat_id: int, action: str) -> None:

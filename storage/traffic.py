@@ -199,6 +199,19 @@ class Forecast:
     days_left: int | None
     """Whole days; None when nothing was spent in the window."""
 
+    @classmethod
+    def at_pace(cls, snapshot: BalanceSnapshot, spent: Decimal, days: int) -> Forecast:
+        """The forecast for `snapshot` when `spent` (in its currency) went in `days` days."""
+        daily = spent / days
+        return cls(
+            balance=snapshot.amount,
+            currency=snapshot.currency,
+            taken_at=snapshot.taken_at,
+            daily_spend=daily,
+            days=days,
+            days_left=forecast_days(snapshot.amount, daily),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class NewRecord:
@@ -423,16 +436,25 @@ class TrafficRepo:
     async def spent(
         self, user_id: int, since_utc: datetime, until_utc: datetime, *, currency: str
     ) -> Decimal:
-        """What the SMS created in [since_utc, until_utc) cost in `currency`: one query on
-        the read-only connection (/balance asks this; a balance round's writes do not
-        delay it)."""
-        row = await self._db.read_one(
-            "SELECT SUM(cost_micros) AS micros FROM traffic WHERE user_id = ? "
-            "AND created_at >= ? AND created_at < ? AND currency = ?",
-            (user_id, utc_text(since_utc), utc_text(until_utc), currency),
+        """What the SMS created in [since_utc, until_utc) cost in `currency`."""
+        return (await self.spending(user_id, since_utc, until_utc)).get(currency, Decimal(0))
+
+    async def spending(
+        self, user_id: int, since_utc: datetime, until_utc: datetime
+    ) -> dict[str, Decimal]:
+        """What the SMS created in [since_utc, until_utc) cost, by currency: one query on
+        the read-only connection (/balance asks this, before the gateway has told the
+        balance's currency; a balance round's writes do not delay it)."""
+        rows = await self._db.read_all(
+            "SELECT currency, SUM(cost_micros) AS micros FROM traffic WHERE user_id = ? "
+            "AND created_at >= ? AND created_at < ? AND currency IS NOT NULL GROUP BY currency",
+            (user_id, utc_text(since_utc), utc_text(until_utc)),
         )
-        micros = None if row is None else row["micros"]
-        return Decimal(0) if micros is None else from_micros(micros)
+        return {
+            row["currency"]: from_micros(row["micros"])
+            for row in rows
+            if row["micros"] is not None  # every cost of the currency unknown
+        }
 
     async def iter_rows(
         self, user_id: int, since_utc: datetime, until_utc: datetime, batch: int = 500
@@ -515,15 +537,7 @@ class TrafficRepo:
         total = await self.spent(
             user_id, now_utc - timedelta(days=days), now_utc, currency=snapshot.currency
         )
-        daily = total / days
-        return Forecast(
-            balance=snapshot.amount,
-            currency=snapshot.currency,
-            taken_at=snapshot.taken_at,
-            daily_spend=daily,
-            days=days,
-            days_left=forecast_days(snapshot.amount, daily),
-        )
+        return Forecast.at_pace(snapshot, total, days)
 
     # --- writes (the sync worker and the watcher) ------------------------------------------
 

@@ -4,8 +4,12 @@ and the digest."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
+
+import pytest
 
 from bot.notices.insights import failures_seen
 from services.events import FailuresSeen, Person
@@ -58,6 +62,31 @@ async def test_balance_forecast_falls_back_to_the_gateways_own_count(
     account.today_spent = Decimal(2500)
     [balance] = await app.send("/balance")
     assert "📅 Lasts about 4 days at the current pace" in balance.text
+
+
+async def test_balance_reads_the_traffic_record_while_the_gateway_answers(
+    app: Harness, devsms: FakeDevsms, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The days-left line does not wait for the gateway: the reply comes one gateway round trip
+    # after the message, not that plus a database round trip.
+    await connect(app)
+    await app.services.traffic.merge(1, [spent(n, 200, days_ago=n % 6 + 0.5) for n in range(7)])
+    traffic, read = app.services.traffic, asyncio.Event()
+    real = traffic.spending
+
+    async def spending(*args: Any) -> dict[str, Decimal]:
+        found = await real(*args)
+        read.set()
+        return found
+
+    monkeypatch.setattr(traffic, "spending", spending)
+    devsms.hold(BALANCE)
+    answer = asyncio.create_task(app.send("/balance"))
+    await devsms.wait_held()
+    await asyncio.wait_for(read.wait(), 2.0)
+    devsms.release()
+    [balance] = await answer
+    assert "📅 Lasts about 50 days at the pace of the last 7 days" in balance.text
 
 
 async def test_balance_forecast_in_russian_uses_plural_forms(app: Harness) -> None:

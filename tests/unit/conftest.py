@@ -13,11 +13,13 @@ from bot.i18n import create_i18n
 from services.vault import TokenVault
 from storage import Database
 from tests.fakes.fake_devsms import FakeDevsms
+from tests.fakes.fake_telegram import FakeTelegram
 from tests.support.bulk_env import env
+from tests.support.harness import BOT_TOKEN
 from tests.support.services import migrated_postgres_schema
 from tests.support.watch_env import World
 
-__all__ = ["database_target", "db", "devsms", "env", "i18n", "world"]
+__all__ = ["database_target", "db", "devsms", "env", "i18n", "telegram", "world"]
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -56,6 +58,15 @@ async def devsms() -> AsyncIterator[FakeDevsms]:
     """A fake gateway with no accounts yet (tests add their own)."""
     async with FakeDevsms() as fake:
         yield fake
+
+
+@pytest.fixture
+async def telegram() -> AsyncIterator[FakeTelegram]:
+    """The fake Bot API server, its chats empty."""
+    server = FakeTelegram(BOT_TOKEN)
+    await server.start()
+    yield server
+    await server.stop()
 
 
 @pytest.fixture

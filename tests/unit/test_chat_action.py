@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import Any
 
 import pytest
@@ -45,3 +46,17 @@ async def test_a_slow_answer_shows_typing_while_the_user_waits() -> None:
     async with action_if_slow(bot, CHAT):  # type: ignore[arg-type]
         await asyncio.wait_for(bot.sent.wait(), timeout=10)  # the gateway is slow
     assert bot.actions == [(CHAT, "typing")]
+
+
+async def test_quick_answers_leave_nothing_for_the_garbage_collector() -> None:
+    # Every /balance passes here: what only the collector frees makes its pauses.
+    bot = ActionBot()
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(100):
+            async with action_if_slow(bot, CHAT):  # type: ignore[arg-type]
+                pass
+        assert gc.collect() == 0
+    finally:
+        gc.enable()

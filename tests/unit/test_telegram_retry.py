@@ -23,17 +23,8 @@ from bot.factory import create_bot
 from bot.middlewares import RetryRequestMiddleware
 from tests.conftest import make_settings
 from tests.fakes.fake_telegram import FakeTelegram
-from tests.support.harness import BOT_TOKEN
 
 CHAT: Final = 1001
-
-
-@pytest.fixture
-async def telegram() -> AsyncIterator[FakeTelegram]:
-    server = FakeTelegram(BOT_TOKEN)
-    await server.start()
-    yield server
-    await server.stop()
 
 
 def production_bot(tmp_path: Path, telegram_url: str) -> Bot:

@@ -203,6 +203,19 @@ async def test_forecast_uses_the_average_spend_of_the_window(db: Database) -> No
     assert forecast.daily_spend == Decimal(1000) and forecast.days_left == 7
 
 
+async def test_spending_is_told_by_currency_within_the_window(db: Database) -> None:
+    # /balance reads it before the gateway has said the balance's currency.
+    traffic = await repo_with_user(db)
+    unpriced = NewRecord(9, "req-9", "998901234567", "hi", "4546", 1, None, "EUR", "sent", T0)
+    await traffic.merge(
+        1, [rec(1, T0, cost="100"), rec(2, T0, cost="$0.5"), rec(3, T0, cost="$1.25"), unpriced]
+    )
+    await traffic.merge(1, [rec(4, T0 - timedelta(days=8), cost="700")])
+    found = await traffic.spending(1, T0 - timedelta(days=7), T0 + timedelta(seconds=1))
+    assert found == {"UZS": Decimal(100), "USD": Decimal("1.75")}
+    assert await traffic.spent(1, T0, T0 + timedelta(seconds=1), currency="EUR") == 0
+
+
 def test_outcomes() -> None:
     assert outcome_of("sent") is Outcome.WAITING
     assert outcome_of("ACCEPTED") is Outcome.WAITING
