@@ -152,7 +152,9 @@ class Background:
             asyncio.create_task(metrics.probe_loop_lag(), name="loop-lag"),
         ]
         language = settings.default_language
-        await notifier.to_admins(
+        # Queued, not awaited: polling must not wait for the admin chat's pacing, Telegram's
+        # flood control or a round trip; it is the first message in the queue all the same.
+        notifier.post_to_admins(
             self._i18n.gettext("🟢 Bot started, version {version}.", locale=language).format(
                 version=app_version()
             )

@@ -410,7 +410,8 @@ async def build_app(
             await scheduler.hold_quiet_jobs()
             await runner.start()  # resumes the jobs a previous process left running
             scheduler.start()
-            me = await bot.get_me()
+            # bot.me() keeps the answer: aiogram's polling asks for it next, without a request.
+            me = await bot.me()
             logger.info("bot @%s started", me.username)
 
         dp.startup.register(on_startup)

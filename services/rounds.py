@@ -79,6 +79,11 @@ class Rounds:
                 worker.cancel()
                 await asyncio.gather(worker, return_exceptions=True)
             await self._end(name, fence, lease_stamp(started + timedelta(seconds=hold)), ok)
+            # The suppress above also swallows a cancellation of this task that lands while it
+            # waits for the keeper (a stop right after the round): it must still end the task,
+            # or the loop around the round goes on and whoever stops it waits forever.
+            if (task := asyncio.current_task()) is not None and task.cancelling():
+                raise asyncio.CancelledError
         return True, result
 
     async def _keep(self, name: str, fence: int, worker: asyncio.Task[T]) -> bool:

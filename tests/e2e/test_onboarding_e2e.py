@@ -27,6 +27,8 @@ MENU = [
     "🔐 One-time code",
 ]
 NBSP = "\u00a0"
+ADMIN_CHAT = -1001234567890
+ROUND_TRIP = 0.6  # seconds to each Bot API answer, for a bot far from Telegram
 
 
 def stored_tokens(bot: BotProcess) -> list[tuple[int, bytes, str]]:
@@ -53,6 +55,22 @@ def assert_menu_registered_before_polling(telegram: FakeTelegram) -> None:
     for language in ("uz", "ru", "en"):
         shown = telegram.commands({"type": "all_private_chats"}, language)
         assert [c["command"] for c in shown][:3] == ["send", "balance", "history"], language
+
+
+async def test_a_far_telegram_costs_the_start_up_three_round_trips_and_nothing_is_dropped(
+    bots: BotLauncher, user: ChatUser, telegram: FakeTelegram
+) -> None:
+    """A bot far from Telegram (every answer 0.6 s away) takes updates three round trips after
+    its first request (the webhook check, the menu in all languages at once, getMe), not eight:
+    the menu still comes before polling, and the admins still hear of the start."""
+    telegram.slow_down(ROUND_TRIP)
+    await bots.started(extra_env={"ADMIN_CHAT_ID": str(ADMIN_CHAT), "DEFAULT_LANGUAGE": "en"})
+    first_request, first_poll = telegram.calls[0], telegram.calls_of("getUpdates")[0]
+    assert first_poll.at - first_request.at < 5 * ROUND_TRIP, telegram.dump()
+    assert_menu_registered_before_polling(telegram)
+    await telegram.wait_for_message(ADMIN_CHAT, containing="🟢 Bot started")
+    greeting = await user.ask("/start", "API token")
+    assert greeting.text is not None and greeting.text.startswith("Hello, Alice!")
 
 
 async def test_menu_token_balance_and_refresh_and_no_secret_leaks(

@@ -270,6 +270,30 @@ async def test_a_round_whose_lease_was_taken_over_is_stopped(
     assert holder is not None and holder.owner == "b"  # a's end left b's lease alone
 
 
+async def test_a_stop_that_lands_as_a_round_ends_stops_the_loop_around_it(
+    pair: tuple[Database, Database],
+) -> None:
+    """A stop right as a round hands its lease back (a SIGTERM just after start-up) ends the
+    loop that runs the rounds: it was swallowed with the lease keeper's own cancellation, the
+    loop went on to its pause, and the shutdown waited for it forever."""
+    rounds = Rounds(LeaseRepo(pair[0], "a", 30))
+    loop = asyncio.get_running_loop()
+
+    async def work() -> None:
+        # Two turns of the event loop after the work returns, the round waits for its keeper.
+        loop.call_soon(loop.call_soon, runner.cancel)
+
+    async def loop_of_rounds() -> None:
+        while True:
+            await rounds.run("round", work)
+            await asyncio.Event().wait()  # the pause until the next round
+
+    runner = asyncio.create_task(loop_of_rounds())
+    done, _ = await asyncio.wait([runner], timeout=5)
+    runner.cancel()  # the loop that went on: stopped for good, so the test itself ends
+    assert runner in done and runner.cancelled(), "the stop was swallowed: the loop went on"
+
+
 async def test_replicas_claiming_the_same_users_at_once_split_them(
     pair: tuple[Database, Database],
 ) -> None:

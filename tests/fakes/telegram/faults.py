@@ -47,6 +47,11 @@ class Faults(TelegramState):
             )
         )
 
+    def slow_down(self, seconds: float) -> None:
+        """Answer every request but getUpdates (a long poll's wait is its own) ``seconds``
+        late, as a Telegram far from the bot would; 0 answers at once again."""
+        self._round_trip = seconds
+
     def block_user(self, user_id: int) -> None:
         self._blocked.add(user_id)
 

@@ -3,6 +3,7 @@ and the /_control/ endpoints a test in another process drives the fake with."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import inspect
 import logging
@@ -81,6 +82,8 @@ class HttpServer(UserMessages, Callbacks, Faults, Files, Webhooks):
         call = Call(method=canonical, params=params, at=time.monotonic())
         self.calls.append(call)
         self._signal_change()
+        if self._round_trip and canonical != "getUpdates":
+            await asyncio.sleep(self._round_trip)
         try:
             if request.match_info["token"] != self.token:
                 raise ApiError(401, "Unauthorized")

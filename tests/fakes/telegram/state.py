@@ -67,6 +67,8 @@ class TelegramState:
         self._callback_queries = CallbackQueries()
         self._commands: dict[tuple[str, str], list[JsonDict]] = {}
         self._faults: list[_Fault] = []
+        # Seconds every request but getUpdates waits before its answer (Telegram far away).
+        self._round_trip = 0.0
         self._blocked: set[int] = set()
         self._migrated: dict[int, int] = {}
         self._counter = 0
