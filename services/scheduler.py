@@ -140,8 +140,11 @@ class Scheduler:
                 await self.tick()
             except Exception:
                 logger.exception("scheduler round failed")
+            # Not wait_for: on Python 3.11 it returns the wake-up and swallows a stop that
+            # lands in the same turn, and stop() then waits for ever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll)
+                async with asyncio.timeout(self.poll):
+                    await self._wake.wait()
             self._wake.clear()
 
     async def tick(self) -> None:
