@@ -46,11 +46,17 @@ async def set_commands(bot: Bot, i18n: I18n, default_language: str) -> None:
     (each list is its own, under its own language code), so a Telegram 0.1-0.3 s away costs
     the start-up one round trip here instead of four."""
     scope = BotCommandScopeAllPrivateChats()
-    await asyncio.gather(
+    outcomes = await asyncio.gather(
         *(
             bot.set_my_commands(commands_for(i18n, language), scope=scope, language_code=language)
             for language in LANGUAGES
         ),
         # Users whose Telegram language is none of ours see the default language.
         bot.set_my_commands(commands_for(i18n, default_language), scope=scope),
+        # Each call ends before a failure stops the start-up: none is left running (and
+        # retrying) while the app closes the session under it.
+        return_exceptions=True,
     )
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
