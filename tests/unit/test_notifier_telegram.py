@@ -23,19 +23,11 @@ from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboar
 from bot.notices.notifier import Delivery, Notifier
 from storage import Database, UserRepo
 from tests.fakes.fake_telegram import FakeTelegram
+from tests.support.harness import BOT_TOKEN
 
-TOKEN: Final = "123456:" + "A" * 35
 USERS: Final = tuple(range(1001, 1011))
 ADMIN_GROUP: Final = -4001
 ADMIN_SUPERGROUP: Final = -1004001
-
-
-@pytest.fixture
-async def telegram() -> AsyncIterator[FakeTelegram]:
-    server = FakeTelegram(TOKEN)
-    await server.start()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture
@@ -52,7 +44,7 @@ async def users(tmp_path: Path) -> AsyncIterator[UserRepo]:
 async def bot(telegram: FakeTelegram) -> AsyncIterator[Bot]:
     # No RetryRequestMiddleware here: every 429 reaches the notifier.
     client = Bot(
-        TOKEN,
+        BOT_TOKEN,
         session=AiohttpSession(api=TelegramAPIServer.from_base(telegram.url)),
         default=DefaultBotProperties(parse_mode=ParseMode.HTML),
     )
