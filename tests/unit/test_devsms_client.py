@@ -74,8 +74,10 @@ async def client(fake: FakeDevsms) -> AsyncIterator[DevsmsClient]:
 
 @pytest.fixture
 async def impatient(fake: FakeDevsms) -> AsyncIterator[DevsmsClient]:
-    """A client whose timeout runs out long before a hanging fake answers."""
-    client = DevsmsClient(fake.url, timeout=0.3, get_retries=1, backoff=0.01)
+    """A client whose timeout runs out long before a hanging fake answers. Connecting gets
+    seconds: on a loaded machine it took longer than half of 0.3 s (the default), and the
+    request then never left, which is another test's case."""
+    client = DevsmsClient(fake.url, timeout=0.3, connect_timeout=5.0, get_retries=1, backoff=0.01)
     yield client
     await client.close()
 
